@@ -1,0 +1,47 @@
+# helpdesk-fetch: `make demo` shows it working, `sudo make test-deps && make test` proves it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= $(or $(TMPDIR),/tmp)/helpdesk-fetch-demo
+SYSTEM_PACKAGES := dovecot-imapd dovecot-pop3d postgresql faketime openssl
+
+.PHONY: install demo test test-deps lint bench clean
+
+install: $(VENV)/.installed  ## the tool in a virtual environment of its own
+	@echo "helpdesk-fetch is installed in $(abspath $(VENV)): $(abspath $(BIN))/helpdesk-fetch"
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[postgres]'
+	touch $@
+
+demo: install  ## fetch the bundled sample Maildirs into a scratch SQLite database, show tickets
+	rm -rf $(DEMO_DIR)
+	cp -r helpdesk_fetch/demo $(DEMO_DIR)
+	chmod 700 $(DEMO_DIR)
+	for box in helpdesk monitoring; do mkdir -p $(DEMO_DIR)/$$box/cur $(DEMO_DIR)/$$box/tmp; done
+	$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml fetch
+	$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets list
+	@echo
+	@echo "Try: $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets show 1"
+	@echo "     $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml status"
+
+test-deps:  ## as root: the servers the tests start (Dovecot, PostgreSQL) and libfaketime
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	touch $@
+
+test: $(VENV)/.test-installed  ## the whole suite against real Dovecot, SMTP and PostgreSQL
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check helpdesk_fetch tests bench
+
+bench: $(VENV)/.test-installed  ## throughput, latency and memory figures (bench/README.md)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

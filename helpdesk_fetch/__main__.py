@@ -1,0 +1,3 @@
+from helpdesk_fetch.cli import main
+
+main()

@@ -1,0 +1,87 @@
+"""Where secrets come from (spec §7): password_env, password_file, password_command, password.
+
+A secret is returned to the caller and never logged, formatted into an error or kept on an object
+that is printed. Every secret handed out is also remembered, so that ``redact`` can scrub it from
+any text that reaches an output (log lines, error messages) as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from helpdesk_fetch.config import Account, Smtp, check_private
+from helpdesk_fetch.errors import ConfigError
+
+_SECRETS: set[str] = set()
+
+
+def remember_secret(secret: str) -> str:
+    """Note *secret* for redact() and return it."""
+    if secret and len(secret) >= 3:
+        _SECRETS.add(secret)
+    return secret
+
+
+def redact(text: str) -> str:
+    """*text* with every secret this process has handed out replaced by ``***``."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def password_for(source: Account | Smtp, *, label: str, timeout: float) -> str:
+    """The password of *source* (an account, or ``[smtp]`` with *label* "smtp")."""
+    return remember_secret(_password(source, label, timeout))
+
+
+def _password(source: Account | Smtp, label: str, timeout: float) -> str:
+    account = None if isinstance(source, Smtp) else label
+    key_prefix = "smtp." if isinstance(source, Smtp) else ""
+    if source.password is not None:
+        return source.password
+    if source.password_env is not None:
+        value = os.environ.get(source.password_env)
+        if value is None:
+            raise ConfigError(f"environment variable {source.password_env} is not set",
+                              account=account, key=key_prefix + "password_env")
+        return value
+    if source.password_file is not None:
+        return _read_password_file(Path(source.password_file), account, key_prefix)
+    if source.password_command is not None:
+        return _run_password_command(source.password_command, account, key_prefix, timeout)
+    raise ConfigError("no password source given", account=account, key=key_prefix + "password_env")
+
+
+def _read_password_file(path: Path, account: str | None, key_prefix: str) -> str:
+    try:
+        check_private(path)
+        text = path.read_text(encoding="utf-8")
+    except ConfigError as exc:
+        raise ConfigError(str(exc), account=account, key=key_prefix + "password_file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"cannot read {path}: {reason}", account=account,
+                          key=key_prefix + "password_file") from None
+    return text.splitlines()[0] if text else ""
+
+
+def _run_password_command(command: str, account: str | None, key_prefix: str,
+                          timeout: float) -> str:
+    key = key_prefix + "password_command"
+    try:
+        done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"the command did not finish within {timeout:g} s", account=account,
+                          key=key) from None
+    if done.returncode != 0:
+        # Its output is not shown: it may hold the secret or part of it.
+        raise ConfigError(f"the command exited with status {done.returncode}", account=account,
+                          key=key)
+    lines = done.stdout.decode("utf-8", "replace").splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError("the command printed nothing", account=account, key=key)
+    return lines[0]

@@ -1,0 +1,247 @@
+"""``accounts``: list, add, remove, enable, disable, test."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import click
+
+from helpdesk_fetch.cli import App, cli, pass_app
+from helpdesk_fetch.cli.render import echo_json, is_tty, note, table
+from helpdesk_fetch.config import PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
+
+
+@cli.group()
+def accounts() -> None:
+    """The mailboxes in the accounts file.
+
+    \b
+    Example:
+      helpdesk-fetch accounts list
+    """
+
+
+@accounts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def list_(app: App, as_json: bool) -> None:
+    """The accounts with server, user, folder, resource, enabled, and their last run.
+    Secrets are never shown.
+
+    \b
+    Example:
+      helpdesk-fetch accounts list --json
+    """
+    from helpdesk_fetch import status
+
+    config = app.config()
+    app.database(read_only=True)
+    last = status.last_runs()
+    data = [dict(a.public_dict(), last_run=last.get(a.name)) for a in config.accounts]
+    if as_json:
+        return echo_json(data)
+    rows = [[a["name"], a["protocol"], _server(a), a["username"] or "", a["folder"]
+             if a["protocol"] == "imap" else "", a["resource"] or "",
+             "yes" if a["enabled"] else "no", *_last_run_cells(a["last_run"])] for a in data]
+    table(["name", "protocol", "server", "user", "folder", "resource", "enabled", "last run",
+           "outcome"], rows)
+
+
+def _server(account: dict) -> str:
+    if account["protocol"] == "maildir":
+        return account["path"]
+    return f"{account['host']}:{account['port']} ({account['security']})"
+
+
+def _last_run_cells(run: dict | None) -> list[str]:
+    if run is None:
+        return ["never", ""]
+    outcome = run["outcome"] + (f": {run['error']}" if run.get("error") else "")
+    return [run["finished_at"] or run["started_at"], outcome]
+
+
+# -- add --------------------------------------------------------------------------------------
+
+_HELP = {
+    "protocol": "imap, pop3 or maildir.",
+    "host": "The mail server.",
+    "port": "Default: from protocol and security (993, 143, 995, 110).",
+    "security": "ssl (default), starttls or none.",
+    "username": "The login name.",
+    "password_env": "Read the password from this environment variable.",
+    "password_file": "Read the password from this file (mode 600).",
+    "password_command": "Run this command; its first output line is the password.",
+    "password": "The password itself (kept in the accounts file, which must then be mode 600).",
+    "folder": "IMAP folder to read (default INBOX).",
+    "path": "The Maildir of a maildir account.",
+    "resource": "The resource (queue) that new tickets go to.",
+    "automail": "Send auto-mails for this mailbox (off for e.g. a monitoring mailbox).",
+    "enabled": "Read this mailbox in `fetch` runs.",
+    "ca_file": "Trust this private CA's certificate (PEM) as well.",
+    "timeout_seconds": "Per network operation; overrides the setting.",
+}
+
+
+def _account_options(function):
+    """One option per account key, named after it (spec §3), from the Account dataclass."""
+    hints = typing.get_type_hints(Account)
+    for f in reversed(dataclasses.fields(Account)):
+        if f.name == "name":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        if hint is bool:
+            option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None,
+                                  help=_HELP[f.name])
+        else:
+            kind = int if int in typing.get_args(hint) or hint is int else str
+            if f.name == "protocol":
+                kind = click.Choice(PROTOCOLS)
+            elif f.name == "security":
+                kind = click.Choice(SECURITIES)
+            option = click.option(flag, f.name, type=kind, default=None, help=_HELP[f.name])
+        function = option(function)
+    return function
+
+
+@accounts.command()
+@click.argument("name")
+@_account_options
+@pass_app
+def add(app: App, name: str, **values) -> None:
+    """Add the account NAME to the accounts file (its comments and layout are kept).
+
+    At a terminal it asks for whatever is missing, the password hidden, and offers to test the
+    account.
+
+    \b
+    Examples:
+      helpdesk-fetch accounts add helpdesk --protocol imap --host mail.example.com \\
+          --username helpdesk@example.com --password-env HELPDESK_IMAP_PASSWORD \\
+          --resource it-support
+      helpdesk-fetch accounts add monitoring   # asks for the rest
+    """
+    from helpdesk_fetch import config as cfg
+    from helpdesk_fetch.configedit import add_account
+
+    path = cfg.config_path(app.config_option)
+    interactive = is_tty() and click.get_text_stream("stdin").isatty()
+    if interactive:
+        _ask_missing(values)
+    add_account(path, {"name": name, **values})
+    note(f"Added account {name!r} to {path}.")
+    if interactive and click.confirm("Test it now?", default=True):
+        app._config = None
+        _test_accounts(app, [name])
+
+
+def _ask_missing(values: dict) -> None:
+    """The "add account" dialog: ask for what the options did not say."""
+    if values["protocol"] is None:
+        values["protocol"] = click.prompt("Protocol", type=click.Choice(PROTOCOLS),
+                                          default="imap")
+    if values["protocol"] == "maildir":
+        if values["path"] is None:
+            values["path"] = click.prompt("Maildir path")
+        return
+    for key, label in (("host", "Server"), ("username", "User name")):
+        if values[key] is None:
+            values[key] = click.prompt(label)
+    if values["security"] is None:
+        values["security"] = click.prompt("Security", type=click.Choice(SECURITIES),
+                                          default="ssl")
+    if not any(values[k] is not None for k in PASSWORD_KEYS):
+        values["password"] = click.prompt("Password", hide_input=True)
+    if values["resource"] is None:
+        values["resource"] = click.prompt("Resource (empty: none)", default="",
+                                          show_default=False) or None
+
+
+# -- remove, enable, disable ------------------------------------------------------------------
+
+@accounts.command()
+@click.argument("name")
+@pass_app
+def remove(app: App, name: str) -> None:
+    """Remove the account NAME from the accounts file. Its tickets stay.
+
+    \b
+    Example:
+      helpdesk-fetch accounts remove old-helpdesk
+    """
+    from helpdesk_fetch.configedit import remove_account
+
+    config = app.config()
+    config.account(name)
+    remove_account(config.path, name)
+    note(f"Removed account {name!r}.")
+
+
+@accounts.command()
+@click.argument("name")
+@pass_app
+def enable(app: App, name: str) -> None:
+    """Read the account NAME again in `fetch` runs.
+
+    \b
+    Example:
+      helpdesk-fetch accounts enable monitoring
+    """
+    _set_enabled(app, name, True)
+
+
+@accounts.command()
+@click.argument("name")
+@pass_app
+def disable(app: App, name: str) -> None:
+    """Leave the account NAME out of `fetch` runs (it stays in the file).
+
+    \b
+    Example:
+      helpdesk-fetch accounts disable monitoring
+    """
+    _set_enabled(app, name, False)
+
+
+def _set_enabled(app: App, name: str, enabled: bool) -> None:
+    from helpdesk_fetch.configedit import set_account_key
+
+    config = app.config()
+    config.account(name)
+    set_account_key(config.path, name, "enabled", enabled)
+    note(f"Account {name!r} {'enabled' if enabled else 'disabled'}.")
+
+
+# -- test -------------------------------------------------------------------------------------
+
+@accounts.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.pass_context
+@pass_app
+def test(app: App, ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Connect and log in, and report how many messages wait; changes nothing.
+    Without NAME, every account. Exit status 1 when any account fails.
+
+    \b
+    Example:
+      helpdesk-fetch accounts test helpdesk
+    """
+    ok = _test_accounts(app, list(names) or None)
+    ctx.exit(0 if ok else 1)
+
+
+def _test_accounts(app: App, names: list[str] | None) -> bool:
+    from helpdesk_fetch import probe
+
+    ok = True
+    for result in probe.test_accounts(app.config(), names):
+        if result.warning:
+            note(f"{result.account}: warning: {result.warning}", style="yellow", err=True)
+        if result.error:
+            ok = False
+            note(f"{result.account}: FAILED: {result.error}", style="bold red")
+        else:
+            note(f"{result.account}: ok, {result.count} messages waiting ({result.where})",
+                 style="green")
+    return ok

@@ -1,0 +1,125 @@
+"""``ingest`` (the "do not read mailboxes" switch) and ``status``."""
+
+from __future__ import annotations
+
+import click
+
+from helpdesk_fetch.cli import App, cli, pass_app
+from helpdesk_fetch.cli.render import echo_json, note, table
+
+
+@cli.group()
+def ingest() -> None:
+    """The switch that stops this machine from reading mailboxes.
+
+    Turn it off before cloning a production VM: the switch is a file on this machine, so the
+    clone starts with it off and never eats production mail.
+
+    \b
+    Example:
+      helpdesk-fetch ingest disable --reason "cloning to test VM"
+    """
+
+
+@ingest.command("disable")
+@click.option("--reason", help="Why, for whoever finds the switch off.")
+@pass_app
+def ingest_disable(app: App, reason: str | None) -> None:
+    """Stop reading mailboxes on this machine: `fetch` then reads nothing and exits 0.
+
+    \b
+    Example:
+      helpdesk-fetch ingest disable --reason "VM clone for testing"
+    """
+    from helpdesk_fetch import state
+
+    state.disable_ingest(app.config().settings.state_dir, reason)
+    note("Ingest disabled: `fetch` reads no mailbox on this machine until "
+         "`helpdesk-fetch ingest enable`.", style="bold yellow")
+
+
+@ingest.command("enable")
+@pass_app
+def ingest_enable(app: App) -> None:
+    """Read mailboxes again on this machine.
+
+    \b
+    Example:
+      helpdesk-fetch ingest enable
+    """
+    from helpdesk_fetch import state
+
+    was_off = state.enable_ingest(app.config().settings.state_dir)
+    note("Ingest enabled." if was_off else "Ingest was already enabled.", style="green")
+
+
+@ingest.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def ingest_status(app: App, as_json: bool) -> None:
+    """Whether this machine reads mailboxes, and if not: since when, by whom, why.
+
+    \b
+    Example:
+      helpdesk-fetch ingest status
+    """
+    from helpdesk_fetch import state
+
+    switch = state.ingest_switch(app.config().settings.state_dir)
+    if as_json:
+        return echo_json({"ingest_disabled": switch is not None, "ingest_switch": switch})
+    if switch is None:
+        note("Ingest is enabled: `fetch` reads mailboxes.", style="green")
+    else:
+        note(f"INGEST IS DISABLED since {switch.get('disabled_at') or '?'} by "
+             f"{switch.get('by') or '?'}" + (f": {switch['reason']}" if switch.get("reason")
+                                             else ""), style="bold red")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def status(app: App, as_json: bool) -> None:
+    """The ingest switch, each account's last run, messages waiting in error folders, the
+    auto-mail queue and tickets by status, at a glance.
+
+    \b
+    Example:
+      helpdesk-fetch status --json
+    """
+    from helpdesk_fetch import status as core
+
+    config = app.config()
+    app.database(read_only=True)
+    data = core.status(config)
+    if as_json:
+        return echo_json(data)
+    _print_status(data)
+
+
+def _print_status(data: dict) -> None:
+    if data["ingest_disabled"]:
+        switch = data["ingest_switch"]
+        note(f"INGEST IS DISABLED on this machine (since {switch.get('disabled_at') or '?'}, "
+             f"by {switch.get('by') or '?'}"
+             + (f": {switch['reason']}" if switch.get("reason") else "") + ")",
+             style="bold red")
+    else:
+        note("Ingest: enabled", style="green")
+    note(f"Database: {data['database']}")
+    rows = []
+    for a in data["accounts"]:
+        run = a["last_run"] or {}
+        rows.append([a["name"], "yes" if a["enabled"] else "no",
+                     run.get("finished_at") or "never", run.get("outcome", ""),
+                     run.get("fetched", ""), run.get("new_tickets", ""), run.get("threaded", ""),
+                     run.get("errors", ""), a["error_messages"], run.get("error") or ""])
+    table(["account", "enabled", "last run", "outcome", "fetched", "new", "replies", "errors",
+           "waiting in error folder", "last error"], rows, title="Accounts")
+    note(f"Messages waiting in error folders: {data['error_messages']}")
+    if data["automail"]:
+        note(f"Auto-mails waiting to be sent: {data['outbox_pending']}")
+    else:
+        note("Auto-mails: off (no [smtp] section)")
+    counts = ", ".join(f"{k}: {v}" for k, v in data["tickets_by_status"].items())
+    note(f"Tickets: {counts}")

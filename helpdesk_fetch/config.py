@@ -1,0 +1,395 @@
+"""The accounts file (spec §2): find it, load it, validate it into frozen dataclasses.
+
+Each dataclass below *is* the schema of one TOML table: its fields are the keys, their type hints the
+types, their defaults the defaults. Validation is done once, here, and every error names the file,
+the account and the key. Writing the file lives in ``configedit``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpdesk_fetch.errors import ConfigError
+
+ENV_VAR = "HELPDESK_FETCH_CONFIG"
+PROTOCOLS = ("imap", "pop3", "maildir")
+SECURITIES = ("ssl", "starttls", "none")
+DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
+                 ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
+NAME_RE = re.compile(r"^[a-z0-9._-]+$")
+KEYWORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password")
+
+
+def config_path(option: str | os.PathLike | None = None) -> Path:
+    """Where the accounts file is: ``--config``, else ``$HELPDESK_FETCH_CONFIG``, else
+    ``$XDG_CONFIG_HOME/helpdesk-fetch/accounts.toml`` (``~/.config/...`` when that is unset)."""
+    if option:
+        return Path(option)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "helpdesk-fetch" / "accounts.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``[settings]``: how every run behaves."""
+
+    database: str = ""  # filled in by load(): a SQLite file beside the accounts file
+    state_dir: str = ""  # filled in by load(): the accounts file's directory
+    error_folder: str = "HD Error Messages"
+    reactivation_days: int = 14
+    no_status_change_from_members: bool = False
+    escalation_hours: int = 24
+    max_message_bytes: int = 26214400
+    timeout_seconds: int = 60
+    run_budget_seconds: int = 600
+    ticket_keywords: tuple[str, ...] = ("TicketID",)
+    tag_prefix: str = "["
+    tag_suffix: str = "]"
+
+
+@dataclass(frozen=True)
+class Smtp:
+    """``[smtp]``: the outgoing server for auto-mails (spec §6)."""
+
+    host: str
+    from_address: str
+    port: int | None = None
+    security: str = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    password_command: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    timeout_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Automail:
+    """``[automail]``: which auto-mails are sent (spec §6)."""
+
+    new_ticket: bool = True
+    new_ticket_resource: bool = True
+    customer_reply: bool = True
+    ticket_closed: bool = True
+
+
+@dataclass(frozen=True)
+class Resource:
+    """``[[resources]]``: a queue or team, its staff and where its auto-mails go."""
+
+    name: str
+    members: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()  # empty: its members
+
+
+@dataclass(frozen=True)
+class Account:
+    """``[[accounts]]``: one mailbox."""
+
+    name: str
+    protocol: str
+    host: str | None = None
+    port: int | None = None  # filled in by load() from protocol and security
+    security: str = "ssl"
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    password_command: str | None = None
+    password: str | None = field(default=None, repr=False)
+    folder: str = "INBOX"
+    path: str | None = None
+    resource: str | None = None
+    automail: bool = True
+    enabled: bool = True
+    ca_file: str | None = None
+    timeout_seconds: int | None = None
+
+    @property
+    def server(self) -> str:
+        """Where the mail comes from, for humans: ``host:port`` or the Maildir path."""
+        if self.protocol == "maildir":
+            return self.path or ""
+        return f"{self.host}:{self.port}"
+
+    def public_dict(self) -> dict:
+        """The account's settings without any secret (for ``accounts list``)."""
+        data = dataclasses.asdict(self)
+        data["password"] = "(set)" if self.password else None
+        return data
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole accounts file, validated."""
+
+    path: Path
+    settings: Settings
+    automail: Automail
+    smtp: Smtp | None = None
+    resources: tuple[Resource, ...] = ()
+    accounts: tuple[Account, ...] = ()
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def account(self, name: str) -> Account:
+        """The account called *name*; ConfigError naming the known ones when there is none."""
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        known = ", ".join(a.name for a in self.accounts) or "none"
+        raise ConfigError(f"no such account (known: {known})", path=self.path, account=name)
+
+    def resource(self, name: str | None) -> Resource | None:
+        return next((r for r in self.resources if r.name == name), None)
+
+    def timeout_for(self, account: Account | Smtp) -> int:
+        return account.timeout_seconds or self.settings.timeout_seconds
+
+
+def load(path: Path) -> Config:
+    """Read and validate the accounts file at *path*."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            "accounts file not found; create one from sample-accounts.toml, or point --config "
+            f"or ${ENV_VAR} at it", path=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the accounts file: {exc.strerror}", path=path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    config = parse(data, path)
+    check_private(path, holds_secret=_holds_inline_secret(config))
+    return config
+
+
+def parse(data: dict, path: Path) -> Config:
+    """Validate already-decoded TOML *data* that came from *path*."""
+    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts"}, path, None, "")
+    settings = _settings(_table(data, "settings", path), path)
+    smtp_data = data.get("smtp")
+    smtp = _smtp(_table(data, "smtp", path), path) if smtp_data is not None else None
+    automail = _build(Automail, _table(data, "automail", path), path, None, "automail.")
+    resources = tuple(_resource(r, path) for r in _array(data, "resources", path))
+    accounts = tuple(_account(a, path) for a in _array(data, "accounts", path))
+    config = Config(path, settings, automail, smtp, resources, accounts)
+    _check_references(config)
+    return config
+
+
+def check_private(path: Path, *, holds_secret: bool = True) -> None:
+    """Refuse a file holding a secret that others can read or that belongs to someone else."""
+    if not holds_secret:
+        return
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=path) from None
+    if st.st_uid != os.geteuid():
+        raise ConfigError(
+            f"holds a secret but belongs to uid {st.st_uid}, not to the user running this "
+            f"(uid {os.geteuid()}); fix: chown {os.geteuid()} {path} && chmod 600 {path}",
+            path=path)
+    if st.st_mode & 0o077:
+        raise ConfigError(
+            f"holds a secret but can be read by others (mode {st.st_mode & 0o777:o}); "
+            f"fix: chmod 600 {path}", path=path)
+
+
+def _holds_inline_secret(config: Config) -> bool:
+    return any(a.password for a in config.accounts) or bool(config.smtp and config.smtp.password)
+
+
+def _table(data: dict, name: str, path: Path) -> dict:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"must be a table ([{name}])", path=path, key=name)
+    return value
+
+
+def _array(data: dict, name: str, path: Path) -> list[dict]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"must be an array of tables ([[{name}]])", path=path, key=name)
+    return value
+
+
+def _settings(data: dict, path: Path) -> Settings:
+    settings = _build(Settings, data, path, None, "settings.")
+    directory = path.parent
+    database = settings.database or f"sqlite:///{directory / 'helpdesk.db'}"
+    if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
+        relative = database[len("sqlite:///"):]
+        if relative and relative != ":memory:":
+            database = f"sqlite:///{(directory / relative).resolve()}"
+    state_dir = str(directory / (settings.state_dir or "."))
+    for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds"):
+        if getattr(settings, key) <= 0:
+            raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
+    if settings.reactivation_days < 0:
+        raise ConfigError("must be 0 or more", path=path, key="settings.reactivation_days")
+    if not settings.ticket_keywords or not all(KEYWORD_RE.match(k) for k in settings.ticket_keywords):
+        raise ConfigError("must be a non-empty list of words such as \"TicketID\"",
+                          path=path, key="settings.ticket_keywords")
+    if not settings.error_folder.strip():
+        raise ConfigError("must not be empty", path=path, key="settings.error_folder")
+    return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir))
+
+
+def _smtp(data: dict, path: Path) -> Smtp:
+    smtp = _build(Smtp, data, path, None, "smtp.")
+    _check_choice(smtp.security, SECURITIES, path, None, "smtp.security")
+    _check_one_password(smtp, path, None, "smtp.", required=False)
+    port = smtp.port or {"ssl": 465, "starttls": 587, "none": 25}[smtp.security]
+    return dataclasses.replace(smtp, port=port, **_resolved_paths(smtp, path.parent))
+
+
+def _resolved_paths(obj, directory: Path) -> dict:
+    """Relative file keys are relative to the accounts file's directory."""
+    paths = {}
+    for key in ("path", "ca_file", "password_file"):
+        value = getattr(obj, key, None)
+        if value:
+            paths[key] = str(directory / Path(value).expanduser())
+    return paths
+
+
+def _resource(data: dict, path: Path) -> Resource:
+    resource = _build(Resource, data, path, data.get("name"), "")
+    if not NAME_RE.match(resource.name):
+        raise ConfigError("resource names use only a-z 0-9 . _ -", path=path, key="resources.name")
+    for address in resource.members + resource.notify:
+        if "@" not in address:
+            raise ConfigError(f"{address!r} is not an e-mail address", path=path,
+                              key=f"resources.{resource.name}")
+    if not resource.notify:
+        resource = dataclasses.replace(resource, notify=resource.members)
+    return resource
+
+
+def _account(data: dict, path: Path) -> Account:
+    name = data.get("name")
+    account = _build(Account, data, path, name if isinstance(name, str) else None, "")
+    where = dict(path=path, account=account.name)
+    if not NAME_RE.match(account.name):
+        raise ConfigError("account names use only a-z 0-9 . _ -", key="name", **where)
+    _check_choice(account.protocol, PROTOCOLS, path, account.name, "protocol")
+    _check_choice(account.security, SECURITIES, path, account.name, "security")
+    if account.protocol == "maildir":
+        for key in ("host", "port", "username", *PASSWORD_KEYS, "ca_file"):
+            if data.get(key) is not None:
+                raise ConfigError("does not apply to a maildir account", key=key, **where)
+        if not account.path:
+            raise ConfigError("missing: a maildir account needs the Maildir's path", key="path",
+                              **where)
+        return dataclasses.replace(account, **_resolved_paths(account, path.parent))
+    for key in ("host", "username"):
+        if not getattr(account, key):
+            raise ConfigError(f"missing: an {account.protocol} account needs it", key=key, **where)
+    if account.protocol == "pop3" and "folder" in data:
+        raise ConfigError("POP3 has no folders; remove it", key="folder", **where)
+    if "path" in data:
+        raise ConfigError("only maildir accounts have a path", key="path", **where)
+    _check_one_password(account, path, account.name, "", required=True)
+    port = account.port or DEFAULT_PORTS[(account.protocol, account.security)]
+    if not 0 < port < 65536:
+        raise ConfigError("must be between 1 and 65535", key="port", **where)
+    return dataclasses.replace(account, port=port, **_resolved_paths(account, path.parent))
+
+
+def _check_one_password(obj, path: Path, account: str | None, prefix: str, *, required: bool):
+    given = [k for k in PASSWORD_KEYS if getattr(obj, k) is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give only one of {', '.join(given)}", path=path, account=account,
+                          key=prefix + given[1])
+    if required and not given:
+        raise ConfigError(f"missing: one of {', '.join(PASSWORD_KEYS)}", path=path,
+                          account=account, key=prefix + "password_env")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], path: Path, account: str | None, key: str):
+    if value not in choices:
+        raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", path=path,
+                          account=account, key=key)
+
+
+def _check_references(config: Config) -> None:
+    seen: set[str] = set()
+    for resource in config.resources:
+        if resource.name in seen:
+            raise ConfigError("two resources have this name", path=config.path,
+                              key=f"resources.{resource.name}")
+        seen.add(resource.name)
+    names: set[str] = set()
+    for account in config.accounts:
+        if account.name in names:
+            raise ConfigError("two accounts have this name", path=config.path,
+                              account=account.name, key="name")
+        names.add(account.name)
+        if account.resource is not None and account.resource not in seen:
+            known = ", ".join(sorted(seen)) or "none defined"
+            raise ConfigError(f"no resource {account.resource!r} (resources: {known})",
+                              path=config.path, account=account.name, key="resource")
+
+
+def _build(cls, data: dict, path: Path, account: str | None, prefix: str):
+    """Make a *cls* from the TOML table *data*, checking keys and types against its fields."""
+    hints = typing.get_type_hints(cls)
+    keys = {f.name for f in dataclasses.fields(cls)}
+    _reject_unknown(data, keys, path, account, prefix)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            values[f.name] = _coerce(data[f.name], hints[f.name], path, account, prefix + f.name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError("missing (required)", path=path, account=account, key=prefix + f.name)
+    return cls(**values)
+
+
+def _reject_unknown(data: dict, known: set[str], path: Path, account: str | None, prefix: str):
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown key{hint}", path=path, account=account, key=prefix + key)
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _coerce(value, hint, path: Path, account: str | None, key: str):
+    """Check *value* against the type *hint*; lists become tuples."""
+    args = typing.get_args(hint)
+    if type(None) in args:  # "X | None": None is never written in TOML, so X it must be
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"expected a list of strings, got {_shown(value)}", path=path,
+                          account=account, key=key)
+    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"expected {_TYPE_NAMES[hint]}, got {_shown(value)}", path=path,
+                          account=account, key=key)
+    return value
+
+
+def _shown(value) -> str:
+    """The kind of *value*, never the value itself: it may be a secret."""
+    return {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)

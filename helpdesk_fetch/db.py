@@ -1,0 +1,163 @@
+"""Opening the database: URL to peewee database, pragmas, migrations on open, ticket numbers.
+
+SQLite pragmas, chosen deliberately:
+
+- ``journal_mode=wal``: readers (``status``, ``tickets list``) never block the fetch run's writer.
+- ``synchronous=full``: a commit is on disk before it returns, so a message is durably stored
+  before it is deleted from the server, even across power loss (spec §4.1). In WAL mode ``normal``
+  would lose the last transactions on power loss; we never trade that for speed.
+- ``foreign_keys=1``: messages cannot point at missing tickets.
+- ``busy_timeout=30000``: a second process waits for the writer instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from peewee import Database, OperationalError, PeeweeException, PostgresqlDatabase, SqliteDatabase
+
+from helpdesk_fetch import models
+from helpdesk_fetch.errors import ConfigError, DatabaseError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+HISTORY_TABLE = "schema_migration"
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "full",
+    "foreign_keys": 1,
+    "busy_timeout": 30000,
+    "cache_size": -16000,  # 16 MiB
+}
+
+
+def open_database(url: str, *, password: str | None = None, read_only: bool = False) -> Database:
+    """Open the database at *url*, bind the models to it and bring its schema up to date.
+
+    *read_only* (for --dry-run) changes nothing: a SQLite file is opened read-only, or, when it
+    does not exist yet, an empty in-memory database stands in for it."""
+    database = connect(url, password=password, read_only=read_only)
+    models.database.initialize(database)
+    in_memory = isinstance(database, SqliteDatabase) and database.database == ":memory:"
+    try:
+        database.connect(reuse_if_open=True)
+        if read_only and not in_memory:
+            if _pending(database):
+                raise DatabaseError("the database schema is older than this version; run once "
+                                    "without --dry-run to upgrade it")
+        else:
+            migrate(database)
+    except PeeweeException as exc:
+        raise DatabaseError(f"cannot open the database {redact_url(url)}: "
+                            f"{describe_error(exc)}") from None
+    return database
+
+
+def connect(url: str, *, password: str | None = None, read_only: bool = False) -> Database:
+    """A peewee database for *url* (``sqlite:///path`` or ``postgresql://user@host:port/db``)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return _sqlite(unquote(parts.path[1:] if parts.path.startswith("/") else parts.path),
+                       url, read_only=read_only)
+    if parts.scheme in ("postgres", "postgresql"):
+        return PostgresqlDatabase(
+            unquote(parts.path.lstrip("/")), user=unquote(parts.username or "") or None,
+            password=password or (unquote(parts.password) if parts.password else None),
+            host=parts.hostname, port=parts.port, autoconnect=True)
+    raise ConfigError(f"unsupported database URL {redact_url(url)!r} (use sqlite:/// or "
+                      "postgresql://)", key="settings.database")
+
+
+def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
+    if not path:
+        raise ConfigError(f"no file in the database URL {url!r}", key="settings.database")
+    if read_only:
+        if path == ":memory:" or not Path(path).exists():
+            return SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS, autoconnect=True)
+        # No pragma that writes: the file stays exactly as it is.
+        return SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True,
+                              pragmas={"busy_timeout": 30000}, autoconnect=True)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True)
+
+
+def redact_url(url: str) -> str:
+    """*url* without a password, fit for any output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def sqlite_path(database: Database) -> Path | None:
+    if isinstance(database, SqliteDatabase) and database.database != ":memory:":
+        return Path(database.database.removeprefix("file:").split("?")[0])
+    return None
+
+
+def migrate(database: Database) -> None:
+    """Apply pending migrations, one process at a time; quick when there are none."""
+    if not _pending(database):
+        return
+    with _migration_lock(database):
+        from playhouse.migrations import Runner  # only needed when the schema changes
+
+        Runner(database, str(MIGRATIONS), table_name=HISTORY_TABLE).up()
+
+
+def _pending(database: Database) -> bool:
+    files = {p.stem for p in MIGRATIONS.glob("[0-9]*.py")}
+    if not database.table_exists(HISTORY_TABLE):
+        return True
+    cursor = database.execute_sql(f"SELECT name FROM {HISTORY_TABLE}")
+    return bool(files - {row[0] for row in cursor})
+
+
+@contextlib.contextmanager
+def _migration_lock(database: Database):
+    path = sqlite_path(database)
+    if isinstance(database, PostgresqlDatabase):
+        database.execute_sql("SELECT pg_advisory_lock(7460140001)")
+        try:
+            yield
+        finally:
+            database.execute_sql("SELECT pg_advisory_unlock(7460140001)")
+    elif path is not None:
+        with open(f"{path}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+    else:
+        yield
+
+
+def next_ticket_number(database: Database) -> str:
+    """A new ticket number, unique and increasing under any number of concurrent writers."""
+    if isinstance(database, PostgresqlDatabase):
+        cursor = database.execute_sql("SELECT nextval('ticket_number_seq')")
+    else:
+        cursor = database.execute_sql(
+            "UPDATE counter SET value = value + 1 WHERE name = 'ticket' RETURNING value")
+    return str(cursor.fetchone()[0])
+
+
+def setting(key: str) -> str | None:
+    row = models.Setting.get_or_none(models.Setting.key == key)
+    return row.value if row else None
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short reason for a database failure, with the usual fixes for SQLite."""
+    text = str(exc)
+    if isinstance(exc, OperationalError):
+        if "readonly" in text or "read-only" in text:
+            return f"{text} (is the database file or its directory writable by this user?)"
+        if "disk" in text and "full" in text:
+            return f"{text} (free some disk space)"
+        if "locked" in text:
+            return f"{text} (another process holds the database; try again)"
+    return text
+

@@ -1,0 +1,85 @@
+"""The exceptions of helpdesk-fetch.
+
+The core raises these; only the CLI turns them into messages and exit codes (spec §3). Each carries
+the exit code it maps to, so the translation happens in exactly one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DATAERR = 65  # sysexits EX_DATAERR: the input can never be ingested
+EXIT_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: try again later
+
+
+class HelpdeskError(Exception):
+    """Base class: something went wrong that the user should read about."""
+
+    exit_code = EXIT_FAILED
+
+
+class ConfigError(HelpdeskError):
+    """The accounts file (or a file it names) is wrong; the message names file, account and key."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        account: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.path, self.account, self.key = path, account, key
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if account is not None:
+            where.append(f"account {account!r}")
+        if key is not None:
+            where.append(f"key {key!r}")
+        super().__init__(": ".join([*where, message]))
+
+
+class UsageError(HelpdeskError):
+    """A command was asked for something that does not exist or cannot be done."""
+
+    exit_code = EXIT_USAGE
+
+
+class MailboxError(HelpdeskError):
+    """An account could not be processed (connect, TLS, login, protocol)."""
+
+    def __init__(self, account: str, message: str) -> None:
+        self.account = account
+        super().__init__(f"account {account!r}: {message}")
+
+
+class ConnectError(MailboxError):
+    """The server could not be reached, or TLS could not be established."""
+
+
+class AuthError(MailboxError):
+    """The server refused the credentials."""
+
+
+class ProtocolError(MailboxError):
+    """The server answered something unexpected, or the connection broke mid-session."""
+
+
+class IngestError(HelpdeskError):
+    """One message cannot be ingested; it goes to the error folder with this reason."""
+
+
+class DatabaseError(HelpdeskError):
+    """The database cannot be opened or written (locked, read-only, full disk)."""
+
+
+class AccountBusy(HelpdeskError):
+    """Another run is processing this account right now."""
+
+    exit_code = EXIT_TEMPFAIL

@@ -1,0 +1,27 @@
+"""Named crash points, so that tests can kill a run at any instant of the ingest path.
+
+``HELPDESK_FETCH_CRASH_AT=after_commit`` kills the process with SIGKILL the first time the point is
+passed; ``after_commit:3`` the third time. Unset (always, outside tests), a crash point costs one
+comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+POINTS = ("after_fetch", "mid_transaction", "after_commit", "after_flag_deleted",
+          "after_pop3_dele", "after_copy")
+
+_name, _, _nth = os.environ.get("HELPDESK_FETCH_CRASH_AT", "").partition(":")
+_remaining = int(_nth or 1)
+
+
+def crashpoint(name: str) -> None:
+    """Die here, at once and without cleanup, if the environment names this point."""
+    global _remaining
+    if name != _name:
+        return
+    _remaining -= 1
+    if _remaining <= 0:
+        os.kill(os.getpid(), signal.SIGKILL)

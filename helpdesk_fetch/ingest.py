@@ -1,0 +1,310 @@
+"""One run: accounts -> messages -> parse -> thread -> rules -> store -> delete (spec §4).
+
+Store first, delete second: a message is deleted from its mailbox only after the transaction that
+stored it has committed. A message that cannot be ingested is recorded, then set aside, and never
+blocks the others; an account that cannot be processed is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+
+import peewee
+
+from helpdesk_fetch import db, rules, state, store
+from helpdesk_fetch.auth import password_for
+from helpdesk_fetch.clock import from_timestamp, utcnow
+from helpdesk_fetch.config import Account, Config
+from helpdesk_fetch.errors import AccountBusy, ConfigError, DatabaseError, MailboxError
+from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.mailbox.base import Mailbox, MessageRef, batches, get_mailbox
+from helpdesk_fetch.models import AccountRun
+from helpdesk_fetch.parse import ParsedMessage, parse
+from helpdesk_fetch.threads import Tagger, find_ticket
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AccountReport:
+    """What one account's part of a run did."""
+
+    account: str
+    outcome: str = "ok"  # ok | failed | busy | skipped | dry-run
+    fetched: int = 0
+    new_tickets: int = 0
+    threaded: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    error: str | None = None
+    failures: list[str] = field(default_factory=list)  # one line per message set aside
+    actions: list[str] = field(default_factory=list)  # what --dry-run would have done
+    started_at: float = field(default_factory=time.time)
+    seconds: float = 0.0
+
+
+@dataclass
+class RunReport:
+    accounts: list[AccountReport] = field(default_factory=list)
+    ingest_disabled: dict | None = None
+    database_error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """Spec §3: 0 processed, 1 an account failed, 75 every selected account was busy."""
+        if self.ingest_disabled is not None:
+            return 0
+        if self.database_error or any(a.outcome == "failed" for a in self.accounts):
+            return 1
+        if self.accounts and all(a.outcome == "busy" for a in self.accounts):
+            return 75
+        return 0
+
+
+class Progress:
+    """Receives events during a run; the CLI shows them on a terminal. This one shows nothing."""
+
+    def account_started(self, account: str, count: int, size: int) -> None:
+        pass
+
+    def message_done(self, account: str, size: int) -> None:
+        pass
+
+    def account_finished(self, report: AccountReport) -> None:
+        pass
+
+
+def select_accounts(config: Config, names: list[str] | None) -> list[Account]:
+    """The named accounts (even disabled ones: naming them is asking), else the enabled ones."""
+    if names:
+        return [config.account(name) for name in dict.fromkeys(names)]
+    return [a for a in config.accounts if a.enabled]
+
+
+def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = False,
+          progress: Progress | None = None) -> RunReport:
+    """One pass over the selected accounts."""
+    accounts = select_accounts(config, names)
+    switch = state.ingest_switch(config.settings.state_dir)
+    if switch is not None:
+        log.info("ingest is disabled (%s); no mailbox is read", switch.get("reason") or "no reason")
+        return RunReport(ingest_disabled=switch)
+    run = Run(config, dry_run=dry_run, progress=progress or Progress())
+    report = RunReport()
+    try:
+        run.open()
+        for account in accounts:
+            report.accounts.append(run.account(account))
+    except DatabaseError as exc:
+        log.error("%s", exc)
+        report.database_error = str(exc)
+    return report
+
+
+class Run:
+    """The state one run shares across its accounts."""
+
+    def __init__(self, config: Config, *, dry_run: bool, progress: Progress) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.dry_run = dry_run
+        self.progress = progress
+        self.deadline = time.monotonic() + self.settings.run_budget_seconds
+        self.host = socket.gethostname()
+
+    def open(self) -> None:
+        self.database = db.open_database(self.settings.database, read_only=self.dry_run)
+        self.tagger = Tagger(db.setting("tag_secret") or "", self.settings)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def account(self, account: Account) -> AccountReport:
+        report = AccountReport(account.name, outcome="dry-run" if self.dry_run else "ok")
+        if self.remaining() <= 0:
+            report.outcome, report.error = "skipped", "the run's time budget was used up"
+            log.warning("account %s: skipped, run_budget_seconds used up", account.name)
+            return report
+        try:
+            lock = (contextlib.nullcontext() if self.dry_run else
+                    state.account_lock(account.name, state_dir=self.settings.state_dir,
+                                       database=self.database))
+            with lock:
+                self._account(account, report)
+        except AccountBusy:
+            report.outcome = "busy"
+            log.info("account %s: skipped, another run is processing it", account.name)
+        except (MailboxError, ConfigError) as exc:
+            report.outcome, report.error = "failed", str(exc)
+            log.error("%s", exc)
+        report.seconds = time.time() - report.started_at
+        self.progress.account_finished(report)
+        if report.outcome not in ("busy", "dry-run"):
+            self._record(report)
+        return report
+
+    def _account(self, account: Account, report: AccountReport) -> None:
+        timeout = max(1.0, min(self.config.timeout_for(account), self.remaining()))
+        password = None
+        if account.protocol != "maildir":
+            password = password_for(account, label=account.name, timeout=timeout)
+        box = get_mailbox(account, password=password, timeout=timeout,
+                          error_folder=self.settings.error_folder, dry_run=self.dry_run)
+        with box:
+            MailboxRun(self, account, box, report).process()
+
+    def _record(self, report: AccountReport) -> None:
+        try:
+            AccountRun.create(
+                account=report.account, started_at=from_timestamp(report.started_at),
+                finished_at=utcnow(), outcome=report.outcome, fetched=report.fetched,
+                new_tickets=report.new_tickets, threaded=report.threaded,
+                rejected=report.rejected, duplicates=report.duplicates, errors=report.errors,
+                error=report.error, host=self.host)
+        except peewee.PeeweeException as exc:
+            raise DatabaseError(f"cannot record the run: {db.describe_error(exc)}") from None
+
+
+class MailboxRun:
+    """The messages of one account in one run."""
+
+    def __init__(self, run: Run, account: Account, box: Mailbox, report: AccountReport) -> None:
+        self.run, self.account, self.box, self.report = run, account, box, report
+        self.name = account.name
+
+    def process(self) -> None:
+        refs = self.box.list()
+        if self.account.protocol == "pop3":
+            waiting = store.pending_failure_keys(self.name)
+            refs = [r for r in refs if r.key not in waiting]
+        self._delete_already_stored(refs)
+        limit = self.run.settings.max_message_bytes
+        todo = [r for r in refs if r.key not in self.stored]
+        for ref in (r for r in todo if r.size > limit):
+            self._fail(ref, f"{ref.size} bytes is over max_message_bytes ({limit}); not downloaded")
+        todo = [r for r in todo if r.size <= limit]
+        self.run.progress.account_started(self.name, len(todo), sum(r.size for r in todo))
+        for batch in batches(todo):
+            if self.run.remaining() <= 0:
+                log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
+                            "next run", self.name, len(todo) - self.report.fetched)
+                break
+            for ref, raw in self.box.fetch(batch):
+                crashpoint("after_fetch")
+                self._one(ref, raw)
+                self.run.progress.message_done(self.name, ref.size)
+            self.box.flush()
+
+    def _delete_already_stored(self, refs: list[MessageRef]) -> None:
+        """Messages stored by an earlier run that died before deleting them (spec §4.1)."""
+        self.stored = self._db(store.stored_keys, self.name, [r.key for r in refs])
+        again = [r for r in refs if r.key in self.stored]
+        if again:
+            log.info("account %s: %d messages were stored by an earlier run; deleting them",
+                     self.name, len(again))
+            self.report.duplicates += len(again)
+            self.box.delete(again)
+            self.box.flush()
+
+    def _one(self, ref: MessageRef, raw: bytes) -> None:
+        self.report.fetched += 1
+        limit = self.run.settings.max_message_bytes
+        if len(raw) > limit:
+            return self._fail(ref, f"{len(raw)} bytes is over max_message_bytes ({limit})")
+        sha256 = hashlib.sha256(raw).hexdigest()
+        duplicate = self._db(store.find_duplicate, self.name, ref.key, sha256)
+        if duplicate is not None:
+            return self._duplicate(ref, duplicate)
+        try:
+            parsed = parse(raw)
+        except Exception as exc:  # the parser is defensive; this is the last line of defence
+            return self._fail(ref, f"cannot be parsed: {type(exc).__name__}: {exc}", raw=raw,
+                              sha256=sha256)
+        if self.run.dry_run:
+            return self._plan(ref, parsed)
+        self._store(ref, raw, sha256, parsed)
+
+    def _duplicate(self, ref: MessageRef, message_id: int) -> None:
+        self.report.duplicates += 1
+        log.info("account %s: %s is already stored; deleting it", self.name, ref.key)
+        if not self.run.dry_run:
+            self._db(store.remember_key, self.name, ref.key, message_id or None)
+            self.box.delete([ref])
+
+    def _plan(self, ref: MessageRef, parsed: ParsedMessage) -> None:
+        ticket, how = find_ticket(parsed, self.run.tagger)
+        decision = self._decide(ticket, parsed)
+        target = f"ticket {ticket.number} (by {how})" if ticket else "a new ticket"
+        self._count(decision)
+        self.report.actions.append(f"{_describe(parsed, ref)} -> {target}: {decision.why}")
+
+    def _store(self, ref: MessageRef, raw: bytes, sha256: str, parsed: ParsedMessage) -> None:
+        settings, now = self.run.settings, utcnow()
+        try:
+            with self.run.database.atomic():
+                ticket, how = find_ticket(parsed, self.run.tagger)
+                decision = self._decide(ticket, parsed)
+                ticket, message = store.store_inbound(
+                    parsed, raw, sha256, account=self.name, key=ref.key, ticket=ticket,
+                    decision=decision, resource=self.account.resource, now=now,
+                    escalation_due=rules.escalation_due(settings, now))
+                crashpoint("mid_transaction")
+        except (peewee.IntegrityError, peewee.DataError) as exc:
+            return self._fail(ref, f"the database refused it: {exc}", raw=raw, parsed=parsed,
+                              sha256=sha256)
+        except peewee.PeeweeException as exc:
+            raise DatabaseError(f"cannot store messages: {db.describe_error(exc)}") from None
+        crashpoint("after_commit")
+        self.box.delete([ref])
+        self._count(decision)
+        log.info("account %s: %s -> ticket %s: %s", self.name, _describe(parsed, ref),
+                 ticket.number, decision.why)
+
+    def _decide(self, ticket, parsed: ParsedMessage) -> rules.Decision:
+        resource = self.run.config.resource(ticket.resource if ticket else self.account.resource)
+        return rules.decide(ticket, parsed.from_addr, resource=resource,
+                            settings=self.run.settings, now=utcnow())
+
+    def _count(self, decision: rules.Decision) -> None:
+        if decision.action == rules.NEW:
+            self.report.new_tickets += 1
+        elif decision.action == rules.REJECT:
+            self.report.rejected += 1
+        else:
+            self.report.threaded += 1
+
+    def _fail(self, ref: MessageRef, reason: str, *, raw: bytes | None = None,
+              parsed: ParsedMessage | None = None, sha256: str | None = None) -> None:
+        """Record the message as failed, then set it aside; the others go on."""
+        self.report.errors += 1
+        where = self.box.aside_location()
+        line = f"{_describe(parsed, ref)}: {reason}; {where}"
+        self.report.failures.append(line)
+        log.warning("account %s: %s", self.name, line)
+        if self.run.dry_run:
+            return
+        with self.run.database.atomic():
+            self._db(store.record_failure, self.name, ref.key, reason=reason, location=where,
+                     size=ref.size if raw is None else len(raw), raw=raw, parsed=parsed,
+                     sha256=sha256)
+        self.box.set_aside(ref)
+
+    def _db(self, function, *args, **kwargs):
+        """Call a store function; a database failure stops the run (nothing is deleted)."""
+        try:
+            return function(*args, **kwargs)
+        except peewee.PeeweeException as exc:
+            raise DatabaseError(f"database: {db.describe_error(exc)}") from None
+
+
+def _describe(parsed: ParsedMessage | None, ref: MessageRef) -> str:
+    if parsed is not None and parsed.message_id:
+        return f"<{parsed.message_id}>"
+    return ref.key
+

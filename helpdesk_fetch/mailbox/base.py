@@ -1,0 +1,165 @@
+"""The one interface every mail source implements.
+
+A source knows nothing about tickets. It lists messages with their sizes and stable source keys,
+hands out raw bytes in bounded batches, deletes what the caller has stored, and moves aside what the
+caller could not ingest. Deletion is only ever requested after the database commit (spec §4.1); the
+source may buffer deletions and make them final in ``flush()`` or ``close()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from helpdesk_fetch.config import Account
+from helpdesk_fetch.errors import ConfigError, ConnectError, MailboxError, ProtocolError
+
+FETCH_BATCH_MESSAGES = 100
+FETCH_BATCH_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """One message in a mailbox: its source key (unique per account), size and handle."""
+
+    key: str  # "imap:<uidvalidity>:<uid>", "pop3:<uidl>", "maildir:<name>"
+    size: int
+    handle: object  # the source's own address for it: a UID, a message number, a path
+
+
+class Mailbox(ABC):
+    """A connected mail source. Use as a context manager: ``with get_mailbox(...) as box:``."""
+
+    def __init__(self, account: Account, *, password: str | None, timeout: float,
+                 error_folder: str, dry_run: bool = False) -> None:
+        self.account = account
+        self.password = password
+        self.timeout = timeout
+        self.error_folder = error_folder
+        self.dry_run = dry_run
+
+    def __enter__(self) -> Mailbox:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect, secure the connection, log in, select the folder."""
+
+    @abstractmethod
+    def list(self) -> list[MessageRef]:
+        """Every message waiting, oldest first."""
+
+    @abstractmethod
+    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+        """The raw bytes of *refs* (which fit one batch), without marking anything as read."""
+
+    @abstractmethod
+    def delete(self, refs: list[MessageRef]) -> None:
+        """Remove *refs*, which the caller has durably stored; may be buffered until flush()."""
+
+    @abstractmethod
+    def aside_location(self) -> str:
+        """Where set_aside() puts messages, for the record and the log."""
+
+    @abstractmethod
+    def set_aside(self, ref: MessageRef) -> None:
+        """Move a message that could not be ingested out of the way (to aside_location())."""
+
+    def flush(self) -> None:
+        """Make buffered deletions final (after each batch)."""
+
+    def count(self) -> int:
+        """How many messages wait (for ``accounts test``)."""
+        return len(self.list())
+
+    @abstractmethod
+    def close(self) -> None:
+        """Finish the session, making deletions final."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop the session after an error; nothing more is sent to the server."""
+
+    def description(self) -> str:
+        return f"{self.account.protocol} {self.account.server}"
+
+
+def batches(refs: list[MessageRef]) -> Iterator[list[MessageRef]]:
+    """*refs* in groups bounded by count and total size, so memory stays flat."""
+    batch: list[MessageRef] = []
+    size = 0
+    for ref in refs:
+        if batch and (len(batch) >= FETCH_BATCH_MESSAGES or size + ref.size > FETCH_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(ref)
+        size += ref.size
+    if batch:
+        yield batch
+
+
+def tls_context(account: str, ca_file: str | None) -> ssl.SSLContext:
+    """A context that verifies the certificate and host name; *ca_file* adds a private CA."""
+    context = ssl.create_default_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or "not a PEM certificate file"
+            raise ConfigError(f"cannot load {ca_file}: {reason}", account=account,
+                              key="ca_file") from None
+    return context
+
+
+@contextlib.contextmanager
+def network_errors(account: Account, doing: str, timeout: float, *, lost: tuple = (),
+                   protocol: tuple = (), text=str):
+    """Turn socket, TLS and protocol exceptions into MailboxError naming account and server.
+
+    *lost* are the library's "connection broke" exceptions, *protocol* its "server said no" ones;
+    *text* renders the latter."""
+    where = f"{doing} {account.host}:{account.port}"
+    try:
+        yield
+    except MailboxError:
+        raise
+    except ssl.SSLCertVerificationError as exc:
+        raise ConnectError(account.name, f"{where}: the server's TLS certificate is not trusted "
+                           f"({exc.verify_message}); for a private CA set ca_file") from None
+    except ssl.SSLError as exc:
+        raise ConnectError(account.name, f"{where}: TLS failed ({exc.reason or exc})") from None
+    except TimeoutError:
+        raise ConnectError(account.name, f"{where}: no answer within {timeout:g} s") from None
+    except (ConnectionError, EOFError, *lost) as exc:
+        raise ProtocolError(account.name, f"{where}: connection lost ({exc})") from None
+    except OSError as exc:
+        raise ConnectError(account.name, f"{where}: {exc.strerror or exc}") from None
+    except protocol as exc:
+        raise ProtocolError(account.name, f"{where}: {text(exc)}") from None
+
+
+def get_mailbox(account: Account, **kwargs) -> Mailbox:
+    """The source for *account*'s protocol."""
+    if account.protocol == "imap":
+        from helpdesk_fetch.mailbox.imap import ImapMailbox
+
+        return ImapMailbox(account, **kwargs)
+    if account.protocol == "pop3":
+        from helpdesk_fetch.mailbox.pop3 import Pop3Mailbox
+
+        return Pop3Mailbox(account, **kwargs)
+    if account.protocol == "maildir":
+        from helpdesk_fetch.mailbox.maildir import MaildirMailbox
+
+        return MaildirMailbox(account, **kwargs)
+    raise ValueError(f"unknown protocol {account.protocol!r}; known: imap, pop3, maildir")

@@ -1,0 +1,135 @@
+"""IMAP with imapclient: verified TLS or STARTTLS, BODY.PEEK[] by UID in batches, UID EXPUNGE."""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+from collections.abc import Iterator
+
+from imapclient import DELETED, IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import SocketTimeout
+
+from helpdesk_fetch.errors import AuthError, ConnectError
+from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.mailbox.base import Mailbox, MessageRef, network_errors, tls_context
+
+SIZE_BATCH = 1000  # UIDs per RFC822.SIZE request
+
+
+class ImapMailbox(Mailbox):
+    client: IMAPClient | None = None
+    uidvalidity: int = 0
+
+    def open(self) -> None:
+        a = self.account
+        context = tls_context(a.name, a.ca_file)
+        with self._translate("connecting to"):
+            self.client = IMAPClient(a.host, a.port, ssl=a.security == "ssl", ssl_context=context,
+                                     timeout=SocketTimeout(self.timeout, self.timeout))
+            if a.security == "starttls":
+                if not self.client.has_capability("STARTTLS"):
+                    raise ConnectError(a.name, f"{a.host}:{a.port} does not offer STARTTLS; "
+                                       "refusing to log in without TLS")
+                self.client.starttls(context)
+            self._login()
+            info = self.client.select_folder(a.folder, readonly=self.dry_run)
+        self.uidvalidity = int(info[b"UIDVALIDITY"])
+        self._pending: list[int] = []
+        self._error_folder_ready = False
+
+    def _login(self) -> None:
+        try:
+            self.client.login(self.account.username, self.password)
+        except LoginError as exc:
+            raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
+                            f"{_server_text(exc)}") from None
+
+    def list(self) -> list[MessageRef]:
+        with self._translate("listing"):
+            uids = sorted(self.client.search("ALL"))
+            refs = []
+            for start in range(0, len(uids), SIZE_BATCH):
+                chunk = uids[start:start + SIZE_BATCH]
+                sizes = self.client.fetch(chunk, ["RFC822.SIZE"])
+                refs += [MessageRef(f"imap:{self.uidvalidity}:{uid}",
+                                    int(sizes[uid][b"RFC822.SIZE"]), uid)
+                         for uid in chunk if uid in sizes]
+        return refs
+
+    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+        with self._translate("fetching from"):
+            data = self.client.fetch([r.handle for r in refs], ["BODY.PEEK[]"])
+        for ref in refs:
+            body = data.pop(ref.handle, {}).get(b"BODY[]")
+            if body is not None:  # None: expunged by someone else meanwhile
+                yield ref, body
+
+    def delete(self, refs: list[MessageRef]) -> None:
+        self._pending.extend(r.handle for r in refs)
+
+    def flush(self) -> None:
+        if not self._pending or self.dry_run:
+            self._pending = []
+            return
+        with self._translate("deleting on"):
+            self._expunge(self._pending)
+        self._pending = []
+
+    def _expunge(self, uids: list[int]) -> None:
+        self.client.add_flags(uids, [DELETED], silent=True)
+        crashpoint("after_flag_deleted")
+        if self.client.has_capability("UIDPLUS"):
+            self.client.uid_expunge(uids)
+        else:  # without UIDPLUS this also removes messages others flagged \Deleted
+            self.client.expunge()
+
+    def aside_location(self) -> str:
+        return f"moved to the IMAP folder {self.error_folder!r}"
+
+    def set_aside(self, ref: MessageRef) -> None:
+        folder = self.error_folder
+        if self.dry_run:
+            return
+        with self._translate("moving a message on"):
+            self._ensure_error_folder()
+            if self.client.has_capability("MOVE"):
+                self.client.move([ref.handle], folder)
+            else:
+                self.client.copy([ref.handle], folder)
+                crashpoint("after_copy")
+                self._expunge([ref.handle])
+
+    def _ensure_error_folder(self) -> None:
+        if self._error_folder_ready:
+            return
+        if not self.client.folder_exists(self.error_folder):
+            try:
+                self.client.create_folder(self.error_folder)
+            except IMAPClientError:
+                if not self.client.folder_exists(self.error_folder):  # not a race: a real error
+                    raise
+        self._error_folder_ready = True
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.logout()
+
+    def abort(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+
+    def _translate(self, doing: str):
+        return network_errors(self.account, doing, self.timeout, lost=(imaplib.IMAP4.abort,),
+                              protocol=(IMAPClientError, imaplib.IMAP4.error), text=_server_text)
+
+
+def _server_text(exc: Exception) -> str:
+    text = str(exc)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text

@@ -1,0 +1,130 @@
+"""POP3 with poplib: verified TLS (poplib verifies nothing by default) or STLS, UIDL, DELE + QUIT.
+
+POP3 makes deletions final only at QUIT; a session that breaks off keeps every message on the
+server, which is what store-first-delete-second needs. A message that cannot be ingested stays on
+the server; the ingest side remembers its UIDL and skips it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import poplib
+import ssl
+from collections.abc import Iterator
+
+from helpdesk_fetch.errors import AuthError, ConnectError
+from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.mailbox.base import Mailbox, MessageRef, network_errors, tls_context
+
+# poplib refuses lines over 2048 bytes, which real mail has (RFC 5322 asks for 998, not everybody
+# listens); allow long lines while still bounding a runaway server.
+MAX_LINE = 4 * 1024 * 1024
+
+
+class _LongLines:
+    def _getline(self):
+        line = self.file.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise poplib.error_proto("-ERR line longer than %d bytes" % MAX_LINE)
+        if not line:
+            raise poplib.error_proto("-ERR EOF")
+        octets = len(line)
+        if line[-2:] == b"\r\n":
+            return line[:-2], octets
+        if line[:1] == b"\r":
+            return line[1:-1], octets
+        return line[:-1], octets
+
+
+class _POP3(_LongLines, poplib.POP3):
+    pass
+
+
+class _POP3_SSL(_LongLines, poplib.POP3_SSL):
+    pass
+
+
+class Pop3Mailbox(Mailbox):
+    conn: poplib.POP3 | None = None
+
+    def open(self) -> None:
+        a = self.account
+        context = tls_context(a.name, a.ca_file)
+        with self._translate("connecting to"):
+            if a.security == "ssl":
+                self.conn = _POP3_SSL(a.host, a.port, timeout=self.timeout, context=context)
+            else:
+                self.conn = _POP3(a.host, a.port, timeout=self.timeout)
+            if a.security == "starttls":
+                self._stls(context)
+            self._login()
+
+    def _stls(self, context: ssl.SSLContext) -> None:
+        if "STLS" not in self.conn.capa():
+            a = self.account
+            raise ConnectError(a.name, f"{a.host}:{a.port} does not offer STLS; refusing to log "
+                               "in without TLS")
+        self.conn.stls(context)
+
+    def _login(self) -> None:
+        try:
+            self.conn.user(self.account.username)
+            self.conn.pass_(self.password)
+        except poplib.error_proto as exc:
+            raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
+                            f"{_text(exc)}") from None
+
+    def list(self) -> list[MessageRef]:
+        with self._translate("listing"):
+            uidls = dict(_pairs(self.conn.uidl()[1]))
+            sizes = dict(_pairs(self.conn.list()[1]))
+        return [MessageRef(f"pop3:{uidl}", int(sizes.get(num, 0)), int(num))
+                for num, uidl in sorted(uidls.items(), key=lambda item: int(item[0]))]
+
+    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+        for ref in refs:
+            with self._translate("fetching from"):
+                lines = self.conn.retr(ref.handle)[1]
+            yield ref, b"\r\n".join(lines) + b"\r\n"
+
+    def delete(self, refs: list[MessageRef]) -> None:
+        if self.dry_run:
+            return
+        with self._translate("deleting on"):
+            for ref in refs:
+                self.conn.dele(ref.handle)
+
+    def aside_location(self) -> str:
+        return "left on the POP3 server (later runs skip it)"
+
+    def set_aside(self, ref: MessageRef) -> None:
+        """Nothing to do on the server: the ingest side remembers the UIDL."""
+
+    def count(self) -> int:
+        with self._translate("counting on"):
+            return self.conn.stat()[0]
+
+    def close(self) -> None:
+        crashpoint("after_pop3_dele")
+        with self._translate("closing the session on"):
+            self.conn.quit()  # makes the DELEs final
+
+    def abort(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()  # no QUIT: the server keeps every message
+
+    def _translate(self, doing: str):
+        return network_errors(self.account, doing, self.timeout, protocol=(poplib.error_proto,),
+                              text=_text)
+
+
+def _pairs(lines: list[bytes]) -> Iterator[tuple[str, str]]:
+    for line in lines:
+        num, _, value = line.decode("ascii", "replace").partition(" ")
+        yield num, value.strip()
+
+
+def _text(exc: Exception) -> str:
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)

@@ -1,0 +1,45 @@
+"""``accounts test``: connect, log in, count; change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from helpdesk_fetch.auth import password_for
+from helpdesk_fetch.config import Account, Config
+from helpdesk_fetch.errors import ConfigError, MailboxError
+from helpdesk_fetch.mailbox.base import get_mailbox
+
+
+@dataclass
+class ProbeResult:
+    account: str
+    where: str
+    count: int = 0
+    error: str | None = None
+    warning: str | None = None
+
+
+def test_accounts(config: Config, names: list[str] | None) -> Iterator[ProbeResult]:
+    """Log in to each named account (default: all) read-only and count its messages."""
+    accounts = [config.account(n) for n in names] if names else list(config.accounts)
+    for account in accounts:
+        yield probe(config, account)
+
+
+def probe(config: Config, account: Account) -> ProbeResult:
+    result = ProbeResult(account.name, f"{account.protocol} {account.server}")
+    if account.protocol != "maildir" and account.security == "none":
+        result.warning = ("security = \"none\": the password and the mail cross the network "
+                          "unencrypted")
+    timeout = config.timeout_for(account)
+    try:
+        password = None
+        if account.protocol != "maildir":
+            password = password_for(account, label=account.name, timeout=timeout)
+        with get_mailbox(account, password=password, timeout=timeout,
+                         error_folder=config.settings.error_folder, dry_run=True) as box:
+            result.count = box.count()
+    except (MailboxError, ConfigError) as exc:
+        result.error = str(exc)
+    return result

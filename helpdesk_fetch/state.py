@@ -1,0 +1,106 @@
+"""Machine-local state in ``state_dir``: the ingest switch and the per-account run locks.
+
+The switch is a file on this machine, not a row in the database: it travels with a clone of the VM
+and survives reboots, and disabling ingest on a clone never disables the production machine that
+shares a PostgreSQL database with it. Locks are ``flock`` locks, which the kernel releases when
+their process dies, so a crashed run never leaves a stale lock behind. With PostgreSQL the lock is
+a session advisory lock instead, which covers every machine using the database (spec §8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+
+from helpdesk_fetch.clock import isoformat, utcnow
+from helpdesk_fetch.errors import AccountBusy, HelpdeskError
+
+SWITCH_FILE = "ingest-disabled"
+
+
+def ingest_switch(state_dir: str | Path) -> dict | None:
+    """None when ingest is enabled; else who disabled it, when and why."""
+    path = Path(state_dir) / SWITCH_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        # Unreadable: err on the side of not reading mailboxes.
+        return {"disabled_at": None, "by": None, "reason": f"cannot read {path}: {exc.strerror}"}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"disabled_at": None, "by": None, "reason": text.strip()}
+
+
+def disable_ingest(state_dir: str | Path, reason: str | None) -> dict:
+    """Switch ingest off on this machine (atomically; survives reboots and VM clones)."""
+    info = {"disabled_at": isoformat(utcnow()), "by": _who(), "reason": reason or ""}
+    directory = Path(state_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    temp = directory / f".{SWITCH_FILE}.{os.getpid()}"
+    temp.write_text(json.dumps(info) + "\n", encoding="utf-8")
+    os.replace(temp, directory / SWITCH_FILE)
+    return info
+
+
+def enable_ingest(state_dir: str | Path) -> bool:
+    """Switch ingest back on; False when it was not off."""
+    try:
+        (Path(state_dir) / SWITCH_FILE).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.geteuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+@contextlib.contextmanager
+def account_lock(account: str, *, state_dir: str | Path, database=None):
+    """Hold *account* for this run, or raise AccountBusy when another run holds it."""
+    from peewee import PostgresqlDatabase
+
+    if isinstance(database, PostgresqlDatabase):
+        with _advisory_lock(account, database):
+            yield
+        return
+    directory = Path(state_dir) / "locks"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = open(directory / f"{account}.lock", "a")
+    except OSError as exc:
+        raise HelpdeskError(f"cannot create the lock for account {account!r} in {directory}: "
+                            f"{exc.strerror}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AccountBusy(f"account {account!r} is being processed by another run") from None
+        yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(account: str, database):
+    key = int.from_bytes(hashlib.sha256(f"helpdesk-fetch:{account}".encode()).digest()[:8],
+                         "big", signed=True)
+    got = database.execute_sql("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+    if not got:
+        raise AccountBusy(f"account {account!r} is being processed by another worker")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            database.execute_sql("SELECT pg_advisory_unlock(%s)", (key,))

@@ -1,0 +1,66 @@
+"""What ``status`` and ``accounts list`` report: runs, waiting messages, queues, ticket counts."""
+
+from __future__ import annotations
+
+from peewee import fn
+
+from helpdesk_fetch import state
+from helpdesk_fetch.clock import isoformat
+from helpdesk_fetch.config import Config
+from helpdesk_fetch.db import redact_url
+from helpdesk_fetch.models import STATUSES, AccountRun, FailedMessage, Outbox, Ticket
+
+
+def run_dict(run: AccountRun) -> dict:
+    return {
+        "started_at": isoformat(run.started_at),
+        "finished_at": isoformat(run.finished_at),
+        "seconds": round((run.finished_at - run.started_at).total_seconds(), 3)
+        if run.finished_at else None,
+        "outcome": run.outcome,
+        "fetched": run.fetched,
+        "new_tickets": run.new_tickets,
+        "threaded": run.threaded,
+        "rejected": run.rejected,
+        "duplicates": run.duplicates,
+        "errors": run.errors,
+        "error": run.error,
+        "host": run.host,
+    }
+
+
+def last_runs() -> dict[str, dict]:
+    """Each account's latest recorded run."""
+    latest = AccountRun.select(fn.MAX(AccountRun.id)).group_by(AccountRun.account)
+    return {run.account: run_dict(run) for run in AccountRun.select().where(
+        AccountRun.id.in_(latest))}
+
+
+def waiting_errors() -> dict[str, int]:
+    """Per account, the messages that did not ingest and wait to be retried."""
+    query = (FailedMessage.select(FailedMessage.account, fn.COUNT(FailedMessage.id))
+             .where(FailedMessage.state == "pending").group_by(FailedMessage.account).tuples())
+    return dict(query)
+
+
+def status(config: Config) -> dict:
+    """Everything ``status --json`` shows (spec §3), in one dictionary."""
+    switch = state.ingest_switch(config.settings.state_dir)
+    runs = last_runs()
+    errors = waiting_errors()
+    by_status = dict.fromkeys(STATUSES, 0)
+    by_status.update(Ticket.select(Ticket.status, fn.COUNT(Ticket.id))
+                     .group_by(Ticket.status).tuples())
+    return {
+        "ingest_disabled": switch is not None,
+        "ingest_switch": switch,
+        "database": redact_url(config.settings.database),
+        "automail": config.smtp is not None,
+        "accounts": [
+            {"name": a.name, "protocol": a.protocol, "server": a.server, "enabled": a.enabled,
+             "last_run": runs.get(a.name), "error_messages": errors.get(a.name, 0)}
+            for a in config.accounts],
+        "error_messages": sum(errors.values()),
+        "outbox_pending": Outbox.select().where(Outbox.sent_at.is_null()).count(),
+        "tickets_by_status": by_status,
+    }

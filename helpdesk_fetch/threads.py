@@ -1,0 +1,74 @@
+"""Which ticket a message belongs to (spec §4.5): a valid subject tag, else In-Reply-To/References.
+
+The tag is ``<prefix><keyword> <number><four check letters><suffix>``, e.g. ``[TicketID 1042QKXP]``.
+The letters are an HMAC of the number under the installation's secret, so a guessed or mistyped
+number never threads a stranger's mail into someone else's ticket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import string
+
+from helpdesk_fetch.config import Settings
+from helpdesk_fetch.models import Message, Ticket
+from helpdesk_fetch.parse import ParsedMessage
+
+
+class Tagger:
+    """Writes and reads ticket tags for one installation's secret and settings."""
+
+    def __init__(self, secret: str, settings: Settings) -> None:
+        self._secret = secret.encode()
+        self.keyword = settings.ticket_keywords[0]
+        self.prefix, self.suffix = settings.tag_prefix, settings.tag_suffix
+        keywords = "|".join(re.escape(k) for k in settings.ticket_keywords)
+        self._pattern = re.compile(
+            rf"(?<![A-Za-z0-9])(?:{keywords}) ?(\d{{1,18}})([A-Za-z]{{4}})(?![A-Za-z0-9])",
+            re.IGNORECASE)
+
+    def letters(self, number: str) -> str:
+        digest = hmac.new(self._secret, number.encode(), hashlib.sha256).digest()
+        return "".join(string.ascii_uppercase[b % 26] for b in digest[:4])
+
+    def tag(self, number: str) -> str:
+        """The tag as written into subjects: ``[TicketID 1042QKXP]``."""
+        return f"{self.prefix}{self.keyword} {number}{self.letters(number)}{self.suffix}"
+
+    def numbers_in(self, subject: str) -> list[str]:
+        """Ticket numbers of the valid tags in *subject*, in order; forged ones are left out."""
+        found = []
+        for number, letters in self._pattern.findall(subject):
+            number = number.lstrip("0") or "0"
+            if hmac.compare_digest(letters.upper(), self.letters(number)):
+                found.append(number)
+        return found
+
+    def subject_with_tag(self, subject: str, number: str) -> str:
+        """*subject* carrying the ticket's tag exactly once."""
+        if number in self.numbers_in(subject):
+            return subject
+        return f"{self.tag(number)} {subject}".strip()
+
+
+def find_ticket(parsed: ParsedMessage, tagger: Tagger) -> tuple[Ticket | None, str | None]:
+    """The ticket *parsed* belongs to and how it was found ("tag" or "reply"), or (None, None)."""
+    for number in tagger.numbers_in(parsed.subject):
+        ticket = Ticket.get_or_none(Ticket.number == number)
+        if ticket is not None:
+            return ticket, "tag"
+    ids = [i for i in [parsed.in_reply_to, *reversed(parsed.references)] if i]
+    if not ids:
+        return None, None
+    rows = (Message.select(Message.message_id, Message.ticket)
+            .where(Message.message_id.in_(list(dict.fromkeys(ids))))
+            .order_by(Message.id.desc()).tuples())
+    ticket_of = {}
+    for message_id, ticket_id in rows:
+        ticket_of.setdefault(message_id, ticket_id)
+    for message_id in ids:
+        if message_id in ticket_of:
+            return Ticket.get_by_id(ticket_of[message_id]), "reply"
+    return None, None

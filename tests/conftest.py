@@ -1,0 +1,84 @@
+"""Fixtures: real servers, an isolated environment, accounts files and the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from pathlib import Path
+
+import pytest
+import tomli_w
+from click.testing import CliRunner
+
+from helpdesk_fetch.cli import cli
+from tests.servers import Dovecot, dovecot_base
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test can read or write a real configuration."""
+    monkeypatch.setenv("HELPDESK_FETCH_CONFIG", str(tmp_path / "no-such-dir" / "accounts.toml"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("HELPDESK_FETCH_CRASH_AT", raising=False)
+
+
+@pytest.fixture(scope="session")
+def dovecot():
+    with dovecot_base() as base:
+        server = Dovecot(base).start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def mail_user():
+    """A fresh mailbox name: Dovecot creates the mailbox on first login."""
+    return f"user{next(_names)}-{os.getpid()}"
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write an accounts file (mode 600) from Python data; returns its path."""
+
+    def write(accounts=(), *, settings=None, resources=None, smtp=None, automail=None,
+              path: Path | None = None) -> Path:
+        data = {"settings": {"database": f"sqlite:///{tmp_path}/helpdesk.db",
+                             **(settings or {})}}
+        if smtp is not None:
+            data["smtp"] = smtp
+        if automail is not None:
+            data["automail"] = automail
+        data["resources"] = resources if resources is not None else [
+            {"name": "it-support", "members": ["alice@example.com", "bob@example.com"]}]
+        data["accounts"] = list(accounts)
+        path = path or tmp_path / "accounts.toml"
+        path.write_text(tomli_w.dumps(data))
+        path.chmod(0o600)
+        return path
+
+    return write
+
+
+class Cli:
+    """Runs the real command line in-process."""
+
+    def __init__(self, config: Path | None = None) -> None:
+        self.config = config
+
+    def __call__(self, *args: str, config: Path | None = None, input: str | None = None):
+        config = config or self.config
+        argv = (["--config", str(config)] if config else []) + list(args)
+        return CliRunner().invoke(cli, argv, input=input, catch_exceptions=False)
+
+    def json(self, *args: str, **kwargs):
+        result = self(*args, "--json", **kwargs)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def run():
+    return Cli()

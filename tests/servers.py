@@ -1,0 +1,214 @@
+"""Real servers for the tests (and the benchmark): Dovecot on loopback high ports, with a
+self-signed certificate the tests trust through ``ca_file``.
+
+Nothing here installs anything: ``make test-deps`` (or ``.ci/run``) does, as root. A missing
+server is an error that says so, never a skipped test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import pwd
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+PASSWORD = "dovecot-test-secret"
+
+
+class ServerMissing(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def make_certificate(directory: Path, name: str = "localhost") -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 (a private CA of its own)."""
+    cert, key = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "3650", "-subj", f"/CN={name}",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True)
+    return cert, key
+
+
+@contextlib.contextmanager
+def dovecot_base():
+    """A directory Dovecot's unprivileged mail processes can reach (pytest's are mode 700)."""
+    base = Path(tempfile.mkdtemp(prefix="helpdesk-fetch-dovecot-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class Dovecot:
+    """A private Dovecot instance: IMAP (STARTTLS), IMAPS, POP3 (STLS) and POP3S on free ports.
+
+    Any user name logs in with PASSWORD, so each test uses fresh mailboxes by using fresh names.
+    """
+
+    def __init__(self, base: Path, *, ssl_enabled: bool = True, extra_config: str = "") -> None:
+        if shutil.which("dovecot") is None:
+            raise ServerMissing("Dovecot is not installed; run `sudo make test-deps` (Debian "
+                                "packages dovecot-imapd dovecot-pop3d)")
+        self.base = base
+        self.ssl_enabled = ssl_enabled
+        self.extra_config = extra_config
+        self.ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
+        self.cert, self.key = make_certificate(base)
+        self.config = base / "dovecot.conf"
+        self.log = base / "dovecot.log"
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> Dovecot:
+        (self.base / "run").mkdir(exist_ok=True)
+        mail = self.base / "mail"
+        mail.mkdir(exist_ok=True)
+        uid, gid, login_user, internal_user = self._users()
+        os.chown(mail, uid, gid)
+        self.config.write_text(self._config_text(uid, gid, login_user, internal_user))
+        # Dovecot daemonizes; a captured pipe would stay open, so its early errors go to a file.
+        with open(self.base / "startup.log", "wb") as errors:
+            done = subprocess.run(["dovecot", "-c", str(self.config)], stdout=errors,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RuntimeError("Dovecot did not start: "
+                               + (self.base / "startup.log").read_text(errors="replace"))
+        for port in self.ports.values():
+            wait_for_port(port)
+        return self
+
+    def stop(self) -> None:
+        subprocess.run(["doveadm", "-c", str(self.config), "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    def _users(self) -> tuple[int, int, str, str]:
+        """Mail processes may not run as root; as root use nobody and Dovecot's own users."""
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            return nobody.pw_uid, nobody.pw_gid, "dovenull", "dovecot"
+        me = getpass.getuser()
+        return os.geteuid(), os.getegid(), me, me
+
+    def _config_text(self, uid: int, gid: int, login_user: str, internal_user: str) -> str:
+        p = self.ports
+        ssl_lines = (f"ssl = yes\nssl_cert = <{self.cert}\nssl_key = <{self.key}\n"
+                     if self.ssl_enabled else "ssl = no\n")
+        secure = "\n    ssl = yes" if self.ssl_enabled else ""
+        return f"""
+base_dir = {self.base}/run
+state_dir = {self.base}/run/state
+instance_name = hdtest-{p['imap']}
+protocols = imap pop3
+listen = 127.0.0.1
+log_path = {self.log}
+default_login_user = {login_user}
+default_internal_user = {internal_user}
+mail_location = maildir:{self.base}/mail/%u/Maildir
+{ssl_lines}disable_plaintext_auth = no
+auth_mechanisms = plain login
+passdb {{
+  driver = static
+  args = password={PASSWORD}
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={self.base}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {p['imap']}
+  }}
+  inet_listener imaps {{
+    port = {p['imaps']}{secure}
+  }}
+  process_min_avail = 1
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {p['pop3']}
+  }}
+  inet_listener pop3s {{
+    port = {p['pop3s']}{secure}
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+mail_max_userip_connections = 100
+pop3_uidl_format = %08Xu%08Xv
+{self.extra_config}
+"""
+
+    # -- helpers for tests ------------------------------------------------------------------
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert))
+
+    def imap(self, user: str):
+        from imapclient import IMAPClient
+
+        client = IMAPClient("127.0.0.1", self.ports["imaps"], ssl_context=self.ssl_context(),
+                            timeout=30)
+        client.login(user, PASSWORD)
+        return client
+
+    def append(self, user: str, messages: list[bytes], folder: str = "INBOX") -> None:
+        with contextlib.closing(_Logout(self.imap(user))) as wrapper:
+            client = wrapper.client
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            for raw in messages:
+                client.append(folder, raw)
+
+    def messages(self, user: str, folder: str = "INBOX") -> list[bytes]:
+        """The raw messages in *folder* (not \\Deleted ones), in UID order."""
+        with contextlib.closing(_Logout(self.imap(user))) as wrapper:
+            client = wrapper.client
+            if not client.folder_exists(folder):
+                return []
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["NOT", "DELETED"])
+            data = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
+            return [data[uid][b"BODY[]"] for uid in sorted(data)]
+
+    def account(self, name: str, user: str, protocol: str = "imap", security: str = "ssl",
+                **extra) -> dict:
+        """An [[accounts]] table for *user* on this server."""
+        key = {("imap", "ssl"): "imaps", ("pop3", "ssl"): "pop3s"}.get(
+            (protocol, security), protocol)
+        table = {"name": name, "protocol": protocol, "host": "127.0.0.1",
+                 "port": self.ports[key], "security": security, "username": user,
+                 "password": PASSWORD, "ca_file": str(self.cert)}
+        table.update(extra)
+        return table
+
+
+class _Logout:
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.logout()

@@ -1,0 +1,153 @@
+"""End to end through a real Dovecot over IMAPS and the real CLI (spec §4)."""
+
+from __future__ import annotations
+
+from helpdesk_fetch import db
+from helpdesk_fetch.models import SourceKey
+from tests.mails import message, message_id_of
+
+
+def test_mixed_mail_becomes_tickets_and_leaves_the_mailbox(dovecot, mail_user, write_config,
+                                                           run):
+    first = message("Printer broken", body="Paper jam on floor 3.\n")
+    reply = message("Re: Printer broken", body="Still broken.\n",
+                    in_reply_to=f"<{message_id_of(first)}>",
+                    references=[f"<{message_id_of(first)}>"])
+    html = message("VPN down", body=None, html="<p>The <b>VPN</b> is down</p><script>x()</script>")
+    latin = message("Grüße aus Köln", body="Das Gerät ist kaputt, Grüße.\n", charset="iso-8859-1")
+    attached = message("Screenshot", attachments=[("screen.png", "image/png", b"\x89PNG" * 50)])
+    dovecot.append(mail_user, [first, reply, html, latin, attached])
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert result.output == ""  # quiet under cron
+    assert dovecot.messages(mail_user) == []
+    tickets = run.json("tickets", "list", config=config)
+    assert [t["subject"] for t in tickets] == ["Printer broken", "VPN down", "Grüße aus Köln",
+                                               "Screenshot"]
+    assert tickets[0]["message_count"] == 2
+    thread = run.json("tickets", "show", str(tickets[0]["id"]), config=config)
+    assert [m["text"].strip() for m in thread["messages"]] == ["Paper jam on floor 3.",
+                                                               "Still broken."]
+    vpn = run.json("tickets", "show", str(tickets[1]["id"]), config=config)["messages"][0]
+    assert vpn["text"] == "The VPN is down" and "<script>" in vpn["html"]
+    latin_text = run.json("tickets", "show", str(tickets[2]["id"]), config=config)
+    assert "Das Gerät ist kaputt" in latin_text["messages"][0]["text"]
+    shot = run.json("tickets", "show", str(tickets[3]["id"]), config=config)["messages"][0]
+    assert shot["attachments"][0]["filename"] == "screen.png"
+    assert shot["attachments"][0]["size"] == 200
+
+
+def test_reply_threads_by_subject_tag(dovecot, mail_user, write_config, run):
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+    dovecot.append(mail_user, [message("Laptop slow", message_id=None)])
+    run("fetch", config=config)
+    tag = run.json("tickets", "list", config=config)[0]["tag"]
+    dovecot.append(mail_user, [message(f"Re: {tag.lower()} Laptop slow", message_id=None)])
+
+    assert run("fetch", config=config).exit_code == 0
+
+    tickets = run.json("tickets", "list", config=config)
+    assert len(tickets) == 1 and tickets[0]["message_count"] == 2
+
+
+def test_forged_tag_opens_a_new_ticket(dovecot, mail_user, write_config, run):
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+    dovecot.append(mail_user, [message("Laptop slow")])
+    run("fetch", config=config)
+    number = run.json("tickets", "list", config=config)[0]["number"]
+    dovecot.append(mail_user, [message(f"Re: [TicketID {number}AAAA] Laptop slow")])
+
+    run("fetch", config=config)
+
+    assert len(run.json("tickets", "list", config=config)) == 2
+
+
+def test_dry_run_changes_nothing(dovecot, mail_user, write_config, run, tmp_path):
+    raws = [message("One"), message("Two")]
+    dovecot.append(mail_user, raws)
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+
+    result = run("fetch", "--dry-run", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert "would file" in result.output and "a new ticket" in result.output
+    assert dovecot.messages(mail_user) == raws
+    assert not (tmp_path / "helpdesk.db").exists()
+    assert not (tmp_path / "locks").exists()
+
+
+def test_refetch_of_a_stored_message_adds_nothing(dovecot, mail_user, write_config, run,
+                                                  tmp_path):
+    raw = message("Once only")
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+    dovecot.append(mail_user, [raw])
+    run("fetch", config=config)
+    dovecot.append(mail_user, [raw])  # e.g. a crash between commit and delete, or a restore
+
+    assert run("fetch", config=config).exit_code == 0
+
+    tickets = run.json("tickets", "list", config=config)
+    assert len(tickets) == 1 and tickets[0]["message_count"] == 1
+    assert dovecot.messages(mail_user) == []
+    db.open_database(f"sqlite:///{tmp_path}/helpdesk.db")
+    assert SourceKey.select().count() == 2  # both locations are remembered
+
+
+def test_a_failing_account_does_not_stop_the_others(dovecot, mail_user, write_config, run):
+    good = dovecot.account("good", mail_user)
+    bad = dovecot.account("bad", mail_user + "x", password="wrong")
+    dovecot.append(mail_user, [message("Hello")])
+    config = write_config([bad, good])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 1
+    assert "account 'bad'" in result.stderr and "refused" in result.stderr
+    assert "wrong" not in result.output
+    assert len(run.json("tickets", "list", config=config)) == 1
+
+
+def test_unparseable_message_goes_to_the_error_folder(dovecot, mail_user, write_config, run):
+    config = write_config([dovecot.account("helpdesk", mail_user)],
+                          settings={"max_message_bytes": 5000})
+    big = message("Huge", body="x" * 8000)
+    dovecot.append(mail_user, [message("Before"), big, message("After")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert "max_message_bytes" in result.stderr and "HD Error Messages" in result.stderr
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Before",
+                                                                                   "After"]
+    assert dovecot.messages(mail_user) == []
+    assert dovecot.messages(mail_user, "HD Error Messages") == [big]
+    assert run.json("status", config=config)["error_messages"] == 1
+
+
+def test_ingest_disable_reads_nothing(dovecot, mail_user, write_config, run):
+    raw = message("Production mail")
+    dovecot.append(mail_user, [raw])
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+    assert run("ingest", "disable", "--reason", "cloning", config=config).exit_code == 0
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0 and result.output == ""
+    assert dovecot.messages(mail_user) == [raw]
+    assert run.json("ingest", "status", config=config)["ingest_disabled"] is True
+    assert run.json("status", config=config)["ingest_disabled"] is True
+    run("ingest", "enable", config=config)
+    assert run("fetch", config=config).exit_code == 0
+    assert dovecot.messages(mail_user) == []
+
+
+def test_starttls_account(dovecot, mail_user, write_config, run):
+    dovecot.append(mail_user, [message("Over STARTTLS")])
+    config = write_config([dovecot.account("helpdesk", mail_user, security="starttls")])
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert len(run.json("tickets", "list", config=config)) == 1
