@@ -53,7 +53,8 @@ def write_config(tmp_path):
             data["automail"] = automail
         data["resources"] = resources if resources is not None else [
             {"name": "it-support", "members": ["alice@example.com", "bob@example.com"]}]
-        data["accounts"] = list(accounts)
+        if accounts:
+            data["accounts"] = list(accounts)
         path = path or tmp_path / "accounts.toml"
         path.write_text(tomli_w.dumps(data))
         path.chmod(0o600)

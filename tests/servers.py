@@ -158,6 +158,7 @@ service anvil {{
   chroot =
 }}
 mail_max_userip_connections = 100
+auth_failure_delay = 0
 pop3_uidl_format = %08Xu%08Xv
 {self.extra_config}
 """

@@ -1,0 +1,158 @@
+"""The command line (spec §3): every command, its JSON and its exit codes."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+
+import pytest
+
+from helpdesk_fetch import __version__
+from helpdesk_fetch.cli import cli
+from tests.mails import message
+from tests.servers import PASSWORD
+from tests.test_ingest_maildir import make_maildir
+
+
+@pytest.fixture
+def maildir_config(tmp_path, write_config):
+    make_maildir(tmp_path / "box", [message("First"), message("Second")])
+    return write_config([{"name": "local", "protocol": "maildir", "path": "box",
+                          "resource": "it-support"}])
+
+
+def test_version_and_help(run):
+    assert run("--version").output.strip() == f"helpdesk-fetch, version {__version__}"
+    assert "fetch" in run("--help").output
+
+
+def test_accounts_list_never_shows_a_secret(dovecot, mail_user, write_config, run):
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+    text = run("accounts", "list", config=config)
+    data = run.json("accounts", "list", config=config)
+    assert PASSWORD not in text.output + json.dumps(data)
+    assert data[0]["name"] == "helpdesk" and data[0]["password"] == "(set)"
+    assert data[0]["last_run"] is None
+    run("fetch", config=config)
+    run_info = run.json("accounts", "list", config=config)[0]["last_run"]
+    assert run_info["outcome"] == "ok" and run_info["fetched"] == 0
+
+
+def test_accounts_add_remove_enable_disable(tmp_path, write_config, run):
+    config = write_config([])
+    added = run("accounts", "add", "pop", "--protocol", "pop3", "--host", "pop.example.com",
+                "--username", "u", "--password-env", "POP_PW", "--security", "starttls",
+                "--resource", "it-support", "--no-automail", config=config)
+    assert added.exit_code == 0, added.output
+    account = run.json("accounts", "list", config=config)[0]
+    assert (account["port"], account["automail"], account["security"]) == (110, False,
+                                                                           "starttls")
+    assert run("accounts", "disable", "pop", config=config).exit_code == 0
+    assert run.json("accounts", "list", config=config)[0]["enabled"] is False
+    assert run("accounts", "enable", "pop", config=config).exit_code == 0
+    assert run.json("accounts", "list", config=config)[0]["enabled"] is True
+    assert run("accounts", "remove", "pop", config=config).exit_code == 0
+    assert run.json("accounts", "list", config=config) == []
+
+
+def test_accounts_add_has_an_option_for_every_key(run):
+    from helpdesk_fetch.config import Account
+
+    help_text = run("accounts", "add", "--help").output
+    for field in Account.__dataclass_fields__:
+        if field != "name":
+            assert "--" + field.replace("_", "-") in help_text, field
+
+
+def test_unknown_account_is_a_usage_error(maildir_config, run):
+    result = run("accounts", "disable", "nope", config=maildir_config)
+    assert result.exit_code == 2 and "no such account (known: local)" in result.stderr
+
+
+def test_accounts_test(dovecot, mail_user, write_config, run):
+    dovecot.append(mail_user, [message("Waiting")])
+    config = write_config([dovecot.account("good", mail_user),
+                           dovecot.account("bad", mail_user, password="nope"),
+                           dovecot.account("pop", mail_user, protocol="pop3")])
+    result = run("accounts", "test", config=config)
+    assert result.exit_code == 1
+    assert "good: ok, 1 messages waiting" in result.output
+    assert "pop: ok, 1 messages waiting" in result.output
+    assert "bad: FAILED" in result.output and "refused" in result.output
+    assert run("accounts", "test", "good", config=config).exit_code == 0
+    assert dovecot.messages(mail_user) != []  # nothing changed
+
+
+def test_tickets_commands(maildir_config, run):
+    assert run("fetch", config=maildir_config).exit_code == 0
+    tickets = run.json("tickets", "list", config=maildir_config)
+    assert set(tickets[0]) >= {"id", "number", "subject", "status", "resource", "requester",
+                               "created_at", "updated_at", "closed_at", "escalation_due_at",
+                               "message_count", "tag"}
+    first = tickets[0]
+    assert first["status"] == "new" and first["resource"] == "it-support"
+    assert first["created_at"].endswith("+00:00") and first["closed_at"] is None
+    assert first["tag"] == f"[TicketID {first['number']}{first['tag'][-5:-1]}]"
+    by_number = run.json("tickets", "show", "--number", first["number"], config=maildir_config)
+    assert by_number["id"] == first["id"] and len(by_number["messages"]) == 1
+    message_keys = set(by_number["messages"][0])
+    assert message_keys >= {"id", "direction", "state", "account", "message_id", "from", "to",
+                            "cc", "date", "subject", "text", "html", "attachments"}
+    assert run("tickets", "close", str(first["id"]), config=maildir_config).exit_code == 0
+    closed = run.json("tickets", "list", "--status", "closed", config=maildir_config)
+    assert [t["id"] for t in closed] == [first["id"]] and closed[0]["closed_at"]
+    run("tickets", "set-status", str(first["id"]), "in_progress", config=maildir_config)
+    again = run.json("tickets", "show", str(first["id"]), config=maildir_config)
+    assert again["status"] == "in_progress" and again["closed_at"] is None
+    missing = run("tickets", "show", "999", config=maildir_config)
+    assert missing.exit_code == 2 and "no ticket with id 999" in missing.stderr
+    assert "First" in run("tickets", "show", str(first["id"]), config=maildir_config).output
+
+
+def test_status_json(maildir_config, run):
+    run("fetch", config=maildir_config)
+    data = run.json("status", config=maildir_config)
+    assert set(data) >= {"ingest_disabled", "accounts", "error_messages", "outbox_pending",
+                         "tickets_by_status"}
+    assert data["tickets_by_status"] == {"new": 2, "confirmed_unread": 0, "in_progress": 0,
+                                         "closed": 0}
+    assert data["accounts"][0]["last_run"]["new_tickets"] == 2
+    assert "Tickets: new: 2" in run("status", config=maildir_config).output
+
+
+def test_a_held_account_makes_the_run_exit_75(maildir_config, tmp_path, run):
+    (tmp_path / "locks").mkdir()
+    with open(tmp_path / "locks" / "local.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = run("fetch", config=maildir_config)
+        verbose = run("-v", "fetch", config=maildir_config)
+    assert busy.exit_code == 75 and busy.output == ""
+    assert verbose.exit_code == 75 and "another run" in verbose.stderr
+    assert run.json("tickets", "list", config=maildir_config) == []
+    assert run("fetch", config=maildir_config).exit_code == 0  # no stale lock afterwards
+
+
+def test_a_held_account_is_skipped_while_others_run(tmp_path, write_config, run):
+    make_maildir(tmp_path / "a", [message("A")])
+    make_maildir(tmp_path / "b", [message("B")])
+    config = write_config([{"name": "a", "protocol": "maildir", "path": "a"},
+                           {"name": "b", "protocol": "maildir", "path": "b"}])
+    (tmp_path / "locks").mkdir()
+    with open(tmp_path / "locks" / "a.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = run("fetch", config=config)
+    assert result.exit_code == 0 and result.output == ""
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["B"]
+
+
+def test_every_command_has_help_with_an_example(run):
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            yield prefix + [name], command
+            if hasattr(command, "commands"):
+                yield from walk(command, prefix + [name])
+
+    for path, command in walk(cli, []):
+        result = run(*path, "--help")
+        assert result.exit_code == 0
+        assert "Example" in result.output, " ".join(path)

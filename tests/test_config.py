@@ -1,0 +1,152 @@
+"""The accounts file (spec §2): validation names file, account and key; secrets are guarded."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from helpdesk_fetch import auth, config
+from helpdesk_fetch.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_text(tmp_path: Path, text: str, mode: int = 0o600) -> config.Config:
+    path = tmp_path / "accounts.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return config.load(path)
+
+
+def test_the_sample_file_is_valid_and_documents_every_key():
+    sample = config.load(ROOT / "sample-accounts.toml")
+    text = (ROOT / "sample-accounts.toml").read_text()
+    assert {a.protocol for a in sample.accounts} == {"imap", "pop3", "maildir"}
+    assert any(not a.automail for a in sample.accounts)
+    for cls in (config.Settings, config.Smtp, config.Automail, config.Resource, config.Account):
+        for field in cls.__dataclass_fields__:
+            assert re.search(rf"^#? *{field} *=", text, re.MULTILINE), f"{cls.__name__}.{field}"
+
+
+def test_defaults(tmp_path):
+    cfg = load_text(tmp_path, '[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\n'
+                              'username = "u"\npassword_env = "X"\n')
+    account = cfg.accounts[0]
+    assert (account.port, account.security, account.folder, account.enabled) == (
+        993, "ssl", "INBOX", True)
+    assert cfg.settings.database == f"sqlite:///{tmp_path / 'helpdesk.db'}"
+    assert cfg.settings.error_folder == "HD Error Messages"
+    assert cfg.smtp is None
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('[settings]\nreactivaton_days = 3\n', "key 'settings.reactivaton_days': unknown key; "
+                                           "did you mean 'reactivation_days'?"),
+    ('[settings]\ntimeout_seconds = "60"\n', "key 'settings.timeout_seconds': expected an "
+                                             "integer, got a string"),
+    ('[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\nusername = "u"\n'
+     'password_env = "X"\nfolderr = "INBOX"\n', "account 'a': key 'folderr': unknown key"),
+    ('[[accounts]]\nname = "a"\nprotocol = "imap"\nusername = "u"\npassword_env = "X"\n',
+     "account 'a': key 'host': missing"),
+    ('[[accounts]]\nname = "a"\nprotocol = "smtp"\n', "account 'a': key 'protocol': 'smtp' is "
+                                                      "not one of imap, pop3, maildir"),
+    ('[[accounts]]\nname = "a"\nprotocol = "maildir"\npath = "x"\nresource = "nope"\n',
+     "account 'a': key 'resource': no resource 'nope'"),
+    ('[[accounts]]\nname = "a"\nprotocol = "maildir"\npath = "x"\n'
+     '[[accounts]]\nname = "a"\nprotocol = "maildir"\npath = "y"\n',
+     "account 'a': key 'name': two accounts have this name"),
+    ('[[accounts]]\nname = "A b"\nprotocol = "maildir"\npath = "x"\n', "key 'name'"),
+    ('[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\nusername = "u"\n'
+     'password_env = "X"\npassword_file = "f"\n', "give only one of"),
+    ('[[accounts]]\nname = "a"\nprotocol = "pop3"\nhost = "h"\nusername = "u"\n'
+     'password_env = "X"\nfolder = "INBOX"\n', "POP3 has no folders"),
+    ('this is = not toml =', "not valid TOML"),
+])
+def test_errors_name_the_file_account_and_key(tmp_path, text, needle):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, text)
+    assert str(caught.value).startswith(str(tmp_path / "accounts.toml"))
+    assert needle in str(caught.value)
+
+
+def test_type_errors_never_show_the_value(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, '[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\n'
+                            'username = "u"\npassword = 12345678\n')
+    assert "12345678" not in str(caught.value)
+
+
+def test_a_file_with_a_secret_readable_by_others_is_refused(tmp_path):
+    text = ('[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\nusername = "u"\n'
+            'password = "hunter22"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, text, mode=0o644)
+    assert caught.value.exit_code == 2
+    assert f"chmod 600 {tmp_path / 'accounts.toml'}" in str(caught.value)
+    load_text(tmp_path, text, mode=0o600)
+    load_text(tmp_path, text.replace('password = "hunter22"', 'password_env = "P"'), mode=0o644)
+
+
+def test_cli_exit_2_names_the_key(tmp_path, run):
+    path = tmp_path / "accounts.toml"
+    path.write_text('[settings]\nmax_mesage_bytes = 10\n')
+    result = run("fetch", config=path)
+    assert result.exit_code == 2
+    assert "key 'settings.max_mesage_bytes'" in result.stderr
+
+
+def test_missing_file_says_how_to_start(tmp_path, run):
+    result = run("fetch", config=tmp_path / "none.toml")
+    assert result.exit_code == 2 and "sample-accounts.toml" in result.stderr
+
+
+def _account(**keys) -> config.Account:
+    return config.Account(name="a", protocol="imap", host="h", username="u", **keys)
+
+
+def test_password_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("HD_PW", "from-env")
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("from-file\nsecond line ignored\n")
+    secret_file.chmod(0o600)
+    assert auth.password_for(_account(password="inline"), label="a", timeout=5) == "inline"
+    assert auth.password_for(_account(password_env="HD_PW"), label="a", timeout=5) == "from-env"
+    assert auth.password_for(_account(password_file=str(secret_file)), label="a",
+                             timeout=5) == "from-file"
+    assert auth.password_for(_account(password_command="echo from-command"), label="a",
+                             timeout=5) == "from-command"
+
+
+@pytest.mark.parametrize("keys, needle", [
+    ({"password_env": "HD_NOT_SET"}, "environment variable HD_NOT_SET is not set"),
+    ({"password_command": "echo secret-out; exit 3"}, "exited with status 3"),
+    ({"password_command": "sleep 5"}, "did not finish within 0.5 s"),
+    ({"password_file": "/nonexistent/pw"}, "cannot read"),
+])
+def test_password_source_failures(keys, needle):
+    with pytest.raises(ConfigError) as caught:
+        auth.password_for(_account(**keys), label="a", timeout=0.5)
+    assert needle in str(caught.value) and "secret-out" not in str(caught.value)
+
+
+def test_password_file_readable_by_others_is_refused(tmp_path):
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("s3cret\n")
+    secret_file.chmod(0o640)
+    with pytest.raises(ConfigError) as caught:
+        auth.password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
+    assert "chmod 600" in str(caught.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a file owned by another user")
+def test_password_file_of_another_user_is_refused(tmp_path):
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("s3cret\n")
+    secret_file.chmod(0o600)
+    os.chown(secret_file, 65534, 65534)
+    with pytest.raises(ConfigError) as caught:
+        auth.password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
+    assert "chown" in str(caught.value)

@@ -1,0 +1,93 @@
+"""Commands that write the accounts file keep the administrator's comments and layout."""
+
+from __future__ import annotations
+
+import stat
+import tomllib
+
+import pytest
+
+from helpdesk_fetch.configedit import add_account, remove_account, set_account_key
+from helpdesk_fetch.errors import ConfigError
+
+COMMENTED = """\
+# Our helpdesk. Ask Dana before changing anything!
+
+[settings]
+reactivation_days = 7   # legal says a week
+
+[[resources]]
+name = "it-support"
+members = ["alice@example.com"]
+
+# The main mailbox
+[[accounts]]
+name = "helpdesk"
+protocol = "maildir"
+path = "/var/mail/helpdesk"   # delivered by postfix
+enabled = true   # keep on
+
+# Alerts from Nagios
+[[accounts]]
+name = "monitoring"
+protocol = "maildir"
+path = "/var/mail/monitoring"
+automail = false
+
+# end of file
+"""
+
+
+@pytest.fixture
+def commented(tmp_path):
+    path = tmp_path / "accounts.toml"
+    path.write_text(COMMENTED)
+    path.chmod(0o644)
+    return path
+
+
+def test_add_appends_a_block_and_keeps_everything_else(commented):
+    add_account(commented, {"name": "pop", "protocol": "pop3", "host": "pop.example.com",
+                            "username": "u", "password_env": "POP_PW", "port": None})
+    text = commented.read_text()
+    assert text.startswith(COMMENTED)
+    assert text.endswith('[[accounts]]\nname = "pop"\nprotocol = "pop3"\n'
+                         'host = "pop.example.com"\nusername = "u"\npassword_env = "POP_PW"\n')
+    assert stat.S_IMODE(commented.stat().st_mode) == 0o600
+
+
+def test_remove_takes_the_block_and_its_comment_only(commented):
+    remove_account(commented, "helpdesk")
+    text = commented.read_text()
+    assert "# The main mailbox" not in text and 'name = "helpdesk"' not in text
+    assert "# Alerts from Nagios\n[[accounts]]" in text
+    assert "# Our helpdesk. Ask Dana" in text and "legal says a week" in text
+    assert [a["name"] for a in tomllib.loads(text)["accounts"]] == ["monitoring"]
+
+
+def test_disable_changes_one_value_in_place(commented):
+    set_account_key(commented, "helpdesk", "enabled", False)
+    set_account_key(commented, "monitoring", "enabled", False)
+    text = commented.read_text()
+    assert "enabled = false   # keep on" in text
+    assert 'name = "monitoring"\nenabled = false\n' in text
+    assert text.replace("enabled = false   # keep on", "enabled = true   # keep on").replace(
+        'name = "monitoring"\nenabled = false\n', 'name = "monitoring"\n') == COMMENTED
+
+
+def test_an_invalid_result_is_never_written(commented):
+    with pytest.raises(ConfigError, match="no resource 'nope'"):
+        add_account(commented, {"name": "x", "protocol": "maildir", "path": "/x",
+                                "resource": "nope"})
+    with pytest.raises(ConfigError, match="two accounts have this name"):
+        add_account(commented, {"name": "helpdesk", "protocol": "maildir", "path": "/x"})
+    assert commented.read_text() == COMMENTED
+
+
+def test_accounts_in_another_form_are_left_to_the_administrator(tmp_path):
+    path = tmp_path / "accounts.toml"
+    path.write_text('accounts = [{name = "a", protocol = "maildir", path = "/x"}]\n')
+    with pytest.raises(ConfigError, match="edit"):
+        set_account_key(path, "a", "enabled", False)
+    with pytest.raises(ConfigError, match="edit it by hand"):
+        add_account(path, {"name": "b", "protocol": "maildir", "path": "/y"})

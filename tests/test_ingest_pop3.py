@@ -1,0 +1,76 @@
+"""POP3 end to end: verified TLS, STLS, UIDL, DELE committed by QUIT (spec §4)."""
+
+from __future__ import annotations
+
+from tests.mails import message, message_id_of
+
+
+def test_pop3s_mail_becomes_tickets_and_leaves_the_mailbox(dovecot, mail_user, write_config,
+                                                           run):
+    first = message("Monitor flickers")
+    reply = message("Re: Monitor flickers", in_reply_to=f"<{message_id_of(first)}>")
+    dovecot.append(mail_user, [first, reply, message("Mouse lost", message_id=None)])
+    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+    assert dovecot.messages(mail_user) == []
+    tickets = run.json("tickets", "list", config=config)
+    assert [(t["subject"], t["message_count"]) for t in tickets] == [("Monitor flickers", 2),
+                                                                     ("Mouse lost", 1)]
+
+
+def test_pop3_with_stls(dovecot, mail_user, write_config, run):
+    dovecot.append(mail_user, [message("Over STLS")])
+    config = write_config([dovecot.account("pop", mail_user, protocol="pop3",
+                                           security="starttls")])
+
+    assert run("fetch", config=config).exit_code == 0
+    assert len(run.json("tickets", "list", config=config)) == 1
+
+
+def test_long_lines_survive_poplib(dovecot, mail_user, write_config, run):
+    """poplib refuses lines over 2048 bytes; real mail has them."""
+    long_line = "word " * 1000
+    raw = (b"From: a@example.org\r\nSubject: Long line\r\nMessage-ID: <long@example.org>\r\n"
+           b"\r\n" + long_line.encode() + b"\r\n")
+    dovecot.append(mail_user, [raw])
+    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")])
+
+    assert run("fetch", config=config).exit_code == 0, run("fetch", config=config).output
+
+    ticket = run.json("tickets", "list", config=config)[0]
+    text = run.json("tickets", "show", str(ticket["id"]), config=config)["messages"][0]["text"]
+    assert text.strip() == long_line.strip()
+
+
+def test_failed_message_stays_on_the_server_and_is_skipped(dovecot, mail_user, write_config,
+                                                           run):
+    big = message("Too big", body="y" * 9000)
+    dovecot.append(mail_user, [message("Small one"), big])
+    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")],
+                          settings={"max_message_bytes": 6000})
+
+    first = run("fetch", config=config)
+    second = run("fetch", config=config)
+
+    assert first.exit_code == 0 and "left on the POP3 server" in first.stderr
+    assert second.exit_code == 0 and second.stderr == ""  # remembered, not reported again
+    assert dovecot.messages(mail_user) == [big]
+    assert len(run.json("tickets", "list", config=config)) == 1
+    assert run.json("status", config=config)["error_messages"] == 1
+
+
+def test_refetch_after_lost_quit_adds_nothing(dovecot, mail_user, write_config, run):
+    raw = message("Stored twice?")
+    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")])
+    dovecot.append(mail_user, [raw])
+    run("fetch", config=config)
+    dovecot.append(mail_user, [raw])  # as if QUIT had never arrived
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert run.json("tickets", "list", config=config)[0]["message_count"] == 1
+    assert dovecot.messages(mail_user) == []
