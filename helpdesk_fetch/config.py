@@ -1,8 +1,8 @@
 """The accounts file (spec §2): find it, load it, validate it into frozen dataclasses.
 
-Each dataclass below *is* the schema of one TOML table: its fields are the keys, their type hints the
-types, their defaults the defaults. Validation is done once, here, and every error names the file,
-the account and the key. Writing the file lives in ``configedit``.
+Each dataclass below *is* the schema of one TOML table: its fields are the keys, their type
+hints the types, their defaults the defaults. Validation is done once, here, and every error names
+the file, the account and the key. Writing the file lives in ``configedit``.
 """
 
 from __future__ import annotations
@@ -243,7 +243,8 @@ def _settings(data: dict, path: Path) -> Settings:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
     if settings.reactivation_days < 0:
         raise ConfigError("must be 0 or more", path=path, key="settings.reactivation_days")
-    if not settings.ticket_keywords or not all(KEYWORD_RE.match(k) for k in settings.ticket_keywords):
+    keywords = settings.ticket_keywords
+    if not keywords or not all(KEYWORD_RE.match(k) for k in keywords):
         raise ConfigError("must be a non-empty list of words such as \"TicketID\"",
                           path=path, key="settings.ticket_keywords")
     if not settings.error_folder.strip():

@@ -29,7 +29,10 @@ def add_account(path: Path, values: dict) -> None:
     values = {k: v for k, v in values.items() if v is not None}
     text = _read(path) if path.exists() else ""
     block = "[[accounts]]\n" + tomli_w.dumps(values)  # flat keys: never an inline table
-    separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+    if not text or text.endswith("\n\n"):
+        separator = ""
+    else:
+        separator = "\n" if text.endswith("\n") else "\n\n"
     new_text = text + separator + block
     old = tomllib.loads(text) if text else {}
     expected = copy.deepcopy(old)

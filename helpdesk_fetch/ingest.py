@@ -8,7 +8,6 @@ blocks the others; an account that cannot be processed is reported and skipped.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import socket
 import time
@@ -24,8 +23,7 @@ from helpdesk_fetch.errors import AccountBusy, ConfigError, DatabaseError, Mailb
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.mailbox.base import Mailbox, MessageRef, batches, get_mailbox
 from helpdesk_fetch.models import AccountRun
-from helpdesk_fetch.parse import ParsedMessage, parse
-from helpdesk_fetch.threads import Tagger, find_ticket
+from helpdesk_fetch.pipeline import DUPLICATE, FAILED, PLANNED, Outcome, Pipeline, Source
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +117,7 @@ class Run:
         self.host = socket.gethostname()
 
     def open(self) -> None:
-        self.database = db.open_database(self.settings.database, read_only=self.dry_run)
-        self.tagger = Tagger(db.setting("tag_secret") or "", self.settings)
+        self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -134,7 +131,7 @@ class Run:
         try:
             lock = (contextlib.nullcontext() if self.dry_run else
                     state.account_lock(account.name, state_dir=self.settings.state_dir,
-                                       database=self.database))
+                                       database=self.pipeline.database))
             with lock:
                 self._account(account, report)
         except AccountBusy:
@@ -172,139 +169,79 @@ class Run:
 
 
 class MailboxRun:
-    """The messages of one account in one run."""
+    """The messages of one account in one run: the pipeline's outcomes, acted on in the mailbox."""
 
     def __init__(self, run: Run, account: Account, box: Mailbox, report: AccountReport) -> None:
         self.run, self.account, self.box, self.report = run, account, box, report
-        self.name = account.name
+        self.pipeline = run.pipeline
+        self.source = Source(account.name, account.resource, account.automail)
 
     def process(self) -> None:
         refs = self.box.list()
         if self.account.protocol == "pop3":
-            waiting = store.pending_failure_keys(self.name)
+            waiting = self.pipeline.call_db(store.pending_failure_keys, self.account.name)
             refs = [r for r in refs if r.key not in waiting]
-        self._delete_already_stored(refs)
+        refs = self._delete_already_stored(refs)
         limit = self.run.settings.max_message_bytes
-        todo = [r for r in refs if r.key not in self.stored]
-        for ref in (r for r in todo if r.size > limit):
-            self._fail(ref, f"{ref.size} bytes is over max_message_bytes ({limit}); not downloaded")
-        todo = [r for r in todo if r.size <= limit]
-        self.run.progress.account_started(self.name, len(todo), sum(r.size for r in todo))
+        for ref in (r for r in refs if r.size > limit):
+            reason = f"{ref.size} bytes is over max_message_bytes ({limit}); not downloaded"
+            self._set_aside(ref, Outcome(FAILED, ref.key, reason=reason), raw=None)
+        todo = [r for r in refs if r.size <= limit]
+        self.run.progress.account_started(self.account.name, len(todo), sum(r.size for r in todo))
         for batch in batches(todo):
             if self.run.remaining() <= 0:
                 log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
-                            "next run", self.name, len(todo) - self.report.fetched)
+                            "next run", self.account.name, len(todo) - self.report.fetched)
                 break
             for ref, raw in self.box.fetch(batch):
                 crashpoint("after_fetch")
                 self._one(ref, raw)
-                self.run.progress.message_done(self.name, ref.size)
+                self.run.progress.message_done(self.account.name, ref.size)
             self.box.flush()
 
-    def _delete_already_stored(self, refs: list[MessageRef]) -> None:
-        """Messages stored by an earlier run that died before deleting them (spec §4.1)."""
-        self.stored = self._db(store.stored_keys, self.name, [r.key for r in refs])
-        again = [r for r in refs if r.key in self.stored]
+    def _delete_already_stored(self, refs: list[MessageRef]) -> list[MessageRef]:
+        """Delete what an earlier run stored but died before deleting (spec §4.1); the rest."""
+        stored = self.pipeline.call_db(store.stored_keys, self.account.name, [r.key for r in refs])
+        again = [r for r in refs if r.key in stored]
         if again:
             log.info("account %s: %d messages were stored by an earlier run; deleting them",
-                     self.name, len(again))
+                     self.account.name, len(again))
             self.report.duplicates += len(again)
             self.box.delete(again)
             self.box.flush()
+        return [r for r in refs if r.key not in stored]
 
     def _one(self, ref: MessageRef, raw: bytes) -> None:
         self.report.fetched += 1
-        limit = self.run.settings.max_message_bytes
-        if len(raw) > limit:
-            return self._fail(ref, f"{len(raw)} bytes is over max_message_bytes ({limit})")
-        sha256 = hashlib.sha256(raw).hexdigest()
-        duplicate = self._db(store.find_duplicate, self.name, ref.key, sha256)
-        if duplicate is not None:
-            return self._duplicate(ref, duplicate)
-        try:
-            parsed = parse(raw)
-        except Exception as exc:  # the parser is defensive; this is the last line of defence
-            return self._fail(ref, f"cannot be parsed: {type(exc).__name__}: {exc}", raw=raw,
-                              sha256=sha256)
-        if self.run.dry_run:
-            return self._plan(ref, parsed)
-        self._store(ref, raw, sha256, parsed)
-
-    def _duplicate(self, ref: MessageRef, message_id: int) -> None:
-        self.report.duplicates += 1
-        log.info("account %s: %s is already stored; deleting it", self.name, ref.key)
-        if not self.run.dry_run:
-            self._db(store.remember_key, self.name, ref.key, message_id or None)
-            self.box.delete([ref])
-
-    def _plan(self, ref: MessageRef, parsed: ParsedMessage) -> None:
-        ticket, how = find_ticket(parsed, self.run.tagger)
-        decision = self._decide(ticket, parsed)
-        target = f"ticket {ticket.number} (by {how})" if ticket else "a new ticket"
-        self._count(decision)
-        self.report.actions.append(f"{_describe(parsed, ref)} -> {target}: {decision.why}")
-
-    def _store(self, ref: MessageRef, raw: bytes, sha256: str, parsed: ParsedMessage) -> None:
-        settings, now = self.run.settings, utcnow()
-        try:
-            with self.run.database.atomic():
-                ticket, how = find_ticket(parsed, self.run.tagger)
-                decision = self._decide(ticket, parsed)
-                ticket, message = store.store_inbound(
-                    parsed, raw, sha256, account=self.name, key=ref.key, ticket=ticket,
-                    decision=decision, resource=self.account.resource, now=now,
-                    escalation_due=rules.escalation_due(settings, now))
-                crashpoint("mid_transaction")
-        except (peewee.IntegrityError, peewee.DataError) as exc:
-            return self._fail(ref, f"the database refused it: {exc}", raw=raw, parsed=parsed,
-                              sha256=sha256)
-        except peewee.PeeweeException as exc:
-            raise DatabaseError(f"cannot store messages: {db.describe_error(exc)}") from None
-        crashpoint("after_commit")
+        outcome = self.pipeline.ingest(self.source, raw, ref.key)
+        if outcome.kind == FAILED:
+            return self._set_aside(ref, outcome, raw=raw)
+        if outcome.kind == DUPLICATE:
+            self.report.duplicates += 1
+            log.info("account %s: %s is already stored; deleting it", self.account.name, ref.key)
+        elif outcome.kind == PLANNED:
+            target = (f"ticket {outcome.ticket_number} (by {outcome.found_by})"
+                      if outcome.ticket_number else "a new ticket")
+            self.report.actions.append(f"{outcome.label} -> {target}: {outcome.decision.why}")
+        self._count(outcome)
         self.box.delete([ref])
-        self._count(decision)
-        log.info("account %s: %s -> ticket %s: %s", self.name, _describe(parsed, ref),
-                 ticket.number, decision.why)
 
-    def _decide(self, ticket, parsed: ParsedMessage) -> rules.Decision:
-        resource = self.run.config.resource(ticket.resource if ticket else self.account.resource)
-        return rules.decide(ticket, parsed.from_addr, resource=resource,
-                            settings=self.run.settings, now=utcnow())
-
-    def _count(self, decision: rules.Decision) -> None:
-        if decision.action == rules.NEW:
+    def _count(self, outcome: Outcome) -> None:
+        action = outcome.decision.action if outcome.decision else None
+        if action == rules.NEW:
             self.report.new_tickets += 1
-        elif decision.action == rules.REJECT:
+        elif action == rules.REJECT:
             self.report.rejected += 1
-        else:
+        elif action is not None:
             self.report.threaded += 1
 
-    def _fail(self, ref: MessageRef, reason: str, *, raw: bytes | None = None,
-              parsed: ParsedMessage | None = None, sha256: str | None = None) -> None:
-        """Record the message as failed, then set it aside; the others go on."""
+    def _set_aside(self, ref: MessageRef, outcome: Outcome, *, raw: bytes | None) -> None:
+        """Record the message as failed, then move it aside; the others go on."""
         self.report.errors += 1
         where = self.box.aside_location()
-        line = f"{_describe(parsed, ref)}: {reason}; {where}"
+        line = f"{outcome.label}: {outcome.reason}; {where}"
         self.report.failures.append(line)
-        log.warning("account %s: %s", self.name, line)
-        if self.run.dry_run:
-            return
-        with self.run.database.atomic():
-            self._db(store.record_failure, self.name, ref.key, reason=reason, location=where,
-                     size=ref.size if raw is None else len(raw), raw=raw, parsed=parsed,
-                     sha256=sha256)
+        log.warning("account %s: %s", self.account.name, line)
+        self.pipeline.record_failure(self.source, outcome, raw=raw,
+                                     size=ref.size if raw is None else len(raw), location=where)
         self.box.set_aside(ref)
-
-    def _db(self, function, *args, **kwargs):
-        """Call a store function; a database failure stops the run (nothing is deleted)."""
-        try:
-            return function(*args, **kwargs)
-        except peewee.PeeweeException as exc:
-            raise DatabaseError(f"database: {db.describe_error(exc)}") from None
-
-
-def _describe(parsed: ParsedMessage | None, ref: MessageRef) -> str:
-    if parsed is not None and parsed.message_id:
-        return f"<{parsed.message_id}>"
-    return ref.key
-

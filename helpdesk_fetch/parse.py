@@ -2,9 +2,9 @@
 
 The stdlib parser runs with the lenient ``compat32`` policy (it never raises on header access and is
 several times faster than ``policy.default``); headers are decoded here: RFC 2047 encoded words
-(also split across folds), RFC 2231 parameters, RFC 6532 raw UTF-8 and stray 8-bit bytes. Broken input
-degrades to what can be recovered; the raw message is always kept by the caller, so nothing the
-sender wrote is lost. Only input that cannot even be split into header and body raises.
+(also split across folds), RFC 2231 parameters, RFC 6532 raw UTF-8 and stray 8-bit bytes.
+Broken input degrades to what can be recovered; the raw message is always kept by the caller, so
+nothing the sender wrote is lost. Only input that cannot even be split into header and body raises.
 """
 
 from __future__ import annotations

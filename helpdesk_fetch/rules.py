@@ -33,7 +33,8 @@ def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, set
             return Decision(REOPEN, "confirmed_unread", True, ("customer_reply",),
                             f"reply within {settings.reactivation_days} days of closing: reopened")
         return Decision(REJECT, None, False, ("ticket_closed",),
-                        "reply after the reactivation window: kept as rejected, ticket stays closed")
+                        "reply after the reactivation window: kept as rejected, ticket stays "
+                        "closed")
     if settings.no_status_change_from_members and is_member(sender, resource):
         return Decision(APPEND, None, False, ("customer_reply",),
                         "reply from a member of the resource: appended, status unchanged")

@@ -63,7 +63,8 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
     else:
         _update_ticket(ticket, decision, now=now, escalation_due=escalation_due)
     message = Message.create(
-        ticket=ticket, direction="in", state="rejected" if decision.action == REJECT else "accepted",
+        ticket=ticket, direction="in",
+        state="rejected" if decision.action == REJECT else "accepted",
         account=account, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
         references=" ".join(parsed.references), from_addr=parsed.from_addr,
         from_name=parsed.from_name, to_addrs=json.dumps(parsed.to_addrs),

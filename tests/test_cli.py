@@ -152,7 +152,7 @@ def test_every_command_has_help_with_an_example(run):
             if hasattr(command, "commands"):
                 yield from walk(command, prefix + [name])
 
-    for path, command in walk(cli, []):
+    for path, _command in walk(cli, []):
         result = run(*path, "--help")
         assert result.exit_code == 0
         assert "Example" in result.output, " ".join(path)

@@ -75,7 +75,7 @@ class Mailbox(ABC):
     def set_aside(self, ref: MessageRef) -> None:
         """Move a message that could not be ingested out of the way (to aside_location())."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - most sources delete at once; IMAP buffers
         """Make buffered deletions final (after each batch)."""
 
     def count(self) -> int:

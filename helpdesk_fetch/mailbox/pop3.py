@@ -25,7 +25,7 @@ class _LongLines:
     def _getline(self):
         line = self.file.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
-            raise poplib.error_proto("-ERR line longer than %d bytes" % MAX_LINE)
+            raise poplib.error_proto(f"-ERR line longer than {MAX_LINE} bytes")
         if not line:
             raise poplib.error_proto("-ERR EOF")
         octets = len(line)

@@ -1,0 +1,143 @@
+"""One message, from raw bytes to a ticket message: parse, thread, apply the rules, store.
+
+The pipeline knows nothing about mailboxes: ``fetch`` (ingest.py), ``deliver`` and ``errors retry``
+all hand it raw bytes with a source key and act on the Outcome (delete, set aside, exit code).
+Everything a message changes in the database happens in one transaction (spec §4.2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import peewee
+
+from helpdesk_fetch import db, rules, store
+from helpdesk_fetch.clock import utcnow
+from helpdesk_fetch.config import Config
+from helpdesk_fetch.errors import DatabaseError
+from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.models import Ticket
+from helpdesk_fetch.parse import ParsedMessage, parse
+from helpdesk_fetch.threads import Tagger, find_ticket
+
+log = logging.getLogger(__name__)
+
+STORED, DUPLICATE, FAILED, PLANNED = "stored", "duplicate", "failed", "planned"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message comes from, as far as tickets care."""
+
+    name: str  # the account (or "deliver"): source keys and duplicates are per source
+    resource: str | None
+    automail: bool = True
+
+
+@dataclass
+class Outcome:
+    """What happened to one message."""
+
+    kind: str  # stored | duplicate | failed | planned (dry run)
+    key: str
+    sha256: str = ""
+    reason: str = ""
+    parsed: ParsedMessage | None = None
+    decision: rules.Decision | None = None
+    ticket_number: str | None = None
+    found_by: str | None = None  # "tag" | "reply" | None (a new ticket)
+    duplicate_of: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How log lines name the message: its Message-ID, else its source key."""
+        if self.parsed is not None and self.parsed.message_id:
+            return f"<{self.parsed.message_id}>"
+        return self.key
+
+
+class Pipeline:
+    """Turns raw messages into ticket messages for one run, command or retry."""
+
+    def __init__(self, config: Config, *, dry_run: bool = False) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.dry_run = dry_run
+        self.database = db.open_database(self.settings.database, read_only=dry_run)
+        self.tagger = Tagger(db.setting("tag_secret") or "", self.settings)
+
+    def ingest(self, source: Source, raw: bytes, key: str) -> Outcome:
+        """Store *raw* (known to *source* as *key*) on its ticket, or say why not.
+
+        A database failure that is not about this message raises DatabaseError: the caller must
+        then delete nothing and stop."""
+        sha256 = hashlib.sha256(raw).hexdigest()
+        limit = self.settings.max_message_bytes
+        if len(raw) > limit:
+            return Outcome(FAILED, key, sha256, f"{len(raw)} bytes is over max_message_bytes "
+                                                f"({limit})")
+        duplicate = self.call_db(store.find_duplicate, source.name, key, sha256)
+        if duplicate is not None:
+            if not self.dry_run:
+                self.call_db(store.remember_key, source.name, key, duplicate or None)
+            return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate)
+        try:
+            parsed = parse(raw)
+        except Exception as exc:  # the parser is defensive; this is the last line of defence
+            return Outcome(FAILED, key, sha256, f"cannot be parsed: {type(exc).__name__}: {exc}")
+        if self.dry_run:
+            return self._plan(source, key, sha256, parsed)
+        return self._store(source, raw, key, sha256, parsed)
+
+    def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
+        ticket, how = find_ticket(parsed, self.tagger)
+        return Outcome(PLANNED, key, sha256, parsed=parsed, decision=self._decide(
+            source, ticket, parsed, utcnow()), ticket_number=ticket.number if ticket else None,
+            found_by=how)
+
+    def _store(self, source: Source, raw: bytes, key: str, sha256: str,
+               parsed: ParsedMessage) -> Outcome:
+        now = utcnow()
+        try:
+            with self.database.atomic():
+                ticket, how = find_ticket(parsed, self.tagger)
+                decision = self._decide(source, ticket, parsed, now)
+                ticket, _message = store.store_inbound(
+                    parsed, raw, sha256, account=source.name, key=key, ticket=ticket,
+                    decision=decision, resource=source.resource, now=now,
+                    escalation_due=rules.escalation_due(self.settings, now))
+                crashpoint("mid_transaction")
+        except (peewee.IntegrityError, peewee.DataError) as exc:
+            return Outcome(FAILED, key, sha256, f"the database refused it: {exc}", parsed=parsed)
+        except peewee.PeeweeException as exc:
+            raise DatabaseError(f"cannot store messages: {db.describe_error(exc)}") from None
+        crashpoint("after_commit")
+        log.info("%s: %s -> ticket %s: %s", source.name, parsed.message_id or key, ticket.number,
+                 decision.why)
+        return Outcome(STORED, key, sha256, parsed=parsed, decision=decision,
+                       ticket_number=ticket.number, found_by=how)
+
+    def _decide(self, source: Source, ticket: Ticket | None, parsed: ParsedMessage,
+                now) -> rules.Decision:
+        resource = self.config.resource(ticket.resource if ticket else source.resource)
+        return rules.decide(ticket, parsed.from_addr, resource=resource, settings=self.settings,
+                            now=now)
+
+    def record_failure(self, source: Source, outcome: Outcome, *, raw: bytes | None, size: int,
+                       location: str) -> None:
+        """Remember a message that did not ingest, before it is set aside (store first)."""
+        if self.dry_run:
+            return
+        with self.database.atomic():
+            self.call_db(store.record_failure, source.name, outcome.key, reason=outcome.reason,
+                     location=location, size=size, raw=raw, parsed=outcome.parsed,
+                     sha256=outcome.sha256 or None)
+
+    def call_db(self, function, *args, **kwargs):
+        """Call a store function; a database failure stops the caller (nothing is deleted)."""
+        try:
+            return function(*args, **kwargs)
+        except peewee.PeeweeException as exc:
+            raise DatabaseError(f"database: {db.describe_error(exc)}") from None
