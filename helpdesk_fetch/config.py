@@ -52,6 +52,7 @@ class Settings:
     max_message_bytes: int = 26214400
     timeout_seconds: int = 60
     run_budget_seconds: int = 600
+    history_days: int = 90  # run history and resolved error records are kept this long; 0: forever
     ticket_keywords: tuple[str, ...] = ("TicketID",)
     tag_prefix: str = "["
     tag_suffix: str = "]"
@@ -241,8 +242,9 @@ def _settings(data: dict, path: Path) -> Settings:
     for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
-    if settings.reactivation_days < 0:
-        raise ConfigError("must be 0 or more", path=path, key="settings.reactivation_days")
+    for key in ("reactivation_days", "history_days"):
+        if getattr(settings, key) < 0:
+            raise ConfigError("must be 0 or more", path=path, key=f"settings.{key}")
     keywords = settings.ticket_keywords
     if not keywords or not all(KEYWORD_RE.match(k) for k in keywords):
         raise ConfigError("must be a non-empty list of words such as \"TicketID\"",

@@ -99,6 +99,7 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         run.open()
         for account in accounts:
             report.accounts.append(run.account(account))
+        run.prune()
     except DatabaseError as exc:
         log.error("%s", exc)
         report.database_error = str(exc)
@@ -118,6 +119,11 @@ class Run:
 
     def open(self) -> None:
         self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
+
+    def prune(self) -> None:
+        """Keep the run history to ``history_days``."""
+        if not self.dry_run:
+            self.pipeline.call_db(store.prune_history, self.settings.history_days)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -218,7 +224,8 @@ class MailboxRun:
             return self._set_aside(ref, outcome, raw=raw)
         if outcome.kind == DUPLICATE:
             self.report.duplicates += 1
-            log.info("account %s: %s is already stored; deleting it", self.account.name, ref.key)
+            log.info("account %s: %s is already stored; deleting it", self.account.name,
+                     outcome.label)
         elif outcome.kind == PLANNED:
             target = (f"ticket {outcome.ticket_number} (by {outcome.found_by})"
                       if outcome.ticket_number else "a new ticket")

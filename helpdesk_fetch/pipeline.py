@@ -19,7 +19,7 @@ from helpdesk_fetch.config import Config
 from helpdesk_fetch.errors import DatabaseError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.models import Ticket
-from helpdesk_fetch.parse import ParsedMessage, parse
+from helpdesk_fetch.parse import ParsedMessage, parse, parse_headers
 from helpdesk_fetch.threads import Tagger, find_ticket
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,13 @@ class Pipeline:
         limit = self.settings.max_message_bytes
         if len(raw) > limit:
             return Outcome(FAILED, key, sha256, f"{len(raw)} bytes is over max_message_bytes "
-                                                f"({limit})")
+                                                f"({limit})", parsed=parse_headers(raw))
         duplicate = self.call_db(store.find_duplicate, source.name, key, sha256)
         if duplicate is not None:
             if not self.dry_run:
                 self.call_db(store.remember_key, source.name, key, duplicate or None)
-            return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate)
+            return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate,
+                           parsed=parse_headers(raw))
         try:
             parsed = parse(raw)
         except Exception as exc:  # the parser is defensive; this is the last line of defence
@@ -114,7 +115,8 @@ class Pipeline:
         except peewee.PeeweeException as exc:
             raise DatabaseError(f"cannot store messages: {db.describe_error(exc)}") from None
         crashpoint("after_commit")
-        log.info("%s: %s -> ticket %s: %s", source.name, parsed.message_id or key, ticket.number,
+        log.info("account %s: %s -> ticket %s: %s", source.name,
+                 f"<{parsed.message_id}>" if parsed.message_id else key, ticket.number,
                  decision.why)
         return Outcome(STORED, key, sha256, parsed=parsed, decision=decision,
                        ticket_number=ticket.number, found_by=how)

@@ -10,7 +10,15 @@ import zlib
 
 from helpdesk_fetch import db, models
 from helpdesk_fetch.clock import utcnow
-from helpdesk_fetch.models import Attachment, FailedMessage, Message, RawMessage, SourceKey, Ticket
+from helpdesk_fetch.models import (
+    AccountRun,
+    Attachment,
+    FailedMessage,
+    Message,
+    RawMessage,
+    SourceKey,
+    Ticket,
+)
 from helpdesk_fetch.parse import ParsedMessage
 from helpdesk_fetch.rules import NEW, REJECT, REOPEN, Decision
 
@@ -138,3 +146,20 @@ def pending_failure_keys(account: str) -> set[str]:
     query = FailedMessage.select(FailedMessage.source_key).where(
         (FailedMessage.account == account) & (FailedMessage.state == "pending"))
     return {row[0] for row in query.tuples()}
+
+
+def resolve_failure(failure_id: int) -> None:
+    """Mark a failed message as re-processed (it is stored now)."""
+    FailedMessage.update(state="resolved", updated_at=utcnow()).where(
+        FailedMessage.id == failure_id).execute()
+
+
+def prune_history(days: int) -> int:
+    """Forget runs and resolved failed messages older than *days* (0: keep everything)."""
+    if days <= 0:
+        return 0
+    before = utcnow() - dt.timedelta(days=days)
+    runs = AccountRun.delete().where(AccountRun.started_at < before).execute()
+    resolved = FailedMessage.delete().where((FailedMessage.state == "resolved")
+                                            & (FailedMessage.updated_at < before)).execute()
+    return runs + resolved
