@@ -28,6 +28,7 @@ class IngestDisabled(HelpdeskError):
 
 @dataclass
 class Delivery:
+    source: str  # the account, or deliver:<resource>
     outcome: Outcome
     quarantined: Path | None = None  # where a message that failed was kept
 
@@ -65,7 +66,7 @@ def deliver(config: Config, raw: bytes, *, resource: str | None = None,
     sha256 = hashlib.sha256(raw).hexdigest()
     outcome = pipeline.ingest(source, raw, f"{failures.DELIVER_PREFIX}{sha256}")
     if outcome.kind != FAILED:
-        return Delivery(outcome)
+        return Delivery(source.name, outcome)
     path = keep_in_quarantine(config.settings.state_dir, raw, sha256)
     try:
         pipeline.record_failure(source, outcome, raw=raw, size=len(raw),
@@ -73,7 +74,7 @@ def deliver(config: Config, raw: bytes, *, resource: str | None = None,
     except DatabaseError:
         path.unlink(missing_ok=True)  # the MTA keeps it: exit 75, not 65
         raise
-    return Delivery(outcome, path)
+    return Delivery(source.name, outcome, path)
 
 
 def keep_in_quarantine(state_dir: str | Path, raw: bytes, sha256: str) -> Path:

@@ -107,19 +107,22 @@ def _print_status(data: dict) -> None:
     else:
         note("Ingest: enabled", style="green")
     note(f"Database: {data['database']}")
-    rows = []
+    rows, problems = [], []
     for a in data["accounts"]:
         run = a["last_run"] or {}
-        failure = a["last_failure"] or {}
         seconds = run.get("seconds")
         rows.append([a["name"] + ("" if a["enabled"] else " (disabled)"),
                      ago(run.get("finished_at")) if run else "never",
                      f"{seconds:.1f}s" if seconds is not None else "", run.get("outcome", ""),
                      run.get("fetched", ""), run.get("new_tickets", ""), run.get("threaded", ""),
-                     run.get("errors", ""), a["error_messages"] or "",
-                     run.get("error") or failure.get("reason") or ""])
+                     run.get("errors", ""), a["error_messages"] or ""])
+        problem = run.get("error") or (a["last_failure"] or {}).get("reason")
+        if problem:
+            problems.append(f"  {a['name']}: {problem}")
     table(["account", "last run", "took", "outcome", "fetched", "new", "replies", "errors",
-           "waiting", "last problem"], rows, title="Accounts")
+           "waiting"], rows, title="Accounts")
+    if problems:
+        note("Last problems:\n" + "\n".join(problems), style="yellow")
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
     if data["automail"]:
         queue = data["outbox"]

@@ -55,7 +55,6 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
 
 def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None) -> int:
     """Every failure but "never ingestible" is temporary: the MTA keeps the message."""
-    from helpdesk_fetch.auth import redact
     from helpdesk_fetch.errors import HelpdeskError
 
     try:
@@ -63,16 +62,15 @@ def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None)
 
         delivery = core.deliver(app.config(), raw, resource=resource, account=account)
     except HelpdeskError as exc:
-        click.echo(f"helpdesk-fetch: temporary failure: {redact(str(exc))}", err=True)
+        log.error("temporary failure, the MTA keeps the message: %s", exc)
         return EXIT_TEMPFAIL
-    except Exception as exc:  # anything unexpected: never bounce, never lose
-        log.exception("deliver failed")
-        click.echo(f"helpdesk-fetch: temporary failure: {type(exc).__name__}: "
-                   f"{redact(str(exc))}", err=True)
+    except Exception:  # anything unexpected: never bounce, never lose
+        log.exception("temporary failure, the MTA keeps the message: unexpected error")
         return EXIT_TEMPFAIL
     outcome = delivery.outcome
     if delivery.quarantined is not None:
-        click.echo(f"helpdesk-fetch: {outcome.label}: {outcome.reason}; kept in quarantine as "
-                   f"{delivery.quarantined} (see `helpdesk-fetch errors list`)", err=True)
+        log.error("account %s: %s: %s; kept in quarantine as %s (see `helpdesk-fetch errors "
+                  "list`)", delivery.source, outcome.label, outcome.reason,
+                  delivery.quarantined)
         return EXIT_DATAERR
     return EXIT_OK

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, note, table
+from helpdesk_fetch.cli.render import ago, echo_json, is_tty, note, table
 
 
 @cli.group()
@@ -47,10 +47,12 @@ def list_(app: App, include_resolved: bool, account: str | None, as_json: bool) 
     if not data and is_tty():
         return note("No failed messages are waiting.", style="green")
     columns = ["id", "account", "failed", "from", "subject", "reason", "waits in"]
+    rows = [[f["id"], f["account"], ago(f["failed_at"]) if is_tty() else f["failed_at"],
+             f["from"], f["subject"], f["reason"], f["place"]] for f in data]
     if include_resolved:
         columns.append("state")
-    table(columns, [[f["id"], f["account"], f["failed_at"], f["from"], f["subject"], f["reason"],
-                     f["place"], f["state"]][:len(columns)] for f in data])
+        rows = [row + [f["state"]] for row, f in zip(rows, data, strict=True)]
+    table(columns, rows)
 
 
 @errors.command()

@@ -52,19 +52,17 @@ def note(text: str, *, style: str = "", err: bool = False) -> None:
 
 
 def ago(iso: str | None) -> str:
-    """An ISO 8601 time as people read it at a glance: "2025-01-31 14:02 (3 min ago)"."""
+    """An ISO 8601 time as people read it at a glance: "14:02 (3 min ago)" today, else
+    "2025-01-31 14:02"."""
     if not iso:
         return ""
     import datetime as dt
 
-    when = dt.datetime.fromisoformat(iso)
-    seconds = int((dt.datetime.now(dt.UTC) - when).total_seconds())
-    if seconds < 120:
-        rel = f"{max(seconds, 0)} s ago"
-    elif seconds < 7200:
-        rel = f"{seconds // 60} min ago"
-    elif seconds < 172800:
-        rel = f"{seconds // 3600} h ago"
-    else:
-        rel = f"{seconds // 86400} days ago"
-    return f"{when.astimezone().strftime('%Y-%m-%d %H:%M')} ({rel})"
+    when = dt.datetime.fromisoformat(iso).astimezone()
+    now = dt.datetime.now().astimezone()
+    if when.date() != now.date():
+        return when.strftime("%Y-%m-%d %H:%M")
+    seconds = max(int((now - when).total_seconds()), 0)
+    rel = f"{seconds} s" if seconds < 120 else (f"{seconds // 60} min" if seconds < 7200
+                                                else f"{seconds // 3600} h")
+    return f"{when:%H:%M} ({rel} ago)"
