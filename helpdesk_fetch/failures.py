@@ -18,7 +18,7 @@ from helpdesk_fetch.models import FailedMessage
 DELIVER_PREFIX = "deliver:"
 PLACES = {"imap": "IMAP error folder", "pop3": "POP3 server", "maildir": "Maildir error folder",
           "quarantine": "quarantine"}
-PENDING, RESOLVED = "pending", "resolved"
+PENDING, RESOLVED, DISMISSED = "pending", "resolved", "dismissed"
 QUARANTINE_DIR = "quarantine"
 
 

@@ -1,4 +1,5 @@
-"""``errors retry``: bring messages that did not ingest back through the pipeline, after a fix.
+"""``errors retry``: bring messages that did not ingest back through the pipeline, after a fix;
+``errors dismiss``: give up on one, keeping its bytes in the database for ``history_days``.
 
 A failed message waits in a *place* (``failures.place_of``). Retry opens that place with the
 ordinary mail sources — the IMAP error folder as an IMAP folder, the Maildir error folder and the
@@ -35,8 +36,8 @@ from helpdesk_fetch.pipeline import FAILED, STORED, Outcome, Pipeline, Source
 log = logging.getLogger(__name__)
 
 SEARCHED = ("imap", "quarantine")  # places where a message's key changed on the way there
-INGESTED, ALREADY, STILL_FAILS, MISSING, SKIPPED = (
-    "ingested", "already stored", "still fails", "missing", "skipped")
+INGESTED, ALREADY, STILL_FAILS, MISSING, SKIPPED, DISMISSED = (
+    "ingested", "already stored", "still fails", "missing", "skipped", "dismissed")
 
 
 @dataclass
@@ -45,20 +46,30 @@ class RetryResult:
 
     id: int
     account: str
-    outcome: str  # ingested | already stored | still fails | missing | skipped
+    outcome: str  # ingested | already stored | still fails | missing | skipped | dismissed
     detail: str = ""
     ticket_number: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (INGESTED, ALREADY)
+        return self.outcome in (INGESTED, ALREADY, DISMISSED)
 
 
 def retry(config: Config, ids: list[int] | None) -> list[RetryResult]:
     """Re-ingest the failed messages *ids* (None: every waiting one), place by place."""
+    return _each_place(config, ids, dismiss=False)
+
+
+def dismiss(config: Config, ids: list[int]) -> list[RetryResult]:
+    """Give up on the failed messages *ids*: copy each into the database (if it is not there
+    yet), then remove it from its place; ``errors show --raw`` has it for ``history_days``."""
+    return _each_place(config, ids, dismiss=True)
+
+
+def _each_place(config: Config, ids: list[int] | None, *, dismiss: bool) -> list[RetryResult]:
     switch = state.ingest_switch(config.settings.state_dir)
     if switch is not None:
-        raise HelpdeskError("ingest is disabled on this machine, and retrying reads mailboxes; "
+        raise HelpdeskError("ingest is disabled on this machine, and this changes mailboxes; "
                             "`helpdesk-fetch ingest enable` first")
     pipeline = Pipeline(config)
     rows, results = _select(pipeline, ids)
@@ -66,7 +77,7 @@ def retry(config: Config, ids: list[int] | None) -> list[RetryResult]:
     for row in rows:
         groups.setdefault((row.account, failures.place_of(row.source_key)), []).append(row)
     for (account, place), group in groups.items():
-        results += PlaceRetry(config, pipeline, account, place).run(group)
+        results += PlaceWork(config, pipeline, account, place).run(group, dismiss=dismiss)
     return sorted(results, key=lambda r: r.id)
 
 
@@ -81,7 +92,8 @@ def _select(pipeline: Pipeline, ids: list[int] | None) -> tuple[list, list[Retry
     if missing:
         raise UsageError(f"no failed message with id {', '.join(missing)} "
                          "(see `helpdesk-fetch errors list`)")
-    done = [RetryResult(r.id, r.account, ALREADY, "resolved earlier") for r in rows.values()
+    done = [RetryResult(r.id, r.account, ALREADY if r.state == failures.RESOLVED else DISMISSED,
+                        f"{r.state} earlier") for r in rows.values()
             if r.state != failures.PENDING]
     return [r for r in rows.values() if r.state == failures.PENDING], done
 
@@ -177,15 +189,17 @@ class Place:
         self.box.flush()
 
 
-class PlaceRetry:
-    """The failed messages of one account in one place, retried under the account's lock."""
+class PlaceWork:
+    """The failed messages of one account in one place, retried or dismissed under the
+    account's lock."""
 
     def __init__(self, config: Config, pipeline: Pipeline, account: str, place: str) -> None:
         self.config, self.pipeline, self.account, self.place_name = config, pipeline, account, place
         self.limit = config.settings.max_message_bytes
 
-    def run(self, rows: list[FailedMessage]) -> list[RetryResult]:
+    def run(self, rows: list[FailedMessage], *, dismiss: bool) -> list[RetryResult]:
         results: list[RetryResult] = []
+        action = self._dismiss if dismiss else self._retry
         lock = "quarantine" if self.place_name == "quarantine" else self.account
         try:
             source, view = source_and_place(self.config, self.account, self.place_name)
@@ -193,7 +207,7 @@ class PlaceRetry:
                                     database=self.pipeline.database), \
                     open_place(self.config, view, self.place_name) as place:
                 for row in rows:
-                    results.append(self._one(source, place, row))
+                    results.append(action(source, place, row))
         except AccountBusy:
             return results + self._skipped(rows, results, "another run is processing this "
                                            "account; try again in a moment")
@@ -206,7 +220,19 @@ class PlaceRetry:
         seen = {r.id for r in done}
         return [RetryResult(r.id, r.account, SKIPPED, why) for r in rows if r.id not in seen]
 
-    def _one(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
+    def _dismiss(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
+        ref = place.find(row)
+        copy = place.read(ref) if ref is not None and row.raw is None else None
+        self.pipeline.call_db(store.dismiss_failure, row.id, copy)
+        if ref is not None:
+            place.remove(ref)
+        kept = "its copy" if row.raw is not None or copy is not None else "its record"
+        log.info("account %s: error %d dismissed", row.account, row.id)
+        return RetryResult(row.id, row.account, DISMISSED,
+                           f"removed from the {failures.PLACES[self.place_name]}; {kept} is "
+                           f"kept for {self.config.settings.history_days or 'all'} days")
+
+    def _retry(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
         ref = place.find(row)
         if ref is not None and ref.size > self.limit:
             reason = f"{ref.size} bytes is over max_message_bytes ({self.limit}); not downloaded"

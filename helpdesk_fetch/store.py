@@ -154,12 +154,20 @@ def resolve_failure(failure_id: int) -> None:
         FailedMessage.id == failure_id).execute()
 
 
+def dismiss_failure(failure_id: int, raw: bytes | None) -> None:
+    """Give up on a failed message, keeping *raw* (when given) as its copy."""
+    fields = {"state": "dismissed", "updated_at": utcnow()}
+    if raw is not None:
+        fields["raw"] = compress(raw)
+    FailedMessage.update(**fields).where(FailedMessage.id == failure_id).execute()
+
+
 def prune_history(days: int) -> int:
-    """Forget runs and resolved failed messages older than *days* (0: keep everything)."""
+    """Forget runs, and failed messages resolved or dismissed, older than *days* (0: never)."""
     if days <= 0:
         return 0
     before = utcnow() - dt.timedelta(days=days)
     runs = AccountRun.delete().where(AccountRun.started_at < before).execute()
-    resolved = FailedMessage.delete().where((FailedMessage.state == "resolved")
+    resolved = FailedMessage.delete().where((FailedMessage.state != "pending")
                                             & (FailedMessage.updated_at < before)).execute()
     return runs + resolved

@@ -196,3 +196,48 @@ def test_message_ids_are_what_errors_list_shows(tmp_path, write_config, run):
     ticket = run.json("tickets", "list", config=config)[0]
     shown = run.json("tickets", "show", str(ticket["id"]), config=config)
     assert shown["messages"][0]["message_id"] == message_id_of(raw)
+
+
+def test_dismiss_keeps_a_copy_and_clears_the_pop3_server(dovecot, mail_user, write_config,
+                                                          run):
+    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")],
+                          settings={"max_message_bytes": 3000})
+    big = message("Spam with a video", body="v" * 5000)
+    dovecot.append(mail_user, [BLANK, big])
+    run("fetch", config=config)
+    waiting = run.json("errors", "list", config=config)
+    [big_id] = [e["id"] for e in waiting if "max_message_bytes" in e["reason"]]
+    [blank_id] = [e["id"] for e in waiting if "empty" in e["reason"]]
+
+    result = run("errors", "dismiss", str(blank_id), str(big_id), config=config)
+
+    assert result.exit_code == 0, result.output
+    assert "dismissed: removed from the POP3 server; its copy is kept for 90 days" in \
+        result.output
+    assert dovecot.messages(mail_user) == []
+    assert run.json("errors", "list", config=config) == []
+    history = run.json("errors", "list", "--all", config=config)
+    assert [e["state"] for e in history] == ["dismissed", "dismissed"]
+    assert run("errors", "show", str(big_id), "--raw", config=config).stdout_bytes == big
+    assert run("fetch", config=config).exit_code == 0
+    assert run.json("errors", "list", config=config) == []
+    again = run("errors", "retry", str(big_id), config=config)
+    assert again.exit_code == 0 and "dismissed earlier" in again.output
+    assert run.json("tickets", "list", config=config) == []
+
+
+def test_dismiss_from_the_imap_error_folder(dovecot, mail_user, write_config, run):
+    config = write_config([dovecot.account("helpdesk", mail_user)],
+                          settings={"max_message_bytes": 3000})
+    big = message("Too big to keep", body="w" * 5000)
+    dovecot.append(mail_user, [big])
+    run("fetch", config=config)
+    [failed] = run.json("errors", "list", config=config)
+    assert failed["copy_in_database"] is False
+
+    assert run("errors", "dismiss", str(failed["id"]), config=config).exit_code == 0
+
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == []
+    [dismissed] = run.json("errors", "list", "--all", config=config)
+    assert dismissed["copy_in_database"] is True
+    assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == big

@@ -43,7 +43,7 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
     Examples:
       helpdesk-fetch deliver --resource it-support < message.eml
       # Postfix master.cf:
-      helpdesk unix - n n - - pipe flags=Rq user=helpdesk argv=/opt/helpdesk-fetch/bin/helpdesk-fetch --config /etc/helpdesk-fetch/accounts.toml deliver --resource it-support
+      helpdesk unix - n n - - pipe flags=DR user=helpdesk argv=/opt/helpdesk-fetch/bin/helpdesk-fetch --config /etc/helpdesk-fetch/accounts.toml deliver --resource it-support
     """  # noqa: E501 - the master.cf line must stay one line to be copied
     if (resource is None) == (account is None):
         click.echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME",

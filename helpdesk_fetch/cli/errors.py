@@ -25,7 +25,7 @@ def errors() -> None:
 
 @errors.command("list")
 @click.option("--all", "include_resolved", is_flag=True,
-              help="Also those re-processed already (kept for history_days).")
+              help="Also those re-processed or dismissed (kept for history_days).")
 @click.option("--account", metavar="NAME", help="Only this account's.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
@@ -116,6 +116,30 @@ def retry(app: App, ctx: click.Context, ids: tuple[int, ...], retry_all: bool,
     if bool(ids) == retry_all:
         raise click.UsageError("give the ids of the messages to retry, or --all")
     results = core.retry(app.config(), None if retry_all else list(ids))
+    if as_json:
+        echo_json([vars(r) for r in results])
+    else:
+        _print_results(results)
+    ctx.exit(0 if all(r.ok for r in results) else 1)
+
+
+@errors.command()
+@click.argument("ids", nargs=-1, type=int, required=True, metavar="ID...")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@pass_app
+def dismiss(app: App, ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> None:
+    """Give up on failed messages that no fix will ever make ingestible (spam, an empty
+    message): each is copied into the database, then removed from its error folder (or from
+    the POP3 server). `errors list --all` and `errors show ID --raw` keep it for history_days.
+
+    \b
+    Example:
+      helpdesk-fetch errors dismiss 7 9
+    """
+    from helpdesk_fetch import retry as core
+
+    results = core.dismiss(app.config(), list(ids))
     if as_json:
         echo_json([vars(r) for r in results])
     else:
