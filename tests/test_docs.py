@@ -46,3 +46,14 @@ def test_shell_completion():
                                            COMP_CWORD="2"))
     assert words.stdout.decode().split() == ["plain,retry"]
     assert "errors" in cli.commands
+
+
+def test_account_names_complete(write_config):
+    config = write_config([{"name": "helpdesk", "protocol": "maildir", "path": "a"},
+                           {"name": "monitoring", "protocol": "maildir", "path": "b"}])
+    for words in (f"helpdesk-fetch --config {config} fetch --account he",
+                  f"helpdesk-fetch --config {config} accounts disable he"):
+        done = helpdesk_fetch(env=environment(_HELPDESK_FETCH_COMPLETE="bash_complete",
+                                              COMP_WORDS=words,
+                                              COMP_CWORD=str(len(words.split()) - 1)))
+        assert done.stdout.decode().split() == ["plain,helpdesk"], words

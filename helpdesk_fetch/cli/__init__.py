@@ -60,6 +60,17 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
+def complete_account(ctx: click.Context, param, incomplete: str) -> list[str]:
+    """Shell completion: the account names of the accounts file in use."""
+    from helpdesk_fetch import config
+
+    try:
+        path = config.config_path(ctx.find_root().params.get("config_option"))
+        return [a.name for a in config.load(path).accounts if a.name.startswith(incomplete)]
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+
+
 class Group(click.Group):
     """A group that turns the core's HelpdeskError into a message and the spec's exit code."""
 

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from helpdesk_fetch.cli import App, cli, pass_app
+from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.errors import EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class _MtaCommand(click.Command):
 
 @cli.command(cls=_MtaCommand)
 @click.option("--resource", metavar="NAME", help="File new tickets under this resource.")
-@click.option("--account", metavar="NAME",
+@click.option("--account", metavar="NAME", shell_complete=complete_account,
               help="File the message as if it came from this account (its resource and "
                    "automail setting).")
 @click.pass_context

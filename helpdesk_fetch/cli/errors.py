@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from helpdesk_fetch.cli import App, cli, pass_app
+from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import ago, echo_json, is_tty, note, table
 
 
@@ -26,7 +26,8 @@ def errors() -> None:
 @errors.command("list")
 @click.option("--all", "include_resolved", is_flag=True,
               help="Also those re-processed or dismissed (kept for history_days).")
-@click.option("--account", metavar="NAME", help="Only this account's.")
+@click.option("--account", metavar="NAME", shell_complete=complete_account,
+              help="Only this account's.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def list_(app: App, include_resolved: bool, account: str | None, as_json: bool) -> None:
