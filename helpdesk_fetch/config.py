@@ -21,6 +21,7 @@ from helpdesk_fetch.errors import ConfigError
 ENV_VAR = "HELPDESK_FETCH_CONFIG"
 PROTOCOLS = ("imap", "pop3", "maildir")
 SECURITIES = ("ssl", "starttls", "none")
+LANGUAGES = ("en", "de")
 DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
                  ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
 NAME_RE = re.compile(r"^[a-z0-9._-]+$")
@@ -56,6 +57,9 @@ class Settings:
     ticket_keywords: tuple[str, ...] = ("TicketID",)
     tag_prefix: str = "["
     tag_suffix: str = "]"
+    language: str = "en"  # of the built-in auto-mail texts: en | de
+    templates_dir: str = ""  # the administrator's own auto-mail texts, if any
+    automail_per_sender_per_hour: int = 10
 
 
 @dataclass(frozen=True)
@@ -239,7 +243,8 @@ def _settings(data: dict, path: Path) -> Settings:
         if relative and relative != ":memory:":
             database = f"sqlite:///{(directory / relative).resolve()}"
     state_dir = str(directory / (settings.state_dir or "."))
-    for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds"):
+    for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds",
+                "automail_per_sender_per_hour"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
     for key in ("reactivation_days", "history_days"):
@@ -251,7 +256,10 @@ def _settings(data: dict, path: Path) -> Settings:
                           path=path, key="settings.ticket_keywords")
     if not settings.error_folder.strip():
         raise ConfigError("must not be empty", path=path, key="settings.error_folder")
-    return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir))
+    _check_choice(settings.language, LANGUAGES, path, None, "settings.language")
+    templates = str(directory / settings.templates_dir) if settings.templates_dir else ""
+    return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
+                               templates_dir=templates)
 
 
 def _smtp(data: dict, path: Path) -> Smtp:

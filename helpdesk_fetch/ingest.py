@@ -52,6 +52,7 @@ class RunReport:
     accounts: list[AccountReport] = field(default_factory=list)
     ingest_disabled: dict | None = None
     database_error: str | None = None
+    automail: object = None  # outbox.SendReport of this run
 
     @property
     def exit_code(self) -> int:
@@ -100,10 +101,22 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         for account in accounts:
             report.accounts.append(run.account(account))
         run.prune()
+        if not dry_run:
+            report.automail = send_automails(config, deadline=run.deadline)
     except DatabaseError as exc:
         log.error("%s", exc)
         report.database_error = str(exc)
     return report
+
+
+def send_automails(config: Config, *, deadline: float | None = None):
+    """Send the queued auto-mails that are due (after the ticket changes have committed)."""
+    from helpdesk_fetch import outbox
+
+    try:
+        return outbox.send_due(config, deadline=deadline)
+    except peewee.PeeweeException as exc:
+        raise DatabaseError(f"cannot send auto-mails: {db.describe_error(exc)}") from None
 
 
 class Run:

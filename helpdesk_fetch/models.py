@@ -148,6 +148,7 @@ class Outbox(BaseModel):
     next_attempt_at = DateTimeField(index=True)
     last_error = TextField(null=True)
     sent_at = DateTimeField(null=True, index=True)
+    failed_at = DateTimeField(null=True)  # refused for good (5xx): not retried
 
 
 class AccountRun(BaseModel):

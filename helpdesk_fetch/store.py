@@ -111,6 +111,19 @@ def _update_ticket(ticket: Ticket, decision: Decision, *, now: dt.datetime,
     ticket.save()
 
 
+def first_run(source: str, now: dt.datetime) -> dt.datetime:
+    """When helpdesk-fetch first stored mail of *source*: older mail is backlog (no auto-mail)."""
+    key = f"first_run:{source}"
+    models.Setting.insert(key=key, value=now.isoformat()).on_conflict_ignore().execute()
+    return dt.datetime.fromisoformat(models.Setting.get_by_id(key).value)
+
+
+def is_own_outbound(message_id: str | None) -> bool:
+    """Whether *message_id* is one of our own auto-mails."""
+    return message_id is not None and Message.select().where(
+        (Message.message_id == message_id) & (Message.direction == "out")).exists()
+
+
 def is_automatic(parsed: ParsedMessage) -> bool:
     """An auto-reply, bounce, list or bulk mail (RFC 3834 §2, RFC 2919, RFC 2076)."""
     auto = (parsed.header("auto-submitted") or "no").split(";")[0].strip().lower()
