@@ -11,6 +11,7 @@ fixed. Nothing is lost in any case.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from pathlib import Path
 from helpdesk_fetch import failures, state
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.errors import ConfigError, DatabaseError, HelpdeskError
-from helpdesk_fetch.pipeline import FAILED, Outcome, Pipeline, Source
+from helpdesk_fetch.pipeline import FAILED, STORED, Outcome, Pipeline, Source
+
+log = logging.getLogger(__name__)
 
 
 class IngestDisabled(HelpdeskError):
@@ -65,6 +68,8 @@ def deliver(config: Config, raw: bytes, *, resource: str | None = None,
     pipeline = Pipeline(config)
     sha256 = hashlib.sha256(raw).hexdigest()
     outcome = pipeline.ingest(source, raw, f"{failures.DELIVER_PREFIX}{sha256}")
+    if outcome.kind == STORED:
+        send_automails_after_commit(config)
     if outcome.kind != FAILED:
         return Delivery(source.name, outcome)
     path = keep_in_quarantine(config.settings.state_dir, raw, sha256)
@@ -75,6 +80,19 @@ def deliver(config: Config, raw: bytes, *, resource: str | None = None,
         path.unlink(missing_ok=True)  # the MTA keeps it: exit 75, not 65
         raise
     return Delivery(source.name, outcome, path)
+
+
+def send_automails_after_commit(config: Config) -> None:
+    """Send the auto-mails the stored messages queued, as ``fetch`` does after its accounts.
+
+    The messages are stored whatever happens here: a failure is logged and the queue waits for
+    the next run (SMTP trouble never raises; it defers the mails)."""
+    from helpdesk_fetch.ingest import send_automails
+
+    try:
+        send_automails(config, deadline=time.monotonic() + config.settings.run_budget_seconds)
+    except DatabaseError as exc:
+        log.warning("auto-mails stay queued for the next run: %s", exc)
 
 
 def keep_in_quarantine(state_dir: str | Path, raw: bytes, sha256: str) -> Path:

@@ -78,6 +78,10 @@ def _each_place(config: Config, ids: list[int] | None, *, dismiss: bool) -> list
         groups.setdefault((row.account, failures.place_of(row.source_key)), []).append(row)
     for (account, place), group in groups.items():
         results += PlaceWork(config, pipeline, account, place).run(group, dismiss=dismiss)
+    if any(r.outcome == INGESTED for r in results):
+        from helpdesk_fetch.deliver import send_automails_after_commit
+
+        send_automails_after_commit(config)
     return sorted(results, key=lambda r: r.id)
 
 

@@ -37,12 +37,14 @@ def last_runs() -> dict[str, dict]:
 
 
 def outbox() -> dict:
-    """The auto-mail queue: how many wait, how many of those failed to send, the oldest."""
+    """The auto-mail queue: how many wait, how many of those failed to send so far (and wait for
+    a retry), the oldest waiting, and how many the server refused for good."""
     unsent = Outbox.select().where(Outbox.sent_at.is_null())
-    oldest = unsent.select(fn.MIN(Outbox.created_at)).scalar()
-    return {"pending": unsent.count(),
-            "failing": unsent.where(Outbox.attempts > 0).count(),
-            "oldest": isoformat(oldest)}
+    waiting = unsent.where(Outbox.failed_at.is_null())
+    return {"pending": waiting.count(),
+            "failing": waiting.where(Outbox.attempts > 0).count(),
+            "oldest": isoformat(waiting.select(fn.MIN(Outbox.created_at)).scalar()),
+            "refused": unsent.where(Outbox.failed_at.is_null(False)).count()}
 
 
 def status(config: Config) -> dict:

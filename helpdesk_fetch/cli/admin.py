@@ -127,8 +127,9 @@ def _print_status(data: dict) -> None:
     if data["automail"]:
         queue = data["outbox"]
         failing = f", {queue['failing']} of them failed to send so far" if queue["failing"] else ""
-        note(f"Auto-mails waiting to be sent: {queue['pending']}{failing}",
-             style="yellow" if queue["failing"] else "")
+        refused = f"; {queue['refused']} refused for good" if queue["refused"] else ""
+        note(f"Auto-mails waiting to be sent: {queue['pending']}{failing}{refused}",
+             style="yellow" if queue["failing"] or queue["refused"] else "")
     else:
         note("Auto-mails: off (no [smtp] section)")
     counts = ", ".join(f"{k}: {v}" for k, v in data["tickets_by_status"].items())
