@@ -263,9 +263,8 @@ class PlaceWork:
     def _still_fails(self, source: Source, row: FailedMessage, outcome: Outcome, *,
                      raw: bytes | None, size: int) -> RetryResult:
         log.info("account %s: %s (error %d) still fails: %s", row.account, outcome.label,
-                    row.id, outcome.reason)
-        self.pipeline.record_failure(source, outcome, raw=raw,
-                                     size=size, location=row.location)
+                 row.id, outcome.reason)
+        self.pipeline.record_failure(source, outcome, raw=raw, size=size, location=row.location)
         return RetryResult(row.id, row.account, STILL_FAILS, outcome.reason)
 
     def _not_found(self, row: FailedMessage) -> RetryResult:
