@@ -3,7 +3,8 @@
 A mail that cannot be sent stays queued and is retried by later runs with exponential back-off
 (2, 4, 8 ... minutes, at most 6 hours). A mail the server refuses for good (5xx for every
 recipient) is marked failed and not retried. Delivery is at least once: a crash between the
-server's "250 OK" and our commit sends that one mail again.
+server's "250 OK" and our commit sends that one mail again (after CLAIM_LEASE); two processes
+sending at the same time never send the same mail.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 MAX_BACKOFF = dt.timedelta(hours=6)
+CLAIM_LEASE = dt.timedelta(minutes=10)
 
 
 class SmtpUnavailable(Exception):
@@ -71,8 +73,21 @@ def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
         for row in rows:
             if deadline is not None and time.monotonic() > deadline:
                 break
-            _send_one(connection, config.smtp, row, report)
+            if _claim(row):
+                _send_one(connection, config.smtp, row, report)
     return report
+
+
+def _claim(row: Outbox) -> bool:
+    """Take *row* for this process, so that overlapping senders (two runs, a run and a
+    ``deliver``) never send one mail twice. The claim is a lease: if this process dies before
+    recording the result, the mail is due again after CLAIM_LEASE."""
+    now = utcnow()
+    taken = (Outbox.update(next_attempt_at=now + CLAIM_LEASE)
+             .where((Outbox.id == row.id) & Outbox.sent_at.is_null()
+                    & (Outbox.next_attempt_at == row.next_attempt_at))
+             .execute())
+    return taken == 1
 
 
 def _send_one(connection: smtplib.SMTP, smtp: Smtp, row: Outbox, report: SendReport) -> None:

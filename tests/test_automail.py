@@ -323,3 +323,24 @@ def test_automails_over_verified_starttls(dovecot, mail_user, write_config, run)
             assert len(sink.messages) == delivered
     finally:
         sink.stop()
+
+
+def test_two_senders_at_once_send_each_mail_once(helpdesk, smtp, run):
+    config, send = helpdesk()
+    send(*[message(f"Request {i}", sender=f"user{i}@example.org") for i in range(30)])
+    stopped = smtp.port
+    # Queue without sending: a run whose SMTP server is down defers every mail...
+    down = Path(str(config))
+    text = down.read_text().replace(f"port = {stopped}", "port = 1")
+    down.write_text(text)
+    run("fetch", config=config)
+    down.write_text(text.replace("port = 1", f"port = {stopped}"))
+    # ...then two senders race for the same due mails.
+    racers = [subprocess.Popen(["faketime", "-f", "+1h", sys.executable, "-c",
+                                "import sys; from helpdesk_fetch import config, db, outbox; "
+                                "c = config.load(config.config_path(sys.argv[1])); "
+                                "db.open_database(c.settings.database); outbox.send_due(c)",
+                                str(config)], cwd=ROOT) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in racers] == [0, 0]
+    assert len(smtp.messages) == 60
+    assert len({raw for _, _, raw in smtp.messages}) == 60
