@@ -1,0 +1,378 @@
+"""``make bench``: how fast and lean ``helpdesk-fetch fetch`` is, next to the raw floor (issue 7).
+
+Starts its own Dovecot (as the tests do), fills fresh mailboxes with the seeded message set of
+bench/mailset.py, and runs the real command line as a subprocess. Ours and the floor are measured
+back to back in each round, in alternating order, and compared by the median of the per-round
+ratios, because the machine is shared. Prints a table and writes bench/results/<time>.json.
+
+    python bench/run.py [--rounds N] [--noop N] [--messages N] [--big-db N] [--latest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import bigdb, mailset  # noqa: E402
+from tests.servers import Dovecot, dovecot_base  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+LATEST = ROOT / "bench" / "latest.json"
+MiB = 1024 * 1024
+TARGETS = {"imap_ratio": 1.5, "pop3_ratio": 2.0, "noop_ms": 150, "rss_mb": 60,
+           "big_db_share": 0.90}
+
+
+@dataclass
+class Proc:
+    """One subprocess: wall time, peak RSS, exit code and output."""
+
+    seconds: float
+    maxrss_mb: float
+    code: int
+    out: str
+    err: str
+    cpu: float  # user + system seconds
+
+
+# A tiny parent for each measured process. Linux carries the RSS high-water mark across fork and
+# exec, so a child forked straight from this (large) process would report our RSS as its peak.
+LAUNCHER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(f"{time.perf_counter() - started} {usage.ru_maxrss} "
+                 f"{usage.ru_utime + usage.ru_stime}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def measure(argv: list[str], *, env: dict[str, str] | None = None) -> Proc:
+    """Run *argv* to completion: its wall time and its own peak RSS (from wait4())."""
+    argv = [shutil.which(argv[0]) or argv[0], *argv[1:]]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as report:
+        done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, report.name, *argv],
+                              stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
+        seconds, maxrss_kb, cpu = report.read().split()
+        out.seek(0)
+        err.seek(0)
+        return Proc(float(seconds), int(maxrss_kb) / 1024, done.returncode,
+                    out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                    float(cpu))
+
+
+def cli_argv() -> list[str]:
+    """The command cron would run: the console script beside this interpreter, else -m."""
+    script = Path(sys.executable).with_name("helpdesk-fetch")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "helpdesk_fetch"]
+
+
+class Bench:
+    """One Dovecot, one scratch directory, the message set; runs ours and the floor."""
+
+    def __init__(self, server: Dovecot, work: Path, messages: list[bytes], *, big_db: int):
+        self.server, self.work, self.messages, self.big_db = server, work, messages, big_db
+        self.users = 0
+        # An installed tool has its .pyc files; the first (unmeasured) run of each kind writes
+        # them for this checkout, whatever the environment said.
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("HELPDESK_FETCH") and k != "PYTHONDONTWRITEBYTECODE"}
+        self.empty_db = work / "empty.db"
+        _migrate(self.empty_db)
+
+    def user(self, messages: list[bytes]) -> str:
+        """A fresh mailbox holding *messages* (MULTIAPPEND, a few MB per command)."""
+        self.users += 1
+        user = f"bench{self.users}-{os.getpid()}"
+        client = self.server.imap(user)
+        try:
+            chunk: list[bytes] = []
+            for raw in messages:
+                chunk.append(raw)
+                if sum(map(len, chunk)) > 8 * MiB:
+                    client.multiappend("INBOX", chunk)
+                    chunk = []
+            if chunk:
+                client.multiappend("INBOX", chunk)
+            client.select_folder("INBOX", readonly=True)  # let Dovecot index it now, not in a run
+        finally:
+            client.logout()
+        return user
+
+    def config(self, user: str, protocol: str, database: Path, **settings) -> Path:
+        import tomli_w
+
+        directory = Path(tempfile.mkdtemp(dir=self.work))
+        data = {"settings": {"database": f"sqlite:///{database}", "state_dir": str(directory),
+                             **settings},
+                "resources": [{"name": "it-support", "members": ["alice@example.com"]}],
+                "accounts": [self.server.account("bench", user, protocol=protocol,
+                                                 resource="it-support")]}
+        path = directory / "accounts.toml"
+        path.write_text(tomli_w.dumps(data))
+        path.chmod(0o600)
+        return path
+
+    def database(self, *, big: bool) -> Path:
+        path = Path(tempfile.mkdtemp(dir=self.work)) / "helpdesk.db"
+        if big:
+            bigdb.copy_to(path, self.big_db)
+        else:
+            shutil.copyfile(self.empty_db, path)
+        return path
+
+    def ours(self, protocol: str, *, big: bool = False, messages: list[bytes] | None = None,
+             **settings) -> Proc:
+        """``helpdesk-fetch fetch`` of a fresh mailbox into a database (empty or big)."""
+        messages = self.messages if messages is None else messages
+        user = self.user(messages)
+        database = self.database(big=big)
+        before = _count(database)
+        proc = measure([*cli_argv(), "--config", str(self.config(user, protocol, database,
+                                                                 **settings)), "fetch"],
+                       env=self.env)
+        stored = _count(database) - before
+        self._check(proc, user, stored, len(messages), f"ours {protocol}")
+        _remove(database)
+        return proc
+
+    def floor(self, protocol: str, *, messages: list[bytes] | None = None) -> Proc:
+        messages = self.messages if messages is None else messages
+        user = self.user(messages)
+        database = Path(tempfile.mkdtemp(dir=self.work)) / "floor.db"
+        port = self.server.ports[f"{protocol}s"]
+        proc = measure([sys.executable, "-m", "bench.floor", f"{protocol}s", "127.0.0.1",
+                        str(port), user, _password(), str(self.server.cert), str(database)],
+                       env=self.env)
+        stored = int(proc.out.strip() or 0)
+        self._check(proc, user, stored, len(messages), f"floor {protocol}")
+        _remove(database)
+        return proc
+
+    def _check(self, proc: Proc, user: str, stored: int, expected: int, what: str) -> None:
+        left = len(self.server.messages(user))
+        if proc.code != 0 or proc.err.strip() or stored != expected or left:
+            raise SystemExit(f"bench: {what}: exit {proc.code}, stored {stored} of {expected}, "
+                             f"{left} left in the mailbox; stderr:\n{proc.err[-2000:]}")
+
+    def noop(self, count: int) -> dict[str, list[float]]:
+        """Wall times (ms) of cron runs that have nothing to do, interleaved with `python -c
+        pass`: a mailbox without mail, and ingest disabled."""
+        empty = self.config(self.user([]), "imap", self.database(big=False))
+        disabled = self.config(self.user([]), "imap", self.database(big=False))
+        switch = measure([*cli_argv(), "--config", str(disabled), "ingest", "disable"],
+                         env=self.env)
+        assert switch.code == 0, switch.err
+        runs = {"python -c pass": [sys.executable, "-c", "pass"],
+                "no mail": [*cli_argv(), "--config", str(empty), "fetch"],
+                "ingest disabled": [*cli_argv(), "--config", str(disabled), "fetch"]}
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for index in range(count + 1):
+            for name, argv in runs.items():
+                proc = measure(argv, env=self.env)
+                if proc.code != 0 or proc.err.strip():
+                    raise SystemExit(f"bench: no-op run {name!r} failed: {proc.err[-2000:]}")
+                if index:  # the first round warms the page cache and writes the .pyc files
+                    times[name].append(proc.seconds * 1000)
+        return times
+
+
+def _password() -> str:
+    from tests.servers import PASSWORD
+
+    return PASSWORD
+
+
+def _migrate(path: Path) -> None:
+    from helpdesk_fetch import db
+
+    db.open_database(f"sqlite:///{path}").close()
+
+
+def _count(database: Path) -> int:
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        return conn.execute("SELECT count(*) FROM message WHERE direction = 'in'").fetchone()[0]
+
+
+def _remove(database: Path) -> None:
+    shutil.rmtree(database.parent, ignore_errors=True)
+
+
+def rounds(bench: Bench, count: int, log) -> dict[str, list[Proc]]:
+    """Pairs measured back to back, the order alternating: ours/floor per protocol, and ours
+    into an empty and into the big database."""
+    samples: dict[str, list[Proc]] = {k: [] for k in ("imap", "imap_floor", "pop3", "pop3_floor",
+                                                      "empty_db", "big_db")}
+    warm = bench.messages[:20]  # page cache, Dovecot's processes, nothing measured
+    for protocol in ("imap", "pop3"):
+        bench.ours(protocol, messages=warm)
+        bench.floor(protocol, messages=warm)
+    for index in range(count):
+        pairs = [("imap", lambda: bench.ours("imap"), "imap_floor", lambda: bench.floor("imap")),
+                 ("pop3", lambda: bench.ours("pop3"), "pop3_floor", lambda: bench.floor("pop3")),
+                 ("empty_db", lambda: bench.ours("imap"),
+                  "big_db", lambda: bench.ours("imap", big=True))]
+        for first, run_first, second, run_second in pairs:
+            if index % 2:
+                second, run_second, first, run_first = first, run_first, second, run_second
+            samples[first].append(run_first())
+            samples[second].append(run_second())
+            log(f"round {index + 1}: {first} {samples[first][-1].seconds:.2f} s, "
+                f"{second} {samples[second][-1].seconds:.2f} s")
+    return samples
+
+
+def summarize(samples: dict[str, list[Proc]], noop: dict[str, list[float]], big: Proc,
+              big_size: int, messages: int) -> dict:
+    def wall(name: str) -> float:
+        return statistics.median(p.seconds for p in samples[name])
+
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x.seconds / y.seconds for x, y in zip(samples[a], samples[b],
+                                                                      strict=True))
+
+    result = {"messages": messages}
+    for name in samples:
+        result[name] = {"wall_s": round(wall(name), 3),
+                        "msg_per_s": round(messages / wall(name), 1),
+                        "samples_s": [round(p.seconds, 3) for p in samples[name]],
+                        "cpu_s": round(statistics.median(p.cpu for p in samples[name]), 3),
+                        "max_rss_mb": round(max(p.maxrss_mb for p in samples[name]), 1)}
+    result["imap_ratio"] = round(ratio("imap", "imap_floor"), 2)
+    result["pop3_ratio"] = round(ratio("pop3", "pop3_floor"), 2)
+    result["big_db_share"] = round(ratio("empty_db", "big_db"), 3)  # throughput big / empty
+    result["noop_ms"] = {name: {"median": round(statistics.median(t), 1),
+                                "min": round(min(t), 1), "samples": [round(x, 1) for x in t]}
+                         for name, t in noop.items()}
+    result["big_message"] = {"bytes": big_size, "wall_s": round(big.seconds, 2),
+                             "max_rss_mb": round(big.maxrss_mb, 1),
+                             "target_mb": round(2.5 * big_size / MiB + 50, 1)}
+    return result
+
+
+def machine() -> dict:
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    cpu = ""
+    with contextlib.suppress(OSError):
+        cpu = next((line.split(":", 1)[1].strip() for line in
+                    Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "")
+    return {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commit": commit,
+            "cpus": os.cpu_count(), "cpu": cpu, "load_before": os.getloadavg(),
+            "python": platform.python_version(), "executable": sys.executable,
+            "sqlite": sqlite3.sqlite_version, "command": " ".join(cli_argv())}
+
+
+def table(r: dict) -> str:
+    t = TARGETS
+    noop = r["noop_ms"]
+    big = r["big_message"]
+    big_label = f"peak RSS, one {big['bytes'] / MiB:.0f} MiB msg, MB"
+    big_db_label = f"IMAPS msg/s, {r['big_db_messages']:,} stored"
+    lines = [
+        f"helpdesk-fetch bench, {r['machine']['date']}, commit {r['machine']['commit']}, "
+        f"{r['machine']['cpus']} cpus, load {r['machine']['load_before'][0]:.2f} -> "
+        f"{r['machine']['load_after'][0]:.2f}, python {r['machine']['python']}, "
+        f"sqlite {r['machine']['sqlite']}",
+        f"{'':34}{'ours':>12}{'floor':>12}{'ours/floor':>12}   target",
+    ]
+    for proto, name in (("imap", "IMAPS"), ("pop3", "POP3S")):
+        ours, floor = r[proto], r[f"{proto}_floor"]
+        lines.append(f"{name + ' ingest, msg/s':34}{ours['msg_per_s']:>12.0f}"
+                     f"{floor['msg_per_s']:>12.0f}{r[proto + '_ratio']:>11.2f}x   "
+                     f"<= {t[proto + '_ratio']}x wall")
+    lines += [
+        f"{'no-op run, no mail, ms':34}{noop['no mail']['median']:>12.0f}"
+        f"{noop['python -c pass']['median']:>12.0f}{'':12}   <= {t['noop_ms']} ms "
+        "(floor: python -c pass)",
+        f"{'no-op run, ingest disabled, ms':34}{noop['ingest disabled']['median']:>12.0f}"
+        f"{noop['python -c pass']['median']:>12.0f}{'':12}   <= {t['noop_ms']} ms",
+        f"{'peak RSS, 1,000 msgs IMAPS, MB':34}{r['imap']['max_rss_mb']:>12.0f}"
+        f"{r['imap_floor']['max_rss_mb']:>12.0f}{'':12}   <= {t['rss_mb']} MB",
+        f"{'peak RSS, 1,000 msgs POP3S, MB':34}{r['pop3']['max_rss_mb']:>12.0f}"
+        f"{r['pop3_floor']['max_rss_mb']:>12.0f}{'':12}   <= {t['rss_mb']} MB",
+        f"{big_label:34}{big['max_rss_mb']:>12.0f}"
+        f"{'':24}   <= {big['target_mb']:.0f} MB (2.5x + 50)",
+        f"{'IMAPS msg/s, empty db':34}{r['empty_db']['msg_per_s']:>12.0f}",
+        f"{big_db_label:34}{r['big_db']['msg_per_s']:>12.0f}"
+        f"{'':12}{r['big_db_share']:>11.2f}x   >= {t['big_db_share']}x of empty",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="back-to-back pairs (default 3)")
+    parser.add_argument("--noop", type=int, default=10, help="no-op runs of each kind")
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--big-db", type=int, default=bigdb.MESSAGES, help="stored messages")
+    parser.add_argument("--big-message", type=int, default=25_000_000,
+                        help="attachment bytes of the one big message")
+    parser.add_argument("--latest", action="store_true",
+                        help="also write bench/latest.json (the figures README.md quotes)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    def log(text: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    info = machine()
+    # What `pip install` does: an installed tool starts from its .pyc files.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "helpdesk_fetch", "bench"],
+                   cwd=ROOT, check=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE=""))
+    messages = mailset.generate(args.messages)
+    log(f"{len(messages)} messages, {sum(map(len, messages)) / MiB:.1f} MiB")
+    _, built = bigdb.cached(args.big_db)
+    log(f"database with {args.big_db:,} messages " + (f"built in {built:.0f} s" if built
+                                                      else "from the cache"))
+    with dovecot_base() as base:
+        server = Dovecot(base).start()
+        try:
+            with tempfile.TemporaryDirectory(prefix="helpdesk-bench-") as work:
+                bench = Bench(server, Path(work), messages, big_db=args.big_db)
+                samples = rounds(bench, args.rounds, log)
+                noop = bench.noop(args.noop)
+                log("no-op runs done")
+                big_raw = mailset.big(args.big_message)
+                big = bench.ours("imap", messages=[big_raw], max_message_bytes=4 * len(big_raw))
+                log(f"one {len(big_raw) / MiB:.0f} MiB message: {big.seconds:.2f} s")
+        finally:
+            server.stop()
+    result = summarize(samples, noop, big, len(big_raw), args.messages)
+    info["load_after"] = os.getloadavg()
+    result.update(machine=info, big_db_messages=args.big_db, targets=TARGETS,
+                  bench_seconds=round(time.perf_counter() - started, 1))
+    print(table(result))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{info['date'].replace(':', '')}.json"
+    text = json.dumps(result, indent=1) + "\n"
+    path.write_text(text)
+    if args.latest:
+        LATEST.write_text(text)
+    log(f"wrote {path.relative_to(ROOT)}" + (" and bench/latest.json" if args.latest else ""))
+
+
+if __name__ == "__main__":
+    main()
