@@ -8,14 +8,11 @@ import datetime as dt
 import json
 import zlib
 
-from helpdesk_fetch import db, models
+from helpdesk_fetch import db, models, sql
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.models import (
     AccountRun,
-    Attachment,
     FailedMessage,
-    Message,
-    RawMessage,
     SourceKey,
     Ticket,
 )
@@ -26,7 +23,7 @@ KEY_CHUNK = 500  # keys per IN (...) query
 
 
 def compress(raw: bytes) -> bytes:
-    return zlib.compress(raw, 6)
+    return zlib.compress(raw, 1)
 
 
 def decompress(data: bytes) -> bytes:
@@ -45,56 +42,59 @@ def stored_keys(account: str, keys: list[str]) -> set[str]:
 
 
 def find_duplicate(account: str, key: str, sha256: str) -> int | None:
-    """The id of the stored message that *key* or these exact bytes already are, if any."""
-    row = SourceKey.get_or_none((SourceKey.account == account) & (SourceKey.key == key))
-    if row is not None:
-        return row.message_id or 0
-    same = (Message.select(Message.id)
-            .where((Message.account == account) & (Message.sha256 == sha256)).first())
-    return same.id if same else None
+    """The id of the stored message that *key* or these exact bytes already are (0: a key stored
+    without its message), if any. One query."""
+    row = sql.run(sql.statements().duplicate, (account, key, account, sha256)).fetchone()
+    return None if row is None else row[0]
 
 
 def remember_key(account: str, key: str, message_id: int | None) -> None:
     """Record that *key* of *account* is stored (as *message_id*), so later runs only delete it."""
-    SourceKey.insert(account=account, key=key, message=message_id,
-                     created_at=utcnow()).on_conflict_ignore().execute()
+    sql.statements().source_key.run(dict(account=account, key=key, message=message_id,
+                                         created_at=utcnow()))
 
 
 def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
                   ticket: Ticket | None, decision: Decision, resource: str | None,
-                  escalation_due: dt.datetime, now: dt.datetime) -> tuple[Ticket, Message]:
-    """Apply *decision*: open or update the ticket, store the message with its raw bytes,
-    attachments and source key."""
+                  escalation_due: dt.datetime, now: dt.datetime,
+                  compressed: bytes | None = None) -> tuple[Ticket, int]:
+    """Apply *decision*: open or update the ticket, store the message with its raw bytes
+    (*compressed*: ``compress(raw)``, done ahead), attachments and source key. Returns the
+    ticket and the new message's id."""
+    statements = sql.statements()
     if decision.action == NEW:
         ticket = _open_ticket(parsed, account=account, resource=resource, now=now,
                               escalation_due=escalation_due)
     else:
         _update_ticket(ticket, decision, now=now, escalation_due=escalation_due)
-    message = Message.create(
-        ticket=ticket, direction="in",
+    message_id = statements.message.run(dict(
+        ticket=ticket.id, direction="in",
         state="rejected" if decision.action == REJECT else "accepted",
         account=account, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
         references=" ".join(parsed.references), from_addr=parsed.from_addr,
         from_name=parsed.from_name, to_addrs=json.dumps(parsed.to_addrs),
         cc_addrs=json.dumps(parsed.cc_addrs), date=parsed.date, subject=parsed.subject,
         text=parsed.text, html=parsed.html, auto_submitted=is_automatic(parsed), size=len(raw),
-        sha256=sha256, received_at=now)
-    RawMessage.insert(message=message, data=compress(raw)).execute()
-    if parsed.attachments:
-        Attachment.insert_many([
-            dict(message=message, filename=a.filename, content_type=a.content_type, size=a.size,
-                 sha256=a.sha256, content=a.content) for a in parsed.attachments]).execute()
-    remember_key(account, key, message.id)
-    return ticket, message
+        sha256=sha256, received_at=now))
+    statements.raw_message.run(dict(message=message_id,
+                                    data=compress(raw) if compressed is None else compressed))
+    for a in parsed.attachments:
+        statements.attachment.run(dict(message=message_id, filename=a.filename,
+                                       content_type=a.content_type, size=a.size,
+                                       sha256=a.sha256, content=a.content))
+    remember_key(account, key, message_id)
+    return ticket, message_id
 
 
 def _open_ticket(parsed: ParsedMessage, *, account: str, resource: str | None,
                  now: dt.datetime, escalation_due: dt.datetime) -> Ticket:
-    return Ticket.create(
-        number=db.next_ticket_number(models.database.obj), subject=parsed.subject or "(no subject)",
-        status="new", resource=resource, requester=parsed.from_addr,
-        requester_name=parsed.from_name, account=account, created_at=now, updated_at=now,
-        escalation_due_at=escalation_due)
+    values = dict(number=db.next_ticket_number(models.database.obj),
+                  subject=parsed.subject or "(no subject)", status="new", resource=resource,
+                  requester=parsed.from_addr, requester_name=parsed.from_name, account=account,
+                  created_at=now, updated_at=now, closed_at=None, escalation_due_at=escalation_due)
+    ticket = Ticket(id=sql.statements().ticket.run(values), **values)
+    ticket._dirty.clear()
+    return ticket
 
 
 def _update_ticket(ticket: Ticket, decision: Decision, *, now: dt.datetime,
@@ -108,7 +108,12 @@ def _update_ticket(ticket: Ticket, decision: Decision, *, now: dt.datetime,
         ticket.escalation_due_at = escalation_due
     if decision.action == REOPEN:
         ticket.closed_at = None
-    ticket.save()
+    fields = Ticket._meta.fields
+    sql.run(sql.statements().update_ticket, (
+        fields["updated_at"].db_value(ticket.updated_at), ticket.status,
+        fields["escalation_due_at"].db_value(ticket.escalation_due_at),
+        fields["closed_at"].db_value(ticket.closed_at), ticket.id))
+    ticket._dirty.clear()
 
 
 def first_run(source: str, now: dt.datetime) -> dt.datetime:
@@ -120,8 +125,8 @@ def first_run(source: str, now: dt.datetime) -> dt.datetime:
 
 def is_own_outbound(message_id: str | None) -> bool:
     """Whether *message_id* is one of our own auto-mails."""
-    return message_id is not None and Message.select().where(
-        (Message.message_id == message_id) & (Message.direction == "out")).exists()
+    return message_id is not None and sql.run(sql.statements().own_outbound,
+                                              (message_id,)).fetchone() is not None
 
 
 def is_automatic(parsed: ParsedMessage) -> bool:

@@ -12,8 +12,9 @@ import hmac
 import re
 import string
 
+from helpdesk_fetch import sql
 from helpdesk_fetch.config import Settings
-from helpdesk_fetch.models import Message, Ticket
+from helpdesk_fetch.models import Ticket
 from helpdesk_fetch.parse import ParsedMessage
 
 
@@ -55,20 +56,18 @@ class Tagger:
 
 def find_ticket(parsed: ParsedMessage, tagger: Tagger) -> tuple[Ticket | None, str | None]:
     """The ticket *parsed* belongs to and how it was found ("tag" or "reply"), or (None, None)."""
+    statements = sql.statements()
     for number in tagger.numbers_in(parsed.subject):
-        ticket = Ticket.get_or_none(Ticket.number == number)
+        ticket = sql.one_ticket(statements.ticket_by_number, (number,))
         if ticket is not None:
             return ticket, "tag"
-    ids = [i for i in [parsed.in_reply_to, *reversed(parsed.references)] if i]
+    ids = list(dict.fromkeys(i for i in [parsed.in_reply_to, *reversed(parsed.references)] if i))
     if not ids:
         return None, None
-    rows = (Message.select(Message.message_id, Message.ticket)
-            .where(Message.message_id.in_(list(dict.fromkeys(ids))))
-            .order_by(Message.id.desc()).tuples())
     ticket_of = {}
-    for message_id, ticket_id in rows:
+    for message_id, ticket_id in sql.run(statements.tickets_of(ids), ids):
         ticket_of.setdefault(message_id, ticket_id)
     for message_id in ids:
         if message_id in ticket_of:
-            return Ticket.get_by_id(ticket_of[message_id]), "reply"
+            return sql.one_ticket(statements.ticket_by_id, (ticket_of[message_id],)), "reply"
     return None, None
