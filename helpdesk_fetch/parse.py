@@ -22,12 +22,16 @@ from dataclasses import dataclass, field
 from email.errors import MissingHeaderBodySeparatorDefect
 from html.parser import HTMLParser
 
+from helpdesk_fetch.bodyruns import MIN_LINES, Runs
+
 MAX_PARTS = 1000  # leaves walked per message; the rest of a pathological message stays in the raw
 MAX_SUBJECT = 998
 MAX_ID = 500
 _ID_RE = re.compile(r"<([^<>\s]+)>")
 _FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
 _SPACES_RE = re.compile(r"[ \t\r\n]+")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass
@@ -74,16 +78,18 @@ class ParseError(Exception):
     """The bytes are not a message at all."""
 
 
-def parse(raw: bytes) -> ParsedMessage:
-    """Parse *raw*; broken structure degrades to the headers and the body as text."""
+def parse(raw: bytes, *, min_run: int = MIN_LINES) -> ParsedMessage:
+    """Parse *raw*; broken structure degrades to the headers and the body as text.
+
+    Runs of at least *min_run* body lines bypass the line-by-line parser (bodyruns.py)."""
     if not raw.strip():
         raise ParseError("the message is empty")
     try:
-        msg = _parse_bytes(raw)
+        msg, runs = _parse_runs(raw, min_run)
         if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
-            msg = _parse_bytes(_repair_header_block(raw))
+            msg, runs = _parse_runs(_repair_header_block(raw), min_run)
         parsed = _headers(msg)
-        _body(msg, parsed)
+        _body(msg, parsed, runs)
     except RecursionError:
         parsed = _degraded(raw, "MIME structure nested too deeply; body kept as plain text")
     return parsed
@@ -93,9 +99,21 @@ def parse_headers(raw: bytes) -> ParsedMessage:
     """Only the headers of *raw* (sender, subject, Message-ID...), for messages set aside or
     seen again; never raises."""
     try:
-        return _headers(_parse_bytes(raw, headersonly=True))
+        return _headers(_parse_bytes(raw[:_header_end(raw)], headersonly=True))
     except Exception:  # the record of a failure must not fail
         return ParsedMessage()
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the header block ends at the latest: the stdlib reads the whole body even when
+    asked for the headers only."""
+    found = _BLANK_LINE.search(raw)
+    return found.end() if found else len(raw)
+
+
+def _parse_runs(raw: bytes, min_run: int) -> tuple[email.message.Message, Runs]:
+    skeleton, runs = Runs.take_out(raw, min_lines=min_run)
+    return _parse_bytes(skeleton), runs
 
 
 def _parse_bytes(raw: bytes, *, headersonly: bool = False) -> email.message.Message:
@@ -119,7 +137,7 @@ def _normalize_headers(part: email.message.Message) -> None:
 
 
 def _has_surrogates(value) -> bool:
-    return isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value)
+    return isinstance(value, str) and _SURROGATE.search(value) is not None
 
 
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
@@ -252,12 +270,12 @@ def parse_date(value: str | None) -> dt.datetime | None:
 
 # -- bodies -----------------------------------------------------------------------------------
 
-def _body(msg: email.message.Message, p: ParsedMessage) -> None:
+def _body(msg: email.message.Message, p: ParsedMessage, runs: Runs) -> None:
     texts: list[str] = []
     htmls: list[str] = []
     for part in _leaves(msg, p):
         try:
-            _take_part(part, p, texts, htmls)
+            _take_part(part, p, texts, htmls, runs)
         except Exception as exc:  # one broken part must not lose the others
             p.defects.append(f"part skipped: {type(exc).__name__}: {exc}")
     p.text = clean("\n".join(t for t in texts if t.strip()))
@@ -286,10 +304,13 @@ def _leaves(msg: email.message.Message, p: ParsedMessage):
         yield part
 
 
-def _take_part(part: email.message.Message, p: ParsedMessage, texts: list, htmls: list) -> None:
+def _take_part(part: email.message.Message, p: ParsedMessage, texts: list, htmls: list,
+               runs: Runs) -> None:
     ctype = part.get_content_type()
     disposition = str(part.get("content-disposition") or "").split(";")[0].strip().lower()
     filename = _filename(part)
+    if ctype == "message/rfc822" or part.is_multipart():
+        runs.restore(part)
     if ctype == "message/rfc822":
         p.attachments.append(_attached_message(part, filename))
         return
@@ -301,7 +322,7 @@ def _take_part(part: email.message.Message, p: ParsedMessage, texts: list, htmls
         ctype, disposition, filename = "text/plain", "", None
     is_body = ctype in ("text/plain", "text/html") and disposition != "attachment" and (
         not filename or disposition == "inline")
-    payload = _payload(part)
+    payload = _payload(part, runs)
     if not is_body:
         p.attachments.append(AttachmentData(filename or _default_name(ctype), ctype, payload))
         return
@@ -309,8 +330,12 @@ def _take_part(part: email.message.Message, p: ParsedMessage, texts: list, htmls
     (texts if ctype == "text/plain" else htmls).append(text)
 
 
-def _payload(part: email.message.Message) -> bytes:
+def _payload(part: email.message.Message, runs: Runs) -> bytes:
     """The decoded body of *part*; its encoded form when decoding yields nothing."""
+    decoded = runs.base64_body(part)
+    if decoded:
+        return decoded
+    runs.restore(part)
     decoded = part.get_payload(decode=True) or b""
     if not decoded:
         raw = part.get_payload()
