@@ -207,16 +207,28 @@ class MailboxRun:
             self._set_aside(ref, Outcome(FAILED, ref.key, reason=reason), raw=None)
         todo = [r for r in refs if r.size <= limit]
         self.run.progress.account_started(self.account.name, len(todo), sum(r.size for r in todo))
-        for batch in batches(todo):
-            if self.run.remaining() <= 0:
-                log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
-                            "next run", self.account.name, len(todo) - self.report.fetched)
-                break
-            for ref, raw in self.box.fetch(batch):
-                crashpoint("after_fetch")
-                self._one(ref, raw)
-                self.run.progress.message_done(self.account.name, ref.size)
-            self.box.flush()
+        if todo:
+            self._overlapped(todo)
+
+    def _overlapped(self, todo: list[MessageRef]) -> None:
+        """Fetch, prepare and write in three threads (prefetch.py); while the reader owns the
+        connection, it stands in for the mailbox here."""
+        from helpdesk_fetch import prefetch
+
+        box = self.box
+        reader = prefetch.Reader(box, list(batches(todo)), remaining=self.run.remaining)
+        try:
+            with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
+                self.box = reader
+                for ref, raw, prepared in messages:
+                    crashpoint("after_fetch")
+                    self._one(ref, raw, prepared)
+                    self.run.progress.message_done(self.account.name, ref.size)
+        finally:
+            self.box = box
+        if reader.stopped_early:
+            log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
+                        "next run", self.account.name, len(todo) - self.report.fetched)
 
     def _delete_already_stored(self, refs: list[MessageRef]) -> list[MessageRef]:
         """Delete what an earlier run stored but died before deleting (spec §4.1); the rest."""
@@ -230,9 +242,9 @@ class MailboxRun:
             self.box.flush()
         return [r for r in refs if r.key not in stored]
 
-    def _one(self, ref: MessageRef, raw: bytes) -> None:
+    def _one(self, ref: MessageRef, raw: bytes, prepared=None) -> None:
         self.report.fetched += 1
-        outcome = self.pipeline.ingest(self.source, raw, ref.key)
+        outcome = self.pipeline.ingest(self.source, raw, ref.key, prepared=prepared)
         if outcome.kind == FAILED:
             return self._set_aside(ref, outcome, raw=raw)
         if outcome.kind == DUPLICATE:

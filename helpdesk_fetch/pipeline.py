@@ -58,6 +58,30 @@ class Outcome:
         return self.key
 
 
+@dataclass
+class Prepared:
+    """What one message needs that no database does: hash, parse, compress. ``fetch`` has it
+    done in another thread while the previous message is written (prefetch.py)."""
+
+    sha256: str
+    parsed: ParsedMessage | None = None
+    error: str = ""  # why it cannot be parsed
+    compressed: bytes | None = None  # the raw message as stored
+
+
+def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
+    """Hash, parse and (unless *compress* is false) compress *raw*; never raises."""
+    prepared = Prepared(hashlib.sha256(raw).hexdigest())
+    try:
+        prepared.parsed = parse(raw)
+    except Exception as exc:  # the parser is defensive; this is the last line of defence
+        prepared.error = f"cannot be parsed: {type(exc).__name__}: {exc}"
+        return prepared
+    if compress:
+        prepared.compressed = store.compress(raw)
+    return prepared
+
+
 class Pipeline:
     """Turns raw messages into ticket messages for one run, command or retry."""
 
@@ -68,12 +92,20 @@ class Pipeline:
         self.database = db.open_database(self.settings.database, read_only=dry_run)
         self.tagger = Tagger(db.setting("tag_secret") or "", self.settings)
 
-    def ingest(self, source: Source, raw: bytes, key: str) -> Outcome:
-        """Store *raw* (known to *source* as *key*) on its ticket, or say why not.
+    def prepare(self, raw: bytes) -> Prepared:
+        """The database-free work on *raw*, for ``ingest(..., prepared=...)``; thread-safe."""
+        if len(raw) > self.settings.max_message_bytes:  # refused by ingest() before parsing
+            return Prepared(hashlib.sha256(raw).hexdigest())
+        return prepare(raw, compress=not self.dry_run)
+
+    def ingest(self, source: Source, raw: bytes, key: str, *,
+               prepared: Prepared | None = None) -> Outcome:
+        """Store *raw* (known to *source* as *key*) on its ticket, or say why not. *prepared*:
+        ``prepare(raw)``, done ahead; without it the work is done here when needed.
 
         A database failure that is not about this message raises DatabaseError: the caller must
         then delete nothing and stop."""
-        sha256 = hashlib.sha256(raw).hexdigest()
+        sha256 = prepared.sha256 if prepared else hashlib.sha256(raw).hexdigest()
         limit = self.settings.max_message_bytes
         if len(raw) > limit:
             return Outcome(FAILED, key, sha256, f"{len(raw)} bytes is over max_message_bytes "
@@ -84,13 +116,13 @@ class Pipeline:
                 self.call_db(store.remember_key, source.name, key, duplicate or None)
             return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate,
                            parsed=parse_headers(raw))
-        try:
-            parsed = parse(raw)
-        except Exception as exc:  # the parser is defensive; this is the last line of defence
-            return Outcome(FAILED, key, sha256, f"cannot be parsed: {type(exc).__name__}: {exc}")
+        prepared = prepared or self.prepare(raw)
+        if prepared.parsed is None:
+            return Outcome(FAILED, key, sha256, prepared.error)
         if self.dry_run:
-            return self._plan(source, key, sha256, parsed)
-        return self._store(source, raw, key, sha256, parsed)
+            return self._plan(source, key, sha256, prepared.parsed)
+        return self._store(source, raw, key, sha256, prepared.parsed,
+                           compressed=prepared.compressed)
 
     def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
         found = self._classify(source, key, sha256, parsed, utcnow())
@@ -113,7 +145,7 @@ class Pipeline:
         return ticket, how, decision
 
     def _store(self, source: Source, raw: bytes, key: str, sha256: str,
-               parsed: ParsedMessage) -> Outcome:
+               parsed: ParsedMessage, *, compressed: bytes | None) -> Outcome:
         now = utcnow()
         try:
             with self.database.atomic():
@@ -125,7 +157,7 @@ class Pipeline:
                 ticket, how, decision = found
                 ticket, _message = store.store_inbound(
                     parsed, raw, sha256, account=source.name, key=key, ticket=ticket,
-                    decision=decision, resource=source.resource, now=now,
+                    decision=decision, resource=source.resource, now=now, compressed=compressed,
                     escalation_due=rules.escalation_due(self.settings, now))
                 crashpoint("mid_transaction")
                 self._queue_automails(source, ticket, parsed, decision, now)
