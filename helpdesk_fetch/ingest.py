@@ -110,7 +110,10 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
 
 
 def send_automails(config: Config, *, deadline: float | None = None):
-    """Send the queued auto-mails that are due (after the ticket changes have committed)."""
+    """Send the queued auto-mails that are due (after the ticket changes have committed);
+    None without an [smtp] section."""
+    if config.smtp is None:  # nothing is ever queued: not even smtplib is imported
+        return None
     from helpdesk_fetch import outbox
 
     try:

@@ -19,9 +19,9 @@ from peewee import (
     TextField,
 )
 
-database = DatabaseProxy()
+from helpdesk_fetch.rules import STATUSES  # noqa: F401 - defined with the ticket rules
 
-STATUSES = ("new", "confirmed_unread", "in_progress", "closed")
+database = DatabaseProxy()
 
 
 class BaseModel(Model):

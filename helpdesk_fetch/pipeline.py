@@ -10,17 +10,23 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import peewee
 
-from helpdesk_fetch import automail, db, rules, store
+from helpdesk_fetch import db, rules, store
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.errors import DatabaseError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.models import Ticket
-from helpdesk_fetch.parse import ParsedMessage, parse, parse_headers
 from helpdesk_fetch.threads import Tagger, find_ticket
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.parse import ParsedMessage
+
+# The parser and the auto-mails (the email package, html.parser, templates) are imported where
+# they are used: a cron run that finds no mail never needs them (issue 7: the no-op run).
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,8 @@ class Prepared:
 
 def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
     """Hash, parse and (unless *compress* is false) compress *raw*; never raises."""
+    from helpdesk_fetch.parse import parse
+
     prepared = Prepared(hashlib.sha256(raw).hexdigest())
     try:
         prepared.parsed = parse(raw)
@@ -105,6 +113,8 @@ class Pipeline:
 
         A database failure that is not about this message raises DatabaseError: the caller must
         then delete nothing and stop."""
+        from helpdesk_fetch.parse import parse_headers
+
         sha256 = prepared.sha256 if prepared else hashlib.sha256(raw).hexdigest()
         limit = self.settings.max_message_bytes
         if len(raw) > limit:
@@ -176,6 +186,8 @@ class Pipeline:
                          decision: rules.Decision, now) -> None:
         if not decision.automails or self.config.smtp is None:
             return
+        from helpdesk_fetch import automail
+
         planned = automail.plan(decision, parsed, config=self.config, automail=source.automail,
                                 resource=self.config.resource(ticket.resource), now=now,
                                 first_run=store.first_run(source.name, now))
@@ -186,6 +198,8 @@ class Pipeline:
     def _decide(self, source: Source, ticket: Ticket | None, parsed: ParsedMessage,
                 now) -> rules.Decision | None:
         """The rules' decision; None for our own auto-mail that belongs to no ticket."""
+        from helpdesk_fetch import automail
+
         if parsed.header(automail.MARKER) is not None:
             return rules.own_mail_returned() if ticket is not None else None
         resource = self.config.resource(ticket.resource if ticket else source.resource)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from helpdesk_fetch.config import Resource, Settings
-from helpdesk_fetch.models import Ticket
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.models import Ticket
 
 NEW, APPEND, REOPEN, REJECT = "new", "append", "reopen", "reject"
+STATUSES = ("new", "confirmed_unread", "in_progress", "closed")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zlib
+from typing import TYPE_CHECKING
 
 from helpdesk_fetch import db, models, sql
 from helpdesk_fetch.clock import utcnow
@@ -16,8 +17,10 @@ from helpdesk_fetch.models import (
     SourceKey,
     Ticket,
 )
-from helpdesk_fetch.parse import ParsedMessage
 from helpdesk_fetch.rules import NEW, REJECT, REOPEN, Decision
+
+if TYPE_CHECKING:  # the email package is imported only when there is mail
+    from helpdesk_fetch.parse import ParsedMessage
 
 KEY_CHUNK = 500  # keys per IN (...) query
 

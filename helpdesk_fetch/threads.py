@@ -11,11 +11,14 @@ import hashlib
 import hmac
 import re
 import string
+from typing import TYPE_CHECKING
 
 from helpdesk_fetch import sql
 from helpdesk_fetch.config import Settings
 from helpdesk_fetch.models import Ticket
-from helpdesk_fetch.parse import ParsedMessage
+
+if TYPE_CHECKING:  # the email package is imported only when there is mail
+    from helpdesk_fetch.parse import ParsedMessage
 
 
 class Tagger:

@@ -6,7 +6,7 @@ import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
 from helpdesk_fetch.cli.render import echo_json, is_tty, note, table
-from helpdesk_fetch.models import STATUSES
+from helpdesk_fetch.rules import STATUSES
 
 
 @cli.group()
