@@ -39,6 +39,7 @@ def imaps(host: str, port: int, user: str, password: str, context: ssl.SSLContex
     from imapclient import DELETED, IMAPClient
 
     client = IMAPClient(host, port, ssl_context=context)
+    client._imap.debug = 0  # imapclient formats a trace of every message otherwise (see imap.py)
     client.login(user, password)
     client.select_folder("INBOX")
     uids = sorted(client.search("ALL"))

@@ -28,7 +28,10 @@ _TOKEN = re.compile(r"HDRUN([0-9a-f]{16})\.(\d+)\.")
 
 
 def _run_pattern(min_lines: int) -> re.Pattern[bytes]:
-    return re.compile(rb"(?:^(?!From |[-\s])[^\r\n:]+(?:\r\n|\r|\n)){%d,}" % min_lines, re.M)
+    # Possessive: a greedy repeat would keep a backtracking point per line (70 MB for the lines
+    # of a 25 MB attachment); a run is taken whole anyway.
+    return re.compile(rb"(?:^(?!From |[-\s])[^\r\n:]++(?:\r\n|\r|\n)){%d,}+" % min_lines,
+                      re.M)
 
 
 _RUN = _run_pattern(MIN_LINES)

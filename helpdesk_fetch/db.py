@@ -8,6 +8,9 @@ SQLite pragmas, chosen deliberately:
   would lose the last transactions on power loss; we never trade that for speed.
 - ``foreign_keys=1``: messages cannot point at missing tickets.
 - ``busy_timeout=30000``: a second process waits for the writer instead of failing at once.
+- ``cache_size=-2000`` (2 MiB, SQLite's default): ingest only probes indexes (a handful of pages
+  per message) and appends; a larger cache bought no speed with a million stored messages and
+  cost its size in memory (``make bench``: peak RSS of a 1,000-message run 62 -> 46 MB).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ SQLITE_PRAGMAS = {
     "synchronous": "full",
     "foreign_keys": 1,
     "busy_timeout": 30000,
-    "cache_size": -16000,  # 16 MiB
+    "cache_size": -2000,  # 2 MiB
 }
 
 

@@ -82,7 +82,7 @@ def parse(raw: bytes, *, min_run: int = MIN_LINES) -> ParsedMessage:
     """Parse *raw*; broken structure degrades to the headers and the body as text.
 
     Runs of at least *min_run* body lines bypass the line-by-line parser (bodyruns.py)."""
-    if not raw.strip():
+    if not raw or raw.isspace():  # not raw.strip(): that would copy a large message
         raise ParseError("the message is empty")
     try:
         msg, runs = _parse_runs(raw, min_run)

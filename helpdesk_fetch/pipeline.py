@@ -72,7 +72,7 @@ class Prepared:
     sha256: str
     parsed: ParsedMessage | None = None
     error: str = ""  # why it cannot be parsed
-    compressed: bytes | None = None  # the raw message as stored
+    compressed: list[bytes] | None = None  # the raw message as stored, in pieces
 
 
 def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
@@ -86,7 +86,7 @@ def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
         prepared.error = f"cannot be parsed: {type(exc).__name__}: {exc}"
         return prepared
     if compress:
-        prepared.compressed = store.compress(raw)
+        prepared.compressed = store.compress_pieces(raw)
     return prepared
 
 
@@ -155,7 +155,7 @@ class Pipeline:
         return ticket, how, decision
 
     def _store(self, source: Source, raw: bytes, key: str, sha256: str,
-               parsed: ParsedMessage, *, compressed: bytes | None) -> Outcome:
+               parsed: ParsedMessage, *, compressed: list[bytes] | None) -> Outcome:
         now = utcnow()
         try:
             with self.database.atomic():

@@ -14,10 +14,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
-from peewee import AutoField, Field, Model
+from peewee import AutoField, BlobField, Field, Model, SqliteDatabase, __exception_wrapper__
 
 from helpdesk_fetch import models
 from helpdesk_fetch.models import Message, SourceKey, Ticket
+
+STREAM_BYTES = 1024 * 1024
 
 
 def quote(name: str) -> str:
@@ -25,28 +27,61 @@ def quote(name: str) -> str:
 
 
 class Insert:
-    """``INSERT`` of one row of *model*, every column bound; ``run`` returns the new id."""
+    """``INSERT`` of one row of *model*, every column bound; ``run`` returns the new id.
 
-    def __init__(self, model: type[Model], param: str, *, ignore_conflict: bool = False) -> None:
+    With *stream* (SQLite), a blob over ``STREAM_BYTES`` is inserted as ``zeroblob(size)`` and
+    then written piece by piece: bound whole, SQLite would copy it once for the binding and once
+    more for the record (a 25 MB attachment: 50 MB more at the peak). A blob may be given as a
+    list of pieces (see ``store.compress``)."""
+
+    def __init__(self, model: type[Model], param: str, *, ignore_conflict: bool = False,
+                 stream: bool = False) -> None:
         meta = model._meta
+        self.table = meta.table_name
         self.fields: list[Field] = [f for f in meta.sorted_fields if not isinstance(f, AutoField)]
-        columns = ", ".join(quote(f.column_name) for f in self.fields)
-        marks = ", ".join(param for _ in self.fields)
+        self.param, self.ignore_conflict, self.stream = param, ignore_conflict, stream
         self.returning = isinstance(meta.primary_key, AutoField)
-        self.sql = (f"INSERT INTO {quote(meta.table_name)} ({columns}) VALUES ({marks})"
-                    + (" ON CONFLICT DO NOTHING" if ignore_conflict else "")
-                    + (f" RETURNING {quote(meta.primary_key.column_name)}"
-                       if self.returning else ""))
+        self.pk = meta.primary_key.column_name
+        self.sql = self._sql(frozenset())
+
+    @functools.cache  # noqa: B019 - a few statements, alive as long as the process anyway
+    def _sql(self, zeroblobs: frozenset[str]) -> str:
+        columns = ", ".join(quote(f.column_name) for f in self.fields)
+        marks = ", ".join(f"zeroblob({self.param})" if f.column_name in zeroblobs else self.param
+                          for f in self.fields)
+        return (f"INSERT INTO {quote(self.table)} ({columns}) VALUES ({marks})"
+                + (" ON CONFLICT DO NOTHING" if self.ignore_conflict else "")
+                + (f" RETURNING {quote(self.pk)}" if self.returning else ""))
 
     def run(self, values: dict) -> int | None:
         """Insert *values* (by field name; missing ones take the field's default)."""
-        params = [f.db_value(values[f.name] if f.name in values else _default(f))
-                  for f in self.fields]
-        cursor = models.database.execute_sql(self.sql, params)
-        if not self.returning:
-            return None
-        row = cursor.fetchone()
+        params, streams = [], {}
+        for f in self.fields:
+            value = values[f.name] if f.name in values else _default(f)
+            if isinstance(f, BlobField) and value is not None:
+                pieces = value if isinstance(value, list) else [value]
+                size = sum(memoryview(p).nbytes for p in pieces)
+                if self.stream and size > STREAM_BYTES:
+                    streams[f.column_name] = pieces
+                    params.append(size)
+                    continue
+                value = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            params.append(f.db_value(value))
+        cursor = models.database.execute_sql(self._sql(frozenset(streams)), params)
+        row = cursor.fetchone() if self.returning else None
+        if streams:
+            self._write(cursor.lastrowid, streams)
         return row[0] if row else None
+
+    def _write(self, rowid: int, streams: dict[str, list]) -> None:
+        connection = models.database.connection()
+        with __exception_wrapper__:  # sqlite3 errors as peewee's, like execute_sql's
+            for column, pieces in streams.items():
+                with connection.blobopen(self.table, column, rowid) as blob:
+                    for piece in pieces:
+                        view = memoryview(piece).cast("B")
+                        for start in range(0, view.nbytes, STREAM_BYTES):
+                            blob.write(view[start:start + STREAM_BYTES])
 
 
 def _default(field: Field):
@@ -54,9 +89,9 @@ def _default(field: Field):
 
 
 class Statements:
-    """Every statement of the per-message path, for one parameter style (``?`` or ``%s``)."""
+    """Every statement of the per-message path, for one kind of database."""
 
-    def __init__(self, param: str) -> None:
+    def __init__(self, param: str, sqlite: bool) -> None:
         p = param
         self.param = param
         # One query for both duplicate checks of spec §4.1: the source key first, then the bytes.
@@ -73,8 +108,8 @@ class Statements:
                               f'"escalation_due_at" = {p}, "closed_at" = {p} WHERE "id" = {p}')
         self.ticket = Insert(Ticket, p)
         self.message = Insert(Message, p)
-        self.raw_message = Insert(models.RawMessage, p)
-        self.attachment = Insert(models.Attachment, p)
+        self.raw_message = Insert(models.RawMessage, p, stream=sqlite)
+        self.attachment = Insert(models.Attachment, p, stream=sqlite)
         self.source_key = Insert(SourceKey, p, ignore_conflict=True)
 
     def tickets_of(self, message_ids: Sequence[str]) -> str:
@@ -85,13 +120,13 @@ class Statements:
 
 
 @functools.cache
-def _statements(param: str) -> Statements:
-    return Statements(param)
+def _statements(param: str, sqlite: bool) -> Statements:
+    return Statements(param, sqlite)
 
 
 def statements() -> Statements:
     """The statements for the database the models are bound to."""
-    return _statements(models.database.param)
+    return _statements(models.database.param, isinstance(models.database.obj, SqliteDatabase))
 
 
 def run(sql: str, params: Iterable = ()):

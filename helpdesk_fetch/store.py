@@ -26,7 +26,19 @@ KEY_CHUNK = 500  # keys per IN (...) query
 
 
 def compress(raw: bytes) -> bytes:
+    """*raw* as stored: zlib at level 1, which costs a third less time than the default 6 and
+    gives ~5% larger copies of typical mail (whose attachments are compressed already)."""
     return zlib.compress(raw, 1)
+
+
+def compress_pieces(raw: bytes, piece: int = 1024 * 1024) -> list[bytes]:
+    """``compress(raw)`` in pieces: the output never in memory twice, as ``zlib.compress``
+    has it while it assembles the result. sql.Insert writes the pieces into the blob."""
+    z = zlib.compressobj(1)
+    view = memoryview(raw)
+    pieces = [z.compress(view[start:start + piece]) for start in range(0, len(view), piece)]
+    pieces.append(z.flush())
+    return [p for p in pieces if p]
 
 
 def decompress(data: bytes) -> bytes:
@@ -60,9 +72,9 @@ def remember_key(account: str, key: str, message_id: int | None) -> None:
 def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
                   ticket: Ticket | None, decision: Decision, resource: str | None,
                   escalation_due: dt.datetime, now: dt.datetime,
-                  compressed: bytes | None = None) -> tuple[Ticket, int]:
+                  compressed: list[bytes] | None = None) -> tuple[Ticket, int]:
     """Apply *decision*: open or update the ticket, store the message with its raw bytes
-    (*compressed*: ``compress(raw)``, done ahead), attachments and source key. Returns the
+    (*compressed*: ``compress_pieces(raw)``, done ahead), attachments and source key. Returns the
     ticket and the new message's id."""
     statements = sql.statements()
     if decision.action == NEW:
@@ -79,8 +91,7 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
         cc_addrs=json.dumps(parsed.cc_addrs), date=parsed.date, subject=parsed.subject,
         text=parsed.text, html=parsed.html, auto_submitted=is_automatic(parsed), size=len(raw),
         sha256=sha256, received_at=now))
-    statements.raw_message.run(dict(message=message_id,
-                                    data=compress(raw) if compressed is None else compressed))
+    statements.raw_message.run(dict(message=message_id, data=compressed or compress_pieces(raw)))
     for a in parsed.attachments:
         statements.attachment.run(dict(message=message_id, filename=a.filename,
                                        content_type=a.content_type, size=a.size,

@@ -24,7 +24,7 @@ from helpdesk_fetch.config import Account
 from helpdesk_fetch.errors import ConfigError, ConnectError, MailboxError, ProtocolError
 
 FETCH_BATCH_MESSAGES = 100
-FETCH_BATCH_BYTES = 8 * 1024 * 1024
+FETCH_BATCH_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import logging
 from collections.abc import Iterator
 
 from imapclient import DELETED, IMAPClient
@@ -27,6 +28,7 @@ class ImapMailbox(Mailbox):
         with self._translate("connecting to"):
             self.client = IMAPClient(a.host, a.port, ssl=a.security == "ssl", ssl_context=context,
                                      timeout=SocketTimeout(self.timeout, self.timeout))
+            quiet_protocol_trace(self.client)
             if a.security == "starttls":
                 if not self.client.has_capability("STARTTLS"):
                     raise ConnectError(a.name, f"{a.host}:{a.port} does not offer STARTTLS; "
@@ -126,6 +128,16 @@ class ImapMailbox(Mailbox):
     def _translate(self, doing: str):
         return network_errors(self.account, doing, self.timeout, lost=(imaplib.IMAP4.abort,),
                               protocol=(IMAPClientError, imaplib.IMAP4.error), text=_server_text)
+
+
+def quiet_protocol_trace(client: IMAPClient) -> None:
+    """No protocol trace unless it is logged (-vvv).
+
+    imapclient turns imaplib's trace on for good and filters it in its logger; imaplib formats
+    each line first, a fetched message included (its repr: 2-3 times its size in memory, and
+    time, for every message)."""
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
 
 
 def _server_text(exc: Exception) -> str:
