@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import bigdb, mailset  # noqa: E402
+from tests.proc import measured, usage  # noqa: E402
 from tests.servers import Dovecot, dovecot_base  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -51,35 +52,18 @@ class Proc:
     cpu: float  # user + system seconds
 
 
-# A tiny parent for each measured process. Linux carries the RSS high-water mark across fork and
-# exec, so a child forked straight from this (large) process would report our RSS as its peak.
-LAUNCHER = """
-import os, sys, time
-started = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.argv[2], sys.argv[2:])
-_, status, usage = os.wait4(pid, 0)
-with open(sys.argv[1], "w") as report:
-    report.write(f"{time.perf_counter() - started} {usage.ru_maxrss} "
-                 f"{usage.ru_utime + usage.ru_stime}")
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
 def measure(argv: list[str], *, env: dict[str, str] | None = None) -> Proc:
-    """Run *argv* to completion: its wall time and its own peak RSS (from wait4())."""
-    argv = [shutil.which(argv[0]) or argv[0], *argv[1:]]
+    """Run *argv* to completion: its wall time, its own peak RSS and its CPU time."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r") as report:
-        done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, report.name, *argv],
-                              stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
-        seconds, maxrss_kb, cpu = report.read().split()
+        done = subprocess.run([*measured(Path(report.name)), *argv], stdout=out, stderr=err,
+                              stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
+        cost = usage(Path(report.name))
         out.seek(0)
         err.seek(0)
-        return Proc(float(seconds), int(maxrss_kb) / 1024, done.returncode,
+        return Proc(cost.seconds, cost.max_rss_mb, done.returncode,
                     out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                    float(cpu))
+                    cost.cpu)
 
 
 def cron_environment() -> dict[str, str]:
