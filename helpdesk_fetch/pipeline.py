@@ -66,28 +66,18 @@ class Outcome:
 
 @dataclass
 class Prepared:
-    """What one message needs that no database does: hash, parse, compress. ``fetch`` has it
-    done in another thread while the previous message is written (prefetch.py)."""
+    """The work on one message that holds neither the database nor, for the most part, Python's
+    GIL: its hash and its compressed copy. ``fetch`` has it done in another thread ahead of the
+    writer (prefetch.py); parsing is pure Python and stays with the writer (see there)."""
 
     sha256: str
-    parsed: ParsedMessage | None = None
-    error: str = ""  # why it cannot be parsed
     compressed: list[bytes] | None = None  # the raw message as stored, in pieces
 
 
 def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
-    """Hash, parse and (unless *compress* is false) compress *raw*; never raises."""
-    from helpdesk_fetch.parse import parse
-
-    prepared = Prepared(hashlib.sha256(raw).hexdigest())
-    try:
-        prepared.parsed = parse(raw)
-    except Exception as exc:  # the parser is defensive; this is the last line of defence
-        prepared.error = f"cannot be parsed: {type(exc).__name__}: {exc}"
-        return prepared
-    if compress:
-        prepared.compressed = store.compress_pieces(raw)
-    return prepared
+    """Hash and (unless *compress* is false) compress *raw*."""
+    return Prepared(hashlib.sha256(raw).hexdigest(),
+                    store.compress_pieces(raw) if compress else None)
 
 
 class Pipeline:
@@ -101,10 +91,9 @@ class Pipeline:
         self.tagger = Tagger(db.setting("tag_secret") or "", self.settings)
 
     def prepare(self, raw: bytes) -> Prepared:
-        """The database-free work on *raw*, for ``ingest(..., prepared=...)``; thread-safe."""
-        if len(raw) > self.settings.max_message_bytes:  # refused by ingest() before parsing
-            return Prepared(hashlib.sha256(raw).hexdigest())
-        return prepare(raw, compress=not self.dry_run)
+        """``prepare(raw)`` for ``ingest(..., prepared=...)``; thread-safe."""
+        small = len(raw) <= self.settings.max_message_bytes  # else refused by ingest()
+        return prepare(raw, compress=small and not self.dry_run)
 
     def ingest(self, source: Source, raw: bytes, key: str, *,
                prepared: Prepared | None = None) -> Outcome:
@@ -113,7 +102,7 @@ class Pipeline:
 
         A database failure that is not about this message raises DatabaseError: the caller must
         then delete nothing and stop."""
-        from helpdesk_fetch.parse import parse_headers
+        from helpdesk_fetch.parse import parse, parse_headers
 
         sha256 = prepared.sha256 if prepared else hashlib.sha256(raw).hexdigest()
         limit = self.settings.max_message_bytes
@@ -126,13 +115,14 @@ class Pipeline:
                 self.call_db(store.remember_key, source.name, key, duplicate or None)
             return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate,
                            parsed=parse_headers(raw))
-        prepared = prepared or self.prepare(raw)
-        if prepared.parsed is None:
-            return Outcome(FAILED, key, sha256, prepared.error)
+        try:
+            parsed = parse(raw)
+        except Exception as exc:  # the parser is defensive; this is the last line of defence
+            return Outcome(FAILED, key, sha256, f"cannot be parsed: {type(exc).__name__}: {exc}")
         if self.dry_run:
-            return self._plan(source, key, sha256, prepared.parsed)
-        return self._store(source, raw, key, sha256, prepared.parsed,
-                           compressed=prepared.compressed)
+            return self._plan(source, key, sha256, parsed)
+        return self._store(source, raw, key, sha256, parsed,
+                           compressed=prepared.compressed if prepared else None)
 
     def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
         found = self._classify(source, key, sha256, parsed, utcnow())
