@@ -165,15 +165,20 @@ class Bench:
                              f"{left} left in the mailbox; stderr:\n{proc.err[-2000:]}")
 
     def noop(self, count: int) -> dict[str, list[float]]:
-        """Wall times (ms) of cron runs that have nothing to do, interleaved with `python -c
-        pass`: a mailbox without mail, and ingest disabled."""
+        """Wall times (ms) of cron runs that have nothing to do, interleaved with their floors:
+        a mailbox without mail (floor: the floor script's session on an empty mailbox), and
+        ingest disabled (floor: `python -c pass`)."""
         empty = self.config(self.user([]), "imap", self.database(big=False))
         disabled = self.config(self.user([]), "imap", self.database(big=False))
         switch = measure([*cli_argv(), "--config", str(disabled), "ingest", "disable"],
                          env=self.env)
         assert switch.code == 0, switch.err
+        floor_db = Path(tempfile.mkdtemp(dir=self.work)) / "floor.db"
         runs = {"python -c pass": [sys.executable, "-c", "pass"],
                 "no mail": [*cli_argv(), "--config", str(empty), "fetch"],
+                "floor, no mail": [sys.executable, "-m", "bench.floor", "imaps", "127.0.0.1",
+                                   str(self.server.ports["imaps"]), self.user([]), _password(),
+                                   str(self.server.cert), str(floor_db)],
                 "ingest disabled": [*cli_argv(), "--config", str(disabled), "fetch"]}
         times: dict[str, list[float]] = {name: [] for name in runs}
         for index in range(count + 1):
@@ -275,37 +280,36 @@ def machine() -> dict:
 
 def table(r: dict) -> str:
     t = TARGETS
-    noop = r["noop_ms"]
+    noop = {name: value["median"] for name, value in r["noop_ms"].items()}
     big = r["big_message"]
-    big_label = f"peak RSS, one {big['bytes'] / MiB:.0f} MiB msg, MB"
-    big_db_label = f"IMAPS msg/s, {r['big_db_messages']:,} stored"
+    m = r["machine"]
+    big_label = f"one {big['bytes'] / MiB:.1f} MiB message, peak RSS, MB"
+    big_db_label = f"  ... into {r['big_db_messages']:,} stored"
     lines = [
-        f"helpdesk-fetch bench, {r['machine']['date']}, commit {r['machine']['commit']}, "
-        f"{r['machine']['cpus']} cpus, load {r['machine']['load_before'][0]:.2f} -> "
-        f"{r['machine']['load_after'][0]:.2f}, python {r['machine']['python']}, "
-        f"sqlite {r['machine']['sqlite']}",
-        f"{'':34}{'ours':>12}{'floor':>12}{'ours/floor':>12}   target",
+        f"helpdesk-fetch bench, {m['date']}, commit {m['commit']}, {m['cpus']} cpus, load "
+        f"{m['load_before'][0]:.2f} -> {m['load_after'][0]:.2f}, python {m['python']}, "
+        f"sqlite {m['sqlite']}",
+        f"{'':36}{'ours':>9}{'floor':>9}{'ours/floor':>12}   target",
     ]
     for proto, name in (("imap", "IMAPS"), ("pop3", "POP3S")):
         ours, floor = r[proto], r[f"{proto}_floor"]
-        lines.append(f"{name + ' ingest, msg/s':34}{ours['msg_per_s']:>12.0f}"
-                     f"{floor['msg_per_s']:>12.0f}{r[proto + '_ratio']:>11.2f}x   "
-                     f"<= {t[proto + '_ratio']}x wall")
+        lines += [
+            f"{name + ' ingest, msg/s':36}{ours['msg_per_s']:>9.0f}{floor['msg_per_s']:>9.0f}"
+            f"{r[proto + '_ratio']:>11.2f}x   wall <= {t[proto + '_ratio']}x",
+            f"{'  CPU seconds (user+sys)':36}{ours['cpu_s']:>9.2f}{floor['cpu_s']:>9.2f}"
+            f"{ours['cpu_s'] / floor['cpu_s']:>11.2f}x",
+            f"{'  peak RSS, MB':36}{ours['max_rss_mb']:>9.0f}{floor['max_rss_mb']:>9.0f}"
+            f"{'':12}   <= {t['rss_mb']} MB"]
     lines += [
-        f"{'no-op run, no mail, ms':34}{noop['no mail']['median']:>12.0f}"
-        f"{noop['python -c pass']['median']:>12.0f}{'':12}   <= {t['noop_ms']} ms "
-        "(floor: python -c pass)",
-        f"{'no-op run, ingest disabled, ms':34}{noop['ingest disabled']['median']:>12.0f}"
-        f"{noop['python -c pass']['median']:>12.0f}{'':12}   <= {t['noop_ms']} ms",
-        f"{'peak RSS, 1,000 msgs IMAPS, MB':34}{r['imap']['max_rss_mb']:>12.0f}"
-        f"{r['imap_floor']['max_rss_mb']:>12.0f}{'':12}   <= {t['rss_mb']} MB",
-        f"{'peak RSS, 1,000 msgs POP3S, MB':34}{r['pop3']['max_rss_mb']:>12.0f}"
-        f"{r['pop3_floor']['max_rss_mb']:>12.0f}{'':12}   <= {t['rss_mb']} MB",
-        f"{big_label:34}{big['max_rss_mb']:>12.0f}"
-        f"{'':24}   <= {big['target_mb']:.0f} MB (2.5x + 50)",
-        f"{'IMAPS msg/s, empty db':34}{r['empty_db']['msg_per_s']:>12.0f}",
-        f"{big_db_label:34}{r['big_db']['msg_per_s']:>12.0f}"
-        f"{'':12}{r['big_db_share']:>11.2f}x   >= {t['big_db_share']}x of empty",
+        f"{'no-op run, no mail, ms':36}{noop['no mail']:>9.0f}{noop['floor, no mail']:>9.0f}"
+        f"{noop['no mail'] / noop['floor, no mail']:>11.2f}x   <= {t['noop_ms']} ms",
+        f"{'no-op run, ingest disabled, ms':36}{noop['ingest disabled']:>9.0f}"
+        f"{noop['python -c pass']:>9.0f}{'':12}   <= {t['noop_ms']} ms (floor: python -c pass)",
+        f"{big_label:36}"
+        f"{big['max_rss_mb']:>9.0f}{'':21}   <= {big['target_mb']:.0f} MB (2.5 x size + 50)",
+        f"{'IMAPS msg/s into an empty db':36}{r['empty_db']['msg_per_s']:>9.0f}",
+        f"{big_db_label:36}{r['big_db']['msg_per_s']:>9.0f}"
+        f"{'':9}{r['big_db_share']:>11.2f}x   >= {t['big_db_share']}x of empty",
     ]
     return "\n".join(lines)
 

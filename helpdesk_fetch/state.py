@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import getpass
-import hashlib
 import json
 import os
-import socket
 from pathlib import Path
 
 from helpdesk_fetch.clock import isoformat, utcnow
@@ -61,6 +58,9 @@ def enable_ingest(state_dir: str | Path) -> bool:
 
 
 def _who() -> str:
+    import getpass  # here, like socket and hashlib below: not needed by a run with ingest off
+    import socket
+
     try:
         user = getpass.getuser()
     except Exception:
@@ -94,6 +94,8 @@ def account_lock(account: str, *, state_dir: str | Path, database=None):
 
 @contextlib.contextmanager
 def _advisory_lock(account: str, database):
+    import hashlib
+
     key = int.from_bytes(hashlib.sha256(f"helpdesk-fetch:{account}".encode()).digest()[:8],
                          "big", signed=True)
     got = database.execute_sql("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
