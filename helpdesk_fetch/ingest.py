@@ -242,6 +242,7 @@ class MailboxRun:
         line = f"{outcome.label}: {outcome.reason}; {where}"
         self.report.failures.append(line)
         log.warning("account %s: %s", self.account.name, line)
-        self.pipeline.record_failure(self.source, outcome, raw=raw,
-                                     size=ref.size if raw is None else len(raw), location=where)
-        self.box.set_aside(ref)
+        again = self.pipeline.record_failure(self.source, outcome, raw=raw,
+                                             size=ref.size if raw is None else len(raw),
+                                             location=where)
+        self.box.set_aside(ref, again=again)

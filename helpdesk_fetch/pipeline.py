@@ -126,14 +126,21 @@ class Pipeline:
                             now=now)
 
     def record_failure(self, source: Source, outcome: Outcome, *, raw: bytes | None, size: int,
-                       location: str) -> None:
-        """Remember a message that did not ingest, before it is set aside (store first)."""
+                       location: str) -> bool:
+        """Remember a message that did not ingest, before it is set aside (store first).
+
+        True when this source key had been recorded before: an earlier run may have begun to
+        set the message aside and died."""
         if self.dry_run:
-            return
-        with self.database.atomic():
-            self.call_db(store.record_failure, source.name, outcome.key, reason=outcome.reason,
-                     location=location, size=size, raw=raw, parsed=outcome.parsed,
-                     sha256=outcome.sha256 or None)
+            return False
+        try:  # the commit itself can fail (a full disk): that, too, must stop the caller
+            with self.database.atomic():
+                row = store.record_failure(
+                    source.name, outcome.key, reason=outcome.reason, location=location,
+                    size=size, raw=raw, parsed=outcome.parsed, sha256=outcome.sha256 or None)
+        except peewee.PeeweeException as exc:
+            raise DatabaseError(f"database: {db.describe_error(exc)}") from None
+        return row.attempts > 1
 
     def call_db(self, function, *args, **kwargs):
         """Call a store function; a database failure stops the caller (nothing is deleted)."""

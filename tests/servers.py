@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import itertools
 import os
 import pwd
 import shutil
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 PASSWORD = "dovecot-test-secret"
+_deliveries = itertools.count(1)
 
 
 class ServerMissing(RuntimeError):
@@ -183,16 +185,28 @@ pop3_uidl_format = %08Xu%08Xv
             for raw in messages:
                 client.append(folder, raw)
 
-    def messages(self, user: str, folder: str = "INBOX") -> list[bytes]:
-        """The raw messages in *folder* (not \\Deleted ones), in UID order."""
+    def messages(self, user: str, folder: str = "INBOX", *,
+                 include_deleted: bool = False) -> list[bytes]:
+        """The raw messages in *folder* (not \\Deleted ones unless asked), in UID order."""
         with contextlib.closing(_Logout(self.imap(user))) as wrapper:
             client = wrapper.client
             if not client.folder_exists(folder):
                 return []
             client.select_folder(folder, readonly=True)
-            uids = client.search(["NOT", "DELETED"])
+            uids = client.search(["ALL"] if include_deleted else ["NOT", "DELETED"])
             data = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
             return [data[uid][b"BODY[]"] for uid in sorted(data)]
+
+    def deliver(self, user: str, messages: list[bytes]) -> None:
+        """Put *messages* into *user*'s Maildir byte for byte, as a local MTA would (APPEND
+        would turn NUL into 0x80 and bare CR or LF into CRLF)."""
+        self.messages(user)  # the first login creates the Maildir
+        new = self.base / "mail" / user / "Maildir" / "new"
+        owner = new.stat()
+        for raw in messages:
+            path = new / f"{time.time_ns()}.P{os.getpid()}Q{next(_deliveries)}.test"
+            path.write_bytes(raw)
+            os.chown(path, owner.st_uid, owner.st_gid)
 
     def account(self, name: str, user: str, protocol: str = "imap", security: str = "ssl",
                 **extra) -> dict:

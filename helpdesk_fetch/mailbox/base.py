@@ -72,8 +72,11 @@ class Mailbox(ABC):
         """Where set_aside() puts messages, for the record and the log."""
 
     @abstractmethod
-    def set_aside(self, ref: MessageRef) -> None:
-        """Move a message that could not be ingested out of the way (to aside_location())."""
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
+        """Move a message that could not be ingested out of the way (to aside_location()).
+
+        *again*: an earlier run already began to set this very message aside, and may have died
+        half-way; the move must not leave it there twice."""
 
     def flush(self) -> None:  # noqa: B027 - most sources delete at once; IMAP buffers
         """Make buffered deletions final (after each batch)."""

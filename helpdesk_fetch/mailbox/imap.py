@@ -87,18 +87,35 @@ class ImapMailbox(Mailbox):
     def aside_location(self) -> str:
         return f"moved to the IMAP folder {self.error_folder!r}"
 
-    def set_aside(self, ref: MessageRef) -> None:
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
         folder = self.error_folder
         if self.dry_run:
             return
         with self._translate("moving a message on"):
             self._ensure_error_folder()
-            if self.client.has_capability("MOVE"):
+            if self.client.has_capability("MOVE"):  # atomic: moved or not
                 self.client.move([ref.handle], folder)
-            else:
+                return
+            if not (again and self._in_error_folder(ref)):
                 self.client.copy([ref.handle], folder)
-                crashpoint("after_copy")
-                self._expunge([ref.handle])
+            crashpoint("after_copy")
+            self._expunge([ref.handle])
+
+    def _in_error_folder(self, ref: MessageRef) -> bool:
+        """Whether a run that died between COPY and EXPUNGE left a copy of *ref* in the error
+        folder already: a message there of the same size and header. Only asked after such a
+        crash, so the folder switch costs nothing in normal runs."""
+        header = self.client.fetch([ref.handle], ["BODY.PEEK[HEADER]"])
+        header = header.get(ref.handle, {}).get(b"BODY[HEADER]")
+        self.client.select_folder(self.error_folder, readonly=True)
+        try:
+            size = ["LARGER", max(ref.size - 1, 0), "SMALLER", ref.size + 1]
+            same_size = self.client.search(size)
+            found = self.client.fetch(same_size, ["BODY.PEEK[HEADER]"]) if same_size else {}
+        finally:
+            self.client.select_folder(self.account.folder)
+        return header is not None and any(d.get(b"BODY[HEADER]") == header
+                                          for d in found.values())
 
     def _ensure_error_folder(self) -> None:
         if self._error_folder_ready:

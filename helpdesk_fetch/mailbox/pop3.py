@@ -97,7 +97,7 @@ class Pop3Mailbox(Mailbox):
     def aside_location(self) -> str:
         return "left on the POP3 server (later runs skip it)"
 
-    def set_aside(self, ref: MessageRef) -> None:
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
         """Nothing to do on the server: the ingest side remembers the UIDL."""
 
     def count(self) -> int:
