@@ -142,9 +142,11 @@ def network_errors(account: Account, doing: str, timeout: float, *, lost: tuple 
     except ssl.SSLError as exc:
         raise ConnectError(account.name, f"{where}: TLS failed ({exc.reason or exc})") from None
     except TimeoutError:
-        raise ConnectError(account.name, f"{where}: no answer within {timeout:g} s") from None
+        raise ConnectError(account.name, f"{where}: no answer within {timeout:g} s "
+                           "(timeout_seconds); the next run tries again") from None
     except (ConnectionError, EOFError, *lost) as exc:
-        raise ProtocolError(account.name, f"{where}: connection lost ({exc})") from None
+        raise ProtocolError(account.name, f"{where}: connection lost ({exc}); the next run "
+                           "tries again") from None
     except OSError as exc:
         raise ConnectError(account.name, f"{where}: {exc.strerror or exc}") from None
     except protocol as exc:

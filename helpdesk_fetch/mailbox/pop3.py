@@ -26,8 +26,8 @@ class _LongLines:
         line = self.file.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
             raise poplib.error_proto(f"-ERR line longer than {MAX_LINE} bytes")
-        if not line:
-            raise poplib.error_proto("-ERR EOF")
+        if not line:  # not poplib's error_proto("-ERR EOF"), which reads as the server's "no"
+            raise EOFError("the server closed the connection")
         octets = len(line)
         if line[-2:] == b"\r\n":
             return line[:-2], octets
