@@ -153,7 +153,11 @@ class Run:
             password = password_for(account, label=account.name, timeout=timeout)
         box = get_mailbox(account, password=password, timeout=timeout,
                           error_folder=self.settings.error_folder, dry_run=self.dry_run)
-        with box:
+        # No new work starts after the budget; what is in flight gets one timeout more, then
+        # the line is cut (a server trickling bytes defeats every per-read timeout).
+        budget = self.settings.run_budget_seconds
+        with box.deadline(self.remaining() + timeout, why=f"run_budget_seconds ({budget} s) "
+                          "and one timeout_seconds more ran out"), box:
             MailboxRun(self, account, box, report).process()
 
     def _record(self, report: AccountReport) -> None:

@@ -9,7 +9,10 @@ source may buffer deletions and make them final in ``flush()`` or ``close()``.
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import ssl
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ class Mailbox(ABC):
         self.timeout = timeout
         self.error_folder = error_folder
         self.dry_run = dry_run
+        self.cutoff = Cutoff()
 
     def __enter__(self) -> Mailbox:
         self.open()
@@ -96,6 +100,60 @@ class Mailbox(ABC):
     def description(self) -> str:
         return f"{self.account.protocol} {self.account.server}"
 
+    @contextlib.contextmanager
+    def deadline(self, seconds: float, *, why: str):
+        """Cut the connection if the session (opening included) lasts longer than *seconds*;
+        *why* tells the user which limit that was."""
+        timer = threading.Timer(max(seconds, 0.0), self.cutoff.cut, args=(why,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            self.cutoff.release()
+
+
+class Cutoff:
+    """Lets another thread cut a session's connection at once: the run's time budget is over.
+
+    A per-read socket timeout cannot stop a server that trickles a byte every few seconds (each
+    read succeeds), nor a slow TLS handshake or greeting. Shutting the socket down makes every
+    blocked or later read and write fail at once, whatever the protocol library is doing; the
+    session then fails like a lost line, and nothing is deleted that was not stored. Sources
+    hand over their raw socket as soon as it is connected (``watch``)."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.why = ""
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate of the descriptor: it stays valid whatever TLS wrapping does to *sock*.
+        dup = socket.socket(fileno=os.dup(sock.fileno()))
+        with self._lock:
+            self._sockets.append(dup)
+            if self.fired:
+                _shut(dup)
+
+    def cut(self, why: str) -> None:
+        with self._lock:
+            self.fired, self.why = True, why
+            for sock in self._sockets:
+                _shut(sock)
+
+    def release(self) -> None:
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
 
 def batches(refs: list[MessageRef]) -> Iterator[list[MessageRef]]:
     """*refs* in groups bounded by count and total size, so memory stays flat."""
@@ -126,11 +184,25 @@ def tls_context(account: str, ca_file: str | None) -> ssl.SSLContext:
 
 @contextlib.contextmanager
 def network_errors(account: Account, doing: str, timeout: float, *, lost: tuple = (),
-                   protocol: tuple = (), text=str):
+                   protocol: tuple = (), text=str, cutoff: Cutoff | None = None):
     """Turn socket, TLS and protocol exceptions into MailboxError naming account and server.
 
     *lost* are the library's "connection broke" exceptions, *protocol* its "server said no" ones;
-    *text* renders the latter."""
+    *text* renders the latter. Once *cutoff* has fired, any failure is reported as the cut."""
+    try:
+        with _network_errors(account, doing, timeout, lost=lost, protocol=protocol, text=text):
+            yield
+    except Exception:
+        if cutoff is None or not cutoff.fired:
+            raise
+        raise ConnectError(account.name, f"{doing} {account.host}:{account.port}: connection "
+                           f"cut: {cutoff.why} while the server was still answering (too "
+                           "slowly); what was not stored waits for the next run") from None
+
+
+@contextlib.contextmanager
+def _network_errors(account: Account, doing: str, timeout: float, *, lost: tuple,
+                    protocol: tuple, text):
     where = f"{doing} {account.host}:{account.port}"
     try:
         yield

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import socket
 from collections.abc import Iterator
 
-from imapclient import DELETED, IMAPClient
+from imapclient import DELETED, IMAPClient, tls
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.imapclient import SocketTimeout
 
 from helpdesk_fetch.errors import AuthError, ConnectError
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.mailbox.base import Mailbox, MessageRef, network_errors, tls_context
+from helpdesk_fetch.mailbox.base import (
+    Cutoff,
+    Mailbox,
+    MessageRef,
+    network_errors,
+    tls_context,
+)
 
 SIZE_BATCH = 1000  # UIDs per RFC822.SIZE request
 
@@ -25,8 +33,9 @@ class ImapMailbox(Mailbox):
         a = self.account
         context = tls_context(a.name, a.ca_file)
         with self._translate("connecting to"):
-            self.client = IMAPClient(a.host, a.port, ssl=a.security == "ssl", ssl_context=context,
-                                     timeout=SocketTimeout(self.timeout, self.timeout))
+            self.client = _Client(a.host, a.port, ssl=a.security == "ssl", ssl_context=context,
+                                  timeout=SocketTimeout(self.timeout, self.timeout),
+                                  cutoff=self.cutoff)
             if a.security == "starttls":
                 if not self.client.has_capability("STARTTLS"):
                     raise ConnectError(a.name, f"{a.host}:{a.port} does not offer STARTTLS; "
@@ -142,7 +151,45 @@ class ImapMailbox(Mailbox):
 
     def _translate(self, doing: str):
         return network_errors(self.account, doing, self.timeout, lost=(imaplib.IMAP4.abort,),
-                              protocol=(IMAPClientError, imaplib.IMAP4.error), text=_server_text)
+                              protocol=(IMAPClientError, imaplib.IMAP4.error), text=_server_text,
+                              cutoff=self.cutoff)
+
+
+class _Client(IMAPClient):
+    """IMAPClient whose raw socket the cutoff watches from the start: imaplib connects, does
+    TLS and reads the greeting inside its constructor, where nothing else could reach it."""
+
+    def __init__(self, *args, cutoff: Cutoff, **kwargs) -> None:
+        self._cutoff = cutoff
+        super().__init__(*args, **kwargs)
+
+    def _create_IMAP4(self):  # imapclient's factory, with our two connection classes
+        timeout = self._timeout.connect
+        if self.ssl:
+            return _TLS(self._cutoff, self.host, self.port, self.ssl_context, timeout)
+        return _Plain(self._cutoff, self.host, self.port, timeout)
+
+
+class _Plain(IMAP4WithTimeout):
+    def __init__(self, cutoff: Cutoff, *args) -> None:
+        self._cutoff = cutoff
+        super().__init__(*args)
+
+    def _create_socket(self, timeout=None) -> socket.socket:
+        sock = super()._create_socket(timeout)
+        self._cutoff.watch(sock)
+        return sock
+
+
+class _TLS(tls.IMAP4_TLS):
+    def __init__(self, cutoff: Cutoff, *args) -> None:
+        self._cutoff = cutoff
+        super().__init__(*args)
+
+    def _create_socket(self, timeout=None) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout or self._timeout)
+        self._cutoff.watch(sock)
+        return tls.wrap_socket(sock, self.ssl_context, self.host)
 
 
 def _server_text(exc: Exception) -> str:

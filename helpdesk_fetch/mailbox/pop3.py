@@ -9,19 +9,40 @@ from __future__ import annotations
 
 import contextlib
 import poplib
+import socket
 import ssl
 from collections.abc import Iterator
 
 from helpdesk_fetch.errors import AuthError, ConnectError
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.mailbox.base import Mailbox, MessageRef, network_errors, tls_context
+from helpdesk_fetch.mailbox.base import (
+    Cutoff,
+    Mailbox,
+    MessageRef,
+    network_errors,
+    tls_context,
+)
 
 # poplib refuses lines over 2048 bytes, which real mail has (RFC 5322 asks for 998, not everybody
 # listens); allow long lines while still bounding a runaway server.
 MAX_LINE = 4 * 1024 * 1024
 
 
-class _LongLines:
+class _Session:
+    """poplib, allowing long lines, with its raw socket shown to the cutoff as soon as it is
+    connected (poplib does TLS and reads the greeting inside its constructor)."""
+
+    def __init__(self, cutoff: Cutoff, *args, **kwargs) -> None:
+        self._cutoff = cutoff
+        super().__init__(*args, **kwargs)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self.host, self.port), timeout)
+        self._cutoff.watch(sock)
+        if isinstance(self, poplib.POP3_SSL):
+            sock = self.context.wrap_socket(sock, server_hostname=self.host)
+        return sock
+
     def _getline(self):
         line = self.file.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
@@ -36,11 +57,11 @@ class _LongLines:
         return line[:-1], octets
 
 
-class _POP3(_LongLines, poplib.POP3):
+class _POP3(_Session, poplib.POP3):
     pass
 
 
-class _POP3_SSL(_LongLines, poplib.POP3_SSL):
+class _POP3_SSL(_Session, poplib.POP3_SSL):
     pass
 
 
@@ -52,9 +73,10 @@ class Pop3Mailbox(Mailbox):
         context = tls_context(a.name, a.ca_file)
         with self._translate("connecting to"):
             if a.security == "ssl":
-                self.conn = _POP3_SSL(a.host, a.port, timeout=self.timeout, context=context)
+                self.conn = _POP3_SSL(self.cutoff, a.host, a.port, timeout=self.timeout,
+                                      context=context)
             else:
-                self.conn = _POP3(a.host, a.port, timeout=self.timeout)
+                self.conn = _POP3(self.cutoff, a.host, a.port, timeout=self.timeout)
             if a.security == "starttls":
                 self._stls(context)
             self._login()
@@ -116,7 +138,7 @@ class Pop3Mailbox(Mailbox):
 
     def _translate(self, doing: str):
         return network_errors(self.account, doing, self.timeout, protocol=(poplib.error_proto,),
-                              text=_text)
+                              text=_text, cutoff=self.cutoff)
 
 
 def _pairs(lines: list[bytes]) -> Iterator[tuple[str, str]]:
