@@ -8,6 +8,11 @@ SQLite pragmas, chosen deliberately:
   would lose the last transactions on power loss; we never trade that for speed.
 - ``foreign_keys=1``: messages cannot point at missing tickets.
 - ``busy_timeout=30000``: a second process waits for the writer instead of failing at once.
+
+Transactions begin with ``BEGIN IMMEDIATE``: a deferred transaction that reads (the duplicate and
+thread lookups) and then writes fails at once with "database is locked" when another process
+committed in between (a WAL snapshot conflict, for which SQLite does not wait); taking the write
+lock at BEGIN makes overlapping runs on different accounts queue for busy_timeout instead.
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
                               pragmas={"busy_timeout": 30000}, autoconnect=True)
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True)
+    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True, lock_type="IMMEDIATE")
 
 
 def redact_url(url: str) -> str:
