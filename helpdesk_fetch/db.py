@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -154,9 +155,16 @@ def setting(key: str) -> str | None:
     return row.value if row else None
 
 
-def describe_error(exc: BaseException) -> str:
-    """A short reason for a database failure, with the usual fixes for SQLite."""
+def describe_error(exc: BaseException, database: Database | None = None) -> str:
+    """A short reason for a database failure, with the usual fixes for SQLite.
+
+    SQLite reports a full disk as often as "disk I/O error" (creating the WAL index) as "database
+    or disk is full", and a read-only mount as a read-only database; the file system of the
+    database (*database*, else the one in use) says which."""
     text = str(exc)
+    hint = _file_system_trouble(database or models.database.obj)
+    if isinstance(exc, OperationalError) and hint:
+        return f"{text} ({hint})"
     if isinstance(exc, OperationalError):
         if "readonly" in text or "read-only" in text:
             return f"{text} (is the database file or its directory writable by this user?)"
@@ -166,3 +174,24 @@ def describe_error(exc: BaseException) -> str:
             return f"{text} (another process holds the database; try again)"
     return text
 
+
+
+FULL_BELOW = 1024 * 1024  # free bytes under which a database disk counts as full
+
+
+def _file_system_trouble(database: Database | None) -> str | None:
+    """What is wrong with the file system of a SQLite database file: read-only, or full."""
+    path = sqlite_path(database) if database is not None else None
+    if path is None:
+        return None
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return None
+    if fs.f_flag & os.ST_RDONLY:
+        return f"the file system holding {path.parent} is mounted read-only; remount it " \
+               "read-write or move the database"
+    free = fs.f_bavail * fs.f_frsize
+    if free < FULL_BELOW:
+        return f"the disk holding {path.parent} is full, {free} bytes free; free some space"
+    return None

@@ -100,7 +100,8 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         for account in accounts:
             report.accounts.append(run.account(account))
     except DatabaseError as exc:
-        log.error("%s", exc)
+        log.error("%s; the run stopped, and messages not stored stay on their server for the "
+                  "next run", exc)
         report.database_error = str(exc)
     return report
 
