@@ -15,7 +15,9 @@ from tests.chaos import (
     mixed_load,
     stored,
 )
+from tests.mails import message
 from tests.proxy import Fault, FaultProxy
+from tests.servers import free_port
 
 
 @pytest.fixture
@@ -127,3 +129,16 @@ def test_trickling_server_is_cut_off_by_the_run_budget(two_accounts, protocol, a
 
     setup.check_failed_run(result, "run_budget_seconds")
     setup.check_next_run_completes()
+
+
+def test_nothing_listening(dovecot, mail_user, write_config):
+    dovecot.append(mail_user, [message("Still processed")])
+    config = write_config([dovecot.account("gone", "nobody", port=free_port()),
+                           dovecot.account("steady", mail_user)])
+
+    result = fetch(config)
+
+    assert result.returncode == 1
+    assert "account 'gone'" in result.stderr and "connection refused" in result.stderr
+    assert "is the server running" in result.stderr
+    assert dovecot.messages(mail_user) == []

@@ -213,6 +213,9 @@ def _network_errors(account: Account, doing: str, timeout: float, *, lost: tuple
                            f"({exc.verify_message}); for a private CA set ca_file") from None
     except ssl.SSLError as exc:
         raise ConnectError(account.name, f"{where}: TLS failed ({exc.reason or exc})") from None
+    except ConnectionRefusedError:  # a ConnectionError, but nothing was ever connected
+        raise ConnectError(account.name, f"{where}: connection refused; is the server running, "
+                           "and are host and port right?") from None
     except TimeoutError:
         raise ConnectError(account.name, f"{where}: no answer within {timeout:g} s "
                            "(timeout_seconds); the next run tries again") from None

@@ -52,7 +52,8 @@ class ImapMailbox(Mailbox):
             self.client.login(self.account.username, self.password)
         except LoginError as exc:
             raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
-                            f"{_server_text(exc)}") from None
+                            f"{_server_text(exc)}; check the username and the password "
+                            "source") from None
 
     def list(self) -> list[MessageRef]:
         with self._translate("listing"):

@@ -94,7 +94,7 @@ class Pop3Mailbox(Mailbox):
             self.conn.pass_(self.password)
         except poplib.error_proto as exc:
             raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
-                            f"{_text(exc)}") from None
+                            f"{_text(exc)}; check the username and the password source") from None
 
     def list(self) -> list[MessageRef]:
         with self._translate("listing"):
