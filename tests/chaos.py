@@ -100,6 +100,20 @@ def mixed_load(tag: str, good: int = 10, *, bad: bool = True) -> Load:
     return load
 
 
+def on_server(server, user: str) -> list[bytes]:
+    """Everything the server still holds for *user*, \\Deleted or not, error folder included."""
+    return (server.messages(user, include_deleted=True)
+            + server.messages(user, ERROR_FOLDER, include_deleted=True))
+
+
+def final_state(server, user: str, protocol: str) -> tuple[list[bytes], list[bytes]]:
+    """(what is left in the mailbox, what is set aside). POP3 sets aside by leaving it."""
+    inbox = server.messages(user, include_deleted=True)
+    if protocol == "pop3":
+        return [], inbox
+    return inbox, server.messages(user, ERROR_FOLDER, include_deleted=True)
+
+
 def stored(database: Path, account: str | None = None) -> Counter:
     """SHA-256 -> how many inbound ticket messages (of *account*) hold exactly these bytes."""
     if not database.exists():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from dataclasses import dataclass
 
 
@@ -20,7 +19,8 @@ class Fault:
     """What to do to a connection. Counted bytes are those from the server to the client."""
 
     drop_after_bytes: int | None = None  # forward this many, then close both sides
-    drop_after_sent: bytes | None = None  # forward the client's chunk holding this, then close
+    drop_after_sent: bytes | None = None  # the client's chunk holding this reaches the server,
+    #                                       no answer reaches the client, the line is closed
     stall_after_bytes: int | None = None  # forward this many, then nothing (the line stays open)
     trickle_after_bytes: int | None = None  # forward this many, then one byte per trickle_delay
     trickle_delay: float = 0.2
@@ -79,20 +79,32 @@ class _Line:
         self.fault = fault or Fault()
         self.down_bytes = 0
         self.seen = b""
+        self.severed = False  # nothing more goes to the client
 
     def drop(self) -> None:
         self.proxy.fired += 1
+        self.severed = True
         _close(self.client)
         _close(self.server)
 
     def up(self) -> None:
         pattern = self.fault.drop_after_sent
         while chunk := _recv(self.client):
-            if not _send(self.server, chunk):
-                break
             self.seen = (self.seen + chunk)[-4096:]
             if pattern is not None and pattern in self.seen:
-                return self.drop()
+                return self._sever_after(chunk)
+            if not _send(self.server, chunk):
+                break
+        _close(self.server)
+
+    def _sever_after(self, chunk: bytes) -> None:
+        """The command reaches the server, which gets time to carry it out; its answer never
+        reaches the client, whose line is closed at once."""
+        self.severed = True
+        self.proxy.fired += 1
+        _close(self.client)
+        _send(self.server, chunk)
+        self.proxy._closing.wait(0.5)
         _close(self.server)
 
     def down(self) -> None:
@@ -109,7 +121,7 @@ class _Line:
                   if n is not None]
         room = min(limits) - self.down_bytes if limits else len(chunk)
         head, rest = chunk[:max(room, 0)], chunk[max(room, 0):]
-        if head and not _send(self.client, head):
+        if self.severed or (head and not _send(self.client, head)):
             return None
         self.down_bytes += len(head)
         if not rest:
@@ -156,12 +168,3 @@ def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.close()
 
-
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    """Poll *predicate* until it is true or *timeout* passes (for background effects)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import fcntl
 
+import pytest
+
 from tests.chaos import (
     KILLED,
     Load,
     assert_exactly_once,
     assert_nothing_lost,
     fetch,
+    final_state,
     mixed_load,
+    on_server,
     start_fetch,
 )
-from tests.test_crash import final_state, on_server
+
+pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
 
 ROUNDS = 8
 

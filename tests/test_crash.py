@@ -16,7 +16,6 @@ import pytest
 
 from helpdesk_fetch.faults import POINTS
 from tests.chaos import (
-    ERROR_FOLDER,
     KILLED,
     LIMIT,
     Load,
@@ -24,10 +23,14 @@ from tests.chaos import (
     assert_nothing_lost,
     failed_count,
     fetch,
+    final_state,
     mixed_load,
+    on_server,
     start_fetch,
 )
 from tests.servers import Dovecot, dovecot_base
+
+pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
 
 # Dovecot 2.3's capabilities after login, without MOVE: helpdesk-fetch must fall back to
 # COPY + \Deleted + UID EXPUNGE to set messages aside.
@@ -57,20 +60,6 @@ def interleaved(load: Load) -> list[bytes]:
     """The bad messages among the good ones, so that the run must step over them."""
     good, bad = load.good, load.bad
     return good[:3] + bad[:1] + good[3:7] + bad[1:] + good[7:]
-
-
-def on_server(server: Dovecot, user: str) -> list[bytes]:
-    """Everything the server still holds for *user*, \\Deleted or not, error folder included."""
-    return (server.messages(user, include_deleted=True)
-            + server.messages(user, ERROR_FOLDER, include_deleted=True))
-
-
-def final_state(server: Dovecot, user: str, protocol: str) -> tuple[list[bytes], list[bytes]]:
-    """(what is left in the mailbox, what is set aside). POP3 sets aside by leaving it."""
-    inbox = server.messages(user, include_deleted=True)
-    if protocol == "pop3":
-        return [], inbox
-    return inbox, server.messages(user, ERROR_FOLDER, include_deleted=True)
 
 
 # (server, protocol, crash point): every point, where the protocol passes it; some points twice,

@@ -27,6 +27,8 @@ from tests.chaos import (
 )
 from tests.mails import message
 
+pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
+
 
 @pytest.fixture
 def disk(tmp_path):

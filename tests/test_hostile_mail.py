@@ -22,6 +22,8 @@ from helpdesk_fetch.pipeline import DUPLICATE, FAILED, STORED, Pipeline, Source
 from tests.chaos import ERROR_FOLDER, fetch
 from tests.mails import message
 
+pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
+
 H = (b"From: Carol <carol@example.org>\r\nTo: helpdesk@example.com\r\n"
      b"Message-ID: <%s@example.org>\r\n")
 

@@ -19,6 +19,8 @@ from tests.mails import message
 from tests.proxy import Fault, FaultProxy
 from tests.servers import free_port
 
+pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
+
 
 @pytest.fixture
 def proxy_to(dovecot):
@@ -99,13 +101,16 @@ def test_line_dropped_after_n_bytes(two_accounts, protocol, after):
 
 
 @pytest.mark.parametrize(("protocol", "command"), [("imap", b"EXPUNGE"), ("pop3", b"QUIT")])
-def test_line_dropped_right_after_the_deleting_command(two_accounts, protocol, command):
-    """The server may or may not have deleted: either way nothing is lost or doubled."""
+def test_line_dropped_right_after_the_deleting_command(two_accounts, dovecot, protocol,
+                                                       command):
+    """The server carries the command out, the client never hears so: it must take the account
+    for failed, yet everything it deleted was stored."""
     setup = two_accounts(protocol, timeout_seconds=10)
 
     result = setup.run_with(Fault(drop_after_sent=command))
 
     setup.check_failed_run(result, "connection lost")
+    assert dovecot.messages(setup.flaky_user, include_deleted=True) == []
     setup.check_next_run_completes()
 
 
