@@ -46,14 +46,23 @@ class Mailbox(ABC):
         self.cutoff = Cutoff()
 
     def __enter__(self) -> Mailbox:
-        self.open()
+        try:
+            self.open()
+        except BaseException:  # __exit__ is not called when __enter__ fails
+            with contextlib.suppress(Exception):
+                self.abort()
+            self.cutoff.release()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        try:
+            if exc_type is None:
+                self.close()
+            else:
+                self.abort()
+        finally:
+            self.cutoff.release()
 
     @abstractmethod
     def open(self) -> None:
@@ -111,7 +120,6 @@ class Mailbox(ABC):
             yield
         finally:
             timer.cancel()
-            self.cutoff.release()
 
 
 class Cutoff:
