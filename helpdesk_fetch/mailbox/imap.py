@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import socket
+import ssl
 from collections.abc import Iterator
 
-from imapclient import DELETED, IMAPClient, tls
+from imapclient import DELETED, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
-from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.imapclient import SocketTimeout
 
 from helpdesk_fetch.errors import AuthError, ConnectError
@@ -164,33 +164,23 @@ class _Client(IMAPClient):
         self._cutoff = cutoff
         super().__init__(*args, **kwargs)
 
-    def _create_IMAP4(self):  # imapclient's factory, with our two connection classes
-        timeout = self._timeout.connect
-        if self.ssl:
-            return _TLS(self._cutoff, self.host, self.port, self.ssl_context, timeout)
-        return _Plain(self._cutoff, self.host, self.port, timeout)
+    def _create_IMAP4(self):  # imapclient's factory; ours serves plain and TLS alike
+        return _Connection(self._cutoff, self.host, self.port,
+                           self.ssl_context if self.ssl else None, self._timeout.connect)
 
 
-class _Plain(IMAP4WithTimeout):
-    def __init__(self, cutoff: Cutoff, *args) -> None:
-        self._cutoff = cutoff
-        super().__init__(*args)
+class _Connection(imaplib.IMAP4):
+    def __init__(self, cutoff: Cutoff, host: str, port: int, context: ssl.SSLContext | None,
+                 timeout: float | None) -> None:
+        self._cutoff, self._context = cutoff, context
+        super().__init__(host, port, timeout=timeout)
 
-    def _create_socket(self, timeout=None) -> socket.socket:
-        sock = super()._create_socket(timeout)
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self.host, self.port), timeout)
         self._cutoff.watch(sock)
-        return sock
-
-
-class _TLS(tls.IMAP4_TLS):
-    def __init__(self, cutoff: Cutoff, *args) -> None:
-        self._cutoff = cutoff
-        super().__init__(*args)
-
-    def _create_socket(self, timeout=None) -> socket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout or self._timeout)
-        self._cutoff.watch(sock)
-        return tls.wrap_socket(sock, self.ssl_context, self.host)
+        if self._context is None:
+            return sock
+        return self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 def _server_text(exc: Exception) -> str:
