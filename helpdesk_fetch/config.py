@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.oauth2 import settings as oauth2_settings
 
 ENV_VAR = "HELPDESK_FETCH_CONFIG"
 PROTOCOLS = ("imap", "pop3", "maildir")
@@ -55,10 +56,32 @@ class Settings:
     ticket_keywords: tuple[str, ...] = ("TicketID",)
     tag_prefix: str = "["
     tag_suffix: str = "]"
+    authserv_id: str = ""  # trust a member's From only with an Authentication-Results from it
+
+
+@dataclass(frozen=True, kw_only=True)
+class OAuth2Keys:
+    """The keys of an OAuth2 login (spec §7), shared by ``[[accounts]]`` and ``[smtp]``.
+
+    Checked and completed (provider presets) by ``oauth2.settings.check``. With auth = "oauth2"
+    the password keys, when given, hold the OAuth2 client secret."""
+
+    auth: str = "password"
+    provider: str | None = None
+    oauth2_flow: str = "refresh_token"
+    oauth2_token_command: str | None = None
+    oauth2_client_id: str | None = None
+    oauth2_tenant: str | None = None
+    oauth2_scopes: tuple[str, ...] = ()
+    oauth2_token_url: str | None = None
+    oauth2_device_url: str | None = None
+    oauth2_authorize_url: str | None = None
+    oauth2_certificate_file: str | None = None
+    oauth2_token_file: str | None = None
 
 
 @dataclass(frozen=True)
-class Smtp:
+class Smtp(OAuth2Keys):
     """``[smtp]``: the outgoing server for auto-mails (spec §6)."""
 
     host: str
@@ -94,7 +117,7 @@ class Resource:
 
 
 @dataclass(frozen=True)
-class Account:
+class Account(OAuth2Keys):
     """``[[accounts]]``: one mailbox."""
 
     name: str
@@ -256,6 +279,7 @@ def _smtp(data: dict, path: Path) -> Smtp:
     smtp = _build(Smtp, data, path, None, "smtp.")
     _check_choice(smtp.security, SECURITIES, path, None, "smtp.security")
     _check_one_password(smtp, path, None, "smtp.", required=False)
+    smtp = oauth2_settings.check(smtp, data, path, None, "smtp.", protocol="smtp")
     port = smtp.port or {"ssl": 465, "starttls": 587, "none": 25}[smtp.security]
     return dataclasses.replace(smtp, port=port, **_resolved_paths(smtp, path.parent))
 
@@ -263,7 +287,8 @@ def _smtp(data: dict, path: Path) -> Smtp:
 def _resolved_paths(obj, directory: Path) -> dict:
     """Relative file keys are relative to the accounts file's directory."""
     paths = {}
-    for key in ("path", "ca_file", "password_file"):
+    for key in ("path", "ca_file", "password_file", "oauth2_certificate_file",
+                "oauth2_token_file"):
         value = getattr(obj, key, None)
         if value:
             paths[key] = str(directory / Path(value).expanduser())
@@ -292,7 +317,8 @@ def _account(data: dict, path: Path) -> Account:
     _check_choice(account.protocol, PROTOCOLS, path, account.name, "protocol")
     _check_choice(account.security, SECURITIES, path, account.name, "security")
     if account.protocol == "maildir":
-        for key in ("host", "port", "username", *PASSWORD_KEYS, "ca_file"):
+        for key in ("host", "port", "username", *PASSWORD_KEYS, "ca_file",
+                    *oauth2_settings.oauth2_keys()):
             if data.get(key) is not None:
                 raise ConfigError("does not apply to a maildir account", key=key, **where)
         if not account.path:
@@ -306,7 +332,9 @@ def _account(data: dict, path: Path) -> Account:
         raise ConfigError("POP3 has no folders; remove it", key="folder", **where)
     if "path" in data:
         raise ConfigError("only maildir accounts have a path", key="path", **where)
-    _check_one_password(account, path, account.name, "", required=True)
+    _check_one_password(account, path, account.name, "", required=account.auth == "password")
+    account = oauth2_settings.check(account, data, path, account.name, "",
+                                    protocol=account.protocol)
     port = account.port or DEFAULT_PORTS[(account.protocol, account.security)]
     if not 0 < port < 65536:
         raise ConfigError("must be between 1 and 65535", key="port", **where)

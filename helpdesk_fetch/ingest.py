@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import peewee
 
 from helpdesk_fetch import db, rules, state, store
-from helpdesk_fetch.auth import password_for
+from helpdesk_fetch.auth import login_secret, redact
 from helpdesk_fetch.clock import from_timestamp, utcnow
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.errors import AccountBusy, ConfigError, DatabaseError, MailboxError
@@ -138,7 +138,7 @@ class Run:
             report.outcome = "busy"
             log.info("account %s: skipped, another run is processing it", account.name)
         except (MailboxError, ConfigError) as exc:
-            report.outcome, report.error = "failed", str(exc)
+            report.outcome, report.error = "failed", redact(str(exc))  # it is stored and shown
             log.error("%s", exc)
         report.seconds = time.time() - report.started_at
         self.progress.account_finished(report)
@@ -148,13 +148,12 @@ class Run:
 
     def _account(self, account: Account, report: AccountReport) -> None:
         timeout = max(1.0, min(self.config.timeout_for(account), self.remaining()))
-        password = None
-        if account.protocol != "maildir":
-            password = password_for(account, label=account.name, timeout=timeout)
-        box = get_mailbox(account, password=password, timeout=timeout,
-                          error_folder=self.settings.error_folder, dry_run=self.dry_run)
-        with box:
-            MailboxRun(self, account, box, report).process()
+        with login_secret(account, label=account.name, state_dir=self.settings.state_dir,
+                          timeout=timeout) as secret:
+            box = get_mailbox(account, password=secret, timeout=timeout,
+                              error_folder=self.settings.error_folder, dry_run=self.dry_run)
+            with box:
+                MailboxRun(self, account, box, report).process()
 
     def _record(self, report: AccountReport) -> None:
         try:

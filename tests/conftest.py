@@ -12,6 +12,7 @@ import tomli_w
 from click.testing import CliRunner
 
 from helpdesk_fetch.cli import cli
+from tests.oauth_server import OAuthServer, Provider
 from tests.servers import Dovecot, dovecot_base
 
 _names = itertools.count(1)
@@ -31,6 +32,30 @@ def dovecot():
         server = Dovecot(base).start()
         yield server
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth_server():
+    """The tests' OAuth2 identity provider (token, device, browser and introspection endpoints)."""
+    server = OAuthServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot(oauth_server):
+    """A second Dovecot whose XOAUTH2/OAUTHBEARER logins are checked by the tests' provider."""
+    with dovecot_base() as base:
+        server = Dovecot(base, oauth2_introspection_url=oauth_server.url + "/introspect").start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def idp(oauth_server):
+    """The identity provider with a fresh state for this test."""
+    oauth_server.provider = Provider()
+    return oauth_server
 
 
 @pytest.fixture
