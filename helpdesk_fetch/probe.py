@@ -30,7 +30,7 @@ def test_accounts(config: Config, names: list[str] | None) -> Iterator[ProbeResu
 def probe(config: Config, account: Account) -> ProbeResult:
     result = ProbeResult(account.name, f"{account.protocol} {account.server}")
     if account.protocol != "maildir" and account.security == "none":
-        result.warning = ("security = \"none\": the password and the mail cross the network "
+        result.warning = ("security = \"none\": the login and the mail cross the network "
                           "unencrypted")
     timeout = config.timeout_for(account)
     try:

@@ -77,10 +77,17 @@ class Provider:
 
 
 class OAuthServer:
-    def __init__(self) -> None:
+    def __init__(self, *, certificate: tuple[Path, Path] | None = None) -> None:
+        """*certificate*: (cert, key) to serve https instead of http."""
         self.provider = Provider()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if certificate is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*certificate)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.lock = threading.Lock()
 
     def start(self) -> OAuthServer:

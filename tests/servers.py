@@ -41,13 +41,14 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def make_certificate(directory: Path, name: str = "localhost") -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1 (a private CA of its own)."""
+def make_certificate(directory: Path, name: str = "localhost",
+                     names: str = "DNS:localhost,IP:127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate for *names* (a private CA of its own)."""
     cert, key = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
          "-out", str(cert), "-days", "3650", "-subj", f"/CN={name}",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+         "-addext", f"subjectAltName={names}"],
         check=True, capture_output=True)
     return cert, key
 
@@ -98,8 +99,15 @@ class Dovecot:
         if done.returncode != 0:
             raise RuntimeError("Dovecot did not start: "
                                + (self.base / "startup.log").read_text(errors="replace"))
-        for port in self.ports.values():
-            wait_for_port(port)
+        # Without TLS Dovecot opens no imaps/pop3s listener (they inherit ssl = yes).
+        listening = [port for name, port in self.ports.items()
+                     if self.ssl_enabled or not name.endswith("s")]
+        try:
+            for port in listening:
+                wait_for_port(port)
+        except RuntimeError:
+            self.stop()  # never leave a half-started server behind
+            raise
         return self
 
     def stop(self) -> None:

@@ -7,8 +7,8 @@ import pytest
 from helpdesk_fetch.errors import ConfigError
 from tests.test_config import load_text
 
-BASE = ('[[accounts]]\nname = "a"\nprotocol = "{protocol}"\nhost = "h"\nusername = "u@example.com"\n'
-        'auth = "oauth2"\n')
+BASE = ('[[accounts]]\nname = "a"\nprotocol = "{protocol}"\nhost = "h"\n'
+        'username = "u@example.com"\nauth = "oauth2"\n')
 
 
 def account(extra: str, protocol: str = "imap", tmp_path=None):
