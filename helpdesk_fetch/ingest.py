@@ -41,6 +41,7 @@ class AccountReport:
     duplicates: int = 0
     errors: int = 0
     error: str | None = None
+    config_error: bool = False  # the account failed because of its configuration (exit 2)
     failures: list[str] = field(default_factory=list)  # one line per message set aside
     actions: list[str] = field(default_factory=list)  # what --dry-run would have done
     started_at: float = field(default_factory=time.time)
@@ -55,9 +56,12 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """Spec §3: 0 processed, 1 an account failed, 75 every selected account was busy."""
+        """Spec §3: 0 processed, 1 an account failed, 2 an account's configuration is wrong
+        (e.g. a password file others can read), 75 every selected account was busy."""
         if self.ingest_disabled is not None:
             return 0
+        if any(a.config_error for a in self.accounts):
+            return 2
         if self.database_error or any(a.outcome == "failed" for a in self.accounts):
             return 1
         if self.accounts and all(a.outcome == "busy" for a in self.accounts):
@@ -139,6 +143,7 @@ class Run:
             log.info("account %s: skipped, another run is processing it", account.name)
         except (MailboxError, ConfigError) as exc:
             report.outcome, report.error = "failed", redact(str(exc))  # it is stored and shown
+            report.config_error = isinstance(exc, ConfigError)
             log.error("%s", exc)
         report.seconds = time.time() - report.started_at
         self.progress.account_finished(report)

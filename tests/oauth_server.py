@@ -54,15 +54,18 @@ class Provider:
     rotate: bool = True
     requests: list[dict] = field(default_factory=list)  # every token request's form
     introspected: list[str] = field(default_factory=list)
+    issued: list[str] = field(default_factory=list)  # every token and code ever handed out
 
     def issue(self, user: str, client_id: str, scope: str = "", *,
               with_refresh: bool = True) -> dict:
         access = "at-" + secrets.token_urlsafe(24)
+        self.issued.append(access)
         self.access[access] = (user, time.time() + self.lifetime)
         answer = {"access_token": access, "token_type": "Bearer", "expires_in": self.lifetime,
                   "scope": scope}
         if with_refresh:
             refresh = "rt-" + secrets.token_urlsafe(24)
+            self.issued.append(refresh)
             self.refresh[refresh] = Grant(user, client_id, scope)
             answer["refresh_token"] = refresh
         return answer
@@ -143,6 +146,7 @@ class OAuthServer:
 
     def device_authorization(self, form: dict[str, str]) -> tuple[int, dict]:
         code = "dc-" + secrets.token_urlsafe(16)
+        self.provider.issued.append(code)
         user_code = secrets.token_hex(4).upper()
         self.provider.devices[code] = {"client_id": form.get("client_id"), "polls": 0,
                                        "scope": form.get("scope", ""), "user_code": user_code}

@@ -92,8 +92,10 @@ def setup_logging(verbosity: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    if verbosity < 3:  # imaplib's protocol trace only at -vvv
-        logging.getLogger("imapclient").setLevel(max(level, logging.INFO))
+    for name in ("imapclient", "helpdesk_fetch.mailbox.pop3.protocol"):
+        # the IMAP and POP3 protocol traces only at -vvv
+        logging.getLogger(name).setLevel(logging.NOTSET if verbosity >= 3 else
+                                         max(level, logging.INFO))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import logging
 import poplib
 import ssl
 from collections.abc import Iterator
@@ -24,7 +25,38 @@ from helpdesk_fetch.oauth2.sasl import describe_challenge, xoauth2_base64
 MAX_LINE = 4 * 1024 * 1024
 
 
+TRACE = logging.getLogger(__name__ + ".protocol")  # the -vvv protocol trace, like imaplib's
+
+
 class _LongLines:
+    """poplib with long lines allowed and a protocol trace in which no secret appears (poplib's
+    own debug output prints PASS in the clear, so it is never turned on)."""
+
+    _secret_next = False
+
+    def _putcmd(self, line):
+        upper = line.upper()
+        if upper.startswith(("PASS ", "APOP ")):
+            shown = line.split(" ", 1)[0] + " ***"
+        elif upper.startswith("AUTH ") and len(line.split()) > 2:  # an initial response
+            shown = " ".join(line.split()[:2]) + " ***"
+        elif self._secret_next and line:
+            shown = "***"  # a SASL response: the password or token, base64-encoded
+        else:
+            shown = line
+        self._secret_next = upper.startswith("AUTH ") or (self._secret_next and not line)
+        TRACE.debug("> %s", shown)
+        super()._putcmd(line)
+
+    def _getresp(self):
+        try:
+            resp = super()._getresp()
+        except poplib.error_proto as exc:
+            TRACE.debug("< %s", _text(exc))
+            raise
+        TRACE.debug("< %s", resp.decode("utf-8", "replace"))
+        return resp
+
     def _getline(self):
         line = self.file.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
