@@ -68,16 +68,21 @@ class Group(click.Group):
             return super().invoke(ctx)
         except HelpdeskError as exc:
             from helpdesk_fetch.auth import redact
+            from helpdesk_fetch.cli.render import printable
 
-            click.echo(f"helpdesk-fetch: error: {redact(str(exc))}", err=True)
+            click.echo(f"helpdesk-fetch: error: {printable(redact(str(exc)), lines=True)}",
+                       err=True)
             ctx.exit(exc.exit_code)
 
 
 class _RedactingFilter(logging.Filter):
+    """No secret and no terminal escape sequence (from a message's headers) in a log line."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         from helpdesk_fetch.auth import redact
+        from helpdesk_fetch.cli.render import printable
 
-        record.msg = redact(record.getMessage())
+        record.msg = printable(redact(record.getMessage()), lines=True)
         record.args = None
         return True
 
