@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import codecs
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,10 +41,12 @@ CLIENT_SECRET = "oauth-client-s3cr3t"
 
 # Arguments for the commands' required parameters, by parameter name; a new command with a new
 # required parameter makes the leak test fail until it gets a sample here.
-ARGUMENTS = {"name": "bad-inline", "ident": "1", "status": "in_progress"}
+ARGUMENTS = {"name": "bad-inline", "ident": "1", "ids": "1", "status": "in_progress"}
 SPECIAL = {("accounts", "add"): ["leak-new", "--protocol", "imap", "--host", "127.0.0.1",
                                  "--username", "u", "--password", ADDED],
-           ("accounts", "authorize"): ["oauth-device"]}
+           ("accounts", "authorize"): ["oauth-device"],
+           ("deliver",): ["--account", "local"]}
+STDIN = {"deliver": message("Piped in by the MTA")}
 SKIP_FLAGS = {"--browser"}  # waits for a person's browser
 
 
@@ -139,7 +144,7 @@ def leaky_setup(dovecot, oauth_dovecot, idp, tmp_path, write_config):
 
     def prepare(directory: Path):
         directory.mkdir()
-        make_maildir(directory / "box", [message("Local mail")])
+        make_maildir(directory / "box", [message("Local mail"), b""])  # b"": an error
 
         def write() -> Path:
             return write_config(accounts, smtp=smtp, path=directory / "accounts.toml",
@@ -153,11 +158,31 @@ def leaky_setup(dovecot, oauth_dovecot, idp, tmp_path, write_config):
     yield prepare, env, users
 
 
-def run_cli(config: Path, env: dict, argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
+def run_cli(config: Path, env: dict, argv: list[str], **kwargs) -> str:
+    """stdout and stderr of one real run."""
+    done = subprocess.run(
         [sys.executable, "-m", "helpdesk_fetch", "--config", str(config), *argv],
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=os.getcwd(), **env))
+        capture_output=True, timeout=120, env=dict(os.environ, PYTHONPATH=os.getcwd(), **env),
+        **kwargs)
+    return (done.stdout + done.stderr).decode("utf-8", "replace")
+
+
+class SyslogSink:
+    """A syslog socket that keeps every line sent to it (for --syslog)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.lines = path, []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.lines.append(self.sock.recv(65536).decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
@@ -166,17 +191,29 @@ def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
     writers = {level: prepare(tmp_path / level.strip("-")) for level in levels}
     idp.provider.revoke(users["revoked"])  # its saved refresh tokens are now void
 
+    syslog = SyslogSink(tmp_path / "syslog.sock")
+    env = dict(env, HELPDESK_FETCH_SYSLOG_SOCKET=str(syslog.path))
+
     def series(level: str) -> dict[str, str]:
-        """Every command in turn at one verbosity (the series run side by side)."""
-        outputs = {}
+        """Every command in turn at one verbosity (the series run side by side), logging also
+        to a file and to syslog."""
+        trail = ["--log-file", str(tmp_path / f"trail{level}.log"), "--syslog"]
+        # A first run fills the database (tickets, a failed message) for the commands after it.
+        outputs = {f"{level} first fetch": run_cli(writers[level](), env, [level, *trail,
+                                                                           "fetch"])}
         for argv in invocations():
             config = writers[level]()  # every command sees the whole file again
-            done = run_cli(config, env, [level, *argv])
-            outputs[" ".join([level, *argv])] = done.stdout + done.stderr
+            outputs[" ".join([level, *argv])] = run_cli(
+                config, env, [level, *trail, *argv], input=STDIN.get(argv[0], b""))
+        outputs[f"{level} log file"] = (tmp_path / f"trail{level}.log").read_text()
         return outputs
 
-    with ThreadPoolExecutor(len(levels)) as pool:
-        outputs = {k: v for part in pool.map(series, levels) for k, v in part.items()}
+    try:
+        with ThreadPoolExecutor(len(levels)) as pool:
+            outputs = {k: v for part in pool.map(series, levels) for k, v in part.items()}
+    finally:
+        syslog.close()
+    outputs["syslog"] = "\n".join(syslog.lines)
 
     secrets = [PASSWORD, BAD_INLINE, BAD_ENV, CMD_FAIL, ADDED, SMTP_SECRET, CLIENT_SECRET,
                *idp.provider.issued]
@@ -200,6 +237,8 @@ def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
     assert "LOGIN **REDACTED**" in fetch  # the imaplib trace is on
     assert "> PASS ***" in fetch and "> AUTH XOAUTH2" in fetch  # and the POP3 trace
     assert "Signed in." in outputs["-v accounts authorize oauth-device"]
+    assert "refused" in outputs["-v log file"] and "refused" in outputs["syslog"]
+    assert "the message is empty" in outputs["-v errors show 1"]
     assert len(idp.provider.issued) > 10  # refreshed, rotated, device codes: all grepped
 
 

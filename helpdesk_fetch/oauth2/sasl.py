@@ -22,19 +22,20 @@ def xoauth2_base64(user: str, token: str) -> str:
 
 class XOAuth2:
     """An imaplib/smtplib authobject: the response first; to an error challenge, the empty
-    response that ends the exchange (the challenge is kept for the error message)."""
+    response that ends the exchange (the challenge is kept for the error message). It returns
+    str, which smtplib requires and imaplib accepts."""
 
     def __init__(self, user: str, token: str) -> None:
-        self._response = xoauth2(user, token)
+        self._response = xoauth2(user, token).decode()
         self._sent = False
         self.error = ""
 
-    def __call__(self, challenge: bytes | None = None) -> bytes:
+    def __call__(self, challenge: bytes | None = None) -> str:
         if not self._sent:
             self._sent = True
             return self._response
         self.error = describe_challenge(challenge or b"")
-        return b""
+        return ""
 
 
 def describe_challenge(challenge: bytes) -> str:
