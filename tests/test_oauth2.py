@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import stat
 import subprocess
-import sys
 import threading
 
 import pytest
 
 from tests.mails import message
 from tests.oauth_server import Client
+from tests.proc import helpdesk_fetch
 from tests.proxy import CapturingProxy
 
 CLIENT = "helpdesk-app"
@@ -236,13 +235,10 @@ def test_concurrent_runs_never_spend_one_refresh_token_twice(oauth_dovecot, idp,
     idp.provider.lifetime = 60  # every run must refresh
     config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user)])
     signed_in(idp, config, "o", mail_user)
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
     results = []
 
     def one() -> None:
-        results.append(subprocess.run(
-            [sys.executable, "-m", "helpdesk_fetch", "--config", str(config), "accounts",
-             "test", "o"], capture_output=True, text=True, env=env, timeout=120))
+        results.append(helpdesk_fetch("accounts", "test", "o", config=config))
 
     threads = [threading.Thread(target=one) for _ in range(4)]
     for thread in threads:

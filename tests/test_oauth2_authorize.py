@@ -4,7 +4,6 @@ against the tests' identity provider; the saved refresh token then logs in to Do
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 import subprocess
@@ -13,6 +12,7 @@ import urllib.request
 
 from tests.mails import message
 from tests.oauth_server import Client
+from tests.proc import ROOT, environment
 from tests.test_oauth2 import CLIENT, oauth_account, token_file
 
 
@@ -61,7 +61,7 @@ def test_browser_sign_in_with_pkce(oauth_dovecot, idp, mail_user, write_config, 
     command = subprocess.Popen(
         [sys.executable, "-m", "helpdesk_fetch", "--config", str(config), "accounts",
          "authorize", "g", "--browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+        text=True, cwd=ROOT, env=environment())
     address = next(line.strip() for line in command.stdout if line.strip().startswith("http"))
 
     with urllib.request.urlopen(address, timeout=30) as page:  # follows the redirect back

@@ -15,8 +15,6 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +26,7 @@ import pytest
 from helpdesk_fetch.cli import cli
 from tests.mails import message
 from tests.oauth_server import Client
+from tests.proc import environment, helpdesk_fetch
 from tests.servers import PASSWORD
 from tests.test_ingest_maildir import make_maildir
 from tests.test_oauth2 import CLIENT, oauth_account, signed_in
@@ -160,10 +159,7 @@ def leaky_setup(dovecot, oauth_dovecot, idp, tmp_path, write_config):
 
 def run_cli(config: Path, env: dict, argv: list[str], **kwargs) -> str:
     """stdout and stderr of one real run."""
-    done = subprocess.run(
-        [sys.executable, "-m", "helpdesk_fetch", "--config", str(config), *argv],
-        capture_output=True, timeout=120, env=dict(os.environ, PYTHONPATH=os.getcwd(), **env),
-        **kwargs)
+    done = helpdesk_fetch(*argv, config=config, env=environment(**env), **kwargs)
     return (done.stdout + done.stderr).decode("utf-8", "replace")
 
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from helpdesk_fetch.parse import MAX_NAME_BYTES, safe_filename
 from tests.mails import message
+from tests.proc import ROOT, environment
 from tests.test_ingest_maildir import make_maildir
 
 
@@ -138,11 +139,12 @@ def test_the_terminal_is_safe_from_the_sender(tmp_path, write_config):
            f"Message-ID: <id\x1b[2J@example.org>\r\n\r\nbody \x1b[7;33;41mEVIL\r\n").encode()
     make_maildir(tmp_path / "box", [raw])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
-    env = dict(os.environ, PYTHONPATH=os.getcwd(), COLUMNS="250")
+    env = environment(COLUMNS="250")
     for argv in (["fetch", "--dry-run"], ["-v", "fetch"], ["tickets", "list"],
                  ["tickets", "show", "1"]):
         child = pexpect.spawn(sys.executable, ["-m", "helpdesk_fetch", "--config", str(config),
-                                               *argv], env=env, dimensions=(50, 250),
+                                               *argv], env=env, cwd=str(ROOT),
+                              dimensions=(50, 250),
                               encoding="utf-8", timeout=60)
         output = child.read()
         child.close()
