@@ -20,8 +20,8 @@ from tests.proxy import CapturingProxy
 CLIENT = "helpdesk-app"
 
 
-def oauth_account(dovecot, idp, name, user, protocol="imap", **extra) -> dict:
-    table = dovecot.account(name, user, protocol=protocol)
+def oauth_account(dovecot, idp, name, user, protocol="imap", security="ssl", **extra) -> dict:
+    table = dovecot.account(name, user, protocol=protocol, security=security)
     del table["password"]
     table["auth"] = "oauth2"
     if "oauth2_token_command" not in extra:
@@ -47,13 +47,15 @@ def signed_in(idp, config, name: str, user: str) -> str:
     return refresh
 
 
-@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+@pytest.mark.parametrize("protocol, security", [("imap", "ssl"), ("pop3", "ssl"),
+                                                ("imap", "starttls"), ("pop3", "starttls")])
 def test_fetch_with_a_token_from_the_command(oauth_dovecot, idp, mail_user, write_config, run,
-                                             tmp_path, protocol):
+                                             tmp_path, protocol, security):
     token = idp.provider.issue(mail_user, CLIENT, with_refresh=False)["access_token"]
     (tmp_path / "token").write_text(token + "\n")
     oauth_dovecot.append(mail_user, [message("Printer on fire")])
     config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user, protocol,
+                                         security=security,
                                          oauth2_token_command=f"cat {tmp_path / 'token'}")])
 
     result = run("fetch", config=config)
