@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
-from helpdesk_fetch.config import Account, Smtp, check_private
+from helpdesk_fetch.config import Account, Settings, Smtp, check_private
 from helpdesk_fetch.errors import ConfigError
 
 _SECRETS: set[str] = set()
@@ -34,12 +35,24 @@ def redact(text: str) -> str:
 
 def password_for(source: Account | Smtp, *, label: str, timeout: float) -> str:
     """The password of *source* (an account, or ``[smtp]`` with *label* "smtp")."""
-    return remember_secret(_password(source, label, timeout))
+    if isinstance(source, Smtp):
+        return remember_secret(_password(source, None, "smtp.", timeout))
+    return remember_secret(_password(source, label, "", timeout))
 
 
-def _password(source: Account | Smtp, label: str, timeout: float) -> str:
-    account = None if isinstance(source, Smtp) else label
-    key_prefix = "smtp." if isinstance(source, Smtp) else ""
+def database_password(settings: Settings, *, timeout: float) -> str | None:
+    """The database password from ``[settings] database_password_env/_file/_command``; None when
+    none is given (libpq then looks at PGPASSWORD and ~/.pgpass itself)."""
+    source = SimpleNamespace(password=None, password_env=settings.database_password_env,
+                             password_file=settings.database_password_file,
+                             password_command=settings.database_password_command)
+    if all(value is None for value in vars(source).values()):
+        return None
+    return remember_secret(_password(source, None, "settings.database_", timeout))
+
+
+def _password(source, account: str | None, key_prefix: str, timeout: float) -> str:
+    """The password from the first source *source* names; errors name *account* and the key."""
     if source.password is not None:
         return source.password
     if source.password_env is not None:
