@@ -97,12 +97,12 @@ class PostgresCluster:
                                f"{done.stdout}{done.stderr}{log}")
 
     # -- databases --------------------------------------------------------------------------
-    def admin(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def admin(self, sql: str, params: tuple = (), *, dbname: str = "postgres") -> list[tuple]:
         """Run *sql* as the superuser (autocommit), over the private socket."""
         import psycopg2
 
         conn = psycopg2.connect(host=str(self.socket_dir), port=self.port, user="postgres",
-                                dbname="postgres")
+                                dbname=dbname)
         try:
             conn.autocommit = True
             with conn.cursor() as cursor:
