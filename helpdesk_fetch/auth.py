@@ -43,12 +43,20 @@ def password_for(source: Account | Smtp, *, label: str, timeout: float) -> str:
 def database_password(settings: Settings, *, timeout: float) -> str | None:
     """The database password from ``[settings] database_password_env/_file/_command``; None when
     none is given (libpq then looks at PGPASSWORD and ~/.pgpass itself)."""
-    source = SimpleNamespace(password=None, password_env=settings.database_password_env,
-                             password_file=settings.database_password_file,
-                             password_command=settings.database_password_command)
-    if all(value is None for value in vars(source).values()):
+    return password_from(env=settings.database_password_env,
+                         file=settings.database_password_file,
+                         command=settings.database_password_command,
+                         key_prefix="settings.database_", timeout=timeout)
+
+
+def password_from(*, env: str | None, file: str | None, command: str | None, key_prefix: str,
+                  timeout: float) -> str | None:
+    """The password from whichever of the three sources is given; None when none is."""
+    if env is None and file is None and command is None:
         return None
-    return remember_secret(_password(source, None, "settings.database_", timeout))
+    source = SimpleNamespace(password=None, password_env=env, password_file=file,
+                             password_command=command)
+    return remember_secret(_password(source, None, key_prefix, timeout))
 
 
 def _password(source, account: str | None, key_prefix: str, timeout: float) -> str:

@@ -124,4 +124,4 @@ def main() -> None:
 
 
 # The commands register themselves on import.
-from helpdesk_fetch.cli import accounts, admin, fetch, tickets  # noqa: E402, F401
+from helpdesk_fetch.cli import accounts, admin, db, fetch, tickets  # noqa: E402, F401
