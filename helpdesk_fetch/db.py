@@ -8,6 +8,12 @@ SQLite pragmas, chosen deliberately:
   would lose the last transactions on power loss; we never trade that for speed.
 - ``foreign_keys=1``: messages cannot point at missing tickets.
 - ``busy_timeout=30000``: a second process waits for the writer instead of failing at once.
+
+PostgreSQL (spec §8) goes through psycopg2, the optional extra ``helpdesk-fetch[postgres]``; its
+commits are durable with the server's defaults. Ticket numbers come from the sequence
+``ticket_number_seq``, so concurrent workers never draw the same one. Migrations are serialised
+by an advisory lock (SQLite: a file lock), so workers starting together on a new database create
+the schema once.
 """
 
 from __future__ import annotations
@@ -107,9 +113,10 @@ def _postgresql(parts: SplitResult, password: str | None, timeout: float) -> Pos
     if peewee.psycopg2 is None and peewee.psycopg is None:
         raise ConfigError("a PostgreSQL database needs the psycopg2 driver: "
                           "pip install 'helpdesk-fetch[postgres]'", key="settings.database")
+    query = dict(parse_qsl(parts.query))  # libpq parameters, e.g. ?sslmode=verify-full
+    options = f"{SERVER_KEEPALIVES} {query.pop('options', '')}".strip()
     params = {"connect_timeout": max(1, int(timeout)), "application_name": "helpdesk-fetch",
-              **KEEPALIVES, "options": SERVER_KEEPALIVES}
-    params.update(parse_qsl(parts.query))  # libpq parameters, e.g. ?sslmode=verify-full
+              **KEEPALIVES, "options": options, **query}
     return Postgresql(
         unquote(parts.path.lstrip("/")), user=unquote(parts.username or "") or None,
         password=password or (unquote(parts.password) if parts.password else None),

@@ -60,6 +60,13 @@ class PostgresCluster:
         self.settings = dict(settings if settings is not None else FAST)
         self._names = itertools.count(1)
         self._user = "postgres" if os.geteuid() == 0 else None
+        if self._user is not None:
+            try:
+                pwd.getpwnam(self._user)
+            except KeyError:
+                raise ServerMissing("PostgreSQL will not run as root and there is no "
+                                    "'postgres' user; run `sudo make test-deps` (Debian "
+                                    "package postgresql creates it)") from None
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> PostgresCluster:

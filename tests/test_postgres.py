@@ -195,3 +195,27 @@ def test_a_killed_worker_releases_its_account(database_url, postgres, dovecot, m
     assert dovecot.messages(mail_user) == []
     assert [t["subject"] for t in run.json("tickets", "list", config=config)] == [
         "Survives a killed worker"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_times_are_utc_whatever_the_server_and_client_time_zones(database_url, tmp_path,
+                                                                 write_config, run):
+    import datetime as dt
+
+    sent = dt.datetime(2024, 3, 31, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=-7)))
+    make_maildir(tmp_path / "box", [message("Time zones", date=sent)])
+    url = f"{database_url}?options=-c%20TimeZone%3DAsia/Tokyo"  # libpq options in the URL
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                          settings={"database": url})
+    with pytest.MonkeyPatch.context() as local_time:
+        local_time.setenv("TZ", "America/New_York")
+        time.tzset()
+        before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        assert run("fetch", config=config).exit_code == 0
+        ticket = run.json("tickets", "list", config=config)[0]
+        shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    time.tzset()
+    assert shown["messages"][0]["date"] == "2024-03-31T08:30:00+00:00"
+    created = dt.datetime.fromisoformat(ticket["created_at"])
+    assert before <= created <= dt.datetime.now(dt.UTC)
+    assert run.json("status", config=config)["database"] == url
