@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= $(or $(TMPDIR),/tmp)/helpdesk-fetch-demo
-SYSTEM_PACKAGES := dovecot-imapd dovecot-pop3d postgresql faketime openssl
+SYSTEM_PACKAGES := dovecot-imapd dovecot-pop3d postgresql faketime openssl systemd
 
-.PHONY: install demo test test-deps lint bench clean
+.PHONY: install demo test test-deps lint docs bench clean
 
 install: $(VENV)/.installed  ## the tool in a virtual environment of its own
 	@echo "helpdesk-fetch is installed in $(abspath $(VENV)): $(abspath $(BIN))/helpdesk-fetch"
@@ -39,6 +39,9 @@ test: $(VENV)/.test-installed  ## the whole suite against real Dovecot, SMTP and
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check helpdesk_fetch tests bench
+
+docs: $(VENV)/.installed  ## regenerate README.md's command reference from the CLI's help
+	$(BIN)/python -m helpdesk_fetch.cli.docs
 
 bench: $(VENV)/.test-installed  ## throughput, latency and memory figures (bench/README.md)
 	$(BIN)/python bench/run.py

@@ -22,6 +22,7 @@ from helpdesk_fetch.errors import ConfigError
 ENV_VAR = "HELPDESK_FETCH_CONFIG"
 PROTOCOLS = ("imap", "pop3", "maildir")
 SECURITIES = ("ssl", "starttls", "none")
+LANGUAGES = ("en", "de")
 DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
                  ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
 NAME_RE = re.compile(r"^[a-z0-9._-]+$")
@@ -57,9 +58,13 @@ class Settings:
     max_message_bytes: int = 26214400
     timeout_seconds: int = 60
     run_budget_seconds: int = 600
+    history_days: int = 90  # run history and resolved error records are kept this long; 0: forever
     ticket_keywords: tuple[str, ...] = ("TicketID",)
     tag_prefix: str = "["
     tag_suffix: str = "]"
+    language: str = "en"  # of the built-in auto-mail texts: en | de
+    templates_dir: str = ""  # the administrator's own auto-mail texts, if any
+    automail_per_sender_per_hour: int = 10
 
 
 @dataclass(frozen=True)
@@ -244,18 +249,23 @@ def _settings(data: dict, path: Path) -> Settings:
         if relative and relative != ":memory:":
             database = f"sqlite:///{(directory / relative).resolve()}"
     state_dir = str(directory / (settings.state_dir or "."))
-    for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds"):
+    for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds",
+                "automail_per_sender_per_hour"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
-    if settings.reactivation_days < 0:
-        raise ConfigError("must be 0 or more", path=path, key="settings.reactivation_days")
+    for key in ("reactivation_days", "history_days"):
+        if getattr(settings, key) < 0:
+            raise ConfigError("must be 0 or more", path=path, key=f"settings.{key}")
     keywords = settings.ticket_keywords
     if not keywords or not all(KEYWORD_RE.match(k) for k in keywords):
         raise ConfigError("must be a non-empty list of words such as \"TicketID\"",
                           path=path, key="settings.ticket_keywords")
     if not settings.error_folder.strip():
         raise ConfigError("must not be empty", path=path, key="settings.error_folder")
+    _check_choice(settings.language, LANGUAGES, path, None, "settings.language")
+    templates = str(directory / settings.templates_dir) if settings.templates_dir else ""
     return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
+                               templates_dir=templates,
                                **_database_password(settings, database, path))
 
 

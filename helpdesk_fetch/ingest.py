@@ -52,6 +52,7 @@ class RunReport:
     accounts: list[AccountReport] = field(default_factory=list)
     ingest_disabled: dict | None = None
     database_error: str | None = None
+    automail: object = None  # outbox.SendReport of this run
 
     @property
     def exit_code(self) -> int:
@@ -99,10 +100,23 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         run.open()
         for account in accounts:
             report.accounts.append(run.account(account))
+        run.prune()
+        if not dry_run:
+            report.automail = send_automails(config, deadline=run.deadline)
     except DatabaseError as exc:
         log.error("%s", exc)
         report.database_error = str(exc)
     return report
+
+
+def send_automails(config: Config, *, deadline: float | None = None):
+    """Send the queued auto-mails that are due (after the ticket changes have committed)."""
+    from helpdesk_fetch import outbox
+
+    try:
+        return outbox.send_due(config, deadline=deadline)
+    except peewee.PeeweeException as exc:
+        raise DatabaseError(f"cannot send auto-mails: {db.describe_error(exc)}") from None
 
 
 class Run:
@@ -118,6 +132,11 @@ class Run:
 
     def open(self) -> None:
         self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
+
+    def prune(self) -> None:
+        """Keep the run history to ``history_days``."""
+        if not self.dry_run:
+            self.pipeline.call_db(store.prune_history, self.settings.history_days)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -218,7 +237,8 @@ class MailboxRun:
             return self._set_aside(ref, outcome, raw=raw)
         if outcome.kind == DUPLICATE:
             self.report.duplicates += 1
-            log.info("account %s: %s is already stored; deleting it", self.account.name, ref.key)
+            log.info("account %s: %s is already stored; deleting it", self.account.name,
+                     outcome.label)
         elif outcome.kind == PLANNED:
             target = (f"ticket {outcome.ticket_number} (by {outcome.found_by})"
                       if outcome.ticket_number else "a new ticket")

@@ -129,7 +129,7 @@ class FailedMessage(BaseModel):
     size = IntegerField(default=0)
     sha256 = CharField(null=True)
     raw = BlobField(null=True)  # zlib copy when it was downloaded
-    state = CharField(default="pending", index=True)  # pending | resolved
+    state = CharField(default="pending", index=True)  # pending | resolved | dismissed
     attempts = IntegerField(default=1)
     created_at = DateTimeField()
     updated_at = DateTimeField()
@@ -150,6 +150,7 @@ class Outbox(BaseModel):
     next_attempt_at = DateTimeField(index=True)
     last_error = TextField(null=True)
     sent_at = DateTimeField(null=True, index=True)
+    failed_at = DateTimeField(null=True)  # refused for good (5xx): not retried
 
 
 class AccountRun(BaseModel):

@@ -89,6 +89,15 @@ def parse(raw: bytes) -> ParsedMessage:
     return parsed
 
 
+def parse_headers(raw: bytes) -> ParsedMessage:
+    """Only the headers of *raw* (sender, subject, Message-ID...), for messages set aside or
+    seen again; never raises."""
+    try:
+        return _headers(_parse_bytes(raw, headersonly=True))
+    except Exception:  # the record of a failure must not fail
+        return ParsedMessage()
+
+
 def _parse_bytes(raw: bytes, *, headersonly: bool = False) -> email.message.Message:
     msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
         raw, headersonly=headersonly)

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import peewee
 
-from helpdesk_fetch import db, rules, store
+from helpdesk_fetch import automail, db, rules, store
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.errors import DatabaseError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.models import Ticket
-from helpdesk_fetch.parse import ParsedMessage, parse
+from helpdesk_fetch.parse import ParsedMessage, parse, parse_headers
 from helpdesk_fetch.threads import Tagger, find_ticket
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,13 @@ class Pipeline:
         limit = self.settings.max_message_bytes
         if len(raw) > limit:
             return Outcome(FAILED, key, sha256, f"{len(raw)} bytes is over max_message_bytes "
-                                                f"({limit})")
+                                                f"({limit})", parsed=parse_headers(raw))
         duplicate = self.call_db(store.find_duplicate, source.name, key, sha256)
         if duplicate is not None:
             if not self.dry_run:
                 self.call_db(store.remember_key, source.name, key, duplicate or None)
-            return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate)
+            return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate,
+                           parsed=parse_headers(raw))
         try:
             parsed = parse(raw)
         except Exception as exc:  # the parser is defensive; this is the last line of defence
@@ -92,35 +93,69 @@ class Pipeline:
         return self._store(source, raw, key, sha256, parsed)
 
     def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
+        found = self._classify(source, key, sha256, parsed, utcnow())
+        if isinstance(found, Outcome):
+            return found
+        ticket, how, decision = found
+        return Outcome(PLANNED, key, sha256, parsed=parsed, decision=decision,
+                       ticket_number=ticket.number if ticket else None, found_by=how)
+
+    def _classify(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, now):
+        """(ticket, found by, decision) for *parsed*, or the Outcome that ends it here."""
+        if store.is_own_outbound(parsed.message_id):
+            return Outcome(DUPLICATE, key, sha256, parsed=parsed,
+                           reason="one of our own auto-mails, already stored")
         ticket, how = find_ticket(parsed, self.tagger)
-        return Outcome(PLANNED, key, sha256, parsed=parsed, decision=self._decide(
-            source, ticket, parsed, utcnow()), ticket_number=ticket.number if ticket else None,
-            found_by=how)
+        decision = self._decide(source, ticket, parsed, now)
+        if decision is None:
+            return Outcome(FAILED, key, sha256, "one of our own auto-mails, for no ticket we "
+                           "know", parsed=parsed)
+        return ticket, how, decision
 
     def _store(self, source: Source, raw: bytes, key: str, sha256: str,
                parsed: ParsedMessage) -> Outcome:
         now = utcnow()
         try:
             with self.database.atomic():
-                ticket, how = find_ticket(parsed, self.tagger)
-                decision = self._decide(source, ticket, parsed, now)
+                found = self._classify(source, key, sha256, parsed, now)
+                if isinstance(found, Outcome):
+                    if found.kind == DUPLICATE:
+                        store.remember_key(source.name, key, None)
+                    return found
+                ticket, how, decision = found
                 ticket, _message = store.store_inbound(
                     parsed, raw, sha256, account=source.name, key=key, ticket=ticket,
                     decision=decision, resource=source.resource, now=now,
                     escalation_due=rules.escalation_due(self.settings, now))
                 crashpoint("mid_transaction")
+                self._queue_automails(source, ticket, parsed, decision, now)
         except (peewee.IntegrityError, peewee.DataError) as exc:
             return Outcome(FAILED, key, sha256, f"the database refused it: {exc}", parsed=parsed)
         except peewee.PeeweeException as exc:
             raise DatabaseError(f"cannot store messages: {db.describe_error(exc)}") from None
         crashpoint("after_commit")
-        log.info("%s: %s -> ticket %s: %s", source.name, parsed.message_id or key, ticket.number,
+        log.info("account %s: %s -> ticket %s: %s", source.name,
+                 f"<{parsed.message_id}>" if parsed.message_id else key, ticket.number,
                  decision.why)
         return Outcome(STORED, key, sha256, parsed=parsed, decision=decision,
                        ticket_number=ticket.number, found_by=how)
 
+    def _queue_automails(self, source: Source, ticket: Ticket, parsed: ParsedMessage,
+                         decision: rules.Decision, now) -> None:
+        if not decision.automails or self.config.smtp is None:
+            return
+        planned = automail.plan(decision, parsed, config=self.config, automail=source.automail,
+                                resource=self.config.resource(ticket.resource), now=now,
+                                first_run=store.first_run(source.name, now))
+        for mail in planned:
+            automail.queue(mail, ticket=ticket, parsed=parsed, config=self.config,
+                           tagger=self.tagger, now=now)
+
     def _decide(self, source: Source, ticket: Ticket | None, parsed: ParsedMessage,
-                now) -> rules.Decision:
+                now) -> rules.Decision | None:
+        """The rules' decision; None for our own auto-mail that belongs to no ticket."""
+        if parsed.header(automail.MARKER) is not None:
+            return rules.own_mail_returned() if ticket is not None else None
         resource = self.config.resource(ticket.resource if ticket else source.resource)
         return rules.decide(ticket, parsed.from_addr, resource=resource, settings=self.settings,
                             now=now)

@@ -42,6 +42,12 @@ def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, set
                     "reply: appended, confirmed_unread")
 
 
+def own_mail_returned() -> Decision:
+    """One of our own auto-mails came back into a mailbox: keep it, change nothing, tell no one."""
+    return Decision(REJECT, None, False, (),
+                    "one of our own auto-mails came back: kept on its ticket, nothing changed")
+
+
 def within_reactivation(ticket: Ticket, settings: Settings, now: dt.datetime) -> bool:
     """True when a reply now may still reopen the closed *ticket* (§5.4; 0 days: never)."""
     if settings.reactivation_days <= 0 or ticket.closed_at is None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from peewee import fn
 
-from helpdesk_fetch import state
+from helpdesk_fetch import failures, state
 from helpdesk_fetch.clock import isoformat
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.db import redact_url
-from helpdesk_fetch.models import STATUSES, AccountRun, FailedMessage, Outbox, Ticket
+from helpdesk_fetch.models import STATUSES, AccountRun, Outbox, Ticket
 
 
 def run_dict(run: AccountRun) -> dict:
@@ -36,18 +36,23 @@ def last_runs() -> dict[str, dict]:
         AccountRun.id.in_(latest))}
 
 
-def waiting_errors() -> dict[str, int]:
-    """Per account, the messages that did not ingest and wait to be retried."""
-    query = (FailedMessage.select(FailedMessage.account, fn.COUNT(FailedMessage.id))
-             .where(FailedMessage.state == "pending").group_by(FailedMessage.account).tuples())
-    return dict(query)
+def outbox() -> dict:
+    """The auto-mail queue: how many wait, how many of those failed to send so far (and wait for
+    a retry), the oldest waiting, and how many the server refused for good."""
+    unsent = Outbox.select().where(Outbox.sent_at.is_null())
+    waiting = unsent.where(Outbox.failed_at.is_null())
+    return {"pending": waiting.count(),
+            "failing": waiting.where(Outbox.attempts > 0).count(),
+            "oldest": isoformat(waiting.select(fn.MIN(Outbox.created_at)).scalar()),
+            "refused": unsent.where(Outbox.failed_at.is_null(False)).count()}
 
 
 def status(config: Config) -> dict:
     """Everything ``status --json`` shows (spec §3), in one dictionary."""
     switch = state.ingest_switch(config.settings.state_dir)
     runs = last_runs()
-    errors = waiting_errors()
+    waiting = failures.waiting()
+    queue = outbox()
     by_status = dict.fromkeys(STATUSES, 0)
     by_status.update(Ticket.select(Ticket.status, fn.COUNT(Ticket.id))
                      .group_by(Ticket.status).tuples())
@@ -58,9 +63,14 @@ def status(config: Config) -> dict:
         "automail": config.smtp is not None,
         "accounts": [
             {"name": a.name, "protocol": a.protocol, "server": a.server, "enabled": a.enabled,
-             "last_run": runs.get(a.name), "error_messages": errors.get(a.name, 0)}
+             "last_run": runs.get(a.name),
+             "error_messages": waiting["by_account"].get(a.name, 0),
+             "last_failure": waiting["latest"].get(a.name)}
             for a in config.accounts],
-        "error_messages": sum(errors.values()),
-        "outbox_pending": Outbox.select().where(Outbox.sent_at.is_null()).count(),
+        "error_messages": sum(waiting["by_place"].values()),
+        "error_messages_by_place": waiting["by_place"],
+        "outbox_pending": queue["pending"],
+        "outbox": queue,
         "tickets_by_status": by_status,
+        "history_days": config.settings.history_days,
     }

@@ -10,7 +10,15 @@ import zlib
 
 from helpdesk_fetch import db, models
 from helpdesk_fetch.clock import utcnow
-from helpdesk_fetch.models import Attachment, FailedMessage, Message, RawMessage, SourceKey, Ticket
+from helpdesk_fetch.models import (
+    AccountRun,
+    Attachment,
+    FailedMessage,
+    Message,
+    RawMessage,
+    SourceKey,
+    Ticket,
+)
 from helpdesk_fetch.parse import ParsedMessage
 from helpdesk_fetch.rules import NEW, REJECT, REOPEN, Decision
 
@@ -103,6 +111,19 @@ def _update_ticket(ticket: Ticket, decision: Decision, *, now: dt.datetime,
     ticket.save()
 
 
+def first_run(source: str, now: dt.datetime) -> dt.datetime:
+    """When helpdesk-fetch first stored mail of *source*: older mail is backlog (no auto-mail)."""
+    key = f"first_run:{source}"
+    models.Setting.insert(key=key, value=now.isoformat()).on_conflict_ignore().execute()
+    return dt.datetime.fromisoformat(models.Setting.get_by_id(key).value)
+
+
+def is_own_outbound(message_id: str | None) -> bool:
+    """Whether *message_id* is one of our own auto-mails."""
+    return message_id is not None and Message.select().where(
+        (Message.message_id == message_id) & (Message.direction == "out")).exists()
+
+
 def is_automatic(parsed: ParsedMessage) -> bool:
     """An auto-reply, bounce, list or bulk mail (RFC 3834 §2, RFC 2919, RFC 2076)."""
     auto = (parsed.header("auto-submitted") or "no").split(";")[0].strip().lower()
@@ -138,3 +159,28 @@ def pending_failure_keys(account: str) -> set[str]:
     query = FailedMessage.select(FailedMessage.source_key).where(
         (FailedMessage.account == account) & (FailedMessage.state == "pending"))
     return {row[0] for row in query.tuples()}
+
+
+def resolve_failure(failure_id: int) -> None:
+    """Mark a failed message as re-processed (it is stored now)."""
+    FailedMessage.update(state="resolved", updated_at=utcnow()).where(
+        FailedMessage.id == failure_id).execute()
+
+
+def dismiss_failure(failure_id: int, raw: bytes | None) -> None:
+    """Give up on a failed message, keeping *raw* (when given) as its copy."""
+    fields = {"state": "dismissed", "updated_at": utcnow()}
+    if raw is not None:
+        fields["raw"] = compress(raw)
+    FailedMessage.update(**fields).where(FailedMessage.id == failure_id).execute()
+
+
+def prune_history(days: int) -> int:
+    """Forget runs, and failed messages resolved or dismissed, older than *days* (0: never)."""
+    if days <= 0:
+        return 0
+    before = utcnow() - dt.timedelta(days=days)
+    runs = AccountRun.delete().where(AccountRun.started_at < before).execute()
+    resolved = FailedMessage.delete().where((FailedMessage.state != "pending")
+                                            & (FailedMessage.updated_at < before)).execute()
+    return runs + resolved

@@ -213,3 +213,51 @@ class _Logout:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.logout()
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on a free loopback port that keeps what it receives.
+
+    With *tls* it offers STARTTLS with the given certificate and requires it before MAIL.
+    """
+
+    def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
+        try:
+            from aiosmtpd.controller import Controller
+        except ImportError as exc:  # pragma: no cover - a missing test dependency
+            raise ServerMissing("aiosmtpd is not installed; run `make test`") from exc
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.port = free_port()
+        context = None
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
+                                      tls_context=context, require_starttls=tls is not None)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              bytes(envelope.original_content or envelope.content)))
+        return "250 OK"
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def config(self, **extra) -> dict:
+        """An [smtp] table for this server."""
+        table = {"host": "127.0.0.1", "port": self.port, "security": "none",
+                 "from_address": "IT Helpdesk <helpdesk@example.com>"}
+        table.update(extra)
+        return table
+
+    def mails(self):
+        """The received mails as (recipients, parsed message)."""
+        import email
+        from email import policy
+
+        return [(rcpts, email.message_from_bytes(raw, policy=policy.default))
+                for _, rcpts, raw in self.messages]

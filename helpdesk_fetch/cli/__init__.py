@@ -61,6 +61,17 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
+def complete_account(ctx: click.Context, param, incomplete: str) -> list[str]:
+    """Shell completion: the account names of the accounts file in use."""
+    from helpdesk_fetch import config
+
+    try:
+        path = config.config_path(ctx.find_root().params.get("config_option"))
+        return [a.name for a in config.load(path).accounts if a.name.startswith(incomplete)]
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+
+
 class Group(click.Group):
     """A group that turns the core's HelpdeskError into a message and the spec's exit code."""
 
@@ -83,18 +94,66 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(verbosity: int) -> None:
-    """Warnings and errors to stderr (the cron mail); -v adds progress, -vv debugging, -q less."""
+SYSLOG_ENV = "HELPDESK_FETCH_SYSLOG_SOCKET"
+
+
+def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool = False) -> None:
+    """Warnings and errors to stderr (the cron mail); -v adds progress, -vv debugging, -q less.
+
+    ``--log-file`` and ``--syslog`` (facility mail; socket ``$HELPDESK_FETCH_SYSLOG_SOCKET``,
+    else /dev/log) keep a trail of every message filed, at -v detail or more."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RedactingFilter())
+    stderr = logging.StreamHandler(sys.stderr)
     fmt = "helpdesk-fetch: %(message)s" if verbosity < 2 else "%(asctime)s %(name)s: %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
+    handlers = [_handler(stderr, level, fmt)]
+    trail = min(level, logging.INFO)
+    if log_file:
+        handlers.append(_handler(_file_handler(log_file), trail,
+                                 "%(asctime)s %(levelname)s %(message)s"))
+    if syslog:
+        handler = _syslog_handler()
+        if handler is not None:
+            handlers.append(_handler(handler, trail, "helpdesk-fetch[%(process)d]: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.handlers[:] = handlers
+    root.setLevel(min(h.level for h in handlers))
     if verbosity < 3:  # imaplib's protocol trace only at -vvv
         logging.getLogger("imapclient").setLevel(max(level, logging.INFO))
+
+
+def _handler(handler: logging.Handler, level: int, fmt: str) -> logging.Handler:
+    handler.setLevel(level)
+    handler.addFilter(_RedactingFilter())
+    handler.setFormatter(logging.Formatter(fmt))
+    return handler
+
+
+def _file_handler(path: str) -> logging.Handler:
+    from logging.handlers import WatchedFileHandler  # reopens the file after logrotate
+
+    try:
+        return WatchedFileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(f"cannot open {path}: {exc.strerror}",
+                                 param_hint="'--log-file'") from None
+
+
+def _syslog_handler() -> logging.Handler | None:
+    import os
+    import socket
+    from logging.handlers import SysLogHandler
+
+    address = os.environ.get(SYSLOG_ENV) or "/dev/log"
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:  # SysLogHandler itself only complains later, once per line
+        probe.connect(address)
+    except OSError as exc:  # no syslog daemon: say so, but never stop filing mail for it
+        click.echo(f"helpdesk-fetch: warning: --syslog: cannot reach {address}: "
+                   f"{exc.strerror or exc}", err=True)
+        return None
+    finally:
+        probe.close()
+    return SysLogHandler(address=address, facility=SysLogHandler.LOG_MAIL)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,19 +162,24 @@ def setup_logging(verbosity: int) -> None:
                    "~/.config/helpdesk-fetch/accounts.toml).")
 @click.option("-v", "--verbose", count=True, help="Say more: -v progress, -vv debugging.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--log-file", metavar="PATH",
+              help="Also log every message filed and every problem to this file.")
+@click.option("--syslog", is_flag=True, help="Also log to syslog (facility mail).")
 @click.version_option(__version__, prog_name="helpdesk-fetch")
 @click.pass_context
-def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: bool,
+        log_file: str | None, syslog: bool) -> None:
     """Turn mail from IMAP, POP3 and Maildir mailboxes into helpdesk tickets.
 
     Run `fetch` from cron; it prints nothing when all is well.
 
     \b
-    Example:
+    Examples:
       helpdesk-fetch --config /etc/helpdesk-fetch/accounts.toml fetch
+      helpdesk-fetch --syslog --log-file /var/log/helpdesk-fetch.log fetch
     """
     verbosity = -1 if quiet else verbose
-    setup_logging(verbosity)
+    setup_logging(verbosity, log_file=log_file, syslog=syslog)
     ctx.obj = App(config_option=config_option, verbosity=verbosity)
 
 
@@ -124,4 +188,12 @@ def main() -> None:
 
 
 # The commands register themselves on import.
-from helpdesk_fetch.cli import accounts, admin, db, fetch, tickets  # noqa: E402, F401
+from helpdesk_fetch.cli import (  # noqa: E402, F401
+    accounts,
+    admin,
+    db,
+    deliver,
+    errors,
+    fetch,
+    tickets,
+)

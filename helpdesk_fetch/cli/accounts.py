@@ -7,7 +7,7 @@ import typing
 
 import click
 
-from helpdesk_fetch.cli import App, cli, pass_app
+from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo_json, is_tty, note, table
 from helpdesk_fetch.config import PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
 
@@ -161,7 +161,7 @@ def _ask_missing(values: dict) -> None:
 # -- remove, enable, disable ------------------------------------------------------------------
 
 @accounts.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account)
 @pass_app
 def remove(app: App, name: str) -> None:
     """Remove the account NAME from the accounts file. Its tickets stay.
@@ -179,7 +179,7 @@ def remove(app: App, name: str) -> None:
 
 
 @accounts.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account)
 @pass_app
 def enable(app: App, name: str) -> None:
     """Read the account NAME again in `fetch` runs.
@@ -192,7 +192,7 @@ def enable(app: App, name: str) -> None:
 
 
 @accounts.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account)
 @pass_app
 def disable(app: App, name: str) -> None:
     """Leave the account NAME out of `fetch` runs (it stays in the file).
@@ -216,7 +216,7 @@ def _set_enabled(app: App, name: str, enabled: bool) -> None:
 # -- test -------------------------------------------------------------------------------------
 
 @accounts.command()
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_account)
 @click.pass_context
 @pass_app
 def test(app: App, ctx: click.Context, names: tuple[str, ...]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import echo_json, note, table
+from helpdesk_fetch.cli.render import ago, echo_json, note, table
 
 
 @cli.group()
@@ -102,24 +102,47 @@ def _print_status(data: dict) -> None:
         switch = data["ingest_switch"]
         note(f"INGEST IS DISABLED on this machine (since {switch.get('disabled_at') or '?'}, "
              f"by {switch.get('by') or '?'}"
-             + (f": {switch['reason']}" if switch.get("reason") else "") + ")",
-             style="bold red")
+             + (f": {switch['reason']}" if switch.get("reason") else "") + "); `fetch` reads "
+             "no mailbox until `helpdesk-fetch ingest enable`.", style="bold red")
     else:
         note("Ingest: enabled", style="green")
     note(f"Database: {data['database']}")
-    rows = []
+    rows, problems = [], []
     for a in data["accounts"]:
         run = a["last_run"] or {}
-        rows.append([a["name"], "yes" if a["enabled"] else "no",
-                     run.get("finished_at") or "never", run.get("outcome", ""),
+        seconds = run.get("seconds")
+        rows.append([a["name"] + ("" if a["enabled"] else " (disabled)"),
+                     ago(run.get("finished_at")) if run else "never",
+                     f"{seconds:.1f}s" if seconds is not None else "", run.get("outcome", ""),
                      run.get("fetched", ""), run.get("new_tickets", ""), run.get("threaded", ""),
-                     run.get("errors", ""), a["error_messages"], run.get("error") or ""])
-    table(["account", "enabled", "last run", "outcome", "fetched", "new", "replies", "errors",
-           "waiting in error folder", "last error"], rows, title="Accounts")
-    note(f"Messages waiting in error folders: {data['error_messages']}")
+                     run.get("errors", ""), a["error_messages"] or ""])
+        problem = run.get("error") or (a["last_failure"] or {}).get("reason")
+        if problem:
+            problems.append(f"  {a['name']}: {problem}")
+    table(["account", "last run", "took", "outcome", "fetched", "new", "replies", "errors",
+           "waiting"], rows, title="Accounts")
+    if problems:
+        note("Last problems:\n" + "\n".join(problems), style="yellow")
+    _print_waiting(data["error_messages"], data["error_messages_by_place"])
     if data["automail"]:
-        note(f"Auto-mails waiting to be sent: {data['outbox_pending']}")
+        queue = data["outbox"]
+        failing = f", {queue['failing']} of them failed to send so far" if queue["failing"] else ""
+        refused = f"; {queue['refused']} refused for good" if queue["refused"] else ""
+        note(f"Auto-mails waiting to be sent: {queue['pending']}{failing}{refused}",
+             style="yellow" if queue["failing"] or queue["refused"] else "")
     else:
         note("Auto-mails: off (no [smtp] section)")
     counts = ", ".join(f"{k}: {v}" for k, v in data["tickets_by_status"].items())
     note(f"Tickets: {counts}")
+
+
+def _print_waiting(total: int, by_place: dict) -> None:
+    if not total:
+        note("Failed messages waiting: none", style="green")
+        return
+    from helpdesk_fetch.failures import PLACES
+
+    where = ", ".join(f"{n} on the {PLACES[p]}" if p == "pop3" else f"{n} in the {PLACES[p]}"
+                      for p, n in by_place.items() if n)
+    note(f"Failed messages waiting: {total} ({where}); see `helpdesk-fetch errors list`, "
+         "fix the cause, then `helpdesk-fetch errors retry --all`.", style="bold yellow")

@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from helpdesk_fetch.cli import App, cli, pass_app
+from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import is_tty, note, table
 
 
 @cli.command()
-@click.option("--account", "names", multiple=True, metavar="NAME",
+@click.option("--account", "names", multiple=True, metavar="NAME", shell_complete=complete_account,
               help="Only this account (repeatable); named accounts run even when disabled.")
 @click.option("--dry-run", is_flag=True,
               help="Connect, read and report what would happen; change nothing anywhere.")

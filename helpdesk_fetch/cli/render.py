@@ -49,3 +49,20 @@ def note(text: str, *, style: str = "", err: bool = False) -> None:
         console(stderr=err).print(text, style=style, markup=False)
     else:
         click.echo(text, err=err)
+
+
+def ago(iso: str | None) -> str:
+    """An ISO 8601 time as people read it at a glance: "14:02 (3 min ago)" today, else
+    "2025-01-31 14:02"."""
+    if not iso:
+        return ""
+    import datetime as dt
+
+    when = dt.datetime.fromisoformat(iso).astimezone()
+    now = dt.datetime.now().astimezone()
+    if when.date() != now.date():
+        return when.strftime("%Y-%m-%d %H:%M")
+    seconds = max(int((now - when).total_seconds()), 0)
+    rel = f"{seconds} s" if seconds < 120 else (f"{seconds // 60} min" if seconds < 7200
+                                                else f"{seconds // 3600} h")
+    return f"{when:%H:%M} ({rel} ago)"

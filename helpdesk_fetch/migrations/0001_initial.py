@@ -115,6 +115,7 @@ def up(migrator, db):
         next_attempt_at = DateTimeField(index=True)
         last_error = TextField(null=True)
         sent_at = DateTimeField(index=True, null=True)
+        failed_at = DateTimeField(null=True)
         class Meta:
             database = db
             table_name = 'outbox'

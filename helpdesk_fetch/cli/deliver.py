@@ -1,0 +1,76 @@
+"""``deliver``: one message on standard input, for Postfix ``pipe``, procmail or monitoring."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from helpdesk_fetch.cli import App, cli, complete_account, pass_app
+from helpdesk_fetch.errors import EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL
+
+log = logging.getLogger(__name__)
+
+
+class _MtaCommand(click.Command):
+    """An MTA understands sysexits only: a mistyped command line must keep the message queued
+    (75), not bounce it (click's usual 2)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            exc.exit_code = EXIT_TEMPFAIL
+            raise
+
+
+@cli.command(cls=_MtaCommand)
+@click.option("--resource", metavar="NAME", help="File new tickets under this resource.")
+@click.option("--account", metavar="NAME", shell_complete=complete_account,
+              help="File the message as if it came from this account (its resource and "
+                   "automail setting).")
+@click.pass_context
+@pass_app
+def deliver(app: App, ctx: click.Context, resource: str | None, account: str | None) -> None:
+    """Read one message on standard input and file it like `fetch` would (MTA pipe).
+
+    Exit status, as MTAs expect: 0 stored; 75 try again later (database locked, read-only or
+    unreachable, configuration error, ingest disabled; nothing was consumed, the MTA keeps the
+    message); 65 it can never be ingested as it is: it was kept in the quarantine Maildir
+    (state_dir/quarantine) and shows in `errors list`; `errors retry` takes it after a fix.
+
+    \b
+    Examples:
+      helpdesk-fetch deliver --resource it-support < message.eml
+      # Postfix master.cf:
+      helpdesk unix - n n - - pipe flags=DR user=helpdesk argv=/opt/helpdesk-fetch/bin/helpdesk-fetch --config /etc/helpdesk-fetch/accounts.toml deliver --resource it-support
+    """  # noqa: E501 - the master.cf line must stay one line to be copied
+    if (resource is None) == (account is None):
+        click.echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME",
+                   err=True)
+        ctx.exit(EXIT_TEMPFAIL)
+    raw = click.get_binary_stream("stdin").read()
+    ctx.exit(_deliver(app, raw, resource=resource, account=account))
+
+
+def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None) -> int:
+    """Every failure but "never ingestible" is temporary: the MTA keeps the message."""
+    from helpdesk_fetch.errors import HelpdeskError
+
+    try:
+        from helpdesk_fetch import deliver as core
+
+        delivery = core.deliver(app.config(), raw, resource=resource, account=account)
+    except HelpdeskError as exc:
+        log.error("temporary failure, the MTA keeps the message: %s", exc)
+        return EXIT_TEMPFAIL
+    except Exception:  # anything unexpected: never bounce, never lose
+        log.exception("temporary failure, the MTA keeps the message: unexpected error")
+        return EXIT_TEMPFAIL
+    outcome = delivery.outcome
+    if delivery.quarantined is not None:
+        log.error("account %s: %s: %s; kept in quarantine as %s (see `helpdesk-fetch errors "
+                  "list`)", delivery.source, outcome.label, outcome.reason,
+                  delivery.quarantined)
+        return EXIT_DATAERR
+    return EXIT_OK

@@ -1,0 +1,171 @@
+"""Sending queued auto-mails over ``[smtp]`` after the ticket change has committed (spec §6).
+
+A mail that cannot be sent stays queued and is retried by later runs with exponential back-off
+(2, 4, 8 ... minutes, at most 6 hours). A mail the server refuses for good (5xx for every
+recipient) is marked failed and not retried. Delivery is at least once: a crash between the
+server's "250 OK" and our commit sends that one mail again (after CLAIM_LEASE); two processes
+sending at the same time never send the same mail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from email.utils import parseaddr
+
+from helpdesk_fetch import store
+from helpdesk_fetch.auth import password_for
+from helpdesk_fetch.clock import utcnow
+from helpdesk_fetch.config import Config, Smtp
+from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.mailbox.base import tls_context
+from helpdesk_fetch.models import Outbox, RawMessage
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+MAX_BACKOFF = dt.timedelta(hours=6)
+CLAIM_LEASE = dt.timedelta(minutes=10)
+
+
+class SmtpUnavailable(Exception):
+    """The SMTP server cannot be reached, secured or logged in to right now."""
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    error: str | None = None
+
+
+def due(now: dt.datetime) -> list[Outbox]:
+    return list(Outbox.select().where(Outbox.sent_at.is_null() & Outbox.failed_at.is_null()
+                                      & (Outbox.next_attempt_at <= now))
+                .order_by(Outbox.id).limit(BATCH))
+
+
+def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
+    """Send every queued auto-mail that is due; never raises for SMTP trouble."""
+    report = SendReport()
+    if config.smtp is None:
+        return report
+    rows = due(utcnow())
+    if not rows:
+        return report
+    try:
+        connection = connect(config.smtp, timeout=config.timeout_for(config.smtp))
+    except (SmtpUnavailable, ConfigError) as exc:
+        report.error = str(exc)
+        log.warning("auto-mails not sent, %d wait for the next run: %s", len(rows), exc)
+        for row in rows:
+            _defer(row, str(exc))
+        report.deferred = len(rows)
+        return report
+    with contextlib.closing(connection):
+        for row in rows:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if _claim(row):
+                _send_one(connection, config.smtp, row, report)
+    return report
+
+
+def _claim(row: Outbox) -> bool:
+    """Take *row* for this process, so that overlapping senders (two runs, a run and a
+    ``deliver``) never send one mail twice. The claim is a lease: if this process dies before
+    recording the result, the mail is due again after CLAIM_LEASE."""
+    now = utcnow()
+    taken = (Outbox.update(next_attempt_at=now + CLAIM_LEASE)
+             .where((Outbox.id == row.id) & Outbox.sent_at.is_null()
+                    & (Outbox.next_attempt_at == row.next_attempt_at))
+             .execute())
+    return taken == 1
+
+
+def _send_one(connection: smtplib.SMTP, smtp: Smtp, row: Outbox, report: SendReport) -> None:
+    raw = store.decompress(RawMessage.get_by_id(row.message_id).data)
+    sender = parseaddr(smtp.from_address)[1]
+    try:
+        refused = connection.sendmail(sender, json.loads(row.recipients), raw)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return _fail(row, _refusals(exc.recipients), report)
+    except smtplib.SMTPResponseException as exc:
+        if exc.smtp_code >= 500:
+            return _fail(row, f"{exc.smtp_code} {_text(exc.smtp_error)}", report)
+        report.deferred += 1
+        return _defer(row, f"{exc.smtp_code} {_text(exc.smtp_error)}")
+    except (smtplib.SMTPException, OSError) as exc:
+        report.deferred += 1
+        return _defer(row, f"{type(exc).__name__}: {exc}")
+    row.sent_at = utcnow()
+    row.attempts += 1
+    row.last_error = _refusals(refused) if refused else None
+    row.save()
+    report.sent += 1
+
+
+def _defer(row: Outbox, error: str) -> None:
+    row.attempts += 1
+    row.last_error = error
+    row.next_attempt_at = utcnow() + min(dt.timedelta(minutes=2 ** row.attempts), MAX_BACKOFF)
+    row.save()
+
+
+def _fail(row: Outbox, error: str, report: SendReport) -> None:
+    log.warning("auto-mail %s (%s) refused for good: %s", row.id, row.kind, error)
+    row.attempts += 1
+    row.last_error = error
+    row.failed_at = utcnow()
+    row.save()
+    report.failed += 1
+
+
+def connect(smtp: Smtp, *, timeout: float) -> smtplib.SMTP:
+    """A logged-in SMTP session; TLS is verified, STARTTLS is required when configured."""
+    where = f"SMTP server {smtp.host}:{smtp.port}"
+    try:
+        context = tls_context("smtp", smtp.ca_file)
+        if smtp.security == "ssl":
+            connection = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
+        else:
+            connection = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+            if smtp.security == "starttls":
+                _starttls(connection, context, where)
+        if smtp.username:
+            connection.login(smtp.username, password_for(smtp, label="smtp", timeout=timeout))
+        return connection
+    except ssl.SSLCertVerificationError as exc:
+        raise SmtpUnavailable(f"{where}: the TLS certificate is not trusted "
+                              f"({exc.verify_message}); for a private CA set smtp.ca_file"
+                              ) from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SmtpUnavailable(f"{where}: login as {smtp.username!r} refused: "
+                              f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+    except TimeoutError:
+        raise SmtpUnavailable(f"{where}: no answer within {timeout:g} s") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SmtpUnavailable(f"{where}: {exc}") from None
+
+
+def _starttls(connection: smtplib.SMTP, context: ssl.SSLContext, where: str) -> None:
+    connection.ehlo()
+    if not connection.has_extn("starttls"):
+        raise SmtpUnavailable(f"{where} does not offer STARTTLS; refusing to send without TLS")
+    connection.starttls(context=context)
+    connection.ehlo()
+
+
+def _refusals(recipients: dict) -> str:
+    return "; ".join(f"{rcpt}: {code} {_text(text)}" for rcpt, (code, text) in recipients.items())
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,346 @@
+"""Ticket rules and auto-mails end to end (spec §5, §6): Dovecot in, a real SMTP server out.
+
+Time is shifted with libfaketime (`faketime`), the standard tool: the program has no private clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.mails import message, message_id_of
+from tests.servers import SmtpSink
+
+ROOT = Path(__file__).resolve().parent.parent
+STAFF = ["alice@example.com", "bob@example.com"]
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpSink().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def helpdesk(dovecot, mail_user, write_config, smtp):
+    """An IMAP helpdesk mailbox with auto-mails on; returns (config path, send function)."""
+
+    def make(**settings):
+        config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                              smtp=smtp.config(), settings=settings,
+                              resources=[{"name": "it-support", "members": STAFF}])
+
+        def send(*raws: bytes) -> None:
+            dovecot.append(mail_user, list(raws))
+
+        return config, send
+
+    return make
+
+
+def at(offset: str, config: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the CLI with the system clock shifted by *offset* (e.g. "-20d") via libfaketime."""
+    if shutil.which("faketime") is None:
+        raise RuntimeError("faketime is not installed; run `sudo make test-deps`")
+    return subprocess.run(["faketime", "-f", offset, sys.executable, "-m", "helpdesk_fetch",
+                           "--config", str(config), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def only_ticket(run, config) -> dict:
+    tickets = run.json("tickets", "list", config=config)
+    assert len(tickets) == 1, tickets
+    return tickets[0]
+
+
+def mails_of(smtp, kind: str):
+    return [(rcpts, m) for rcpts, m in smtp.mails() if m["X-Helpdesk-Fetch"].startswith(kind)]
+
+
+def test_new_ticket_mails_requester_and_resource(helpdesk, smtp, run):
+    config, send = helpdesk()
+    request = message("Printer broken", sender="Carol <carol@example.org>")
+    send(request)
+
+    assert run("fetch", config=config).exit_code == 0
+
+    ticket = only_ticket(run, config)
+    assert ticket["status"] == "new" and ticket["escalation_due_at"]
+    [(rcpts, answer)] = mails_of(smtp, "new_ticket;")
+    assert rcpts == ["carol@example.org"]
+    assert ticket["tag"] in answer["Subject"]
+    assert answer["Auto-Submitted"] == "auto-replied"
+    assert answer["X-Auto-Response-Suppress"] == "All"
+    assert answer["In-Reply-To"] == f"<{message_id_of(request)}>"
+    assert f"<{message_id_of(request)}>" in answer["References"]
+    assert ticket["number"] in answer.get_content() and "it-support" in answer.get_content()
+    [(staff, notice)] = mails_of(smtp, "new_ticket_resource")
+    assert sorted(staff) == STAFF and "Printer broken" in notice["Subject"]
+    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    assert [m["direction"] for m in shown["messages"]] == ["in", "out", "out"]
+    assert ticket["message_count"] == 1  # our own auto-mails are not counted
+
+
+def test_customer_reply_rearms_escalation_and_tells_the_staff(helpdesk, smtp, run):
+    config, send = helpdesk()
+    first = message("VPN down")
+    send(first)
+    run("fetch", config=config)
+    before = only_ticket(run, config)
+
+    send(message("Re: VPN down", in_reply_to=f"<{message_id_of(first)}>"))
+    assert at("+1h", config, "fetch").returncode == 0  # the reply comes an hour later
+
+    after = only_ticket(run, config)
+    assert after["status"] == "confirmed_unread"
+    assert after["escalation_due_at"] > before["escalation_due_at"]
+    [(rcpts, notice)] = mails_of(smtp, "customer_reply")
+    assert sorted(rcpts) == STAFF and before["tag"] in notice["Subject"]
+
+
+@pytest.mark.parametrize("switch, status, told", [(True, "in_progress", ["bob@example.com"]),
+                                                   (False, "confirmed_unread", [])])
+def test_member_reply(helpdesk, smtp, run, switch, status, told):
+    config, send = helpdesk(no_status_change_from_members=switch)
+    first = message("Disk full")
+    send(first)
+    run("fetch", config=config)
+    ticket = only_ticket(run, config)
+    run("tickets", "set-status", str(ticket["id"]), "in_progress", config=config)
+    due = only_ticket(run, config)["escalation_due_at"]
+
+    send(message(f"Re: {ticket['tag']} Disk full", message_id=None,
+                 sender='"Alice (IT)" <ALICE@Example.COM>'))
+    assert at("+1h", config, "fetch").returncode == 0
+
+    after = only_ticket(run, config)
+    assert after["status"] == status and after["message_count"] == 2
+    assert (after["escalation_due_at"] == due) is switch
+    notices = mails_of(smtp, "customer_reply")
+    recipients = [r for rcpts, _ in notices for r in rcpts]
+    assert "alice@example.com" not in recipients  # never about their own message
+    if switch:
+        assert recipients == told
+
+
+def test_forged_tag_is_not_threaded(helpdesk, run):
+    config, send = helpdesk()
+    send(message("Laptop"))
+    run("fetch", config=config)
+    number = only_ticket(run, config)["number"]
+    send(message(f"Re: [TicketID {number}ZZZZ] Laptop", message_id=None))
+
+    run("fetch", config=config)
+
+    assert len(run.json("tickets", "list", config=config)) == 2
+
+
+def test_reply_within_the_reactivation_window_reopens(helpdesk, smtp, run):
+    config, send = helpdesk(reactivation_days=14)
+    send(message("Monitor"))
+    run("fetch", config=config)
+    ticket = only_ticket(run, config)
+    assert at("-3d", config, "tickets", "close", str(ticket["id"])).returncode == 0
+
+    send(message(f"Re: {ticket['tag']} Monitor", sender="alice@example.com"))  # members too
+    run("fetch", config=config)
+
+    after = only_ticket(run, config)
+    assert after["status"] == "confirmed_unread" and after["closed_at"] is None
+    assert mails_of(smtp, "ticket_closed") == []
+
+
+def test_reply_after_the_window_is_rejected_and_answered(helpdesk, smtp, run):
+    config, send = helpdesk(reactivation_days=14)
+    send(message("Keyboard"))
+    run("fetch", config=config)
+    ticket = only_ticket(run, config)
+    assert at("-20d", config, "tickets", "close", str(ticket["id"])).returncode == 0
+    closed = only_ticket(run, config)
+
+    late = message(f"Re: {ticket['tag']} Keyboard", sender="dave@example.org")
+    send(late)
+    assert run("fetch", config=config).exit_code == 0
+
+    after = only_ticket(run, config)
+    assert after["status"] == "closed" and after["closed_at"] == closed["closed_at"]
+    assert after["message_count"] == 2
+    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    rejected = [m for m in shown["messages"] if m["state"] == "rejected"]
+    assert [m["message_id"] for m in rejected] == [message_id_of(late)]
+    [(rcpts, answer)] = mails_of(smtp, "ticket_closed")
+    assert rcpts == ["dave@example.org"] and ticket["tag"] in answer["Subject"]
+    assert "14 days" in answer.get_content()
+    assert mails_of(smtp, "customer_reply") == []
+
+
+@pytest.mark.parametrize("headers", [{"Auto-Submitted": "auto-replied"},
+                                     {"List-Id": "<users.lists.example.org>"},
+                                     {"Precedence": "bulk"},
+                                     {"X-Auto-Response-Suppress": "OOF, AutoReply"}])
+def test_robots_and_lists_are_ingested_but_never_answered(helpdesk, smtp, run, headers):
+    config, send = helpdesk()
+    send(message("Out of office", headers=headers), message("A real request"))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert len(run.json("tickets", "list", config=config)) == 2
+    assert {m["Subject"].split("] ", 1)[1] for _, m in smtp.mails()} == {
+        "We have received your request: A real request",
+        "New request from carol@example.org: A real request"}
+
+
+@pytest.mark.parametrize("sender", ["MAILER-DAEMON@example.org", "postmaster@example.org",
+                                    "no-reply@shop.example", "users-request@lists.example.org",
+                                    "helpdesk@example.com"])
+def test_daemon_and_own_senders_are_never_answered(helpdesk, smtp, run, sender):
+    config, send = helpdesk()
+    send(message("Delivery report", sender=sender), message("A real request"))
+    run("fetch", config=config)
+    assert len(run.json("tickets", "list", config=config)) == 2
+    assert len(smtp.messages) == 2
+    assert all(b"A real request" in raw for _, _, raw in smtp.messages)
+
+
+def test_at_most_the_cap_of_automails_per_sender_and_hour(helpdesk, smtp, run):
+    config, send = helpdesk(automail_per_sender_per_hour=10)
+    send(*[message(f"Spam {i}", sender="robot@example.org") for i in range(50)])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0 and "cap 10" in result.stderr
+    assert len(run.json("tickets", "list", config=config)) == 50
+    assert len(smtp.messages) == 10
+
+
+def test_backlog_of_an_old_mailbox_is_not_answered(helpdesk, smtp, run):
+    config, send = helpdesk()
+    old = dt.datetime(2024, 3, 1, 9, 0, tzinfo=dt.UTC)
+    send(message("Two years old", date=old), message("Today", date=dt.datetime.now(dt.UTC)))
+
+    run("fetch", config=config)
+
+    assert len(run.json("tickets", "list", config=config)) == 2
+    subjects = [m["Subject"] for _, m in smtp.mails()]
+    assert any("Today" in s for s in subjects) and not any("Two years" in s for s in subjects)
+
+
+def test_smtp_down_queues_and_a_later_run_delivers(dovecot, mail_user, write_config, run):
+    sink = SmtpSink()  # not started: nothing listens on its port yet
+    config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                          smtp=sink.config(), resources=[{"name": "it-support",
+                                                          "members": STAFF}])
+    dovecot.append(mail_user, [message("While SMTP is down")])
+
+    first = run("fetch", config=config)
+
+    assert first.exit_code == 0 and "auto-mails not sent" in first.stderr
+    assert len(run.json("tickets", "list", config=config)) == 1
+    assert run.json("status", config=config)["outbox_pending"] == 2
+    sink.start()
+    try:
+        soon = run("fetch", config=config)  # back-off: not due yet
+        assert soon.exit_code == 0 and sink.messages == []
+        later = at("+10m", config, "fetch")
+        assert later.returncode == 0, later.stderr
+        assert len(sink.messages) == 2
+        assert run.json("status", config=config)["outbox_pending"] == 0
+    finally:
+        sink.stop()
+
+
+def test_our_own_automail_coming_back_opens_no_ticket(helpdesk, smtp, run):
+    config, send = helpdesk()
+    send(message("Scanner jam", sender="erin@example.org"))
+    run("fetch", config=config)
+    [(_, _, raw)] = [m for m in smtp.messages if b"new_ticket;" in m[2]]
+    bounced = b"Received: from mx.example.org\r\n" + raw.replace(b"\n", b"\r\n").replace(
+        b"\r\r\n", b"\r\n")
+    altered = raw.replace(b"Message-ID: <", b"Message-ID: <copy-")
+    send(bounced, altered)
+    smtp.messages.clear()
+
+    assert run("fetch", config=config).exit_code == 0
+
+    ticket = only_ticket(run, config)
+    assert ticket["status"] == "new" and ticket["message_count"] == 2  # the altered copy, kept
+    assert smtp.messages == []
+
+
+def test_german_texts_and_the_administrators_own_templates(helpdesk, smtp, run, tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "new_ticket.txt").write_text(
+        "Subject: Got it: {subject}\n\nTicket {number} for {requester}, {resource}, "
+        "{reactivation_days} days, {unknown}.\n")
+    config, send = helpdesk(language="de", templates_dir="templates")
+    send(message("Drucker", sender="frank@example.org"))
+
+    run("fetch", config=config)
+
+    [(_, own)] = mails_of(smtp, "new_ticket;")
+    number = only_ticket(run, config)["number"]
+    assert own["Subject"].endswith("Got it: Drucker")
+    assert own.get_content().strip() == (f"Ticket {number} for frank@example.org, it-support, "
+                                         "14 days, {unknown}.")
+    [(_, built_in)] = mails_of(smtp, "new_ticket_resource")
+    assert built_in["Subject"].endswith("Neue Anfrage von frank@example.org: Drucker")
+
+
+def test_subjects_cannot_inject_headers(helpdesk, smtp, run):
+    config, send = helpdesk()
+    send(b"From: mallory@example.org\r\nTo: helpdesk@example.com\r\n"
+         b"Subject: =?utf-8?q?Hi=0D=0ABcc:_victim@example.net?=\r\n"
+         b"Message-ID: <inject@example.org>\r\n\r\nHello\r\n")
+
+    run("fetch", config=config)
+
+    assert only_ticket(run, config)["subject"] == "Hi Bcc: victim@example.net"
+    assert len(smtp.messages) == 2
+    for rcpts, mail in smtp.mails():
+        assert mail["Bcc"] is None and "victim@example.net" not in rcpts
+        assert "\n" not in mail["Subject"]
+
+
+def test_automails_over_verified_starttls(dovecot, mail_user, write_config, run):
+    sink = SmtpSink(tls=(dovecot.cert, dovecot.key)).start()
+    try:
+        for ca_file, delivered in ((None, 0), (str(dovecot.cert), 2)):
+            smtp = sink.config(security="starttls", **({"ca_file": ca_file} if ca_file else {}))
+            config = write_config([dovecot.account("helpdesk", mail_user,
+                                                   resource="it-support")], smtp=smtp)
+            dovecot.append(mail_user, [message("Over TLS")])
+            result = at("+1d", config, "fetch")  # past any back-off of the first round
+            assert result.returncode == 0
+            if not delivered:
+                assert "certificate is not trusted" in result.stderr
+            assert len(sink.messages) == delivered
+    finally:
+        sink.stop()
+
+
+def test_two_senders_at_once_send_each_mail_once(helpdesk, smtp, run):
+    config, send = helpdesk()
+    send(*[message(f"Request {i}", sender=f"user{i}@example.org") for i in range(30)])
+    stopped = smtp.port
+    # Queue without sending: a run whose SMTP server is down defers every mail...
+    down = Path(str(config))
+    text = down.read_text().replace(f"port = {stopped}", "port = 1")
+    down.write_text(text)
+    run("fetch", config=config)
+    down.write_text(text.replace("port = 1", f"port = {stopped}"))
+    # ...then two senders race for the same due mails.
+    racers = [subprocess.Popen(["faketime", "-f", "+1h", sys.executable, "-c",
+                                "import sys; from helpdesk_fetch import config, db, outbox; "
+                                "c = config.load(config.config_path(sys.argv[1])); "
+                                "db.open_database(c.settings.database); outbox.send_due(c)",
+                                str(config)], cwd=ROOT) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in racers] == [0, 0]
+    assert len(smtp.messages) == 60
+    assert len({raw for _, _, raw in smtp.messages}) == 60

@@ -1,0 +1,163 @@
+"""``deliver``: one message on stdin, as Postfix ``pipe`` runs it — 0 stored, 75 the MTA keeps it
+and tries again, 65 kept in quarantine. Run as a separate process: the exit status is the API."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.mails import message
+from tests.proc import helpdesk_fetch
+
+EX_TEMPFAIL, EX_DATAERR = 75, 65
+
+
+def quarantined(state_dir: Path) -> list[bytes]:
+    box = state_dir / "quarantine" / "new"
+    return [p.read_bytes() for p in sorted(box.iterdir())] if box.is_dir() else []
+
+
+def test_piped_message_becomes_a_ticket_once(tmp_path, write_config, run):
+    config = write_config([])
+    raw = message("Disk almost full", sender="nagios@example.com")
+
+    first = helpdesk_fetch("deliver", "--resource", "it-support", config=config, input=raw)
+    again = helpdesk_fetch("deliver", "--resource", "it-support", config=config, input=raw)
+
+    assert (first.returncode, first.stdout, first.stderr) == (0, b"", b"")
+    assert again.returncode == 0
+    [ticket] = run.json("tickets", "list", config=config)
+    assert (ticket["subject"], ticket["resource"], ticket["message_count"]) == (
+        "Disk almost full", "it-support", 1)
+    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    assert shown["messages"][0]["account"] == "deliver:it-support"
+
+
+def test_procmail_envelope_line_and_account_option(tmp_path, write_config, run):
+    config = write_config([{"name": "monitoring", "protocol": "maildir", "path": "box",
+                            "resource": "ops", "automail": False}],
+                          resources=[{"name": "ops", "members": ["ops@example.com"]}])
+    raw = message("Switch 7 down")
+
+    result = helpdesk_fetch("deliver", "--account", "monitoring", config=config,
+                            input=b"From nagios@example.com Thu Nov 27 10:00:00 2025\n" + raw)
+
+    assert result.returncode == 0, result.stderr
+    [ticket] = run.json("tickets", "list", config=config)
+    assert ticket["resource"] == "ops"
+    assert run.json("tickets", "show", str(ticket["id"]), config=config)["messages"][0][
+        "account"] == "monitoring"
+    shown = run("tickets", "show", str(ticket["id"]), config=config).output
+    assert "From nagios" not in shown
+
+
+def test_unparseable_message_is_quarantined_with_65_and_retryable(tmp_path, write_config, run):
+    config = write_config([], settings={"max_message_bytes": 2000})
+    big = message("Core dump attached", body="c" * 5000)
+
+    empty = helpdesk_fetch("deliver", "--resource", "it-support", config=config, input=b"\n")
+    large = helpdesk_fetch("deliver", "--resource", "it-support", config=config, input=big)
+
+    assert empty.returncode == EX_DATAERR and b"quarantine" in empty.stderr
+    assert large.returncode == EX_DATAERR and b"max_message_bytes" in large.stderr
+    assert sorted(quarantined(tmp_path)) == sorted([b"\n", big])
+    listed = run.json("errors", "list", config=config)
+    assert [e["place"] for e in listed] == ["quarantine", "quarantine"]
+    assert listed[1]["subject"] == "Core dump attached"
+    assert run.json("status", config=config)["error_messages_by_place"]["quarantine"] == 2
+
+    write_config([], settings={"max_message_bytes": 20000})
+    result = run("errors", "retry", "--all", config=config)
+
+    assert f"{listed[1]['id']} (deliver:it-support): ingested -> ticket" in result.output
+    assert quarantined(tmp_path) == [b"\n"]
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == [
+        "Core dump attached"]
+    run("errors", "retry", "--all", config=config)
+    assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                          input=big).returncode == 0
+    assert len(run.json("tickets", "list", config=config)) == 1
+
+
+def test_unreachable_database_is_a_temporary_failure(tmp_path, write_config):
+    config = write_config([], settings={"database": "postgresql://helpdesk@127.0.0.1:1/helpdesk"})
+
+    result = helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                            input=message("Lost?"))
+
+    assert result.returncode == EX_TEMPFAIL
+    assert b"temporary failure" in result.stderr and b"database" in result.stderr
+    assert quarantined(tmp_path) == []
+
+
+@pytest.mark.parametrize("broken", [
+    ["deliver"],  # neither --resource nor --account
+    ["deliver", "--resource", "no-such-resource"],
+    ["deliver", "--no-such-option"],
+])
+def test_usage_and_configuration_errors_keep_the_message_queued(write_config, broken):
+    config = write_config([])
+
+    result = helpdesk_fetch(*broken, config=config, input=message("Keep me"))
+
+    assert result.returncode == EX_TEMPFAIL, result.stderr
+
+
+def test_ingest_disabled_keeps_the_message_queued(tmp_path, write_config, run):
+    config = write_config([])
+    run("ingest", "disable", "--reason", "clone", config=config)
+
+    result = helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                            input=message("Not now"))
+
+    assert result.returncode == EX_TEMPFAIL and b"ingest is disabled" in result.stderr
+    assert run.json("tickets", "list", config=config) == []
+
+
+# Root writes any file; without these capabilities it obeys file modes like the MTA's user.
+AS_ORDINARY_USER = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
+
+
+def test_read_only_database_is_a_temporary_failure(tmp_path, write_config, run):
+    config = write_config([])
+    assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                          input=message("First")).returncode == 0
+    raw = message("Written by someone who may not")
+    (tmp_path / "helpdesk.db").chmod(0o444)
+
+    result = helpdesk_fetch("deliver", "--resource", "it-support", config=config, input=raw,
+                            wrapper=AS_ORDINARY_USER if os.geteuid() == 0 else ())
+
+    assert result.returncode == EX_TEMPFAIL, result.stderr
+    assert b"readonly database" in result.stderr
+    assert quarantined(tmp_path) == []
+    (tmp_path / "helpdesk.db").chmod(0o600)
+    assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                          input=raw).returncode == 0
+    assert len(run.json("tickets", "list", config=config)) == 2
+
+
+@pytest.mark.slow
+def test_locked_database_is_a_temporary_failure(tmp_path, write_config, run):
+    """SQLite waits busy_timeout (30 s) for another writer, then gives up: 75."""
+    config = write_config([])
+    assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                          input=message("First")).returncode == 0
+    raw = message("Waits for the lock")
+    holder = sqlite3.connect(tmp_path / "helpdesk.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                                input=raw)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    assert result.returncode == EX_TEMPFAIL and b"locked" in result.stderr
+    assert quarantined(tmp_path) == []
+    assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                          input=raw).returncode == 0
+    assert len(run.json("tickets", "list", config=config)) == 2

@@ -1,0 +1,59 @@
+"""The README's command reference is the command line's own help, and completion works."""
+
+from __future__ import annotations
+
+from helpdesk_fetch.cli import cli, docs
+from tests.proc import environment, helpdesk_fetch
+
+
+def test_readme_command_reference_is_generated_from_the_cli():
+    readme = docs.README.read_text(encoding="utf-8")
+    assert docs.update(readme) == readme, (
+        "README.md's command reference differs from the CLI: run "
+        "`python -m helpdesk_fetch.cli.docs` (or `make docs`) and commit README.md")
+
+
+def test_reference_covers_every_command_with_its_options():
+    reference = docs.reference()
+    for path, ctx in docs.walk():
+        assert f"### `{' '.join(('helpdesk-fetch', *path))}`" in reference
+        for param in ctx.command.params:
+            for flag in param.opts:
+                if flag.startswith("--"):
+                    assert flag in reference, (path, flag)
+    table = docs.command_table()
+    assert "| `deliver` |" in table and "| `errors retry` |" in table
+
+
+def test_check_mode_fails_on_a_stale_readme(tmp_path, monkeypatch):
+    stale = tmp_path / "README.md"
+    stale.write_text(f"# x\n\n{docs.begin('COMMAND TABLE')}\nold\n{docs.end('COMMAND TABLE')}\n"
+                     f"{docs.begin('COMMAND REFERENCE')}\n{docs.end('COMMAND REFERENCE')}\n")
+    monkeypatch.setattr(docs, "README", stale)
+
+    assert docs.main(["--check"]) == 1
+    assert docs.main([]) == 0
+    assert docs.main(["--check"]) == 0
+    assert "| `fetch` |" in stale.read_text()
+
+
+def test_shell_completion():
+    for shell in ("bash", "zsh", "fish"):
+        script = helpdesk_fetch(env=environment(_HELPDESK_FETCH_COMPLETE=f"{shell}_source"))
+        assert script.returncode == 0 and b"_HELPDESK_FETCH_COMPLETE" in script.stdout, shell
+    words = helpdesk_fetch(env=environment(_HELPDESK_FETCH_COMPLETE="bash_complete",
+                                           COMP_WORDS="helpdesk-fetch errors re",
+                                           COMP_CWORD="2"))
+    assert words.stdout.decode().split() == ["plain,retry"]
+    assert "errors" in cli.commands
+
+
+def test_account_names_complete(write_config):
+    config = write_config([{"name": "helpdesk", "protocol": "maildir", "path": "a"},
+                           {"name": "monitoring", "protocol": "maildir", "path": "b"}])
+    for words in (f"helpdesk-fetch --config {config} fetch --account he",
+                  f"helpdesk-fetch --config {config} accounts disable he"):
+        done = helpdesk_fetch(env=environment(_HELPDESK_FETCH_COMPLETE="bash_complete",
+                                              COMP_WORDS=words,
+                                              COMP_CWORD=str(len(words.split()) - 1)))
+        assert done.stdout.decode().split() == ["plain,helpdesk"], words

@@ -1,0 +1,243 @@
+"""``errors list/show/retry`` end to end: a poison message lands in its error place, is listed
+with its reason, the cause is fixed, retry ingests it, the error place is empty, nothing doubles."""
+
+from __future__ import annotations
+
+from tests.mails import message, message_id_of
+from tests.proc import environment, helpdesk_fetch
+from tests.test_ingest_maildir import make_maildir
+
+ERROR_FOLDER = "HD Error Messages"
+BLANK = b"\r\n \r\n"  # nothing in it at all: no version of the tool can ingest it
+
+
+def test_imap_error_folder_retry_after_raising_the_limit(dovecot, mail_user, write_config, run):
+    account = dovecot.account("helpdesk", mail_user)
+    config = write_config([account], settings={"max_message_bytes": 5000})
+    big = message("Huge log file", body="x" * 8000)
+    dovecot.append(mail_user, [message("Small"), big, BLANK])
+    assert run("fetch", config=config).exit_code == 0
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == [big, BLANK]
+
+    listed = run.json("errors", "list", config=config)
+    assert [(e["account"], e["place"], e["subject"]) for e in listed] == [
+        ("helpdesk", "imap", ""), ("helpdesk", "imap", "")]
+    assert "over max_message_bytes (5000)" in listed[0]["reason"]
+    assert "empty" in listed[1]["reason"] and listed[1]["copy_in_database"] is True
+    assert run("errors", "show", str(listed[0]["id"]), "--raw", config=config).stdout_bytes == big
+    text = run("errors", "list", config=config).output
+    assert "helpdesk" in text and "max_message_bytes" in text
+
+    write_config([account], settings={"max_message_bytes": 50000})  # the fix
+    result = run("errors", "retry", "--all", config=config)
+
+    assert result.exit_code == 1  # the blank message still fails
+    assert f"{listed[0]['id']} (helpdesk): ingested -> ticket" in result.output
+    assert (f"{listed[1]['id']} (helpdesk): still fails: cannot be parsed: ParseError: the "
+            "message is empty") in result.output
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == [BLANK]
+    tickets = run.json("tickets", "list", config=config)
+    assert [t["subject"] for t in tickets] == ["Small", "Huge log file"]
+    waiting = run.json("errors", "list", config=config)
+    assert [(e["id"], e["attempts"]) for e in waiting] == [(listed[1]["id"], 2)]
+
+    again = run("errors", "retry", str(listed[0]["id"]), config=config)
+    assert again.exit_code == 0 and "already stored" in again.output
+    assert run("fetch", config=config).exit_code == 0
+    assert len(run.json("tickets", "list", config=config)) == 2
+    assert run.json("status", config=config)["error_messages"] == 1
+
+
+def test_imap_retry_killed_after_commit_doubles_nothing(dovecot, mail_user, write_config, run):
+    account = dovecot.account("helpdesk", mail_user)
+    config = write_config([account], settings={"max_message_bytes": 3000})
+    big = message("Crash test", body="y" * 4000)
+    dovecot.append(mail_user, [big])
+    run("fetch", config=config)
+    write_config([account], settings={"max_message_bytes": 30000})
+
+    killed = helpdesk_fetch("errors", "retry", "--all", config=config,
+                            env=environment(HELPDESK_FETCH_CRASH_AT="after_commit"))
+
+    assert killed.returncode == -9
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == [big]  # stored, not yet removed
+    assert run("errors", "retry", "--all", config=config).exit_code == 0
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == []
+    tickets = run.json("tickets", "list", config=config)
+    assert len(tickets) == 1 and tickets[0]["message_count"] == 1
+    assert run.json("errors", "list", config=config) == []
+
+
+def test_imap_message_found_again_when_moved_back_by_hand(dovecot, mail_user, write_config, run):
+    """UIDs change on every move; the recorded hash still finds the message, not a look-alike."""
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+    dovecot.append(mail_user, [BLANK])
+    run("fetch", config=config)
+    [before] = run.json("errors", "list", config=config)
+    look_alike = b"\r\n\t\r\n"  # the same size, other bytes, a lower UID
+    dovecot.append(mail_user, [look_alike], folder=ERROR_FOLDER)
+    client = dovecot.imap(mail_user)
+    client.select_folder(ERROR_FOLDER)
+    client.move(client.search(["LARGER", 0])[:1], "INBOX")
+    client.select_folder("INBOX")
+    client.move(client.search("ALL"), ERROR_FOLDER)
+    client.logout()
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == [look_alike, BLANK]
+
+    result = run("errors", "retry", "--all", config=config)
+
+    assert "still fails: cannot be parsed" in result.output
+    [after] = run.json("errors", "list", config=config)
+    assert after["attempts"] == 2 and after["sha256"] == before["sha256"]
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == [look_alike, BLANK]
+
+
+def test_pop3_remembered_uidl_retry(dovecot, mail_user, write_config, run):
+    account = dovecot.account("pop", mail_user, protocol="pop3")
+    config = write_config([account], settings={"max_message_bytes": 6000})
+    big = message("Too big for POP3", body="z" * 9000)
+    dovecot.append(mail_user, [message("Small one"), big])
+    run("fetch", config=config)
+    assert dovecot.messages(mail_user) == [big]
+    [failed] = run.json("errors", "list", config=config)
+    assert failed["place"] == "pop3" and "max_message_bytes" in failed["reason"]
+
+    write_config([account], settings={"max_message_bytes": 60000})
+    result = run("errors", "retry", str(failed["id"]), config=config)
+
+    assert result.exit_code == 0, result.output
+    assert dovecot.messages(mail_user) == []
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == [
+        "Small one", "Too big for POP3"]
+    assert run("errors", "retry", "--all", config=config).exit_code == 0
+    assert run("fetch", config=config).exit_code == 0
+    assert len(run.json("tickets", "list", config=config)) == 2
+    assert run.json("status", config=config)["error_messages"] == 0
+
+
+def test_maildir_error_folder_retry(tmp_path, write_config, run):
+    box = make_maildir(tmp_path / "Maildir", [message("Fine"), message("Big", body="b" * 7000),
+                                              b""])
+    account = {"name": "local", "protocol": "maildir", "path": str(box)}
+    config = write_config([account], settings={"max_message_bytes": 4000})
+    run("fetch", config=config)
+    error_dir = box / f".{ERROR_FOLDER}" / "cur"
+    assert len(list(error_dir.iterdir())) == 2
+    assert [e["place"] for e in run.json("errors", "list", config=config)] == ["maildir"] * 2
+
+    write_config([account], settings={"max_message_bytes": 40000})
+    result = run("errors", "retry", "--all", config=config)
+
+    assert "ingested -> ticket" in result.output and "still fails" in result.output
+    assert [p.read_bytes() for p in error_dir.iterdir()] == [b""]
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Fine", "Big"]
+    run("errors", "retry", "--all", config=config)
+    assert len(run.json("tickets", "list", config=config)) == 2
+    history = run.json("errors", "list", "--all", config=config)
+    assert sorted(e["state"] for e in history) == ["pending", "resolved"]
+
+
+def test_message_removed_from_the_error_folder_by_hand_comes_from_the_copy(
+        tmp_path, write_config, run):
+    """A copy kept in the database is enough: nothing the sender wrote is lost."""
+    box = make_maildir(tmp_path / "Maildir", [b"\n\n"])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}])
+    run("fetch", config=config)
+    [failed] = run.json("errors", "list", config=config)
+    for path in (box / f".{ERROR_FOLDER}" / "cur").iterdir():
+        path.unlink()
+
+    shown = run("errors", "show", str(failed["id"]), "--raw", config=config)
+
+    assert shown.exit_code == 0 and shown.stdout_bytes == b"\n\n"
+
+
+def test_errors_show_and_usage(tmp_path, write_config, run):
+    raw = message("Broken", body="k" * 3000)
+    box = make_maildir(tmp_path / "Maildir", [raw])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
+                          settings={"max_message_bytes": 1000})
+    run("fetch", config=config)
+    [failed] = run.json("errors", "list", config=config)
+
+    shown = run("errors", "show", str(failed["id"]), config=config)
+    data = run.json("errors", "show", str(failed["id"]), config=config)
+
+    assert "max_message_bytes" in shown.output and "errors retry" in shown.output
+    assert data["account"] == "local" and data["state"] == "pending"
+    assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == raw
+    assert run("errors", "show", "999", config=config).exit_code == 2
+    assert run("errors", "retry", config=config).exit_code == 2
+    assert run("errors", "retry", "999", config=config).exit_code == 2
+
+
+def test_retry_refuses_while_ingest_is_disabled(tmp_path, write_config, run):
+    box = make_maildir(tmp_path / "Maildir", [b""])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}])
+    run("fetch", config=config)
+    run("ingest", "disable", config=config)
+
+    result = run("errors", "retry", "--all", config=config)
+
+    assert result.exit_code == 1 and "ingest is disabled" in result.stderr
+    assert len(list((box / f".{ERROR_FOLDER}" / "cur").iterdir())) == 1
+
+
+def test_message_ids_are_what_errors_list_shows(tmp_path, write_config, run):
+    raw = message("Tagged", body="m" * 3000)
+    box = make_maildir(tmp_path / "Maildir", [raw])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
+                          settings={"max_message_bytes": 1000})
+    run("fetch", config=config)
+    assert run.json("errors", "list", config=config)[0]["message_id"] is None  # not downloaded
+    write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
+                 settings={"max_message_bytes": 10000})
+    run("errors", "retry", "--all", config=config)
+    ticket = run.json("tickets", "list", config=config)[0]
+    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    assert shown["messages"][0]["message_id"] == message_id_of(raw)
+
+
+def test_dismiss_keeps_a_copy_and_clears_the_pop3_server(dovecot, mail_user, write_config,
+                                                          run):
+    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")],
+                          settings={"max_message_bytes": 3000})
+    big = message("Spam with a video", body="v" * 5000)
+    dovecot.append(mail_user, [BLANK, big])
+    run("fetch", config=config)
+    waiting = run.json("errors", "list", config=config)
+    [big_id] = [e["id"] for e in waiting if "max_message_bytes" in e["reason"]]
+    [blank_id] = [e["id"] for e in waiting if "empty" in e["reason"]]
+
+    result = run("errors", "dismiss", str(blank_id), str(big_id), config=config)
+
+    assert result.exit_code == 0, result.output
+    assert "dismissed: removed from the POP3 server; its copy is kept for 90 days" in \
+        result.output
+    assert dovecot.messages(mail_user) == []
+    assert run.json("errors", "list", config=config) == []
+    history = run.json("errors", "list", "--all", config=config)
+    assert [e["state"] for e in history] == ["dismissed", "dismissed"]
+    assert run("errors", "show", str(big_id), "--raw", config=config).stdout_bytes == big
+    assert run("fetch", config=config).exit_code == 0
+    assert run.json("errors", "list", config=config) == []
+    again = run("errors", "retry", str(big_id), config=config)
+    assert again.exit_code == 0 and "dismissed earlier" in again.output
+    assert run.json("tickets", "list", config=config) == []
+
+
+def test_dismiss_from_the_imap_error_folder(dovecot, mail_user, write_config, run):
+    config = write_config([dovecot.account("helpdesk", mail_user)],
+                          settings={"max_message_bytes": 3000})
+    big = message("Too big to keep", body="w" * 5000)
+    dovecot.append(mail_user, [big])
+    run("fetch", config=config)
+    [failed] = run.json("errors", "list", config=config)
+    assert failed["copy_in_database"] is False
+
+    assert run("errors", "dismiss", str(failed["id"]), config=config).exit_code == 0
+
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == []
+    [dismissed] = run.json("errors", "list", "--all", config=config)
+    assert dismissed["copy_in_database"] is True
+    assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == big

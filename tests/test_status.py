@@ -1,0 +1,90 @@
+"""``status``: everything at a glance, the stable JSON of spec §3, and the run history's age."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+from tests.mails import message
+from tests.proc import helpdesk_fetch
+from tests.test_ingest_maildir import make_maildir
+
+RUN_KEYS = {"started_at": str, "finished_at": str, "seconds": float, "outcome": str,
+            "fetched": int, "new_tickets": int, "threaded": int, "rejected": int,
+            "duplicates": int, "errors": int, "error": (str, type(None)), "host": str}
+
+
+def test_status_json_schema(tmp_path, write_config, run):
+    make_maildir(tmp_path / "box", [message("One"), b"", message("Two")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"},
+                           {"name": "idle", "protocol": "maildir", "path": "box",
+                            "enabled": False}])
+    run("fetch", config=config)
+    run("deliver", "--resource", "it-support", config=config, input=b"\n")
+
+    data = run.json("status", config=config)
+
+    assert data["ingest_disabled"] is False and data["ingest_switch"] is None
+    assert data["automail"] is False and isinstance(data["database"], str)
+    assert data["error_messages"] == 2
+    assert data["error_messages_by_place"] == {"imap": 0, "pop3": 0, "maildir": 1,
+                                               "quarantine": 1}
+    assert data["outbox_pending"] == 0
+    assert data["outbox"] == {"pending": 0, "failing": 0, "oldest": None, "refused": 0}
+    assert data["tickets_by_status"] == {"new": 2, "confirmed_unread": 0, "in_progress": 0,
+                                         "closed": 0}
+    assert data["history_days"] == 90
+    local, idle = data["accounts"]
+    assert set(local) == {"name", "protocol", "server", "enabled", "last_run", "error_messages",
+                          "last_failure"}
+    assert (local["name"], local["protocol"], local["enabled"]) == ("local", "maildir", True)
+    for key, kind in RUN_KEYS.items():
+        assert isinstance(local["last_run"][key], kind), key
+    assert (local["last_run"]["fetched"], local["last_run"]["new_tickets"],
+            local["last_run"]["errors"]) == (3, 2, 1)
+    assert local["error_messages"] == 1 and "empty" in local["last_failure"]["reason"]
+    assert set(local["last_failure"]) == {"id", "reason", "at"}
+    assert (idle["enabled"], idle["last_run"], idle["last_failure"]) == (False, None, None)
+
+
+def test_status_for_people(tmp_path, write_config, run):
+    make_maildir(tmp_path / "box", [message("One"), b""])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    run("fetch", config=config)
+
+    text = run("status", config=config).output
+
+    assert "Ingest: enabled" in text
+    assert "local" in text and "the message is empty" in text
+    assert "Failed messages waiting: 1 (1 in the Maildir error folder)" in text
+    assert "errors retry --all" in text
+    assert "Auto-mails: off" in text and "Tickets: new: 1" in text
+    run("ingest", "disable", "--reason", "cloning the VM", config=config)
+    assert "INGEST IS DISABLED" in run("status", config=config).output
+    assert "cloning the VM" in run("status", config=config).output
+
+
+def test_run_history_is_pruned_after_history_days(tmp_path, write_config, run):
+    assert shutil.which("faketime"), "libfaketime is missing: run `sudo make test-deps`"
+    make_maildir(tmp_path / "box", [message("Big", body="b" * 3000), b""])
+    account = {"name": "local", "protocol": "maildir", "path": "box"}
+    config = write_config([account], settings={"history_days": 30, "max_message_bytes": 1000})
+    forty_days_ago = ("faketime", "-f", "-40d")
+    assert helpdesk_fetch("fetch", config=config, wrapper=forty_days_ago).returncode == 0
+    write_config([account], settings={"history_days": 30, "max_message_bytes": 10000})
+    helpdesk_fetch("errors", "retry", "--all", config=config, wrapper=forty_days_ago)
+    assert len(run.json("errors", "list", "--all", config=config)) == 2  # one resolved
+
+    assert run("fetch", config=config).exit_code == 0
+
+    from helpdesk_fetch import db
+    from helpdesk_fetch.clock import utcnow
+    from helpdesk_fetch.models import AccountRun
+
+    db.open_database(f"sqlite:///{tmp_path}/helpdesk.db")
+    [recent] = AccountRun.select()  # the run of 40 days ago is gone
+    assert recent.started_at > utcnow() - dt.timedelta(days=1)
+    [left] = run.json("errors", "list", "--all", config=config)
+    assert left["state"] == "pending"  # waiting messages are never pruned
+    assert run.json("status", config=config)["accounts"][0]["last_run"]["fetched"] == 0
+
