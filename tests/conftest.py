@@ -27,7 +27,10 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    if ("database_url" in metafunc.fixturenames
+    """Tests marked both_backends run on each, unless they name their own database_url."""
+    own = any("database_url" in str(mark.args[0])
+              for mark in metafunc.definition.iter_markers("parametrize"))
+    if ("database_url" in metafunc.fixturenames and not own
             and metafunc.definition.get_closest_marker("both_backends")):
         metafunc.parametrize("database_url", BACKENDS, indirect=True)
 
