@@ -11,8 +11,9 @@ import contextlib
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
-from helpdesk_fetch.config import Account, Smtp, check_private
+from helpdesk_fetch.config import Account, Settings, Smtp, check_private
 from helpdesk_fetch.errors import AuthError, ConfigError
 
 _SECRETS: set[str] = set()
@@ -35,7 +36,9 @@ def redact(text: str) -> str:
 
 def password_for(source: Account | Smtp, *, label: str, timeout: float) -> str:
     """The password of *source* (an account, or ``[smtp]`` with *label* "smtp")."""
-    return remember_secret(_password(source, label, timeout))
+    if isinstance(source, Smtp):
+        return remember_secret(_password(source, None, "smtp.", timeout))
+    return remember_secret(_password(source, label, "", timeout))
 
 
 @contextlib.contextmanager
@@ -59,9 +62,27 @@ def login_secret(source: Account | Smtp, *, label: str, state_dir: str, timeout:
         raise
 
 
-def _password(source: Account | Smtp, label: str, timeout: float) -> str:
-    account = None if isinstance(source, Smtp) else label
-    key_prefix = "smtp." if isinstance(source, Smtp) else ""
+def database_password(settings: Settings, *, timeout: float) -> str | None:
+    """The database password from ``[settings] database_password_env/_file/_command``; None when
+    none is given (libpq then looks at PGPASSWORD and ~/.pgpass itself)."""
+    return password_from(env=settings.database_password_env,
+                         file=settings.database_password_file,
+                         command=settings.database_password_command,
+                         key_prefix="settings.database_", timeout=timeout)
+
+
+def password_from(*, env: str | None, file: str | None, command: str | None, key_prefix: str,
+                  timeout: float) -> str | None:
+    """The password from whichever of the three sources is given; None when none is."""
+    if env is None and file is None and command is None:
+        return None
+    source = SimpleNamespace(password=None, password_env=env, password_file=file,
+                             password_command=command)
+    return remember_secret(_password(source, None, key_prefix, timeout))
+
+
+def _password(source, account: str | None, key_prefix: str, timeout: float) -> str:
+    """The password from the first source *source* names; errors name *account* and the key."""
     if source.password is not None:
         return source.password
     if source.password_env is not None:

@@ -15,6 +15,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from helpdesk_fetch.errors import ConfigError
 from helpdesk_fetch.oauth2 import settings as oauth2_settings
@@ -28,6 +29,7 @@ DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none
 NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 KEYWORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password")
+DATABASE_PASSWORD_KEYS = tuple(f"database_{key}" for key in PASSWORD_KEYS[:3])
 
 
 def config_path(option: str | os.PathLike | None = None) -> Path:
@@ -46,6 +48,9 @@ class Settings:
     """``[settings]``: how every run behaves."""
 
     database: str = ""  # filled in by load(): a SQLite file beside the accounts file
+    database_password_env: str | None = None  # PostgreSQL: the password, never in the URL
+    database_password_file: str | None = None
+    database_password_command: str | None = None
     state_dir: str = ""  # filled in by load(): the accounts file's directory
     error_folder: str = "HD Error Messages"
     reactivation_days: int = 14
@@ -240,7 +245,8 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
 
 
 def _holds_inline_secret(config: Config) -> bool:
-    return any(a.password for a in config.accounts) or bool(config.smtp and config.smtp.password)
+    return (any(a.password for a in config.accounts) or bool(config.smtp and config.smtp.password)
+            or urlsplit(config.settings.database).password is not None)
 
 
 def _table(data: dict, name: str, path: Path) -> dict:
@@ -282,7 +288,23 @@ def _settings(data: dict, path: Path) -> Settings:
     _check_choice(settings.language, LANGUAGES, path, None, "settings.language")
     templates = str(directory / settings.templates_dir) if settings.templates_dir else ""
     return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
-                               templates_dir=templates)
+                               templates_dir=templates,
+                               **_database_password(settings, database, path))
+
+
+def _database_password(settings: Settings, database: str, path: Path) -> dict:
+    """Check the ``database_password_*`` keys: at most one, and only for PostgreSQL."""
+    given = [k for k in DATABASE_PASSWORD_KEYS if getattr(settings, k) is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give only one of {', '.join(given)}", path=path,
+                          key=f"settings.{given[1]}")
+    if given and not database.startswith(("postgresql:", "postgres:")):
+        raise ConfigError("only a PostgreSQL database has a password", path=path,
+                          key=f"settings.{given[0]}")
+    if settings.database_password_file:
+        file = path.parent / Path(settings.database_password_file).expanduser()
+        return {"database_password_file": str(file)}
+    return {}
 
 
 def _smtp(data: dict, path: Path) -> Smtp:

@@ -288,7 +288,7 @@ def _leaves(msg: email.message.Message, p: ParsedMessage):
 
 
 def _take_part(part: email.message.Message, p: ParsedMessage, texts: list, htmls: list) -> None:
-    ctype = part.get_content_type()
+    ctype = clean(part.get_content_type())
     disposition = str(part.get("content-disposition") or "").split(";")[0].strip().lower()
     filename = _filename(part)
     if ctype == "message/rfc822":

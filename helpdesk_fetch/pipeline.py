@@ -65,7 +65,7 @@ class Pipeline:
         self.config = config
         self.settings = config.settings
         self.dry_run = dry_run
-        self.database = db.open_database(self.settings.database, read_only=dry_run)
+        self.database = db.open_configured(self.settings, read_only=dry_run)
         self.tagger = Tagger(db.setting("tag_secret") or "", self.settings)
 
     def ingest(self, source: Source, raw: bytes, key: str) -> Outcome:

@@ -16,6 +16,8 @@ import pytest
 from tests.mails import message, message_id_of
 from tests.servers import SmtpSink
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 ROOT = Path(__file__).resolve().parent.parent
 STAFF = ["alice@example.com", "bob@example.com"]
 
@@ -339,7 +341,7 @@ def test_two_senders_at_once_send_each_mail_once(helpdesk, smtp, run):
     racers = [subprocess.Popen(["faketime", "-f", "+1h", sys.executable, "-c",
                                 "import sys; from helpdesk_fetch import config, db, outbox; "
                                 "c = config.load(config.config_path(sys.argv[1])); "
-                                "db.open_database(c.settings.database); outbox.send_due(c)",
+                                "db.open_configured(c.settings); outbox.send_due(c)",
                                 str(config)], cwd=ROOT) for _ in range(2)]
     assert [p.wait(timeout=120) for p in racers] == [0, 0]
     assert len(smtp.messages) == 60

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import click
 
@@ -36,6 +37,7 @@ class App:
             for item in (*self._config.accounts, self._config.smtp):
                 if item is not None and item.password:
                     auth.remember_secret(item.password)
+            auth.remember_secret(urlsplit(self._config.settings.database).password or "")
         return self._config
 
     def database(self, *, read_only: bool = False):
@@ -43,8 +45,7 @@ class App:
         if self._database is None:
             from helpdesk_fetch import db
 
-            self._database = db.open_database(self.config().settings.database,
-                                              read_only=read_only)
+            self._database = db.open_configured(self.config().settings, read_only=read_only)
         return self._database
 
     def tagger(self):
@@ -194,4 +195,12 @@ def main() -> None:
 
 
 # The commands register themselves on import.
-from helpdesk_fetch.cli import accounts, admin, deliver, errors, fetch, tickets  # noqa: E402, F401
+from helpdesk_fetch.cli import (  # noqa: E402, F401
+    accounts,
+    admin,
+    db,
+    deliver,
+    errors,
+    fetch,
+    tickets,
+)
