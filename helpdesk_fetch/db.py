@@ -13,6 +13,12 @@ Transactions begin with ``BEGIN IMMEDIATE``: a deferred transaction that reads (
 thread lookups) and then writes fails at once with "database is locked" when another process
 committed in between (a WAL snapshot conflict, for which SQLite does not wait); taking the write
 lock at BEGIN makes overlapping runs on different accounts queue for busy_timeout instead.
+
+PostgreSQL (spec §8) goes through psycopg2, the optional extra ``helpdesk-fetch[postgres]``; its
+commits are durable with the server's defaults. Ticket numbers come from the sequence
+``ticket_number_seq``, so concurrent workers never draw the same one. Migrations are serialised
+by an advisory lock (SQLite: a file lock), so workers starting together on a new database create
+the schema once.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
 
 from peewee import Database, OperationalError, PeeweeException, PostgresqlDatabase, SqliteDatabase
 
 from helpdesk_fetch import models
+from helpdesk_fetch.config import Settings
 from helpdesk_fetch.errors import ConfigError, DatabaseError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -37,43 +44,101 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 30000,
     "cache_size": -16000,  # 16 MiB
 }
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}
+SERVER_KEEPALIVES = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 " \
+                    "-c tcp_keepalives_count=3"
 
 
-def open_database(url: str, *, password: str | None = None, read_only: bool = False) -> Database:
+def open_configured(settings: Settings, *, read_only: bool = False) -> Database:
+    """Open the database of ``[settings]``, with its password source (PostgreSQL)."""
+    from helpdesk_fetch.auth import database_password
+
+    password = database_password(settings, timeout=settings.timeout_seconds)
+    return open_database(settings.database, password=password, read_only=read_only,
+                         timeout=settings.timeout_seconds)
+
+
+def open_database(url: str, *, password: str | None = None, read_only: bool = False,
+                  timeout: float = 60) -> Database:
     """Open the database at *url*, bind the models to it and bring its schema up to date.
 
     *read_only* (for --dry-run) changes nothing: a SQLite file is opened read-only, or, when it
-    does not exist yet, an empty in-memory database stands in for it."""
-    database = connect(url, password=password, read_only=read_only)
+    does not exist yet, an empty in-memory database stands in for it; a PostgreSQL session is
+    read-only, and an empty PostgreSQL database gets its schema in the session's temporary
+    schema, which nobody else sees and which ends with the session."""
+    database = connect(url, password=password, read_only=read_only, timeout=timeout)
+    previous = models.database.obj
+    if previous is not None and previous is not database:
+        with contextlib.suppress(PeeweeException):  # one at a time: leave no session behind
+            previous.close()
     models.database.initialize(database)
-    in_memory = isinstance(database, SqliteDatabase) and database.database == ":memory:"
     try:
         database.connect(reuse_if_open=True)
-        if read_only and not in_memory:
-            if _pending(database):
-                raise DatabaseError("the database schema is older than this version; run once "
-                                    "without --dry-run to upgrade it")
-        else:
-            migrate(database)
+        _prepare(database, read_only=read_only)
     except PeeweeException as exc:
         raise DatabaseError(f"cannot open the database {redact_url(url)}: "
                             f"{describe_error(exc)}") from None
     return database
 
 
-def connect(url: str, *, password: str | None = None, read_only: bool = False) -> Database:
+def _prepare(database: Database, *, read_only: bool) -> None:
+    in_memory = isinstance(database, SqliteDatabase) and database.database == ":memory:"
+    if not read_only or in_memory:
+        return migrate(database)
+    if isinstance(database, PostgresqlDatabase):
+        if not database.table_exists(HISTORY_TABLE):
+            database.execute_sql("SET search_path TO pg_temp")
+            migrate(database)
+        database.execute_sql("SET default_transaction_read_only = on")
+    if _pending(database):
+        raise DatabaseError("the database schema is older than this version; run once "
+                            "without --dry-run to upgrade it")
+
+
+def connect(url: str, *, password: str | None = None, read_only: bool = False,
+            timeout: float = 60) -> Database:
     """A peewee database for *url* (``sqlite:///path`` or ``postgresql://user@host:port/db``)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         return _sqlite(unquote(parts.path[1:] if parts.path.startswith("/") else parts.path),
                        url, read_only=read_only)
     if parts.scheme in ("postgres", "postgresql"):
-        return PostgresqlDatabase(
-            unquote(parts.path.lstrip("/")), user=unquote(parts.username or "") or None,
-            password=password or (unquote(parts.password) if parts.password else None),
-            host=parts.hostname, port=parts.port, autoconnect=True)
+        return _postgresql(parts, password, timeout)
     raise ConfigError(f"unsupported database URL {redact_url(url)!r} (use sqlite:/// or "
                       "postgresql://)", key="settings.database")
+
+
+def _postgresql(parts: SplitResult, password: str | None, timeout: float) -> PostgresqlDatabase:
+    """PostgreSQL through psycopg2 (the optional extra ``helpdesk-fetch[postgres]``).
+
+    Keepalives on both ends: a worker whose machine vanishes loses its session, and with it its
+    account locks, within about a minute (spec §8); a vanished server is noticed as quickly."""
+    import peewee
+
+    if peewee.psycopg2 is None and peewee.psycopg is None:
+        raise ConfigError("a PostgreSQL database needs the psycopg2 driver: "
+                          "pip install 'helpdesk-fetch[postgres]'", key="settings.database")
+    query = dict(parse_qsl(parts.query))  # libpq parameters, e.g. ?sslmode=verify-full
+    options = f"{SERVER_KEEPALIVES} {query.pop('options', '')}".strip()
+    params = {"connect_timeout": max(1, int(timeout)), "application_name": "helpdesk-fetch",
+              **KEEPALIVES, "options": options, **query}
+    return Postgresql(
+        unquote(parts.path.lstrip("/")), user=unquote(parts.username or "") or None,
+        password=password or (unquote(parts.password) if parts.password else None),
+        host=parts.hostname, port=parts.port, autoconnect=True, **params)
+
+
+class Postgresql(PostgresqlDatabase):
+    """PostgreSQL's text cannot hold NUL, which SQLite's can: the parser never produces it, and
+    should one slip through (an error text, an old SQLite row being copied) it is stored as
+    U+FFFD instead of failing the driver with a ValueError."""
+
+    def execute_sql(self, sql, params=None):
+        if isinstance(params, (list, tuple)) and any(
+                isinstance(p, str) and "\x00" in p for p in params):
+            params = [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+        return super().execute_sql(sql, params)
 
 
 def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:

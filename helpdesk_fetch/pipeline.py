@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import peewee
 
-from helpdesk_fetch import automail, db, rules, store
+from helpdesk_fetch import authres, automail, db, rules, store
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.errors import DatabaseError
@@ -65,7 +65,7 @@ class Pipeline:
         self.config = config
         self.settings = config.settings
         self.dry_run = dry_run
-        self.database = db.open_database(self.settings.database, read_only=dry_run)
+        self.database = db.open_configured(self.settings, read_only=dry_run)
         self.tagger = Tagger(db.setting("tag_secret") or "", self.settings)
 
     def ingest(self, source: Source, raw: bytes, key: str) -> Outcome:
@@ -157,8 +157,10 @@ class Pipeline:
         if parsed.header(automail.MARKER) is not None:
             return rules.own_mail_returned() if ticket is not None else None
         resource = self.config.resource(ticket.resource if ticket else source.resource)
+        verified = authres.sender_trusted(parsed.headers.get("authentication-results", []),
+                                          parsed.from_addr, authserv_id=self.settings.authserv_id)
         return rules.decide(ticket, parsed.from_addr, resource=resource, settings=self.settings,
-                            now=now)
+                            now=now, sender_verified=verified)
 
     def record_failure(self, source: Source, outcome: Outcome, *, raw: bytes | None, size: int,
                        location: str) -> bool:

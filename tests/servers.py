@@ -43,13 +43,14 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def make_certificate(directory: Path, name: str = "localhost") -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1 (a private CA of its own)."""
+def make_certificate(directory: Path, name: str = "localhost",
+                     names: str = "DNS:localhost,IP:127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate for *names* (a private CA of its own)."""
     cert, key = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
          "-out", str(cert), "-days", "3650", "-subj", f"/CN={name}",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+         "-addext", f"subjectAltName={names}"],
         check=True, capture_output=True)
     return cert, key
 
@@ -71,13 +72,15 @@ class Dovecot:
     Any user name logs in with PASSWORD, so each test uses fresh mailboxes by using fresh names.
     """
 
-    def __init__(self, base: Path, *, ssl_enabled: bool = True, extra_config: str = "") -> None:
+    def __init__(self, base: Path, *, ssl_enabled: bool = True, extra_config: str = "",
+                 oauth2_introspection_url: str | None = None) -> None:
         if shutil.which("dovecot") is None:
             raise ServerMissing("Dovecot is not installed; run `sudo make test-deps` (Debian "
                                 "packages dovecot-imapd dovecot-pop3d)")
         self.base = base
         self.ssl_enabled = ssl_enabled
         self.extra_config = extra_config
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
         self.cert, self.key = make_certificate(base)
         self.config = base / "dovecot.conf"
@@ -98,8 +101,15 @@ class Dovecot:
         if done.returncode != 0:
             raise RuntimeError("Dovecot did not start: "
                                + (self.base / "startup.log").read_text(errors="replace"))
-        for port in self.ports.values():
-            wait_for_port(port)
+        # Without TLS Dovecot opens no imaps/pop3s listener (they inherit ssl = yes).
+        listening = [port for name, port in self.ports.items()
+                     if self.ssl_enabled or not name.endswith("s")]
+        try:
+            for port in listening:
+                wait_for_port(port)
+        except RuntimeError:
+            self.stop()  # never leave a half-started server behind
+            raise
         return self
 
     def stop(self) -> None:
@@ -130,11 +140,7 @@ default_login_user = {login_user}
 default_internal_user = {internal_user}
 mail_location = maildir:{self.base}/mail/%u/Maildir
 {ssl_lines}disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {{
-  driver = static
-  args = password={PASSWORD}
-}}
+{self._passdbs()}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={self.base}/mail/%u
@@ -158,12 +164,33 @@ service pop3-login {{
 }}
 service anvil {{
   chroot =
+  # Every test connects from 127.0.0.1, so Dovecot's per-IP penalty after a failed login would
+  # slow down every later login by up to 15 s; an unreachable penalty socket turns it off.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 mail_max_userip_connections = 100
 auth_failure_delay = 0
 pop3_uidl_format = %08Xu%08Xv
 {self.extra_config}
 """
+
+    def _passdbs(self) -> str:
+        """Any user logs in with PASSWORD; with an introspection URL also with XOAUTH2 and
+        OAUTHBEARER, whose tokens Dovecot's oauth2 passdb checks there (RFC 7662, POST)."""
+        static = f"passdb {{\n  driver = static\n  args = password={PASSWORD}\n"
+        if not self.oauth2_introspection_url:
+            return f"auth_mechanisms = plain login\n{static}}}"
+        settings = self.base / "dovecot-oauth2.conf.ext"
+        settings.write_text(f"introspection_mode = post\n"
+                            f"introspection_url = {self.oauth2_introspection_url}\n"
+                            "force_introspection = yes\nusername_attribute = username\n"
+                            "active_attribute = active\nactive_value = true\n")
+        return (f"auth_mechanisms = plain login xoauth2 oauthbearer\n"
+                f"{static}  mechanisms = plain login\n}}\n"
+                f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {settings}\n}}")
 
     # -- helpers for tests ------------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext:

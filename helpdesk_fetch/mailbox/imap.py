@@ -21,6 +21,7 @@ from helpdesk_fetch.mailbox.base import (
     network_errors,
     tls_context,
 )
+from helpdesk_fetch.oauth2.sasl import XOAuth2
 
 SIZE_BATCH = 1000  # UIDs per RFC822.SIZE request
 
@@ -48,12 +49,31 @@ class ImapMailbox(Mailbox):
         self._error_folder_ready = False
 
     def _login(self) -> None:
+        a = self.account
+        if a.auth == "oauth2":
+            return self._xoauth2()
         try:
-            self.client.login(self.account.username, self.password)
+            if not self.password.isascii() and self.client.has_capability("AUTH=PLAIN"):
+                self.client.plain_login(a.username, self.password)  # LOGIN is ASCII only
+            else:
+                self.client.login(a.username, self.password)
         except LoginError as exc:
-            raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
-                            f"{_server_text(exc)}; check the username and the password "
-                            "source") from None
+            raise AuthError(a.name, f"login as {a.username!r} refused: {_server_text(exc)}; "
+                            "check the username and the password source") from None
+
+    def _xoauth2(self) -> None:
+        a = self.account
+        if not self.client.has_capability("AUTH=XOAUTH2"):
+            raise AuthError(a.name, f"{a.host}:{a.port} does not offer AUTH=XOAUTH2; it cannot "
+                            "log in with OAuth2")
+        mechanism = XOAuth2(a.username, self.password)
+        try:
+            self.client.sasl_login("XOAUTH2", mechanism)
+        except LoginError as exc:
+            detail = f" ({mechanism.error})" if mechanism.error else ""
+            raise AuthError(a.name, f"the server refused the OAuth2 access token for "
+                            f"{a.username!r}{detail}: {_server_text(exc)}; the saved token is "
+                            "dropped, the next attempt gets a new one") from None
 
     def list(self) -> list[MessageRef]:
         with self._translate("listing"):

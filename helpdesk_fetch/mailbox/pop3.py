@@ -7,7 +7,10 @@ the server; the ingest side remembers its UIDL and skips it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import logging
 import poplib
 import socket
 import ssl
@@ -22,15 +25,23 @@ from helpdesk_fetch.mailbox.base import (
     network_errors,
     tls_context,
 )
+from helpdesk_fetch.oauth2.sasl import describe_challenge, xoauth2_base64
 
 # poplib refuses lines over 2048 bytes, which real mail has (RFC 5322 asks for 998, not everybody
 # listens); allow long lines while still bounding a runaway server.
 MAX_LINE = 4 * 1024 * 1024
 
 
+TRACE = logging.getLogger(__name__ + ".protocol")  # the -vvv protocol trace, like imaplib's
+
+
 class _Session:
-    """poplib, allowing long lines, with its raw socket shown to the cutoff as soon as it is
-    connected (poplib does TLS and reads the greeting inside its constructor)."""
+    """poplib with long lines allowed, a protocol trace in which no secret appears (poplib's own
+    debug output prints PASS in the clear, so it is never turned on), and its raw socket shown
+    to the cutoff as soon as it is connected (poplib does TLS and reads the greeting inside its
+    constructor)."""
+
+    _secret_next = False
 
     def __init__(self, cutoff: Cutoff, *args, **kwargs) -> None:
         self._cutoff = cutoff
@@ -42,6 +53,29 @@ class _Session:
         if isinstance(self, poplib.POP3_SSL):
             sock = self.context.wrap_socket(sock, server_hostname=self.host)
         return sock
+
+    def _putcmd(self, line):
+        upper = line.upper()
+        if upper.startswith(("PASS ", "APOP ")):
+            shown = line.split(" ", 1)[0] + " ***"
+        elif upper.startswith("AUTH ") and len(line.split()) > 2:  # an initial response
+            shown = " ".join(line.split()[:2]) + " ***"
+        elif self._secret_next and line:
+            shown = "***"  # a SASL response: the password or token, base64-encoded
+        else:
+            shown = line
+        self._secret_next = upper.startswith("AUTH ") or (self._secret_next and not line)
+        TRACE.debug("> %s", shown)
+        super()._putcmd(line)
+
+    def _getresp(self):
+        try:
+            resp = super()._getresp()
+        except poplib.error_proto as exc:
+            TRACE.debug("< %s", _text(exc))
+            raise
+        TRACE.debug("< %s", resp.decode("utf-8", "replace"))
+        return resp
 
     def _getline(self):
         line = self.file.readline(MAX_LINE + 1)
@@ -89,12 +123,35 @@ class Pop3Mailbox(Mailbox):
         self.conn.stls(context)
 
     def _login(self) -> None:
+        if self.account.auth == "oauth2":
+            return self._xoauth2()
         try:
             self.conn.user(self.account.username)
             self.conn.pass_(self.password)
         except poplib.error_proto as exc:
             raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
                             f"{_text(exc)}; check the username and the password source") from None
+
+    def _xoauth2(self) -> None:
+        """``AUTH XOAUTH2``, then the response after the server's ``+`` (the two-step form that
+        Office 365 expects; RFC 5034 allows it everywhere)."""
+        a = self.account
+        try:
+            self.conn._shortcmd("AUTH XOAUTH2")
+        except poplib.error_proto as exc:
+            raise AuthError(a.name, f"{a.host}:{a.port} does not accept AUTH XOAUTH2: "
+                            f"{_text(exc)}") from None
+        try:
+            answer = self.conn._shortcmd(xoauth2_base64(a.username, self.password))
+            if answer.startswith(b"+OK"):
+                return
+            detail = describe_challenge(_unbase64(answer[1:].strip()))
+            self.conn._shortcmd("")  # ends the exchange; the server answers -ERR
+            raise poplib.error_proto(f"-ERR ({detail})")
+        except poplib.error_proto as exc:
+            raise AuthError(a.name, f"the server refused the OAuth2 access token for "
+                            f"{a.username!r}: {_text(exc)}; the saved token is dropped, the "
+                            "next attempt gets a new one") from None
 
     def list(self) -> list[MessageRef]:
         with self._translate("listing"):
@@ -145,6 +202,13 @@ def _pairs(lines: list[bytes]) -> Iterator[tuple[str, str]]:
     for line in lines:
         num, _, value = line.decode("ascii", "replace").partition(" ")
         yield num, value.strip()
+
+
+def _unbase64(data: bytes) -> bytes:
+    try:
+        return base64.b64decode(data)
+    except (binascii.Error, ValueError):
+        return data
 
 
 def _text(exc: Exception) -> str:
