@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import signal
 import sqlite3
 import subprocess
@@ -22,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.mails import message
+from tests.proc import ROOT, environment, helpdesk_fetch
 
-ROOT = Path(__file__).resolve().parent.parent
 ERROR_FOLDER = "HD Error Messages"
 LIMIT = 20_000  # max_message_bytes in these tests: the oversized message is over it
 
@@ -32,17 +31,13 @@ def sha(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def _env(crash_at: str | None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_FETCH_")}
-    env["PYTHONPATH"] = str(ROOT)
-    if crash_at:
-        env["HELPDESK_FETCH_CRASH_AT"] = crash_at
-    return env
+def _env(crash_at: str | None) -> dict[str, str]:
+    return environment(**({"HELPDESK_FETCH_CRASH_AT": crash_at} if crash_at else {}))
 
 
 def start_fetch(config: Path, *args: str, crash_at: str | None = None,
                 verbose: bool = False) -> subprocess.Popen:
-    """`helpdesk-fetch --config CONFIG [-v] fetch ARGS` in a process of its own."""
+    """`helpdesk-fetch --config CONFIG [-v] fetch ARGS` in a process of its own, left running."""
     options = ["--config", str(config)] + (["-v"] if verbose else [])
     return subprocess.Popen(
         [sys.executable, "-m", "helpdesk_fetch", *options, "fetch", *args],
@@ -50,17 +45,10 @@ def start_fetch(config: Path, *args: str, crash_at: str | None = None,
         stderr=subprocess.PIPE, text=True)
 
 
-def fetch(config: Path, *args: str, crash_at: str | None = None,
-          timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run fetch to its end (*timeout* only guards against a hang; no test asserts speed)."""
-    proc = start_fetch(config, *args, crash_at=crash_at)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"fetch still running after {timeout} s; stderr: {err}") from None
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+def fetch(config: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    """`helpdesk-fetch fetch` run to its end (tests/proc.py's timeout only guards against a hang;
+    no test asserts speed)."""
+    return helpdesk_fetch("fetch", *args, config=config, env=_env(crash_at), text=True)
 
 
 KILLED = -signal.SIGKILL

@@ -14,18 +14,17 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from tests.chaos import (
-    ROOT,
     assert_exactly_once,
     assert_nothing_lost,
     fetch,
     mixed_load,
 )
 from tests.mails import message
+from tests.proc import helpdesk_fetch
 
 pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
 
@@ -142,12 +141,9 @@ _CALL = re.compile(r"^(?:\d+ +)?(\w+)\((\d+)<([^>]*)>(.*)$")
 
 def traced_fetch(config, log):
     """fetch under strace: WAL writes and syncs, and what is sent over the network."""
-    done = subprocess.run(
-        ["strace", "-f", "-qq", "-yy", "-s", "256", "-o", str(log), "-e",
-         "trace=pwrite64,write,fsync,fdatasync,sendto", sys.executable, "-m", "helpdesk_fetch",
-         "--config", str(config), "fetch"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=120)
+    done = helpdesk_fetch("fetch", config=config, text=True, wrapper=(
+        "strace", "-f", "-qq", "-yy", "-s", "256", "-o", str(log), "-e",
+        "trace=pwrite64,write,fsync,fdatasync,sendto"))
     assert done.returncode == 0, done.stderr
     events = []
     for line in log.read_text().splitlines():

@@ -61,7 +61,7 @@ def two_accounts(dovecot, mail_user, write_config, proxy_to, tmp_path):
 
         def run_with(self, fault: Fault):
             self.proxy.fault = fault
-            result = fetch(self.config, timeout=90)
+            result = fetch(self.config)
             self.proxy.fault = None
             assert self.proxy.fired >= 1, f"the fault never happened: {result.stderr}"
             return result
