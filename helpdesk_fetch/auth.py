@@ -7,12 +7,14 @@ any text that reaches an output (log lines, error messages) as a second line of 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
-from helpdesk_fetch.config import Account, Smtp, check_private
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.config import Account, Settings, Smtp, check_private
+from helpdesk_fetch.errors import AuthError, ConfigError
 
 _SECRETS: set[str] = set()
 
@@ -34,12 +36,53 @@ def redact(text: str) -> str:
 
 def password_for(source: Account | Smtp, *, label: str, timeout: float) -> str:
     """The password of *source* (an account, or ``[smtp]`` with *label* "smtp")."""
-    return remember_secret(_password(source, label, timeout))
+    if isinstance(source, Smtp):
+        return remember_secret(_password(source, None, "smtp.", timeout))
+    return remember_secret(_password(source, label, "", timeout))
 
 
-def _password(source: Account | Smtp, label: str, timeout: float) -> str:
-    account = None if isinstance(source, Smtp) else label
-    key_prefix = "smtp." if isinstance(source, Smtp) else ""
+@contextlib.contextmanager
+def login_secret(source: Account | Smtp, *, label: str, state_dir: str, timeout: float):
+    """What *source* logs in with: its password, or (``auth = "oauth2"``) a current access
+    token. A token that the server refuses is forgotten, so the next attempt gets a new one.
+    A Maildir needs nothing (None)."""
+    if getattr(source, "protocol", None) == "maildir":
+        yield None
+        return
+    if source.auth != "oauth2":
+        yield password_for(source, label=label, timeout=timeout)
+        return
+    from helpdesk_fetch.oauth2 import tokens
+
+    token = tokens.access_token(source, label=label, state_dir=state_dir, timeout=timeout)
+    try:
+        yield token
+    except AuthError:
+        tokens.discard_access_token(source, label=label, state_dir=state_dir)
+        raise
+
+
+def database_password(settings: Settings, *, timeout: float) -> str | None:
+    """The database password from ``[settings] database_password_env/_file/_command``; None when
+    none is given (libpq then looks at PGPASSWORD and ~/.pgpass itself)."""
+    return password_from(env=settings.database_password_env,
+                         file=settings.database_password_file,
+                         command=settings.database_password_command,
+                         key_prefix="settings.database_", timeout=timeout)
+
+
+def password_from(*, env: str | None, file: str | None, command: str | None, key_prefix: str,
+                  timeout: float) -> str | None:
+    """The password from whichever of the three sources is given; None when none is."""
+    if env is None and file is None and command is None:
+        return None
+    source = SimpleNamespace(password=None, password_env=env, password_file=file,
+                             password_command=command)
+    return remember_secret(_password(source, None, key_prefix, timeout))
+
+
+def _password(source, account: str | None, key_prefix: str, timeout: float) -> str:
+    """The password from the first source *source* names; errors name *account* and the key."""
     if source.password is not None:
         return source.password
     if source.password_env is not None:
@@ -51,7 +94,8 @@ def _password(source: Account | Smtp, label: str, timeout: float) -> str:
     if source.password_file is not None:
         return _read_password_file(Path(source.password_file), account, key_prefix)
     if source.password_command is not None:
-        return _run_password_command(source.password_command, account, key_prefix, timeout)
+        return run_secret_command(source.password_command, account=account,
+                                  key=key_prefix + "password_command", timeout=timeout)
     raise ConfigError("no password source given", account=account, key=key_prefix + "password_env")
 
 
@@ -68,9 +112,9 @@ def _read_password_file(path: Path, account: str | None, key_prefix: str) -> str
     return text.splitlines()[0] if text else ""
 
 
-def _run_password_command(command: str, account: str | None, key_prefix: str,
-                          timeout: float) -> str:
-    key = key_prefix + "password_command"
+def run_secret_command(command: str, *, account: str | None, key: str, timeout: float) -> str:
+    """The first line that *command* prints (it must exit 0 within *timeout*); its output is
+    never shown, not even when it fails: it may hold the secret or part of it."""
     try:
         done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
@@ -78,7 +122,6 @@ def _run_password_command(command: str, account: str | None, key_prefix: str,
         raise ConfigError(f"the command did not finish within {timeout:g} s", account=account,
                           key=key) from None
     if done.returncode != 0:
-        # Its output is not shown: it may hold the secret or part of it.
         raise ConfigError(f"the command exited with status {done.returncode}", account=account,
                           key=key)
     lines = done.stdout.decode("utf-8", "replace").splitlines()

@@ -15,8 +15,10 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.oauth2 import settings as oauth2_settings
 
 ENV_VAR = "HELPDESK_FETCH_CONFIG"
 PROTOCOLS = ("imap", "pop3", "maildir")
@@ -27,6 +29,7 @@ DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none
 NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 KEYWORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password")
+DATABASE_PASSWORD_KEYS = tuple(f"database_{key}" for key in PASSWORD_KEYS[:3])
 
 
 def config_path(option: str | os.PathLike | None = None) -> Path:
@@ -45,6 +48,9 @@ class Settings:
     """``[settings]``: how every run behaves."""
 
     database: str = ""  # filled in by load(): a SQLite file beside the accounts file
+    database_password_env: str | None = None  # PostgreSQL: the password, never in the URL
+    database_password_file: str | None = None
+    database_password_command: str | None = None
     state_dir: str = ""  # filled in by load(): the accounts file's directory
     error_folder: str = "HD Error Messages"
     reactivation_days: int = 14
@@ -60,10 +66,32 @@ class Settings:
     language: str = "en"  # of the built-in auto-mail texts: en | de
     templates_dir: str = ""  # the administrator's own auto-mail texts, if any
     automail_per_sender_per_hour: int = 10
+    authserv_id: str = ""  # trust a member's From only with an Authentication-Results from it
+
+
+@dataclass(frozen=True, kw_only=True)
+class OAuth2Keys:
+    """The keys of an OAuth2 login (spec §7), shared by ``[[accounts]]`` and ``[smtp]``.
+
+    Checked and completed (provider presets) by ``oauth2.settings.check``. With auth = "oauth2"
+    the password keys, when given, hold the OAuth2 client secret."""
+
+    auth: str = "password"
+    provider: str | None = None
+    oauth2_flow: str = "refresh_token"
+    oauth2_token_command: str | None = None
+    oauth2_client_id: str | None = None
+    oauth2_tenant: str | None = None
+    oauth2_scopes: tuple[str, ...] = ()
+    oauth2_token_url: str | None = None
+    oauth2_device_url: str | None = None
+    oauth2_authorize_url: str | None = None
+    oauth2_certificate_file: str | None = None
+    oauth2_token_file: str | None = None
 
 
 @dataclass(frozen=True)
-class Smtp:
+class Smtp(OAuth2Keys):
     """``[smtp]``: the outgoing server for auto-mails (spec §6)."""
 
     host: str
@@ -99,7 +127,7 @@ class Resource:
 
 
 @dataclass(frozen=True)
-class Account:
+class Account(OAuth2Keys):
     """``[[accounts]]``: one mailbox."""
 
     name: str
@@ -217,7 +245,8 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
 
 
 def _holds_inline_secret(config: Config) -> bool:
-    return any(a.password for a in config.accounts) or bool(config.smtp and config.smtp.password)
+    return (any(a.password for a in config.accounts) or bool(config.smtp and config.smtp.password)
+            or urlsplit(config.settings.database).password is not None)
 
 
 def _table(data: dict, name: str, path: Path) -> dict:
@@ -259,13 +288,30 @@ def _settings(data: dict, path: Path) -> Settings:
     _check_choice(settings.language, LANGUAGES, path, None, "settings.language")
     templates = str(directory / settings.templates_dir) if settings.templates_dir else ""
     return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
-                               templates_dir=templates)
+                               templates_dir=templates,
+                               **_database_password(settings, database, path))
+
+
+def _database_password(settings: Settings, database: str, path: Path) -> dict:
+    """Check the ``database_password_*`` keys: at most one, and only for PostgreSQL."""
+    given = [k for k in DATABASE_PASSWORD_KEYS if getattr(settings, k) is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give only one of {', '.join(given)}", path=path,
+                          key=f"settings.{given[1]}")
+    if given and not database.startswith(("postgresql:", "postgres:")):
+        raise ConfigError("only a PostgreSQL database has a password", path=path,
+                          key=f"settings.{given[0]}")
+    if settings.database_password_file:
+        file = path.parent / Path(settings.database_password_file).expanduser()
+        return {"database_password_file": str(file)}
+    return {}
 
 
 def _smtp(data: dict, path: Path) -> Smtp:
     smtp = _build(Smtp, data, path, None, "smtp.")
     _check_choice(smtp.security, SECURITIES, path, None, "smtp.security")
     _check_one_password(smtp, path, None, "smtp.", required=False)
+    smtp = oauth2_settings.check(smtp, data, path, None, "smtp.", protocol="smtp")
     port = smtp.port or {"ssl": 465, "starttls": 587, "none": 25}[smtp.security]
     return dataclasses.replace(smtp, port=port, **_resolved_paths(smtp, path.parent))
 
@@ -273,7 +319,8 @@ def _smtp(data: dict, path: Path) -> Smtp:
 def _resolved_paths(obj, directory: Path) -> dict:
     """Relative file keys are relative to the accounts file's directory."""
     paths = {}
-    for key in ("path", "ca_file", "password_file"):
+    for key in ("path", "ca_file", "password_file", "oauth2_certificate_file",
+                "oauth2_token_file"):
         value = getattr(obj, key, None)
         if value:
             paths[key] = str(directory / Path(value).expanduser())
@@ -302,7 +349,8 @@ def _account(data: dict, path: Path) -> Account:
     _check_choice(account.protocol, PROTOCOLS, path, account.name, "protocol")
     _check_choice(account.security, SECURITIES, path, account.name, "security")
     if account.protocol == "maildir":
-        for key in ("host", "port", "username", *PASSWORD_KEYS, "ca_file"):
+        for key in ("host", "port", "username", *PASSWORD_KEYS, "ca_file",
+                    *oauth2_settings.oauth2_keys()):
             if data.get(key) is not None:
                 raise ConfigError("does not apply to a maildir account", key=key, **where)
         if not account.path:
@@ -316,7 +364,9 @@ def _account(data: dict, path: Path) -> Account:
         raise ConfigError("POP3 has no folders; remove it", key="folder", **where)
     if "path" in data:
         raise ConfigError("only maildir accounts have a path", key="path", **where)
-    _check_one_password(account, path, account.name, "", required=True)
+    _check_one_password(account, path, account.name, "", required=account.auth == "password")
+    account = oauth2_settings.check(account, data, path, account.name, "",
+                                    protocol=account.protocol)
     port = account.port or DEFAULT_PORTS[(account.protocol, account.security)]
     if not 0 < port < 65536:
         raise ConfigError("must be between 1 and 65535", key="port", **where)

@@ -11,18 +11,31 @@ SQLite pragmas, chosen deliberately:
 - ``cache_size=-2000`` (2 MiB, SQLite's default): ingest only probes indexes (a handful of pages
   per message) and appends; a larger cache bought no speed with a million stored messages and
   cost its size in memory (``make bench``: peak RSS of a 1,000-message run 62 -> 46 MB).
+
+Transactions begin with ``BEGIN IMMEDIATE``: a deferred transaction that reads (the duplicate and
+thread lookups) and then writes fails at once with "database is locked" when another process
+committed in between (a WAL snapshot conflict, for which SQLite does not wait); taking the write
+lock at BEGIN makes overlapping runs on different accounts queue for busy_timeout instead.
+
+PostgreSQL (spec §8) goes through psycopg2, the optional extra ``helpdesk-fetch[postgres]``; its
+commits are durable with the server's defaults. Ticket numbers come from the sequence
+``ticket_number_seq``, so concurrent workers never draw the same one. Migrations are serialised
+by an advisory lock (SQLite: a file lock), so workers starting together on a new database create
+the schema once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
 
 from peewee import Database, OperationalError, PeeweeException, PostgresqlDatabase, SqliteDatabase
 
 from helpdesk_fetch import models
+from helpdesk_fetch.config import Settings
 from helpdesk_fetch.errors import ConfigError, DatabaseError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -34,43 +47,101 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 30000,
     "cache_size": -2000,  # 2 MiB
 }
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}
+SERVER_KEEPALIVES = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 " \
+                    "-c tcp_keepalives_count=3"
 
 
-def open_database(url: str, *, password: str | None = None, read_only: bool = False) -> Database:
+def open_configured(settings: Settings, *, read_only: bool = False) -> Database:
+    """Open the database of ``[settings]``, with its password source (PostgreSQL)."""
+    from helpdesk_fetch.auth import database_password
+
+    password = database_password(settings, timeout=settings.timeout_seconds)
+    return open_database(settings.database, password=password, read_only=read_only,
+                         timeout=settings.timeout_seconds)
+
+
+def open_database(url: str, *, password: str | None = None, read_only: bool = False,
+                  timeout: float = 60) -> Database:
     """Open the database at *url*, bind the models to it and bring its schema up to date.
 
     *read_only* (for --dry-run) changes nothing: a SQLite file is opened read-only, or, when it
-    does not exist yet, an empty in-memory database stands in for it."""
-    database = connect(url, password=password, read_only=read_only)
+    does not exist yet, an empty in-memory database stands in for it; a PostgreSQL session is
+    read-only, and an empty PostgreSQL database gets its schema in the session's temporary
+    schema, which nobody else sees and which ends with the session."""
+    database = connect(url, password=password, read_only=read_only, timeout=timeout)
+    previous = models.database.obj
+    if previous is not None and previous is not database:
+        with contextlib.suppress(PeeweeException):  # one at a time: leave no session behind
+            previous.close()
     models.database.initialize(database)
-    in_memory = isinstance(database, SqliteDatabase) and database.database == ":memory:"
     try:
         database.connect(reuse_if_open=True)
-        if read_only and not in_memory:
-            if _pending(database):
-                raise DatabaseError("the database schema is older than this version; run once "
-                                    "without --dry-run to upgrade it")
-        else:
-            migrate(database)
+        _prepare(database, read_only=read_only)
     except PeeweeException as exc:
         raise DatabaseError(f"cannot open the database {redact_url(url)}: "
                             f"{describe_error(exc)}") from None
     return database
 
 
-def connect(url: str, *, password: str | None = None, read_only: bool = False) -> Database:
+def _prepare(database: Database, *, read_only: bool) -> None:
+    in_memory = isinstance(database, SqliteDatabase) and database.database == ":memory:"
+    if not read_only or in_memory:
+        return migrate(database)
+    if isinstance(database, PostgresqlDatabase):
+        if not database.table_exists(HISTORY_TABLE):
+            database.execute_sql("SET search_path TO pg_temp")
+            migrate(database)
+        database.execute_sql("SET default_transaction_read_only = on")
+    if _pending(database):
+        raise DatabaseError("the database schema is older than this version; run once "
+                            "without --dry-run to upgrade it")
+
+
+def connect(url: str, *, password: str | None = None, read_only: bool = False,
+            timeout: float = 60) -> Database:
     """A peewee database for *url* (``sqlite:///path`` or ``postgresql://user@host:port/db``)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         return _sqlite(unquote(parts.path[1:] if parts.path.startswith("/") else parts.path),
                        url, read_only=read_only)
     if parts.scheme in ("postgres", "postgresql"):
-        return PostgresqlDatabase(
-            unquote(parts.path.lstrip("/")), user=unquote(parts.username or "") or None,
-            password=password or (unquote(parts.password) if parts.password else None),
-            host=parts.hostname, port=parts.port, autoconnect=True)
+        return _postgresql(parts, password, timeout)
     raise ConfigError(f"unsupported database URL {redact_url(url)!r} (use sqlite:/// or "
                       "postgresql://)", key="settings.database")
+
+
+def _postgresql(parts: SplitResult, password: str | None, timeout: float) -> PostgresqlDatabase:
+    """PostgreSQL through psycopg2 (the optional extra ``helpdesk-fetch[postgres]``).
+
+    Keepalives on both ends: a worker whose machine vanishes loses its session, and with it its
+    account locks, within about a minute (spec §8); a vanished server is noticed as quickly."""
+    import peewee
+
+    if peewee.psycopg2 is None and peewee.psycopg is None:
+        raise ConfigError("a PostgreSQL database needs the psycopg2 driver: "
+                          "pip install 'helpdesk-fetch[postgres]'", key="settings.database")
+    query = dict(parse_qsl(parts.query))  # libpq parameters, e.g. ?sslmode=verify-full
+    options = f"{SERVER_KEEPALIVES} {query.pop('options', '')}".strip()
+    params = {"connect_timeout": max(1, int(timeout)), "application_name": "helpdesk-fetch",
+              **KEEPALIVES, "options": options, **query}
+    return Postgresql(
+        unquote(parts.path.lstrip("/")), user=unquote(parts.username or "") or None,
+        password=password or (unquote(parts.password) if parts.password else None),
+        host=parts.hostname, port=parts.port, autoconnect=True, **params)
+
+
+class Postgresql(PostgresqlDatabase):
+    """PostgreSQL's text cannot hold NUL, which SQLite's can: the parser never produces it, and
+    should one slip through (an error text, an old SQLite row being copied) it is stored as
+    U+FFFD instead of failing the driver with a ValueError."""
+
+    def execute_sql(self, sql, params=None):
+        if isinstance(params, (list, tuple)) and any(
+                isinstance(p, str) and "\x00" in p for p in params):
+            params = [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+        return super().execute_sql(sql, params)
 
 
 def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
@@ -84,7 +155,7 @@ def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
                               pragmas={"busy_timeout": 30000}, autoconnect=True)
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True)
+    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True, lock_type="IMMEDIATE")
 
 
 def redact_url(url: str) -> str:
@@ -152,9 +223,16 @@ def setting(key: str) -> str | None:
     return row.value if row else None
 
 
-def describe_error(exc: BaseException) -> str:
-    """A short reason for a database failure, with the usual fixes for SQLite."""
+def describe_error(exc: BaseException, database: Database | None = None) -> str:
+    """A short reason for a database failure, with the usual fixes for SQLite.
+
+    SQLite reports a full disk as often as "disk I/O error" (creating the WAL index) as "database
+    or disk is full", and a read-only mount as a read-only database; the file system of the
+    database (*database*, else the one in use) says which."""
     text = str(exc)
+    hint = _file_system_trouble(database or models.database.obj)
+    if isinstance(exc, OperationalError) and hint:
+        return f"{text} ({hint})"
     if isinstance(exc, OperationalError):
         if "readonly" in text or "read-only" in text:
             return f"{text} (is the database file or its directory writable by this user?)"
@@ -164,3 +242,24 @@ def describe_error(exc: BaseException) -> str:
             return f"{text} (another process holds the database; try again)"
     return text
 
+
+
+FULL_BELOW = 1024 * 1024  # free bytes under which a database disk counts as full
+
+
+def _file_system_trouble(database: Database | None) -> str | None:
+    """What is wrong with the file system of a SQLite database file: read-only, or full."""
+    path = sqlite_path(database) if database is not None else None
+    if path is None:
+        return None
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return None
+    if fs.f_flag & os.ST_RDONLY:
+        return f"the file system holding {path.parent} is mounted read-only; remount it " \
+               "read-write or move the database"
+    free = fs.f_bavail * fs.f_frsize
+    if free < FULL_BELOW:
+        return f"the disk holding {path.parent} is full, {free} bytes free; free some space"
+    return None

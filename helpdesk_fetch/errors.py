@@ -55,7 +55,7 @@ class MailboxError(HelpdeskError):
     """An account could not be processed (connect, TLS, login, protocol)."""
 
     def __init__(self, account: str, message: str) -> None:
-        self.account = account
+        self.account, self.detail = account, message
         super().__init__(f"account {account!r}: {message}")
 
 

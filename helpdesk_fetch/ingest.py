@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import peewee
 
 from helpdesk_fetch import db, rules, state, store
-from helpdesk_fetch.auth import password_for
+from helpdesk_fetch.auth import login_secret, redact
 from helpdesk_fetch.clock import from_timestamp, utcnow
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.errors import AccountBusy, ConfigError, DatabaseError, MailboxError
@@ -41,6 +41,7 @@ class AccountReport:
     duplicates: int = 0
     errors: int = 0
     error: str | None = None
+    config_error: bool = False  # the account failed because of its configuration (exit 2)
     failures: list[str] = field(default_factory=list)  # one line per message set aside
     actions: list[str] = field(default_factory=list)  # what --dry-run would have done
     started_at: float = field(default_factory=time.time)
@@ -56,9 +57,12 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """Spec §3: 0 processed, 1 an account failed, 75 every selected account was busy."""
+        """Spec §3: 0 processed, 1 an account failed, 2 an account's configuration is wrong
+        (e.g. a password file others can read), 75 every selected account was busy."""
         if self.ingest_disabled is not None:
             return 0
+        if any(a.config_error for a in self.accounts):
+            return 2
         if self.database_error or any(a.outcome == "failed" for a in self.accounts):
             return 1
         if self.accounts and all(a.outcome == "busy" for a in self.accounts):
@@ -104,7 +108,8 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         if not dry_run:
             report.automail = send_automails(config, deadline=run.deadline)
     except DatabaseError as exc:
-        log.error("%s", exc)
+        log.error("%s; the run stopped, and messages not stored stay on their server for the "
+                  "next run", exc)
         report.database_error = str(exc)
     return report
 
@@ -160,7 +165,8 @@ class Run:
             report.outcome = "busy"
             log.info("account %s: skipped, another run is processing it", account.name)
         except (MailboxError, ConfigError) as exc:
-            report.outcome, report.error = "failed", str(exc)
+            report.outcome, report.error = "failed", redact(str(exc))  # it is stored and shown
+            report.config_error = isinstance(exc, ConfigError)
             log.error("%s", exc)
         report.seconds = time.time() - report.started_at
         self.progress.account_finished(report)
@@ -170,13 +176,16 @@ class Run:
 
     def _account(self, account: Account, report: AccountReport) -> None:
         timeout = max(1.0, min(self.config.timeout_for(account), self.remaining()))
-        password = None
-        if account.protocol != "maildir":
-            password = password_for(account, label=account.name, timeout=timeout)
-        box = get_mailbox(account, password=password, timeout=timeout,
-                          error_folder=self.settings.error_folder, dry_run=self.dry_run)
-        with box:
-            MailboxRun(self, account, box, report).process()
+        with login_secret(account, label=account.name, state_dir=self.settings.state_dir,
+                          timeout=timeout) as secret:
+            box = get_mailbox(account, password=secret, timeout=timeout,
+                              error_folder=self.settings.error_folder, dry_run=self.dry_run)
+            # No new work starts after the budget; what is in flight gets one timeout more,
+            # then the line is cut (a server trickling bytes defeats every per-read timeout).
+            budget = self.settings.run_budget_seconds
+            with box.deadline(self.remaining() + timeout, why=f"run_budget_seconds ({budget} s) "
+                              "and one timeout_seconds more ran out"), box:
+                MailboxRun(self, account, box, report).process()
 
     def _record(self, report: AccountReport) -> None:
         try:
@@ -214,8 +223,8 @@ class MailboxRun:
             self._overlapped(todo)
 
     def _overlapped(self, todo: list[MessageRef]) -> None:
-        """Fetch, prepare and write in three threads (prefetch.py); while the reader owns the
-        connection, it stands in for the mailbox here."""
+        """Read and hash/compress ahead in two threads, parse and write here (prefetch.py);
+        while the reader owns the connection, it stands in for the mailbox here."""
         from helpdesk_fetch import prefetch
 
         box = self.box
@@ -277,6 +286,7 @@ class MailboxRun:
         line = f"{outcome.label}: {outcome.reason}; {where}"
         self.report.failures.append(line)
         log.warning("account %s: %s", self.account.name, line)
-        self.pipeline.record_failure(self.source, outcome, raw=raw,
-                                     size=ref.size if raw is None else len(raw), location=where)
-        self.box.set_aside(ref)
+        again = self.pipeline.record_failure(self.source, outcome, raw=raw,
+                                             size=ref.size if raw is None else len(raw),
+                                             location=where)
+        self.box.set_aside(ref, again=again)

@@ -1,7 +1,9 @@
 """The database tables, as peewee models bound late to the database of ``db.open_database``.
 
-All times are naive UTC. A change here needs a new numbered migration in ``migrations/`` (generate
-it with ``make migration NAME=...``); released migrations never change.
+All times are naive UTC. Text that comes from mail is a TextField: PostgreSQL enforces the 255
+characters of a CharField, SQLite does not, and both must accept the same mail. A change here
+needs a new numbered migration in ``migrations/`` (generate it with ``make migration NAME=...``);
+released migrations never change.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class Ticket(BaseModel):
     subject = TextField()
     status = CharField(index=True)
     resource = CharField(null=True, index=True)
-    requester = CharField()  # bare address, lower case
+    requester = TextField()  # bare address, lower case (up to 320 characters)
     requester_name = TextField(default="")
     account = CharField(null=True)  # the account whose mail opened it
     created_at = DateTimeField()
@@ -95,7 +97,7 @@ class RawMessage(BaseModel):
 class Attachment(BaseModel):
     message = ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
     filename = TextField()
-    content_type = CharField()
+    content_type = TextField()  # as the sender wrote it: no length limit
     size = IntegerField()
     sha256 = CharField()
     content = BlobField()
@@ -142,7 +144,7 @@ class Outbox(BaseModel):
     message = ForeignKeyField(Message, on_delete="CASCADE")
     kind = CharField()
     recipients = TextField()  # JSON list
-    rate_key = CharField(null=True, index=True)  # the sender it answers, for the hourly cap
+    rate_key = TextField(null=True, index=True)  # the sender it answers, for the hourly cap
     created_at = DateTimeField()
     attempts = IntegerField(default=0)
     next_attempt_at = DateTimeField(index=True)

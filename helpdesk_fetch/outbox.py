@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 
 from helpdesk_fetch import store
-from helpdesk_fetch.auth import password_for
+from helpdesk_fetch.auth import login_secret
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config, Smtp
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.errors import AuthError, ConfigError, MailboxError
 from helpdesk_fetch.mailbox.base import tls_context
 from helpdesk_fetch.models import Outbox, RawMessage
+from helpdesk_fetch.oauth2.sasl import XOAuth2
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
     if not rows:
         return report
     try:
-        connection = connect(config.smtp, timeout=config.timeout_for(config.smtp))
+        connection = connect(config.smtp, timeout=config.timeout_for(config.smtp),
+                             state_dir=config.settings.state_dir)
     except (SmtpUnavailable, ConfigError) as exc:
         report.error = str(exc)
         log.warning("auto-mails not sent, %d wait for the next run: %s", len(rows), exc)
@@ -128,8 +130,9 @@ def _fail(row: Outbox, error: str, report: SendReport) -> None:
     report.failed += 1
 
 
-def connect(smtp: Smtp, *, timeout: float) -> smtplib.SMTP:
-    """A logged-in SMTP session; TLS is verified, STARTTLS is required when configured."""
+def connect(smtp: Smtp, *, timeout: float, state_dir: str) -> smtplib.SMTP:
+    """A logged-in SMTP session; TLS is verified, STARTTLS is required when configured; the
+    login is a password or (auth = "oauth2") XOAUTH2 with a token from ``state_dir``."""
     where = f"SMTP server {smtp.host}:{smtp.port}"
     try:
         context = tls_context("smtp", smtp.ca_file)
@@ -140,7 +143,7 @@ def connect(smtp: Smtp, *, timeout: float) -> smtplib.SMTP:
             if smtp.security == "starttls":
                 _starttls(connection, context, where)
         if smtp.username:
-            connection.login(smtp.username, password_for(smtp, label="smtp", timeout=timeout))
+            _login(connection, smtp, timeout=timeout, state_dir=state_dir)
         return connection
     except ssl.SSLCertVerificationError as exc:
         raise SmtpUnavailable(f"{where}: the TLS certificate is not trusted "
@@ -149,10 +152,27 @@ def connect(smtp: Smtp, *, timeout: float) -> smtplib.SMTP:
     except smtplib.SMTPAuthenticationError as exc:
         raise SmtpUnavailable(f"{where}: login as {smtp.username!r} refused: "
                               f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+    except MailboxError as exc:  # OAuth2: the token endpoint or the token was refused
+        raise SmtpUnavailable(f"{where}: {exc.detail}") from None
     except TimeoutError:
         raise SmtpUnavailable(f"{where}: no answer within {timeout:g} s") from None
     except (smtplib.SMTPException, OSError) as exc:
         raise SmtpUnavailable(f"{where}: {exc}") from None
+
+
+def _login(connection: smtplib.SMTP, smtp: Smtp, *, timeout: float, state_dir: str) -> None:
+    with login_secret(smtp, label="smtp", state_dir=state_dir, timeout=timeout) as secret:
+        if smtp.auth != "oauth2":
+            return connection.login(smtp.username, secret)
+        connection.ehlo_or_helo_if_needed()
+        mechanism = XOAuth2(smtp.username, secret)
+        try:
+            connection.auth("XOAUTH2", mechanism)
+        except smtplib.SMTPAuthenticationError as exc:  # AuthError: the saved token is dropped
+            detail = f" ({mechanism.error})" if mechanism.error else ""
+            raise AuthError("smtp", f"the SMTP server refused the OAuth2 access token for "
+                            f"{smtp.username!r}{detail}: {exc.smtp_code} "
+                            f"{_text(exc.smtp_error)}") from None
 
 
 def _starttls(connection: smtplib.SMTP, context: ssl.SSLContext, where: str) -> None:

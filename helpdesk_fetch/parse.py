@@ -18,6 +18,7 @@ import email.policy
 import email.utils
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from email.errors import MissingHeaderBodySeparatorDefect
 from html.parser import HTMLParser
@@ -306,7 +307,7 @@ def _leaves(msg: email.message.Message, p: ParsedMessage):
 
 def _take_part(part: email.message.Message, p: ParsedMessage, texts: list, htmls: list,
                runs: Runs) -> None:
-    ctype = part.get_content_type()
+    ctype = clean(part.get_content_type())
     disposition = str(part.get("content-disposition") or "").split(";")[0].strip().lower()
     filename = _filename(part)
     if ctype == "message/rfc822" or part.is_multipart():
@@ -383,17 +384,35 @@ def _default_name(ctype: str) -> str:
     return "attachment." + (ctype.split("/")[-1] if "/" in ctype else "bin")
 
 
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
-_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
+_UNSAFE_NAME = re.compile(r"[/\\:*?\"<>|]")
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d|conin\$|conout\$|clock\$)(\..*)?$", re.I)
+_INVISIBLE = {"Cc", "Cf", "Zl", "Zp"}  # controls, bidi overrides, zero-width, line separators
+MAX_NAME_BYTES = 200
 
 
 def safe_filename(name: str) -> str:
-    """A file name that cannot leave a directory or upset a filesystem or a header."""
+    """A file name that cannot leave a directory or upset a filesystem, a header or a reader:
+    no directories, no control or formatting characters (U+202E turns "fdp.exe" into what
+    looks like "exe.pdf"), no reserved DOS name, no leading dot, at most MAX_NAME_BYTES of
+    UTF-8 with the extension kept."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join("_" if unicodedata.category(c) in _INVISIBLE else c for c in name)
     name = _UNSAFE_NAME.sub("_", name).strip(" .")
     if _RESERVED.match(name):
         name = "_" + name
-    return name[:200] or "attachment"
+    return _shorten(name) or "attachment"
+
+
+def _shorten(name: str) -> str:
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension.encode("utf-8")) > 16:
+        stem, extension = name, ""
+    else:
+        extension = "." + extension
+    budget = MAX_NAME_BYTES - len(extension.encode("utf-8"))
+    return stem.encode("utf-8")[:budget].decode("utf-8", "ignore").rstrip(" .") + extension
 
 
 def decode_bytes(data: bytes, charset: str | None, *, utf8_first: bool = False) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import peewee
 
-from helpdesk_fetch import db, rules, store
+from helpdesk_fetch import authres, db, rules, store
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.errors import DatabaseError
@@ -87,7 +87,7 @@ class Pipeline:
         self.config = config
         self.settings = config.settings
         self.dry_run = dry_run
-        self.database = db.open_database(self.settings.database, read_only=dry_run)
+        self.database = db.open_configured(self.settings, read_only=dry_run)
         self.tagger = Tagger(db.setting("tag_secret") or "", self.settings)
 
     def prepare(self, raw: bytes) -> Prepared:
@@ -193,18 +193,27 @@ class Pipeline:
         if parsed.header(automail.MARKER) is not None:
             return rules.own_mail_returned() if ticket is not None else None
         resource = self.config.resource(ticket.resource if ticket else source.resource)
+        verified = authres.sender_trusted(parsed.headers.get("authentication-results", []),
+                                          parsed.from_addr, authserv_id=self.settings.authserv_id)
         return rules.decide(ticket, parsed.from_addr, resource=resource, settings=self.settings,
-                            now=now)
+                            now=now, sender_verified=verified)
 
     def record_failure(self, source: Source, outcome: Outcome, *, raw: bytes | None, size: int,
-                       location: str) -> None:
-        """Remember a message that did not ingest, before it is set aside (store first)."""
+                       location: str) -> bool:
+        """Remember a message that did not ingest, before it is set aside (store first).
+
+        True when this source key had been recorded before: an earlier run may have begun to
+        set the message aside and died."""
         if self.dry_run:
-            return
-        with self.database.atomic():
-            self.call_db(store.record_failure, source.name, outcome.key, reason=outcome.reason,
-                     location=location, size=size, raw=raw, parsed=outcome.parsed,
-                     sha256=outcome.sha256 or None)
+            return False
+        try:  # the commit itself can fail (a full disk): that, too, must stop the caller
+            with self.database.atomic():
+                row = store.record_failure(
+                    source.name, outcome.key, reason=outcome.reason, location=location,
+                    size=size, raw=raw, parsed=outcome.parsed, sha256=outcome.sha256 or None)
+        except peewee.PeeweeException as exc:
+            raise DatabaseError(f"database: {db.describe_error(exc)}") from None
+        return row.attempts > 1
 
     def call_db(self, function, *args, **kwargs):
         """Call a store function; a database failure stops the caller (nothing is deleted)."""

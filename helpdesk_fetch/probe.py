@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from helpdesk_fetch.auth import password_for
+from helpdesk_fetch.auth import login_secret, redact
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.errors import ConfigError, MailboxError
 from helpdesk_fetch.mailbox.base import get_mailbox
@@ -30,16 +30,15 @@ def test_accounts(config: Config, names: list[str] | None) -> Iterator[ProbeResu
 def probe(config: Config, account: Account) -> ProbeResult:
     result = ProbeResult(account.name, f"{account.protocol} {account.server}")
     if account.protocol != "maildir" and account.security == "none":
-        result.warning = ("security = \"none\": the password and the mail cross the network "
+        result.warning = ("security = \"none\": the login and the mail cross the network "
                           "unencrypted")
     timeout = config.timeout_for(account)
     try:
-        password = None
-        if account.protocol != "maildir":
-            password = password_for(account, label=account.name, timeout=timeout)
-        with get_mailbox(account, password=password, timeout=timeout,
-                         error_folder=config.settings.error_folder, dry_run=True) as box:
+        with login_secret(account, label=account.name, state_dir=config.settings.state_dir,
+                          timeout=timeout) as secret, \
+                get_mailbox(account, password=secret, timeout=timeout,
+                            error_folder=config.settings.error_folder, dry_run=True) as box:
             result.count = box.count()
     except (MailboxError, ConfigError) as exc:
-        result.error = str(exc)
+        result.error = redact(str(exc))
     return result

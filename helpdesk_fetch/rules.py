@@ -27,8 +27,11 @@ class Decision:
 
 
 def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, settings: Settings,
-           now: dt.datetime) -> Decision:
-    """Apply §5.1-§5.4 to a message from *sender* that belongs to *ticket* (None: no ticket)."""
+           now: dt.datetime, sender_verified: bool = True) -> Decision:
+    """Apply §5.1-§5.4 to a message from *sender* that belongs to *ticket* (None: no ticket).
+
+    *sender_verified* False (the organisation's mail server did not vouch for the From address,
+    see ``authres``) makes a member's message count as a customer's."""
     if ticket is None:
         return Decision(NEW, "new", True, ("new_ticket", "new_ticket_resource"),
                         "no matching ticket: a new one")
@@ -39,7 +42,7 @@ def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, set
         return Decision(REJECT, None, False, ("ticket_closed",),
                         "reply after the reactivation window: kept as rejected, ticket stays "
                         "closed")
-    if settings.no_status_change_from_members and is_member(sender, resource):
+    if settings.no_status_change_from_members and sender_verified and is_member(sender, resource):
         return Decision(APPEND, None, False, ("customer_reply",),
                         "reply from a member of the resource: appended, status unchanged")
     return Decision(APPEND, "confirmed_unread", True, ("customer_reply",),

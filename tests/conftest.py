@@ -12,9 +12,28 @@ import tomli_w
 from click.testing import CliRunner
 
 from helpdesk_fetch.cli import cli
+from tests.oauth_server import OAuthServer, Provider
+from tests.pgserver import PASSWORD as PG_PASSWORD
+from tests.pgserver import PostgresCluster
 from tests.servers import Dovecot, dovecot_base
 
 _names = itertools.count(1)
+DB_PASSWORD_ENV = "HELPDESK_TEST_DB_PASSWORD"
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_backends: run the test once on SQLite and once on "
+                                       "PostgreSQL (through the database_url fixture)")
+
+
+def pytest_generate_tests(metafunc):
+    """Tests marked both_backends run on each, unless they name their own database_url."""
+    own = any("database_url" in str(mark.args[0])
+              for mark in metafunc.definition.iter_markers("parametrize"))
+    if ("database_url" in metafunc.fixturenames and not own
+            and metafunc.definition.get_closest_marker("both_backends")):
+        metafunc.parametrize("database_url", BACKENDS, indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +52,61 @@ def dovecot():
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL cluster of the tests' own, started on first use."""
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def database_url(request, tmp_path, monkeypatch):
+    """The database write_config uses: SQLite in tmp_path, or (in tests marked both_backends)
+    also a fresh, empty PostgreSQL database whose password comes from $DB_PASSWORD_ENV."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return f"sqlite:///{tmp_path}/helpdesk.db"
+    cluster = request.getfixturevalue("postgres")
+    monkeypatch.setenv(DB_PASSWORD_ENV, PG_PASSWORD)
+    return cluster.create_database()
+
+
+@pytest.fixture
+def open_db(database_url):
+    """Open write_config's database in the test process (models bound to it)."""
+    from helpdesk_fetch import db
+
+    def open_():
+        password = PG_PASSWORD if database_url.startswith("postgresql:") else None
+        return db.open_database(database_url, password=password)
+
+    return open_
+
+
+@pytest.fixture(scope="session")
+def oauth_server():
+    """The tests' OAuth2 identity provider (token, device, browser and introspection endpoints)."""
+    server = OAuthServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot(oauth_server):
+    """A second Dovecot whose XOAUTH2/OAUTHBEARER logins are checked by the tests' provider."""
+    with dovecot_base() as base:
+        server = Dovecot(base, oauth2_introspection_url=oauth_server.url + "/introspect").start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def idp(oauth_server):
+    """The identity provider with a fresh state for this test."""
+    oauth_server.provider = Provider()
+    return oauth_server
+
+
 @pytest.fixture
 def mail_user():
     """A fresh mailbox name: Dovecot creates the mailbox on first login."""
@@ -40,13 +114,17 @@ def mail_user():
 
 
 @pytest.fixture
-def write_config(tmp_path):
+def write_config(tmp_path, database_url):
     """Write an accounts file (mode 600) from Python data; returns its path."""
 
     def write(accounts=(), *, settings=None, resources=None, smtp=None, automail=None,
               path: Path | None = None) -> Path:
-        data = {"settings": {"database": f"sqlite:///{tmp_path}/helpdesk.db",
-                             **(settings or {})}}
+        data = {"settings": {"database": database_url}}
+        if database_url.startswith("postgresql:"):
+            data["settings"]["database_password_env"] = DB_PASSWORD_ENV
+        if settings and any(key.startswith("database_password") for key in settings):
+            data["settings"].pop("database_password_env", None)
+        data["settings"].update({k: v for k, v in (settings or {}).items() if v is not None})
         if smtp is not None:
             data["smtp"] = smtp
         if automail is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import itertools
 import os
 import pwd
 import shutil
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 PASSWORD = "dovecot-test-secret"
+_deliveries = itertools.count(1)
 
 
 class ServerMissing(RuntimeError):
@@ -41,13 +43,14 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def make_certificate(directory: Path, name: str = "localhost") -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1 (a private CA of its own)."""
+def make_certificate(directory: Path, name: str = "localhost",
+                     names: str = "DNS:localhost,IP:127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate for *names* (a private CA of its own)."""
     cert, key = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
          "-out", str(cert), "-days", "3650", "-subj", f"/CN={name}",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+         "-addext", f"subjectAltName={names}"],
         check=True, capture_output=True)
     return cert, key
 
@@ -69,13 +72,15 @@ class Dovecot:
     Any user name logs in with PASSWORD, so each test uses fresh mailboxes by using fresh names.
     """
 
-    def __init__(self, base: Path, *, ssl_enabled: bool = True, extra_config: str = "") -> None:
+    def __init__(self, base: Path, *, ssl_enabled: bool = True, extra_config: str = "",
+                 oauth2_introspection_url: str | None = None) -> None:
         if shutil.which("dovecot") is None:
             raise ServerMissing("Dovecot is not installed; run `sudo make test-deps` (Debian "
                                 "packages dovecot-imapd dovecot-pop3d)")
         self.base = base
         self.ssl_enabled = ssl_enabled
         self.extra_config = extra_config
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
         self.cert, self.key = make_certificate(base)
         self.config = base / "dovecot.conf"
@@ -96,8 +101,15 @@ class Dovecot:
         if done.returncode != 0:
             raise RuntimeError("Dovecot did not start: "
                                + (self.base / "startup.log").read_text(errors="replace"))
-        for port in self.ports.values():
-            wait_for_port(port)
+        # Without TLS Dovecot opens no imaps/pop3s listener (they inherit ssl = yes).
+        listening = [port for name, port in self.ports.items()
+                     if self.ssl_enabled or not name.endswith("s")]
+        try:
+            for port in listening:
+                wait_for_port(port)
+        except RuntimeError:
+            self.stop()  # never leave a half-started server behind
+            raise
         return self
 
     def stop(self) -> None:
@@ -128,11 +140,7 @@ default_login_user = {login_user}
 default_internal_user = {internal_user}
 mail_location = maildir:{self.base}/mail/%u/Maildir
 {ssl_lines}disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {{
-  driver = static
-  args = password={PASSWORD}
-}}
+{self._passdbs()}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={self.base}/mail/%u
@@ -156,12 +164,33 @@ service pop3-login {{
 }}
 service anvil {{
   chroot =
+  # Every test connects from 127.0.0.1, so Dovecot's per-IP penalty after a failed login would
+  # slow down every later login by up to 15 s; an unreachable penalty socket turns it off.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 mail_max_userip_connections = 100
 auth_failure_delay = 0
 pop3_uidl_format = %08Xu%08Xv
 {self.extra_config}
 """
+
+    def _passdbs(self) -> str:
+        """Any user logs in with PASSWORD; with an introspection URL also with XOAUTH2 and
+        OAUTHBEARER, whose tokens Dovecot's oauth2 passdb checks there (RFC 7662, POST)."""
+        static = f"passdb {{\n  driver = static\n  args = password={PASSWORD}\n"
+        if not self.oauth2_introspection_url:
+            return f"auth_mechanisms = plain login\n{static}}}"
+        settings = self.base / "dovecot-oauth2.conf.ext"
+        settings.write_text(f"introspection_mode = post\n"
+                            f"introspection_url = {self.oauth2_introspection_url}\n"
+                            "force_introspection = yes\nusername_attribute = username\n"
+                            "active_attribute = active\nactive_value = true\n")
+        return (f"auth_mechanisms = plain login xoauth2 oauthbearer\n"
+                f"{static}  mechanisms = plain login\n}}\n"
+                f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {settings}\n}}")
 
     # -- helpers for tests ------------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext:
@@ -183,16 +212,28 @@ pop3_uidl_format = %08Xu%08Xv
             for raw in messages:
                 client.append(folder, raw)
 
-    def messages(self, user: str, folder: str = "INBOX") -> list[bytes]:
-        """The raw messages in *folder* (not \\Deleted ones), in UID order."""
+    def messages(self, user: str, folder: str = "INBOX", *,
+                 include_deleted: bool = False) -> list[bytes]:
+        """The raw messages in *folder* (not \\Deleted ones unless asked), in UID order."""
         with contextlib.closing(_Logout(self.imap(user))) as wrapper:
             client = wrapper.client
             if not client.folder_exists(folder):
                 return []
             client.select_folder(folder, readonly=True)
-            uids = client.search(["NOT", "DELETED"])
+            uids = client.search(["ALL"] if include_deleted else ["NOT", "DELETED"])
             data = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
             return [data[uid][b"BODY[]"] for uid in sorted(data)]
+
+    def deliver(self, user: str, messages: list[bytes]) -> None:
+        """Put *messages* into *user*'s Maildir byte for byte, as a local MTA would (APPEND
+        would turn NUL into 0x80 and bare CR or LF into CRLF)."""
+        self.messages(user)  # the first login creates the Maildir
+        new = self.base / "mail" / user / "Maildir" / "new"
+        owner = new.stat()
+        for raw in messages:
+            path = new / f"{time.time_ns()}.P{os.getpid()}Q{next(_deliveries)}.test"
+            path.write_bytes(raw)
+            os.chown(path, owner.st_uid, owner.st_gid)
 
     def account(self, name: str, user: str, protocol: str = "imap", security: str = "ssl",
                 **extra) -> dict:

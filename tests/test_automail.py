@@ -16,6 +16,8 @@ import pytest
 from tests.mails import message, message_id_of
 from tests.servers import SmtpSink
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 ROOT = Path(__file__).resolve().parent.parent
 STAFF = ["alice@example.com", "bob@example.com"]
 
@@ -339,8 +341,28 @@ def test_two_senders_at_once_send_each_mail_once(helpdesk, smtp, run):
     racers = [subprocess.Popen(["faketime", "-f", "+1h", sys.executable, "-c",
                                 "import sys; from helpdesk_fetch import config, db, outbox; "
                                 "c = config.load(config.config_path(sys.argv[1])); "
-                                "db.open_database(c.settings.database); outbox.send_due(c)",
+                                "db.open_configured(c.settings); outbox.send_due(c)",
                                 str(config)], cwd=ROOT) for _ in range(2)]
     assert [p.wait(timeout=120) for p in racers] == [0, 0]
     assert len(smtp.messages) == 60
     assert len({raw for _, _, raw in smtp.messages}) == 60
+
+
+@pytest.mark.parametrize("results, member", [
+    (None, False),
+    ("mx.example.com; dkim=pass header.d=example.com; spf=pass", True),
+    ("mx.example.com; dmarc=pass (p=reject) header.from=example.com", True),
+    ("evil.example.net; dmarc=pass header.from=example.com", False),  # not our server
+    ("mx.example.com; dkim=fail header.d=example.com", False)])
+def test_member_rule_trusts_only_what_our_server_vouches_for(helpdesk, run, results, member):
+    config, send = helpdesk(no_status_change_from_members=True, authserv_id="mx.example.com")
+    send(message("Printer"))
+    run("fetch", config=config)
+    ticket = only_ticket(run, config)
+    run("tickets", "set-status", str(ticket["id"]), "in_progress", config=config)
+
+    headers = {"Authentication-Results": results} if results else {}
+    send(message(f"Re: {ticket['tag']} Printer", sender="alice@example.com", headers=headers))
+    run("fetch", config=config)
+
+    assert only_ticket(run, config)["status"] == ("in_progress" if member else "confirmed_unread")

@@ -10,6 +10,8 @@ from tests.proc import helpdesk_fetch
 from tests.servers import SmtpSink
 from tests.test_ingest_maildir import make_maildir
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 STAFF = ["alice@example.com", "bob@example.com"]
 
 

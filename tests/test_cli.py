@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 
 import pytest
@@ -12,6 +12,8 @@ from helpdesk_fetch.cli import cli
 from tests.mails import message
 from tests.servers import PASSWORD
 from tests.test_ingest_maildir import make_maildir
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 
 @pytest.fixture
@@ -120,10 +122,27 @@ def test_status_json(maildir_config, run):
     assert "Tickets: new: 2" in run("status", config=maildir_config).output
 
 
-def test_a_held_account_makes_the_run_exit_75(maildir_config, tmp_path, run):
-    (tmp_path / "locks").mkdir()
-    with open(tmp_path / "locks" / "local.lock", "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+@contextlib.contextmanager
+def held(account: str, config_path):
+    """Hold *account* as another run would: its flock, or its PostgreSQL advisory lock in a
+    session of its own."""
+    from helpdesk_fetch import auth, config, db, state
+
+    settings = config.load(config_path).settings
+    database = None
+    if settings.database.startswith("postgresql:"):
+        database = db.connect(settings.database,
+                              password=auth.database_password(settings, timeout=10))
+    try:
+        with state.account_lock(account, state_dir=settings.state_dir, database=database):
+            yield
+    finally:
+        if database is not None:
+            database.close()
+
+
+def test_a_held_account_makes_the_run_exit_75(maildir_config, run):
+    with held("local", maildir_config):
         busy = run("fetch", config=maildir_config)
         verbose = run("-v", "fetch", config=maildir_config)
     assert busy.exit_code == 75 and busy.output == ""
@@ -137,9 +156,7 @@ def test_a_held_account_is_skipped_while_others_run(tmp_path, write_config, run)
     make_maildir(tmp_path / "b", [message("B")])
     config = write_config([{"name": "a", "protocol": "maildir", "path": "a"},
                            {"name": "b", "protocol": "maildir", "path": "b"}])
-    (tmp_path / "locks").mkdir()
-    with open(tmp_path / "locks" / "a.lock", "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with held("a", config):
         result = run("fetch", config=config)
     assert result.exit_code == 0 and result.output == ""
     assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["B"]

@@ -9,6 +9,8 @@ import pytest
 
 from helpdesk_fetch.parse import parse
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 MESSAGES = sorted(CORPUS.rglob("*.eml"))
 

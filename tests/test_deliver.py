@@ -12,6 +12,8 @@ import pytest
 from tests.mails import message
 from tests.proc import helpdesk_fetch
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 EX_TEMPFAIL, EX_DATAERR = 75, 65
 
 
@@ -121,6 +123,7 @@ def test_ingest_disabled_keeps_the_message_queued(tmp_path, write_config, run):
 AS_ORDINARY_USER = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about the SQLite file
 def test_read_only_database_is_a_temporary_failure(tmp_path, write_config, run):
     config = write_config([])
     assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
@@ -141,6 +144,7 @@ def test_read_only_database_is_a_temporary_failure(tmp_path, write_config, run):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about the SQLite file
 def test_locked_database_is_a_temporary_failure(tmp_path, write_config, run):
     """SQLite waits busy_timeout (30 s) for another writer, then gives up: 75."""
     config = write_config([])

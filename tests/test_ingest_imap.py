@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from helpdesk_fetch import db
+import pytest
+
 from helpdesk_fetch.models import SourceKey
 from tests.mails import message, message_id_of
+from tests.pgserver import public_tables
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 
 def test_mixed_mail_becomes_tickets_and_leaves_the_mailbox(dovecot, mail_user, write_config,
@@ -65,7 +69,7 @@ def test_forged_tag_opens_a_new_ticket(dovecot, mail_user, write_config, run):
     assert len(run.json("tickets", "list", config=config)) == 2
 
 
-def test_dry_run_changes_nothing(dovecot, mail_user, write_config, run, tmp_path):
+def test_dry_run_changes_nothing(dovecot, mail_user, write_config, run, tmp_path, database_url):
     raws = [message("One"), message("Two")]
     dovecot.append(mail_user, raws)
     config = write_config([dovecot.account("helpdesk", mail_user)])
@@ -77,10 +81,12 @@ def test_dry_run_changes_nothing(dovecot, mail_user, write_config, run, tmp_path
     assert dovecot.messages(mail_user) == raws
     assert not (tmp_path / "helpdesk.db").exists()
     assert not (tmp_path / "locks").exists()
+    if database_url.startswith("postgresql:"):
+        assert public_tables(database_url) == []  # its schema lived in a temporary one
 
 
 def test_refetch_of_a_stored_message_adds_nothing(dovecot, mail_user, write_config, run,
-                                                  tmp_path):
+                                                  open_db):
     raw = message("Once only")
     config = write_config([dovecot.account("helpdesk", mail_user)])
     dovecot.append(mail_user, [raw])
@@ -92,7 +98,7 @@ def test_refetch_of_a_stored_message_adds_nothing(dovecot, mail_user, write_conf
     tickets = run.json("tickets", "list", config=config)
     assert len(tickets) == 1 and tickets[0]["message_count"] == 1
     assert dovecot.messages(mail_user) == []
-    db.open_database(f"sqlite:///{tmp_path}/helpdesk.db")
+    open_db()
     assert SourceKey.select().count() == 2  # both locations are remembered
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.mails import message
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 
 def make_maildir(path: Path, messages: list[bytes]) -> Path:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.mails import message, message_id_of
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 
 def test_pop3s_mail_becomes_tickets_and_leaves_the_mailbox(dovecot, mail_user, write_config,

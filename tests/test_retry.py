@@ -3,9 +3,13 @@ with its reason, the cause is fixed, retry ingests it, the error place is empty,
 
 from __future__ import annotations
 
+import pytest
+
 from tests.mails import message, message_id_of
 from tests.proc import environment, helpdesk_fetch
 from tests.test_ingest_maildir import make_maildir
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 ERROR_FOLDER = "HD Error Messages"
 BLANK = b"\r\n \r\n"  # nothing in it at all: no version of the tool can ingest it

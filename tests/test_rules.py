@@ -56,6 +56,14 @@ def test_closed_ticket_reactivation_window(days_ago, window, action):
         assert (d.status, d.rearm, d.automails) == (None, False, ("ticket_closed",))
 
 
+def test_an_unverified_member_is_a_customer():
+    d = decide(ticket("in_progress"), "alice@example.com", no_status_change_from_members=True)
+    unverified = rules.decide(ticket("in_progress"), "alice@example.com", resource=TEAM,
+                              settings=Settings(no_status_change_from_members=True), now=NOW,
+                              sender_verified=False)
+    assert d.status is None and unverified.status == "confirmed_unread"
+
+
 def test_escalation_due():
     assert rules.escalation_due(Settings(escalation_hours=8), NOW) == NOW + dt.timedelta(hours=8)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import click
 
@@ -36,6 +37,7 @@ class App:
             for item in (*self._config.accounts, self._config.smtp):
                 if item is not None and item.password:
                     auth.remember_secret(item.password)
+            auth.remember_secret(urlsplit(self._config.settings.database).password or "")
         return self._config
 
     def database(self, *, read_only: bool = False):
@@ -43,8 +45,7 @@ class App:
         if self._database is None:
             from helpdesk_fetch import db
 
-            self._database = db.open_database(self.config().settings.database,
-                                              read_only=read_only)
+            self._database = db.open_configured(self.config().settings, read_only=read_only)
         return self._database
 
     def tagger(self):
@@ -79,16 +80,21 @@ class Group(click.Group):
             return super().invoke(ctx)
         except HelpdeskError as exc:
             from helpdesk_fetch.auth import redact
+            from helpdesk_fetch.cli.render import printable
 
-            click.echo(f"helpdesk-fetch: error: {redact(str(exc))}", err=True)
+            click.echo(f"helpdesk-fetch: error: {printable(redact(str(exc)), lines=True)}",
+                       err=True)
             ctx.exit(exc.exit_code)
 
 
 class _RedactingFilter(logging.Filter):
+    """No secret and no terminal escape sequence (from a message's headers) in a log line."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         from helpdesk_fetch.auth import redact
+        from helpdesk_fetch.cli.render import printable
 
-        record.msg = redact(record.getMessage())
+        record.msg = printable(redact(record.getMessage()), lines=True)
         record.args = None
         return True
 
@@ -116,8 +122,10 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     root = logging.getLogger()
     root.handlers[:] = handlers
     root.setLevel(min(h.level for h in handlers))
-    if verbosity < 3:  # imaplib's protocol trace only at -vvv
-        logging.getLogger("imapclient").setLevel(max(level, logging.INFO))
+    for name in ("imapclient", "helpdesk_fetch.mailbox.pop3.protocol"):
+        # the IMAP and POP3 protocol traces only at -vvv
+        logging.getLogger(name).setLevel(logging.NOTSET if verbosity >= 3 else
+                                         max(level, logging.INFO))
 
 
 def _handler(handler: logging.Handler, level: int, fmt: str) -> logging.Handler:
@@ -187,4 +195,12 @@ def main() -> None:
 
 
 # The commands register themselves on import.
-from helpdesk_fetch.cli import accounts, admin, deliver, errors, fetch, tickets  # noqa: E402, F401
+from helpdesk_fetch.cli import (  # noqa: E402, F401
+    accounts,
+    admin,
+    db,
+    deliver,
+    errors,
+    fetch,
+    tickets,
+)

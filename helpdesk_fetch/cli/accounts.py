@@ -1,4 +1,4 @@
-"""``accounts``: list, add, remove, enable, disable, test."""
+"""``accounts``: list, add, remove, enable, disable, test, authorize."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo_json, is_tty, note, table
 from helpdesk_fetch.config import PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
+from helpdesk_fetch.oauth2.settings import AUTHS, FLOWS, PROVIDERS, oauth2_keys
 
 
 @cli.group()
@@ -80,13 +81,33 @@ _HELP = {
     "enabled": "Read this mailbox in `fetch` runs.",
     "ca_file": "Trust this private CA's certificate (PEM) as well.",
     "timeout_seconds": "Per network operation; overrides the setting.",
+    "auth": "password (default) or oauth2 (XOAUTH2; the password keys then hold the OAuth2 "
+            "client secret, if any).",
+    "provider": "microsoft or google: fills in the OAuth2 endpoints and scopes.",
+    "oauth2_flow": "refresh_token (default: sign in once with `accounts authorize`) or "
+                   "client_credentials (Microsoft 365 app-only access).",
+    "oauth2_token_command": "Run this command; its first output line is a fresh access token.",
+    "oauth2_client_id": "The application (client) id registered with the provider.",
+    "oauth2_tenant": "Microsoft: the tenant id or domain (default: common).",
+    "oauth2_scopes": "A scope to ask for (repeatable; default: from the provider).",
+    "oauth2_token_url": "The token endpoint (default: from the provider).",
+    "oauth2_device_url": "The device-authorization endpoint (default: from the provider).",
+    "oauth2_authorize_url": "The browser sign-in endpoint (default: from the provider).",
+    "oauth2_certificate_file": "PEM certificate + private key (mode 600) that signs in instead "
+                               "of a client secret (client_credentials).",
+    "oauth2_token_file": "Where the refresh token is kept (default: "
+                         "STATE_DIR/oauth2/account-NAME.json).",
 }
+_CHOICES = {"protocol": PROTOCOLS, "security": SECURITIES, "auth": AUTHS, "provider": PROVIDERS,
+            "oauth2_flow": FLOWS}
 
 
 def _account_options(function):
-    """One option per account key, named after it (spec §3), from the Account dataclass."""
+    """One option per account key, named after it (spec §3), from the Account dataclass; the
+    OAuth2 keys last."""
     hints = typing.get_type_hints(Account)
-    for f in reversed(dataclasses.fields(Account)):
+    fields = sorted(dataclasses.fields(Account), key=lambda f: f.name in oauth2_keys())
+    for f in reversed(fields):
         if f.name == "name":
             continue
         flag = "--" + f.name.replace("_", "-")
@@ -94,12 +115,12 @@ def _account_options(function):
         if hint is bool:
             option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None,
                                   help=_HELP[f.name])
+        elif typing.get_origin(hint) is tuple:
+            option = click.option(flag, f.name, multiple=True, help=_HELP[f.name])
         else:
             kind = int if int in typing.get_args(hint) or hint is int else str
-            if f.name == "protocol":
-                kind = click.Choice(PROTOCOLS)
-            elif f.name == "security":
-                kind = click.Choice(SECURITIES)
+            if f.name in _CHOICES:
+                kind = click.Choice(_CHOICES[f.name])
             option = click.option(flag, f.name, type=kind, default=None, help=_HELP[f.name])
         function = option(function)
     return function
@@ -127,6 +148,7 @@ def add(app: App, name: str, **values) -> None:
 
     path = cfg.config_path(app.config_option)
     interactive = is_tty() and click.get_text_stream("stdin").isatty()
+    values = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in values.items()}
     if interactive:
         _ask_missing(values)
     add_account(path, {"name": name, **values})
@@ -151,7 +173,7 @@ def _ask_missing(values: dict) -> None:
     if values["security"] is None:
         values["security"] = click.prompt("Security", type=click.Choice(SECURITIES),
                                           default="ssl")
-    if not any(values[k] is not None for k in PASSWORD_KEYS):
+    if values["auth"] != "oauth2" and not any(values[k] is not None for k in PASSWORD_KEYS):
         values["password"] = click.prompt("Password", hide_input=True)
     if values["resource"] is None:
         values["resource"] = click.prompt("Resource (empty: none)", default="",
@@ -245,3 +267,42 @@ def _test_accounts(app: App, names: list[str] | None) -> bool:
             note(f"{result.account}: ok, {result.count} messages waiting ({result.where})",
                  style="green")
     return ok
+
+
+# -- authorize --------------------------------------------------------------------------------
+
+@accounts.command()
+@click.argument("name", required=False)
+@click.option("--smtp", is_flag=True, help="Sign in the [smtp] login instead of an account.")
+@click.option("--browser", is_flag=True,
+              help="Sign in through a browser even where the provider offers a device code.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port on 127.0.0.1 the browser comes back to (default: a free one).")
+@pass_app
+def authorize(app: App, name: str | None, smtp: bool, browser: bool, port: int) -> None:
+    """Sign the OAuth2 account NAME in once and save its refresh token (mode 600); later runs
+    renew it by themselves. Run it again when the token expired or was revoked.
+
+    Microsoft 365 shows a code to enter at https://microsoft.com/devicelogin; Google shows an
+    address to open in a browser.
+
+    \b
+    Examples:
+      helpdesk-fetch accounts authorize helpdesk
+      helpdesk-fetch accounts authorize --smtp
+      helpdesk-fetch accounts authorize gmail --port 8765   # with ssh -L 8765:127.0.0.1:8765
+    """
+    from helpdesk_fetch.errors import UsageError
+    from helpdesk_fetch.oauth2.authorize import authorize as sign_in
+
+    config = app.config()
+    if smtp == (name is not None):
+        raise UsageError("give either an account NAME or --smtp")
+    source = config.smtp if smtp else config.account(name)
+    if source is None:
+        raise UsageError("there is no [smtp] section in the accounts file")
+    label = "smtp" if smtp else name
+    path = sign_in(source, label=label, state_dir=config.settings.state_dir,
+                   timeout=config.timeout_for(source), say=note, browser=browser, port=port)
+    check = "" if smtp else f"; `helpdesk-fetch accounts test {name}` checks the login"
+    note(f"Signed in. The refresh token is saved in {path} (mode 600){check}.", style="green")

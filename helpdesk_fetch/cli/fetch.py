@@ -7,7 +7,7 @@ import sys
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import is_tty, note, table
+from helpdesk_fetch.cli.render import is_tty, note, printable, table
 
 
 @cli.command()
@@ -67,12 +67,12 @@ def _switch_text(switch: dict) -> str:
 
 def _print_plan(report) -> None:
     for account in report.accounts:
-        click.echo(f"{account.account}: {account.outcome}"
-                   + (f": {account.error}" if account.error else ""))
-        for line in account.actions:
-            click.echo(f"  would file {line}")
+        click.echo(printable(f"{account.account}: {account.outcome}"
+                             + (f": {account.error}" if account.error else "")))
+        for line in account.actions:  # Message-IDs and subjects: untrusted
+            click.echo(printable(f"  would file {line}"))
         for line in account.failures:
-            click.echo(f"  would set aside {line}")
+            click.echo(printable(f"  would set aside {line}"))
         if not account.actions and not account.failures and not account.error:
             click.echo("  no mail waiting")
     click.echo("(dry run: nothing was changed)")

@@ -7,6 +7,17 @@ import sys
 
 import click
 
+# Control characters shown as their Unicode pictures (ESC -> U+241B): mail is untrusted, and an
+# escape sequence in a subject must not retitle, recolour or rewrite the administrator's terminal.
+_PICTURES = {code: chr(0x2400 + code) for code in range(32)} | {0x7F: "\u2421"} | {
+    code: "\ufffd" for code in range(0x80, 0xA0)}
+_PICTURES_KEEPING_LINES = {k: v for k, v in _PICTURES.items() if chr(k) not in "\n\t"}
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """*text* safe for a terminal; newlines and tabs kept when *lines*."""
+    return text.translate(_PICTURES_KEEPING_LINES if lines else _PICTURES)
+
 
 def is_tty(stream=None) -> bool:
     stream = stream or sys.stdout
@@ -26,24 +37,27 @@ def console(stderr: bool = False):
 
 def table(columns: list[str], rows: list[list], *, title: str | None = None) -> None:
     """A table for people at a terminal; one tab-separated line per row otherwise."""
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [[printable(("" if v is None else str(v)).replace("\t", " ").replace("\n", " "))
+              for v in row] for row in rows]
     if not is_tty():
         click.echo("\t".join(columns))
         for row in cells:
-            click.echo("\t".join(c.replace("\t", " ").replace("\n", " ") for c in row))
+            click.echo("\t".join(row))
         return
     from rich.table import Table
+    from rich.text import Text
 
     view = Table(title=title, title_justify="left")
     for column in columns:
         view.add_column(column, overflow="fold")
     for row in cells:
-        view.add_row(*row)
+        view.add_row(*(Text(cell) for cell in row))  # Text: "[bold]" in a subject is no markup
     console().print(view)
 
 
 def note(text: str, *, style: str = "", err: bool = False) -> None:
     """A line for people; styled at a terminal."""
+    text = printable(text, lines=True)
     stream = sys.stderr if err else sys.stdout
     if is_tty(stream) and style:
         console(stderr=err).print(text, style=style, markup=False)

@@ -13,8 +13,10 @@ import functools
 import importlib
 import os
 import re
+import socket
 import ssl
 import sys
+import threading
 import types
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -46,16 +48,26 @@ class Mailbox(ABC):
         self.timeout = timeout
         self.error_folder = error_folder
         self.dry_run = dry_run
+        self.cutoff = Cutoff()
 
     def __enter__(self) -> Mailbox:
-        self.open()
+        try:
+            self.open()
+        except BaseException:  # __exit__ is not called when __enter__ fails
+            with contextlib.suppress(Exception):
+                self.abort()
+            self.cutoff.release()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        try:
+            if exc_type is None:
+                self.close()
+            else:
+                self.abort()
+        finally:
+            self.cutoff.release()
 
     @abstractmethod
     def open(self) -> None:
@@ -78,8 +90,11 @@ class Mailbox(ABC):
         """Where set_aside() puts messages, for the record and the log."""
 
     @abstractmethod
-    def set_aside(self, ref: MessageRef) -> None:
-        """Move a message that could not be ingested out of the way (to aside_location())."""
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
+        """Move a message that could not be ingested out of the way (to aside_location()).
+
+        *again*: an earlier run already began to set this very message aside, and may have died
+        half-way; the move must not leave it there twice."""
 
     def flush(self) -> None:  # noqa: B027 - most sources delete at once; IMAP buffers
         """Make buffered deletions final (after each batch)."""
@@ -98,6 +113,59 @@ class Mailbox(ABC):
 
     def description(self) -> str:
         return f"{self.account.protocol} {self.account.server}"
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float, *, why: str):
+        """Cut the connection if the session (opening included) lasts longer than *seconds*;
+        *why* tells the user which limit that was."""
+        timer = threading.Timer(max(seconds, 0.0), self.cutoff.cut, args=(why,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+
+class Cutoff:
+    """Lets another thread cut a session's connection at once: the run's time budget is over.
+
+    A per-read socket timeout cannot stop a server that trickles a byte every few seconds (each
+    read succeeds), nor a slow TLS handshake or greeting. Shutting the socket down makes every
+    blocked or later read and write fail at once, whatever the protocol library is doing; the
+    session then fails like a lost line, and nothing is deleted that was not stored. Sources
+    hand over their raw socket as soon as it is connected (``watch``)."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.why = ""
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate of the descriptor: it stays valid whatever TLS wrapping does to *sock*.
+        dup = socket.socket(fileno=os.dup(sock.fileno()))
+        with self._lock:
+            self._sockets.append(dup)
+            if self.fired:
+                _shut(dup)
+
+    def cut(self, why: str) -> None:
+        with self._lock:
+            self.fired, self.why = True, why
+            for sock in self._sockets:
+                _shut(sock)
+
+    def release(self) -> None:
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def batches(refs: list[MessageRef]) -> Iterator[list[MessageRef]]:
@@ -153,11 +221,25 @@ def system_ca_dir() -> str | None:
 
 @contextlib.contextmanager
 def network_errors(account: Account, doing: str, timeout: float, *, lost: tuple = (),
-                   protocol: tuple = (), text=str):
+                   protocol: tuple = (), text=str, cutoff: Cutoff | None = None):
     """Turn socket, TLS and protocol exceptions into MailboxError naming account and server.
 
     *lost* are the library's "connection broke" exceptions, *protocol* its "server said no" ones;
-    *text* renders the latter."""
+    *text* renders the latter. Once *cutoff* has fired, any failure is reported as the cut."""
+    try:
+        with _network_errors(account, doing, timeout, lost=lost, protocol=protocol, text=text):
+            yield
+    except Exception:
+        if cutoff is None or not cutoff.fired:
+            raise
+        raise ConnectError(account.name, f"{doing} {account.host}:{account.port}: connection "
+                           f"cut: {cutoff.why} while the server was still answering (too "
+                           "slowly); what was not stored waits for the next run") from None
+
+
+@contextlib.contextmanager
+def _network_errors(account: Account, doing: str, timeout: float, *, lost: tuple,
+                    protocol: tuple, text):
     where = f"{doing} {account.host}:{account.port}"
     try:
         yield
@@ -168,10 +250,15 @@ def network_errors(account: Account, doing: str, timeout: float, *, lost: tuple 
                            f"({exc.verify_message}); for a private CA set ca_file") from None
     except ssl.SSLError as exc:
         raise ConnectError(account.name, f"{where}: TLS failed ({exc.reason or exc})") from None
+    except ConnectionRefusedError:  # a ConnectionError, but nothing was ever connected
+        raise ConnectError(account.name, f"{where}: connection refused; is the server running, "
+                           "and are host and port right?") from None
     except TimeoutError:
-        raise ConnectError(account.name, f"{where}: no answer within {timeout:g} s") from None
+        raise ConnectError(account.name, f"{where}: no answer within {timeout:g} s "
+                           "(timeout_seconds); the next run tries again") from None
     except (ConnectionError, EOFError, *lost) as exc:
-        raise ProtocolError(account.name, f"{where}: connection lost ({exc})") from None
+        raise ProtocolError(account.name, f"{where}: connection lost ({exc}); the next run "
+                           "tries again") from None
     except OSError as exc:
         raise ConnectError(account.name, f"{where}: {exc.strerror or exc}") from None
     except protocol as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
+import socket
+import ssl
 from collections.abc import Iterator
 
 from imapclient import DELETED, IMAPClient
@@ -13,7 +15,14 @@ from imapclient.imapclient import SocketTimeout
 
 from helpdesk_fetch.errors import AuthError, ConnectError
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.mailbox.base import Mailbox, MessageRef, network_errors, tls_context
+from helpdesk_fetch.mailbox.base import (
+    Cutoff,
+    Mailbox,
+    MessageRef,
+    network_errors,
+    tls_context,
+)
+from helpdesk_fetch.oauth2.sasl import XOAuth2
 
 SIZE_BATCH = 1000  # UIDs per RFC822.SIZE request
 
@@ -26,8 +35,9 @@ class ImapMailbox(Mailbox):
         a = self.account
         context = tls_context(a.name, a.ca_file)
         with self._translate("connecting to"):
-            self.client = IMAPClient(a.host, a.port, ssl=a.security == "ssl", ssl_context=context,
-                                     timeout=SocketTimeout(self.timeout, self.timeout))
+            self.client = _Client(a.host, a.port, ssl=a.security == "ssl", ssl_context=context,
+                                  timeout=SocketTimeout(self.timeout, self.timeout),
+                                  cutoff=self.cutoff)
             quiet_protocol_trace(self.client)
             if a.security == "starttls":
                 if not self.client.has_capability("STARTTLS"):
@@ -41,11 +51,31 @@ class ImapMailbox(Mailbox):
         self._error_folder_ready = False
 
     def _login(self) -> None:
+        a = self.account
+        if a.auth == "oauth2":
+            return self._xoauth2()
         try:
-            self.client.login(self.account.username, self.password)
+            if not self.password.isascii() and self.client.has_capability("AUTH=PLAIN"):
+                self.client.plain_login(a.username, self.password)  # LOGIN is ASCII only
+            else:
+                self.client.login(a.username, self.password)
         except LoginError as exc:
-            raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
-                            f"{_server_text(exc)}") from None
+            raise AuthError(a.name, f"login as {a.username!r} refused: {_server_text(exc)}; "
+                            "check the username and the password source") from None
+
+    def _xoauth2(self) -> None:
+        a = self.account
+        if not self.client.has_capability("AUTH=XOAUTH2"):
+            raise AuthError(a.name, f"{a.host}:{a.port} does not offer AUTH=XOAUTH2; it cannot "
+                            "log in with OAuth2")
+        mechanism = XOAuth2(a.username, self.password)
+        try:
+            self.client.sasl_login("XOAUTH2", mechanism)
+        except LoginError as exc:
+            detail = f" ({mechanism.error})" if mechanism.error else ""
+            raise AuthError(a.name, f"the server refused the OAuth2 access token for "
+                            f"{a.username!r}{detail}: {_server_text(exc)}; the saved token is "
+                            "dropped, the next attempt gets a new one") from None
 
     def list(self) -> list[MessageRef]:
         with self._translate("listing"):
@@ -89,18 +119,35 @@ class ImapMailbox(Mailbox):
     def aside_location(self) -> str:
         return f"moved to the IMAP folder {self.error_folder!r}"
 
-    def set_aside(self, ref: MessageRef) -> None:
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
         folder = self.error_folder
         if self.dry_run:
             return
         with self._translate("moving a message on"):
             self._ensure_error_folder()
-            if self.client.has_capability("MOVE"):
+            if self.client.has_capability("MOVE"):  # atomic: moved or not
                 self.client.move([ref.handle], folder)
-            else:
+                return
+            if not (again and self._in_error_folder(ref)):
                 self.client.copy([ref.handle], folder)
-                crashpoint("after_copy")
-                self._expunge([ref.handle])
+            crashpoint("after_copy")
+            self._expunge([ref.handle])
+
+    def _in_error_folder(self, ref: MessageRef) -> bool:
+        """Whether a run that died between COPY and EXPUNGE left a copy of *ref* in the error
+        folder already: a message there of the same size and header. Only asked after such a
+        crash, so the folder switch costs nothing in normal runs."""
+        header = self.client.fetch([ref.handle], ["BODY.PEEK[HEADER]"])
+        header = header.get(ref.handle, {}).get(b"BODY[HEADER]")
+        self.client.select_folder(self.error_folder, readonly=True)
+        try:
+            size = ["LARGER", max(ref.size - 1, 0), "SMALLER", ref.size + 1]
+            same_size = self.client.search(size)
+            found = self.client.fetch(same_size, ["BODY.PEEK[HEADER]"]) if same_size else {}
+        finally:
+            self.client.select_folder(self.account.folder)
+        return header is not None and any(d.get(b"BODY[HEADER]") == header
+                                          for d in found.values())
 
     def _ensure_error_folder(self) -> None:
         if self._error_folder_ready:
@@ -127,7 +174,35 @@ class ImapMailbox(Mailbox):
 
     def _translate(self, doing: str):
         return network_errors(self.account, doing, self.timeout, lost=(imaplib.IMAP4.abort,),
-                              protocol=(IMAPClientError, imaplib.IMAP4.error), text=_server_text)
+                              protocol=(IMAPClientError, imaplib.IMAP4.error), text=_server_text,
+                              cutoff=self.cutoff)
+
+
+class _Client(IMAPClient):
+    """IMAPClient whose raw socket the cutoff watches from the start: imaplib connects, does
+    TLS and reads the greeting inside its constructor, where nothing else could reach it."""
+
+    def __init__(self, *args, cutoff: Cutoff, **kwargs) -> None:
+        self._cutoff = cutoff
+        super().__init__(*args, **kwargs)
+
+    def _create_IMAP4(self):  # imapclient's factory; ours serves plain and TLS alike
+        return _Connection(self._cutoff, self.host, self.port,
+                           self.ssl_context if self.ssl else None, self._timeout.connect)
+
+
+class _Connection(imaplib.IMAP4):
+    def __init__(self, cutoff: Cutoff, host: str, port: int, context: ssl.SSLContext | None,
+                 timeout: float | None) -> None:
+        self._cutoff, self._context = cutoff, context
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self.host, self.port), timeout)
+        self._cutoff.watch(sock)
+        if self._context is None:
+            return sock
+        return self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 def quiet_protocol_trace(client: IMAPClient) -> None:

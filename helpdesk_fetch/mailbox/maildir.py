@@ -67,7 +67,8 @@ class MaildirMailbox(Mailbox):
     def _error_dir(self) -> Path:
         return self.root / f".{self.error_folder}"
 
-    def set_aside(self, ref: MessageRef) -> None:
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
+        """A rename: atomic, so a crash never leaves two copies, whatever *again* says."""
         target = self._error_dir()
         if self.dry_run:
             return

@@ -7,27 +7,82 @@ the server; the ingest side remembers its UIDL and skips it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import logging
 import poplib
+import socket
 import ssl
 from collections.abc import Iterator
 
 from helpdesk_fetch.errors import AuthError, ConnectError
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.mailbox.base import Mailbox, MessageRef, network_errors, tls_context
+from helpdesk_fetch.mailbox.base import (
+    Cutoff,
+    Mailbox,
+    MessageRef,
+    network_errors,
+    tls_context,
+)
+from helpdesk_fetch.oauth2.sasl import describe_challenge, xoauth2_base64
 
 # poplib refuses lines over 2048 bytes, which real mail has (RFC 5322 asks for 998, not everybody
 # listens); allow long lines while still bounding a runaway server.
 MAX_LINE = 4 * 1024 * 1024
 
 
-class _LongLines:
+TRACE = logging.getLogger(__name__ + ".protocol")  # the -vvv protocol trace, like imaplib's
+
+
+class _Session:
+    """poplib with long lines allowed, a protocol trace in which no secret appears (poplib's own
+    debug output prints PASS in the clear, so it is never turned on), and its raw socket shown
+    to the cutoff as soon as it is connected (poplib does TLS and reads the greeting inside its
+    constructor)."""
+
+    _secret_next = False
+
+    def __init__(self, cutoff: Cutoff, *args, **kwargs) -> None:
+        self._cutoff = cutoff
+        super().__init__(*args, **kwargs)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self.host, self.port), timeout)
+        self._cutoff.watch(sock)
+        if isinstance(self, poplib.POP3_SSL):
+            sock = self.context.wrap_socket(sock, server_hostname=self.host)
+        return sock
+
+    def _putcmd(self, line):
+        upper = line.upper()
+        if upper.startswith(("PASS ", "APOP ")):
+            shown = line.split(" ", 1)[0] + " ***"
+        elif upper.startswith("AUTH ") and len(line.split()) > 2:  # an initial response
+            shown = " ".join(line.split()[:2]) + " ***"
+        elif self._secret_next and line:
+            shown = "***"  # a SASL response: the password or token, base64-encoded
+        else:
+            shown = line
+        self._secret_next = upper.startswith("AUTH ") or (self._secret_next and not line)
+        TRACE.debug("> %s", shown)
+        super()._putcmd(line)
+
+    def _getresp(self):
+        try:
+            resp = super()._getresp()
+        except poplib.error_proto as exc:
+            TRACE.debug("< %s", _text(exc))
+            raise
+        TRACE.debug("< %s", resp.decode("utf-8", "replace"))
+        return resp
+
     def _getline(self):
         line = self.file.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
             raise poplib.error_proto(f"-ERR line longer than {MAX_LINE} bytes")
-        if not line:
-            raise poplib.error_proto("-ERR EOF")
+        if not line:  # not poplib's error_proto("-ERR EOF"), which reads as the server's "no"
+            raise EOFError("the server closed the connection")
         octets = len(line)
         if line[-2:] == b"\r\n":
             return line[:-2], octets
@@ -36,11 +91,11 @@ class _LongLines:
         return line[:-1], octets
 
 
-class _POP3(_LongLines, poplib.POP3):
+class _POP3(_Session, poplib.POP3):
     pass
 
 
-class _POP3_SSL(_LongLines, poplib.POP3_SSL):
+class _POP3_SSL(_Session, poplib.POP3_SSL):
     pass
 
 
@@ -52,9 +107,10 @@ class Pop3Mailbox(Mailbox):
         context = tls_context(a.name, a.ca_file)
         with self._translate("connecting to"):
             if a.security == "ssl":
-                self.conn = _POP3_SSL(a.host, a.port, timeout=self.timeout, context=context)
+                self.conn = _POP3_SSL(self.cutoff, a.host, a.port, timeout=self.timeout,
+                                      context=context)
             else:
-                self.conn = _POP3(a.host, a.port, timeout=self.timeout)
+                self.conn = _POP3(self.cutoff, a.host, a.port, timeout=self.timeout)
             if a.security == "starttls":
                 self._stls(context)
             self._login()
@@ -67,12 +123,35 @@ class Pop3Mailbox(Mailbox):
         self.conn.stls(context)
 
     def _login(self) -> None:
+        if self.account.auth == "oauth2":
+            return self._xoauth2()
         try:
             self.conn.user(self.account.username)
             self.conn.pass_(self.password)
         except poplib.error_proto as exc:
             raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
+                            f"{_text(exc)}; check the username and the password source") from None
+
+    def _xoauth2(self) -> None:
+        """``AUTH XOAUTH2``, then the response after the server's ``+`` (the two-step form that
+        Office 365 expects; RFC 5034 allows it everywhere)."""
+        a = self.account
+        try:
+            self.conn._shortcmd("AUTH XOAUTH2")
+        except poplib.error_proto as exc:
+            raise AuthError(a.name, f"{a.host}:{a.port} does not accept AUTH XOAUTH2: "
                             f"{_text(exc)}") from None
+        try:
+            answer = self.conn._shortcmd(xoauth2_base64(a.username, self.password))
+            if answer.startswith(b"+OK"):
+                return
+            detail = describe_challenge(_unbase64(answer[1:].strip()))
+            self.conn._shortcmd("")  # ends the exchange; the server answers -ERR
+            raise poplib.error_proto(f"-ERR ({detail})")
+        except poplib.error_proto as exc:
+            raise AuthError(a.name, f"the server refused the OAuth2 access token for "
+                            f"{a.username!r}: {_text(exc)}; the saved token is dropped, the "
+                            "next attempt gets a new one") from None
 
     def list(self) -> list[MessageRef]:
         with self._translate("listing"):
@@ -97,7 +176,7 @@ class Pop3Mailbox(Mailbox):
     def aside_location(self) -> str:
         return "left on the POP3 server (later runs skip it)"
 
-    def set_aside(self, ref: MessageRef) -> None:
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
         """Nothing to do on the server: the ingest side remembers the UIDL."""
 
     def count(self) -> int:
@@ -116,7 +195,7 @@ class Pop3Mailbox(Mailbox):
 
     def _translate(self, doing: str):
         return network_errors(self.account, doing, self.timeout, protocol=(poplib.error_proto,),
-                              text=_text)
+                              text=_text, cutoff=self.cutoff)
 
 
 def _retr(conn: poplib.POP3, which: int) -> bytes:
@@ -138,6 +217,13 @@ def _pairs(lines: list[bytes]) -> Iterator[tuple[str, str]]:
     for line in lines:
         num, _, value = line.decode("ascii", "replace").partition(" ")
         yield num, value.strip()
+
+
+def _unbase64(data: bytes) -> bytes:
+    try:
+        return base64.b64decode(data)
+    except (binascii.Error, ValueError):
+        return data
 
 
 def _text(exc: Exception) -> str:

@@ -1,0 +1,174 @@
+"""Crash consistency (spec §4.1, §4.2): `fetch` killed with SIGKILL at every named crash point of
+helpdesk_fetch.faults, over IMAP (with MOVE, and without it: COPY + delete) and POP3, and at
+random moments over many rounds. After the crash nothing is lost; after the next clean run every
+good message is exactly one ticket message, the mailbox is empty and only the bad messages are
+set aside (each once)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import time
+
+import pytest
+
+from helpdesk_fetch.faults import POINTS
+from tests.chaos import (
+    KILLED,
+    LIMIT,
+    Load,
+    assert_exactly_once,
+    assert_nothing_lost,
+    failed_count,
+    fetch,
+    final_state,
+    mixed_load,
+    on_server,
+    start_fetch,
+)
+from tests.servers import Dovecot, dovecot_base
+
+pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
+
+# Dovecot 2.3's capabilities after login, without MOVE: helpdesk-fetch must fall back to
+# COPY + \Deleted + UID EXPUNGE to set messages aside.
+WITHOUT_MOVE = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY "
+                "THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL "
+                "CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 "
+                "CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS "
+                "BINARY SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+")
+
+
+@pytest.fixture(scope="session")
+def dovecot_without_move():
+    """A second Dovecot whose IMAP does not announce MOVE."""
+    with dovecot_base() as base:
+        server = Dovecot(base, extra_config=f"imap_capability = {WITHOUT_MOVE}").start()
+        try:
+            client = server.imap("capability-check")
+            capabilities = client.capabilities()
+            client.logout()
+            assert b"MOVE" not in capabilities and b"UIDPLUS" in capabilities, capabilities
+            yield server
+        finally:
+            server.stop()
+
+
+def interleaved(load: Load) -> list[bytes]:
+    """The bad messages among the good ones, so that the run must step over them."""
+    good, bad = load.good, load.bad
+    return good[:3] + bad[:1] + good[3:7] + bad[1:] + good[7:]
+
+
+# (server, protocol, crash point): every point, where the protocol passes it; some points twice,
+# to die both in the first and in a later message, batch or set-aside.
+CASES = [
+    ("move", "imap", "after_fetch:4"),
+    ("move", "imap", "mid_transaction:4"),
+    ("move", "imap", "after_commit:1"),
+    ("move", "imap", "after_commit:4"),
+    ("move", "imap", "after_flag_deleted"),
+    ("copy", "imap", "after_fetch:4"),
+    ("copy", "imap", "mid_transaction:4"),
+    ("copy", "imap", "after_commit:4"),
+    ("copy", "imap", "after_flag_deleted:1"),  # setting aside the oversized message
+    ("copy", "imap", "after_flag_deleted:2"),  # setting aside the empty message
+    ("copy", "imap", "after_flag_deleted:3"),  # deleting the first batch
+    ("copy", "imap", "after_copy:1"),
+    ("copy", "imap", "after_copy:2"),
+    ("move", "pop3", "after_fetch:4"),
+    ("move", "pop3", "mid_transaction:4"),
+    ("move", "pop3", "after_commit:4"),
+    ("move", "pop3", "after_pop3_dele"),
+]
+
+
+def test_every_crash_point_is_tested():
+    assert {point.split(":")[0] for _, _, point in CASES} == set(POINTS)
+
+
+@pytest.mark.parametrize(("kind", "protocol", "point"), CASES,
+                         ids=[f"{p}-{k}-{c}" for k, p, c in CASES])
+def test_crash_then_clean_run(kind, protocol, point, dovecot, dovecot_without_move, mail_user,
+                              write_config, tmp_path):
+    server = dovecot_without_move if kind == "copy" else dovecot
+    load = mixed_load(mail_user)
+    server.append(mail_user, interleaved(load))
+    config = write_config([server.account("box", mail_user, protocol=protocol)],
+                          settings={"max_message_bytes": LIMIT})
+    database = tmp_path / "helpdesk.db"
+
+    crashed = fetch(config, crash_at=point)
+
+    assert crashed.returncode == KILLED, f"the crash point was not reached: {crashed.stderr}"
+    assert_nothing_lost(load, database, on_server(server, mail_user), f"after {point}")
+
+    clean = fetch(config)
+
+    assert clean.returncode == 0, clean.stderr
+    assert_exactly_once(load, database, *final_state(server, mail_user, protocol), point)
+    assert failed_count(database) == len(load.bad)
+    again = fetch(config)
+    assert (again.returncode, again.stderr) == (0, "")
+    assert_exactly_once(load, database, *final_state(server, mail_user, protocol), point)
+
+
+def test_random_sigkills_lose_and_double_nothing(dovecot, dovecot_without_move, mail_user,
+                                                 write_config, tmp_path, capsys):
+    """SIGKILL at a random moment, round after round, with new mail arriving in between.
+
+    Bounded: HELPDESK_FETCH_CHAOS_ROUNDS rounds (default 15) and HELPDESK_FETCH_CHAOS_SECONDS
+    (default 45) of rounds; HELPDESK_FETCH_CHAOS_SEED replays a run (the seed is printed)."""
+    seed = int(os.environ.get("HELPDESK_FETCH_CHAOS_SEED") or random.randrange(2**32))
+    rounds = int(os.environ.get("HELPDESK_FETCH_CHAOS_ROUNDS", "15"))
+    seconds = float(os.environ.get("HELPDESK_FETCH_CHAOS_SECONDS", "45"))
+    with capsys.disabled():
+        print(f"\nrandom SIGKILL test: seed {seed} (HELPDESK_FETCH_CHAOS_SEED={seed} replays it)")
+    rng = random.Random(seed)
+    boxes = {"imap": (dovecot, "imap"), "copy": (dovecot_without_move, "imap"),
+             "pop": (dovecot, "pop3")}
+    users = {name: f"{mail_user}-{name}" for name in boxes}
+    loads = {name: Load() for name in boxes}
+    config = write_config([server.account(name, users[name], protocol=protocol)
+                           for name, (server, protocol) in boxes.items()],
+                          settings={"max_message_bytes": LIMIT})
+    database = tmp_path / "helpdesk.db"
+    outcomes: list[int] = []
+    typical = 2.0  # seconds a whole run takes; kept up to date by the runs that finish
+    started = time.monotonic()
+    for number in range(rounds):
+        if time.monotonic() - started > seconds:
+            break
+        for name, (server, _) in boxes.items():
+            new = mixed_load(f"{users[name]}-r{number}", good=rng.randint(1, 8),
+                             bad=rng.random() < 0.3)
+            loads[name] += new
+            if new.all:
+                server.append(users[name], rng.sample(new.all, len(new.all)))
+        begun = time.monotonic()
+        proc = start_fetch(config)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a random moment of the run
+            proc.wait(rng.uniform(0.05, typical))
+        proc.kill()
+        _, stderr = proc.communicate()
+        outcomes.append(proc.returncode)
+        assert proc.returncode in (0, KILLED), f"seed {seed}, round {number}: {stderr}"
+        if proc.returncode == 0:
+            typical = time.monotonic() - begun
+        for name, (server, _) in boxes.items():
+            assert_nothing_lost(loads[name], database, on_server(server, users[name]),
+                                f"seed {seed}, round {number}, account {name}", account=name)
+
+    clean = fetch(config)
+
+    note = f"seed {seed} after {len(outcomes)} rounds"
+    assert clean.returncode == 0, f"{note}: {clean.stderr}"
+    for name, (server, protocol) in boxes.items():
+        assert_exactly_once(loads[name], database, *final_state(server, users[name], protocol),
+                            f"{note}, {name}", account=name)
+    assert outcomes.count(KILLED) >= len(outcomes) // 2, f"{note}: too few kills: {outcomes}"
+    with capsys.disabled():
+        print(f"random SIGKILL test: {len(outcomes)} rounds, {outcomes.count(KILLED)} killed "
+              f"mid-run, seed {seed}")

@@ -1,0 +1,251 @@
+"""OAuth2 (XOAUTH2) end to end: a real Dovecot whose oauth2 passdb asks the tests' identity
+provider, over IMAP and POP3, with tokens from a command, from the refresh-token flow (rotated
+and saved) and from the client-credentials flow (secret or certificate); expiry and revocation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import subprocess
+import threading
+
+import pytest
+
+from tests.mails import message
+from tests.oauth_server import Client
+from tests.proc import helpdesk_fetch
+from tests.proxy import CapturingProxy
+
+CLIENT = "helpdesk-app"
+
+
+def oauth_account(dovecot, idp, name, user, protocol="imap", security="ssl", **extra) -> dict:
+    table = dovecot.account(name, user, protocol=protocol, security=security)
+    del table["password"]
+    table["auth"] = "oauth2"
+    if "oauth2_token_command" not in extra:
+        table.update(oauth2_client_id=CLIENT, oauth2_token_url=idp.url + "/token",
+                     oauth2_device_url=idp.url + "/devicecode",
+                     oauth2_authorize_url=idp.url + "/authorize", oauth2_scopes=["mail"])
+    table.update(extra)
+    return table
+
+
+def token_file(config, name: str):
+    return config.parent / "oauth2" / f"account-{name}.json"
+
+
+def signed_in(idp, config, name: str, user: str) -> str:
+    """Save a refresh token for *user* as `accounts authorize` would; the token."""
+    idp.provider.clients.setdefault(CLIENT, Client())
+    refresh = idp.provider.issue(user, CLIENT, "mail")["refresh_token"]
+    path = token_file(config, name)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(json.dumps({"refresh_token": refresh}))
+    path.chmod(0o600)
+    return refresh
+
+
+@pytest.mark.parametrize("protocol, security", [("imap", "ssl"), ("pop3", "ssl"),
+                                                ("imap", "starttls"), ("pop3", "starttls")])
+def test_fetch_with_a_token_from_the_command(oauth_dovecot, idp, mail_user, write_config, run,
+                                             tmp_path, protocol, security):
+    token = idp.provider.issue(mail_user, CLIENT, with_refresh=False)["access_token"]
+    (tmp_path / "token").write_text(token + "\n")
+    oauth_dovecot.append(mail_user, [message("Printer on fire")])
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user, protocol,
+                                         security=security,
+                                         oauth2_token_command=f"cat {tmp_path / 'token'}")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == [
+        "Printer on fire"]
+    assert oauth_dovecot.messages(mail_user) == []
+    assert idp.provider.introspected == [token]  # Dovecot really asked the provider
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_refresh_flow_saves_the_rotated_refresh_token(oauth_dovecot, idp, mail_user,
+                                                      write_config, run, protocol):
+    oauth_dovecot.append(mail_user, [message("First")])
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user, protocol)])
+    first_refresh = signed_in(idp, config, "o", mail_user)
+
+    assert run("fetch", config=config).exit_code == 0
+
+    saved = json.loads(token_file(config, "o").read_text())
+    assert saved["refresh_token"] != first_refresh  # rotated, and the new one saved
+    assert first_refresh not in idp.provider.refresh  # the provider revoked the used one
+    assert saved["refresh_token"] in idp.provider.refresh
+    assert stat.S_IMODE(token_file(config, "o").stat().st_mode) == 0o600
+    assert stat.S_IMODE(token_file(config, "o").parent.stat().st_mode) == 0o700
+    assert [r["grant_type"] for r in idp.provider.requests] == ["refresh_token"]
+    assert idp.provider.requests[0]["scope"] == "mail"
+
+    oauth_dovecot.append(mail_user, [message("Second")])
+    assert run("fetch", config=config).exit_code == 0
+    assert len(idp.provider.requests) == 1  # the saved access token was still good
+    assert len(run.json("tickets", "list", config=config)) == 2
+
+
+def test_a_token_near_its_expiry_is_renewed_before_the_login(oauth_dovecot, idp, mail_user,
+                                                             write_config, run):
+    idp.provider.lifetime = 60  # under the two minutes kept in reserve
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user)])
+    signed_in(idp, config, "o", mail_user)
+
+    for _ in range(3):
+        assert run("accounts", "test", "o", config=config).exit_code == 0
+
+    assert [r["grant_type"] for r in idp.provider.requests] == ["refresh_token"] * 3
+    assert json.loads(token_file(config, "o").read_text())["refresh_token"] in \
+        idp.provider.refresh
+
+
+def test_an_access_token_the_server_refuses_is_replaced_on_the_next_attempt(
+        oauth_dovecot, idp, mail_user, write_config, run):
+    oauth_dovecot.append(mail_user, [message("Waiting")])
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user)])
+    signed_in(idp, config, "o", mail_user)
+    assert run("accounts", "test", "o", config=config).exit_code == 0
+    idp.provider.expire_access_tokens()  # e.g. revoked early; we still think it is good
+
+    refused = run("fetch", config=config)
+    again = run("fetch", config=config)
+
+    assert refused.exit_code == 1
+    assert "account 'o'" in refused.stderr and "refused the OAuth2 access token" in \
+        refused.stderr and "next attempt gets a new one" in refused.stderr
+    assert again.exit_code == 0, again.output
+    assert oauth_dovecot.messages(mail_user) == []
+
+
+def test_a_revoked_refresh_token_names_the_account_and_the_fix(oauth_dovecot, dovecot, idp,
+                                                               mail_user, write_config, run):
+    dovecot.append(mail_user, [message("Other account still works")])
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user),
+                           dovecot.account("plain", mail_user)])
+    signed_in(idp, config, "o", mail_user)
+    idp.provider.revoke(mail_user)
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 1
+    line = next(x for x in result.stderr.splitlines() if "'o'" in x)
+    assert "refused the refresh token (invalid_grant: AADSTS70008" in line
+    assert "Trace ID" not in line  # only the first line of a long description
+    assert "expired or was revoked" in line
+    assert "`helpdesk-fetch accounts authorize o`" in line
+    assert len(run.json("tickets", "list", config=config)) == 1  # the other account ran
+
+
+def test_without_a_sign_in_the_error_says_how(oauth_dovecot, idp, mail_user, write_config, run):
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user)])
+
+    result = run("accounts", "test", "o", config=config)
+
+    assert result.exit_code == 1
+    assert "not signed in to OAuth2 yet" in result.output
+    assert "helpdesk-fetch accounts authorize o" in result.output
+
+
+def test_a_token_of_another_user_is_refused(oauth_dovecot, idp, mail_user, write_config, run,
+                                            tmp_path):
+    token = idp.provider.issue("somebody-else", CLIENT, with_refresh=False)["access_token"]
+    (tmp_path / "token").write_text(token)
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user,
+                                         oauth2_token_command=f"cat {tmp_path / 'token'}")])
+
+    result = run("accounts", "test", "o", config=config)
+
+    assert result.exit_code == 1 and "refused the OAuth2 access token" in result.output
+
+
+def test_client_credentials_with_a_secret(oauth_dovecot, idp, mail_user, write_config, run,
+                                          monkeypatch):
+    idp.provider.clients["app"] = Client(secret="app-secret-42")
+    idp.provider.app_mailbox["app"] = mail_user
+    oauth_dovecot.append(mail_user, [message("App-only")])
+    monkeypatch.setenv("APP_SECRET", "app-secret-42")
+    account = oauth_account(oauth_dovecot, idp, "app", mail_user, "pop3",
+                            oauth2_flow="client_credentials", oauth2_client_id="app",
+                            password_env="APP_SECRET")
+    config = write_config([account])
+
+    assert run("fetch", config=config).exit_code == 0
+    assert idp.provider.requests[0]["grant_type"] == "client_credentials"
+    assert "refresh_token" not in json.loads(token_file(config, "app").read_text())
+
+    monkeypatch.setenv("APP_SECRET", "wrong")
+    token_file(config, "app").unlink()
+    refused = run("accounts", "test", "app", config=config)
+    assert refused.exit_code == 1 and "refused the client (invalid_client" in refused.output
+    assert "check oauth2_client_id and the client secret or certificate" in refused.output
+
+
+def test_client_credentials_with_a_certificate(oauth_dovecot, idp, mail_user, write_config,
+                                               run, tmp_path):
+    cert, key = tmp_path / "app-cert.pem", tmp_path / "app-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=helpdesk-app"],
+                   check=True, capture_output=True)
+    both = tmp_path / "app.pem"
+    both.write_text(cert.read_text() + key.read_text())
+    both.chmod(0o600)
+    idp.provider.clients["app"] = Client(certificate=cert)
+    idp.provider.app_mailbox["app"] = mail_user
+    oauth_dovecot.append(mail_user, [message("Signed in with a certificate")])
+    config = write_config([oauth_account(oauth_dovecot, idp, "app", mail_user,
+                                         oauth2_flow="client_credentials",
+                                         oauth2_client_id="app",
+                                         oauth2_certificate_file=str(both))])
+
+    assert run("fetch", config=config).exit_code == 0
+    form = idp.provider.requests[0]
+    assert form["client_assertion_type"].endswith(":jwt-bearer")
+    assert "client_secret" not in form
+    assert len(run.json("tickets", "list", config=config)) == 1
+
+    both.chmod(0o644)
+    token_file(config, "app").unlink()
+    exposed = run("accounts", "test", "app", config=config)
+    assert exposed.exit_code == 1 and f"chmod 600 {both}" in exposed.output
+
+
+def test_pop3_xoauth2_is_sent_in_two_steps(oauth_dovecot, idp, mail_user, write_config, run,
+                                           tmp_path):
+    """Office 365 wants `AUTH XOAUTH2`, then the response after the server's `+`."""
+    token = idp.provider.issue(mail_user, CLIENT, with_refresh=False)["access_token"]
+    (tmp_path / "token").write_text(token)
+    with CapturingProxy(oauth_dovecot.ports["pop3"]) as proxy:
+        config = write_config([oauth_account(
+            oauth_dovecot, idp, "o", mail_user, "pop3", security="none", port=proxy.port,
+            oauth2_token_command=f"cat {tmp_path / 'token'}")])
+        assert run("accounts", "test", "o", config=config).exit_code == 0
+        proxy.wait()
+    lines = bytes(proxy.sent).split(b"\r\n")
+    step = lines.index(b"AUTH XOAUTH2")
+    assert base64.b64decode(lines[step + 1]) == \
+        f"user={mail_user}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def test_concurrent_runs_never_spend_one_refresh_token_twice(oauth_dovecot, idp, mail_user,
+                                                             write_config, tmp_path):
+    idp.provider.lifetime = 60  # every run must refresh
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user)])
+    signed_in(idp, config, "o", mail_user)
+    results = []
+
+    def one() -> None:
+        results.append(helpdesk_fetch("accounts", "test", "o", config=config))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.returncode for r in results] == [0] * 4, [r.stdout for r in results]
+    assert len(idp.provider.requests) == 4
