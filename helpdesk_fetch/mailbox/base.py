@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import os
 import re
 import socket
 import ssl
-import sys
 import threading
-import types
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -268,7 +265,6 @@ def _network_errors(account: Account, doing: str, timeout: float, *, lost: tuple
 def get_mailbox(account: Account, **kwargs) -> Mailbox:
     """The source for *account*'s protocol."""
     if account.protocol == "imap":
-        _without_version_lookup("imapclient")
         from helpdesk_fetch.mailbox.imap import ImapMailbox
 
         return ImapMailbox(account, **kwargs)
@@ -282,25 +278,3 @@ def get_mailbox(account: Account, **kwargs) -> Mailbox:
         return MaildirMailbox(account, **kwargs)
     raise ValueError(f"unknown protocol {account.protocol!r}; known: imap, pop3, maildir")
 
-
-class _VersionModule(types.ModuleType):
-    def __getattr__(self, name: str):  # anything but the version: the real module, after all
-        if name.startswith("__"):  # the import system probing (__path__ ...): not there
-            raise AttributeError(name)
-        del sys.modules[self.__name__]
-        return getattr(importlib.import_module(self.__name__), name)
-
-
-def _without_version_lookup(package: str) -> None:
-    """Let *package* import without asking importlib.metadata for its own version string.
-
-    imapclient's ``__init__`` does, and importing importlib.metadata (zipfile, csv, much of the
-    email package) cost 20-40 ms here: a sixth of a cron run that finds no mail. Nothing reads
-    that version, so its module is provided in advance; any other name in it loads the real
-    module. No effect once the package is imported."""
-    name = f"{package}.version"
-    if package in sys.modules or name in sys.modules:
-        return
-    module = _VersionModule(name)
-    module.version, module.version_info = "unknown", (0, 0, 0, "unknown")
-    sys.modules[name] = module
