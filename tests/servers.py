@@ -12,6 +12,7 @@ import getpass
 import itertools
 import os
 import pwd
+import random
 import shutil
 import socket
 import ssl
@@ -28,10 +29,39 @@ class ServerMissing(RuntimeError):
     pass
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A free loopback port for a server that binds it a little later.
+
+    It is taken below the kernel's ephemeral range: a port from that range could, in the moment
+    between this check and the server's bind, become the local port of any outgoing connection
+    or port-0 listener on the machine (the suite runs many), and the server would fail to start
+    or, worse, a client would reach the wrong server."""
+    low = _ephemeral_low()
+    candidates = list(range(max(1024, low - 12000), low)) if low > 4000 else []
+    random.shuffle(candidates)
+    for port in candidates[:500]:
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # an unusual port range: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def wait_for_port(port: int, timeout: float = 15.0) -> None:

@@ -249,3 +249,16 @@ def test_concurrent_runs_never_spend_one_refresh_token_twice(oauth_dovecot, idp,
         thread.join()
     assert [r.returncode for r in results] == [0] * 4, [r.stdout for r in results]
     assert len(idp.provider.requests) == 4
+
+
+def test_a_token_url_that_does_not_speak_http_is_a_clear_error(dovecot, oauth_dovecot, idp,
+                                                                mail_user, write_config, run):
+    account = oauth_account(oauth_dovecot, idp, "o", mail_user)
+    account["oauth2_token_url"] = f"http://127.0.0.1:{dovecot.ports['imap']}/token"  # IMAP
+    config = write_config([account])
+    signed_in(idp, config, "o", mail_user)
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 1
+    assert "account 'o'" in result.stderr and "not an HTTP answer" in result.stderr

@@ -7,6 +7,7 @@ explain; everything else that goes wrong is a ConnectError naming the account an
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import urllib.error
@@ -52,6 +53,9 @@ def post_form(url: str, fields: dict[str, str], *, account: str, timeout: float,
         raise ConnectError(account, f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise ConnectError(account, f"{url}: {_reason(exc.reason, timeout)}") from None
+    except http.client.HTTPException as exc:  # something answered, but not in HTTP
+        raise ConnectError(account, f"{url}: not an HTTP answer ({type(exc).__name__}); is "
+                           "this the token endpoint's address?") from None
     except TimeoutError:
         raise ConnectError(account, f"{url}: no answer within {timeout:g} s") from None
     except OSError as exc:
