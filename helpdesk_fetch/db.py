@@ -40,11 +40,12 @@ from helpdesk_fetch.errors import ConfigError, DatabaseError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HISTORY_TABLE = "schema_migration"
-SQLITE_PRAGMAS = {
+BUSY_SECONDS = 30
+SQLITE_PRAGMAS = {  # in this order: waiting for a lock must already apply to switching to WAL
+    "busy_timeout": BUSY_SECONDS * 1000,
     "journal_mode": "wal",
     "synchronous": "full",
     "foreign_keys": 1,
-    "busy_timeout": 30000,
     "cache_size": -2000,  # 2 MiB
 }
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
@@ -151,11 +152,13 @@ def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
         if path == ":memory:" or not Path(path).exists():
             return SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS, autoconnect=True)
         # No pragma that writes: the file stays exactly as it is.
-        return SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True,
-                              pragmas={"busy_timeout": 30000}, autoconnect=True)
+        return SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True, timeout=BUSY_SECONDS,
+                              pragmas={"busy_timeout": BUSY_SECONDS * 1000}, autoconnect=True)
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True, lock_type="IMMEDIATE")
+    # timeout: the driver's own busy wait, which covers the statements before the pragmas
+    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True, lock_type="IMMEDIATE",
+                          timeout=BUSY_SECONDS)
 
 
 def redact_url(url: str) -> str:
