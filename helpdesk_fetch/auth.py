@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -115,6 +114,8 @@ def _read_password_file(path: Path, account: str | None, key_prefix: str) -> str
 def run_secret_command(command: str, *, account: str | None, key: str, timeout: float) -> str:
     """The first line that *command* prints (it must exit 0 within *timeout*); its output is
     never shown, not even when it fails: it may hold the secret or part of it."""
+    import subprocess  # only here: a run without password commands does not pay for it
+
     try:
         done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 
+import click
 import pytest
 
 from helpdesk_fetch import __version__
-from helpdesk_fetch.cli import cli
+from helpdesk_fetch.cli import cli, subcommands
 from tests.mails import message
 from tests.servers import PASSWORD
 from tests.test_ingest_maildir import make_maildir
@@ -164,9 +165,9 @@ def test_a_held_account_is_skipped_while_others_run(tmp_path, write_config, run)
 
 def test_every_command_has_help_with_an_example(run):
     def walk(group, prefix):
-        for name, command in group.commands.items():
+        for name, command in subcommands(group).items():
             yield prefix + [name], command
-            if hasattr(command, "commands"):
+            if isinstance(command, click.Group):
                 yield from walk(command, prefix + [name])
 
     for path, _command in walk(cli, []):

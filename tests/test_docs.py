@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpdesk_fetch.cli import cli, docs
+from helpdesk_fetch.cli import cli, docs, subcommands
 from tests.proc import environment, helpdesk_fetch
 
 
@@ -45,7 +45,7 @@ def test_shell_completion():
                                            COMP_WORDS="helpdesk-fetch errors re",
                                            COMP_CWORD="2"))
     assert words.stdout.decode().split() == ["plain,retry"]
-    assert "errors" in cli.commands
+    assert "errors" in subcommands(cli)
 
 
 def test_account_names_complete(write_config):

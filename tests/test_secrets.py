@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 import pytest
 
-from helpdesk_fetch.cli import cli
+from helpdesk_fetch.cli import cli, subcommands
 from tests.mails import message
 from tests.oauth_server import Client
 from tests.proc import environment, helpdesk_fetch
@@ -55,7 +55,7 @@ def revealing(command: str) -> str:
 
 
 def leaf_commands(group: click.Group = cli, prefix: tuple = ()):
-    for name, command in group.commands.items():
+    for name, command in subcommands(group).items():
         if isinstance(command, click.Group):
             yield from leaf_commands(command, (*prefix, name))
         else:

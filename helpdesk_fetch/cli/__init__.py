@@ -72,8 +72,25 @@ def complete_account(ctx: click.Context, param, incomplete: str) -> list[str]:
         return []
 
 
+# Each command's module, imported only when that command runs (or help lists them all): a cron
+# run of `fetch` does not pay for the other commands' modules.
+SUBCOMMANDS = {"accounts": "accounts", "db": "db", "deliver": "deliver", "errors": "errors",
+               "fetch": "fetch", "ingest": "admin", "status": "admin", "tickets": "tickets"}
+
+
 class Group(click.Group):
-    """A group that turns the core's HelpdeskError into a message and the spec's exit code."""
+    """The top-level group: loads its commands lazily, and turns the core's HelpdeskError into a
+    message and the spec's exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in SUBCOMMANDS:
+            import importlib  # the module registers its commands on this group
+
+            importlib.import_module(f"{__name__}.{SUBCOMMANDS[name]}")
+        return self.commands.get(name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -190,17 +207,11 @@ def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: bool
     ctx.obj = App(config_option=config_option, verbosity=verbosity)
 
 
+def subcommands(group: click.Group) -> dict[str, click.Command]:
+    """A group's commands by name, the lazily loaded ones included (for help, docs and tests)."""
+    ctx = click.Context(group)
+    return {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+
+
 def main() -> None:
     cli(prog_name="helpdesk-fetch")
-
-
-# The commands register themselves on import.
-from helpdesk_fetch.cli import (  # noqa: E402, F401
-    accounts,
-    admin,
-    db,
-    deliver,
-    errors,
-    fetch,
-    tickets,
-)

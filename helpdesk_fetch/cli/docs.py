@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from helpdesk_fetch.cli import cli
+from helpdesk_fetch.cli import cli, subcommands
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 WIDTH = 100
@@ -40,8 +40,8 @@ def walk(command: click.Command = cli, parent: click.Context | None = None,
                         **command.context_settings)
     yield path, ctx
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            yield from walk(command.commands[name], ctx, (*path, name))
+        for name, sub in sorted(subcommands(command).items()):
+            yield from walk(sub, ctx, (*path, name))
 
 
 def summary(command: click.Command) -> str:
