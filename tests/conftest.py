@@ -15,7 +15,7 @@ from helpdesk_fetch.cli import cli
 from tests.oauth_server import OAuthServer, Provider
 from tests.pgserver import PASSWORD as PG_PASSWORD
 from tests.pgserver import PostgresCluster
-from tests.servers import Dovecot, dovecot_base
+from tests.servers import Dovecot, SmtpSink, dovecot_base
 
 _names = itertools.count(1)
 DB_PASSWORD_ENV = "HELPDESK_TEST_DB_PASSWORD"
@@ -105,6 +105,14 @@ def idp(oauth_server):
     """The identity provider with a fresh state for this test."""
     oauth_server.provider = Provider()
     return oauth_server
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on a free loopback port that keeps what it receives."""
+    server = SmtpSink().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -23,13 +23,6 @@ STAFF = ["alice@example.com", "bob@example.com"]
 
 
 @pytest.fixture
-def smtp():
-    server = SmtpSink().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def helpdesk(dovecot, mail_user, write_config, smtp):
     """An IMAP helpdesk mailbox with auto-mails on; returns (config path, send function)."""
 

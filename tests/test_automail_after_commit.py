@@ -7,19 +7,11 @@ import pytest
 
 from tests.mails import message, message_id_of
 from tests.proc import helpdesk_fetch
-from tests.servers import SmtpSink
 from tests.test_ingest_maildir import make_maildir
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 STAFF = ["alice@example.com", "bob@example.com"]
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 def kinds(smtp) -> list[tuple[str, list[str]]]:
