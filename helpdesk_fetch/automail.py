@@ -33,10 +33,12 @@ MARKER = "X-Helpdesk-Fetch"  # on every auto-mail we send; mail carrying it is n
 KINDS = ("new_ticket", "new_ticket_resource", "customer_reply", "ticket_closed")
 TO_SENDER = ("new_ticket", "ticket_closed")
 BACKLOG_GRACE = dt.timedelta(hours=1)
-_DAEMON = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?|"
+_DAEMON = re.compile(r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"
                      r"mail-?daemon|majordomo|listserv|.*-request|.*-bounces?)$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _ADDRESS = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_ID_BREAKER = re.compile(r"[\s\x00-\x1f\x7f<>]")
 
 
 def no_reply_reason(parsed: ParsedMessage, own: frozenset[str]) -> str | None:
@@ -58,11 +60,17 @@ def no_reply_reason(parsed: ParsedMessage, own: frozenset[str]) -> str | None:
         return "a null sender (bounce)"
     if not parsed.from_addr:
         return "no sender address"
-    if _DAEMON.match(parsed.from_addr.split("@")[0]):
-        return f"a daemon sender ({parsed.from_addr})"
-    if parsed.from_addr in own:
-        return f"one of our own addresses ({parsed.from_addr})"
+    for address in dict.fromkeys(a for a in (parsed.from_addr, parsed.reply_to) if a):
+        if is_daemon(address):
+            return f"a daemon sender ({address})"
+        if address.lower() in own:
+            return f"one of our own addresses ({address})"
     return None
+
+
+def is_daemon(address: str) -> bool:
+    """MAILER-DAEMON, postmaster, no-reply and the like, also with a +tag (VERP: bounces+x=y)."""
+    return _DAEMON.match(address.split("@")[0].split("+")[0]) is not None
 
 
 def own_addresses(config: Config) -> frozenset[str]:
@@ -110,13 +118,28 @@ def _recipients(kind: str, parsed: ParsedMessage, resource: Resource | None) -> 
 
 def _within_rate(wanted: list[Planned], parsed: ParsedMessage, cap: int,
                  now: dt.datetime) -> list[Planned]:
+    """At most *cap* auto-mails an hour caused by one sender, and at most *cap* an hour to one
+    address of a sender (a Reply-To naming someone else must not multiply them)."""
+    hour_ago = now - dt.timedelta(hours=1)
     sent = (Outbox.select().where((Outbox.rate_key == parsed.from_addr)
-                                  & (Outbox.created_at > now - dt.timedelta(hours=1))).count())
+                                  & (Outbox.created_at > hour_ago)).count())
     allowed = max(0, cap - sent)
     if len(wanted) > allowed:
         log.warning("%s: %d auto-mails not sent: %s caused %d in the last hour (cap %d)",
                     _label(parsed), len(wanted) - allowed, parsed.from_addr, sent, cap)
-    return wanted[:allowed]
+    return [p for p in wanted[:allowed]
+            if p.kind not in TO_SENDER or not _recipient_capped(p, parsed, cap, hour_ago)]
+
+
+def _recipient_capped(planned: Planned, parsed: ParsedMessage, cap: int,
+                      hour_ago: dt.datetime) -> bool:
+    received = (Outbox.select().where((Outbox.kind << TO_SENDER)
+                                      & (Outbox.recipients == json.dumps(list(planned.recipients)))
+                                      & (Outbox.created_at > hour_ago)).count())
+    if received >= cap:
+        log.warning("%s: no %s auto-mail: %s got %d in the last hour (cap %d)", _label(parsed),
+                    planned.kind, ", ".join(planned.recipients), received, cap)
+    return received >= cap
 
 
 def queue(planned: Planned, *, ticket: Ticket, parsed: ParsedMessage, config: Config,
@@ -175,7 +198,12 @@ def template_text(kind: str, config: Config) -> tuple[str, str]:
         for name in (f"{kind}.{settings.language}.txt", f"{kind}.txt"):
             path = Path(settings.templates_dir) / name
             if path.is_file():
-                return path.read_text(encoding="utf-8"), str(path)
+                try:
+                    return path.read_text(encoding="utf-8"), str(path)
+                except (OSError, UnicodeDecodeError) as exc:
+                    log.error("cannot read the template %s (%s); using the built-in text", path,
+                              getattr(exc, "strerror", None) or "not UTF-8")
+                    break
     return _builtin(kind, settings.language)
 
 
@@ -194,9 +222,9 @@ def _build(planned: Planned, *, subject: str, body: str, inbound: ParsedMessage,
     mail["Subject"] = subject
     mail["Date"] = format_datetime(now.replace(tzinfo=dt.UTC))
     mail["Message-ID"] = make_msgid("hd", _domain(sender))
-    if inbound.message_id:
+    if _header_safe(inbound.message_id):
         mail["In-Reply-To"] = f"<{inbound.message_id}>"
-        mail["References"] = " ".join(f"<{i}>" for i in _references(inbound))
+        mail["References"] = " ".join(f"<{i}>" for i in _references(inbound) if _header_safe(i))
     mail["Auto-Submitted"] = "auto-replied"
     mail["X-Auto-Response-Suppress"] = "All"
     mail[MARKER] = f"{planned.kind}; ticket={ticket.number}"
@@ -218,8 +246,15 @@ def _domain(address: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    """Header text that cannot inject headers: no CR, LF or other control characters."""
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
+    """Header text that cannot inject headers: no CR, LF, other control characters or anything
+    else Python takes for a line break (U+0085, U+2028, U+2029)."""
+    return _BREAKS.sub(" ", text).strip()
+
+
+def _header_safe(message_id: str | None) -> bool:
+    """Whether a Message-ID from a message can go into our headers as it is (no white space or
+    control character: those only come from broken or hostile mail)."""
+    return bool(message_id) and _ID_BREAKER.search(message_id) is None
 
 
 def _label(parsed: ParsedMessage) -> str:

@@ -71,6 +71,11 @@ class ProtocolError(MailboxError):
     """The server answered something unexpected, or the connection broke mid-session."""
 
 
+class SetAsideRefused(MailboxError):
+    """The server (or the file system) refused to take a message into the error folder: no right
+    to create it, a quota. The message stays where it is; the session goes on with the others."""
+
+
 class IngestError(HelpdeskError):
     """One message cannot be ingested; it goes to the error folder with this reason."""
 

@@ -19,7 +19,13 @@ from helpdesk_fetch import db, rules, state, store
 from helpdesk_fetch.auth import login_secret, redact
 from helpdesk_fetch.clock import from_timestamp, utcnow
 from helpdesk_fetch.config import Account, Config
-from helpdesk_fetch.errors import AccountBusy, ConfigError, DatabaseError, MailboxError
+from helpdesk_fetch.errors import (
+    AccountBusy,
+    ConfigError,
+    DatabaseError,
+    MailboxError,
+    SetAsideRefused,
+)
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.mailbox.base import Mailbox, MessageRef, batches, get_mailbox
 from helpdesk_fetch.models import AccountRun
@@ -228,7 +234,8 @@ class MailboxRun:
         from helpdesk_fetch import prefetch
 
         box = self.box
-        reader = prefetch.Reader(box, list(batches(todo)), remaining=self.run.remaining)
+        reader = prefetch.Reader(box, list(batches(todo)), remaining=self.run.remaining,
+                                 refused=self.refused)
         try:
             with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
                 self.box = reader
@@ -289,4 +296,13 @@ class MailboxRun:
         again = self.pipeline.record_failure(self.source, outcome, raw=raw,
                                              size=ref.size if raw is None else len(raw),
                                              location=where)
-        self.box.set_aside(ref, again=again)
+        try:
+            self.box.set_aside(ref, again=again)
+        except SetAsideRefused as exc:
+            self.refused(exc)
+
+    def refused(self, exc: SetAsideRefused) -> None:
+        """A message could not be set aside: it stays in the mailbox (the next run tries again),
+        the others go on, and the account is reported failed so that someone fixes it."""
+        log.error("%s; it stays in the mailbox, and the next run tries again", exc)
+        self.report.outcome, self.report.error = "failed", redact(str(exc))

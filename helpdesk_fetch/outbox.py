@@ -94,11 +94,25 @@ def _claim(row: Outbox) -> bool:
 
 def _send_one(connection: smtplib.SMTP, smtp: Smtp, row: Outbox, report: SendReport) -> None:
     raw = store.decompress(RawMessage.get_by_id(row.message_id).data)
-    sender = parseaddr(smtp.from_address)[1]
     try:
-        refused = connection.sendmail(sender, json.loads(row.recipients), raw)
+        addresses = [ascii_domain(a) for a in
+                     (parseaddr(smtp.from_address)[1], *json.loads(row.recipients))]
+    except UnicodeError:
+        return _fail(row, "an address whose domain is not a valid international domain name",
+                     report)
+    options = [] if all(a.isascii() for a in addresses) else ["SMTPUTF8"]
+    try:
+        if options:
+            connection.ehlo_or_helo_if_needed()  # what the server offers is known after EHLO
+            if not connection.has_extn("smtputf8"):
+                return _fail(row, "a non-ASCII address, and the SMTP server does not offer "
+                             "SMTPUTF8", report)
+        refused = connection.sendmail(addresses[0], addresses[1:], raw, mail_options=options)
     except smtplib.SMTPRecipientsRefused as exc:
-        return _fail(row, _refusals(exc.recipients), report)
+        if all(code >= 500 for code, _ in exc.recipients.values()):
+            return _fail(row, _refusals(exc.recipients), report)
+        report.deferred += 1  # e.g. 451 greylisting: try again later
+        return _defer(row, _refusals(exc.recipients))
     except smtplib.SMTPResponseException as exc:
         if exc.smtp_code >= 500:
             return _fail(row, f"{exc.smtp_code} {_text(exc.smtp_error)}", report)
@@ -112,6 +126,15 @@ def _send_one(connection: smtplib.SMTP, smtp: Smtp, row: Outbox, report: SendRep
     row.last_error = _refusals(refused) if refused else None
     row.save()
     report.sent += 1
+
+
+def ascii_domain(address: str) -> str:
+    """*address* with its domain in ASCII (IDNA), as SMTP servers without SMTPUTF8 need it;
+    UnicodeError when the domain is not a valid international domain name."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    return f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
 def _defer(row: Outbox, error: str) -> None:

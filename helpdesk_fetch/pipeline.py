@@ -80,6 +80,14 @@ def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
                     store.compress_pieces(raw) if compress else None)
 
 
+def _unexpected(exc: Exception, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
+    """A message that met a bug of ours: set aside with the error as its reason (``errors
+    retry`` files it once a fixed version is installed); the traceback at -vv."""
+    log.debug("unexpected error while filing %s", key, exc_info=True)
+    return Outcome(FAILED, key, sha256, f"unexpected error (please report it): "
+                   f"{type(exc).__name__}: {exc}", parsed=parsed)
+
+
 class Pipeline:
     """Turns raw messages into ticket messages for one run, command or retry."""
 
@@ -125,7 +133,12 @@ class Pipeline:
                            compressed=prepared.compressed if prepared else None)
 
     def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
-        found = self._classify(source, key, sha256, parsed, utcnow())
+        try:
+            found = self._classify(source, key, sha256, parsed, utcnow())
+        except peewee.PeeweeException as exc:
+            raise DatabaseError(f"database: {db.describe_error(exc)}") from None
+        except Exception as exc:  # as in _store
+            return _unexpected(exc, key, sha256, parsed)
         if isinstance(found, Outcome):
             return found
         ticket, how, decision = found
@@ -138,11 +151,7 @@ class Pipeline:
             return Outcome(DUPLICATE, key, sha256, parsed=parsed,
                            reason="one of our own auto-mails, already stored")
         ticket, how = find_ticket(parsed, self.tagger)
-        decision = self._decide(source, ticket, parsed, now)
-        if decision is None:
-            return Outcome(FAILED, key, sha256, "one of our own auto-mails, for no ticket we "
-                           "know", parsed=parsed)
-        return ticket, how, decision
+        return ticket, how, self._decide(source, ticket, parsed, now)
 
     def _store(self, source: Source, raw: bytes, key: str, sha256: str,
                parsed: ParsedMessage, *, compressed: list[bytes] | None) -> Outcome:
@@ -161,10 +170,15 @@ class Pipeline:
                     escalation_due=rules.escalation_due(self.settings, now))
                 crashpoint("mid_transaction")
                 self._queue_automails(source, ticket, parsed, decision, now)
+        except store.AlreadyStored:
+            return Outcome(DUPLICATE, key, sha256, parsed=parsed,
+                           reason="stored by another process at the same moment")
         except (peewee.IntegrityError, peewee.DataError) as exc:
             return Outcome(FAILED, key, sha256, f"the database refused it: {exc}", parsed=parsed)
         except peewee.PeeweeException as exc:
             raise DatabaseError(f"cannot store messages: {db.describe_error(exc)}") from None
+        except Exception as exc:  # a bug met by this message: it must not block the others
+            return _unexpected(exc, key, sha256, parsed)
         crashpoint("after_commit")
         log.info("account %s: %s -> ticket %s: %s", source.name,
                  f"<{parsed.message_id}>" if parsed.message_id else key, ticket.number,
@@ -186,12 +200,14 @@ class Pipeline:
                            tagger=self.tagger, now=now)
 
     def _decide(self, source: Source, ticket: Ticket | None, parsed: ParsedMessage,
-                now) -> rules.Decision | None:
-        """The rules' decision; None for our own auto-mail that belongs to no ticket."""
+                now) -> rules.Decision:
+        """The rules' decision. A copy of one of our auto-mails (our marker, a Message-ID we did
+        not send: rewritten on its way back) changes nothing on its ticket; without a ticket it
+        is new mail like any other, and is never answered (``automail.no_reply_reason``)."""
         from helpdesk_fetch import automail
 
-        if parsed.header(automail.MARKER) is not None:
-            return rules.own_mail_returned() if ticket is not None else None
+        if parsed.header(automail.MARKER) is not None and ticket is not None:
+            return rules.own_mail_returned()
         resource = self.config.resource(ticket.resource if ticket else source.resource)
         verified = authres.sender_trusted(parsed.headers.get("authentication-results", []),
                                           parsed.from_addr, authserv_id=self.settings.authserv_id)

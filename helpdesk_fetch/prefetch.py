@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from helpdesk_fetch.errors import SetAsideRefused
 from helpdesk_fetch.mailbox.base import FETCH_BATCH_BYTES, Mailbox, MessageRef
 
 AHEAD_BYTES = FETCH_BATCH_BYTES
@@ -44,10 +45,12 @@ class Reader:
     reader has stopped, in the writer's thread. Use as a context manager."""
 
     def __init__(self, box: Mailbox, batches: list[list[MessageRef]], *,
-                 remaining: Callable[[], float]) -> None:
+                 remaining: Callable[[], float],
+                 refused: Callable[[SetAsideRefused], None]) -> None:
         self.box = box
         self.batches = batches
         self.remaining = remaining
+        self.refused = refused  # told of a message the mailbox would not take aside
         self.stopped_early = False  # the run's time budget ran out before every batch was read
         self._cond = threading.Condition()
         self._fetched: collections.deque[tuple[MessageRef, bytes] | None] = collections.deque()
@@ -139,7 +142,10 @@ class Reader:
         if deletes:
             self.box.delete(deletes)
         for ref, kwargs in asides:
-            self.box.set_aside(ref, **kwargs)
+            try:
+                self.box.set_aside(ref, **kwargs)
+            except SetAsideRefused as exc:  # it stays in the mailbox; the others go on
+                self.refused(exc)
 
     def _raise(self) -> None:
         if self._error is not None:

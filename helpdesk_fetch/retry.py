@@ -155,7 +155,9 @@ class Place:
 
     def find(self, row: FailedMessage) -> MessageRef | None:
         """The message of *row* in this place, or None when it is not there."""
-        ref = self.by_key.get(row.source_key)
+        # Searching, a key is never compared: the row's key was made in another folder, whose
+        # UIDVALIDITY a server may give this folder too (RFC 3501 allows it).
+        ref = None if self.search else self.by_key.get(row.source_key)
         if ref is None and self.search and row.sha256 is None:
             # Never downloaded (it was too large): its size is all that is known of it.
             ref = next((r for r in self._free() if r.size == row.size), None)

@@ -69,6 +69,11 @@ def stored_keys(account: str, keys: list[str]) -> set[str]:
     return found
 
 
+class AlreadyStored(Exception):
+    """Another process stored this source key while this transaction ran (two ``deliver`` of
+    one message at once): roll back, it is a duplicate."""
+
+
 def find_duplicate(account: str, key: str, sha256: str) -> int | None:
     """The id of the stored message that *key* or these exact bytes already are (0: a key stored
     without its message), if any. One query."""
@@ -76,10 +81,11 @@ def find_duplicate(account: str, key: str, sha256: str) -> int | None:
     return None if row is None else row[0]
 
 
-def remember_key(account: str, key: str, message_id: int | None) -> None:
-    """Record that *key* of *account* is stored (as *message_id*), so later runs only delete it."""
-    sql.statements().source_key.run(dict(account=account, key=key, message=message_id,
-                                         created_at=utcnow()))
+def remember_key(account: str, key: str, message_id: int | None) -> bool:
+    """Record that *key* of *account* is stored (as *message_id*), so later runs only delete it;
+    False when it was already recorded."""
+    return sql.statements().source_key.run(dict(account=account, key=key, message=message_id,
+                                                created_at=utcnow())) is not None
 
 
 def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
@@ -109,7 +115,8 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
         statements.attachment.run(dict(message=message_id, filename=a.filename,
                                        content_type=a.content_type, size=a.size,
                                        sha256=a.sha256, content=a.content))
-    remember_key(account, key, message_id)
+    if not remember_key(account, key, message_id):
+        raise AlreadyStored(key)
     return ticket, message_id
 
 

@@ -17,6 +17,8 @@ from helpdesk_fetch import sql
 from helpdesk_fetch.config import Settings
 from helpdesk_fetch.models import Ticket
 
+MAX_REFERENCES = 50  # the newest References looked up; a message may carry thousands
+
 if TYPE_CHECKING:  # the email package is imported only when there is mail
     from helpdesk_fetch.parse import ParsedMessage
 
@@ -30,8 +32,10 @@ class Tagger:
         self.prefix, self.suffix = settings.tag_prefix, settings.tag_suffix
         keywords = "|".join(re.escape(k) for k in settings.ticket_keywords)
         self._pattern = re.compile(
-            rf"(?<![A-Za-z0-9])(?:{keywords}) ?(\d{{1,18}})([A-Za-z]{{4}})(?![A-Za-z0-9])",
-            re.IGNORECASE)
+            # ASCII digits and letters only: under IGNORECASE, [A-Za-z] would also match the
+            # Kelvin sign and a dotted capital I, which no tag of ours contains
+            rf"(?<![A-Za-z0-9])(?:{keywords}) ?([0-9]{{1,18}})((?-i:[A-Za-z]{{4}}))"
+            r"(?![A-Za-z0-9])", re.IGNORECASE)
 
     def letters(self, number: str) -> str:
         digest = hmac.new(self._secret, number.encode(), hashlib.sha256).digest()
@@ -64,7 +68,8 @@ def find_ticket(parsed: ParsedMessage, tagger: Tagger) -> tuple[Ticket | None, s
         ticket = sql.one_ticket(statements.ticket_by_number, (number,))
         if ticket is not None:
             return ticket, "tag"
-    ids = list(dict.fromkeys(i for i in [parsed.in_reply_to, *reversed(parsed.references)] if i))
+    newest = [*reversed(parsed.references)][:MAX_REFERENCES]
+    ids = list(dict.fromkeys(i for i in [parsed.in_reply_to, *newest] if i))
     if not ids:
         return None, None
     ticket_of = {}

@@ -289,22 +289,32 @@ class _Logout:
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on a free loopback port that keeps what it receives.
 
-    With *tls* it offers STARTTLS with the given certificate and requires it before MAIL.
+    With *tls* it offers STARTTLS with the given certificate and requires it before MAIL;
+    *smtputf8* offers SMTPUTF8; ``refuse`` maps recipients to the reply RCPT TO gets for them
+    (e.g. "451 4.7.1 Greylisted").
     """
 
-    def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None, smtputf8: bool = False) -> None:
         try:
             from aiosmtpd.controller import Controller
         except ImportError as exc:  # pragma: no cover - a missing test dependency
             raise ServerMissing("aiosmtpd is not installed; run `make test`") from exc
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.refuse: dict[str, str] = {}
         self.port = free_port()
         context = None
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(tls[0]), str(tls[1]))
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
-                                      tls_context=context, require_starttls=tls is not None)
+                                      tls_context=context, require_starttls=tls is not None,
+                                      enable_SMTPUTF8=smtputf8)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),

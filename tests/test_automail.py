@@ -193,7 +193,9 @@ def test_robots_and_lists_are_ingested_but_never_answered(helpdesk, smtp, run, h
 
 @pytest.mark.parametrize("sender", ["MAILER-DAEMON@example.org", "postmaster@example.org",
                                     "no-reply@shop.example", "users-request@lists.example.org",
-                                    "helpdesk@example.com"])
+                                    "helpdesk@example.com", "no_reply@shop.example",
+                                    "noreply+orders@shop.example",
+                                    "bounces+c=example.org@esp.example"])
 def test_daemon_and_own_senders_are_never_answered(helpdesk, smtp, run, sender):
     config, send = helpdesk()
     send(message("Delivery report", sender=sender), message("A real request"))
@@ -212,6 +214,19 @@ def test_at_most_the_cap_of_automails_per_sender_and_hour(helpdesk, smtp, run):
     assert result.exit_code == 0 and "cap 10" in result.stderr
     assert len(run.json("tickets", "list", config=config)) == 50
     assert len(smtp.messages) == 10
+
+
+def test_the_cap_also_counts_per_recipient_and_reply_to_is_checked(helpdesk, smtp, run):
+    config, send = helpdesk(automail_per_sender_per_hour=3)
+    send(*[message(f"Order {i}", sender=f"shop{i}@example.org",
+                   headers={"Reply-To": "victim@example.net"}) for i in range(6)],
+         message("Newsletter reply", headers={"Reply-To": "noreply@shop.example"}))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert len(run.json("tickets", "list", config=config)) == 7
+    assert [rcpts for rcpts, _ in mails_of(smtp, "new_ticket;")] == [["victim@example.net"]] * 3
+    assert len(mails_of(smtp, "new_ticket_resource")) == 6  # the staff still hear of each
 
 
 def test_backlog_of_an_old_mailbox_is_not_answered(helpdesk, smtp, run):
@@ -359,3 +374,46 @@ def test_member_rule_trusts_only_what_our_server_vouches_for(helpdesk, run, resu
     run("fetch", config=config)
 
     assert only_ticket(run, config)["status"] == ("in_progress" if member else "confirmed_unread")
+
+
+def test_line_breaks_of_any_kind_never_reach_our_headers(helpdesk, smtp, run):
+    """Outlook writes "…" as 0x85 in windows-1252 words that claim to be Latin-1: U+0085, a
+    line break to Python; a Message-ID without brackets may hold a vertical tab."""
+    config, send = helpdesk()
+    send(b"From: carol@example.org\r\nSubject: =?iso-8859-1?Q?Drucker=85_geht_nicht?=\r\n"
+         b"Message-ID: odd\x0bid@example.org\r\n\r\nHilfe\r\n",
+         b"From: dave@example.org\r\nSubject: =?utf-8?q?Line=E2=80=A8Separator?=\r\n\r\nx\r\n")
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert len(run.json("tickets", "list", config=config)) == 2
+    answers = mails_of(smtp, "new_ticket;")
+    assert sorted(r for r, _ in answers) == [["carol@example.org"], ["dave@example.org"]]
+    for _, mail in answers:
+        assert "\n" not in mail["Subject"] and "\x85" not in mail["Subject"]
+        assert mail["In-Reply-To"] is None  # an id that cannot go into a header is left out
+
+
+def test_a_marked_mail_that_names_no_ticket_is_new_mail_never_answered(helpdesk, smtp, run):
+    config, send = helpdesk()
+    send(message("Your request", sender="desk@partner.example",
+                 headers={"X-Helpdesk-Fetch": "new_ticket; ticket=77"}))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert only_ticket(run, config)["subject"] == "Your request"
+    assert smtp.messages == []
+
+
+def test_an_unreadable_template_falls_back_to_the_built_in_text(helpdesk, smtp, run, tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "new_ticket.txt").write_bytes(b"Subject: F\xfcr Sie\n\nLatin-1, not UTF-8\n")
+    config, send = helpdesk(templates_dir="templates")
+    send(message("Drucker"))
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0 and "not UTF-8" in result.stderr
+    [(_, answer)] = mails_of(smtp, "new_ticket;")
+    assert answer["Subject"].endswith("We have received your request: Drucker")

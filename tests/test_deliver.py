@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.mails import message
-from tests.proc import helpdesk_fetch
+from tests.proc import environment, helpdesk_fetch
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
@@ -36,6 +38,26 @@ def test_piped_message_becomes_a_ticket_once(tmp_path, write_config, run):
         "Disk almost full", "it-support", 1)
     shown = run.json("tickets", "show", str(ticket["id"]), config=config)
     assert shown["messages"][0]["account"] == "deliver:it-support"
+
+
+def test_one_message_piped_twice_at_the_same_moment_is_stored_once(tmp_path, write_config, run):
+    """Postfix delivering one message to two aliases that pipe to the same resource."""
+    config = write_config([])
+    for round_ in range(3):
+        raw = message(f"Big report {round_}", attachments=[("r.bin", "application/octet-stream",
+                                                            os.urandom(3_000_000))])
+        argv = [sys.executable, "-m", "helpdesk_fetch", "--config", str(config), "deliver",
+                "--resource", "it-support"]
+        both = [subprocess.Popen(argv, stdin=subprocess.PIPE, env=environment())
+                for _ in range(2)]
+        for proc in both:
+            proc.stdin.write(raw)
+        for proc in both:
+            proc.stdin.close()
+        assert [proc.wait(timeout=120) for proc in both] == [0, 0]
+    tickets = run.json("tickets", "list", config=config)
+    assert sorted((t["subject"], t["message_count"]) for t in tickets) == [
+        (f"Big report {i}", 1) for i in range(3)]
 
 
 def test_procmail_envelope_line_and_account_option(tmp_path, write_config, run):

@@ -133,6 +133,37 @@ def test_unparseable_message_goes_to_the_error_folder(dovecot, mail_user, write_
     assert run.json("status", config=config)["error_messages"] == 1
 
 
+def test_an_error_folder_the_server_refuses_blocks_nothing(dovecot, mail_user, write_config,
+                                                          run, monkeypatch):
+    """No right to create the folder, a quota, or (here) a name the server rejects: the message
+    stays in the mailbox and is tried again, the others are filed, and the account is reported
+    failed so that someone fixes it. Both ways to a failure: too large (never downloaded) and
+    failing after download (a bug of ours, injected)."""
+    from helpdesk_fetch import pipeline
+
+    def find_ticket(parsed, tagger):
+        if parsed.subject == "boom":
+            raise KeyError("boom")
+        return real(parsed, tagger)
+
+    real = pipeline.find_ticket
+    monkeypatch.setattr(pipeline, "find_ticket", find_ticket)
+    config = write_config([dovecot.account("helpdesk", mail_user)],
+                          settings={"max_message_bytes": 5000, "error_folder": "HD/Err~\x7f"})
+    big, boom = message("Huge", body="x" * 8000), message("boom")
+    dovecot.append(mail_user, [big, message("Before"), boom, message("After")])
+
+    for _ in range(2):
+        result = run("fetch", config=config)
+
+        assert result.exit_code == 1, result.output
+        assert result.stderr.count("the server refused to move a message") == 2
+        assert "Traceback" not in result.stderr
+        assert [t["subject"] for t in run.json("tickets", "list", config=config)] == [
+            "Before", "After"]
+        assert sorted(dovecot.messages(mail_user)) == sorted([big, boom])
+
+
 def test_ingest_disable_reads_nothing(dovecot, mail_user, write_config, run):
     raw = message("Production mail")
     dovecot.append(mail_user, [raw])

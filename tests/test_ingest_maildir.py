@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mails import message
+from tests.mails import message, message_id_of
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
@@ -59,3 +59,64 @@ def test_missing_maildir_fails_the_account(tmp_path, write_config, run):
 
     assert result.exit_code == 1
     assert "not a Maildir" in result.stderr
+
+
+def test_hostile_tags_and_references_are_filed_like_any_mail(tmp_path, write_config, run):
+    """A look-alike letter in a tag (the Kelvin sign matches [A-Z] when case is ignored) and a
+    reply naming 260,000 References (more than SQLite or PostgreSQL take as the parameters of
+    one query): neither stops the run; the reply threads by its newest References."""
+    first = message("Printer broken")
+    box = make_maildir(tmp_path / "Maildir", [first])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}])
+    assert run("fetch", config=config).exit_code == 0
+    flood = " ".join([f"<r{i}@example.org>" for i in range(260_000)]
+                     + [f"<{message_id_of(first)}>"])
+    (box / "new" / "2.M2P2.test").write_bytes(message("TicketID 1\u212aKKK toner"))
+    (box / "new" / "3.M3P3.test").write_bytes(
+        f"From: carol@example.org\r\nSubject: Re: Printer broken\r\nReferences: {flood}"
+        "\r\n\r\nStill broken.\r\n".encode())
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    tickets = run.json("tickets", "list", config=config)
+    assert sorted((t["subject"], t["message_count"]) for t in tickets) == [
+        ("Printer broken", 2), ("TicketID 1\u212aKKK toner", 1)]
+
+
+def test_a_bug_met_by_one_message_sets_it_aside_and_spares_the_rest(tmp_path, write_config, run,
+                                                                     monkeypatch):
+    from helpdesk_fetch import pipeline
+
+    def find_ticket(parsed, tagger):  # a bug of ours that only this message meets
+        if parsed.subject == "boom":
+            raise KeyError("boom")
+        return real(parsed, tagger)
+
+    real = pipeline.find_ticket
+    monkeypatch.setattr(pipeline, "find_ticket", find_ticket)
+    box = make_maildir(tmp_path / "Maildir", [message("boom"), message("Backup failed")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert "unexpected error (please report it): KeyError" in result.stderr
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Backup failed"]
+    [failed] = run.json("errors", "list", config=config)
+    assert "KeyError" in failed["reason"]
+    assert len(list((box / ".HD Error Messages" / "cur").iterdir())) == 1
+
+
+def test_an_error_maildir_that_cannot_be_made_blocks_nothing(tmp_path, write_config, run):
+    box = make_maildir(tmp_path / "Maildir", [message("Huge", body="x" * 8000), message("Fine")])
+    (box / ".HD Error Messages").write_text("a file where the folder should be")
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
+                          settings={"max_message_bytes": 5000})
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 1, result.output
+    assert "cannot move" in result.stderr and "stays in the mailbox" in result.stderr
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Fine"]
+    assert len(list((box / "new").iterdir())) == 1

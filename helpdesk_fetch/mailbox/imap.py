@@ -13,7 +13,7 @@ from imapclient import DELETED, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
 
-from helpdesk_fetch.errors import AuthError, ConnectError
+from helpdesk_fetch.errors import AuthError, ConnectError, SetAsideRefused
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.mailbox.base import (
     Cutoff,
@@ -124,12 +124,18 @@ class ImapMailbox(Mailbox):
         if self.dry_run:
             return
         with self._translate("moving a message on"):
-            self._ensure_error_folder()
-            if self.client.has_capability("MOVE"):  # atomic: moved or not
-                self.client.move([ref.handle], folder)
-                return
-            if not (again and self._in_error_folder(ref)):
-                self.client.copy([ref.handle], folder)
+            try:
+                self._ensure_error_folder()
+                if self.client.has_capability("MOVE"):  # atomic: moved or not
+                    self.client.move([ref.handle], folder)
+                    return
+                if not (again and self._in_error_folder(ref)):
+                    self.client.copy([ref.handle], folder)
+            except IMAPClientError as exc:
+                if isinstance(exc, imaplib.IMAP4.abort):  # the connection broke
+                    raise
+                raise SetAsideRefused(self.account.name, f"the server refused to move a message "
+                                      f"into {folder!r}: {_server_text(exc)}") from None
             crashpoint("after_copy")
             self._expunge([ref.handle])
 

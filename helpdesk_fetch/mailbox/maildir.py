@@ -6,13 +6,15 @@ Messages that cannot be ingested move into the Maildir++ folder named like the I
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from helpdesk_fetch.errors import ConnectError
+from helpdesk_fetch.errors import ConnectError, MailboxError, SetAsideRefused
 from helpdesk_fetch.mailbox.base import Mailbox, MessageRef
 
+log = logging.getLogger(__name__)
 SUBDIRS = ("new", "cur", "tmp")
 
 
@@ -39,17 +41,25 @@ class MaildirMailbox(Mailbox):
                 if entry.name.startswith(".") or not entry.is_file():
                     continue
                 unique = entry.name.split(":", 1)[0]
-                found.append((unique, MessageRef(f"maildir:{unique}", entry.stat().st_size,
-                                                 Path(entry.path))))
+                try:
+                    size = entry.stat().st_size
+                except FileNotFoundError:  # moved (new/ to cur/) or taken meanwhile
+                    continue
+                found.append((unique, MessageRef(f"maildir:{unique}", size, Path(entry.path))))
         # Maildir names start with the delivery time: their order is the arrival order.
         return [ref for _, ref in sorted(found, key=lambda item: item[0])]
 
     def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         for ref in refs:
             try:
-                yield ref, ref.handle.read_bytes()
+                raw = ref.handle.read_bytes()
             except FileNotFoundError:  # taken by another reader meanwhile
                 continue
+            except OSError as exc:  # e.g. delivered by another user, mode 0600: the rest go on
+                log.error("account %s: cannot read %s: %s; it stays where it is",
+                          self.account.name, ref.handle, exc.strerror or exc)
+                continue
+            yield ref, raw
 
     def delete(self, refs: list[MessageRef]) -> None:
         if self.dry_run:
@@ -59,6 +69,8 @@ class MaildirMailbox(Mailbox):
                 ref.handle.unlink()
             except FileNotFoundError:
                 pass
+            except OSError as exc:  # stored already: the next run only deletes it
+                raise self._error(f"cannot delete {ref.handle}", exc) from None
             self._touched.add(ref.handle.parent)
 
     def aside_location(self) -> str:
@@ -72,20 +84,32 @@ class MaildirMailbox(Mailbox):
         target = self._error_dir()
         if self.dry_run:
             return
-        for sub in SUBDIRS:
-            (target / sub).mkdir(parents=True, exist_ok=True)
-        os.rename(ref.handle, target / "cur" / ref.handle.name)
+        try:
+            for sub in SUBDIRS:
+                (target / sub).mkdir(parents=True, exist_ok=True)
+            os.rename(ref.handle, target / "cur" / ref.handle.name)
+        except FileNotFoundError:  # taken meanwhile
+            return
+        except OSError as exc:
+            raise SetAsideRefused(self.account.name, f"cannot move {ref.handle} into {target}: "
+                                  f"{exc.strerror or exc}") from None
         self._touched.update({ref.handle.parent, target / "cur"})
 
     def flush(self) -> None:
         """fsync the directories we changed, so a crash cannot bring a message back twice."""
         for directory in self._touched:
-            fd = os.open(directory, os.O_RDONLY)
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                fd = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise self._error(f"cannot sync {directory}", exc) from None
         self._touched.clear()
+
+    def _error(self, what: str, exc: OSError) -> MailboxError:
+        return MailboxError(self.account.name, f"{what}: {exc.strerror or exc}")
 
     def close(self) -> None:
         self.flush()

@@ -1,0 +1,94 @@
+"""Sending the queued auto-mails (outbox.py, spec §6) to a real SMTP server: international
+addresses, and refusals that are temporary or for good."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpdesk_fetch import db, models
+from tests.servers import SmtpSink
+from tests.test_automail import STAFF, at, mails_of
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
+
+def plain(sender: str, subject: str = "Drucker") -> bytes:
+    """A message whose From is raw UTF-8 (RFC 6532), as international mail arrives."""
+    return (f"From: {sender}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{abs(hash((sender, subject)))}@example.org>\r\n\r\nHallo\r\n"
+            ).encode()
+
+
+@pytest.fixture
+def desk(dovecot, mail_user, write_config):
+    """(config, send, sink) for a sink made with *sink_options*."""
+    sinks = []
+
+    def make(**sink_options):
+        sink = SmtpSink(**sink_options).start()
+        sinks.append(sink)
+        config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                              smtp=sink.config(),
+                              resources=[{"name": "it-support", "members": STAFF}])
+        return config, lambda *raws: dovecot.append(mail_user, list(raws)), sink
+
+    yield make
+    for sink in sinks:
+        sink.stop()
+
+
+def outbox_rows(config_path) -> list[models.Outbox]:
+    from helpdesk_fetch.config import load
+
+    db.open_configured(load(config_path).settings)
+    return list(models.Outbox.select().order_by(models.Outbox.id))
+
+
+def test_an_international_domain_is_sent_in_its_ascii_form(desk, run):
+    config, send, sink = desk()
+    send(plain("Carol <carol@bücher.example>"))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    [(rcpts, _)] = mails_of(sink, "new_ticket;")
+    assert rcpts == ["carol@xn--bcher-kva.example"]
+
+
+@pytest.mark.parametrize("smtputf8", [False, True])
+def test_a_non_ascii_mailbox_name_needs_smtputf8(desk, run, smtputf8):
+    config, send, sink = desk(smtputf8=smtputf8)
+    send(plain("Jörg <jörg@example.org>"), plain("Erin <erin@example.org>", "Scanner"))
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output  # never a traceback, never a stuck queue
+    requesters = sorted(r for r, _ in mails_of(sink, "new_ticket;"))
+    assert requesters == ([["erin@example.org"], ["jörg@example.org"]] if smtputf8
+                          else [["erin@example.org"]])
+    assert len(mails_of(sink, "new_ticket_resource")) == 2
+    failed = [row for row in outbox_rows(config) if row.failed_at is not None]
+    if smtputf8:
+        assert failed == []
+    else:
+        assert [row.kind for row in failed] == ["new_ticket"]
+        assert "SMTPUTF8" in failed[0].last_error
+
+
+def test_a_temporary_refusal_is_retried_and_a_permanent_one_is_not(desk, run):
+    config, send, sink = desk()
+    sink.refuse = {"grey@example.org": "451 4.7.1 Greylisted, try again later",
+                   "gone@example.org": "550 5.1.1 No such user"}
+    send(plain("grey@example.org"), plain("gone@example.org", "Scanner"))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert mails_of(sink, "new_ticket;") == []
+    rows = {row.recipients: row for row in outbox_rows(config) if row.kind == "new_ticket"}
+    assert rows['["grey@example.org"]'].failed_at is None
+    assert "451" in rows['["grey@example.org"]'].last_error
+    assert rows['["gone@example.org"]'].failed_at is not None
+
+    sink.refuse = {}
+    later = at("+10m", config, "fetch")  # past the first back-off
+    assert later.returncode == 0, later.stderr
+    assert [r for r, _ in mails_of(sink, "new_ticket;")] == [["grey@example.org"]]
