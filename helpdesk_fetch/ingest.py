@@ -170,7 +170,7 @@ class Run:
             log.error("%s", exc)
         report.seconds = time.time() - report.started_at
         self.progress.account_finished(report)
-        if report.outcome not in ("busy", "dry-run"):
+        if not self.dry_run and report.outcome != "busy":  # a dry run writes nothing
             self._record(report)
         return report
 
