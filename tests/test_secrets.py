@@ -251,6 +251,22 @@ def test_an_accounts_file_with_a_secret_must_be_private(tmp_path, write_config, 
     assert "s3cret-pw" not in result.output
 
 
+@pytest.mark.parametrize("argv", [["accounts", "add", "b", "--protocol", "maildir", "--path", "x"],
+                                  ["accounts", "remove", "a"], ["accounts", "disable", "a"]])
+def test_commands_that_write_the_file_refuse_one_others_can_read(tmp_path, run, argv):
+    config = tmp_path / "accounts.toml"
+    config.write_text('[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\n'
+                      'username = "u"\npassword = "s3cret-pw"\n')
+    config.chmod(0o644)
+    before = config.read_text()
+
+    result = run(*argv, config=config)
+
+    assert result.exit_code == 2, result.output
+    assert f"can be read by others (mode 644); fix: chmod 600 {config}" in result.stderr
+    assert config.read_text() == before
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
 def test_an_accounts_file_of_another_user_is_refused(tmp_path, write_config, run):
     config = write_config([{"name": "a", "protocol": "imap", "host": "h", "username": "u",
