@@ -44,8 +44,13 @@ class App:
         """The database, opened once (read-only commands never create or migrate it)."""
         if self._database is None:
             from helpdesk_fetch import db
+            from helpdesk_fetch.errors import ConfigError
 
-            self._database = db.open_configured(self.config().settings, read_only=read_only)
+            config = self.config()
+            try:
+                self._database = db.open_configured(config.settings, read_only=read_only)
+            except ConfigError as exc:  # its password source, its URL: name the file too
+                raise exc.in_file(config.path) from None
         return self._database
 
     def tagger(self):
