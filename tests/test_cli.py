@@ -112,6 +112,31 @@ def test_tickets_commands(maildir_config, run):
     assert "First" in run("tickets", "show", str(first["id"]), config=maildir_config).output
 
 
+def test_tickets_by_number_or_tag(maildir_config, run):
+    run("fetch", config=maildir_config)
+    first, second = run.json("tickets", "list", config=maildir_config)
+    number, tag = second["number"], second["tag"]
+    for value in (number, tag, tag.strip("[]").split()[1]):
+        shown = run.json("tickets", "show", f"--number={value}", config=maildir_config)
+        assert shown["id"] == second["id"], value
+    assert run("tickets", "close", "--number", number, config=maildir_config).exit_code == 0
+    result = run("tickets", "set-status", "--number", number, "in_progress",
+                 config=maildir_config)
+    assert result.exit_code == 0, result.output
+    assert [t["status"] for t in run.json("tickets", "list", config=maildir_config)] == [
+        "new", "in_progress"]
+    assert run.json("tickets", "show", str(first["id"]), config=maildir_config)["id"] == \
+        first["id"]
+
+    for argv in (["show"], ["show", "1", "--number", number], ["close"],
+                 ["set-status", "in_progress"], ["set-status", "--number", number]):
+        result = run("tickets", *argv, config=maildir_config)
+        assert result.exit_code == 2 and "Usage:" in result.stderr, argv
+    forged = run("tickets", "show", "--number", f"{number}AAAA", config=maildir_config)
+    assert forged.exit_code == 2
+    assert f"'{number}AAAA' is neither a ticket number nor a valid ticket tag" in forged.stderr
+
+
 def test_dry_run_reports_a_failing_account_and_goes_on(tmp_path, write_config, run, open_db):
     make_maildir(tmp_path / "box", [message("Waiting")])
     closed = {"name": "down", "protocol": "imap", "host": "127.0.0.1", "port": free_port(),

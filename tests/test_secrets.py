@@ -44,7 +44,9 @@ ARGUMENTS = {"name": "bad-inline", "ident": "1", "ids": "1", "status": "in_progr
 SPECIAL = {("accounts", "add"): ["leak-new", "--protocol", "imap", "--host", "127.0.0.1",
                                  "--username", "u", "--password", ADDED],
            ("accounts", "authorize"): ["oauth-device"],
-           ("deliver",): ["--account", "local"]}
+           ("deliver",): ["--account", "local"],
+           ("tickets", "show"): ["1"], ("tickets", "close"): ["1"],  # ID or --number N
+           ("tickets", "set-status"): ["1", "in_progress"]}
 STDIN = {"deliver": message("Piped in by the MTA")}
 SKIP_FLAGS = {"--browser"}  # waits for a person's browser
 
