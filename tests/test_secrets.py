@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ import pytest
 from helpdesk_fetch.cli import cli, subcommands
 from tests.mails import message
 from tests.oauth_server import Client
+from tests.pgserver import PASSWORD as PG_PASSWORD
 from tests.proc import environment, helpdesk_fetch
 from tests.servers import PASSWORD
 from tests.test_ingest_maildir import make_maildir
@@ -183,14 +185,17 @@ class SyslogSink:
         self.sock.close()
 
 
-def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
+def test_no_secret_in_any_output(leaky_setup, idp, postgres, tmp_path):
     prepare, env, users = leaky_setup
     levels = ("-v", "-vv", "-vvv")
     writers = {level: prepare(tmp_path / level.strip("-")) for level in levels}
     idp.provider.revoke(users["revoked"])  # its saved refresh tokens are now void
+    # db copy (which copies the tag secret) gets an empty PostgreSQL database per series
+    copy_to = {level: ["--to", postgres.create_database(), "--password-env", "LEAK_PG"]
+               for level in levels}
 
     syslog = SyslogSink(tmp_path / "syslog.sock")
-    env = dict(env, HELPDESK_FETCH_SYSLOG_SOCKET=str(syslog.path))
+    env = dict(env, HELPDESK_FETCH_SYSLOG_SOCKET=str(syslog.path), LEAK_PG=PG_PASSWORD)
 
     def series(level: str) -> dict[str, str]:
         """Every command in turn at one verbosity (the series run side by side), logging also
@@ -201,8 +206,9 @@ def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
                                                                            "fetch"])}
         for argv in invocations():
             config = writers[level]()  # every command sees the whole file again
+            extra = copy_to[level] if argv[:2] == ["db", "copy"] else []
             outputs[" ".join([level, *argv])] = run_cli(
-                config, env, [level, *trail, *argv], input=STDIN.get(argv[0], b""))
+                config, env, [level, *trail, *argv, *extra], input=STDIN.get(argv[0], b""))
         outputs[f"{level} log file"] = (tmp_path / f"trail{level}.log").read_text()
         return outputs
 
@@ -214,12 +220,15 @@ def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
     outputs["syslog"] = "\n".join(syslog.lines)
 
     secrets = [PASSWORD, BAD_INLINE, BAD_ENV, CMD_FAIL, ADDED, SMTP_SECRET, CLIENT_SECRET,
-               *idp.provider.issued]
+               PG_PASSWORD, *idp.provider.issued]
+    tag_secrets = [tag_secret(tmp_path / level.strip("-") / "helpdesk.db") for level in levels]
     for command, output in outputs.items():
         assert "Traceback" not in output, f"`{command}` crashed:\n{output}"
         for secret in secrets:
             for form in forms(secret, list(users.values())):
                 assert form not in output, f"`{command}` shows a secret:\n{output}"
+        for secret in tag_secrets:  # -vv logs SQL: the first run creates the secret
+            assert secret not in output, f"`{command}` shows the tag secret:\n{output}"
     for level in levels:
         database = (tmp_path / level.strip("-") / "helpdesk.db").read_bytes()
         for secret in secrets:
@@ -238,6 +247,15 @@ def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
     assert "refused" in outputs["-v log file"] and "refused" in outputs["syslog"]
     assert "the message is empty" in outputs["-v errors show 1"]
     assert len(idp.provider.issued) > 10  # refreshed, rotated, device codes: all grepped
+    assert "Copied sqlite:///" in outputs["-vv db copy"]
+    assert "peewee: INSERT INTO" in outputs["-vv first fetch"]  # the SQL log was on
+
+
+def tag_secret(database: Path) -> str:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        (secret,) = connection.execute(
+            "SELECT value FROM setting WHERE key = 'tag_secret'").fetchone()
+    return secret
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
