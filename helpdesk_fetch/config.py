@@ -27,6 +27,8 @@ LANGUAGES = ("en", "de")
 DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
                  ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
 NAME_RE = re.compile(r"^[a-z0-9._-]+$")
+BARE_ADDRESS_RE = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
+MAILDIR_KEYS = ("name", "protocol", "path", "resource", "automail", "enabled")
 KEYWORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password")
 DATABASE_PASSWORD_KEYS = tuple(f"database_{key}" for key in PASSWORD_KEYS[:3])
@@ -189,7 +191,9 @@ class Config:
         return next((r for r in self.resources if r.name == name), None)
 
     def timeout_for(self, account: Account | Smtp) -> int:
-        return account.timeout_seconds or self.settings.timeout_seconds
+        if account.timeout_seconds is not None:
+            return account.timeout_seconds
+        return self.settings.timeout_seconds
 
 
 def load(path: Path) -> Config:
@@ -213,13 +217,16 @@ def load(path: Path) -> Config:
 
 def parse(data: dict, path: Path) -> Config:
     """Validate already-decoded TOML *data* that came from *path*."""
-    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts"}, path, None, "")
+    top = {"path": path}
+    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts"}, top, "")
     settings = _settings(_table(data, "settings", path), path)
     smtp_data = data.get("smtp")
     smtp = _smtp(_table(data, "smtp", path), path) if smtp_data is not None else None
-    automail = _build(Automail, _table(data, "automail", path), path, None, "automail.")
-    resources = tuple(_resource(r, path) for r in _array(data, "resources", path))
-    accounts = tuple(_account(a, path) for a in _array(data, "accounts", path))
+    automail = _build(Automail, _table(data, "automail", path), top, "automail.")
+    resources = tuple(_resource(r, _where(r, path, "resource", n))
+                      for n, r in enumerate(_array(data, "resources", path), 1))
+    accounts = tuple(_account(a, path, _where(a, path, "account", n))
+                     for n, a in enumerate(_array(data, "accounts", path), 1))
     config = Config(path, settings, automail, smtp, resources, accounts)
     _check_references(config)
     return config
@@ -264,7 +271,7 @@ def _array(data: dict, name: str, path: Path) -> list[dict]:
 
 
 def _settings(data: dict, path: Path) -> Settings:
-    settings = _build(Settings, data, path, None, "settings.")
+    settings = _build(Settings, data, {"path": path}, "settings.")
     directory = path.parent
     database = settings.database or f"sqlite:///{directory / 'helpdesk.db'}"
     if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
@@ -285,7 +292,7 @@ def _settings(data: dict, path: Path) -> Settings:
                           path=path, key="settings.ticket_keywords")
     if not settings.error_folder.strip():
         raise ConfigError("must not be empty", path=path, key="settings.error_folder")
-    _check_choice(settings.language, LANGUAGES, path, None, "settings.language")
+    _check_choice(settings.language, LANGUAGES, {"path": path}, "settings.language")
     templates = str(directory / settings.templates_dir) if settings.templates_dir else ""
     return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
                                templates_dir=templates,
@@ -308,11 +315,14 @@ def _database_password(settings: Settings, database: str, path: Path) -> dict:
 
 
 def _smtp(data: dict, path: Path) -> Smtp:
-    smtp = _build(Smtp, data, path, None, "smtp.")
-    _check_choice(smtp.security, SECURITIES, path, None, "smtp.security")
-    _check_one_password(smtp, path, None, "smtp.", required=False)
+    where = {"path": path}
+    smtp = _build(Smtp, data, where, "smtp.")
+    _check_choice(smtp.security, SECURITIES, where, "smtp.security")
+    _check_one_password(smtp, where, "smtp.", required=False)
+    _check_network_numbers(smtp, where, "smtp.")
     smtp = oauth2_settings.check(smtp, data, path, None, "smtp.", protocol="smtp")
-    port = smtp.port or {"ssl": 465, "starttls": 587, "none": 25}[smtp.security]
+    port = smtp.port if smtp.port is not None else {"ssl": 465, "starttls": 587,
+                                                    "none": 25}[smtp.security]
     return dataclasses.replace(smtp, port=port, **_resolved_paths(smtp, path.parent))
 
 
@@ -327,36 +337,52 @@ def _resolved_paths(obj, directory: Path) -> dict:
     return paths
 
 
-def _resource(data: dict, path: Path) -> Resource:
-    resource = _build(Resource, data, path, data.get("name"), "")
-    if not NAME_RE.match(resource.name):
-        raise ConfigError("resource names use only a-z 0-9 . _ -", path=path, key="resources.name")
-    for address in resource.members + resource.notify:
-        if "@" not in address:
-            raise ConfigError(f"{address!r} is not an e-mail address", path=path,
-                              key=f"resources.{resource.name}")
-    if not resource.notify:
-        resource = dataclasses.replace(resource, notify=resource.members)
-    return resource
-
-
-def _account(data: dict, path: Path) -> Account:
+def _where(data: dict, path: Path, kind: str, index: int) -> dict:
+    """How errors name an ``[[accounts]]`` or ``[[resources]]`` table: by its name, else by its
+    place in the file ("the 2nd [[accounts]] table")."""
     name = data.get("name")
-    account = _build(Account, data, path, name if isinstance(name, str) else None, "")
+    if isinstance(name, str):
+        return {"path": path, kind: name}
+    suffix = "th" if 10 <= index % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(index % 10, "th")
+    return {"path": path, "table": f"the {index}{suffix} [[{kind}s]] table"}
+
+
+def _resource(data: dict, where: dict) -> Resource:
+    resource = _build(Resource, data, where, "resources.")
+    if not NAME_RE.match(resource.name):
+        raise ConfigError("resource names use only a-z 0-9 . _ -", key="resources.name",
+                          **where)
+    members = _bare_addresses(resource.members, where, "resources.members")
+    notify = _bare_addresses(resource.notify, where, "resources.notify") or members
+    return dataclasses.replace(resource, members=members, notify=notify)
+
+
+def _bare_addresses(entries: tuple[str, ...], where: dict, key: str) -> tuple[str, ...]:
+    """Each entry as the bare, lowercased address the rest of the code compares with
+    ("Alice <Alice@Example.com>" -> "alice@example.com"); one without exactly one is refused."""
+    bare = []
+    for entry in entries:
+        address = entry.strip().lower()
+        if not BARE_ADDRESS_RE.match(address):  # the email package only for a display name
+            from email.utils import getaddresses
+
+            found = getaddresses([entry])
+            address = found[0][1].strip().lower() if len(found) == 1 else ""
+        if not BARE_ADDRESS_RE.match(address):
+            raise ConfigError(f"{entry!r} is not one e-mail address", key=key, **where)
+        bare.append(address)
+    return tuple(dict.fromkeys(bare))
+
+
+def _account(data: dict, path: Path, where: dict) -> Account:
+    account = _build(Account, data, where, "")
     where = dict(path=path, account=account.name)
     if not NAME_RE.match(account.name):
         raise ConfigError("account names use only a-z 0-9 . _ -", key="name", **where)
-    _check_choice(account.protocol, PROTOCOLS, path, account.name, "protocol")
-    _check_choice(account.security, SECURITIES, path, account.name, "security")
+    _check_choice(account.protocol, PROTOCOLS, where, "protocol")
     if account.protocol == "maildir":
-        for key in ("host", "port", "username", *PASSWORD_KEYS, "ca_file",
-                    *oauth2_settings.oauth2_keys()):
-            if data.get(key) is not None:
-                raise ConfigError("does not apply to a maildir account", key=key, **where)
-        if not account.path:
-            raise ConfigError("missing: a maildir account needs the Maildir's path", key="path",
-                              **where)
-        return dataclasses.replace(account, **_resolved_paths(account, path.parent))
+        return _maildir(account, data, where)
+    _check_choice(account.security, SECURITIES, where, "security")
     for key in ("host", "username"):
         if not getattr(account, key):
             raise ConfigError(f"missing: an {account.protocol} account needs it", key=key, **where)
@@ -364,29 +390,46 @@ def _account(data: dict, path: Path) -> Account:
         raise ConfigError("POP3 has no folders; remove it", key="folder", **where)
     if "path" in data:
         raise ConfigError("only maildir accounts have a path", key="path", **where)
-    _check_one_password(account, path, account.name, "", required=account.auth == "password")
+    _check_one_password(account, where, "", required=account.auth == "password")
+    _check_network_numbers(account, where, "")
     account = oauth2_settings.check(account, data, path, account.name, "",
                                     protocol=account.protocol)
-    port = account.port or DEFAULT_PORTS[(account.protocol, account.security)]
-    if not 0 < port < 65536:
-        raise ConfigError("must be between 1 and 65535", key="port", **where)
+    port = (account.port if account.port is not None
+            else DEFAULT_PORTS[(account.protocol, account.security)])
     return dataclasses.replace(account, port=port, **_resolved_paths(account, path.parent))
 
 
-def _check_one_password(obj, path: Path, account: str | None, prefix: str, *, required: bool):
+def _maildir(account: Account, data: dict, where: dict) -> Account:
+    """A local Maildir: a path, and none of the keys of a mail server."""
+    for key in data:
+        if key not in MAILDIR_KEYS:
+            raise ConfigError("does not apply to a maildir account", key=key, **where)
+    if not account.path:
+        raise ConfigError("missing: a maildir account needs the Maildir's path", key="path",
+                          **where)
+    return dataclasses.replace(account, **_resolved_paths(account, where["path"].parent))
+
+
+def _check_network_numbers(obj: Account | Smtp, where: dict, prefix: str) -> None:
+    """``port`` and ``timeout_seconds``, where given: a real port, a timeout above 0."""
+    if obj.port is not None and not 0 < obj.port < 65536:
+        raise ConfigError("must be between 1 and 65535", key=prefix + "port", **where)
+    if obj.timeout_seconds is not None and obj.timeout_seconds <= 0:
+        raise ConfigError("must be greater than 0", key=prefix + "timeout_seconds", **where)
+
+
+def _check_one_password(obj, where: dict, prefix: str, *, required: bool):
     given = [k for k in PASSWORD_KEYS if getattr(obj, k) is not None]
     if len(given) > 1:
-        raise ConfigError(f"give only one of {', '.join(given)}", path=path, account=account,
-                          key=prefix + given[1])
+        raise ConfigError(f"give only one of {', '.join(given)}", key=prefix + given[1], **where)
     if required and not given:
-        raise ConfigError(f"missing: one of {', '.join(PASSWORD_KEYS)}", path=path,
-                          account=account, key=prefix + "password_env")
+        raise ConfigError(f"missing: one of {', '.join(PASSWORD_KEYS)}",
+                          key=prefix + "password_env", **where)
 
 
-def _check_choice(value: str, choices: tuple[str, ...], path: Path, account: str | None, key: str):
+def _check_choice(value: str, choices: tuple[str, ...], where: dict, key: str):
     if value not in choices:
-        raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", path=path,
-                          account=account, key=key)
+        raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", key=key, **where)
 
 
 def _check_references(config: Config) -> None:
@@ -394,7 +437,7 @@ def _check_references(config: Config) -> None:
     for resource in config.resources:
         if resource.name in seen:
             raise ConfigError("two resources have this name", path=config.path,
-                              key=f"resources.{resource.name}")
+                              resource=resource.name, key="resources.name")
         seen.add(resource.name)
     names: set[str] = set()
     for account in config.accounts:
@@ -408,32 +451,33 @@ def _check_references(config: Config) -> None:
                               path=config.path, account=account.name, key="resource")
 
 
-def _build(cls, data: dict, path: Path, account: str | None, prefix: str):
-    """Make a *cls* from the TOML table *data*, checking keys and types against its fields."""
+def _build(cls, data: dict, where: dict, prefix: str):
+    """Make a *cls* from the TOML table *data*, checking keys and types against its fields;
+    errors name the file and table of *where* (ConfigError's keywords)."""
     hints = typing.get_type_hints(cls)
     keys = {f.name for f in dataclasses.fields(cls)}
-    _reject_unknown(data, keys, path, account, prefix)
+    _reject_unknown(data, keys, where, prefix)
     values = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
-            values[f.name] = _coerce(data[f.name], hints[f.name], path, account, prefix + f.name)
+            values[f.name] = _coerce(data[f.name], hints[f.name], where, prefix + f.name)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError("missing (required)", path=path, account=account, key=prefix + f.name)
+            raise ConfigError("missing (required)", key=prefix + f.name, **where)
     return cls(**values)
 
 
-def _reject_unknown(data: dict, known: set[str], path: Path, account: str | None, prefix: str):
+def _reject_unknown(data: dict, known: set[str], where: dict, prefix: str):
     for key in data:
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown key{hint}", path=path, account=account, key=prefix + key)
+            raise ConfigError(f"unknown key{hint}", key=prefix + key, **where)
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
 
 
-def _coerce(value, hint, path: Path, account: str | None, key: str):
+def _coerce(value, hint, where: dict, key: str):
     """Check *value* against the type *hint*; lists become tuples."""
     args = typing.get_args(hint)
     if type(None) in args:  # "X | None": None is never written in TOML, so X it must be
@@ -441,12 +485,12 @@ def _coerce(value, hint, path: Path, account: str | None, key: str):
     if typing.get_origin(hint) is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        raise ConfigError(f"expected a list of strings, got {_shown(value)}", path=path,
-                          account=account, key=key)
+        raise ConfigError(f"expected a list of strings, got {_shown(value)}", key=key,
+                          **where)
     ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
     if not ok:
-        raise ConfigError(f"expected {_TYPE_NAMES[hint]}, got {_shown(value)}", path=path,
-                          account=account, key=key)
+        raise ConfigError(f"expected {_TYPE_NAMES[hint]}, got {_shown(value)}", key=key,
+                          **where)
     return value
 
 

@@ -2,11 +2,13 @@
 
 Edits are made to the text, one ``[[accounts]]`` block at a time, and then proven: the edited text
 is parsed again and must equal the old data with exactly the intended change, and must validate.
-Only then is it written, atomically (temporary file, fsync, rename) and with mode 0600.
+Only then is it written, atomically (temporary file, fsync, rename), with mode 0600 and the
+file's owner kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -125,19 +127,27 @@ def _write_checked(path: Path, text: str, expected: dict) -> None:
         raise ConfigError("this edit cannot be made without disturbing the file's layout; "
                           "please edit it by hand", path=path)
     cfg.parse(actual, path)
-    write_atomically(path, text)
+    try:
+        write_atomically(path, text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write: {exc.strerror}", path=path) from None
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace *path* by *text* in one step, mode 0600; a crash leaves the old or the new file."""
+    """Replace *path* by *text* in one step, mode 0600; a crash leaves the old or the new file.
+
+    A symlink's target is replaced, not the link; the file keeps its owner (root editing the
+    cron user's file must not lock the cron user out)."""
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
+            _keep_owner(handle.fileno(), path)
+            os.fchmod(handle.fileno(), 0o600)
             os.fsync(handle.fileno())
-        os.chmod(temp, 0o600)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -147,3 +157,14 @@ def write_atomically(path: Path, text: str) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _keep_owner(fd: int, path: Path) -> None:
+    """Give the open file *fd* the owner and group of *path* (when it exists), if permitted."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+        with contextlib.suppress(PermissionError):  # only root may give a file away
+            os.fchown(fd, st.st_uid, st.st_gid)

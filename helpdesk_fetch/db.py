@@ -155,10 +155,22 @@ def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
         return SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True, timeout=BUSY_SECONDS,
                               pragmas={"busy_timeout": BUSY_SECONDS * 1000}, autoconnect=True)
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(path))
     # timeout: the driver's own busy wait, which covers the statements before the pragmas
     return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True, lock_type="IMMEDIATE",
                           timeout=BUSY_SECONDS)
+
+
+def _create_private(path: Path) -> None:
+    """Create a new database file mode 0600 before SQLite would, with the umask's (often 0644):
+    it holds all the mail. SQLite gives its -wal and -shm files the mode of the database file."""
+    if path.exists():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise DatabaseError(f"cannot create the database file {path}: {exc.strerror}") from None
 
 
 def redact_url(url: str) -> str:

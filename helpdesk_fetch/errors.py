@@ -22,7 +22,10 @@ class HelpdeskError(Exception):
 
 
 class ConfigError(HelpdeskError):
-    """The accounts file (or a file it names) is wrong; the message names file, account and key."""
+    """The accounts file (or a file it names) is wrong; the message names file, table and key.
+
+    The table is an account or a resource by name, or, when it has none, by its place
+    (*table*: "the 2nd [[accounts]] table")."""
 
     exit_code = EXIT_USAGE
 
@@ -32,17 +35,32 @@ class ConfigError(HelpdeskError):
         *,
         path: Path | str | None = None,
         account: str | None = None,
+        resource: str | None = None,
+        table: str | None = None,
         key: str | None = None,
     ) -> None:
-        self.path, self.account, self.key = path, account, key
+        self.message, self.path, self.key = message, path, key
+        self.account, self.resource, self.table = account, resource, table
         where = []
         if path is not None:
             where.append(str(path))
         if account is not None:
             where.append(f"account {account!r}")
+        if resource is not None:
+            where.append(f"resource {resource!r}")
+        if table is not None:
+            where.append(table)
         if key is not None:
             where.append(f"key {key!r}")
         super().__init__(": ".join([*where, message]))
+
+    def in_file(self, path: Path | str) -> ConfigError:
+        """This error naming the accounts file *path* when it names no file yet: a password
+        source knows its account and key, not the file they are written in."""
+        if self.path is not None:
+            return self
+        return ConfigError(self.message, path=path, account=self.account, resource=self.resource,
+                           table=self.table, key=self.key)
 
 
 class UsageError(HelpdeskError):

@@ -170,13 +170,13 @@ class Run:
         except AccountBusy:
             report.outcome = "busy"
             log.info("account %s: skipped, another run is processing it", account.name)
-        except (MailboxError, ConfigError) as exc:
-            report.outcome, report.error = "failed", redact(str(exc))  # it is stored and shown
-            report.config_error = isinstance(exc, ConfigError)
-            log.error("%s", exc)
+        except MailboxError as exc:
+            _failed(report, exc)
+        except ConfigError as exc:  # e.g. a password source: name the accounts file too
+            _failed(report, exc.in_file(self.config.path))
         report.seconds = time.time() - report.started_at
         self.progress.account_finished(report)
-        if report.outcome not in ("busy", "dry-run"):
+        if not self.dry_run and report.outcome != "busy":  # a dry run writes nothing
             self._record(report)
         return report
 
@@ -203,6 +203,12 @@ class Run:
                 error=report.error, host=self.host)
         except peewee.PeeweeException as exc:
             raise DatabaseError(f"cannot record the run: {db.describe_error(exc)}") from None
+
+
+def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
+    report.outcome, report.error = "failed", redact(str(exc))  # it is stored and shown
+    report.config_error = isinstance(exc, ConfigError)
+    log.error("%s", exc)
 
 
 class MailboxRun:

@@ -39,6 +39,8 @@ def probe(config: Config, account: Account) -> ProbeResult:
                 get_mailbox(account, password=secret, timeout=timeout,
                             error_folder=config.settings.error_folder, dry_run=True) as box:
             result.count = box.count()
-    except (MailboxError, ConfigError) as exc:
+    except MailboxError as exc:
         result.error = redact(str(exc))
+    except ConfigError as exc:  # e.g. a password source: name the file too
+        result.error = redact(str(exc.in_file(config.path)))
     return result

@@ -218,6 +218,8 @@ class PlaceWork:
             return results + self._skipped(rows, results, "another run is processing this "
                                            "account; try again in a moment")
         except (MailboxError, ConfigError) as exc:
+            if isinstance(exc, ConfigError):  # e.g. a password source: name the file too
+                exc = exc.in_file(self.config.path)
             log.error("%s", exc)
             return results + self._skipped(rows, results, str(exc))
         return results

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from helpdesk_fetch.clock import isoformat, utcnow
-from helpdesk_fetch.errors import AccountBusy, HelpdeskError
+from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError
 
 SWITCH_FILE = "ingest-disabled"
 
@@ -41,20 +41,32 @@ def disable_ingest(state_dir: str | Path, reason: str | None) -> dict:
     """Switch ingest off on this machine (atomically; survives reboots and VM clones)."""
     info = {"disabled_at": isoformat(utcnow()), "by": _who(), "reason": reason or ""}
     directory = Path(state_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     temp = directory / f".{SWITCH_FILE}.{os.getpid()}"
-    temp.write_text(json.dumps(info) + "\n", encoding="utf-8")
-    os.replace(temp, directory / SWITCH_FILE)
+    with _switch_errors(directory, "write"):
+        directory.mkdir(parents=True, exist_ok=True)
+        temp.write_text(json.dumps(info) + "\n", encoding="utf-8")
+        os.replace(temp, directory / SWITCH_FILE)
     return info
 
 
 def enable_ingest(state_dir: str | Path) -> bool:
     """Switch ingest back on; False when it was not off."""
-    try:
-        (Path(state_dir) / SWITCH_FILE).unlink()
-    except FileNotFoundError:
-        return False
+    with _switch_errors(Path(state_dir), "remove"):
+        try:
+            (Path(state_dir) / SWITCH_FILE).unlink()
+        except FileNotFoundError:
+            return False
     return True
+
+
+@contextlib.contextmanager
+def _switch_errors(directory: Path, verb: str):
+    """An OSError while switching becomes a ConfigError naming state_dir and the reason."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(f"cannot {verb} the ingest switch {directory / SWITCH_FILE}: "
+                          f"{exc.strerror or exc}", key="settings.state_dir") from None
 
 
 def _who() -> str:

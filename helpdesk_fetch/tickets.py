@@ -6,6 +6,7 @@ The dictionaries returned here are the stable JSON shapes of spec §3.
 from __future__ import annotations
 
 import json
+import re
 
 from peewee import JOIN, fn
 
@@ -65,6 +66,18 @@ def get_ticket(ident: str | int, *, by_number: bool = False) -> Ticket:
         what = "number" if by_number else "id"
         raise UsageError(f"no ticket with {what} {ident}")
     return ticket
+
+
+def ticket_number(text: str, tagger: Tagger) -> str:
+    """The ticket number that *text* gives: the number itself, or a tag as written into
+    subjects ("1042QKXP", "[TicketID 1042QKXP]"); UsageError for anything else (a forged tag)."""
+    text = text.strip()
+    if re.fullmatch(r"[0-9]+", text):
+        return text.lstrip("0") or "0"
+    found = tagger.numbers_in(text) or tagger.numbers_in(f"{tagger.keyword} {text}")
+    if not found:
+        raise UsageError(f"{text!r} is neither a ticket number nor a valid ticket tag")
+    return found[0]
 
 
 def show_ticket(ticket: Ticket, tagger: Tagger) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from helpdesk_fetch import __version__
 from helpdesk_fetch.cli import cli, subcommands
 from tests.mails import message
-from tests.servers import PASSWORD
+from tests.servers import PASSWORD, free_port
 from tests.test_ingest_maildir import make_maildir
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
@@ -110,6 +110,48 @@ def test_tickets_commands(maildir_config, run):
     missing = run("tickets", "show", "999", config=maildir_config)
     assert missing.exit_code == 2 and "no ticket with id 999" in missing.stderr
     assert "First" in run("tickets", "show", str(first["id"]), config=maildir_config).output
+
+
+def test_tickets_by_number_or_tag(maildir_config, run):
+    run("fetch", config=maildir_config)
+    first, second = run.json("tickets", "list", config=maildir_config)
+    number, tag = second["number"], second["tag"]
+    for value in (number, tag, tag.strip("[]").split()[1]):
+        shown = run.json("tickets", "show", f"--number={value}", config=maildir_config)
+        assert shown["id"] == second["id"], value
+    assert run("tickets", "close", "--number", number, config=maildir_config).exit_code == 0
+    result = run("tickets", "set-status", "--number", number, "in_progress",
+                 config=maildir_config)
+    assert result.exit_code == 0, result.output
+    assert [t["status"] for t in run.json("tickets", "list", config=maildir_config)] == [
+        "new", "in_progress"]
+    assert run.json("tickets", "show", str(first["id"]), config=maildir_config)["id"] == \
+        first["id"]
+
+    for argv in (["show"], ["show", "1", "--number", number], ["close"],
+                 ["set-status", "in_progress"], ["set-status", "--number", number]):
+        result = run("tickets", *argv, config=maildir_config)
+        assert result.exit_code == 2 and "Usage:" in result.stderr, argv
+    forged = run("tickets", "show", "--number", f"{number}AAAA", config=maildir_config)
+    assert forged.exit_code == 2
+    assert f"'{number}AAAA' is neither a ticket number nor a valid ticket tag" in forged.stderr
+
+
+def test_dry_run_reports_a_failing_account_and_goes_on(tmp_path, write_config, run, open_db):
+    make_maildir(tmp_path / "box", [message("Waiting")])
+    closed = {"name": "down", "protocol": "imap", "host": "127.0.0.1", "port": free_port(),
+              "username": "u", "password": "pw", "security": "none"}
+    config = write_config([closed, {"name": "local", "protocol": "maildir", "path": "box"}])
+    open_db()  # an existing database: a dry run opens it read-only
+
+    result = run("fetch", "--dry-run", config=config)
+
+    assert result.exit_code == 1, result.output
+    assert "cannot record" not in result.output
+    assert "down: failed: account 'down': " in result.stdout
+    assert "local: dry-run\n  would file <" in result.stdout
+    assert "-> a new ticket" in result.stdout
+    assert run.json("accounts", "list", config=config)[0]["last_run"] is None
 
 
 def test_status_json(maildir_config, run):

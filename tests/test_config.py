@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk_fetch import auth, config
+from helpdesk_fetch import auth, config, rules
 from helpdesk_fetch.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,12 @@ def test_defaults(tmp_path):
     assert cfg.smtp is None
 
 
+IMAP = ('[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\nusername = "u"\n'
+        'password_env = "X"\n')
+SMTP = '[smtp]\nhost = "h"\nfrom_address = "hd@example.com"\n'
+MAILDIR = '[[accounts]]\nname = "m"\nprotocol = "maildir"\npath = "x"\n'
+
+
 @pytest.mark.parametrize("text, needle", [
     ('[settings]\nreactivaton_days = 3\n', "key 'settings.reactivaton_days': unknown key; "
                                            "did you mean 'reactivation_days'?"),
@@ -64,12 +70,50 @@ def test_defaults(tmp_path):
     ('[[accounts]]\nname = "a"\nprotocol = "pop3"\nhost = "h"\nusername = "u"\n'
      'password_env = "X"\nfolder = "INBOX"\n', "POP3 has no folders"),
     ('this is = not toml =', "not valid TOML"),
+    (IMAP + 'timeout_seconds = -5\n', "account 'a': key 'timeout_seconds': must be greater than 0"),
+    (IMAP + 'timeout_seconds = 0\n', "account 'a': key 'timeout_seconds': must be greater than 0"),
+    (IMAP + 'port = 0\n', "account 'a': key 'port': must be between 1 and 65535"),
+    (IMAP + 'port = 65536\n', "account 'a': key 'port': must be between 1 and 65535"),
+    (SMTP + 'port = 0\n', "key 'smtp.port': must be between 1 and 65535"),
+    (SMTP + 'timeout_seconds = -5\n', "key 'smtp.timeout_seconds': must be greater than 0"),
+    ('[settings]\ntimeout_seconds = 0\n', "key 'settings.timeout_seconds': must be greater"),
+    (MAILDIR + 'folder = "INBOX"\n', "account 'm': key 'folder': does not apply to a maildir"),
+    (MAILDIR + 'security = "ssl"\n', "account 'm': key 'security': does not apply to a maildir"),
+    (MAILDIR + 'host = "h"\n', "account 'm': key 'host': does not apply to a maildir"),
+    (MAILDIR + 'timeout_seconds = 5\n', "account 'm': key 'timeout_seconds': does not apply"),
+    ('[[resources]]\nname = "it"\nmembers = "alice@example.com"\n',
+     "resource 'it': key 'resources.members': expected a list of strings, got a string"),
+    ('[[resources]]\nname = "it"\nmembres = []\n',
+     "resource 'it': key 'resources.membres': unknown key; did you mean 'members'?"),
+    ('[[resources]]\nname = "it"\n[[resources]]\nname = "it"\n',
+     "resource 'it': key 'resources.name': two resources have this name"),
+    ('[[resources]]\nname = "it"\n[[resources]]\nmembers = []\n',
+     "the 2nd [[resources]] table: key 'resources.name': missing (required)"),
+    (MAILDIR + '[[accounts]]\nprotocol = "maildir"\npath = "y"\n',
+     "the 2nd [[accounts]] table: key 'name': missing (required)"),
+    ('[[accounts]]\nname = 7\nprotocol = "maildir"\npath = "y"\n',
+     "the 1st [[accounts]] table: key 'name': expected a string, got an integer"),
+    ('[[resources]]\nname = "it"\nmembers = ["Alice Smith"]\n',
+     "resource 'it': key 'resources.members': 'Alice Smith' is not one e-mail address"),
+    ('[[resources]]\nname = "it"\nnotify = ["a@example.com, b@example.com"]\n',
+     "resource 'it': key 'resources.notify': 'a@example.com, b@example.com' is not one e-mail"),
 ])
 def test_errors_name_the_file_account_and_key(tmp_path, text, needle):
     with pytest.raises(ConfigError) as caught:
         load_text(tmp_path, text)
     assert str(caught.value).startswith(str(tmp_path / "accounts.toml"))
     assert needle in str(caught.value)
+
+
+def test_resource_addresses_are_reduced_to_bare_lowercase_ones(tmp_path):
+    cfg = load_text(tmp_path, '[[resources]]\nname = "it"\nmembers = ["Alice Smith '
+                              '<Alice@Example.com>", " bob@example.com", "BOB@example.com"]\n'
+                              '[[resources]]\nname = "ops"\nmembers = ["ops@example.com"]\n'
+                              'notify = ["\\"Ops, Team\\" <Ops-Team@Example.com>"]\n')
+    it, ops = cfg.resources
+    assert it.members == it.notify == ("alice@example.com", "bob@example.com")
+    assert ops.notify == ("ops-team@example.com",)
+    assert rules.is_member("alice@example.com", it)
 
 
 def test_type_errors_never_show_the_value(tmp_path):
@@ -96,6 +140,25 @@ def test_cli_exit_2_names_the_key(tmp_path, run):
     result = run("fetch", config=path)
     assert result.exit_code == 2
     assert "key 'settings.max_mesage_bytes'" in result.stderr
+
+
+def test_accounts_test_with_a_negative_timeout_names_the_key(tmp_path, run):
+    path = tmp_path / "accounts.toml"
+    path.write_text(IMAP + "timeout_seconds = -5\n")
+    result = run("accounts", "test", config=path)
+    assert result.exit_code == 2
+    assert f"{path}: account 'a': key 'timeout_seconds': must be greater than 0" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["fetch"], ["accounts", "test"]])
+def test_password_source_errors_name_the_accounts_file(tmp_path, run, command, monkeypatch):
+    monkeypatch.delenv("X", raising=False)
+    path = tmp_path / "accounts.toml"
+    path.write_text(IMAP.replace('host = "h"', 'host = "127.0.0.1"'))
+    result = run(*command, config=path)
+    assert result.exit_code in (1, 2)
+    assert (f"{path}: account 'a': key 'password_env': environment variable X is not set"
+            in result.output)
 
 
 def test_missing_file_says_how_to_start(tmp_path, run):

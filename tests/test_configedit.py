@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import tomllib
 
@@ -91,3 +92,22 @@ def test_accounts_in_another_form_are_left_to_the_administrator(tmp_path):
         set_account_key(path, "a", "enabled", False)
     with pytest.raises(ConfigError, match="edit it by hand"):
         add_account(path, {"name": "b", "protocol": "maildir", "path": "/y"})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_root_editing_keeps_the_owner(commented):
+    os.chown(commented, 65534, 65534)
+    set_account_key(commented, "helpdesk", "enabled", False)
+    add_account(commented, {"name": "x", "protocol": "maildir", "path": "/x"})
+    st = commented.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o600)
+    assert 'name = "x"' in commented.read_text()
+
+
+def test_a_symlinked_file_is_edited_where_it_lives(commented, tmp_path):
+    link = tmp_path / "link.toml"
+    link.symlink_to(commented)
+    remove_account(link, "helpdesk")
+    assert link.is_symlink() and link.resolve() == commented
+    assert 'name = "helpdesk"' not in commented.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.toml", "link.toml"]

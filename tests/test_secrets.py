@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ import pytest
 from helpdesk_fetch.cli import cli, subcommands
 from tests.mails import message
 from tests.oauth_server import Client
+from tests.pgserver import PASSWORD as PG_PASSWORD
 from tests.proc import environment, helpdesk_fetch
 from tests.servers import PASSWORD
 from tests.test_ingest_maildir import make_maildir
@@ -44,7 +46,9 @@ ARGUMENTS = {"name": "bad-inline", "ident": "1", "ids": "1", "status": "in_progr
 SPECIAL = {("accounts", "add"): ["leak-new", "--protocol", "imap", "--host", "127.0.0.1",
                                  "--username", "u", "--password", ADDED],
            ("accounts", "authorize"): ["oauth-device"],
-           ("deliver",): ["--account", "local"]}
+           ("deliver",): ["--account", "local"],
+           ("tickets", "show"): ["1"], ("tickets", "close"): ["1"],  # ID or --number N
+           ("tickets", "set-status"): ["1", "in_progress"]}
 STDIN = {"deliver": message("Piped in by the MTA")}
 SKIP_FLAGS = {"--browser"}  # waits for a person's browser
 
@@ -181,14 +185,17 @@ class SyslogSink:
         self.sock.close()
 
 
-def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
+def test_no_secret_in_any_output(leaky_setup, idp, postgres, tmp_path):
     prepare, env, users = leaky_setup
     levels = ("-v", "-vv", "-vvv")
     writers = {level: prepare(tmp_path / level.strip("-")) for level in levels}
     idp.provider.revoke(users["revoked"])  # its saved refresh tokens are now void
+    # db copy (which copies the tag secret) gets an empty PostgreSQL database per series
+    copy_to = {level: ["--to", postgres.create_database(), "--password-env", "LEAK_PG"]
+               for level in levels}
 
     syslog = SyslogSink(tmp_path / "syslog.sock")
-    env = dict(env, HELPDESK_FETCH_SYSLOG_SOCKET=str(syslog.path))
+    env = dict(env, HELPDESK_FETCH_SYSLOG_SOCKET=str(syslog.path), LEAK_PG=PG_PASSWORD)
 
     def series(level: str) -> dict[str, str]:
         """Every command in turn at one verbosity (the series run side by side), logging also
@@ -199,8 +206,9 @@ def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
                                                                            "fetch"])}
         for argv in invocations():
             config = writers[level]()  # every command sees the whole file again
+            extra = copy_to[level] if argv[:2] == ["db", "copy"] else []
             outputs[" ".join([level, *argv])] = run_cli(
-                config, env, [level, *trail, *argv], input=STDIN.get(argv[0], b""))
+                config, env, [level, *trail, *argv, *extra], input=STDIN.get(argv[0], b""))
         outputs[f"{level} log file"] = (tmp_path / f"trail{level}.log").read_text()
         return outputs
 
@@ -212,12 +220,15 @@ def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
     outputs["syslog"] = "\n".join(syslog.lines)
 
     secrets = [PASSWORD, BAD_INLINE, BAD_ENV, CMD_FAIL, ADDED, SMTP_SECRET, CLIENT_SECRET,
-               *idp.provider.issued]
+               PG_PASSWORD, *idp.provider.issued]
+    tag_secrets = [tag_secret(tmp_path / level.strip("-") / "helpdesk.db") for level in levels]
     for command, output in outputs.items():
         assert "Traceback" not in output, f"`{command}` crashed:\n{output}"
         for secret in secrets:
             for form in forms(secret, list(users.values())):
                 assert form not in output, f"`{command}` shows a secret:\n{output}"
+        for secret in tag_secrets:  # -vv logs SQL: the first run creates the secret
+            assert secret not in output, f"`{command}` shows the tag secret:\n{output}"
     for level in levels:
         database = (tmp_path / level.strip("-") / "helpdesk.db").read_bytes()
         for secret in secrets:
@@ -236,6 +247,15 @@ def test_no_secret_in_any_output(leaky_setup, idp, tmp_path):
     assert "refused" in outputs["-v log file"] and "refused" in outputs["syslog"]
     assert "the message is empty" in outputs["-v errors show 1"]
     assert len(idp.provider.issued) > 10  # refreshed, rotated, device codes: all grepped
+    assert "Copied sqlite:///" in outputs["-vv db copy"]
+    assert "peewee: INSERT INTO" in outputs["-vv first fetch"]  # the SQL log was on
+
+
+def tag_secret(database: Path) -> str:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        (secret,) = connection.execute(
+            "SELECT value FROM setting WHERE key = 'tag_secret'").fetchone()
+    return secret
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
@@ -249,6 +269,22 @@ def test_an_accounts_file_with_a_secret_must_be_private(tmp_path, write_config, 
     assert result.exit_code == 2
     assert f"can be read by others (mode {mode:o}); fix: chmod 600 {config}" in result.stderr
     assert "s3cret-pw" not in result.output
+
+
+@pytest.mark.parametrize("argv", [["accounts", "add", "b", "--protocol", "maildir", "--path", "x"],
+                                  ["accounts", "remove", "a"], ["accounts", "disable", "a"]])
+def test_commands_that_write_the_file_refuse_one_others_can_read(tmp_path, run, argv):
+    config = tmp_path / "accounts.toml"
+    config.write_text('[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\n'
+                      'username = "u"\npassword = "s3cret-pw"\n')
+    config.chmod(0o644)
+    before = config.read_text()
+
+    result = run(*argv, config=config)
+
+    assert result.exit_code == 2, result.output
+    assert f"can be read by others (mode 644); fix: chmod 600 {config}" in result.stderr
+    assert config.read_text() == before
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")

@@ -64,6 +64,18 @@ def test_status_for_people(tmp_path, write_config, run):
     assert "cloning the VM" in run("status", config=config).output
 
 
+def test_an_unwritable_state_dir_is_a_configuration_error(tmp_path, write_config, run):
+    (tmp_path / "not-a-dir").write_text("")  # even root cannot put the switch in here
+    config = write_config(settings={"state_dir": "not-a-dir"})
+
+    for command in ("disable", "enable"):
+        result = run("ingest", command, config=config)
+        assert result.exit_code == 2, result.output
+        assert (f"key 'settings.state_dir': cannot "
+                f"{'write' if command == 'disable' else 'remove'} the ingest switch "
+                f"{tmp_path / 'not-a-dir' / 'ingest-disabled'}: ") in result.stderr
+
+
 def test_run_history_is_pruned_after_history_days(tmp_path, write_config, run):
     assert shutil.which("faketime"), "libfaketime is missing: run `sudo make test-deps`"
     make_maildir(tmp_path / "box", [message("Big", body="b" * 3000), b""])

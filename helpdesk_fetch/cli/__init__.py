@@ -44,8 +44,13 @@ class App:
         """The database, opened once (read-only commands never create or migrate it)."""
         if self._database is None:
             from helpdesk_fetch import db
+            from helpdesk_fetch.errors import ConfigError
 
-            self._database = db.open_configured(self.config().settings, read_only=read_only)
+            config = self.config()
+            try:
+                self._database = db.open_configured(config.settings, read_only=read_only)
+            except ConfigError as exc:  # its password source, its URL: name the file too
+                raise exc.in_file(config.path) from None
         return self._database
 
     def tagger(self):
@@ -111,9 +116,18 @@ class _RedactingFilter(logging.Filter):
         from helpdesk_fetch.auth import redact
         from helpdesk_fetch.cli.render import printable
 
-        record.msg = printable(redact(record.getMessage()), lines=True)
+        record.msg = printable(redact(_text(record)), lines=True)
         record.args = None
         return True
+
+
+def _text(record: logging.LogRecord) -> str:
+    """The record's message; of peewee's query log (-vv) the SQL only, never its values: they
+    hold the installation's tag secret (created by the first run, copied by `db copy`) and
+    whole messages."""
+    if record.name == "peewee" and isinstance(record.msg, tuple) and len(record.msg) == 2:
+        return str(record.msg[0])
+    return record.getMessage()
 
 
 SYSLOG_ENV = "HELPDESK_FETCH_SYSLOG_SOCKET"

@@ -147,6 +147,8 @@ def add(app: App, name: str, **values) -> None:
     from helpdesk_fetch.configedit import add_account
 
     path = cfg.config_path(app.config_option)
+    if path.exists():
+        app.config()  # like every command: a file holding a secret must be private
     interactive = is_tty() and click.get_text_stream("stdin").isatty()
     values = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in values.items()}
     if interactive:

@@ -43,13 +43,32 @@ def list_(app: App, status: str | None, resource: str | None, as_json: bool) -> 
             t["updated_at"], t["message_count"], t["subject"]] for t in data])
 
 
+def _ticket_choice(function):
+    """The ticket a command acts on: ``ID``, or ``--number N`` (spec §3)."""
+    function = click.option(
+        "--number", metavar="N",
+        help="The ticket with this number instead of an ID (a tag such as 1042QKXP or "
+             "\"[TicketID 1042QKXP]\" works too).")(function)
+    return click.argument("ident", metavar="[ID]", required=False)(function)
+
+
+def _ticket(app: App, ident: str | None, number: str | None):
+    """The ticket of ``ID`` or ``--number N``, exactly one of them given."""
+    from helpdesk_fetch import tickets as core
+
+    if (ident is None) == (number is None):
+        raise click.UsageError("give the ticket's ID, or --number N (not both)")
+    if number is None:
+        return core.get_ticket(ident)
+    return core.get_ticket(core.ticket_number(number, app.tagger()), by_number=True)
+
+
 @tickets.command()
-@click.argument("ident", metavar="ID")
-@click.option("--number", "by_number", is_flag=True, help="ID is the ticket number, not its id.")
+@_ticket_choice
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def show(app: App, ident: str, by_number: bool, as_json: bool) -> None:
-    """The ticket ID with its messages (oldest first) and attachments.
+def show(app: App, ident: str | None, number: str | None, as_json: bool) -> None:
+    """The ticket ID, or --number N, with its messages (oldest first) and attachments.
 
     \b
     Examples:
@@ -59,7 +78,7 @@ def show(app: App, ident: str, by_number: bool, as_json: bool) -> None:
     from helpdesk_fetch import tickets as core
 
     app.database(read_only=True)
-    data = core.show_ticket(core.get_ticket(ident, by_number=by_number), app.tagger())
+    data = core.show_ticket(_ticket(app, ident, number), app.tagger())
     if as_json:
         return echo_json(data)
     _print_thread(data)
@@ -83,37 +102,42 @@ def _print_thread(t: dict) -> None:
 
 
 @tickets.command()
-@click.argument("ident", metavar="ID")
-@click.option("--number", "by_number", is_flag=True, help="ID is the ticket number, not its id.")
+@_ticket_choice
 @pass_app
-def close(app: App, ident: str, by_number: bool) -> None:
-    """Close the ticket ID (a reply within the reactivation window reopens it).
+def close(app: App, ident: str | None, number: str | None) -> None:
+    """Close the ticket ID, or --number N. A reply within the reactivation window reopens it.
 
     \b
-    Example:
+    Examples:
       helpdesk-fetch tickets close 12
+      helpdesk-fetch tickets close --number 1042
     """
-    _set_status(app, ident, "closed", by_number)
+    _set_status(app, ident, number, "closed")
 
 
 @tickets.command("set-status")
-@click.argument("ident", metavar="ID")
-@click.argument("status", type=click.Choice(STATUSES))
-@click.option("--number", "by_number", is_flag=True, help="ID is the ticket number, not its id.")
+@_ticket_choice
+@click.argument("status", metavar="STATUS", required=False)
 @pass_app
-def set_status(app: App, ident: str, status: str, by_number: bool) -> None:
-    """Set the status of the ticket ID: new, confirmed_unread, in_progress or closed.
+def set_status(app: App, ident: str | None, number: str | None, status: str | None) -> None:
+    """Set the status of the ticket ID, or --number N. STATUS: new, confirmed_unread,
+    in_progress or closed.
 
     \b
-    Example:
+    Examples:
       helpdesk-fetch tickets set-status 12 in_progress
+      helpdesk-fetch tickets set-status --number 1042 in_progress
     """
-    _set_status(app, ident, status, by_number)
+    if number is not None and status is None:  # `--number N STATUS`: the one word is STATUS
+        ident, status = None, ident
+    if status is None:
+        raise click.UsageError("give the new STATUS: " + ", ".join(STATUSES))
+    _set_status(app, ident, number, status)
 
 
-def _set_status(app: App, ident: str, status: str, by_number: bool) -> None:
+def _set_status(app: App, ident: str | None, number: str | None, status: str) -> None:
     from helpdesk_fetch import tickets as core
 
     app.database()
-    ticket = core.set_status(core.get_ticket(ident, by_number=by_number), status)
+    ticket = core.set_status(_ticket(app, ident, number), status)
     note(f"Ticket {ticket.number} is now {ticket.status}.")
