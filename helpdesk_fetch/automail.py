@@ -21,7 +21,7 @@ from importlib import resources as package_files
 from pathlib import Path
 
 from helpdesk_fetch import store
-from helpdesk_fetch.config import Config, Resource
+from helpdesk_fetch.config import BARE_ADDRESS_RE, Config, Resource
 from helpdesk_fetch.models import Message, Outbox, RawMessage, Ticket
 from helpdesk_fetch.parse import ParsedMessage
 from helpdesk_fetch.rules import Decision
@@ -36,7 +36,6 @@ BACKLOG_GRACE = dt.timedelta(hours=1)
 _DAEMON = re.compile(r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"
                      r"mail-?daemon|majordomo|listserv|.*-request|.*-bounces?)$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-_ADDRESS = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _ID_BREAKER = re.compile(r"[\s\x00-\x1f\x7f<>]")
 
@@ -113,7 +112,7 @@ def _recipients(kind: str, parsed: ParsedMessage, resource: Resource | None) -> 
     else:  # nobody is told about an event their own message caused (spec §5.3)
         staff = resource.notify if resource else ()
         wanted = [a.lower() for a in staff if a.lower() != parsed.from_addr]
-    return tuple(dict.fromkeys(a for a in wanted if a and _ADDRESS.match(a)))
+    return tuple(dict.fromkeys(a for a in wanted if a and BARE_ADDRESS_RE.match(a)))
 
 
 def _within_rate(wanted: list[Planned], parsed: ParsedMessage, cap: int,

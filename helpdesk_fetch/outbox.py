@@ -65,6 +65,8 @@ def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
         connection = connect(config.smtp, timeout=config.timeout_for(config.smtp),
                              state_dir=config.settings.state_dir)
     except (SmtpUnavailable, ConfigError) as exc:
+        if isinstance(exc, ConfigError):  # [smtp]'s password source: name the file too
+            exc = exc.in_file(config.path)
         report.error = str(exc)
         log.warning("auto-mails not sent, %d wait for the next run: %s", len(rows), exc)
         for row in rows:

@@ -92,3 +92,18 @@ def test_a_temporary_refusal_is_retried_and_a_permanent_one_is_not(desk, run):
     later = at("+10m", config, "fetch")  # past the first back-off
     assert later.returncode == 0, later.stderr
     assert [r for r, _ in mails_of(sink, "new_ticket;")] == [["grey@example.org"]]
+
+
+def test_an_smtp_password_that_cannot_be_read_is_named_with_its_file(dovecot, mail_user, smtp,
+                                                                    write_config, run):
+    config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                          smtp=smtp.config(username="helpdesk@example.com",
+                                           password_env="HD_TEST_NO_SUCH_PASSWORD"),
+                          resources=[{"name": "it-support", "members": STAFF}])
+    dovecot.append(mail_user, [plain("carol@example.org")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output  # the ticket is stored; the mails wait
+    assert f"{config}: key 'smtp.password_env'" in result.stderr, result.stderr
+    assert smtp.messages == []
