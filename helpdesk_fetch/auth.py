@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from helpdesk_fetch.config import Account, Settings, Smtp, check_private
-from helpdesk_fetch.errors import AuthError, ConfigError
+from helpdesk_fetch.errors import AuthError, ConfigError, HelpdeskError
 
 _SECRETS: set[str] = set()
 
@@ -57,7 +57,8 @@ def login_secret(source: Account | Smtp, *, label: str, state_dir: str, timeout:
     try:
         yield token
     except AuthError:
-        tokens.discard_access_token(source, label=label, state_dir=state_dir)
+        with contextlib.suppress(HelpdeskError):  # the server's refusal is the news, not this
+            tokens.discard_access_token(source, label=label, state_dir=state_dir)
         raise
 
 

@@ -57,7 +57,7 @@ def authorize(source: Account | Smtp, *, label: str, state_dir: str, timeout: fl
                         "shown again)")
     path = store.token_path(source, label=label, state_dir=state_dir)
     with store.locked(path, account=None if isinstance(source, Smtp) else label):
-        store.save(path, data)
+        store.save(path, data, label=label)
     return path
 
 

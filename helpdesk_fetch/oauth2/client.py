@@ -18,6 +18,7 @@ from helpdesk_fetch import __version__
 from helpdesk_fetch.auth import redact
 from helpdesk_fetch.errors import ConnectError
 from helpdesk_fetch.mailbox.base import tls_context
+from helpdesk_fetch.oauth2.settings import is_loopback
 
 MAX_ANSWER = 1024 * 1024
 
@@ -35,6 +36,15 @@ class Refused(Exception):
         return redact(f"{self.error}: {first[:300]}" if first else self.error)
 
 
+def _opener(url: str, context) -> urllib.request.OpenerDirector:
+    """The environment's proxy settings apply, except to a token helper on this machine: a
+    proxy would see its refresh token and client secret (plain http is allowed only there)."""
+    handlers = [urllib.request.HTTPSHandler(context=context)] if context is not None else []
+    if is_loopback(urllib.parse.urlsplit(url).hostname):
+        handlers.append(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener(*handlers)
+
+
 def post_form(url: str, fields: dict[str, str], *, account: str, timeout: float,
               ca_file: str | None = None) -> dict:
     """POST *fields* form-encoded to *url*; the JSON object it answers with."""
@@ -44,7 +54,7 @@ def post_form(url: str, fields: dict[str, str], *, account: str, timeout: float,
         "User-Agent": f"helpdesk-fetch/{__version__}"})
     context = tls_context(account, ca_file) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+        with _opener(url, context).open(request, timeout=timeout) as response:
             return _object(response.read(MAX_ANSWER), url, account)
     except urllib.error.HTTPError as exc:
         answer = _try_object(exc.read(MAX_ANSWER))

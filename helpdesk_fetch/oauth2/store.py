@@ -22,7 +22,7 @@ from pathlib import Path
 
 from helpdesk_fetch.config import Account, Smtp, check_private
 from helpdesk_fetch.configedit import write_atomically
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.errors import ConfigError, MailboxError
 
 
 def token_path(source: Account | Smtp, *, label: str, state_dir: str) -> Path:
@@ -70,10 +70,17 @@ def load(path: Path, *, account: str | None) -> dict:
     return data
 
 
-def save(path: Path, data: dict) -> None:
-    """Replace the token file atomically, mode 0600."""
-    _private_directory(path.parent)
-    write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def save(path: Path, data: dict, *, label: str) -> None:
+    """Replace the token file atomically, mode 0600. A file that cannot be written (a full disk)
+    fails the account with what it means: a rotated refresh token may now be lost."""
+    try:
+        _private_directory(path.parent)
+        write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise MailboxError(label, f"cannot save the OAuth2 tokens to {path}: "
+                           f"{exc.strerror or exc}; fix that, and if the next run reports "
+                           f"invalid_grant, sign in again with `helpdesk-fetch accounts "
+                           f"authorize {label}`") from None
 
 
 def _private_directory(directory: Path) -> None:

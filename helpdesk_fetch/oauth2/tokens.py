@@ -41,7 +41,7 @@ def access_token(source: Account | Smtp, *, label: str, state_dir: str, timeout:
                                                        source, label, saved, path)},
                                    timeout=timeout)
         data = token_data(source, label, answer, saved)
-        store.save(path, data)
+        store.save(path, data, label=label)
         return data["access_token"]
 
 
@@ -54,7 +54,7 @@ def discard_access_token(source: Account | Smtp, *, label: str, state_dir: str) 
         saved = store.load(path, account=_where(source, label)[0])
         if saved.pop("access_token", None) is not None:
             saved.pop("expires_at", None)
-            store.save(path, saved)
+            store.save(path, saved, label=label)
 
 
 def request_token(source: Account | Smtp, label: str, fields: dict[str, str], *,
