@@ -54,11 +54,15 @@ class ImapMailbox(Mailbox):
         a = self.account
         if a.auth == "oauth2":
             return self._xoauth2()
+        ascii_only = (a.username + self.password).isascii()
+        if not ascii_only and not self.client.has_capability("AUTH=PLAIN"):
+            raise AuthError(a.name, "the username or password has characters outside ASCII, "
+                            "which IMAP LOGIN cannot carry, and the server offers no AUTH=PLAIN")
         try:
-            if not self.password.isascii() and self.client.has_capability("AUTH=PLAIN"):
-                self.client.plain_login(a.username, self.password)  # LOGIN is ASCII only
-            else:
+            if ascii_only:
                 self.client.login(a.username, self.password)
+            else:
+                self.client.plain_login(a.username, self.password)  # UTF-8
         except LoginError as exc:
             raise AuthError(a.name, f"login as {a.username!r} refused: {_server_text(exc)}; "
                             "check the username and the password source") from None
