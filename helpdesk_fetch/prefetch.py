@@ -69,8 +69,8 @@ class Reader:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if exc_type is not None:
-            self.box.abort()  # breaks off a read in progress; the session has failed anyway
+        if exc_type is not None:  # the session has failed: break off a read in progress
+            self.box.interrupt()  # (closing here could hand its descriptor to a new socket)
         self._thread.join()
         if exc_type is None:
             self._raise()

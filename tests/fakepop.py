@@ -24,6 +24,7 @@ class FakePop3:
         self.box = box
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _handler(box))
         self.server.daemon_threads = True
+        self.server.socket.setblocking(False)  # see tests/oauth_server.py
         self.port = self.server.server_address[1]
 
     def __enter__(self) -> FakePop3:

@@ -84,6 +84,9 @@ class OAuthServer:
         """*certificate*: (cert, key) to serve https instead of http."""
         self.provider = Provider()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        # A client that gives up between the server's select() and its accept() would leave a
+        # blocking accept() waiting for the next client, and stop() waiting for ever.
+        self.httpd.socket.setblocking(False)
         scheme = "http"
         if certificate is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -108,6 +108,12 @@ class Mailbox(ABC):
     def abort(self) -> None:
         """Drop the session after an error; nothing more is sent to the server."""
 
+    def interrupt(self) -> None:
+        """Make a read or write in progress in another thread fail at once, without closing
+        anything: a closed descriptor's number could be handed to a new connection while that
+        thread (OpenSSL inside it) still uses it. ``abort`` follows once the thread is done."""
+        self.cutoff.interrupt()
+
     def description(self) -> str:
         return f"{self.account.protocol} {self.account.server}"
 
@@ -150,6 +156,12 @@ class Cutoff:
     def cut(self, why: str) -> None:
         with self._lock:
             self.fired, self.why = True, why
+            for sock in self._sockets:
+                _shut(sock)
+
+    def interrupt(self) -> None:
+        """Shut the connections down like ``cut``, for another reason than the time budget."""
+        with self._lock:
             for sock in self._sockets:
                 _shut(sock)
 
