@@ -9,6 +9,7 @@ sending at the same time never send the same mail.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -188,7 +189,7 @@ def connect(smtp: Smtp, *, timeout: float, state_dir: str) -> smtplib.SMTP:
 def _login(connection: smtplib.SMTP, smtp: Smtp, *, timeout: float, state_dir: str) -> None:
     with login_secret(smtp, label="smtp", state_dir=state_dir, timeout=timeout) as secret:
         if smtp.auth != "oauth2":
-            return connection.login(smtp.username, secret)
+            return _password_login(connection, smtp.username, secret)
         connection.ehlo_or_helo_if_needed()
         mechanism = XOAuth2(smtp.username, secret)
         try:
@@ -198,6 +199,21 @@ def _login(connection: smtplib.SMTP, smtp: Smtp, *, timeout: float, state_dir: s
             raise AuthError("smtp", f"the SMTP server refused the OAuth2 access token for "
                             f"{smtp.username!r}{detail}: {exc.smtp_code} "
                             f"{_text(exc.smtp_error)}") from None
+
+
+def _password_login(connection: smtplib.SMTP, username: str, password: str) -> None:
+    """LOGIN or PLAIN as smtplib chooses; for a username or password beyond ASCII (which smtplib
+    cannot encode) AUTH PLAIN in UTF-8 (RFC 4616)."""
+    if (username + password).isascii():
+        return connection.login(username, password)
+    connection.ehlo_or_helo_if_needed()
+    if "PLAIN" not in connection.esmtp_features.get("auth", "").upper().split():
+        raise SmtpUnavailable("the SMTP username or password has characters outside ASCII, and "
+                              "the server offers no AUTH PLAIN to carry them")
+    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+    code, answer = connection.docmd("AUTH", f"PLAIN {token}")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, answer)
 
 
 def _starttls(connection: smtplib.SMTP, context: ssl.SSLContext, where: str) -> None:

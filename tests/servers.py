@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import itertools
+import logging
 import os
 import pwd
 import random
@@ -286,15 +287,32 @@ class _Logout:
             self.client.logout()
 
 
+def _auth(login: tuple[str, str] | None) -> dict:
+    """aiosmtpd's settings for requiring *login* (what clients send: UTF-8 bytes)."""
+    if login is None:
+        return {}
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    logging.getLogger("mail.log").setLevel(logging.ERROR)  # its warnings about AUTH without TLS
+    wanted = LoginPassword(login[0].encode(), login[1].encode())
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        return AuthResult(success=auth_data == wanted)
+
+    return {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
+
+
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on a free loopback port that keeps what it receives.
 
     With *tls* it offers STARTTLS with the given certificate and requires it before MAIL;
-    *smtputf8* offers SMTPUTF8; ``refuse`` maps recipients to the reply RCPT TO gets for them
+    *smtputf8* offers SMTPUTF8; *login* (username, password) requires AUTH (PLAIN or LOGIN,
+    also without TLS); ``refuse`` maps recipients to the reply RCPT TO gets for them
     (e.g. "451 4.7.1 Greylisted").
     """
 
-    def __init__(self, *, tls: tuple[Path, Path] | None = None, smtputf8: bool = False) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None, smtputf8: bool = False,
+                 login: tuple[str, str] | None = None) -> None:
         try:
             from aiosmtpd.controller import Controller
         except ImportError as exc:  # pragma: no cover - a missing test dependency
@@ -308,7 +326,7 @@ class SmtpSink:
             context.load_cert_chain(str(tls[0]), str(tls[1]))
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
                                       tls_context=context, require_starttls=tls is not None,
-                                      enable_SMTPUTF8=smtputf8)
+                                      enable_SMTPUTF8=smtputf8, **_auth(login))
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address in self.refuse:

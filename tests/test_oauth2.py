@@ -262,3 +262,44 @@ def test_a_token_url_that_does_not_speak_http_is_a_clear_error(dovecot, oauth_do
 
     assert result.exit_code == 1
     assert "account 'o'" in result.stderr and "not an HTTP answer" in result.stderr
+
+
+def test_a_rotated_token_that_cannot_be_saved_fails_the_account_clearly(oauth_dovecot, idp,
+                                                                         mail_user, write_config,
+                                                                         run):
+    oauth_dovecot.append(mail_user, [message("First")])
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user)])
+    signed_in(idp, config, "o", mail_user)
+    assert run("fetch", config=config).exit_code == 0  # the token file and its lock exist
+    path = token_file(config, "o")
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({"refresh_token": saved["refresh_token"]}))  # must refresh
+    oauth_dovecot.append(mail_user, [message("Second")])
+    directory = path.parent
+    subprocess.run(["chattr", "+i", str(directory)], check=True)  # even root cannot write
+    try:
+        result = run("fetch", config=config)
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+    assert result.exit_code == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "cannot save the OAuth2 tokens" in result.stderr
+    assert "helpdesk-fetch accounts authorize o" in result.stderr
+
+
+def test_a_token_helper_on_loopback_is_reached_without_the_proxy(oauth_dovecot, idp, mail_user,
+                                                                  write_config, run, monkeypatch):
+    """A proxy would see the refresh token and the client secret of a plain-http helper."""
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    oauth_dovecot.append(mail_user, [message("Behind a proxy")])
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user)])
+    signed_in(idp, config, "o", mail_user)
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert [r["grant_type"] for r in idp.provider.requests] == ["refresh_token"]

@@ -107,3 +107,24 @@ def test_an_smtp_password_that_cannot_be_read_is_named_with_its_file(dovecot, ma
     assert result.exit_code == 0, result.output  # the ticket is stored; the mails wait
     assert f"{config}: key 'smtp.password_env'" in result.stderr, result.stderr
     assert smtp.messages == []
+
+
+@pytest.mark.parametrize("password", ["ascii-only", "Pässwörd-€"])
+def test_smtp_login_with_a_password_beyond_ascii(dovecot, mail_user, write_config, run,
+                                                  monkeypatch, password):
+    sink = SmtpSink(login=("helpdesk@example.com", password)).start()
+    try:
+        monkeypatch.setenv("HD_TEST_SMTP_PASSWORD", password)
+        config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                              smtp=sink.config(username="helpdesk@example.com",
+                                               password_env="HD_TEST_SMTP_PASSWORD"),
+                              resources=[{"name": "it-support", "members": STAFF}])
+        dovecot.append(mail_user, [plain("carol@example.org")])
+
+        result = run("fetch", config=config)
+
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""
+        assert len(mails_of(sink, "new_ticket;")) == 1
+    finally:
+        sink.stop()
