@@ -15,8 +15,8 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from helpdesk_fetch import dburl
 from helpdesk_fetch.errors import ConfigError
 from helpdesk_fetch.oauth2 import settings as oauth2_settings
 
@@ -26,7 +26,7 @@ SECURITIES = ("ssl", "starttls", "none")
 LANGUAGES = ("en", "de")
 DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
                  ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
-NAME_RE = re.compile(r"^[a-z0-9._-]+$")
+NAME_RE = re.compile(r"^[a-z0-9._-]{1,64}$")  # a lock, a file and a column hold it
 BARE_ADDRESS_RE = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
 MAILDIR_KEYS = ("name", "protocol", "path", "resource", "automail", "enabled")
 KEYWORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -253,7 +253,7 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
 
 def _holds_inline_secret(config: Config) -> bool:
     return (any(a.password for a in config.accounts) or bool(config.smtp and config.smtp.password)
-            or urlsplit(config.settings.database).password is not None)
+            or dburl.password(config.settings.database) is not None)
 
 
 def _table(data: dict, name: str, path: Path) -> dict:
@@ -350,7 +350,7 @@ def _where(data: dict, path: Path, kind: str, index: int) -> dict:
 def _resource(data: dict, where: dict) -> Resource:
     resource = _build(Resource, data, where, "resources.")
     if not NAME_RE.match(resource.name):
-        raise ConfigError("resource names use only a-z 0-9 . _ -", key="resources.name",
+        raise ConfigError("resource names are 1 to 64 of a-z 0-9 . _ -", key="resources.name",
                           **where)
     members = _bare_addresses(resource.members, where, "resources.members")
     notify = _bare_addresses(resource.notify, where, "resources.notify") or members
@@ -378,7 +378,7 @@ def _account(data: dict, path: Path, where: dict) -> Account:
     account = _build(Account, data, where, "")
     where = dict(path=path, account=account.name)
     if not NAME_RE.match(account.name):
-        raise ConfigError("account names use only a-z 0-9 . _ -", key="name", **where)
+        raise ConfigError("account names are 1 to 64 of a-z 0-9 . _ -", key="name", **where)
     _check_choice(account.protocol, PROTOCOLS, where, "protocol")
     if account.protocol == "maildir":
         return _maildir(account, data, where)

@@ -30,7 +30,7 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
-from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from peewee import Database, OperationalError, PeeweeException, PostgresqlDatabase, SqliteDatabase
 
@@ -108,12 +108,12 @@ def connect(url: str, *, password: str | None = None, read_only: bool = False,
         return _sqlite(unquote(parts.path[1:] if parts.path.startswith("/") else parts.path),
                        url, read_only=read_only)
     if parts.scheme in ("postgres", "postgresql"):
-        return _postgresql(parts, password, timeout)
+        return _postgresql(url, password, timeout)
     raise ConfigError(f"unsupported database URL {redact_url(url)!r} (use sqlite:/// or "
                       "postgresql://)", key="settings.database")
 
 
-def _postgresql(parts: SplitResult, password: str | None, timeout: float) -> PostgresqlDatabase:
+def _postgresql(url: str, password: str | None, timeout: float) -> PostgresqlDatabase:
     """PostgreSQL through psycopg2 (the optional extra ``helpdesk-fetch[postgres]``).
 
     Keepalives on both ends: a worker whose machine vanishes loses its session, and with it its
@@ -123,14 +123,17 @@ def _postgresql(parts: SplitResult, password: str | None, timeout: float) -> Pos
     if peewee.psycopg2 is None and peewee.psycopg is None:
         raise ConfigError("a PostgreSQL database needs the psycopg2 driver: "
                           "pip install 'helpdesk-fetch[postgres]'", key="settings.database")
-    query = dict(parse_qsl(parts.query))  # libpq parameters, e.g. ?sslmode=verify-full
-    options = f"{SERVER_KEEPALIVES} {query.pop('options', '')}".strip()
-    params = {"connect_timeout": max(1, int(timeout)), "application_name": "helpdesk-fetch",
-              **KEEPALIVES, "options": options, **query}
-    return Postgresql(
-        unquote(parts.path.lstrip("/")), user=unquote(parts.username or "") or None,
-        password=password or (unquote(parts.password) if parts.password else None),
-        host=parts.hostname, port=parts.port, autoconnect=True, **params)
+    from helpdesk_fetch import auth, dburl
+
+    params = dburl.parameters(url)
+    if "password" in params:  # never to be printed, wherever it turns up
+        auth.remember_secret(params["password"])
+    if password:  # a password source wins over the URL
+        params["password"] = password
+    options = f"{SERVER_KEEPALIVES} {params.pop('options', '')}".strip()
+    return Postgresql(params.pop("dbname", ""), autoconnect=True, options=options,
+                      **{"connect_timeout": max(1, int(timeout)),
+                         "application_name": "helpdesk-fetch", **KEEPALIVES, **params})
 
 
 class Postgresql(PostgresqlDatabase):
@@ -175,16 +178,17 @@ def _create_private(path: Path) -> None:
 
 def redact_url(url: str) -> str:
     """*url* without a password, fit for any output."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    from helpdesk_fetch import dburl
+
+    return dburl.redact(url)
 
 
 def sqlite_path(database: Database) -> Path | None:
     if isinstance(database, SqliteDatabase) and database.database != ":memory:":
-        return Path(database.database.removeprefix("file:").split("?")[0])
+        name = database.database
+        if name.startswith("file:"):  # the read-only open's URI: percent-encoded
+            return Path(unquote(name.removeprefix("file:").split("?")[0]))
+        return Path(name)
     return None
 
 
@@ -199,11 +203,18 @@ def migrate(database: Database) -> None:
 
 
 def _pending(database: Database) -> bool:
+    """Whether migrations are missing; DatabaseError when the database has some this code does
+    not know: a newer helpdesk-fetch upgraded it, and this one would misread it."""
     files = {p.stem for p in MIGRATIONS.glob("[0-9]*.py")}
     if not database.table_exists(HISTORY_TABLE):
         return True
-    cursor = database.execute_sql(f"SELECT name FROM {HISTORY_TABLE}")
-    return bool(files - {row[0] for row in cursor})
+    applied = {row[0] for row in database.execute_sql(f"SELECT name FROM {HISTORY_TABLE}")}
+    newer = sorted(applied - files)
+    if newer:
+        raise DatabaseError(f"the database was upgraded by a newer helpdesk-fetch (migrations "
+                            f"{', '.join(newer)}, unknown to this version); install that "
+                            "version or a later one")
+    return bool(files - applied)
 
 
 @contextlib.contextmanager

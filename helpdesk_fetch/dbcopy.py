@@ -5,18 +5,24 @@ SQLite snapshot; then the id sequences and the ticket-number sequence are moved 
 rows, and every table is compared: row counts and a SHA-256 over all its columns (raw messages
 and attachments byte for byte). Only when all of them match is the transaction committed; a
 failure leaves the target as empty as it was.
+
+Nothing may write to SQLite meanwhile, or mail stored after the snapshot (and then deleted from
+its server) would never reach PostgreSQL: the ingest switch must be off, and every account's
+lock, the quarantine's and the delivery lock are held until the copy is verified.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 
 from peewee import AutoField, BlobField, Database, Model, PeeweeException, PostgresqlDatabase
 
-from helpdesk_fetch import db
-from helpdesk_fetch.errors import DatabaseError, UsageError
+from helpdesk_fetch import db, state
+from helpdesk_fetch.config import Config
+from helpdesk_fetch.errors import AccountBusy, DatabaseError, UsageError
 from helpdesk_fetch.models import MODELS, Counter, Setting, Ticket
 
 PAGE = 500  # rows per round trip
@@ -44,9 +50,10 @@ class CopyReport:
         return next(t.rows for t in self.tables if t.table == table)
 
 
-def copy_database(source: Database, target_url: str, *, password: str | None = None,
-                  timeout: float = 60) -> CopyReport:
-    """Copy the SQLite database *source* into the empty PostgreSQL database at *target_url*."""
+def copy_database(config: Config, source: Database, target_url: str, *,
+                  password: str | None = None, timeout: float = 60) -> CopyReport:
+    """Copy *config*'s SQLite database *source* into the empty PostgreSQL database at
+    *target_url*, with every writer shut out."""
     path = db.sqlite_path(source)
     if path is None or not path.exists():
         raise UsageError("db copy moves a SQLite database, and the configured database is "
@@ -54,6 +61,31 @@ def copy_database(source: Database, target_url: str, *, password: str | None = N
     if not target_url.startswith(("postgresql:", "postgres:")):
         raise UsageError(f"the target must be a postgresql:// URL, not "
                          f"{db.redact_url(target_url)!r}")
+    with shut_out(config, source):
+        return _copy(source, path, target_url, password=password, timeout=timeout)
+
+
+@contextlib.contextmanager
+def shut_out(config: Config, source: Database):
+    """Hold everything that writes to *source*: ingest off, every lock taken, or an error."""
+    state_dir = config.settings.state_dir
+    if state.ingest_switch(state_dir) is None:
+        raise UsageError("ingest is enabled on this machine; run `helpdesk-fetch ingest "
+                         "disable` first, so that nothing is stored during the copy")
+    names = [a.name for a in config.accounts] + [state.quarantine_lock()]
+    try:
+        with contextlib.ExitStack() as held:
+            held.enter_context(state.delivery_lock(state_dir, exclusive=True))
+            for name in names:
+                held.enter_context(state.account_lock(name, state_dir=state_dir,
+                                                      database=source))
+            yield
+    except AccountBusy as exc:
+        raise AccountBusy(f"db copy: {exc}; let it finish, then try again") from None
+
+
+def _copy(source: Database, path, target_url: str, *, password: str | None,
+          timeout: float) -> CopyReport:
     target = db.connect(target_url, password=password, timeout=timeout)
     report = CopyReport(f"sqlite:///{path}", db.redact_url(target_url))
     try:

@@ -57,14 +57,21 @@ def strip_envelope(raw: bytes) -> bytes:
 
 def deliver(config: Config, raw: bytes, *, resource: str | None = None,
             account: str | None = None) -> Delivery:
-    """Ingest one piped message; quarantine and record it when it can never be ingested."""
+    """Ingest one piped message; quarantine and record it when it can never be ingested.
+
+    Under the shared delivery lock, with the ingest switch read inside it: ``db copy`` (which
+    needs ingest off and takes the lock exclusively) never misses a message stored here."""
     source = source_for(config, resource=resource, account=account)
-    switch = state.ingest_switch(config.settings.state_dir)
-    if switch is not None:
-        raise IngestDisabled("ingest is disabled on this machine "
-                             f"({switch.get('reason') or 'no reason given'}); the MTA keeps "
-                             "the message and tries again")
-    raw = strip_envelope(raw)
+    with state.delivery_lock(config.settings.state_dir):
+        switch = state.ingest_switch(config.settings.state_dir)
+        if switch is not None:
+            raise IngestDisabled("ingest is disabled on this machine "
+                                 f"({switch.get('reason') or 'no reason given'}); the MTA "
+                                 "keeps the message and tries again")
+        return _deliver(config, source, strip_envelope(raw))
+
+
+def _deliver(config: Config, source: Source, raw: bytes) -> Delivery:
     pipeline = Pipeline(config)
     sha256 = hashlib.sha256(raw).hexdigest()
     outcome = pipeline.ingest(source, raw, f"{failures.DELIVER_PREFIX}{sha256}")

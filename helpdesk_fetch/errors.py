@@ -106,3 +106,7 @@ class AccountBusy(HelpdeskError):
     """Another run is processing this account right now."""
 
     exit_code = EXIT_TEMPFAIL
+
+
+class IngestSwitchedOff(AccountBusy):
+    """Ingest was disabled while a run went on: it takes no further account (``db copy``)."""

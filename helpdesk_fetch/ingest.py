@@ -23,6 +23,7 @@ from helpdesk_fetch.errors import (
     AccountBusy,
     ConfigError,
     DatabaseError,
+    IngestSwitchedOff,
     MailboxError,
     SetAsideRefused,
 )
@@ -167,9 +168,10 @@ class Run:
                                        database=self.pipeline.database))
             with lock:
                 self._account(account, report)
-        except AccountBusy:
+        except AccountBusy as exc:
             report.outcome = "busy"
-            log.info("account %s: skipped, another run is processing it", account.name)
+            log.info("account %s: skipped, %s", account.name, exc if isinstance(
+                exc, IngestSwitchedOff) else "another run is processing it")
         except MailboxError as exc:
             _failed(report, exc)
         except ConfigError as exc:  # e.g. a password source: name the accounts file too
@@ -181,6 +183,8 @@ class Run:
         return report
 
     def _account(self, account: Account, report: AccountReport) -> None:
+        if not self.dry_run and state.ingest_switch(self.settings.state_dir) is not None:
+            raise IngestSwitchedOff("ingest was disabled during this run")  # e.g. for db copy
         timeout = max(1.0, min(self.config.timeout_for(account), self.remaining()))
         with login_secret(account, label=account.name, state_dir=self.settings.state_dir,
                           timeout=timeout) as secret:

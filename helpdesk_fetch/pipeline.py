@@ -145,12 +145,14 @@ class Pipeline:
         return Outcome(PLANNED, key, sha256, parsed=parsed, decision=decision,
                        ticket_number=ticket.number if ticket else None, found_by=how)
 
-    def _classify(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, now):
-        """(ticket, found by, decision) for *parsed*, or the Outcome that ends it here."""
+    def _classify(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, now, *,
+                  lock: bool = False):
+        """(ticket, found by, decision) for *parsed*, or the Outcome that ends it here; *lock*:
+        the ticket's row stays locked until commit (PostgreSQL)."""
         if store.is_own_outbound(parsed.message_id):
             return Outcome(DUPLICATE, key, sha256, parsed=parsed,
                            reason="one of our own auto-mails, already stored")
-        ticket, how = find_ticket(parsed, self.tagger)
+        ticket, how = find_ticket(parsed, self.tagger, lock=lock)
         return ticket, how, self._decide(source, ticket, parsed, now)
 
     def _store(self, source: Source, raw: bytes, key: str, sha256: str,
@@ -158,7 +160,7 @@ class Pipeline:
         now = utcnow()
         try:
             with self.database.atomic():
-                found = self._classify(source, key, sha256, parsed, now)
+                found = self._classify(source, key, sha256, parsed, now, lock=True)
                 if isinstance(found, Outcome):
                     if found.kind == DUPLICATE:
                         store.remember_key(source.name, key, None)

@@ -206,7 +206,7 @@ class PlaceWork:
     def run(self, rows: list[FailedMessage], *, dismiss: bool) -> list[RetryResult]:
         results: list[RetryResult] = []
         action = self._dismiss if dismiss else self._retry
-        lock = "quarantine" if self.place_name == "quarantine" else self.account
+        lock = state.quarantine_lock() if self.place_name == "quarantine" else self.account
         try:
             source, view = source_and_place(self.config, self.account, self.place_name)
             with state.account_lock(lock, state_dir=self.config.settings.state_dir,

@@ -104,6 +104,11 @@ class Statements:
                              "AND \"direction\" = 'out' LIMIT 1")
         self.ticket_by_number = f'SELECT * FROM "ticket" WHERE "number" = {p}'
         self.ticket_by_id = f'SELECT * FROM "ticket" WHERE "id" = {p}'
+        # The write path's: on PostgreSQL the row stays locked until commit, so that an agent's
+        # `tickets close` in between is not overwritten (SQLite's BEGIN IMMEDIATE serialises).
+        lock = "" if sqlite else " FOR UPDATE"
+        self.ticket_by_number_locked = self.ticket_by_number + lock
+        self.ticket_by_id_locked = self.ticket_by_id + lock
         self.update_ticket = (f'UPDATE "ticket" SET "updated_at" = {p}, "status" = {p}, '
                               f'"escalation_due_at" = {p}, "closed_at" = {p} WHERE "id" = {p}')
         self.ticket = Insert(Ticket, p)

@@ -80,6 +80,27 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def quarantine_lock() -> str:
+    """The lock name of this machine's quarantine (``errors retry``): the quarantine is local,
+    and the "@" keeps it apart from every account name."""
+    import socket
+
+    return f"quarantine@{socket.gethostname()}"
+
+
+@contextlib.contextmanager
+def delivery_lock(state_dir: str | Path, *, exclusive: bool = False):
+    """Shared by every running ``deliver``; exclusive for ``db copy``, which must see no write
+    into the database it copies. AccountBusy when the other kind holds it."""
+    with _lock_file(Path(state_dir) / "locks", "@deliver", "deliver") as handle:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AccountBusy("a deliver is running" if exclusive else
+                              "the database is being copied (db copy)") from None
+        yield
+
+
 @contextlib.contextmanager
 def account_lock(account: str, *, state_dir: str | Path, database=None):
     """Hold *account* for this run, or raise AccountBusy when another run holds it."""
@@ -89,19 +110,21 @@ def account_lock(account: str, *, state_dir: str | Path, database=None):
         with _advisory_lock(account, database):
             yield
         return
-    directory = Path(state_dir) / "locks"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        handle = open(directory / f"{account}.lock", "a")
-    except OSError as exc:
-        raise HelpdeskError(f"cannot create the lock for account {account!r} in {directory}: "
-                            f"{exc.strerror}") from None
-    with handle:
+    with _lock_file(Path(state_dir) / "locks", account, f"account {account!r}") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise AccountBusy(f"account {account!r} is being processed by another run") from None
         yield
+
+
+def _lock_file(directory: Path, name: str, what: str):
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return open(directory / f"{name}.lock", "a")
+    except OSError as exc:
+        raise HelpdeskError(f"cannot create the lock for {what} in {directory}: "
+                            f"{exc.strerror}") from None
 
 
 @contextlib.contextmanager

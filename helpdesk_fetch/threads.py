@@ -61,11 +61,16 @@ class Tagger:
         return f"{self.tag(number)} {subject}".strip()
 
 
-def find_ticket(parsed: ParsedMessage, tagger: Tagger) -> tuple[Ticket | None, str | None]:
-    """The ticket *parsed* belongs to and how it was found ("tag" or "reply"), or (None, None)."""
+def find_ticket(parsed: ParsedMessage, tagger: Tagger, *,
+                lock: bool = False) -> tuple[Ticket | None, str | None]:
+    """The ticket *parsed* belongs to and how it was found ("tag" or "reply"), or (None, None).
+
+    *lock* (the write path, inside its transaction): the ticket's row is locked until commit."""
     statements = sql.statements()
+    by_number, by_id = ((statements.ticket_by_number_locked, statements.ticket_by_id_locked)
+                        if lock else (statements.ticket_by_number, statements.ticket_by_id))
     for number in tagger.numbers_in(parsed.subject):
-        ticket = sql.one_ticket(statements.ticket_by_number, (number,))
+        ticket = sql.one_ticket(by_number, (number,))
         if ticket is not None:
             return ticket, "tag"
     newest = [*reversed(parsed.references)][:MAX_REFERENCES]
@@ -77,5 +82,5 @@ def find_ticket(parsed: ParsedMessage, tagger: Tagger) -> tuple[Ticket | None, s
         ticket_of.setdefault(message_id, ticket_id)
     for message_id in ids:
         if message_id in ticket_of:
-            return sql.one_ticket(statements.ticket_by_id, (ticket_of[message_id],)), "reply"
+            return sql.one_ticket(by_id, (ticket_of[message_id],)), "reply"
     return None, None

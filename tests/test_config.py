@@ -105,6 +105,15 @@ def test_errors_name_the_file_account_and_key(tmp_path, text, needle):
     assert needle in str(caught.value)
 
 
+@pytest.mark.parametrize("table", ["accounts", "resources"])
+def test_names_are_at_most_64_characters(tmp_path, table):
+    """A longer name would fail every run on PostgreSQL (a column of 255) at the first message."""
+    body = 'protocol = "maildir"\npath = "x"\n' if table == "accounts" else ""
+    load_text(tmp_path, f'[[{table}]]\nname = "{"a" * 64}"\n{body}')
+    with pytest.raises(ConfigError, match="names are 1 to 64 of a-z 0-9"):
+        load_text(tmp_path, f'[[{table}]]\nname = "{"a" * 65}"\n{body}')
+
+
 def test_resource_addresses_are_reduced_to_bare_lowercase_ones(tmp_path):
     cfg = load_text(tmp_path, '[[resources]]\nname = "it"\nmembers = ["Alice Smith '
                               '<Alice@Example.com>", " bob@example.com", "BOB@example.com"]\n'

@@ -1,11 +1,17 @@
-"""Opening the database (db.py): a new SQLite file is private."""
+"""Opening the database (db.py): a new SQLite file is private; a newer schema is refused;
+PostgreSQL URLs with query parameters open, malformed ones are config errors, passwords in them
+are never shown."""
 
 from __future__ import annotations
 
 import os
 import stat
 
-from helpdesk_fetch import db
+import pytest
+
+from helpdesk_fetch import config, db, dburl
+from helpdesk_fetch.errors import ConfigError, DatabaseError
+from tests.pgserver import PASSWORD
 
 
 def test_a_new_sqlite_database_is_private_whatever_the_umask(tmp_path):
@@ -21,3 +27,72 @@ def test_a_new_sqlite_database_is_private_whatever_the_umask(tmp_path):
                          "helpdesk.db-shm": 0o600}
     finally:
         database.close()
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_database_upgraded_by_a_newer_version_is_refused(read_only, database_url, open_db):
+    database = open_db()
+    database.execute_sql(f"INSERT INTO {db.HISTORY_TABLE} (name, applied) "
+                         f"VALUES ('9999_from_the_future', CURRENT_TIMESTAMP)")
+    database.close()
+    password = PASSWORD if database_url.startswith("postgresql:") else None
+
+    with pytest.raises(DatabaseError, match=r"newer helpdesk-fetch .*9999_from_the_future"):
+        db.open_database(database_url, password=password, read_only=read_only)
+
+
+def test_query_parameters_override_the_url_parts(postgres, run, write_config, tmp_path):
+    """README's socket URL, and user/port/dbname given in the query instead of the URL."""
+    name = postgres.create_database().rsplit("/", 1)[1]
+    socket = f"host={postgres.socket_dir}&port={postgres.port}"
+    for url in (f"postgresql://helpdesk@/{name}?{socket}",
+                f"postgresql://nobody@127.0.0.1:1/wrong?{socket}&user=helpdesk&dbname={name}"):
+        config = write_config([], settings={"database": url})
+
+        result = run("status", "--json", config=config)
+
+        assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://helpdesk@127.0.0.1:port/db", "port of the PostgreSQL URL is not a number"),
+    ("postgresql://helpdesk@127.0.0.1/db?port=x", "port of the PostgreSQL URL is not a number"),
+    ("postgresql://helpdesk:1234/s3cr#t?x@127.0.0.1/db", "percent-encode"),
+])
+def test_a_malformed_postgresql_url_is_a_config_error(url, shown, run, write_config):
+    config = write_config([], settings={"database": url})
+
+    result = run("status", config=config)
+
+    assert result.exit_code == 2 and shown in result.stderr
+    assert "settings.database" in result.stderr
+    assert "s3cr" not in result.output and "1234" not in result.output
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://helpdesk:1234/secret@db.example.com/helpdesk",
+    "postgresql://helpdesk:12#34?secret@db.example.com/helpdesk",
+    "postgresql://helpdesk:p%2Fw@db.example.com/helpdesk?sslmode=require",
+    "postgresql://helpdesk@db.example.com/helpdesk?sslmode=require&password=secret",
+])
+def test_a_password_in_the_url_is_never_shown_and_makes_the_file_private(url, tmp_path,
+                                                                         write_config):
+    redacted = dburl.redact(url)
+    assert dburl.password(url) not in redacted and "***" in redacted
+    assert redacted.startswith("postgresql://helpdesk") and "db.example.com" in redacted
+    path = write_config([], settings={"database": url})
+    path.chmod(0o644)
+
+    with pytest.raises(ConfigError, match="holds a secret"):
+        config.load(path)
+
+
+def test_the_read_only_path_of_a_file_with_a_space_and_umlaut(tmp_path):
+    path = tmp_path / "my dir ü" / "helpdesk.db"
+    db.open_database(f"sqlite:///{path}").close()
+
+    database = db.open_database(f"sqlite:///{path}", read_only=True)
+
+    assert db.sqlite_path(database) == path and path.exists()
+    database.close()

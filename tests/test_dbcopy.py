@@ -8,12 +8,12 @@ import zlib
 
 import pytest
 
-from helpdesk_fetch import db
+from helpdesk_fetch import db, dbcopy, state
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.models import MODELS, FailedMessage, Message, Outbox, RawMessage
 from tests.conftest import DB_PASSWORD_ENV
 from tests.mails import message, message_id_of
-from tests.pgserver import PASSWORD
+from tests.pgserver import PASSWORD, public_tables
 from tests.test_corpus import MESSAGES as CORPUS
 from tests.test_ingest_maildir import make_maildir
 
@@ -36,6 +36,7 @@ def populated(tmp_path, write_config, run):
     Outbox.create(message=out, kind="new_ticket", recipients='["carol@example.org"]',
                   created_at=utcnow(), next_attempt_at=utcnow())
     FailedMessage.update(reason=FailedMessage.reason + "\x00 (a NUL from long ago)").execute()
+    assert run("ingest", "disable", "--reason", "moving", config=config).exit_code == 0
     return config
 
 
@@ -81,6 +82,7 @@ def test_db_copy_moves_everything_and_verifies_it(populated, postgres, tmp_path,
     assert run.json("status", config=moved)["error_messages"] == 1
 
     (tmp_path / "box" / "new" / "1800000000.M1P2.moved").write_bytes(message("After the move"))
+    run("ingest", "enable", config=moved)
     assert run("fetch", config=moved).exit_code == 0
     newest = run.json("tickets", "list", config=moved)[-1]
     assert int(newest["number"]) == max(int(t["number"]) for t in tickets) + 1
@@ -110,3 +112,83 @@ def test_db_copy_needs_a_sqlite_source_and_a_postgresql_target(populated, postgr
                              path=tmp_path / "pg.toml")
     from_pg = run("db", "copy", "--to", postgres.create_database(), config=pg_config)
     assert from_pg.exit_code == 2 and "moves a SQLite database" in from_pg.stderr
+
+
+def test_db_copy_refuses_while_ingest_is_enabled(populated, postgres, run, monkeypatch):
+    target = postgres.create_database()
+    monkeypatch.setenv(DB_PASSWORD_ENV, PASSWORD)
+    run("ingest", "enable", config=populated)
+
+    result = run("db", "copy", "--to", target, "--password-env", DB_PASSWORD_ENV,
+                 config=populated)
+
+    assert result.exit_code == 2 and "helpdesk-fetch ingest disable" in result.stderr
+    assert public_tables(target) == []
+
+
+@pytest.mark.parametrize("held", ["account", "quarantine", "deliver"])
+def test_db_copy_waits_for_every_writer_still_running(held, populated, postgres, tmp_path, run,
+                                                      monkeypatch):
+    """A fetch, `errors retry` of the quarantine or deliver that started before ingest was
+    disabled would store mail after the snapshot: db copy exits 75 instead."""
+    target = postgres.create_database()
+    monkeypatch.setenv(DB_PASSWORD_ENV, PASSWORD)
+    lock = {"account": lambda: state.account_lock("local", state_dir=tmp_path),
+            "quarantine": lambda: state.account_lock(state.quarantine_lock(),
+                                                     state_dir=tmp_path),
+            "deliver": lambda: state.delivery_lock(tmp_path)}[held]
+
+    with lock():
+        busy = run("db", "copy", "--to", target, "--password-env", DB_PASSWORD_ENV,
+                   config=populated)
+    done = run("db", "copy", "--to", target, "--password-env", DB_PASSWORD_ENV,
+               config=populated)
+
+    assert busy.exit_code == 75 and "db copy:" in busy.stderr, busy.output
+    assert done.exit_code == 0, done.output
+
+
+def test_db_copy_holds_off_fetch_and_deliver_until_verified(populated, postgres, tmp_path, run,
+                                                            monkeypatch):
+    """While the copy runs, the account's lock and the delivery lock are taken."""
+    from helpdesk_fetch.errors import AccountBusy
+
+    target = postgres.create_database()
+    monkeypatch.setenv(DB_PASSWORD_ENV, PASSWORD)
+    seen = []
+    verify = dbcopy._verify
+
+    def probe(source, target_db):
+        for lock in (lambda: state.account_lock("local", state_dir=tmp_path),
+                     lambda: state.delivery_lock(tmp_path)):
+            with pytest.raises(AccountBusy), lock():
+                pass
+            seen.append(True)
+        return verify(source, target_db)
+
+    monkeypatch.setattr(dbcopy, "_verify", probe)
+    result = run("db", "copy", "--to", target, "--password-env", DB_PASSWORD_ENV,
+                 config=populated)
+
+    assert result.exit_code == 0, result.output
+    assert seen == [True, True]
+    with state.account_lock("local", state_dir=tmp_path), state.delivery_lock(tmp_path):
+        pass  # released afterwards
+
+
+def test_db_copy_reads_a_sqlite_path_with_a_space_and_umlaut(postgres, tmp_path, write_config,
+                                                             run, monkeypatch):
+    make_maildir(tmp_path / "box", [message("Printer broken")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                          settings={"database": f"sqlite:///{tmp_path}/my dir ü/helpdesk.db"})
+    assert run("fetch", config=config).exit_code == 0
+    run("ingest", "disable", config=config)
+    target = postgres.create_database()
+    monkeypatch.setenv(DB_PASSWORD_ENV, PASSWORD)
+
+    result = run("db", "copy", "--to", target, "--password-env", DB_PASSWORD_ENV, "--json",
+                 config=config)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"] == f"sqlite:///{tmp_path}/my dir ü/helpdesk.db"
+    assert counts_and_raws(db.connect(target, password=PASSWORD))[0]["ticket"] == 1

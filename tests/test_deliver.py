@@ -187,3 +187,16 @@ def test_locked_database_is_a_temporary_failure(tmp_path, write_config, run):
     assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
                           input=raw).returncode == 0
     assert len(run.json("tickets", "list", config=config)) == 2
+
+
+def test_deliver_waits_while_db_copy_holds_the_database(tmp_path, write_config, run):
+    from helpdesk_fetch import state
+
+    config = write_config([])
+
+    with state.delivery_lock(tmp_path, exclusive=True):
+        result = helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                                input=message("During the copy"))
+
+    assert result.returncode == EX_TEMPFAIL and b"being copied" in result.stderr
+    assert run.json("tickets", "list", config=config) == []

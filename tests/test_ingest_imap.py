@@ -141,10 +141,10 @@ def test_an_error_folder_the_server_refuses_blocks_nothing(dovecot, mail_user, w
     failing after download (a bug of ours, injected)."""
     from helpdesk_fetch import pipeline
 
-    def find_ticket(parsed, tagger):
+    def find_ticket(parsed, tagger, **kwargs):
         if parsed.subject == "boom":
             raise KeyError("boom")
-        return real(parsed, tagger)
+        return real(parsed, tagger, **kwargs)
 
     real = pipeline.find_ticket
     monkeypatch.setattr(pipeline, "find_ticket", find_ticket)

@@ -88,10 +88,10 @@ def test_a_bug_met_by_one_message_sets_it_aside_and_spares_the_rest(tmp_path, wr
                                                                      monkeypatch):
     from helpdesk_fetch import pipeline
 
-    def find_ticket(parsed, tagger):  # a bug of ours that only this message meets
+    def find_ticket(parsed, tagger, **kwargs):  # a bug of ours that only this message meets
         if parsed.subject == "boom":
             raise KeyError("boom")
-        return real(parsed, tagger)
+        return real(parsed, tagger, **kwargs)
 
     real = pipeline.find_ticket
     monkeypatch.setattr(pipeline, "find_ticket", find_ticket)
@@ -120,3 +120,28 @@ def test_an_error_maildir_that_cannot_be_made_blocks_nothing(tmp_path, write_con
     assert "cannot move" in result.stderr and "stays in the mailbox" in result.stderr
     assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Fine"]
     assert len(list((box / "new").iterdir())) == 1
+
+
+def test_ingest_disabled_during_a_run_stops_it_at_the_next_account(tmp_path, write_config,
+                                                                   run):
+    """A run that started before `ingest disable` takes no further account (db copy relies
+    on it): the switch is read again under each account's lock."""
+    from helpdesk_fetch import config as config_module
+    from helpdesk_fetch import ingest, state
+
+    make_maildir(tmp_path / "one", [message("Before the switch")])
+    make_maildir(tmp_path / "two", [message("After the switch")])
+    path = write_config([{"name": "one", "protocol": "maildir", "path": "one"},
+                         {"name": "two", "protocol": "maildir", "path": "two"}])
+    loaded = config_module.load(path)
+
+    class SwitchOffAfterTheFirst(ingest.Progress):
+        def account_finished(self, report):
+            state.disable_ingest(loaded.settings.state_dir, "moving")
+
+    report = ingest.fetch(loaded, progress=SwitchOffAfterTheFirst())
+
+    assert [a.outcome for a in report.accounts] == ["ok", "busy"]
+    assert [t["subject"] for t in run.json("tickets", "list", config=path)] == [
+        "Before the switch"]
+    assert len(list((tmp_path / "two" / "new").iterdir())) == 1

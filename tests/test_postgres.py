@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DB_PASSWORD_ENV
-from tests.mails import message
+from tests.mails import message, message_id_of
 from tests.pgserver import PASSWORD
 from tests.servers import PASSWORD as PASSWORD_IMAP
 from tests.test_ingest_maildir import make_maildir
@@ -219,3 +219,43 @@ def test_times_are_utc_whatever_the_server_and_client_time_zones(database_url, t
     created = dt.datetime.fromisoformat(ticket["created_at"])
     assert before <= created <= dt.datetime.now(dt.UTC)
     assert run.json("status", config=config)["database"] == url
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_write_path_locks_the_ticket_row_until_commit(database_url, tmp_path, write_config,
+                                                          run, monkeypatch):
+    """A reply's transaction holds its ticket's row (SELECT … FOR UPDATE), so an agent's
+    `tickets close` committed meanwhile waits instead of being overwritten by the reply."""
+    import psycopg2
+    from psycopg2 import errors
+
+    from helpdesk_fetch import store
+    from tests.pgserver import ROLE
+
+    first = message("Printer broken")
+    make_maildir(tmp_path / "box", [first])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+    reply = message("Re: Printer broken", in_reply_to=f"<{message_id_of(first)}>")
+    (tmp_path / "box" / "new" / "1800000000.M1P2.reply").write_bytes(reply)
+    seen = []
+    real = store.store_inbound
+
+    def store_inbound(parsed, raw, sha256, *, ticket, **kwargs):  # inside the transaction
+        agent = psycopg2.connect(database_url.replace(f"{ROLE}@", f"{ROLE}:{PASSWORD}@"))
+        try:
+            with agent.cursor() as cursor:
+                cursor.execute('SELECT 1 FROM "ticket" WHERE "id" = %s FOR UPDATE NOWAIT',
+                               (ticket.id,))
+            seen.append("free")
+        except errors.LockNotAvailable:
+            seen.append("locked")
+        finally:
+            agent.close()
+        return real(parsed, raw, sha256, ticket=ticket, **kwargs)
+
+    monkeypatch.setattr(store, "store_inbound", store_inbound)
+    assert run("fetch", config=config).exit_code == 0
+
+    assert seen == ["locked"]
+    assert run.json("tickets", "list", config=config)[0]["message_count"] == 2

@@ -245,3 +245,25 @@ def test_dismiss_from_the_imap_error_folder(dovecot, mail_user, write_config, ru
     [dismissed] = run.json("errors", "list", "--all", config=config)
     assert dismissed["copy_in_database"] is True
     assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == big
+
+
+def test_the_quarantine_lock_is_this_machines_not_an_account_named_quarantine(
+        tmp_path, database_url, write_config, run):
+    """An account may be called "quarantine"; its run must not hold up `errors retry` of the
+    quarantine of `deliver`, which is local to each machine anyway."""
+    from helpdesk_fetch import db, state
+    from tests.pgserver import PASSWORD
+
+    config = write_config([], settings={"max_message_bytes": 2000})
+    big = message("Core dump attached", body="c" * 5000)
+    assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                          input=big).returncode == 65
+    write_config([], settings={"max_message_bytes": 20000})
+    other = db.connect(database_url, password=PASSWORD if "postgresql" in database_url else None)
+
+    with state.account_lock("quarantine", state_dir=tmp_path, database=other):
+        result = run("errors", "retry", "--all", config=config)
+
+    other.close()
+    assert "ingested -> ticket" in result.output, result.output
+    assert state.quarantine_lock() != "quarantine" and "@" in state.quarantine_lock()

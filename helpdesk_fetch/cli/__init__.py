@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import click
 
@@ -31,13 +30,13 @@ class App:
 
     def config(self):
         if self._config is None:
-            from helpdesk_fetch import auth, config
+            from helpdesk_fetch import auth, config, dburl
 
             self._config = config.load(config.config_path(self.config_option))
             for item in (*self._config.accounts, self._config.smtp):
                 if item is not None and item.password:
                     auth.remember_secret(item.password)
-            auth.remember_secret(urlsplit(self._config.settings.database).password or "")
+            auth.remember_secret(dburl.password(self._config.settings.database) or "")
         return self._config
 
     def database(self, *, read_only: bool = False):

@@ -34,8 +34,9 @@ def copy(app: App, target: str, password_env: str | None, password_file: str | N
     queue, run history and settings (the ticket-tag secret too) are copied with their ids; the
     ticket-number sequence continues where SQLite stopped. Every table is compared (row counts
     and SHA-256 checksums) before the copy is committed. A database that already holds
-    tickets or messages is refused. Stop cron (or `ingest disable`) first, then point
-    `[settings] database` at the new URL. Without a --password-* option, libpq's PGPASSWORD
+    tickets or messages is refused. Ingest must be disabled first (`ingest disable`); a fetch,
+    deliver or errors retry still running makes it exit 75: try again once it is done. Then
+    point `[settings] database` at the new URL. Without a --password-* option, libpq's PGPASSWORD
     and ~/.pgpass are used.
 
     \b
@@ -46,12 +47,13 @@ def copy(app: App, target: str, password_env: str | None, password_file: str | N
     """
     from helpdesk_fetch import auth, dbcopy
 
-    settings = app.config().settings
+    config = app.config()
+    settings = config.settings
     password = auth.password_from(env=password_env, file=password_file,
                                   command=password_command, key_prefix="",
                                   timeout=settings.timeout_seconds)
-    report = dbcopy.copy_database(app.database(read_only=True), target, password=password,
-                                  timeout=settings.timeout_seconds)
+    report = dbcopy.copy_database(config, app.database(read_only=True), target,
+                                  password=password, timeout=settings.timeout_seconds)
     if as_json:
         return echo_json({"source": report.source, "target": report.target,
                           "next_ticket_number": report.next_ticket_number, "verified": True,
