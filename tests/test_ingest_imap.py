@@ -188,3 +188,31 @@ def test_starttls_account(dovecot, mail_user, write_config, run):
     assert run("fetch", config=config).exit_code == 0
 
     assert len(run.json("tickets", "list", config=config)) == 1
+
+
+@pytest.mark.slow
+def test_a_backlog_of_stored_messages_is_deleted_in_commands_of_bounded_length(
+        dovecot, mail_user, write_config, run, open_db):
+    """13,000 messages stored by earlier runs whose deletes the server refused (a read-only
+    mailbox, since fixed): one UID list for all of them is too long a command for Dovecot."""
+    import datetime as dt
+
+    client = dovecot.imap(mail_user)
+    try:
+        for _ in range(13):
+            client.multiappend("INBOX", [b"Subject: x\r\n\r\nx\r\n"] * 1000)
+        uidvalidity = client.select_folder("INBOX")[b"UIDVALIDITY"]
+        uids = client.search("ALL")
+    finally:
+        client.logout()
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+    assert run("status", config=config).exit_code == 0  # creates the database
+    open_db()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    SourceKey.insert_many([{"account": "helpdesk", "key": f"imap:{uidvalidity}:{uid}",
+                            "message": None, "created_at": now} for uid in uids]).execute()
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert dovecot.messages(mail_user) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fakepop import FakePop3, Mailbox
 from tests.mails import message, message_id_of
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
@@ -78,3 +79,65 @@ def test_refetch_after_lost_quit_adds_nothing(dovecot, mail_user, write_config, 
 
     assert run.json("tickets", "list", config=config)[0]["message_count"] == 1
     assert dovecot.messages(mail_user) == []
+
+
+# Broken servers (tests/fakepop.py): what Dovecot will not do, but a POP3 server may.
+
+def subjects(run, config) -> list[str]:
+    return sorted(t["subject"] for t in run.json("tickets", "list", config=config))
+
+
+def test_a_uidl_given_again_to_a_new_message_is_not_taken_for_the_old(write_config, run):
+    box = Mailbox([("1", message("Alpha"))])
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+        assert run("fetch", config=config).exit_code == 0
+        box.messages = [("1", message("Bravo, a new message"))]  # RFC 1939 allows the reuse
+
+        assert run("fetch", config=config).exit_code == 0
+
+    assert subjects(run, config) == ["Alpha", "Bravo, a new message"]
+    assert box.messages == []
+
+
+def test_two_messages_with_one_uidl(write_config, run):
+    same_size = [message("Twin A", message_id="<a@x>"), message("Twin B", message_id="<b@x>")]
+    box = Mailbox([("X", message("Short")), ("X", message("A longer subject")),
+                   ("Y", same_size[0]), ("Y", same_size[1])])
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+
+        result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert subjects(run, config) == ["A longer subject", "Short"]  # told apart by their size
+    assert "same UIDL and size" in result.stderr
+    assert [m for _, m in box.messages] == same_size  # could pass for each other: left alone
+
+
+def test_a_message_the_server_will_not_hand_over_blocks_nothing(write_config, run):
+    box = Mailbox([("1", message("One")), ("2", message("Two")), ("3", message("Three"))],
+                  refuse_retr={2})
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+
+        result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert "would not hand over" in result.stderr
+    assert subjects(run, config) == ["One", "Three"]
+    assert [uidl for uidl, _ in box.messages] == ["2"]
+
+
+def test_a_server_without_uidl_is_named_as_such(write_config, run):
+    box = Mailbox([("1", message("One"))], no_uidl=True)
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+
+        result = run("fetch", config=config)
+        probe = run("accounts", "test", config=config)
+
+    assert result.exit_code == 1
+    assert "does not answer UIDL" in result.stderr
+    assert probe.exit_code == 1 and "does not answer UIDL" in probe.output + probe.stderr
+    assert len(box.messages) == 1

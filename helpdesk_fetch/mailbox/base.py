@@ -30,7 +30,7 @@ FETCH_BATCH_BYTES = 2 * 1024 * 1024
 class MessageRef:
     """One message in a mailbox: its source key (unique per account), size and handle."""
 
-    key: str  # "imap:<uidvalidity>:<uid>", "pop3:<uidl>", "maildir:<name>"
+    key: str  # "imap:<uidvalidity>:<uid>", "pop3:<uidl>:<size>", "maildir:<name>"
     size: int
     handle: object  # the source's own address for it: a UID, a message number, a path
 

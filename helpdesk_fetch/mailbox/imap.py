@@ -24,7 +24,8 @@ from helpdesk_fetch.mailbox.base import (
 )
 from helpdesk_fetch.oauth2.sasl import XOAuth2
 
-SIZE_BATCH = 1000  # UIDs per RFC822.SIZE request
+SIZE_BATCH = 1000  # UIDs per command (RFC822.SIZE, STORE, UID EXPUNGE)
+log = logging.getLogger(__name__)
 
 
 class ImapMailbox(Mailbox):
@@ -88,18 +89,28 @@ class ImapMailbox(Mailbox):
             for start in range(0, len(uids), SIZE_BATCH):
                 chunk = uids[start:start + SIZE_BATCH]
                 sizes = self.client.fetch(chunk, ["RFC822.SIZE"])
-                refs += [MessageRef(f"imap:{self.uidvalidity}:{uid}",
-                                    int(sizes[uid][b"RFC822.SIZE"]), uid)
-                         for uid in chunk if uid in sizes]
+                # An unsolicited FETCH (another client's flags) may stand under a number of
+                # ours without a size: such a message was expunged meanwhile.
+                refs += [MessageRef(f"imap:{self.uidvalidity}:{uid}", int(size), uid)
+                         for uid in chunk
+                         if (size := sizes.get(uid, {}).get(b"RFC822.SIZE")) is not None]
         return refs
 
     def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         with self._translate("fetching from"):
-            data = self.client.fetch([r.handle for r in refs], ["BODY.PEEK[]"])
+            data = self.client.fetch([r.handle for r in refs], ["BODY.PEEK[]", "RFC822.SIZE"])
         for ref in refs:
-            body = data.pop(ref.handle, {}).get(b"BODY[]")
-            if body is not None:  # None: expunged by someone else meanwhile
-                yield ref, body
+            item = data.pop(ref.handle, {})
+            body = item.get(b"BODY[]")
+            if body is None:  # expunged by someone else meanwhile
+                continue
+            if int(item.get(b"RFC822.SIZE", ref.size)) != ref.size:
+                # A server that answered without the UID: imapclient files the answer under
+                # its sequence number, which may be the UID of another message of ours.
+                log.error("account %s: the server's answer for %s is another message's; it "
+                          "stays on the server", self.account.name, ref.key)
+                continue
+            yield ref, body
 
     def delete(self, refs: list[MessageRef]) -> None:
         self._pending.extend(r.handle for r in refs)
@@ -113,10 +124,14 @@ class ImapMailbox(Mailbox):
         self._pending = []
 
     def _expunge(self, uids: list[int]) -> None:
-        self.client.add_flags(uids, [DELETED], silent=True)
+        """Flag and expunge *uids*, in commands of bounded length (a backlog of 15,000 stored
+        messages in one UID list is too long a command for Dovecot)."""
+        for start in range(0, len(uids), SIZE_BATCH):
+            self.client.add_flags(uids[start:start + SIZE_BATCH], [DELETED], silent=True)
         crashpoint("after_flag_deleted")
         if self.client.has_capability("UIDPLUS"):
-            self.client.uid_expunge(uids)
+            for start in range(0, len(uids), SIZE_BATCH):
+                self.client.uid_expunge(uids[start:start + SIZE_BATCH])
         else:  # without UIDPLUS this also removes messages others flagged \Deleted
             self.client.expunge()
 

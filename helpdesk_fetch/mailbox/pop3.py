@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
 import logging
 import poplib
@@ -16,7 +17,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 
-from helpdesk_fetch.errors import AuthError, ConnectError
+from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.mailbox.base import (
     Cutoff,
@@ -32,6 +33,7 @@ from helpdesk_fetch.oauth2.sasl import describe_challenge, xoauth2_base64
 MAX_LINE = 4 * 1024 * 1024
 
 
+log = logging.getLogger(__name__)
 TRACE = logging.getLogger(__name__ + ".protocol")  # the -vvv protocol trace, like imaplib's
 
 
@@ -154,16 +156,42 @@ class Pop3Mailbox(Mailbox):
                             "next attempt gets a new one") from None
 
     def list(self) -> list[MessageRef]:
+        """The messages, keyed by UIDL and size: a server may give a UIDL again to a new message
+        once the old one is gone (RFC 1939), and that must never pass for the stored one."""
         with self._translate("listing"):
-            uidls = dict(_pairs(self.conn.uidl()[1]))
+            uidls = dict(_pairs(self._uidl()))
             sizes = dict(_pairs(self.conn.list()[1]))
-        return [MessageRef(f"pop3:{uidl}", int(sizes.get(num, 0)), int(num))
+        refs = [MessageRef(f"pop3:{uidl}:{sizes.get(num, 0)}", int(sizes.get(num, 0)), int(num))
                 for num, uidl in sorted(uidls.items(), key=lambda item: int(item[0]))]
+        return self._unique(refs)
+
+    def _uidl(self) -> list[bytes]:
+        try:
+            return self.conn.uidl()[1]
+        except poplib.error_proto as exc:
+            a = self.account
+            raise ProtocolError(a.name, f"{a.host}:{a.port} does not answer UIDL "
+                                f"({_text(exc)}); helpdesk-fetch needs it to tell messages "
+                                "apart, and reads nothing from this mailbox") from None
+
+    def _unique(self, refs: list[MessageRef]) -> list[MessageRef]:
+        """*refs* without those whose key another message has too (a broken server): they
+        stay on the server, since one could pass for the other."""
+        keys = collections.Counter(ref.key for ref in refs)
+        for key in sorted(k for k, n in keys.items() if n > 1):
+            log.error("account %s: the server gives %d messages the same UIDL and size (%s); "
+                      "they stay on the server", self.account.name, keys[key], key)
+        return [ref for ref in refs if keys[ref.key] == 1]
 
     def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         for ref in refs:
             with self._translate("fetching from"):
-                raw = _retr(self.conn, ref.handle)
+                try:
+                    raw = _retr(self.conn, ref.handle)
+                except poplib.error_proto as exc:  # this one message; the session goes on
+                    log.error("account %s: the server would not hand over message %s (%s); "
+                              "it stays on the server", self.account.name, ref.key, _text(exc))
+                    continue
             yield ref, raw
 
     def delete(self, refs: list[MessageRef]) -> None:
@@ -178,10 +206,6 @@ class Pop3Mailbox(Mailbox):
 
     def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
         """Nothing to do on the server: the ingest side remembers the UIDL."""
-
-    def count(self) -> int:
-        with self._translate("counting on"):
-            return self.conn.stat()[0]
 
     def close(self) -> None:
         crashpoint("after_pop3_dele")

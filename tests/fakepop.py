@@ -1,0 +1,84 @@
+"""A deliberately broken POP3 server, for what Dovecot will not do: give two messages one UIDL,
+give a UIDL again to a new message, refuse to hand over one message, know no UIDL at all.
+
+Plain text on loopback (accounts with ``security = "none"``); every command is logged.
+"""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Mailbox:
+    messages: list[tuple[str, bytes]]  # (UIDL, message with CRLF line ends)
+    no_uidl: bool = False
+    refuse_retr: set[int] = field(default_factory=set)  # message numbers RETR answers -ERR for
+    log: list[str] = field(default_factory=list)
+
+
+class FakePop3:
+    def __init__(self, box: Mailbox) -> None:
+        self.box = box
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _handler(box))
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+
+    def __enter__(self) -> FakePop3:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def account(self, name: str = "pop") -> dict:
+        return {"name": name, "protocol": "pop3", "host": "127.0.0.1", "port": self.port,
+                "security": "none", "username": "u", "password": "p"}
+
+
+def _handler(box: Mailbox):
+    class Session(socketserver.StreamRequestHandler):
+        def send(self, text: str | bytes) -> None:
+            self.wfile.write(text if isinstance(text, bytes) else text.encode())
+            self.wfile.flush()
+
+        def handle(self) -> None:
+            deleted: set[int] = set()
+            self.send("+OK fake POP3\r\n")
+            for line in self.rfile:
+                command = line.decode().strip()
+                box.log.append(command)
+                verb, _, arg = command.partition(" ")
+                if self.answer(verb.upper(), arg, deleted):
+                    return
+
+        def answer(self, verb: str, arg: str, deleted: set[int]) -> bool:
+            live = [(n, m) for n, m in enumerate(box.messages, 1) if n not in deleted]
+            if verb in ("USER", "PASS", "NOOP"):
+                self.send("+OK\r\n")
+            elif verb == "UIDL" and not box.no_uidl:
+                self.send("+OK\r\n" + "".join(f"{n} {m[0]}\r\n" for n, m in live) + ".\r\n")
+            elif verb == "LIST":
+                self.send("+OK\r\n" + "".join(f"{n} {len(m[1])}\r\n" for n, m in live) + ".\r\n")
+            elif verb == "STAT":
+                self.send(f"+OK {len(live)} {sum(len(m[1]) for _, m in live)}\r\n")
+            elif verb == "RETR" and int(arg) not in box.refuse_retr:
+                lines = box.messages[int(arg) - 1][1].split(b"\r\n")[:-1]
+                stuffed = b"".join((b"." + x if x.startswith(b".") else x) + b"\r\n"
+                                   for x in lines)
+                self.send(b"+OK\r\n" + stuffed + b".\r\n")
+            elif verb == "DELE":
+                deleted.add(int(arg))
+                self.send("+OK\r\n")
+            elif verb == "QUIT":
+                box.messages = [m for n, m in enumerate(box.messages, 1) if n not in deleted]
+                self.send("+OK bye\r\n")
+                return True
+            else:
+                self.send("-ERR no\r\n")
+            return False
+
+    return Session
