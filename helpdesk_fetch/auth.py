@@ -100,16 +100,21 @@ def _password(source, account: str | None, key_prefix: str, timeout: float) -> s
 
 
 def _read_password_file(path: Path, account: str | None, key_prefix: str) -> str:
+    """The first line of *path*; a byte-order mark (Notepad) is not part of the password."""
     try:
         check_private(path)
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except ConfigError as exc:
         raise ConfigError(str(exc), account=account, key=key_prefix + "password_file") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
         raise ConfigError(f"cannot read {path}: {reason}", account=account,
                           key=key_prefix + "password_file") from None
-    return text.splitlines()[0] if text else ""
+    first = text.splitlines()[0] if text else ""
+    if not first:
+        raise ConfigError(f"{path}: the first line is empty (the password must be on the first "
+                          "line)", account=account, key=key_prefix + "password_file")
+    return first
 
 
 def run_secret_command(command: str, *, account: str | None, key: str, timeout: float) -> str:

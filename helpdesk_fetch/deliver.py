@@ -19,7 +19,7 @@ from pathlib import Path
 
 from helpdesk_fetch import failures, state
 from helpdesk_fetch.config import Config
-from helpdesk_fetch.errors import ConfigError, DatabaseError, HelpdeskError
+from helpdesk_fetch.errors import ConfigError, DatabaseError, HelpdeskError, QuarantineError
 from helpdesk_fetch.pipeline import FAILED, STORED, Outcome, Pipeline, Source
 
 log = logging.getLogger(__name__)
@@ -105,16 +105,28 @@ def send_automails_after_commit(config: Config) -> None:
 def keep_in_quarantine(state_dir: str | Path, raw: bytes, sha256: str) -> Path:
     """Write *raw* durably into the quarantine Maildir (once per content) and say where."""
     root = failures.quarantine_dir(state_dir)
+    try:
+        return _write_durably(root, raw, f"deliver-{sha256}")
+    except OSError as exc:
+        raise QuarantineError(f"cannot keep the message in the quarantine Maildir {root}: "
+                              f"{exc.strerror or exc}") from None
+
+
+def _write_durably(root: Path, raw: bytes, name: str) -> Path:
+    """Maildir delivery: write into tmp, fsync, rename into new; no half file stays behind."""
     for sub in ("tmp", "new", "cur"):
         (root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = f"deliver-{sha256}"
     temp = root / "tmp" / f"{name}.{os.getpid()}.{time.time_ns()}"
-    with open(temp, "wb") as handle:
-        handle.write(raw)
-        handle.flush()
-        os.fsync(handle.fileno())
     final = root / "new" / name
-    os.replace(temp, final)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+    except OSError:
+        temp.unlink(missing_ok=True)
+        raise
     _fsync_dir(final.parent)
     return final
 

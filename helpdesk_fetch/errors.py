@@ -102,6 +102,12 @@ class DatabaseError(HelpdeskError):
     """The database cannot be opened or written (locked, read-only, full disk)."""
 
 
+class QuarantineError(HelpdeskError):
+    """The quarantine Maildir of ``deliver`` cannot be written: the MTA keeps the message."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
 class AccountBusy(HelpdeskError):
     """Another run is processing this account right now."""
 

@@ -22,15 +22,17 @@ SWITCH_FILE = "ingest-disabled"
 
 
 def ingest_switch(state_dir: str | Path) -> dict | None:
-    """None when ingest is enabled; else who disabled it, when and why."""
+    """None when ingest is enabled; else who disabled it, when and why.
+
+    A switch that cannot be read (state_dir a file, no permission) is a ConfigError, not "off":
+    the caller reads no mailbox, and cron hears why instead of a silent run every minute."""
     path = Path(state_dir) / SWITCH_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        # Unreadable: err on the side of not reading mailboxes.
-        return {"disabled_at": None, "by": None, "reason": f"cannot read {path}: {exc.strerror}"}
+    with _switch_errors(path.parent, "read", then="; nothing is ingested on this machine until "
+                        "it can be read"):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
     try:
         return json.loads(text)
     except ValueError:
@@ -59,14 +61,25 @@ def enable_ingest(state_dir: str | Path) -> bool:
     return True
 
 
+def switch_report(state_dir: str | Path) -> dict:
+    """The switch as ``status`` and ``ingest status`` show it: a switch that cannot be read counts
+    as off (nothing is ingested), with the reason in ``ingest_switch_error``."""
+    try:
+        switch = ingest_switch(state_dir)
+    except ConfigError as exc:
+        return {"ingest_disabled": True, "ingest_switch": None, "ingest_switch_error": str(exc)}
+    return {"ingest_disabled": switch is not None, "ingest_switch": switch,
+            "ingest_switch_error": None}
+
+
 @contextlib.contextmanager
-def _switch_errors(directory: Path, verb: str):
-    """An OSError while switching becomes a ConfigError naming state_dir and the reason."""
+def _switch_errors(directory: Path, verb: str, *, then: str = ""):
+    """An OSError on the switch becomes a ConfigError naming state_dir and the reason."""
     try:
         yield
     except OSError as exc:
         raise ConfigError(f"cannot {verb} the ingest switch {directory / SWITCH_FILE}: "
-                          f"{exc.strerror or exc}", key="settings.state_dir") from None
+                          f"{exc.strerror or exc}{then}", key="settings.state_dir") from None
 
 
 def _who() -> str:

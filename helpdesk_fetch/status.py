@@ -49,7 +49,7 @@ def outbox() -> dict:
 
 def status(config: Config) -> dict:
     """Everything ``status --json`` shows (spec §3), in one dictionary."""
-    switch = state.ingest_switch(config.settings.state_dir)
+    switch = state.switch_report(config.settings.state_dir)
     runs = last_runs()
     waiting = failures.waiting()
     queue = outbox()
@@ -57,8 +57,7 @@ def status(config: Config) -> dict:
     by_status.update(Ticket.select(Ticket.status, fn.COUNT(Ticket.id))
                      .group_by(Ticket.status).tuples())
     return {
-        "ingest_disabled": switch is not None,
-        "ingest_switch": switch,
+        **switch,
         "database": redact_url(config.settings.database),
         "automail": config.smtp is not None,
         "accounts": [

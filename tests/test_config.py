@@ -204,6 +204,27 @@ def test_password_source_failures(keys, needle):
     assert needle in str(caught.value) and "secret-out" not in str(caught.value)
 
 
+@pytest.mark.parametrize("content", ["", "\n", "\nsecret on the second line\n", "\ufeff\n"])
+def test_a_password_file_with_an_empty_first_line_is_an_error(tmp_path, content):
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(content, encoding="utf-8")
+    secret_file.chmod(0o600)
+    with pytest.raises(ConfigError) as caught:
+        auth.password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
+    assert str(caught.value) == (f"account 'a': key 'password_file': {secret_file}: the first "
+                                 "line is empty (the password must be on the first line)")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_password(tmp_path):
+    secret_file = tmp_path / "pw"
+    secret_file.write_bytes(b"\xef\xbb\xbfs3cret\r\n")  # as Windows Notepad saves it
+    secret_file.chmod(0o600)
+    assert auth.password_for(_account(password_file=str(secret_file)), label="a",
+                             timeout=5) == "s3cret"
+    assert auth.password_from(env=None, file=str(secret_file), command=None,
+                              key_prefix="settings.database_", timeout=5) == "s3cret"
+
+
 def test_password_file_readable_by_others_is_refused(tmp_path):
     secret_file = tmp_path / "pw"
     secret_file.write_text("s3cret\n")

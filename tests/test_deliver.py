@@ -106,6 +106,19 @@ def test_unparseable_message_is_quarantined_with_65_and_retryable(tmp_path, writ
     assert len(run.json("tickets", "list", config=config)) == 1
 
 
+def test_a_quarantine_that_cannot_be_written_is_a_temporary_failure(tmp_path, write_config, run):
+    config = write_config([])
+    (tmp_path / "quarantine").write_text("")  # even root cannot make the Maildir in here
+
+    result = helpdesk_fetch("deliver", "--resource", "it-support", config=config, input=b"\n")
+
+    assert result.returncode == EX_TEMPFAIL
+    assert result.stderr.decode() == (
+        "helpdesk-fetch: temporary failure, the MTA keeps the message: cannot keep the message "
+        f"in the quarantine Maildir {tmp_path / 'quarantine'}: Not a directory\n")
+    assert run.json("errors", "list", config=config) == []
+
+
 def test_unreachable_database_is_a_temporary_failure(tmp_path, write_config):
     config = write_config([], settings={"database": "postgresql://helpdesk@127.0.0.1:1/helpdesk"})
 

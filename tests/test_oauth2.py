@@ -152,6 +152,44 @@ def test_without_a_sign_in_the_error_says_how(oauth_dovecot, idp, mail_user, wri
     assert "helpdesk-fetch accounts authorize o" in result.output
 
 
+@pytest.mark.parametrize("key", ["oauth2_client_id", "oauth2_token_url"])
+def test_tokens_of_another_client_or_provider_are_not_used(oauth_dovecot, idp, mail_user,
+                                                          write_config, run, key):
+    """The administrator moved the login to another tenant or app registration."""
+    config = write_config([oauth_account(oauth_dovecot, idp, "o", mail_user)])
+    signed_in(idp, config, "o", mail_user)
+    assert run("accounts", "test", "o", config=config).exit_code == 0  # saves an access token
+    changed = {"oauth2_client_id": "new-app", "oauth2_token_url": idp.url + "/tenant-b/token"}
+    write_config([oauth_account(oauth_dovecot, idp, "o", mail_user, **{key: changed[key]})])
+
+    result = run("accounts", "test", "o", config=config)
+
+    assert result.exit_code == 1
+    assert (f"account 'o': the OAuth2 configuration changed since the sign-in "
+            f"({key.removeprefix('oauth2_')} in {token_file(config, 'o')} differs): not "
+            "signed in for it; run `helpdesk-fetch accounts authorize o`") in result.output
+    assert len(idp.provider.requests) == 1  # the old refresh token went nowhere
+
+
+def test_client_credentials_of_another_client_get_a_new_token(oauth_dovecot, idp, mail_user,
+                                                              write_config, run, monkeypatch):
+    for app in ("app", "app-b"):
+        idp.provider.clients[app] = Client(secret="app-secret")
+        idp.provider.app_mailbox[app] = mail_user
+    monkeypatch.setenv("APP_SECRET", "app-secret")
+    account = {"oauth2_flow": "client_credentials", "oauth2_client_id": "app",
+               "password_env": "APP_SECRET"}
+    config = write_config([oauth_account(oauth_dovecot, idp, "app", mail_user, **account)])
+    assert run("accounts", "test", "app", config=config).exit_code == 0
+    account["oauth2_client_id"] = "app-b"
+    write_config([oauth_account(oauth_dovecot, idp, "app", mail_user, **account)])
+
+    assert run("accounts", "test", "app", config=config).exit_code == 0
+
+    assert [r["client_id"] for r in idp.provider.requests] == ["app", "app-b"]
+    assert json.loads(token_file(config, "app").read_text())["client_id"] == "app-b"
+
+
 def test_a_token_of_another_user_is_refused(oauth_dovecot, idp, mail_user, write_config, run,
                                             tmp_path):
     token = idp.provider.issue("somebody-else", CLIENT, with_refresh=False)["access_token"]

@@ -8,7 +8,11 @@ import re
 import stat
 import subprocess
 import sys
+import urllib.error
+import urllib.parse
 import urllib.request
+
+import pytest
 
 from tests.mails import message
 from tests.oauth_server import Client
@@ -51,18 +55,14 @@ def test_device_code_declined(oauth_dovecot, idp, mail_user, write_config, run):
 
 
 def test_browser_sign_in_with_pkce(oauth_dovecot, idp, mail_user, write_config, run,
-                                   monkeypatch):
+                                   monkeypatch, browser_sign_in):
     """The command runs as the administrator would run it; the test plays the browser."""
     idp.provider.clients[CLIENT] = Client(secret="web-client-secret")
     idp.provider.browser_user = mail_user
     monkeypatch.setenv("CLIENT_SECRET", "web-client-secret")
     config = write_config([oauth_account(oauth_dovecot, idp, "g", mail_user,
                                          password_env="CLIENT_SECRET")])
-    command = subprocess.Popen(
-        [sys.executable, "-m", "helpdesk_fetch", "--config", str(config), "accounts",
-         "authorize", "g", "--browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, cwd=ROOT, env=environment())
-    address = next(line.strip() for line in command.stdout if line.strip().startswith("http"))
+    command, address = browser_sign_in(config, "g")
 
     with urllib.request.urlopen(address, timeout=30) as page:  # follows the redirect back
         assert b"signed in" in page.read()
@@ -75,6 +75,52 @@ def test_browser_sign_in_with_pkce(oauth_dovecot, idp, mail_user, write_config, 
     assert exchange["grant_type"] == "authorization_code" and exchange["code_verifier"]
     assert exchange["client_secret"] == "web-client-secret"
     assert run("accounts", "test", "g", config=config).exit_code == 0
+
+
+def test_only_the_answer_with_the_right_state_ends_the_browser_sign_in(
+        oauth_dovecot, idp, mail_user, write_config, run, browser_sign_in):
+    """Another local process, or a browser's prefetch, reaches the listener first."""
+    idp.provider.clients[CLIENT] = Client()
+    idp.provider.browser_user = mail_user
+    config = write_config([oauth_account(oauth_dovecot, idp, "g", mail_user)])
+    command, address = browser_sign_in(config, "g")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(address).query)
+    redirect = query["redirect_uri"][0]
+
+    for stray in ("?error=access_denied", "?code=stolen&state=guessed", "?code=x&state=",
+                  "?error=x&state=%C3%A9"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(redirect + stray, timeout=30)
+        assert refused.value.code == 400 and b"state" in refused.value.read()
+    with urllib.request.urlopen(address, timeout=30) as page:
+        assert b"signed in" in page.read()
+    out, err = command.communicate(timeout=60)
+
+    assert command.returncode == 0 and "Traceback" not in err, err
+    assert [r["grant_type"] for r in idp.provider.requests] == ["authorization_code"]
+    assert run("accounts", "test", "g", config=config).exit_code == 0
+
+
+@pytest.fixture
+def browser_sign_in():
+    """Starts `accounts authorize NAME --browser` as the administrator runs it; the process and
+    the address it asks to open. A process a failed test left waiting is stopped."""
+    started = []
+
+    def start(config, name: str) -> tuple[subprocess.Popen, str]:
+        command = subprocess.Popen(
+            [sys.executable, "-m", "helpdesk_fetch", "--config", str(config), "accounts",
+             "authorize", name, "--browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=ROOT, env=environment())
+        started.append(command)
+        return command, next(line.strip() for line in command.stdout
+                             if line.strip().startswith("http"))
+
+    yield start
+    for command in started:
+        if command.poll() is None:
+            command.kill()
+            command.communicate()
 
 
 def test_nothing_to_authorize(dovecot, mail_user, write_config, run):

@@ -76,6 +76,32 @@ def test_an_unwritable_state_dir_is_a_configuration_error(tmp_path, write_config
                 f"{tmp_path / 'not-a-dir' / 'ingest-disabled'}: ") in result.stderr
 
 
+def test_an_unreadable_ingest_switch_stops_fetch_loudly(tmp_path, write_config, run):
+    """Under cron a broken state_dir must not pass for "ingest disabled" while mail piles up."""
+    box = make_maildir(tmp_path / "box", [message("Waiting")])
+    (tmp_path / "not-a-dir").write_text("")
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                          settings={"state_dir": "not-a-dir"})
+    problem = (f"key 'settings.state_dir': cannot read the ingest switch "
+               f"{tmp_path / 'not-a-dir' / 'ingest-disabled'}: Not a directory; nothing is "
+               "ingested on this machine until it can be read")
+
+    for quiet in ((), ("-q",)):
+        result = run(*quiet, "fetch", config=config)
+        assert result.exit_code == 2
+        assert result.stderr == f"helpdesk-fetch: error: {config}: {problem}\n"
+    assert len(list((box / "new").iterdir())) == 1  # fail safe: no mailbox was read
+
+    for command in (("status",), ("ingest", "status")):
+        data = run.json(*command, config=config)
+        assert data["ingest_disabled"] is True and data["ingest_switch_error"] == problem
+        shown = run(*command, config=config)
+        assert shown.exit_code == 0 and "INGEST SWITCH UNREADABLE" in shown.output
+        assert problem in " ".join(shown.output.split())
+    assert run("deliver", "--resource", "it-support", config=config,
+               input=message("Keep me")).exit_code == 75
+
+
 def test_run_history_is_pruned_after_history_days(tmp_path, write_config, run):
     assert shutil.which("faketime"), "libfaketime is missing: run `sudo make test-deps`"
     make_maildir(tmp_path / "box", [message("Big", body="b" * 3000), b""])

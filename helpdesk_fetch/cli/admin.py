@@ -65,10 +65,13 @@ def ingest_status(app: App, as_json: bool) -> None:
     """
     from helpdesk_fetch import state
 
-    switch = state.ingest_switch(app.config().settings.state_dir)
+    report = state.switch_report(app.config().settings.state_dir)
+    switch = report["ingest_switch"]
     if as_json:
-        return echo_json({"ingest_disabled": switch is not None, "ingest_switch": switch})
-    if switch is None:
+        return echo_json(report)
+    if report["ingest_switch_error"]:
+        _print_unreadable(report["ingest_switch_error"])
+    elif switch is None:
         note("Ingest is enabled: `fetch` reads mailboxes.", style="green")
     else:
         note(f"INGEST IS DISABLED since {switch.get('disabled_at') or '?'} by "
@@ -97,8 +100,15 @@ def status(app: App, as_json: bool) -> None:
     _print_status(data)
 
 
+def _print_unreadable(problem: str) -> None:
+    note(f"INGEST SWITCH UNREADABLE: {problem}. `fetch` reads no mailbox and exits 2 until this "
+         "is fixed.", style="bold red")
+
+
 def _print_status(data: dict) -> None:
-    if data["ingest_disabled"]:
+    if data["ingest_switch_error"]:
+        _print_unreadable(data["ingest_switch_error"])
+    elif data["ingest_disabled"]:
         switch = data["ingest_switch"]
         note(f"INGEST IS DISABLED on this machine (since {switch.get('disabled_at') or '?'}, "
              f"by {switch.get('by') or '?'}"

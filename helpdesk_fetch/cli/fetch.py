@@ -23,7 +23,8 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
 
     Prints nothing when all is well. A message that cannot be ingested is set aside ("HD Error
     Messages") and reported on stderr; the run goes on. Exit status: 0 done, 1 an account could
-    not be processed, 2 configuration error, 75 every selected account was busy with another run.
+    not be processed, 2 configuration error (also: the ingest switch in state_dir cannot be read;
+    no mailbox is read then), 75 every selected account was busy with another run.
 
     \b
     Examples:
@@ -32,10 +33,14 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
       * * * * *  helpdesk-fetch --config /etc/helpdesk-fetch/accounts.toml fetch
     """
     from helpdesk_fetch import state
+    from helpdesk_fetch.errors import ConfigError
 
     config = app.config()
-    switch = state.ingest_switch(config.settings.state_dir)
-    if switch is not None:  # checked before the ingest machinery is even imported
+    try:  # checked before the ingest machinery is even imported
+        switch = state.ingest_switch(config.settings.state_dir)
+    except ConfigError as exc:  # unreadable: no mailbox is read, and cron hears why (exit 2)
+        raise exc.in_file(config.path) from None
+    if switch is not None:
         if is_tty() or app.verbosity > 0:
             note(f"Ingest is disabled on this machine ({_switch_text(switch)}); nothing read. "
                  "`helpdesk-fetch ingest enable` turns it back on.", style="bold yellow")

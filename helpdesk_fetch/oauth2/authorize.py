@@ -116,7 +116,7 @@ def _browser_flow(source: Account | Smtp, label: str, timeout: float,
                   say: Callable[[str], None], port: int) -> dict:
     verifier = secrets.token_urlsafe(64)
     state = secrets.token_urlsafe(24)
-    with _Listener(port, label) as listener:
+    with _Listener(port, label, state) as listener:
         redirect = f"http://127.0.0.1:{listener.port}/"
         say(f"Sign in as {source.username}: open this address in a browser:\n\n"
             f"  {_authorize_url(source, redirect, state, verifier)}\n\n"
@@ -124,8 +124,6 @@ def _browser_flow(source: Account | Smtp, label: str, timeout: float,
             f"elsewhere, first forward the port: ssh -L {listener.port}:127.0.0.1:"
             f"{listener.port} THIS-HOST (and use --port to keep it fixed).")
         answer = listener.wait(BROWSER_WAIT_SECONDS)
-    if answer.get("state") != state:
-        raise AuthError(label, "the browser came back with a wrong state; start again")
     if "error" in answer:
         raise AuthError(label, f"the sign-in failed ({answer['error']}: "
                         f"{answer.get('error_description', '')[:300]})")
@@ -152,9 +150,11 @@ def _authorize_url(source: Account | Smtp, redirect: str, state: str, verifier: 
 
 
 class _Listener:
-    """A one-shot HTTP listener on 127.0.0.1 for the browser's redirect."""
+    """A one-shot HTTP listener on 127.0.0.1 for the browser's redirect. Only an answer that
+    carries the *state* of this sign-in ends the wait: another local process, or a browser's
+    prefetch, gets 400 and the real redirect is still taken."""
 
-    def __init__(self, port: int, label: str) -> None:
+    def __init__(self, port: int, label: str, state: str) -> None:
         self.answer: dict[str, str] | None = None
         self.label = label
         outer = self
@@ -163,12 +163,10 @@ class _Listener:
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 params = {k: v[0] for k, v in query.items()}
-                done = "code" in params or "error" in params
-                if done and outer.answer is None:
+                status, body = _reply(params, state)
+                if status == 200 and outer.answer is None:
                     outer.answer = params
-                body = (b"helpdesk-fetch: signed in; you can close this window.\n" if done
-                        else b"helpdesk-fetch: waiting for the sign-in.\n")
-                self.send_response(200 if done else 404)
+                self.send_response(status)
                 self.send_header("Content-Type", "text/plain; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -198,3 +196,12 @@ class _Listener:
             self.server.timeout = min(left, 1.0)
             self.server.handle_request()
         return self.answer
+
+
+def _reply(params: dict[str, str], state: str) -> tuple[int, bytes]:
+    """The listener's HTTP status and page for a request with the query *params*."""
+    if "code" not in params and "error" not in params:
+        return 404, b"helpdesk-fetch: waiting for the sign-in.\n"
+    if not secrets.compare_digest(params.get("state", "").encode(), state.encode()):
+        return 400, b"helpdesk-fetch: not this sign-in (wrong or missing state); still waiting.\n"
+    return 200, b"helpdesk-fetch: signed in; you can close this window.\n"

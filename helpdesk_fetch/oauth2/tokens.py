@@ -29,7 +29,7 @@ def access_token(source: Account | Smtp, *, label: str, state_dir: str, timeout:
             timeout=timeout))
     path = store.token_path(source, label=label, state_dir=state_dir)
     with store.locked(path, account=_where(source, label)[0]):
-        saved = store.load(path, account=_where(source, label)[0])
+        saved = _saved_for(source, label, path)
         if _fresh(saved):
             return remember_secret(saved["access_token"])
         if source.oauth2_flow == "client_credentials":
@@ -123,6 +123,22 @@ def authorize_hint(source: Account | Smtp, label: str) -> str:
     if isinstance(source, Smtp):
         return "helpdesk-fetch accounts authorize --smtp"
     return f"helpdesk-fetch accounts authorize {label}"
+
+
+def _saved_for(source: Account | Smtp, label: str, path: Path) -> dict:
+    """The saved tokens, unless they were issued by another token endpoint or to another
+    client than the configured ones (the login moved to another tenant or app registration)."""
+    saved = store.load(path, account=_where(source, label)[0])
+    changed = [key for key, now in (("token_url", source.oauth2_token_url),
+                                    ("client_id", source.oauth2_client_id))
+               if key in saved and saved[key] != now]
+    if not changed:
+        return saved
+    if source.oauth2_flow == "client_credentials":
+        return {}  # no person signs in: the new client simply gets its own token
+    raise AuthError(label, f"the OAuth2 configuration changed since the sign-in "
+                    f"({' and '.join(changed)} in {path} differs): not signed in for it; run "
+                    f"`{authorize_hint(source, label)}`")
 
 
 def _fresh(saved: dict) -> bool:
