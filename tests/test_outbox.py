@@ -21,14 +21,14 @@ def plain(sender: str, subject: str = "Drucker") -> bytes:
 
 @pytest.fixture
 def desk(dovecot, mail_user, write_config):
-    """(config, send, sink) for a sink made with *sink_options*."""
+    """(config, send, sink) for a sink made with *sink_options*; *smtp*: more [smtp] keys."""
     sinks = []
 
-    def make(**sink_options):
+    def make(smtp: dict | None = None, **sink_options):
         sink = SmtpSink(**sink_options).start()
         sinks.append(sink)
         config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
-                              smtp=sink.config(),
+                              smtp=sink.config(**(smtp or {})),
                               resources=[{"name": "it-support", "members": STAFF}])
         return config, lambda *raws: dovecot.append(mail_user, list(raws)), sink
 
@@ -94,37 +94,28 @@ def test_a_temporary_refusal_is_retried_and_a_permanent_one_is_not(desk, run):
     assert [r for r, _ in mails_of(sink, "new_ticket;")] == [["grey@example.org"]]
 
 
-def test_an_smtp_password_that_cannot_be_read_is_named_with_its_file(dovecot, mail_user, smtp,
-                                                                    write_config, run):
-    config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
-                          smtp=smtp.config(username="helpdesk@example.com",
-                                           password_env="HD_TEST_NO_SUCH_PASSWORD"),
-                          resources=[{"name": "it-support", "members": STAFF}])
-    dovecot.append(mail_user, [plain("carol@example.org")])
+def test_an_smtp_password_that_cannot_be_read_is_named_with_its_file(desk, run):
+    config, send, sink = desk(smtp={"username": "helpdesk@example.com",
+                                    "password_env": "HD_TEST_NO_SUCH_PASSWORD"})
+    send(plain("carol@example.org"))
 
     result = run("fetch", config=config)
 
     assert result.exit_code == 0, result.output  # the ticket is stored; the mails wait
     assert f"{config}: key 'smtp.password_env'" in result.stderr, result.stderr
-    assert smtp.messages == []
+    assert sink.messages == []
 
 
 @pytest.mark.parametrize("password", ["ascii-only", "Pässwörd-€"])
-def test_smtp_login_with_a_password_beyond_ascii(dovecot, mail_user, write_config, run,
-                                                  monkeypatch, password):
-    sink = SmtpSink(login=("helpdesk@example.com", password)).start()
-    try:
-        monkeypatch.setenv("HD_TEST_SMTP_PASSWORD", password)
-        config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
-                              smtp=sink.config(username="helpdesk@example.com",
-                                               password_env="HD_TEST_SMTP_PASSWORD"),
-                              resources=[{"name": "it-support", "members": STAFF}])
-        dovecot.append(mail_user, [plain("carol@example.org")])
+def test_smtp_login_with_a_password_beyond_ascii(desk, run, monkeypatch, password):
+    monkeypatch.setenv("HD_TEST_SMTP_PASSWORD", password)
+    config, send, sink = desk(smtp={"username": "helpdesk@example.com",
+                                    "password_env": "HD_TEST_SMTP_PASSWORD"},
+                              login=("helpdesk@example.com", password))
+    send(plain("carol@example.org"))
 
-        result = run("fetch", config=config)
+    result = run("fetch", config=config)
 
-        assert result.exit_code == 0, result.output
-        assert result.stderr == ""
-        assert len(mails_of(sink, "new_ticket;")) == 1
-    finally:
-        sink.stop()
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert len(mails_of(sink, "new_ticket;")) == 1
