@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 
@@ -49,7 +50,7 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
         click.echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME",
                    err=True)
         ctx.exit(EXIT_TEMPFAIL)
-    raw = click.get_binary_stream("stdin").read()
+    raw = sys.stdin.buffer.read()
     ctx.exit(_deliver(app, raw, resource=resource, account=account))
 
 

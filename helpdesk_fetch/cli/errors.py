@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
@@ -77,7 +79,8 @@ def show(app: App, ident: str, raw: bool, as_json: bool) -> None:
     if raw:
         from helpdesk_fetch.retry import fetch_raw
 
-        click.get_binary_stream("stdout").write(fetch_raw(app.config(), row))
+        sys.stdout.buffer.write(fetch_raw(app.config(), row))
+        sys.stdout.buffer.flush()
         return
     data = failures.failure_dict(row, has_copy=row.raw is not None)
     if as_json:
