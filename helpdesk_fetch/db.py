@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from peewee import Database, OperationalError, PeeweeException, PostgresqlDatabase, SqliteDatabase
 
-from helpdesk_fetch import models
+from helpdesk_fetch import dburl, models
 from helpdesk_fetch.config import Settings
 from helpdesk_fetch.errors import ConfigError, DatabaseError
 
@@ -81,7 +81,7 @@ def open_database(url: str, *, password: str | None = None, read_only: bool = Fa
         database.connect(reuse_if_open=True)
         _prepare(database, read_only=read_only)
     except PeeweeException as exc:
-        raise DatabaseError(f"cannot open the database {redact_url(url)}: "
+        raise DatabaseError(f"cannot open the database {dburl.redact(url)}: "
                             f"{describe_error(exc)}") from None
     return database
 
@@ -109,7 +109,7 @@ def connect(url: str, *, password: str | None = None, read_only: bool = False,
                        url, read_only=read_only)
     if parts.scheme in ("postgres", "postgresql"):
         return _postgresql(url, password, timeout)
-    raise ConfigError(f"unsupported database URL {redact_url(url)!r} (use sqlite:/// or "
+    raise ConfigError(f"unsupported database URL {dburl.redact(url)!r} (use sqlite:/// or "
                       "postgresql://)", key="settings.database")
 
 
@@ -123,7 +123,7 @@ def _postgresql(url: str, password: str | None, timeout: float) -> PostgresqlDat
     if peewee.psycopg2 is None and peewee.psycopg is None:
         raise ConfigError("a PostgreSQL database needs the psycopg2 driver: "
                           "pip install 'helpdesk-fetch[postgres]'", key="settings.database")
-    from helpdesk_fetch import auth, dburl
+    from helpdesk_fetch import auth
 
     params = dburl.parameters(url)
     if "password" in params:  # never to be printed, wherever it turns up
@@ -174,13 +174,6 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError as exc:
         raise DatabaseError(f"cannot create the database file {path}: {exc.strerror}") from None
-
-
-def redact_url(url: str) -> str:
-    """*url* without a password, fit for any output."""
-    from helpdesk_fetch import dburl
-
-    return dburl.redact(url)
 
 
 def sqlite_path(database: Database) -> Path | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from peewee import AutoField, BlobField, Database, Model, PeeweeException, PostgresqlDatabase
 
-from helpdesk_fetch import db, state
+from helpdesk_fetch import db, dburl, state
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.errors import AccountBusy, DatabaseError, UsageError
 from helpdesk_fetch.models import MODELS, Counter, Setting, Ticket
@@ -60,7 +60,7 @@ def copy_database(config: Config, source: Database, target_url: str, *,
                          "not one, or does not exist yet")
     if not target_url.startswith(("postgresql:", "postgres:")):
         raise UsageError(f"the target must be a postgresql:// URL, not "
-                         f"{db.redact_url(target_url)!r}")
+                         f"{dburl.redact(target_url)!r}")
     with shut_out(config, source):
         return _copy(source, path, target_url, password=password, timeout=timeout)
 
@@ -87,7 +87,7 @@ def shut_out(config: Config, source: Database):
 def _copy(source: Database, path, target_url: str, *, password: str | None,
           timeout: float) -> CopyReport:
     target = db.connect(target_url, password=password, timeout=timeout)
-    report = CopyReport(f"sqlite:///{path}", db.redact_url(target_url))
+    report = CopyReport(f"sqlite:///{path}", dburl.redact(target_url))
     try:
         db.migrate(target)  # the same migrations as for any new database
         _refuse_non_empty(target, report.target)

@@ -25,10 +25,7 @@ def parameters(url: str) -> dict:
     if parts.fragment or "@" in parts.path or any("=" not in p for p in pairs):
         raise ConfigError("cannot read the PostgreSQL URL: percent-encode / # ? @ in the user "
                           "name, password or database name (%2F %23 %3F %40)", key=KEY)
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError("the port of the PostgreSQL URL is not a number", key=KEY) from None
+    port = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2] or None
     params = {"dbname": unquote(parts.path.lstrip("/")) or None,
               "user": unquote(parts.username) if parts.username else None,
               "password": unquote(parts.password) if parts.password is not None else None,

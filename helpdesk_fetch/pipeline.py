@@ -7,6 +7,7 @@ Everything a message changes in the database happens in one transaction (spec §
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -78,6 +79,15 @@ def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
     """Hash and (unless *compress* is false) compress *raw*."""
     return Prepared(hashlib.sha256(raw).hexdigest(),
                     store.compress_pieces(raw) if compress else None)
+
+
+@contextlib.contextmanager
+def _db_errors():
+    """A database failure as DatabaseError: the caller must stop and delete nothing."""
+    try:
+        yield
+    except peewee.PeeweeException as exc:
+        raise DatabaseError(f"database: {db.describe_error(exc)}") from None
 
 
 def _unexpected(exc: Exception, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
@@ -224,18 +234,14 @@ class Pipeline:
         set the message aside and died."""
         if self.dry_run:
             return False
-        try:  # the commit itself can fail (a full disk): that, too, must stop the caller
+        with _db_errors():  # the commit itself can fail (a full disk): that must stop it too
             with self.database.atomic():
                 row = store.record_failure(
                     source.name, outcome.key, reason=outcome.reason, location=location,
                     size=size, raw=raw, parsed=outcome.parsed, sha256=outcome.sha256 or None)
-        except peewee.PeeweeException as exc:
-            raise DatabaseError(f"database: {db.describe_error(exc)}") from None
         return row.attempts > 1
 
     def call_db(self, function, *args, **kwargs):
         """Call a store function; a database failure stops the caller (nothing is deleted)."""
-        try:
+        with _db_errors():
             return function(*args, **kwargs)
-        except peewee.PeeweeException as exc:
-            raise DatabaseError(f"database: {db.describe_error(exc)}") from None

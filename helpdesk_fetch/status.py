@@ -7,7 +7,7 @@ from peewee import fn
 from helpdesk_fetch import failures, state
 from helpdesk_fetch.clock import isoformat
 from helpdesk_fetch.config import Config
-from helpdesk_fetch.db import redact_url
+from helpdesk_fetch.dburl import redact as redact_url
 from helpdesk_fetch.models import STATUSES, AccountRun, Outbox, Ticket
 
 

@@ -417,3 +417,18 @@ def test_an_unreadable_template_falls_back_to_the_built_in_text(helpdesk, smtp, 
     assert result.exit_code == 0 and "not UTF-8" in result.stderr
     [(_, answer)] = mails_of(smtp, "new_ticket;")
     assert answer["Subject"].endswith("We have received your request: Drucker")
+
+
+def test_the_cap_counts_an_hour_across_runs(helpdesk, smtp, run):
+    config, send = helpdesk(automail_per_sender_per_hour=4)
+    send(message("One", sender="robot@example.org"))
+    run("fetch", config=config)  # two auto-mails: to the robot and to the staff
+    send(message("Two", sender="robot@example.org"), message("Three", sender="robot@example.org"))
+
+    assert run("fetch", config=config).exit_code == 0
+    assert len(smtp.messages) == 4  # two more, then the cap
+
+    send(message("Four", sender="robot@example.org"))
+    later = at("+61m", config, "fetch")  # the hour has passed
+    assert later.returncode == 0, later.stderr
+    assert len(smtp.messages) == 6

@@ -112,6 +112,37 @@ def test_tickets_commands(maildir_config, run):
     assert "First" in run("tickets", "show", str(first["id"]), config=maildir_config).output
 
 
+def test_tickets_json_addresses_times_and_attachments(tmp_path, write_config, run):
+    """Spec §3: bare addresses, every time ISO 8601 with its offset, attachments with their
+    content type, size and SHA-256."""
+    import datetime as dt
+    import hashlib
+
+    blob = b"%PDF-1.4 quote" * 10
+    mail = message("Quote", sender="Carol Customer <Carol@Example.org>",
+                   to="IT Help Desk <helpdesk@example.com>",
+                   headers={"Cc": "Bob <bob@example.com>, dave@example.com"},
+                   date=dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC),
+                   attachments=[("quote.pdf", "application/pdf", blob)])
+    make_maildir(tmp_path / "box", [mail])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+    [ticket] = run.json("tickets", "list", config=config)
+    assert run("tickets", "close", str(ticket["id"]), config=config).exit_code == 0
+
+    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+
+    [inbound] = shown["messages"]
+    assert (inbound["from"], inbound["to"], inbound["cc"]) == (
+        "carol@example.org", ["helpdesk@example.com"], ["bob@example.com", "dave@example.com"])
+    for value in (shown["created_at"], shown["updated_at"], shown["closed_at"],
+                  shown["escalation_due_at"], inbound["date"]):
+        assert dt.datetime.fromisoformat(value).utcoffset() is not None, value
+    assert inbound["attachments"] == [{"filename": "quote.pdf", "content_type": "application/pdf",
+                                       "size": len(blob),
+                                       "sha256": hashlib.sha256(blob).hexdigest()}]
+
+
 def test_tickets_by_number_or_tag(maildir_config, run):
     run("fetch", config=maildir_config)
     first, second = run.json("tickets", "list", config=maildir_config)

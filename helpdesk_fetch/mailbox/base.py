@@ -154,13 +154,21 @@ class Cutoff:
                 _shut(dup)
 
     def cut(self, why: str) -> None:
+        """The time budget is over: shut the connections down, and say so in their errors."""
         with self._lock:
             self.fired, self.why = True, why
-            for sock in self._sockets:
-                _shut(sock)
+        self.interrupt()
+
+    def connect(self, host: str, port: int, timeout: float | None,
+                context: ssl.SSLContext | None = None) -> socket.socket:
+        """A connection to *host* that this cutoff watches from its first byte, in TLS when a
+        *context* is given (for protocol libraries that connect inside their constructor)."""
+        sock = socket.create_connection((host, port), timeout)
+        self.watch(sock)
+        return sock if context is None else context.wrap_socket(sock, server_hostname=host)
 
     def interrupt(self) -> None:
-        """Shut the connections down like ``cut``, for another reason than the time budget."""
+        """Shut the connections down: every blocked or later read and write fails at once."""
         with self._lock:
             for sock in self._sockets:
                 _shut(sock)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
-import socket
 import ssl
 from collections.abc import Iterator
 
@@ -223,11 +222,7 @@ class _Connection(imaplib.IMAP4):
         super().__init__(host, port, timeout=timeout)
 
     def _create_socket(self, timeout):
-        sock = socket.create_connection((self.host, self.port), timeout)
-        self._cutoff.watch(sock)
-        if self._context is None:
-            return sock
-        return self._context.wrap_socket(sock, server_hostname=self.host)
+        return self._cutoff.connect(self.host, self.port, timeout, self._context)
 
 
 def quiet_protocol_trace(client: IMAPClient) -> None:

@@ -13,7 +13,6 @@ import collections
 import contextlib
 import logging
 import poplib
-import socket
 import ssl
 from collections.abc import Iterator
 
@@ -50,11 +49,8 @@ class _Session:
         super().__init__(*args, **kwargs)
 
     def _create_socket(self, timeout):
-        sock = socket.create_connection((self.host, self.port), timeout)
-        self._cutoff.watch(sock)
-        if isinstance(self, poplib.POP3_SSL):
-            sock = self.context.wrap_socket(sock, server_hostname=self.host)
-        return sock
+        context = self.context if isinstance(self, poplib.POP3_SSL) else None
+        return self._cutoff.connect(self.host, self.port, timeout, context)
 
     def _putcmd(self, line):
         upper = line.upper()
