@@ -74,7 +74,7 @@ def database_url(request, tmp_path, monkeypatch):
 @pytest.fixture
 def open_db(database_url):
     """Open write_config's database in the test process (models bound to it)."""
-    from helpdesk_fetch import db
+    from helpdesk_fetch.store import db
 
     def open_():
         password = PG_PASSWORD if database_url.startswith("postgresql:") else None

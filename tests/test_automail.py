@@ -347,7 +347,9 @@ def test_two_senders_at_once_send_each_mail_once(helpdesk, smtp, run):
     down.write_text(text.replace("port = 1", f"port = {stopped}"))
     # ...then two senders race for the same due mails.
     racers = [subprocess.Popen(["faketime", "-f", "+1h", sys.executable, "-c",
-                                "import sys; from helpdesk_fetch import config, db, outbox; "
+                                "import sys; from helpdesk_fetch import config; "
+                                "from helpdesk_fetch.store import db; "
+                                "from helpdesk_fetch.automail import outbox; "
                                 "c = config.load(config.config_path(sys.argv[1])); "
                                 "db.open_configured(c.settings); outbox.send_due(c)",
                                 str(config)], cwd=ROOT) for _ in range(2)]

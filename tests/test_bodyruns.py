@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpdesk_fetch.bodyruns import Runs
-from helpdesk_fetch.parse import parse
+from helpdesk_fetch.message.bodyruns import Runs
+from helpdesk_fetch.message.parse import parse
 from tests.mails import message
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"

@@ -200,13 +200,15 @@ def test_status_json(maildir_config, run):
 def held(account: str, config_path):
     """Hold *account* as another run would: its flock, or its PostgreSQL advisory lock in a
     session of its own."""
-    from helpdesk_fetch import auth, config, db, state
+    from helpdesk_fetch import config, state
+    from helpdesk_fetch.secrets.passwords import database_password
+    from helpdesk_fetch.store import db
 
     settings = config.load(config_path).settings
     database = None
     if settings.database.startswith("postgresql:"):
         database = db.connect(settings.database,
-                              password=auth.database_password(settings, timeout=10))
+                              password=database_password(settings, timeout=10))
     try:
         with state.account_lock(account, state_dir=settings.state_dir, database=database):
             yield

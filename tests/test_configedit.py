@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from helpdesk_fetch.configedit import add_account, remove_account, set_account_key
+from helpdesk_fetch.config.edit import add_account, remove_account, set_account_key
 from helpdesk_fetch.errors import ConfigError
 
 COMMENTED = """\

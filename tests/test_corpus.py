@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk_fetch.parse import parse
+from helpdesk_fetch.message.parse import parse
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 

@@ -9,8 +9,10 @@ import stat
 
 import pytest
 
-from helpdesk_fetch import config, db, dburl
+from helpdesk_fetch import config
+from helpdesk_fetch.config import dburl
 from helpdesk_fetch.errors import ConfigError, DatabaseError
+from helpdesk_fetch.store import db
 from tests.pgserver import PASSWORD
 
 

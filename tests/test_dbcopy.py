@@ -8,9 +8,11 @@ import zlib
 
 import pytest
 
-from helpdesk_fetch import db, dbcopy, state
+from helpdesk_fetch import state
 from helpdesk_fetch.clock import utcnow
-from helpdesk_fetch.models import MODELS, FailedMessage, Message, Outbox, RawMessage
+from helpdesk_fetch.store import copy as dbcopy
+from helpdesk_fetch.store import db
+from helpdesk_fetch.store.models import MODELS, FailedMessage, Message, Outbox, RawMessage
 from tests.conftest import DB_PASSWORD_ENV
 from tests.mails import message, message_id_of
 from tests.pgserver import PASSWORD, public_tables

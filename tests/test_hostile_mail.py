@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpdesk_fetch import store
 from helpdesk_fetch.config import load
-from helpdesk_fetch.models import Message, RawMessage
-from helpdesk_fetch.pipeline import DUPLICATE, FAILED, STORED, Pipeline, Source
+from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, STORED, Pipeline, Source
+from helpdesk_fetch.store import blobs
+from helpdesk_fetch.store.models import Message, RawMessage
 from tests.chaos import ERROR_FOLDER, fetch
 from tests.mails import message
 
@@ -245,5 +245,5 @@ def test_mutated_corpus_mail_is_stored_or_set_aside(pipeline, case):
         for text in (stored.text, stored.subject, stored.from_addr, stored.html or ""):
             assert "\x00" not in text
             text.encode("utf-8")
-        assert store.decompress(RawMessage.get_by_id(stored.id).data) == raw  # kept whole
+        assert blobs.decompress(RawMessage.get_by_id(stored.id).data) == raw  # kept whole
     assert pipeline.ingest(source, message(f"canary {number}"), f"canary:{number}").kind == STORED

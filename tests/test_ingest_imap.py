@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk_fetch.models import SourceKey
+from helpdesk_fetch.store.models import SourceKey
 from tests.mails import message, message_id_of
 from tests.pgserver import public_tables
 
@@ -139,7 +139,7 @@ def test_an_error_folder_the_server_refuses_blocks_nothing(dovecot, mail_user, w
     stays in the mailbox and is tried again, the others are filed, and the account is reported
     failed so that someone fixes it. Both ways to a failure: too large (never downloaded) and
     failing after download (a bug of ours, injected)."""
-    from helpdesk_fetch import pipeline
+    from helpdesk_fetch.ingest import pipeline
 
     def find_ticket(parsed, tagger, **kwargs):
         if parsed.subject == "boom":

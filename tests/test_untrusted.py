@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpdesk_fetch.parse import MAX_NAME_BYTES, safe_filename
+from helpdesk_fetch.message.parse import MAX_NAME_BYTES, safe_filename
 from tests.mails import message
 from tests.proc import ROOT, environment
 from tests.test_ingest_maildir import make_maildir

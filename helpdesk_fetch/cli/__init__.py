@@ -30,20 +30,22 @@ class App:
 
     def config(self):
         if self._config is None:
-            from helpdesk_fetch import auth, config, dburl
+            from helpdesk_fetch import config
+            from helpdesk_fetch.config import dburl
+            from helpdesk_fetch.secrets.redact import remember_secret
 
             self._config = config.load(config.config_path(self.config_option))
             for item in (*self._config.accounts, self._config.smtp):
                 if item is not None and item.password:
-                    auth.remember_secret(item.password)
-            auth.remember_secret(dburl.password(self._config.settings.database) or "")
+                    remember_secret(item.password)
+            remember_secret(dburl.password(self._config.settings.database) or "")
         return self._config
 
     def database(self, *, read_only: bool = False):
         """The database, opened once (read-only commands never create or migrate it)."""
         if self._database is None:
-            from helpdesk_fetch import db
             from helpdesk_fetch.errors import ConfigError
+            from helpdesk_fetch.store import db
 
             config = self.config()
             try:
@@ -54,8 +56,8 @@ class App:
 
     def tagger(self):
         if self._tagger is None:
-            from helpdesk_fetch import db
-            from helpdesk_fetch.threads import Tagger
+            from helpdesk_fetch.store import db
+            from helpdesk_fetch.tickets.tags import Tagger
 
             self.database()
             self._tagger = Tagger(db.setting("tag_secret") or "", self.config().settings)
@@ -100,8 +102,8 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except HelpdeskError as exc:
-            from helpdesk_fetch.auth import redact
             from helpdesk_fetch.cli.render import printable
+            from helpdesk_fetch.secrets.redact import redact
 
             click.echo(f"helpdesk-fetch: error: {printable(redact(str(exc)), lines=True)}",
                        err=True)
@@ -112,8 +114,8 @@ class _RedactingFilter(logging.Filter):
     """No secret and no terminal escape sequence (from a message's headers) in a log line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from helpdesk_fetch.auth import redact
         from helpdesk_fetch.cli.render import printable
+        from helpdesk_fetch.secrets.redact import redact
 
         record.msg = printable(redact(_text(record)), lines=True)
         record.args = None
@@ -152,7 +154,7 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     root = logging.getLogger()
     root.handlers[:] = handlers
     root.setLevel(min(h.level for h in handlers))
-    for name in ("imapclient", "helpdesk_fetch.mailbox.pop3.protocol"):
+    for name in ("imapclient", "helpdesk_fetch.sources.pop3.protocol"):
         # the IMAP and POP3 protocol traces only at -vvv
         logging.getLogger(name).setLevel(logging.NOTSET if verbosity >= 3 else
                                          max(level, logging.INFO))

@@ -6,7 +6,7 @@ import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
 from helpdesk_fetch.cli.render import echo_json, is_tty, note, printable, table
-from helpdesk_fetch.rules import STATUSES
+from helpdesk_fetch.tickets.rules import STATUSES
 
 
 @cli.group()
@@ -32,7 +32,7 @@ def list_(app: App, status: str | None, resource: str | None, as_json: bool) -> 
       helpdesk-fetch tickets list
       helpdesk-fetch tickets list --status new --resource it-support --json
     """
-    from helpdesk_fetch import tickets as core
+    from helpdesk_fetch.tickets import queries as core
 
     app.database(read_only=True)
     data = core.list_tickets(app.tagger(), status=status, resource=resource)
@@ -54,7 +54,7 @@ def _ticket_choice(function):
 
 def _ticket(app: App, ident: str | None, number: str | None):
     """The ticket of ``ID`` or ``--number N``, exactly one of them given."""
-    from helpdesk_fetch import tickets as core
+    from helpdesk_fetch.tickets import queries as core
 
     if (ident is None) == (number is None):
         raise click.UsageError("give the ticket's ID, or --number N (not both)")
@@ -75,7 +75,7 @@ def show(app: App, ident: str | None, number: str | None, as_json: bool) -> None
       helpdesk-fetch tickets show 12
       helpdesk-fetch tickets show --number 1042 --json
     """
-    from helpdesk_fetch import tickets as core
+    from helpdesk_fetch.tickets import queries as core
 
     app.database(read_only=True)
     data = core.show_ticket(_ticket(app, ident, number), app.tagger())
@@ -136,7 +136,7 @@ def set_status(app: App, ident: str | None, number: str | None, status: str | No
 
 
 def _set_status(app: App, ident: str | None, number: str | None, status: str) -> None:
-    from helpdesk_fetch import tickets as core
+    from helpdesk_fetch.tickets import queries as core
 
     app.database()
     ticket = core.set_status(_ticket(app, ident, number), status)
