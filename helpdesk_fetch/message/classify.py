@@ -236,14 +236,14 @@ def _exchange_oof(parsed: ParsedMessage) -> str | None:
                  parsed.header("x-ms-exchange-inbox-rules-loop") is not None,
              "Auto-Submitted": _auto_submitted(parsed) != "no"}
     sign = next((name for name, present in signs.items() if present), None)
-    return f"Exchange automatic reply ('{found.group(0)}' with {sign})" if sign else None
+    return f"Exchange out-of-office reply: '{found.group(0)}' with {sign}" if sign else None
 
 
 def _read_receipt(parsed: ParsedMessage) -> str | None:
     """A read receipt (RFC 8098) answers our mail and asks for nothing."""
     ctype, report = _content_type(parsed)
     if ctype == "multipart/report" and report == "disposition-notification":
-        return "a read receipt (multipart/report; report-type=disposition-notification)"
+        return "read receipt: multipart/report; report-type=disposition-notification"
     return None
 
 
@@ -271,13 +271,16 @@ _BOUNCE_SUBJECT = re.compile(
     r"delayed mail|delivery delayed|warning: message \S+ delayed|"
     r"warning: could not send message|unzustellbar|nicht zustellbar|non remis|"
     r"zustellung verz)", re.IGNORECASE)
+# The boilerplate MTAs write into their bounces; generic words ("undeliverable") are not enough,
+# since a postmaster who writes to the helpdesk as a person uses them too.
 _BOUNCE_TEXT = re.compile(
     r"created automatically by mail delivery software|this is the qmail-send program|"
     r"this is the mail system at host|the original message was received at|"
-    r"delivery has failed to these recipients|could ?n[o']t be delivered|"
-    r"was ?n[o']t delivered|delivery to the following recipients? failed|"
-    r"has not yet been delivered|message not delivered yet|undeliverable|address not found|"
-    r"permanent (error|failure)|delivery attempts will continue", re.IGNORECASE)
+    r"delivery has failed to these recipients|delivery to the following recipients? failed|"
+    r"your message to \S+ could ?n[o']t be delivered|message was ?n[o']t delivered to|"
+    r"could not be delivered to (one or more|the following)|"
+    r"automatically generated delivery status notification|"
+    r"has not yet been delivered to one or more|delivery attempts will continue", re.IGNORECASE)
 _DELAY = re.compile(
     r"delayed|will retry|will be retried|still (being )?retried|still trying|"
     r"not (yet )?been delivered|not delivered yet|this is a warning|"
@@ -306,13 +309,13 @@ def _bounce(parsed: ParsedMessage, own: frozenset[str]) -> _Bounce | None:
     ctype, report = _content_type(parsed)
     if ctype == "multipart/report" and report == "delivery-status":
         records = _recipient_records(parsed)
-        reason = "a delivery status report (multipart/report; report-type=delivery-status)"
+        reason = "delivery status report: multipart/report; report-type=delivery-status"
     elif _from_mail_system(parsed) or _null_return_path(parsed):
         records = _recipient_records(parsed)
         sign = _bounce_sign(parsed, records)
         if sign is None:
             return None
-        reason = f"a non-standard bounce from {parsed.from_addr or 'a null sender'}: {sign}"
+        reason = f"non-standard bounce from {parsed.from_addr or 'a null sender'}: {sign}"
     else:
         return None
     failed, delay_only = _outcome(parsed, records, own)
@@ -349,7 +352,7 @@ def _outcome(parsed: ParsedMessage, records: list[dict[str, str]],
         return (), True
     if header is not None:
         return _unique(a for v in _values(parsed, "x-failed-recipients")
-                       for _, a in addresses(v)), False
+                       for _, a in addresses(v[:MAX_EXPLANATION])), False
     return _named_addresses(parsed, explanation, own), False
 
 
