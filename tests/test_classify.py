@@ -237,6 +237,17 @@ def test_a_report_without_action_is_read_from_its_status_code():
     assert got.failed_recipients == ("a@x.example", "kim@y.example")
 
 
+def test_the_final_recipient_is_the_one_that_failed():
+    """Final-Recipient, not Original-Recipient (spec §9.2), in either order."""
+    got = classify(parse(_report("Final-Recipient: rfc822; alice@mail.example\n"
+                                 "Original-Recipient: rfc822; alice@customer.example\n"
+                                 "Action: failed\n\n"
+                                 "Original-Recipient: rfc822; bob@customer.example\n"
+                                 "Final-Recipient: rfc822; bob@mail.example\n"
+                                 "Action: failed\n")))
+    assert got.failed_recipients == ("alice@mail.example", "bob@mail.example")
+
+
 def test_a_report_that_forgets_blank_lines_between_recipients():
     got = classify(parse(_report("Final-Recipient: rfc822; a@x.example\nAction: failed\n"
                                  "Final-Recipient: rfc822; b@x.example\nAction: failed\n")))
@@ -351,3 +362,19 @@ def test_a_megabyte_of_text_in_a_bounce_is_quick():
                   body="<someone@x.example>: user unknown\n" + "z" * (1 << 20),
                   headers={"X-Failed-Recipients": "someone@x.example"})
     assert _seconds(raw) < 2
+
+
+def test_the_classifier_knows_nothing_of_tickets_storage_config_or_the_cli():
+    """message/ is a lower stage (STYLE.md): the stdlib and the parser only."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    import helpdesk_fetch.message.classify as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    ours = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert ours <= {"helpdesk_fetch.parse", "helpdesk_fetch.message.parse"}

@@ -426,8 +426,8 @@ def _head(attachment: AttachmentData) -> str:
 
 
 def _field_blocks(text: str) -> list[dict[str, str]]:
-    """Blocks of ``Name: value`` fields, split at blank lines (and at a second recipient field,
-    for reports that forget the blank line); folded lines are joined, junk lines skipped."""
+    """Blocks of ``Name: value`` fields, split at blank lines (and where a recipient field comes
+    again, for reports that forget the blank line); folded lines are joined, junk lines skipped."""
     blocks: list[dict[str, str]] = []
     block: dict[str, str] = {}
     last = ""
@@ -440,7 +440,7 @@ def _field_blocks(text: str) -> list[dict[str, str]]:
                 block[last] += " " + line.strip()
         elif found := _FIELD.match(line):
             name = found.group(1).lower()
-            if name in _NEW_BLOCK and any(n in block for n in _NEW_BLOCK):
+            if name in _NEW_BLOCK and name in block:
                 blocks.append(block)
                 block = {}
             block[name], last = found.group(2).strip()[:998], name
