@@ -74,7 +74,10 @@ class Classification:
 
 def classify(parsed: ParsedMessage, *, own: frozenset[str] = frozenset()) -> Classification:
     """The kind of *parsed* and whether it may be answered; *own* holds the installation's own
-    addresses in lower case (``automail.own_addresses``), mail from which is never answered."""
+    addresses in lower case (``automail.own_addresses``), mail from which is never answered.
+
+    ``no_reply_reason`` takes the place of ``automail.no_reply_reason`` and ``automatic`` that of
+    ``store.is_automatic`` (the stored ``auto_submitted`` flag)."""
     bounce = _bounce(parsed, own)
     if bounce is not None:
         kind, reason = MessageKind.BOUNCE, bounce.reason
