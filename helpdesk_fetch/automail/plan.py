@@ -21,6 +21,7 @@ from importlib import resources as package_files
 from pathlib import Path
 
 from helpdesk_fetch.config import BARE_ADDRESS_RE, Config, Resource
+from helpdesk_fetch.enums import Direction
 from helpdesk_fetch.message.parse import ParsedMessage
 from helpdesk_fetch.store import blobs
 from helpdesk_fetch.store.models import Message, Outbox, RawMessage, Ticket
@@ -149,7 +150,7 @@ def queue(planned: Planned, *, ticket: Ticket, parsed: ParsedMessage, config: Co
                   inbound=parsed, config=config, now=now, ticket=ticket)
     raw = mail.as_bytes(policy=SMTP)
     message = Message.create(
-        ticket=ticket, direction="out", message_id=mail["Message-ID"].strip("<>"),
+        ticket=ticket, direction=Direction.OUT, message_id=mail["Message-ID"].strip("<>"),
         in_reply_to=parsed.message_id, references=" ".join(_references(parsed)),
         from_addr=parseaddr(config.smtp.from_address)[1].lower(),
         to_addrs=json.dumps(list(planned.recipients)), date=now, subject=str(mail["Subject"]),

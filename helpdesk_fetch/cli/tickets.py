@@ -6,7 +6,7 @@ import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
 from helpdesk_fetch.cli.render import echo_json, is_tty, note, printable, table
-from helpdesk_fetch.tickets.rules import STATUSES
+from helpdesk_fetch.enums import TicketStatus
 
 
 @cli.group()
@@ -20,7 +20,8 @@ def tickets() -> None:
 
 
 @tickets.command("list")
-@click.option("--status", type=click.Choice(STATUSES), help="Only tickets with this status.")
+@click.option("--status", type=click.Choice(list(TicketStatus)),
+              help="Only tickets with this status.")
 @click.option("--resource", help="Only tickets of this resource.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
@@ -131,7 +132,7 @@ def set_status(app: App, ident: str | None, number: str | None, status: str | No
     if number is not None and status is None:  # `--number N STATUS`: the one word is STATUS
         ident, status = None, ident
     if status is None:
-        raise click.UsageError("give the new STATUS: " + ", ".join(STATUSES))
+        raise click.UsageError("give the new STATUS: " + ", ".join(TicketStatus))
     _set_status(app, ident, number, status)
 
 

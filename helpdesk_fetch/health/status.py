@@ -8,8 +8,9 @@ from helpdesk_fetch import state
 from helpdesk_fetch.clock import isoformat
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.config.dburl import redact as redact_url
+from helpdesk_fetch.enums import TicketStatus
 from helpdesk_fetch.store import failures
-from helpdesk_fetch.store.models import STATUSES, AccountRun, Outbox, Ticket
+from helpdesk_fetch.store.models import AccountRun, Outbox, Ticket
 
 
 def run_dict(run: AccountRun) -> dict:
@@ -54,7 +55,7 @@ def status(config: Config) -> dict:
     runs = last_runs()
     waiting = failures.waiting()
     queue = outbox()
-    by_status = dict.fromkeys(STATUSES, 0)
+    by_status = dict.fromkeys(TicketStatus, 0)
     by_status.update(Ticket.select(Ticket.status, fn.COUNT(Ticket.id))
                      .group_by(Ticket.status).tuples())
     return {

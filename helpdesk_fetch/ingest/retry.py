@@ -27,6 +27,7 @@ from pathlib import Path
 
 from helpdesk_fetch import state
 from helpdesk_fetch.config import Account, Config
+from helpdesk_fetch.enums import FailureState
 from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError, MailboxError, UsageError
 from helpdesk_fetch.ingest.pipeline import FAILED, STORED, Outcome, Pipeline, Source
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, batches
@@ -90,17 +91,17 @@ def _select(pipeline: Pipeline, ids: list[int] | None) -> tuple[list, list[Retry
     """The waiting rows to retry, and results for named rows that were resolved before."""
     if ids is None:
         return pipeline.call_db(list, FailedMessage.select().where(
-            FailedMessage.state == failures.PENDING)), []
+            FailedMessage.state == FailureState.PENDING)), []
     rows = {row.id: row for row in pipeline.call_db(list, FailedMessage.select().where(
         FailedMessage.id.in_(ids)))}
     missing = [str(i) for i in ids if i not in rows]
     if missing:
         raise UsageError(f"no failed message with id {', '.join(missing)} "
                          "(see `helpdesk-fetch errors list`)")
-    done = [RetryResult(r.id, r.account, ALREADY if r.state == failures.RESOLVED else DISMISSED,
+    done = [RetryResult(r.id, r.account, ALREADY if r.state == FailureState.RESOLVED else DISMISSED,
                         f"{r.state} earlier") for r in rows.values()
-            if r.state != failures.PENDING]
-    return [r for r in rows.values() if r.state == failures.PENDING], done
+            if r.state != FailureState.PENDING]
+    return [r for r in rows.values() if r.state == FailureState.PENDING], done
 
 
 def source_and_place(config: Config, account_name: str, place: str) -> tuple[Source, Account]:

@@ -18,6 +18,7 @@ import peewee
 from helpdesk_fetch import state
 from helpdesk_fetch.clock import from_timestamp, utcnow
 from helpdesk_fetch.config import Account, Config
+from helpdesk_fetch.enums import Action, RunOutcome
 from helpdesk_fetch.errors import (
     AccountBusy,
     ConfigError,
@@ -33,7 +34,6 @@ from helpdesk_fetch.sources.base import Mailbox, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
 from helpdesk_fetch.store.models import AccountRun
-from helpdesk_fetch.tickets import rules
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class AccountReport:
     """What one account's part of a run did."""
 
     account: str
-    outcome: str = "ok"  # ok | failed | busy | skipped | dry-run
+    outcome: RunOutcome = RunOutcome.OK
     fetched: int = 0
     new_tickets: int = 0
     threaded: int = 0
@@ -73,9 +73,9 @@ class RunReport:
             return 0
         if any(a.config_error for a in self.accounts):
             return 2
-        if self.database_error or any(a.outcome == "failed" for a in self.accounts):
+        if self.database_error or any(a.outcome == RunOutcome.FAILED for a in self.accounts):
             return 1
-        if self.accounts and all(a.outcome == "busy" for a in self.accounts):
+        if self.accounts and all(a.outcome == RunOutcome.BUSY for a in self.accounts):
             return 75
         return 0
 
@@ -160,9 +160,10 @@ class Run:
         return self.deadline - time.monotonic()
 
     def account(self, account: Account) -> AccountReport:
-        report = AccountReport(account.name, outcome="dry-run" if self.dry_run else "ok")
+        report = AccountReport(account.name,
+                               outcome=RunOutcome.DRY_RUN if self.dry_run else RunOutcome.OK)
         if self.remaining() <= 0:
-            report.outcome, report.error = "skipped", "the run's time budget was used up"
+            report.outcome, report.error = RunOutcome.SKIPPED, "the run's time budget was used up"
             log.warning("account %s: skipped, run_budget_seconds used up", account.name)
             return report
         try:
@@ -172,7 +173,7 @@ class Run:
             with lock:
                 self._account(account, report)
         except AccountBusy as exc:
-            report.outcome = "busy"
+            report.outcome = RunOutcome.BUSY
             log.info("account %s: skipped, %s", account.name, exc if isinstance(
                 exc, IngestSwitchedOff) else "another run is processing it")
         except MailboxError as exc:
@@ -181,7 +182,7 @@ class Run:
             _failed(report, exc.in_file(self.config.path))
         report.seconds = time.time() - report.started_at
         self.progress.account_finished(report)
-        if not self.dry_run and report.outcome != "busy":  # a dry run writes nothing
+        if not self.dry_run and report.outcome != RunOutcome.BUSY:  # a dry run writes nothing
             self._record(report)
         return report
 
@@ -211,7 +212,7 @@ class Run:
 
 
 def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
-    report.outcome, report.error = "failed", redact(str(exc))  # it is stored and shown
+    report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
     report.config_error = isinstance(exc, ConfigError)
     log.error("%s", exc)
 
@@ -290,9 +291,9 @@ class MailboxRun:
 
     def _count(self, outcome: Outcome) -> None:
         action = outcome.decision.action if outcome.decision else None
-        if action == rules.NEW:
+        if action == Action.NEW:
             self.report.new_tickets += 1
-        elif action == rules.REJECT:
+        elif action == Action.REJECT:
             self.report.rejected += 1
         elif action is not None:
             self.report.threaded += 1
@@ -316,4 +317,4 @@ class MailboxRun:
         """A message could not be set aside: it stays in the mailbox (the next run tries again),
         the others go on, and the account is reported failed so that someone fixes it."""
         log.error("%s; it stays in the mailbox, and the next run tries again", exc)
-        self.report.outcome, self.report.error = "failed", redact(str(exc))
+        self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(exc))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helpdesk_fetch.clock import isoformat, utcnow
+from helpdesk_fetch.enums import FailureState
 from helpdesk_fetch.errors import UsageError
 from helpdesk_fetch.store import blobs
 from helpdesk_fetch.store.models import FailedMessage
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 DELIVER_PREFIX = "deliver:"
 PLACES = {"imap": "IMAP error folder", "pop3": "POP3 server", "maildir": "Maildir error folder",
           "quarantine": "quarantine"}
-PENDING, RESOLVED, DISMISSED = "pending", "resolved", "dismissed"
 QUARANTINE_DIR = "quarantine"
 
 
@@ -65,7 +65,7 @@ def list_failures(*, include_resolved: bool = False, account: str | None = None)
     without_raw = [f for f in FailedMessage._meta.sorted_fields if f is not FailedMessage.raw]
     query = FailedMessage.select(*without_raw, FailedMessage.raw.is_null(False).alias("has_raw"))
     if not include_resolved:
-        query = query.where(FailedMessage.state == PENDING)
+        query = query.where(FailedMessage.state == FailureState.PENDING)
     if account is not None:
         query = query.where(FailedMessage.account == account)
     return [failure_dict(row, has_copy=bool(row.has_raw)) for row in query.order_by(
@@ -96,7 +96,7 @@ def waiting() -> dict:
     query = (FailedMessage.select(FailedMessage.id, FailedMessage.account,
                                   FailedMessage.source_key, FailedMessage.reason,
                                   FailedMessage.updated_at)
-             .where(FailedMessage.state == PENDING).order_by(FailedMessage.updated_at))
+             .where(FailedMessage.state == FailureState.PENDING).order_by(FailedMessage.updated_at))
     for row in query:
         counts[row.account] = counts.get(row.account, 0) + 1
         places[place_of(row.source_key)] += 1
@@ -111,7 +111,7 @@ def record_failure(account: str, key: str, *, reason: str, location: str, size: 
     """Remember a message that did not ingest (or failed again), with why and where it waits."""
     now = utcnow()
     fields = dict(reason=reason, location=location, size=size, sha256=sha256,
-                  raw=blobs.compress(raw) if raw is not None else None, state=PENDING,
+                  raw=blobs.compress(raw) if raw is not None else None, state=FailureState.PENDING,
                   updated_at=now)
     if parsed is not None:
         fields.update(message_id=parsed.message_id, from_addr=parsed.from_addr,
@@ -131,19 +131,19 @@ def pending_failure_keys(account: str) -> set[str]:
     """Source keys of this account's messages that failed and wait (POP3 leaves them on the
     server; later runs skip them)."""
     query = FailedMessage.select(FailedMessage.source_key).where(
-        (FailedMessage.account == account) & (FailedMessage.state == "pending"))
+        (FailedMessage.account == account) & (FailedMessage.state == FailureState.PENDING))
     return {row[0] for row in query.tuples()}
 
 
 def resolve_failure(failure_id: int) -> None:
     """Mark a failed message as re-processed (it is stored now)."""
-    FailedMessage.update(state="resolved", updated_at=utcnow()).where(
+    FailedMessage.update(state=FailureState.RESOLVED, updated_at=utcnow()).where(
         FailedMessage.id == failure_id).execute()
 
 
 def dismiss_failure(failure_id: int, raw: bytes | None) -> None:
     """Give up on a failed message, keeping *raw* (when given) as its copy."""
-    fields = {"state": "dismissed", "updated_at": utcnow()}
+    fields = {"state": FailureState.DISMISSED, "updated_at": utcnow()}
     if raw is not None:
         fields["raw"] = blobs.compress(raw)
     FailedMessage.update(**fields).where(FailedMessage.id == failure_id).execute()

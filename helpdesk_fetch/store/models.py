@@ -21,7 +21,7 @@ from peewee import (
     TextField,
 )
 
-from helpdesk_fetch.tickets.rules import STATUSES  # noqa: F401 - defined with the ticket rules
+from helpdesk_fetch.enums import FailureState, MessageState
 
 database = DatabaseProxy()
 
@@ -49,7 +49,7 @@ class Counter(BaseModel):
 class Ticket(BaseModel):
     number = CharField(unique=True)
     subject = TextField()
-    status = CharField(index=True)
+    status = CharField(index=True)  # TicketStatus
     resource = CharField(null=True, index=True)
     requester = TextField()  # bare address, lower case (up to 320 characters)
     requester_name = TextField(default="")
@@ -64,8 +64,8 @@ class Message(BaseModel):
     """One mail of a ticket: inbound (accepted or rejected) or one of our own auto-mails."""
 
     ticket = ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
-    direction = CharField()  # in | out
-    state = CharField(default="accepted")  # accepted | rejected
+    direction = CharField()  # Direction
+    state = CharField(default=MessageState.ACCEPTED)
     account = CharField(null=True)
     message_id = TextField(null=True, index=True)
     in_reply_to = TextField(null=True)
@@ -129,7 +129,7 @@ class FailedMessage(BaseModel):
     size = IntegerField(default=0)
     sha256 = CharField(null=True)
     raw = BlobField(null=True)  # zlib copy when it was downloaded
-    state = CharField(default="pending", index=True)  # pending | resolved | dismissed
+    state = CharField(default=FailureState.PENDING, index=True)
     attempts = IntegerField(default=1)
     created_at = DateTimeField()
     updated_at = DateTimeField()
@@ -159,7 +159,7 @@ class AccountRun(BaseModel):
     account = CharField(index=True)
     started_at = DateTimeField(index=True)
     finished_at = DateTimeField(null=True)
-    outcome = CharField()  # ok | failed | dry-run
+    outcome = CharField()  # RunOutcome
     fetched = IntegerField(default=0)
     new_tickets = IntegerField(default=0)
     threaded = IntegerField(default=0)

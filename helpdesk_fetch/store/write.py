@@ -6,18 +6,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from helpdesk_fetch.clock import utcnow
+from helpdesk_fetch.enums import Action, Direction, FailureState, MessageState, TicketStatus
 from helpdesk_fetch.store import db, models, sql
 from helpdesk_fetch.store.blobs import compress_pieces
 from helpdesk_fetch.store.models import AccountRun, FailedMessage, SourceKey, Ticket
-from helpdesk_fetch.tickets.rules import NEW, REJECT, REOPEN, Decision
 
 if TYPE_CHECKING:  # the email package is imported only when there is mail
     from helpdesk_fetch.message.parse import ParsedMessage
 
 KEY_CHUNK = 500  # keys per IN (...) query
+
+
+class TicketChange(Protocol):
+    """What a message does to its ticket (``tickets.rules.Decision``): store/ applies it and
+    knows nothing of the rules that decided it."""
+
+    action: Action
+    status: TicketStatus | None  # None: unchanged
+    rearm: bool  # escalation deadline set to *escalation_due*
 
 
 def stored_keys(account: str, keys: list[str]) -> set[str]:
@@ -51,21 +60,22 @@ def remember_key(account: str, key: str, message_id: int | None) -> bool:
 
 
 def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
-                  ticket: Ticket | None, decision: Decision, resource: str | None,
+                  ticket: Ticket | None, decision: TicketChange, resource: str | None,
                   escalation_due: dt.datetime, now: dt.datetime,
                   compressed: list[bytes] | None = None) -> tuple[Ticket, int]:
     """Apply *decision*: open or update the ticket, store the message with its raw bytes
     (*compressed*: ``compress_pieces(raw)``, done ahead), attachments and source key. Returns the
     ticket and the new message's id."""
     statements = sql.statements()
-    if decision.action == NEW:
+    if decision.action == Action.NEW:
         ticket = _open_ticket(parsed, account=account, resource=resource, now=now,
                               escalation_due=escalation_due)
     else:
         _update_ticket(ticket, decision, now=now, escalation_due=escalation_due)
     message_id = statements.message.run(dict(
-        ticket=ticket.id, direction="in",
-        state="rejected" if decision.action == REJECT else "accepted",
+        ticket=ticket.id, direction=Direction.IN,
+        state=(MessageState.REJECTED if decision.action == Action.REJECT
+               else MessageState.ACCEPTED),
         account=account, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
         references=" ".join(parsed.references), from_addr=parsed.from_addr,
         from_name=parsed.from_name, to_addrs=json.dumps(parsed.to_addrs),
@@ -85,7 +95,8 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
 def _open_ticket(parsed: ParsedMessage, *, account: str, resource: str | None,
                  now: dt.datetime, escalation_due: dt.datetime) -> Ticket:
     values = dict(number=db.next_ticket_number(models.database.obj),
-                  subject=parsed.subject or "(no subject)", status="new", resource=resource,
+                  subject=parsed.subject or "(no subject)", status=TicketStatus.NEW,
+                  resource=resource,
                   requester=parsed.from_addr, requester_name=parsed.from_name, account=account,
                   created_at=now, updated_at=now, closed_at=None, escalation_due_at=escalation_due)
     ticket = Ticket(id=sql.statements().ticket.run(values), **values)
@@ -93,16 +104,16 @@ def _open_ticket(parsed: ParsedMessage, *, account: str, resource: str | None,
     return ticket
 
 
-def _update_ticket(ticket: Ticket, decision: Decision, *, now: dt.datetime,
+def _update_ticket(ticket: Ticket, decision: TicketChange, *, now: dt.datetime,
                    escalation_due: dt.datetime) -> None:
-    if decision.action == REJECT:
+    if decision.action == Action.REJECT:
         return
     ticket.updated_at = now
     if decision.status is not None:
         ticket.status = decision.status
     if decision.rearm:
         ticket.escalation_due_at = escalation_due
-    if decision.action == REOPEN:
+    if decision.action == Action.REOPEN:
         ticket.closed_at = None
     fields = Ticket._meta.fields
     sql.run(sql.statements().update_ticket, (
@@ -139,6 +150,6 @@ def prune_history(days: int) -> int:
         return 0
     before = utcnow() - dt.timedelta(days=days)
     runs = AccountRun.delete().where(AccountRun.started_at < before).execute()
-    resolved = FailedMessage.delete().where((FailedMessage.state != "pending")
+    resolved = FailedMessage.delete().where((FailedMessage.state != FailureState.PENDING)
                                             & (FailedMessage.updated_at < before)).execute()
     return runs + resolved

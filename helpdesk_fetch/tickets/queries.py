@@ -11,8 +11,9 @@ import re
 from peewee import JOIN, fn
 
 from helpdesk_fetch.clock import isoformat, utcnow
+from helpdesk_fetch.enums import Direction, TicketStatus
 from helpdesk_fetch.errors import UsageError
-from helpdesk_fetch.store.models import STATUSES, Attachment, Message, Ticket
+from helpdesk_fetch.store.models import Attachment, Message, Ticket
 from helpdesk_fetch.tickets.tags import Tagger
 
 
@@ -38,7 +39,7 @@ def _with_counts():
     inbound = fn.COUNT(Message.id).alias("inbound")
     return (Ticket.select(Ticket, inbound)
             .join(Message, JOIN.LEFT_OUTER,
-                  on=(Message.ticket == Ticket.id) & (Message.direction == "in"))
+                  on=(Message.ticket == Ticket.id) & (Message.direction == Direction.IN))
             .group_by(Ticket.id))
 
 
@@ -91,7 +92,7 @@ def show_ticket(ticket: Ticket, tagger: Tagger) -> dict:
         attachments.setdefault(a.message_id, []).append(
             {"filename": a.filename, "content_type": a.content_type, "size": a.size,
              "sha256": a.sha256})
-    inbound = sum(1 for m in messages if m.direction == "in")
+    inbound = sum(1 for m in messages if m.direction == Direction.IN)
     data = ticket_dict(ticket, tagger, inbound)
     data["messages"] = [message_dict(m, attachments.get(m.id, [])) for m in messages]
     return data
@@ -116,8 +117,8 @@ def message_dict(m: Message, attachments: list[dict]) -> dict:
 
 
 def check_status(status: str) -> str:
-    if status not in STATUSES:
-        raise UsageError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+    if status not in list(TicketStatus):
+        raise UsageError(f"unknown status {status!r}; use one of {', '.join(TicketStatus)}")
     return status
 
 

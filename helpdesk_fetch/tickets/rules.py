@@ -7,22 +7,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from helpdesk_fetch.config import Resource, Settings
+from helpdesk_fetch.enums import Action, AutomailKind, TicketStatus
 
 if TYPE_CHECKING:
     from helpdesk_fetch.store.models import Ticket
 
-NEW, APPEND, REOPEN, REJECT = "new", "append", "reopen", "reject"
-STATUSES = ("new", "confirmed_unread", "in_progress", "closed")
 
 
 @dataclass(frozen=True)
 class Decision:
     """What an inbound message does to its ticket."""
 
-    action: str  # new | append | reopen | reject
-    status: str | None  # the ticket's new status; None: unchanged
+    action: Action
+    status: TicketStatus | None  # the ticket's new status; None: unchanged
     rearm: bool  # escalation deadline set to now + escalation_hours
-    automails: tuple[str, ...]  # auto-mail kinds this event calls for (spec §6)
+    automails: tuple[AutomailKind, ...]  # the auto-mails this event calls for (spec §6)
     why: str  # for the log and for --dry-run
 
 
@@ -33,25 +32,28 @@ def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, set
     *sender_verified* False (the organisation's mail server did not vouch for the From address,
     see ``authres``) makes a member's message count as a customer's."""
     if ticket is None:
-        return Decision(NEW, "new", True, ("new_ticket", "new_ticket_resource"),
+        return Decision(Action.NEW, TicketStatus.NEW, True,
+                        (AutomailKind.NEW_TICKET, AutomailKind.NEW_TICKET_RESOURCE),
                         "no matching ticket: a new one")
-    if ticket.status == "closed":
+    if ticket.status == TicketStatus.CLOSED:
         if within_reactivation(ticket, settings, now):
-            return Decision(REOPEN, "confirmed_unread", True, ("customer_reply",),
+            return Decision(Action.REOPEN, TicketStatus.CONFIRMED_UNREAD, True,
+                            (AutomailKind.CUSTOMER_REPLY,),
                             f"reply within {settings.reactivation_days} days of closing: reopened")
-        return Decision(REJECT, None, False, ("ticket_closed",),
+        return Decision(Action.REJECT, None, False, (AutomailKind.TICKET_CLOSED,),
                         "reply after the reactivation window: kept as rejected, ticket stays "
                         "closed")
     if settings.no_status_change_from_members and sender_verified and is_member(sender, resource):
-        return Decision(APPEND, None, False, ("customer_reply",),
+        return Decision(Action.APPEND, None, False, (AutomailKind.CUSTOMER_REPLY,),
                         "reply from a member of the resource: appended, status unchanged")
-    return Decision(APPEND, "confirmed_unread", True, ("customer_reply",),
+    return Decision(Action.APPEND, TicketStatus.CONFIRMED_UNREAD, True,
+                    (AutomailKind.CUSTOMER_REPLY,),
                     "reply: appended, confirmed_unread")
 
 
 def own_mail_returned() -> Decision:
     """One of our own auto-mails came back into a mailbox: keep it, change nothing, tell no one."""
-    return Decision(REJECT, None, False, (),
+    return Decision(Action.REJECT, None, False, (),
                     "one of our own auto-mails came back: kept on its ticket, nothing changed")
 
 
