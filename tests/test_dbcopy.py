@@ -31,7 +31,7 @@ def populated(tmp_path, write_config, run):
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box",
                             "resource": "it-support"}])
     assert run("fetch", config=config).exit_code == 0
-    assert run("tickets", "close", "2", config=config).exit_code == 0
+    assert run("tickets", "close", "1002", config=config).exit_code == 0
     db.open_database(f"sqlite:///{tmp_path}/helpdesk.db")
     out = Message.create(ticket=1, direction="out", subject="We have your request",
                          received_at=utcnow())
@@ -79,8 +79,8 @@ def test_db_copy_moves_everything_and_verifies_it(populated, postgres, tmp_path,
     tickets = run.json("tickets", "list", config=populated)
     assert run.json("tickets", "list", config=moved) == tickets
     for ticket in tickets[::3]:
-        assert run.json("tickets", "show", str(ticket["id"]), config=moved) == \
-            run.json("tickets", "show", str(ticket["id"]), config=populated)
+        assert run.json("tickets", "show", ticket["number"], config=moved) == \
+            run.json("tickets", "show", ticket["number"], config=populated)
     assert run.json("status", config=moved)["error_messages"] == 1
 
     (tmp_path / "box" / "new" / "1800000000.M1P2.moved").write_bytes(message("After the move"))

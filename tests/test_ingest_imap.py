@@ -32,14 +32,14 @@ def test_mixed_mail_becomes_tickets_and_leaves_the_mailbox(dovecot, mail_user, w
     assert [t["subject"] for t in tickets] == ["Printer broken", "VPN down", "Grüße aus Köln",
                                                "Screenshot"]
     assert tickets[0]["message_count"] == 2
-    thread = run.json("tickets", "show", str(tickets[0]["id"]), config=config)
+    thread = run.json("tickets", "show", tickets[0]["number"], config=config)
     assert [m["text"].strip() for m in thread["messages"]] == ["Paper jam on floor 3.",
                                                                "Still broken."]
-    vpn = run.json("tickets", "show", str(tickets[1]["id"]), config=config)["messages"][0]
+    vpn = run.json("tickets", "show", tickets[1]["number"], config=config)["messages"][0]
     assert vpn["text"] == "The VPN is down" and "<script>" in vpn["html"]
-    latin_text = run.json("tickets", "show", str(tickets[2]["id"]), config=config)
+    latin_text = run.json("tickets", "show", tickets[2]["number"], config=config)
     assert "Das Gerät ist kaputt" in latin_text["messages"][0]["text"]
-    shot = run.json("tickets", "show", str(tickets[3]["id"]), config=config)["messages"][0]
+    shot = run.json("tickets", "show", tickets[3]["number"], config=config)["messages"][0]
     assert shot["attachments"][0]["filename"] == "screen.png"
     assert shot["attachments"][0]["size"] == 200
 

@@ -49,7 +49,7 @@ def test_mail_beyond_varchar_limits_and_with_nul_bytes_is_stored_alike(tmp_path,
     assert result.exit_code == 0, result.output
     ticket = run.json("tickets", "list", config=config)[0]
     assert ticket["requester"] == address and ticket["subject"] == "Nulin subject"
-    shown = run.json("tickets", "show", str(ticket["id"]), config=config)["messages"][0]
+    shown = run.json("tickets", "show", ticket["number"], config=config)["messages"][0]
     assert shown["text"].strip() == "body with a  NUL"
     assert shown["attachments"][0]["content_type"].startswith(odd_type)
     assert "\x00" not in shown["attachments"][0]["content_type"]
@@ -213,7 +213,7 @@ def test_times_are_utc_whatever_the_server_and_client_time_zones(database_url, t
         before = dt.datetime.now(dt.UTC).replace(microsecond=0)
         assert run("fetch", config=config).exit_code == 0
         ticket = run.json("tickets", "list", config=config)[0]
-        shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+        shown = run.json("tickets", "show", ticket["number"], config=config)
     time.tzset()
     assert shown["messages"][0]["date"] == "2024-03-31T08:30:00+00:00"
     created = dt.datetime.fromisoformat(ticket["created_at"])

@@ -198,7 +198,7 @@ def test_message_ids_are_what_errors_list_shows(tmp_path, write_config, run):
                  settings={"max_message_bytes": 10000})
     run("errors", "retry", "--all", config=config)
     ticket = run.json("tickets", "list", config=config)[0]
-    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    shown = run.json("tickets", "show", ticket["number"], config=config)
     assert shown["messages"][0]["message_id"] == message_id_of(raw)
 
 

@@ -47,8 +47,8 @@ SPECIAL = {("accounts", "add"): ["leak-new", "--protocol", "imap", "--host", "12
                                  "--username", "u", "--password", ADDED],
            ("accounts", "authorize"): ["oauth-device"],
            ("deliver",): ["--account", "local"],
-           ("tickets", "show"): ["1"], ("tickets", "close"): ["1"],  # ID or --number N
-           ("tickets", "set-status"): ["1", "in_progress"]}
+           ("tickets", "show"): ["1001"], ("tickets", "close"): ["1001"],  # TICKET
+           ("tickets", "set-status"): ["1001", "in_progress"]}
 STDIN = {"deliver": message("Piped in by the MTA")}
 SKIP_FLAGS = {"--browser"}  # waits for a person's browser
 

@@ -56,11 +56,10 @@ class App:
 
     def tagger(self):
         if self._tagger is None:
-            from helpdesk_fetch.store import db
-            from helpdesk_fetch.tickets.tags import Tagger
+            from helpdesk_fetch.tickets.tags import installation_tagger
 
             self.database()
-            self._tagger = Tagger(db.setting("tag_secret") or "", self.config().settings)
+            self._tagger = installation_tagger(self.config().settings)
         return self._tagger
 
 
@@ -102,12 +101,33 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except HelpdeskError as exc:
-            from helpdesk_fetch.cli.render import printable
-            from helpdesk_fetch.secrets.redact import redact
+            _fail(ctx, exc)
+        except Exception as exc:  # a database failure outside the paths that expect one
+            translated = _database_error(exc)
+            if translated is None:
+                raise
+            _fail(ctx, translated)
 
-            click.echo(f"helpdesk-fetch: error: {printable(redact(str(exc)), lines=True)}",
-                       err=True)
-            ctx.exit(exc.exit_code)
+
+def _fail(ctx: click.Context, exc: HelpdeskError) -> None:
+    """The one line a failed command prints, and its exit code (spec §3)."""
+    from helpdesk_fetch.cli.render import printable
+    from helpdesk_fetch.secrets.redact import redact
+
+    click.echo(f"helpdesk-fetch: error: {printable(redact(str(exc)), lines=True)}", err=True)
+    ctx.exit(exc.exit_code)
+
+
+def _database_error(exc: Exception) -> HelpdeskError | None:
+    """A database driver's failure (locked, unreachable, a dropped connection) as the core's
+    DatabaseError; None for anything else. peewee is not imported for it: a command that never
+    opened the database cannot have failed in it."""
+    peewee = sys.modules.get("peewee")
+    if peewee is None or not isinstance(exc, peewee.PeeweeException):
+        return None
+    from helpdesk_fetch.store import db
+
+    return db.as_database_error(exc)
 
 
 class _RedactingFilter(logging.Filter):

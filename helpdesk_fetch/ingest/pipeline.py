@@ -7,7 +7,6 @@ Everything a message changes in the database happens in one transaction (spec §
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -17,13 +16,12 @@ import peewee
 
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
-from helpdesk_fetch.errors import DatabaseError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.message import authres
 from helpdesk_fetch.store import blobs, db, failures, write
 from helpdesk_fetch.store.models import Ticket
 from helpdesk_fetch.tickets import rules
-from helpdesk_fetch.tickets.tags import Tagger
+from helpdesk_fetch.tickets.tags import installation_tagger
 from helpdesk_fetch.tickets.threads import find_ticket
 
 if TYPE_CHECKING:
@@ -84,15 +82,6 @@ def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
                     blobs.compress_pieces(raw) if compress else None)
 
 
-@contextlib.contextmanager
-def _db_errors():
-    """A database failure as DatabaseError: the caller must stop and delete nothing."""
-    try:
-        yield
-    except peewee.PeeweeException as exc:
-        raise DatabaseError(f"database: {db.describe_error(exc)}") from None
-
-
 def _unexpected(exc: Exception, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
     """A message that met a bug of ours: set aside with the error as its reason (``errors
     retry`` files it once a fixed version is installed); the traceback at -vv."""
@@ -109,7 +98,7 @@ class Pipeline:
         self.settings = config.settings
         self.dry_run = dry_run
         self.database = db.open_configured(self.settings, read_only=dry_run)
-        self.tagger = Tagger(db.setting("tag_secret") or "", self.settings)
+        self.tagger = self.call_db(installation_tagger, self.settings)
 
     def prepare(self, raw: bytes) -> Prepared:
         """``prepare(raw)`` for ``ingest(..., prepared=...)``; thread-safe."""
@@ -149,7 +138,7 @@ class Pipeline:
         try:
             found = self._classify(source, key, sha256, parsed, utcnow())
         except peewee.PeeweeException as exc:
-            raise DatabaseError(f"database: {db.describe_error(exc)}") from None
+            raise db.as_database_error(exc) from None
         except Exception as exc:  # as in _store
             return _unexpected(exc, key, sha256, parsed)
         if isinstance(found, Outcome):
@@ -191,7 +180,7 @@ class Pipeline:
         except (peewee.IntegrityError, peewee.DataError) as exc:
             return Outcome(FAILED, key, sha256, f"the database refused it: {exc}", parsed=parsed)
         except peewee.PeeweeException as exc:
-            raise DatabaseError(f"cannot store messages: {db.describe_error(exc)}") from None
+            raise db.as_database_error(exc, "cannot store messages") from None
         except Exception as exc:  # a bug met by this message: it must not block the others
             return _unexpected(exc, key, sha256, parsed)
         crashpoint("after_commit")
@@ -237,7 +226,7 @@ class Pipeline:
         set the message aside and died."""
         if self.dry_run:
             return False
-        with _db_errors():  # the commit itself can fail (a full disk): that must stop it too
+        with db.errors():  # the commit itself can fail (a full disk): that must stop it too
             with self.database.atomic():
                 row = failures.record_failure(
                     source.name, outcome.key, reason=outcome.reason, location=location,
@@ -246,5 +235,5 @@ class Pipeline:
 
     def call_db(self, function, *args, **kwargs):
         """Call a store function; a database failure stops the caller (nothing is deleted)."""
-        with _db_errors():
+        with db.errors():
             return function(*args, **kwargs)

@@ -13,8 +13,6 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-import peewee
-
 from helpdesk_fetch import state
 from helpdesk_fetch.clock import from_timestamp, utcnow
 from helpdesk_fetch.config import Account, Config
@@ -131,10 +129,8 @@ def send_automails(config: Config, *, deadline: float | None = None):
         return None
     from helpdesk_fetch.automail import outbox
 
-    try:
+    with db.errors("cannot send auto-mails"):
         return outbox.send_due(config, deadline=deadline)
-    except peewee.PeeweeException as exc:
-        raise DatabaseError(f"cannot send auto-mails: {db.describe_error(exc)}") from None
 
 
 class Run:
@@ -200,15 +196,13 @@ class Run:
             MailboxRun(self, account, box, report).process()
 
     def _record(self, report: AccountReport) -> None:
-        try:
+        with db.errors("cannot record the run"):
             AccountRun.create(
                 account=report.account, started_at=from_timestamp(report.started_at),
                 finished_at=utcnow(), outcome=report.outcome, fetched=report.fetched,
                 new_tickets=report.new_tickets, threaded=report.threaded,
                 rejected=report.rejected, duplicates=report.duplicates, errors=report.errors,
                 error=report.error, host=self.host)
-        except peewee.PeeweeException as exc:
-            raise DatabaseError(f"cannot record the run: {db.describe_error(exc)}") from None
 
 
 def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:

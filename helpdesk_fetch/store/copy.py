@@ -98,8 +98,8 @@ def _copy(source: Database, path, target_url: str, *, password: str | None,
             report.next_ticket_number = _move_sequences(source, target)
             report.tables = _verify(source, target)
     except PeeweeException as exc:
-        raise DatabaseError(f"db copy to {report.target} failed, nothing was kept: "
-                            f"{db.describe_error(exc)}") from None
+        raise db.as_database_error(exc, f"db copy to {report.target} failed, nothing was "
+                                        "kept") from None
     finally:
         target.close()
     return report

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -240,6 +241,21 @@ def next_ticket_number(database: Database) -> str:
 def setting(key: str) -> str | None:
     row = models.Setting.get_or_none(models.Setting.key == key)
     return row.value if row else None
+
+
+def as_database_error(exc: PeeweeException, doing: str = "database") -> DatabaseError:
+    """*exc* as the DatabaseError the CLI reports in one line (spec §3)."""
+    return DatabaseError(f"{doing}: {describe_error(exc)}")
+
+
+@contextlib.contextmanager
+def errors(doing: str = "database") -> Iterator[None]:
+    """A database failure inside the block as a DatabaseError saying what was being done: the
+    caller stops, and deletes nothing it has not stored."""
+    try:
+        yield
+    except PeeweeException as exc:
+        raise as_database_error(exc, doing) from None
 
 
 def describe_error(exc: BaseException, database: Database | None = None) -> str:

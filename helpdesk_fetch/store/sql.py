@@ -109,13 +109,18 @@ class Statements:
         lock = "" if sqlite else " FOR UPDATE"
         self.ticket_by_number_locked = self.ticket_by_number + lock
         self.ticket_by_id_locked = self.ticket_by_id + lock
-        self.update_ticket = (f'UPDATE "ticket" SET "updated_at" = {p}, "status" = {p}, '
-                              f'"escalation_due_at" = {p}, "closed_at" = {p} WHERE "id" = {p}')
         self.ticket = Insert(Ticket, p)
         self.message = Insert(Message, p)
         self.raw_message = Insert(models.RawMessage, p, stream=sqlite)
         self.attachment = Insert(models.Attachment, p, stream=sqlite)
         self.source_key = Insert(SourceKey, p, ignore_conflict=True)
+
+    @functools.cache  # noqa: B019 - a few column sets, alive as long as the process anyway
+    def update_ticket(self, columns: tuple[str, ...]) -> str:
+        """``UPDATE`` of these columns of one ticket (by id, the last parameter)."""
+        names = Ticket._meta.fields
+        assignments = ", ".join(f"{quote(names[c].column_name)} = {self.param}" for c in columns)
+        return f'UPDATE "ticket" SET {assignments} WHERE "id" = {self.param}'
 
     def tickets_of(self, message_ids: Sequence[str]) -> str:
         """(message_id, ticket_id) of stored messages with these Message-IDs, newest first."""

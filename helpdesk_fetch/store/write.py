@@ -108,18 +108,31 @@ def _update_ticket(ticket: Ticket, decision: TicketChange, *, now: dt.datetime,
                    escalation_due: dt.datetime) -> None:
     if decision.action == Action.REJECT:
         return
-    ticket.updated_at = now
+    changes: dict = {"updated_at": now}
     if decision.status is not None:
-        ticket.status = decision.status
+        changes["status"] = decision.status
     if decision.rearm:
-        ticket.escalation_due_at = escalation_due
+        changes["escalation_due_at"] = escalation_due
     if decision.action == Action.REOPEN:
-        ticket.closed_at = None
+        changes["closed_at"] = None
+    update_ticket(ticket, **changes)
+
+
+def lock_ticket(ticket_id: int) -> Ticket | None:
+    """The ticket, its row locked until the caller's transaction ends (PostgreSQL ``FOR
+    UPDATE``; SQLite's ``BEGIN IMMEDIATE`` already holds the whole database)."""
+    return sql.one_ticket(sql.statements().ticket_by_id_locked, (ticket_id,))
+
+
+def update_ticket(ticket: Ticket, **changes) -> None:
+    """The one write path of a ticket row, for ingest and for agents alike: only the columns
+    named in *changes*, of a row read with ``lock_ticket`` (or ``find_ticket(lock=True)``) in
+    the caller's transaction, so that no change made in between is overwritten."""
     fields = Ticket._meta.fields
-    sql.run(sql.statements().update_ticket, (
-        fields["updated_at"].db_value(ticket.updated_at), ticket.status,
-        fields["escalation_due_at"].db_value(ticket.escalation_due_at),
-        fields["closed_at"].db_value(ticket.closed_at), ticket.id))
+    for name, value in changes.items():
+        setattr(ticket, name, value)
+    sql.run(sql.statements().update_ticket(tuple(changes)),
+            [*(fields[name].db_value(value) for name, value in changes.items()), ticket.id])
     ticket._dirty.clear()
 
 

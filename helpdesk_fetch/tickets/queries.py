@@ -13,6 +13,7 @@ from peewee import JOIN, fn
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.enums import Direction, TicketStatus
 from helpdesk_fetch.errors import UsageError
+from helpdesk_fetch.store import models, write
 from helpdesk_fetch.store.models import Attachment, Message, Ticket
 from helpdesk_fetch.tickets.tags import Tagger
 
@@ -54,18 +55,21 @@ def list_tickets(tagger: Tagger, *, status: str | None = None,
     return [ticket_dict(t, tagger, t.inbound) for t in query.order_by(Ticket.id)]
 
 
-def get_ticket(ident: str | int, *, by_number: bool = False) -> Ticket:
-    """The ticket with this id (or number); UsageError when there is none."""
-    field = Ticket.number if by_number else Ticket.id
-    try:
-        value = str(ident) if by_number else int(ident)
-    except ValueError:
-        raise UsageError(f"{ident!r} is not a ticket id (a number; use --number for "
-                         "ticket numbers)") from None
-    ticket = Ticket.get_or_none(field == value)
+def find_ticket(text: str | None, tagger: Tagger, *, ticket_id: int | None = None) -> Ticket:
+    """The ticket a user names (spec §3): *text* is its number or its tag ("1042",
+    "1042QKXP", "[TicketID 1042QKXP]"); *ticket_id* instead selects by the internal id that
+    ``--json`` shows. Exactly one of them; UsageError when there is no such ticket."""
+    if (text is None) == (ticket_id is None):
+        raise UsageError("give the ticket's number (or its tag), or --id N; not both")
+    if ticket_id is not None:
+        ticket = Ticket.get_or_none(Ticket.id == ticket_id)
+        if ticket is None:
+            raise UsageError(f"no ticket with id {ticket_id}")
+        return ticket
+    number = ticket_number(text, tagger)
+    ticket = Ticket.get_or_none(Ticket.number == number)
     if ticket is None:
-        what = "number" if by_number else "id"
-        raise UsageError(f"no ticket with {what} {ident}")
+        raise UsageError(f"no ticket number {number}")
     return ticket
 
 
@@ -123,14 +127,18 @@ def check_status(status: str) -> str:
 
 
 def set_status(ticket: Ticket, status: str) -> Ticket:
-    """What an agent does: move the ticket to *status* (closing records the closing time)."""
-    check_status(status)
+    """What an agent does: move *ticket* to *status* (closing records the closing time).
+
+    Only the id of *ticket* is used: the row is read again under a lock in the transaction that
+    writes it, so that a reply stored since it was read (a re-armed escalation deadline, a
+    reopening) is kept."""
+    status = TicketStatus(check_status(status))
     now = utcnow()
-    if status == "closed" and ticket.status != "closed":
-        ticket.closed_at = now
-    elif status != "closed":
-        ticket.closed_at = None
-    ticket.status = status
-    ticket.updated_at = now
-    ticket.save()
-    return ticket
+    with models.database.atomic():
+        current = write.lock_ticket(ticket.id)
+        if current is None:
+            raise UsageError(f"ticket number {ticket.number} no longer exists")
+        closed_at = current.closed_at if current.status == TicketStatus.CLOSED else now
+        write.update_ticket(current, status=status, updated_at=now,
+                            closed_at=closed_at if status == TicketStatus.CLOSED else None)
+    return current

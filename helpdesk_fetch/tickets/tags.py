@@ -11,12 +11,22 @@ import re
 import string
 
 from helpdesk_fetch.config import Settings
+from helpdesk_fetch.errors import TagSecretLost
+from helpdesk_fetch.store import db
+
+
+def installation_tagger(settings: Settings) -> Tagger:
+    """The Tagger of the open database's installation secret; TagSecretLost when it has none
+    (never an empty or a new key: spec §4.5)."""
+    return Tagger(db.setting("tag_secret") or "", settings)
 
 
 class Tagger:
     """Writes and reads ticket tags for one installation's secret and settings."""
 
     def __init__(self, secret: str, settings: Settings) -> None:
+        if not secret:
+            raise TagSecretLost()
         self._secret = secret.encode()
         self.keyword = settings.ticket_keywords[0]
         self.prefix, self.suffix = settings.tag_prefix, settings.tag_suffix
