@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= $(or $(TMPDIR),/tmp)/helpdesk-fetch-demo
 SYSTEM_PACKAGES := dovecot-imapd dovecot-pop3d postgresql faketime openssl systemd strace
 
-.PHONY: install demo test test-deps lint docs bench clean
+.PHONY: install demo test test-deps lint docs migration bench clean
 
 install: $(VENV)/.installed  ## the tool in a virtual environment of its own
 	@echo "helpdesk-fetch is installed in $(abspath $(VENV)): $(abspath $(BIN))/helpdesk-fetch"
@@ -42,6 +42,10 @@ lint: $(VENV)/.test-installed
 
 docs: $(VENV)/.installed  ## regenerate README.md's command reference from the CLI's help
 	$(BIN)/python -m helpdesk_fetch.cli.docs
+
+migration: $(VENV)/.installed  ## write the next numbered migration from the models (NAME=what_it_adds)
+	@test -n "$(NAME)" || { echo "usage: make migration NAME=what_it_adds" >&2; exit 2; }
+	$(BIN)/python -m helpdesk_fetch.store.migrations $(NAME)
 
 bench: $(VENV)/.test-installed  ## throughput, latency and memory figures (bench/README.md)
 	$(BIN)/python bench/run.py

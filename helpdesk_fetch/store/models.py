@@ -2,7 +2,8 @@
 
 All times are naive UTC. Text that comes from mail is a TextField: PostgreSQL enforces the 255
 characters of a CharField, SQLite does not, and both must accept the same mail. A change here
-needs a new numbered migration in ``migrations/`` (generate it with ``make migration NAME=...``);
+needs a new numbered migration in ``migrations/`` (``make migration NAME=...`` writes it from the
+difference between these models and the migrations so far; a test checks that they agree);
 released migrations never change.
 """
 
@@ -15,13 +16,14 @@ from peewee import (
     CharField,
     DatabaseProxy,
     DateTimeField,
+    FloatField,
     ForeignKeyField,
     IntegerField,
     Model,
     TextField,
 )
 
-from helpdesk_fetch.enums import FailureState, MessageState
+from helpdesk_fetch.enums import FailureState, MessageKind, MessageState
 
 database = DatabaseProxy()
 
@@ -58,6 +60,7 @@ class Ticket(BaseModel):
     updated_at = DateTimeField()
     closed_at = DateTimeField(null=True)
     escalation_due_at = DateTimeField(null=True)
+    correlation = TextField(null=True, index=True)  # rule + key of the alerts it collects (§10.2)
 
 
 class Message(BaseModel):
@@ -82,6 +85,9 @@ class Message(BaseModel):
     size = IntegerField(default=0)
     sha256 = CharField(null=True)
     received_at = DateTimeField()
+    kind = CharField(default=MessageKind.MESSAGE)  # MessageKind (spec §9)
+    rule = CharField(null=True)  # the [[rules]] table that decided it (spec §10.1)
+    notice = TextField(null=True)  # what the parser kept only in the raw (e.g. parts past 1000)
 
     class Meta:
         indexes = ((("account", "sha256"), False),)
@@ -153,6 +159,65 @@ class Outbox(BaseModel):
     failed_at = DateTimeField(null=True)  # refused for good (5xx): not retried
 
 
+class IgnoredMessage(BaseModel):
+    """Mail that opened no ticket (spec §9.4): kept with its raw bytes for ``ignored_days``, so
+    that ``ignored restore`` can still make it a request."""
+
+    account = CharField(index=True)
+    source_key = TextField()
+    message_id = TextField(null=True)
+    from_addr = TextField(default="")
+    subject = TextField(default="")
+    date = DateTimeField(null=True)
+    kind = CharField(default=MessageKind.MESSAGE)
+    reason = TextField()  # bounce | auto_reply | the deciding rule's name
+    size = IntegerField(default=0)
+    sha256 = CharField(null=True)
+    raw = BlobField()  # zlib
+    received_at = DateTimeField(index=True)
+    restored_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("account", "source_key"), True),)
+
+
+class BouncingAddress(BaseModel):
+    """A recipient a bounce reported as failed (spec §9.2): no auto-mail goes to it for
+    ``bounce_hold_days`` after *bounced_at*."""
+
+    address = TextField(index=True)  # bare, lower case
+    ticket = ForeignKeyField(Ticket, null=True, on_delete="CASCADE")
+    message = ForeignKeyField(Message, null=True, on_delete="CASCADE")  # the bounce
+    status = TextField(default="")  # what the report said (Status, Diagnostic-Code)
+    bounced_at = DateTimeField(index=True)
+
+
+class HookEvent(BaseModel):
+    """A ticket event for the ``[hooks]`` command (spec §12), queued in the ticket's own
+    transaction and run after commit, in order per ticket, until it exits 0."""
+
+    event = CharField()
+    ticket = ForeignKeyField(Ticket, null=True, on_delete="CASCADE")
+    payload = TextField()  # the JSON the command reads on stdin
+    created_at = DateTimeField()
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(index=True)
+    last_error = TextField(null=True)
+    delivered_at = DateTimeField(null=True, index=True)
+    failed_at = DateTimeField(null=True)  # max_attempts reached: not run again
+
+
+class Canary(BaseModel):
+    """A test message ``probe send`` sent to an account (spec §11.3), and when it arrived."""
+
+    account = CharField(index=True)
+    token = CharField(unique=True)  # in its marker header, signed with the tag secret
+    message_id = TextField()
+    sent_at = DateTimeField(index=True)
+    received_at = DateTimeField(null=True)
+    travel_seconds = FloatField(null=True)
+
+
 class AccountRun(BaseModel):
     """One account in one run: the history behind ``status`` and ``accounts list``."""
 
@@ -166,9 +231,11 @@ class AccountRun(BaseModel):
     rejected = IntegerField(default=0)
     duplicates = IntegerField(default=0)
     errors = IntegerField(default=0)
+    ignored = IntegerField(default=0)
+    rule_counts = TextField(default="{}")  # JSON: rule name -> messages it decided
     error = TextField(null=True)
     host = CharField(default="")
 
 
 MODELS = [Setting, Counter, Ticket, Message, RawMessage, Attachment, SourceKey, FailedMessage,
-          Outbox, AccountRun]
+          Outbox, AccountRun, IgnoredMessage, BouncingAddress, HookEvent, Canary]
