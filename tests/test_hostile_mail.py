@@ -216,7 +216,9 @@ def mutate(raw: bytes, operations) -> bytes:
 def pipeline(write_config):
     """The pipeline fetch runs, on a database of this test; shared by all examples on purpose:
     each one must leave it fit for the next message."""
-    return Pipeline(load(write_config()))
+    pipeline = Pipeline(load(write_config()))
+    yield pipeline
+    pipeline.close()
 
 
 _examples = itertools.count()

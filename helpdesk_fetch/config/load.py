@@ -133,7 +133,7 @@ def _settings(data: dict, path: Path) -> Settings:
             database = f"sqlite:///{(directory / relative).resolve()}"
     state_dir = str(directory / (settings.state_dir or "."))
     for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds",
-                "automail_per_sender_per_hour"):
+                "parse_seconds", "automail_per_sender_per_hour"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
     for key in ("reactivation_days", "history_days"):

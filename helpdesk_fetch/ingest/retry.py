@@ -74,12 +74,15 @@ def _each_place(config: Config, ids: list[int] | None, *, dismiss: bool) -> list
         raise HelpdeskError("ingest is disabled on this machine, and this changes mailboxes; "
                             "`helpdesk-fetch ingest enable` first")
     pipeline = Pipeline(config)
-    rows, results = _select(pipeline, ids)
-    groups: dict[tuple[str, str], list[FailedMessage]] = {}
-    for row in rows:
-        groups.setdefault((row.account, failures.place_of(row.source_key)), []).append(row)
-    for (account, place), group in groups.items():
-        results += PlaceWork(config, pipeline, account, place).run(group, dismiss=dismiss)
+    try:
+        rows, results = _select(pipeline, ids)
+        groups: dict[tuple[str, str], list[FailedMessage]] = {}
+        for row in rows:
+            groups.setdefault((row.account, failures.place_of(row.source_key)), []).append(row)
+        for (account, place), group in groups.items():
+            results += PlaceWork(config, pipeline, account, place).run(group, dismiss=dismiss)
+    finally:
+        pipeline.close()
     if any(r.outcome == INGESTED for r in results):
         from helpdesk_fetch.ingest.deliver import send_automails_after_commit
 

@@ -23,6 +23,7 @@ from helpdesk_fetch.errors import (
     DatabaseError,
     IngestSwitchedOff,
     MailboxError,
+    ParserUnavailable,
     SetAsideRefused,
 )
 from helpdesk_fetch.faults import crashpoint
@@ -119,6 +120,8 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         log.error("%s; the run stopped, and messages not stored stay on their server for the "
                   "next run", exc)
         report.database_error = str(exc)
+    finally:
+        run.close()
     return report
 
 
@@ -147,6 +150,10 @@ class Run:
     def open(self) -> None:
         self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
 
+    def close(self) -> None:
+        if hasattr(self, "pipeline"):
+            self.pipeline.close()
+
     def prune(self) -> None:
         """Keep the run history to ``history_days``."""
         if not self.dry_run:
@@ -172,7 +179,7 @@ class Run:
             report.outcome = RunOutcome.BUSY
             log.info("account %s: skipped, %s", account.name, exc if isinstance(
                 exc, IngestSwitchedOff) else "another run is processing it")
-        except MailboxError as exc:
+        except (MailboxError, ParserUnavailable) as exc:
             _failed(report, exc)
         except ConfigError as exc:  # e.g. a password source: name the accounts file too
             _failed(report, exc.in_file(self.config.path))
@@ -205,7 +212,8 @@ class Run:
                 error=report.error, host=self.host)
 
 
-def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
+def _failed(report: AccountReport,
+            exc: MailboxError | ConfigError | ParserUnavailable) -> None:
     report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
     report.config_error = isinstance(exc, ConfigError)
     log.error("%s", exc)
@@ -242,15 +250,20 @@ class MailboxRun:
         box = self.box
         reader = prefetch.Reader(box, list(batches(todo)), remaining=self.run.remaining,
                                  refused=self.refused)
+        self.pipeline.parser.start()  # here, in the thread that outlives it (budget.py)
         try:
             with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
                 self.box = reader
                 for ref, raw, prepared in messages:
+                    if self.run.remaining() <= 0:  # read ahead, but no new work after the budget
+                        reader.stopped_early = True
+                        break
                     crashpoint("after_fetch")
                     self._one(ref, raw, prepared)
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
             self.box = box
+            self.pipeline.parser.discard()  # what was parsed ahead and not stored
         if reader.stopped_early:
             log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
                         "next run", self.account.name, len(todo) - self.report.fetched)
