@@ -58,13 +58,30 @@ def test_accounts_add_remove_enable_disable(tmp_path, write_config, run):
     assert run.json("accounts", "list", config=config) == []
 
 
-def test_accounts_add_has_an_option_for_every_key(run):
+def test_accounts_add_has_an_option_for_every_key_but_the_password_itself(run):
     from helpdesk_fetch.config import Account
 
     help_text = run("accounts", "add", "--help").output
     for field in Account.__dataclass_fields__:
-        if field != "name":
+        if field not in ("name", "password"):
             assert "--" + field.replace("_", "-") in help_text, field
+    assert "--password " not in help_text and "--password TEXT" not in help_text
+
+
+@pytest.mark.parametrize("old", [["--password", "s3cret-on-the-line"],
+                                 ["--password=s3cret-on-the-line"], ["--password"]])
+def test_a_password_on_the_command_line_is_refused(write_config, run, old):
+    """It would be seen by every user (ps) and kept in the shell's history (issue 20.5)."""
+    config = write_config([])
+    before = config.read_text()
+
+    result = run("accounts", "add", "pop", "--protocol", "pop3", "--host", "pop.example.com",
+                 "--username", "u", *old, config=config)
+
+    assert result.exit_code == 2
+    assert "--password is gone" in result.stderr and "--password-env VAR" in result.stderr
+    assert "s3cret-on-the-line" not in result.output
+    assert config.read_text() == before
 
 
 def test_unknown_account_is_a_usage_error(maildir_config, run):

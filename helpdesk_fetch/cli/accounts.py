@@ -73,7 +73,6 @@ _HELP = {
     "password_env": "Read the password from this environment variable.",
     "password_file": "Read the password from this file (mode 600).",
     "password_command": "Run this command; its first output line is the password.",
-    "password": "The password itself (kept in the accounts file, which must then be mode 600).",
     "folder": "IMAP folder to read (default INBOX).",
     "path": "The Maildir of a maildir account.",
     "resource": "The resource (queue) that new tickets go to.",
@@ -102,13 +101,26 @@ _CHOICES = {"protocol": PROTOCOLS, "security": SECURITIES, "auth": AUTHS, "provi
             "oauth2_flow": FLOWS}
 
 
+def _no_password_option(ctx: click.Context, param: click.Parameter, value) -> None:
+    """The old ``--password TEXT``: a password on the command line is seen by every user of the
+    machine (ps) and kept in the shell's history."""
+    if value is not None:
+        raise click.UsageError(
+            "--password is gone: a password on the command line can be read by every user of "
+            "this machine (ps) and stays in the shell's history. Use --password-env VAR, "
+            "--password-file PATH or --password-command CMD, or leave them out at a terminal "
+            "to be asked for it (hidden)", ctx=ctx)
+
+
 def _account_options(function):
     """One option per account key, named after it (spec §3), from the Account dataclass; the
-    OAuth2 keys last."""
+    OAuth2 keys last. No option takes the password itself (issue 20.5)."""
     hints = typing.get_type_hints(Account)
     fields = sorted(dataclasses.fields(Account), key=lambda f: f.name in oauth2_keys())
+    function = click.option("--password", hidden=True, is_flag=False, flag_value="",
+                            expose_value=False, callback=_no_password_option)(function)
     for f in reversed(fields):
-        if f.name == "name":
+        if f.name in ("name", "password"):
             continue
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
@@ -133,8 +145,10 @@ def _account_options(function):
 def add(app: App, name: str, **values) -> None:
     """Add the account NAME to the accounts file (its comments and layout are kept).
 
-    At a terminal it asks for whatever is missing, the password hidden, and offers to test the
-    account.
+    At a terminal it asks for whatever is missing, the password hidden (it is then kept in the
+    accounts file, mode 600), and offers to test the account. The password itself is never an
+    option: one on the command line can be read by every user (ps) and stays in the shell's
+    history.
 
     \b
     Examples:
@@ -175,8 +189,8 @@ def _ask_missing(values: dict) -> None:
     if values["security"] is None:
         values["security"] = click.prompt("Security", type=click.Choice(SECURITIES),
                                           default="ssl")
-    if values["auth"] != "oauth2" and not any(values[k] is not None for k in PASSWORD_KEYS):
-        values["password"] = click.prompt("Password", hide_input=True)
+    if values["auth"] != "oauth2" and not any(values.get(k) is not None for k in PASSWORD_KEYS):
+        values["password"] = click.prompt("Password", hide_input=True)  # kept in the file
     if values["resource"] is None:
         values["resource"] = click.prompt("Resource (empty: none)", default="",
                                           show_default=False) or None
