@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 
@@ -276,3 +277,95 @@ def test_every_command_has_help_with_an_example(run):
         result = run(*path, "--help")
         assert result.exit_code == 0
         assert "Example" in result.output, " ".join(path)
+
+
+# -- one filter for everything printed (issue 20.6) ----------------------------------------------
+
+SECRET = "inline-s3cret-of-the-accounts-file"
+EVIL = f"boom {SECRET} \x1b]0;pwned\x07 \x1b[2J"
+
+
+@pytest.fixture
+def secret_config(tmp_path, write_config):
+    """An account whose password the process remembers (and must never print)."""
+    make_maildir(tmp_path / "box", [message("First")])
+    return write_config([{"name": "local", "protocol": "maildir", "path": "box",
+                          "resource": "it-support"},
+                         {"name": "secret", "protocol": "imap", "host": "127.0.0.1",
+                          "username": "u", "password": SECRET, "enabled": False}])
+
+
+def assert_scrubbed(output: str) -> None:
+    assert SECRET not in output and "\x1b" not in output and "\x07" not in output
+    assert "boom *** \u241b]0;pwned\u2407 \u241b[2J" in output
+
+
+def test_a_traceback_goes_through_the_output_filter(secret_config, run, monkeypatch):
+    from helpdesk_fetch.health import status
+
+    def bug():
+        raise RuntimeError(EVIL)
+
+    monkeypatch.setattr(status, "last_runs", bug)
+    result = run("accounts", "list", config=secret_config)
+
+    assert result.exit_code == 1
+    assert "unexpected error (please report it)" in result.stderr
+    assert "Traceback (most recent call last)" in result.stderr
+    assert_scrubbed(result.output)
+
+
+def test_deliver_prints_its_unexpected_error_through_the_filter(secret_config, run,
+                                                                monkeypatch):
+    from helpdesk_fetch.ingest import deliver
+
+    def bug(*args, **kwargs):
+        raise RuntimeError(EVIL)
+
+    monkeypatch.setattr(deliver, "deliver", bug)
+    result = run("deliver", "--resource", "it-support", config=secret_config,
+                 input=message("Piped").decode())
+
+    assert result.exit_code == 75 and "Traceback" in result.stderr
+    assert_scrubbed(result.output)
+
+
+def test_the_pipelines_debug_traceback_goes_through_the_filter(secret_config, run, monkeypatch):
+    from helpdesk_fetch.ingest import pipeline
+
+    def bug(parsed, tagger, **kwargs):
+        raise KeyError(EVIL)
+
+    monkeypatch.setattr(pipeline, "find_ticket", bug)
+    result = run("-vv", "fetch", config=secret_config)
+
+    assert result.exit_code == 0
+    assert "Traceback" in result.stderr and "unexpected error (please report it)" in result.stderr
+    assert SECRET not in result.output and "\x1b" not in result.output
+
+
+def test_what_escapes_the_command_is_printed_through_the_filter(secret_config, run, capsys):
+    from helpdesk_fetch.cli import excepthook
+
+    run("accounts", "list", config=secret_config)  # the secret is known now
+    try:
+        raise RuntimeError(EVIL)
+    except RuntimeError as exc:
+        excepthook(type(exc), exc, exc.__traceback__)
+
+    assert_scrubbed(capsys.readouterr().err)
+
+
+def test_json_keeps_the_data_and_escapes_what_a_terminal_obeys(tmp_path, write_config, run):
+    raw = (b"From: a@example.org\r\nSubject: =?utf-8?b?"
+           + base64.b64encode("csi \u009b2J del \x7f".encode())
+           + b"?=\r\n\r\nbody\r\n")
+    make_maildir(tmp_path / "box", [raw])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+
+    result = run("tickets", "list", "--json", config=config)
+
+    assert "\u009b" not in result.output and "\x7f" not in result.output
+    assert "\\u009b" in result.output and "\\u007f" in result.output
+    assert json.loads(result.output)[0]["subject"] == "csi \u009b2J del \x7f"

@@ -14,9 +14,26 @@ _PICTURES = {code: chr(0x2400 + code) for code in range(32)} | {0x7F: "\u2421"} 
 _PICTURES_KEEPING_LINES = {k: v for k, v in _PICTURES.items() if chr(k) not in "\n\t"}
 
 
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}  # JSON escapes C0 itself
+
+
 def printable(text: str, *, lines: bool = False) -> str:
     """*text* safe for a terminal; newlines and tabs kept when *lines*."""
     return text.translate(_PICTURES_KEEPING_LINES if lines else _PICTURES)
+
+
+def scrub(text: str, *, lines: bool = True) -> str:
+    """The one filter of everything printed for people — lines, tables, errors, log lines and
+    tracebacks: no secret this process handed out (redact.py), and no terminal control: a
+    message's subject or an exception's text cannot steer the terminal (ESC shows as U+241B)."""
+    from helpdesk_fetch.secrets.redact import redact
+
+    return printable(redact(text), lines=lines)
+
+
+def echo(text: str = "", *, err: bool = False, lines: bool = True) -> None:
+    """``click.echo`` through ``scrub``; *lines*: keep line breaks and tabs."""
+    click.echo(scrub(text, lines=lines), err=err)
 
 
 def is_tty(stream=None) -> bool:
@@ -25,8 +42,13 @@ def is_tty(stream=None) -> bool:
 
 
 def echo_json(data) -> None:
-    """Stable, complete, machine-readable output (spec §3)."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    """Stable, complete, machine-readable output (spec §3). The same filter as ``scrub``, in
+    JSON's terms: the controls JSON leaves as they are (DEL, C1) are written as escapes, which
+    keeps the data whole."""
+    from helpdesk_fetch.secrets.redact import redact
+
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+    click.echo(redact(text).translate(_JSON_ESCAPES))
 
 
 def console(stderr: bool = False):
@@ -37,8 +59,8 @@ def console(stderr: bool = False):
 
 def table(columns: list[str], rows: list[list], *, title: str | None = None) -> None:
     """A table for people at a terminal; one tab-separated line per row otherwise."""
-    cells = [[printable(("" if v is None else str(v)).replace("\t", " ").replace("\n", " "))
-              for v in row] for row in rows]
+    cells = [[scrub(("" if v is None else str(v)).replace("\t", " ").replace("\n", " "),
+                    lines=False) for v in row] for row in rows]
     if not is_tty():
         click.echo("\t".join(columns))
         for row in cells:
@@ -57,7 +79,7 @@ def table(columns: list[str], rows: list[list], *, title: str | None = None) -> 
 
 def note(text: str, *, style: str = "", err: bool = False) -> None:
     """A line for people; styled at a terminal."""
-    text = printable(text, lines=True)
+    text = scrub(text)
     stream = sys.stderr if err else sys.stdout
     if is_tty(stream) and style:
         console(stderr=err).print(text, style=style, markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, note, printable, table
+from helpdesk_fetch.cli.render import echo, echo_json, is_tty, note, scrub, table
 from helpdesk_fetch.enums import TicketStatus
 
 
@@ -99,8 +99,8 @@ def _print_thread(t: dict) -> None:
         note(f"   Subject: {m['subject']}")
         for a in m["attachments"]:
             note(f"   Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-        body = printable((m["text"] or "").strip() or "(no text)", lines=True)
-        click.echo("\n".join("   " + line for line in body.splitlines()) if is_tty() else body)
+        body = scrub((m["text"] or "").strip() or "(no text)")
+        echo("\n".join("   " + line for line in body.splitlines()) if is_tty() else body)
 
 
 @tickets.command()
