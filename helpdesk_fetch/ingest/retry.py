@@ -189,6 +189,9 @@ class Place:
     def read(self, ref: MessageRef) -> bytes | None:
         return next((raw for _, raw in self.box.fetch([ref])), None)
 
+    def unreadable(self, ref: MessageRef) -> str | None:
+        return self.box.unreadable(ref)
+
     def remove(self, ref: MessageRef) -> None:
         """Delete a message that is stored now, at once (the caller has committed)."""
         self.box.delete([ref])
@@ -242,9 +245,11 @@ class PlaceWork:
 
     def _retry(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
         ref = place.find(row)
-        if ref is not None and ref.size > self.limit:
-            reason = f"{ref.size} bytes is over max_message_bytes ({self.limit}); not downloaded"
-            return self._still_fails(source, row, Outcome(FAILED, row.source_key, reason=reason),
+        why = place.unreadable(ref) if ref is not None else None
+        if ref is not None and why is None and ref.size > self.limit:
+            why = f"{ref.size} bytes is over max_message_bytes ({self.limit}); not downloaded"
+        if why is not None:
+            return self._still_fails(source, row, Outcome(FAILED, row.source_key, reason=why),
                                      raw=None, size=ref.size)
         raw = place.read(ref) if ref is not None else failures.stored_copy(row)
         if raw is None:

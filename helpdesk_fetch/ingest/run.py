@@ -234,10 +234,13 @@ class MailboxRun:
             refs = [r for r in refs if r.key not in waiting]
         refs = self._delete_already_stored(refs)
         limit = self.run.settings.max_message_bytes
-        for ref in (r for r in refs if r.size > limit):
-            reason = f"{ref.size} bytes is over max_message_bytes ({limit}); not downloaded"
-            self._set_aside(ref, Outcome(FAILED, ref.key, reason=reason), raw=None)
-        todo = [r for r in refs if r.size <= limit]
+        aside = {ref.key: why for ref in refs if (why := self.box.unreadable(ref))}
+        aside.update({ref.key: f"{ref.size} bytes is over max_message_bytes ({limit}); not "
+                               "downloaded" for ref in refs if ref.size > limit
+                      and ref.key not in aside})
+        for ref in (r for r in refs if r.key in aside):
+            self._set_aside(ref, Outcome(FAILED, ref.key, reason=aside[ref.key]), raw=None)
+        todo = [r for r in refs if r.key not in aside]
         self.run.progress.account_started(self.account.name, len(todo), sum(r.size for r in todo))
         if todo:
             self._overlapped(todo)
