@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= $(or $(TMPDIR),/tmp)/helpdesk-fetch-demo
 SYSTEM_PACKAGES := dovecot-imapd dovecot-pop3d postgresql faketime openssl systemd strace
 
-.PHONY: install demo test test-deps lint docs bench clean
+.PHONY: install demo test test-corpus test-deps lint docs bench clean
 
 install: $(VENV)/.installed  ## the tool in a virtual environment of its own
 	@echo "helpdesk-fetch is installed in $(abspath $(VENV)): $(abspath $(BIN))/helpdesk-fetch"
@@ -36,6 +36,10 @@ $(VENV)/.test-installed: $(VENV)/.installed
 
 test: $(VENV)/.test-installed  ## the whole suite against real Dovecot, SMTP and PostgreSQL
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-corpus: $(VENV)/.test-installed  ## the corpus tests on a directory of messages: make test-corpus CORPUS=DIR
+	@test -n "$(CORPUS)" || { echo "make test-corpus needs CORPUS=DIR, a directory of messages (*.eml, Maildir)" >&2; exit 2; }
+	$(BIN)/python -m pytest -m corpus --corpus="$(CORPUS)" $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check helpdesk_fetch tests bench
