@@ -82,6 +82,25 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("HELPDESK_FETCH_CRASH_AT", raising=False)
 
 
+@pytest.fixture
+def owned_by_another_user(monkeypatch):
+    """Make a file belong to someone other than the user the code under test runs as, who is
+    root (uid 0) either way. As root the file is given to nobody (65534). Anyone else cannot
+    give a file away (chown needs CAP_CHOWN, even in a user namespace the other uid is not
+    mapped), so the code under test is made to see itself running as root instead: the file,
+    owned by the real user, then belongs to someone else. Returns the file's (uid, gid)."""
+
+    def give(path: Path) -> tuple[int, int]:
+        if os.geteuid() == 0:
+            os.chown(path, 65534, 65534)
+        else:
+            monkeypatch.setattr(os, "geteuid", lambda: 0)
+        st = path.stat()
+        return st.st_uid, st.st_gid
+
+    return give
+
+
 @pytest.fixture(scope="session")
 def dovecot():
     with dovecot_base() as base:
