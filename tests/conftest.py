@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 from click.testing import CliRunner
+from hypothesis import settings as hypothesis_settings
 
 from helpdesk_fetch.cli import cli
 from tests.mailset import CASES
@@ -22,6 +23,15 @@ _names = itertools.count(1)
 DB_PASSWORD_ENV = "HELPDESK_TEST_DB_PASSWORD"
 BACKENDS = ("sqlite", "postgresql")
 CORPUS = pytest.StashKey[list]()  # (name, bytes) of each message of --corpus DIR
+
+# Property tests: in CI ($CI set) the same examples on every run, so that a red run can be
+# replayed and a green one means the same thing twice; elsewhere new examples each run. Neither
+# has a deadline: a busy two-core machine makes timings noise. $HYPOTHESIS_PROFILE overrides.
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, database=None,
+                                     print_blob=True)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 def pytest_addoption(parser):
