@@ -159,22 +159,25 @@ def _repair_header_block(raw: bytes) -> bytes:
     """The header block without the stray lines that made the stdlib end it early.
 
     ``From  : x`` (space before the colon, obsolete RFC 2822 syntax) is repaired; a line that is
-    neither a header nor a continuation is dropped here (the raw message keeps it) when an empty
-    line ends the header block later, else it is the first line of the body."""
+    neither a header nor a continuation is dropped here (the raw message keeps it) when header
+    lines follow it and an empty line ends them, else it is the first line of the body (the
+    sender wrote no empty line)."""
     lines = raw.splitlines(keepends=True)
-    ends = any(not line.strip() for line in lines)
+    end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+    block = [_OBSOLETE_COLON.sub(rb"\1:", line) for line in lines[:end]]
+    last = max((i for i, line in enumerate(block) if _in_header_block(line)),
+               default=-1) if end < len(lines) else -1
     out = []
-    for index, line in enumerate(lines):
-        if not line.strip():
-            out.extend(lines[index:])
-            break
-        line = _OBSOLETE_COLON.sub(rb"\1:", line)
-        if _HEADER_LINE.match(line) or line[:1] in (b" ", b"\t") or line.startswith(b"From "):
+    for index, line in enumerate(block):
+        if _in_header_block(line):
             out.append(line)
-        elif not ends:  # no separator at all: the body starts here
-            out += [line[len(line.rstrip(b"\r\n")):] or b"\r\n", *lines[index:]]
-            break
-    return b"".join(out)
+        elif index > last:  # no header follows: the body starts here
+            return b"".join([*out, line[len(line.rstrip(b"\r\n")):] or b"\r\n", *lines[index:]])
+    return b"".join(out + lines[end:])
+
+
+def _in_header_block(line: bytes) -> bool:
+    return bool(_HEADER_LINE.match(line)) or line[:1] in (b" ", b"\t") or line.startswith(b"From ")
 
 
 def _degraded(raw: bytes, defect: str) -> ParsedMessage:

@@ -63,6 +63,12 @@ def test_without_any_empty_line_the_first_line_that_is_no_header_starts_the_body
     assert parsed.text == "The VPN is down: since 9.\r\nX-Not: a header, but body text\r\n"
 
 
+def test_with_no_header_after_it_the_first_line_that_is_no_header_starts_the_body():
+    parsed = parse(b"From: a@example.org\r\nSubject: VPN\r\nHello,\r\n\r\nthe VPN is down.\r\n")
+
+    assert (parsed.subject, parsed.text) == ("VPN", "Hello,\r\n\r\nthe VPN is down.\r\n")
+
+
 def test_a_stray_line_in_the_header_block_is_dropped_and_the_headers_after_it_kept():
     parsed = parse(b"From: a@example.org\r\nthis is junk\r\nSubject: kept\r\n\r\nbody\r\n")
 
