@@ -120,6 +120,13 @@ def delivery_status_fold(size: int) -> bytes:
             + _repeat(b"x,\r\n ", size) + b"end\r\n\r\n--b--\r\n")
 
 
+def spaced_sender(size: int) -> bytes:
+    """A From of two words with a long run of spaces between them (the local-sender pattern
+    tried every split of the run)."""
+    return (b"From: a" + b" " * size + b"b c\r\nTo: helpdesk@example.com\r\nMessage-ID: "
+            b"<spaced-sender@hostile.example.org>\r\nSubject: shape spaced-sender\r\n\r\nbody\r\n")
+
+
 def many_references(size: int) -> bytes:
     """References with tens of thousands of Message-IDs."""
     return (_head("many-references") + b"References: "
@@ -132,7 +139,7 @@ SHAPES: dict[str, Callable[[int], bytes]] = {
     "quoted-semicolons": quoted_semicolons, "many-params": many_params,
     "many-addresses": many_addresses, "many-parts": many_parts, "long-boundary": long_boundary,
     "attached-long-header": attached_long_header, "delivery-status-fold": delivery_status_fold,
-    "many-references": many_references,
+    "many-references": many_references, "spaced-sender": spaced_sender,
 }
 SIZES = (100_000, 1_000_000)
 

@@ -216,8 +216,8 @@ class _Worker:
     def __init__(self) -> None:
         package_root = str(Path(__file__).resolve().parent.parent.parent)
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _BOOT, package_root, str(os.getpid())],
+            self.proc = subprocess.Popen(  # -I: no PYTHON* variables, no user site
+                [sys.executable, "-I", "-c", _BOOT, package_root, str(os.getpid())],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 close_fds=True)
         except OSError as exc:

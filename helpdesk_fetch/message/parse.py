@@ -36,7 +36,7 @@ MAX_LIST_HEADER = 256 * 1024  # To, Cc, References: some thousand addresses or M
 MAX_KEPT = 50  # values kept of one header name (Delivered-To, Authentication-Results...)
 MAX_HEADER_BLOCK = 256 * 1024  # what parse_headers() reads of a message set aside or seen again
 _ID_RE = re.compile(r"<([^<>\s]+)>")
-_FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
+_FOLD_RE = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 _SPACES_RE = re.compile(r"[ \t\r\n]+")
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -137,17 +137,28 @@ def _parse_bytes(raw: bytes, *, headersonly: bool = False) -> email.message.Mess
 
 
 class _Message(email.message.Message):
-    """The stdlib's Message, with MIME parameters (charset, boundary, file name) split in one
-    pass. The stdlib's ``_parseparam`` copies the rest of the value once per parameter and
-    recounts the quotes from its start at every ";": minutes for a crafted Content-Disposition,
-    and the parser itself asks for the boundary of every multipart part."""
+    """compat32's message, with two changes.
+
+    Its boundary unfolded: a boundary folded inside its quotes (``boundary="foo`` / `` bar"``) is
+    ``foo bar``, since unfolding removes only the line break (RFC 5322 §2.2.3); compat32 keeps
+    the break, and no delimiter line would ever match.
+
+    Its MIME parameters (charset, boundary, file name) split in one pass, of at most MAX_HEADER
+    characters (they are split anew on every question): the stdlib's ``_parseparam`` copies the
+    rest of the value once per parameter and recounts the quotes from its start at every ";",
+    minutes for a crafted Content-Disposition, and the parser itself asks for the boundary of
+    every multipart part."""
+
+    def get_boundary(self, failobj=None):
+        boundary = super().get_boundary(failobj)
+        return _FOLD_RE.sub("", boundary) if isinstance(boundary, str) else boundary
 
     def _get_params_preserve(self, failobj, header):  # overrides the stdlib's private method
         value = self.get(header, None)
         if value is None:
             return failobj
         params = []
-        for param in split_params(str(value)[:MAX_HEADER]):  # asked for again and again
+        for param in split_params(str(value)[:MAX_HEADER]):
             name, equals, val = param.partition("=")
             params.append((name.strip(), val.strip()) if equals else (param.strip(), ""))
         return email.utils.decode_params(params)
@@ -201,17 +212,25 @@ def _repair_header_block(raw: bytes) -> bytes:
     """The header block without the stray lines that made the stdlib end it early.
 
     ``From  : x`` (space before the colon, obsolete RFC 2822 syntax) is repaired; a line that is
-    neither a header nor a continuation is dropped here (the raw message keeps it)."""
+    neither a header nor a continuation is dropped here (the raw message keeps it) when header
+    lines follow it and an empty line ends them, else it is the first line of the body (the
+    sender wrote no empty line)."""
     lines = raw.splitlines(keepends=True)
+    end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+    block = [_OBSOLETE_COLON.sub(rb"\1:", line) for line in lines[:end]]
+    last = max((i for i, line in enumerate(block) if _in_header_block(line)),
+               default=-1) if end < len(lines) else -1
     out = []
-    for index, line in enumerate(lines):
-        if not line.strip():
-            out.extend(lines[index:])
-            break
-        line = _OBSOLETE_COLON.sub(rb"\1:", line)
-        if _HEADER_LINE.match(line) or line[:1] in (b" ", b"\t") or line.startswith(b"From "):
+    for index, line in enumerate(block):
+        if _in_header_block(line):
             out.append(line)
-    return b"".join(out)
+        elif index > last:  # no header follows: the body starts here
+            return b"".join([*out, line[len(line.rstrip(b"\r\n")):] or b"\r\n", *lines[index:]])
+    return b"".join(out + lines[end:])
+
+
+def _in_header_block(line: bytes) -> bool:
+    return bool(_HEADER_LINE.match(line)) or line[:1] in (b" ", b"\t") or line.startswith(b"From ")
 
 
 def _degraded(raw: bytes, defect: str) -> ParsedMessage:
@@ -242,7 +261,8 @@ def _headers(msg: email.message.Message) -> ParsedMessage:
     p.message_id = _first_id(_raw_header(msg, "message-id"))
     p.in_reply_to = _first_id(_raw_header(msg, "in-reply-to"))
     p.references = [i[:MAX_ID] for i in _ID_RE.findall(_raw_header(msg, "references") or "")]
-    senders = addresses(_raw_header(msg, "from"))
+    sender = _raw_header(msg, "from")
+    senders = addresses(sender) or _local_sender(sender)
     if senders:
         p.from_name, p.from_addr = senders[0]
     reply_to = addresses(_raw_header(msg, "reply-to"))
@@ -319,6 +339,25 @@ def addresses(value: str | None) -> list[tuple[str, str]]:
             continue
         result.append((decode_header(name).strip(), addr))
     return result
+
+
+# A sender without a domain, as list software and local daemons write it: ``Name <local>`` or
+# ``local (Name)``; nothing else in the field. Possessive, and the name takes its white space
+# along (stripped later): two \s* in a row tried every split of a long run of spaces (16 KB: 2 s).
+_LOCAL = r'[^\s<>@,;:"()\[\]\\]{1,64}'
+_LOCAL_SENDER = re.compile(rf"(?P<name>[^<>]*+)<(?P<local>{_LOCAL})>\s*+"
+                           rf"|\s*+(?P<bare>{_LOCAL})(?:\s*+\((?P<comment>[^()]*+)\))?\s*+")
+
+
+def _local_sender(value: str | None) -> list[tuple[str, str]]:
+    """The (display name, lower-case local part) of a From field that names one mailbox
+    without a domain; empty for anything else. No auto-mail ever goes to such an address."""
+    found = _LOCAL_SENDER.fullmatch(clean(value or ""))
+    local = found and (found["local"] or found["bare"])
+    if not local or "=?" in local:
+        return []
+    name = decode_header(found["name"] or found["comment"] or "")
+    return [(name.strip().strip('"').strip(), local.lower())]
 
 
 def parse_date(value: str | None) -> dt.datetime | None:
