@@ -26,6 +26,7 @@ from tests import hostile_shapes
 from tests.chaos import ERROR_FOLDER, fetch
 from tests.mails import message
 from tests.mailset import CASES, View
+from tests.proc import helpdesk_fetch
 
 pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
 
@@ -146,6 +147,30 @@ def test_a_message_over_parse_seconds_is_set_aside_and_the_run_goes_on(dovecot, 
         ("too slow", "parsing took longer than parse_seconds (1 s)")]
     assert len(dovecot.messages(mail_user, ERROR_FOLDER)) == 1
     assert dovecot.messages(mail_user) == []
+
+
+def test_deliver_and_errors_retry_parse_under_the_same_budget(dovecot, mail_user, write_config,
+                                                            tmp_path, run):
+    """Every path that parses goes through the parse worker: a slow message piped in is kept in
+    quarantine (65); after parse_seconds is raised, errors retry ingests it and the one fetch
+    set aside."""
+    dovecot.append(mail_user, [slow_message("slow by IMAP")])
+    settings = {"parse_seconds": 1}
+    config = write_config([dovecot.account("box", mail_user)], settings=settings)
+    assert fetch(config).returncode == 0
+    piped = helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                           input=slow_message("slow by pipe"))
+    assert piped.returncode == 65, piped.stderr
+    assert b"parsing took longer than parse_seconds (1 s)" in piped.stderr
+    assert len(failures(tmp_path / "helpdesk.db")) == 2
+
+    config = write_config([dovecot.account("box", mail_user)], settings={"parse_seconds": 120})
+    retried = run("errors", "retry", "--all", config=config)
+
+    assert retried.exit_code == 0, retried.output
+    subjects = {v.subject for _, v in stored_views(tmp_path / "helpdesk.db")}
+    assert subjects == {"slow by IMAP", "slow by pipe"}
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == []
 
 
 def test_run_budget_seconds_holds_while_messages_are_slow_to_parse(dovecot, mail_user,
