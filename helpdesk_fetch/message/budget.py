@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import select
 import subprocess
 import sys
 import threading
@@ -124,6 +125,8 @@ class Parser:
     def result(self, ticket: int) -> ParsedMessage:
         """The parse of the message *ticket*; results of older tickets not asked for are
         dropped. Unparseable (ParseTimeout) when it cannot be parsed (in time)."""
+        if not self._first <= ticket < self._next:
+            raise ValueError(f"ticket {ticket} was answered or discarded before")
         while True:
             current = self._first
             outcome = self._receive(current)
@@ -239,13 +242,15 @@ class _Worker:
         if self.ready:
             return
         try:
-            kind = self.read(1, time.monotonic() + START_SECONDS)
-        except (_Late, _Gone):
-            kind = b""
+            kind, why = self.read(1, time.monotonic() + START_SECONDS), ""
+        except _Late:
+            kind, why = b"", f"no answer within {START_SECONDS:g} s"
+        except _Gone as exc:
+            kind, why = b"", str(exc)
         if kind != wire.READY:
             self.stop(kill=True)
-            raise ParserUnavailable("the parse worker did not start (run `python -c 'import "
-                                    "helpdesk_fetch.message.worker'` to see why)")
+            raise ParserUnavailable(f"the parse worker ({sys.executable} -I) did not start: "
+                                    f"{why or 'it answered nonsense'}; no message was parsed")
         self.ready = True
 
     def frame(self, deadline: float) -> tuple[bytes, float, bytes]:
@@ -261,8 +266,6 @@ class _Worker:
 
     def read(self, size: int, deadline: float) -> bytes:
         """Exactly *size* bytes of the worker's output; _Late at *deadline*, _Gone at its end."""
-        import select
-
         while len(self.buffer) < size:
             left = deadline - time.monotonic()
             if not select.select([self.fd], [], [], max(left, 0))[0]:
