@@ -14,11 +14,14 @@ import subprocess
 import time
 from pathlib import Path
 
-# Runs after the server's own lines. /proc/PID/stat's sixth field is the session; the names of
-# the processes here (sh, couriertcpd, master, ...) have no spaces, so `read` splits it right.
+# Runs after the server's own lines. In /proc/PID/stat the third field is the state (Z: dead,
+# not yet reaped) and the sixth the session; the names of the processes here (python, sh,
+# couriertcpd, master, ...) have no spaces, so `read` splits the line right.
 _WATCHDOG = """
 set +e
-while kill -0 {parent} 2>/dev/null; do sleep 1; done
+while read -r pid comm state rest < /proc/{parent}/stat 2>/dev/null && [ "$state" != Z ]; do
+    sleep 1
+done
 for stat in /proc/[0-9]*/stat; do
     read -r pid comm state ppid pgrp session rest < "$stat" 2>/dev/null || continue
     if [ "$session" = "$$" ] && [ "$pid" != "$$" ]; then kill -TERM "$pid" 2>/dev/null; fi
