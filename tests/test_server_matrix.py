@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import os
 import poplib
 import re
 import smtplib
@@ -386,24 +387,23 @@ def test_starttls(imap_server, mail_user):
 
 
 # -- POP3 ------------------------------------------------------------------------------------------
-UIDL_FORMAT = {  # each names the IMAP UID of the message (the group)
+UIDL_FORMAT = {  # the group is a number: Dovecot's and Cyrus's are the IMAP UID, Courier's not
     "dovecot": rb"([0-9a-f]{8})[0-9a-f]{8}",  # pop3_uidl_format = %08Xu%08Xv (UID, UIDVALIDITY)
-    "courier": rb"UID(\d+)-\d+",  # UID<uid>-<uidvalidity>
+    "courier": rb"UID(\d+)-\d+",  # UID<n>-<time>, both its POP3 server's own
     "cyrus": rb"\d+\.(\d+)",  # <uidvalidity>.<uid>
 }
 
 
-def imap_uid(server, uidl: bytes) -> int:
+def uidl_number(server, uidl: bytes) -> int:
     found = re.fullmatch(UIDL_FORMAT[server.name], uidl)
     assert found, uidl
     return int(found.group(1), 16 if server.name == "dovecot" else 10)
 
 
 def test_pop3_session(pop3_server, mail_user):
-    """USER/PASS over TLS (verified), CAPA, STAT, LIST, UIDL, RETR, DELE and QUIT. Each UIDL
-    holds the message's IMAP UID; LIST's size is IMAP's RFC822.SIZE; RETR gives IMAP's BODY[];
-    UIDLs stay after a DELE. The message numbers need not follow the UIDs: on Courier they
-    follow the Maildir's file names (a run here once listed UIDs 2, 3, 1)."""
+    """USER/PASS over TLS (verified), CAPA, STAT, LIST, UIDL, RETR, DELE and QUIT. LIST's size
+    is IMAP's RFC822.SIZE and RETR gives IMAP's BODY[]; on Dovecot and Cyrus the UIDL holds the
+    IMAP UID; UIDLs stay after a DELE. (Courier: test_courier_pop3_numbers_and_uidls.)"""
     pop3_server.append(mail_user, [CRLF_MESSAGE, H + b"one\ntwo\r\n", H + b"third\r\n"])
     client = pop3_server.imap(mail_user)
     client.select_folder("INBOX", readonly=True)
@@ -413,22 +413,93 @@ def test_pop3_session(pop3_server, mail_user):
     client = pop3_server.pop3(mail_user)
     assert {"UIDL", "TOP"} <= set(client.capa())
     assert client.stat() == (3, sum(map(len, imap_view.values())))
-    uids = {int(n): imap_uid(pop3_server, uidl)
-            for n, uidl in (line.split() for line in client.uidl()[1])}
-    assert sorted(uids.values()) == sorted(imap_view)
+    uidls = dict(line.split() for line in client.uidl()[1])
+    retrieved = {}
     for line in client.list()[1]:
-        number, size = map(int, line.split())
-        assert size == len(imap_view[uids[number]])
-        _, lines, _ = client.retr(number)
-        assert b"\r\n".join(lines) + b"\r\n" == imap_view[uids[number]]
-    first = min(uids, key=uids.get)  # the lowest UID
-    client.dele(first)
+        number, size = line.split()
+        _, lines, _ = client.retr(int(number))
+        retrieved[uidls[number]] = b"\r\n".join(lines) + b"\r\n"
+        assert int(size) == len(retrieved[uidls[number]])
+        if pop3_server.name != "courier":
+            assert retrieved[uidls[number]] == imap_view[uidl_number(pop3_server, uidls[number])]
+    assert sorted(retrieved.values()) == sorted(imap_view.values())
+    assert len(set(uidls.values())) == 3
+    gone = min(uidls.values(), key=lambda uidl: uidl_number(pop3_server, uidl))
+    client.dele(int(next(n for n, uidl in uidls.items() if uidl == gone)))
     client.quit()
     client = pop3_server.pop3(mail_user)
-    left = sorted(imap_uid(pop3_server, line.split()[1]) for line in client.uidl()[1])
+    assert sorted(line.split()[1] for line in client.uidl()[1]) == \
+        sorted(uidl for uidl in uidls.values() if uidl != gone)
     client.quit()
-    assert left == sorted(imap_view)[1:]
-    assert pop3_server.messages(mail_user) == [imap_view[uid] for uid in left]
+    assert sorted(pop3_server.messages(mail_user)) == \
+        sorted(raw for uidl, raw in retrieved.items() if uidl != gone)
+
+
+def test_courier_pop3_numbers_and_uidls(courier, mail_user):
+    """Courier's POP3 numbers messages in the order of their Maildir file names (which is not
+    the order of arrival: the microseconds in the names are not zero-padded), and its UIDL
+    "UID<n>-<uidvalidity>" counts by itself, in that order, when POP3 first sees a message:
+    not the IMAP UID, which IMAP counts when it first sees the message. Both stay once given
+    (IMAP's after a read-write SELECT)."""
+    maildir = courier.mail / mail_user / "Maildir"
+
+    def arrive(name: str, text: bytes) -> None:
+        courier.add_user(mail_user)
+        path = maildir / "new" / name
+        path.write_bytes(b"Subject: t\n\n" + text + b"\n")
+        os.chown(path, *courier._owner)
+
+    def pop3() -> list[tuple[bytes, bytes]]:
+        client = courier.pop3(mail_user)
+        listed = [(line.split()[1], client.retr(int(line.split()[0]))[1][-1])
+                  for line in client.uidl()[1]]
+        client.quit()
+        return listed
+
+    def imap() -> dict[int, bytes]:
+        client = courier.imap(mail_user)
+        client.select_folder("INBOX")  # read-write: the UIDs are saved
+        found = client.fetch(client.search(["ALL"]), ["BODY.PEEK[]"])
+        client.logout()
+        return {uid: data[b"BODY[]"].split()[-1] for uid, data in found.items()}
+
+    arrive("1000.M9.a", b"first")
+    arrive("1000.M10.b", b"second")  # "M10" sorts before "M9"
+    assert imap() == {1: b"second", 2: b"first"}
+    arrive("0999.M1.c", b"third")  # sorts first of all
+    validity = re.fullmatch(rb"UID\d+-(\d+)", pop3()[0][0]).group(1)
+    assert pop3() == [(b"UID1-" + validity, b"third"), (b"UID2-" + validity, b"second"),
+                      (b"UID3-" + validity, b"first")]
+    assert imap() == {1: b"second", 2: b"first", 3: b"third"}
+    arrive("0998.M1.d", b"fourth")
+    assert pop3()[0] == (b"UID4-" + validity, b"fourth")
+    assert imap()[4] == b"fourth"
+
+
+def test_courier_keeps_uids_only_after_a_read_write_select(courier, mail_user):
+    """Courier saves the UIDs it gives (courierimapuiddb) only in a read-write session: while a
+    mailbox is only ever EXAMINEd, each new message can renumber all, under a new UIDVALIDITY:
+    the time in seconds (less 10^9), so within one second the UIDs change under the same
+    UIDVALIDITY (seen here; hence the sleep)."""
+    courier.add_user(mail_user)
+    new = courier.mail / mail_user / "Maildir" / "new"
+
+    def examine() -> tuple[int, dict[int, bytes]]:
+        client = courier.imap(mail_user)
+        validity = client.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"]
+        found = client.fetch(client.search(["ALL"]), ["BODY.PEEK[]"])
+        client.logout()
+        return validity, {uid: data[b"BODY[]"].split()[-1] for uid, data in found.items()}
+
+    for name, text in (("1000.M9.a", b"first"), ("0999.M1.b", b"second")):
+        (new / name).write_bytes(b"Subject: t\n\n" + text + b"\n")
+        os.chown(new / name, *courier._owner)
+        if text == b"first":
+            validity, uids = examine()
+            assert uids == {1: b"first"}
+            time.sleep(1.1)
+    later, uids = examine()
+    assert uids == {1: b"second", 2: b"first"} and later != validity
 
 
 # RETR of a message with 8-bit header bytes, before and after the UTF8 command (RFC 6856).
