@@ -64,7 +64,7 @@ def copy_to(target: Path, messages: int = MESSAGES, *, account: str = "bench") -
 
 def build(path: Path, messages: int, *, account: str) -> None:
     """Create the tool's schema at *path*, then fill it with *messages* messages."""
-    from helpdesk_fetch import db
+    from helpdesk_fetch.store import db
 
     database = db.open_database(f"sqlite:///{path}")
     database.close()

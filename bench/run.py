@@ -198,7 +198,7 @@ def _password() -> str:
 
 
 def _migrate(path: Path) -> None:
-    from helpdesk_fetch import db
+    from helpdesk_fetch.store import db
 
     db.open_database(f"sqlite:///{path}").close()
 

@@ -102,6 +102,17 @@ class DatabaseError(HelpdeskError):
     """The database cannot be opened or written (locked, read-only, full disk)."""
 
 
+class TagSecretLost(DatabaseError):
+    """The database has no secret behind the ticket tags (spec §4.5). It is never replaced: a
+    new secret would invalidate every tag ever sent, an empty one would let anyone forge tags."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database has lost the secret behind ticket tags (the setting 'tag_secret'); "
+            "no tag can be written or checked without it. Restore the database, or that row "
+            "from a backup of it; a new secret would make every tag ever sent invalid")
+
+
 class QuarantineError(HelpdeskError):
     """The quarantine Maildir of ``deliver`` cannot be written: the MTA keeps the message."""
 

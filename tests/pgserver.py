@@ -130,7 +130,7 @@ class PostgresCluster:
 
 def public_tables(url: str) -> list[str]:
     """The tables in the public schema of the test database at *url*."""
-    from helpdesk_fetch.db import connect
+    from helpdesk_fetch.store.db import connect
 
     database = connect(url, password=PASSWORD)
     try:

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpdesk_fetch import authres
-from helpdesk_fetch.authres import parse, sender_trusted, vouched_domains, vouches_for
-from helpdesk_fetch.parse import parse as parse_message
+from helpdesk_fetch.message import authres
+from helpdesk_fetch.message.authres import parse, sender_trusted, vouched_domains, vouches_for
+from helpdesk_fetch.message.parse import parse as parse_message
 from tests.mails import message
 
 MX = "mx.example.com"

@@ -77,7 +77,7 @@ def test_new_ticket_mails_requester_and_resource(helpdesk, smtp, run):
     assert ticket["number"] in answer.get_content() and "it-support" in answer.get_content()
     [(staff, notice)] = mails_of(smtp, "new_ticket_resource")
     assert sorted(staff) == STAFF and "Printer broken" in notice["Subject"]
-    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    shown = run.json("tickets", "show", ticket["number"], config=config)
     assert [m["direction"] for m in shown["messages"]] == ["in", "out", "out"]
     assert ticket["message_count"] == 1  # our own auto-mails are not counted
 
@@ -107,7 +107,7 @@ def test_member_reply(helpdesk, smtp, run, switch, status, told):
     send(first)
     run("fetch", config=config)
     ticket = only_ticket(run, config)
-    run("tickets", "set-status", str(ticket["id"]), "in_progress", config=config)
+    run("tickets", "set-status", ticket["number"], "in_progress", config=config)
     due = only_ticket(run, config)["escalation_due_at"]
 
     send(message(f"Re: {ticket['tag']} Disk full", message_id=None,
@@ -141,7 +141,7 @@ def test_reply_within_the_reactivation_window_reopens(helpdesk, smtp, run):
     send(message("Monitor"))
     run("fetch", config=config)
     ticket = only_ticket(run, config)
-    assert at("-3d", config, "tickets", "close", str(ticket["id"])).returncode == 0
+    assert at("-3d", config, "tickets", "close", ticket["number"]).returncode == 0
 
     send(message(f"Re: {ticket['tag']} Monitor", sender="alice@example.com"))  # members too
     run("fetch", config=config)
@@ -156,7 +156,7 @@ def test_reply_after_the_window_is_rejected_and_answered(helpdesk, smtp, run):
     send(message("Keyboard"))
     run("fetch", config=config)
     ticket = only_ticket(run, config)
-    assert at("-20d", config, "tickets", "close", str(ticket["id"])).returncode == 0
+    assert at("-20d", config, "tickets", "close", ticket["number"]).returncode == 0
     closed = only_ticket(run, config)
 
     late = message(f"Re: {ticket['tag']} Keyboard", sender="dave@example.org")
@@ -166,7 +166,7 @@ def test_reply_after_the_window_is_rejected_and_answered(helpdesk, smtp, run):
     after = only_ticket(run, config)
     assert after["status"] == "closed" and after["closed_at"] == closed["closed_at"]
     assert after["message_count"] == 2
-    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    shown = run.json("tickets", "show", ticket["number"], config=config)
     rejected = [m for m in shown["messages"] if m["state"] == "rejected"]
     assert [m["message_id"] for m in rejected] == [message_id_of(late)]
     [(rcpts, answer)] = mails_of(smtp, "ticket_closed")
@@ -201,6 +201,25 @@ def test_daemon_and_own_senders_are_never_answered(helpdesk, smtp, run, sender):
     send(message("Delivery report", sender=sender), message("A real request"))
     run("fetch", config=config)
     assert len(run.json("tickets", "list", config=config)) == 2
+    assert len(smtp.messages) == 2
+    assert all(b"A real request" in raw for _, _, raw in smtp.messages)
+
+
+@pytest.mark.parametrize("sender", [b"Moderator-Address <moderator>", b"root (Cron Daemon)"])
+def test_a_sender_without_a_domain_is_kept_and_never_mailed(helpdesk, smtp, run, sender):
+    """The ticket names the sender by its local part; no auto-mail goes out about it, to the
+    sender (no domain to send to) or to the staff (local robots write such addresses)."""
+    config, send = helpdesk()
+    send(b"From: " + sender + b"\r\nTo: helpdesk@example.com\r\nSubject: Approve\r\n\r\nhi\r\n",
+         message("A real request"))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    tickets = {t["subject"]: t for t in run.json("tickets", "list", config=config)}
+    local = sender.split(b"<")[-1].split(b" ")[0].strip(b">").decode()
+    assert tickets["Approve"]["requester"] == local
+    shown = run.json("tickets", "show", str(tickets["Approve"]["id"]), config=config)
+    assert shown["messages"][0]["from"] == local
     assert len(smtp.messages) == 2
     assert all(b"A real request" in raw for _, _, raw in smtp.messages)
 
@@ -347,7 +366,9 @@ def test_two_senders_at_once_send_each_mail_once(helpdesk, smtp, run):
     down.write_text(text.replace("port = 1", f"port = {stopped}"))
     # ...then two senders race for the same due mails.
     racers = [subprocess.Popen(["faketime", "-f", "+1h", sys.executable, "-c",
-                                "import sys; from helpdesk_fetch import config, db, outbox; "
+                                "import sys; from helpdesk_fetch import config; "
+                                "from helpdesk_fetch.store import db; "
+                                "from helpdesk_fetch.automail import outbox; "
                                 "c = config.load(config.config_path(sys.argv[1])); "
                                 "db.open_configured(c.settings); outbox.send_due(c)",
                                 str(config)], cwd=ROOT) for _ in range(2)]
@@ -367,7 +388,7 @@ def test_member_rule_trusts_only_what_our_server_vouches_for(helpdesk, run, resu
     send(message("Printer"))
     run("fetch", config=config)
     ticket = only_ticket(run, config)
-    run("tickets", "set-status", str(ticket["id"]), "in_progress", config=config)
+    run("tickets", "set-status", ticket["number"], "in_progress", config=config)
 
     headers = {"Authentication-Results": results} if results else {}
     send(message(f"Re: {ticket['tag']} Printer", sender="alice@example.com", headers=headers))

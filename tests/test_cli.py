@@ -96,20 +96,20 @@ def test_tickets_commands(maildir_config, run):
     assert first["status"] == "new" and first["resource"] == "it-support"
     assert first["created_at"].endswith("+00:00") and first["closed_at"] is None
     assert first["tag"] == f"[TicketID {first['number']}{first['tag'][-5:-1]}]"
-    by_number = run.json("tickets", "show", "--number", first["number"], config=maildir_config)
+    by_number = run.json("tickets", "show", first["number"], config=maildir_config)
     assert by_number["id"] == first["id"] and len(by_number["messages"]) == 1
     message_keys = set(by_number["messages"][0])
     assert message_keys >= {"id", "direction", "state", "account", "message_id", "from", "to",
                             "cc", "date", "subject", "text", "html", "attachments"}
-    assert run("tickets", "close", str(first["id"]), config=maildir_config).exit_code == 0
+    assert run("tickets", "close", first["number"], config=maildir_config).exit_code == 0
     closed = run.json("tickets", "list", "--status", "closed", config=maildir_config)
     assert [t["id"] for t in closed] == [first["id"]] and closed[0]["closed_at"]
-    run("tickets", "set-status", str(first["id"]), "in_progress", config=maildir_config)
-    again = run.json("tickets", "show", str(first["id"]), config=maildir_config)
+    run("tickets", "set-status", first["number"], "in_progress", config=maildir_config)
+    again = run.json("tickets", "show", first["number"], config=maildir_config)
     assert again["status"] == "in_progress" and again["closed_at"] is None
     missing = run("tickets", "show", "999", config=maildir_config)
-    assert missing.exit_code == 2 and "no ticket with id 999" in missing.stderr
-    assert "First" in run("tickets", "show", str(first["id"]), config=maildir_config).output
+    assert missing.exit_code == 2 and "no ticket number 999" in missing.stderr
+    assert "First" in run("tickets", "show", first["number"], config=maildir_config).output
 
 
 def test_tickets_json_addresses_times_and_attachments(tmp_path, write_config, run):
@@ -128,9 +128,9 @@ def test_tickets_json_addresses_times_and_attachments(tmp_path, write_config, ru
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
     assert run("fetch", config=config).exit_code == 0
     [ticket] = run.json("tickets", "list", config=config)
-    assert run("tickets", "close", str(ticket["id"]), config=config).exit_code == 0
+    assert run("tickets", "close", ticket["number"], config=config).exit_code == 0
 
-    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    shown = run.json("tickets", "show", ticket["number"], config=config)
 
     [inbound] = shown["messages"]
     assert (inbound["from"], inbound["to"], inbound["cc"]) == (
@@ -144,26 +144,36 @@ def test_tickets_json_addresses_times_and_attachments(tmp_path, write_config, ru
 
 
 def test_tickets_by_number_or_tag(maildir_config, run):
+    """Spec §3: TICKET is the number users see, or its tag; --id N the internal id."""
     run("fetch", config=maildir_config)
     first, second = run.json("tickets", "list", config=maildir_config)
     number, tag = second["number"], second["tag"]
-    for value in (number, tag, tag.strip("[]").split()[1]):
-        shown = run.json("tickets", "show", f"--number={value}", config=maildir_config)
+    for value in (number, tag, tag.strip("[]").split()[1], f"00{number}"):
+        shown = run.json("tickets", "show", value, config=maildir_config)
         assert shown["id"] == second["id"], value
-    assert run("tickets", "close", "--number", number, config=maildir_config).exit_code == 0
-    result = run("tickets", "set-status", "--number", number, "in_progress",
+    assert run.json("tickets", "show", "--id", str(second["id"]),
+                    config=maildir_config)["number"] == number
+    assert run.json("tickets", "show", f"--number={number}",  # the option of 0.1 still works
+                    config=maildir_config)["id"] == second["id"]
+    assert run("tickets", "close", number, config=maildir_config).exit_code == 0
+    result = run("tickets", "set-status", number, "in_progress",
                  config=maildir_config)
     assert result.exit_code == 0, result.output
     assert [t["status"] for t in run.json("tickets", "list", config=maildir_config)] == [
         "new", "in_progress"]
-    assert run.json("tickets", "show", str(first["id"]), config=maildir_config)["id"] == \
+    assert run.json("tickets", "show", first["number"], config=maildir_config)["id"] == \
         first["id"]
 
-    for argv in (["show"], ["show", "1", "--number", number], ["close"],
-                 ["set-status", "in_progress"], ["set-status", "--number", number]):
+    result = run("tickets", "set-status", "--id", str(first["id"]), "closed",
+                 config=maildir_config)
+    assert result.exit_code == 0 and f"Ticket {first['number']} is now closed" in result.output
+    for argv in (["show"], ["show", number, "--number", number], ["close"],
+                 ["set-status", "in_progress"], ["set-status", "--id", "1"],
+                 ["show", number, "--id", "1"]):
         result = run("tickets", *argv, config=maildir_config)
-        assert result.exit_code == 2 and "Usage:" in result.stderr, argv
-    forged = run("tickets", "show", "--number", f"{number}AAAA", config=maildir_config)
+        assert result.exit_code == 2, argv
+        assert "Usage:" in result.stderr or "not both" in result.stderr, argv
+    forged = run("tickets", "show", f"{number}AAAA", config=maildir_config)
     assert forged.exit_code == 2
     assert f"'{number}AAAA' is neither a ticket number nor a valid ticket tag" in forged.stderr
 
@@ -200,13 +210,15 @@ def test_status_json(maildir_config, run):
 def held(account: str, config_path):
     """Hold *account* as another run would: its flock, or its PostgreSQL advisory lock in a
     session of its own."""
-    from helpdesk_fetch import auth, config, db, state
+    from helpdesk_fetch import config, state
+    from helpdesk_fetch.secrets.passwords import database_password
+    from helpdesk_fetch.store import db
 
     settings = config.load(config_path).settings
     database = None
     if settings.database.startswith("postgresql:"):
         database = db.connect(settings.database,
-                              password=auth.database_password(settings, timeout=10))
+                              password=database_password(settings, timeout=10))
     try:
         with state.account_lock(account, state_dir=settings.state_dir, database=database):
             yield

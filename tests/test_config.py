@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
-from helpdesk_fetch import auth, config, rules
+from helpdesk_fetch import config
 from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.secrets.passwords import password_for, password_from
+from helpdesk_fetch.tickets import rules
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,11 +185,11 @@ def test_password_sources(tmp_path, monkeypatch):
     secret_file = tmp_path / "pw"
     secret_file.write_text("from-file\nsecond line ignored\n")
     secret_file.chmod(0o600)
-    assert auth.password_for(_account(password="inline"), label="a", timeout=5) == "inline"
-    assert auth.password_for(_account(password_env="HD_PW"), label="a", timeout=5) == "from-env"
-    assert auth.password_for(_account(password_file=str(secret_file)), label="a",
+    assert password_for(_account(password="inline"), label="a", timeout=5) == "inline"
+    assert password_for(_account(password_env="HD_PW"), label="a", timeout=5) == "from-env"
+    assert password_for(_account(password_file=str(secret_file)), label="a",
                              timeout=5) == "from-file"
-    assert auth.password_for(_account(password_command="echo from-command"), label="a",
+    assert password_for(_account(password_command="echo from-command"), label="a",
                              timeout=5) == "from-command"
 
 
@@ -200,7 +201,7 @@ def test_password_sources(tmp_path, monkeypatch):
 ])
 def test_password_source_failures(keys, needle):
     with pytest.raises(ConfigError) as caught:
-        auth.password_for(_account(**keys), label="a", timeout=0.5)
+        password_for(_account(**keys), label="a", timeout=0.5)
     assert needle in str(caught.value) and "secret-out" not in str(caught.value)
 
 
@@ -210,7 +211,7 @@ def test_a_password_file_with_an_empty_first_line_is_an_error(tmp_path, content)
     secret_file.write_text(content, encoding="utf-8")
     secret_file.chmod(0o600)
     with pytest.raises(ConfigError) as caught:
-        auth.password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
+        password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
     assert str(caught.value) == (f"account 'a': key 'password_file': {secret_file}: the first "
                                  "line is empty (the password must be on the first line)")
 
@@ -219,9 +220,9 @@ def test_a_byte_order_mark_is_not_part_of_the_password(tmp_path):
     secret_file = tmp_path / "pw"
     secret_file.write_bytes(b"\xef\xbb\xbfs3cret\r\n")  # as Windows Notepad saves it
     secret_file.chmod(0o600)
-    assert auth.password_for(_account(password_file=str(secret_file)), label="a",
+    assert password_for(_account(password_file=str(secret_file)), label="a",
                              timeout=5) == "s3cret"
-    assert auth.password_from(env=None, file=str(secret_file), command=None,
+    assert password_from(env=None, file=str(secret_file), command=None,
                               key_prefix="settings.database_", timeout=5) == "s3cret"
 
 
@@ -230,16 +231,16 @@ def test_password_file_readable_by_others_is_refused(tmp_path):
     secret_file.write_text("s3cret\n")
     secret_file.chmod(0o640)
     with pytest.raises(ConfigError) as caught:
-        auth.password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
+        password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
     assert "chmod 600" in str(caught.value)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a file owned by another user")
-def test_password_file_of_another_user_is_refused(tmp_path):
+def test_password_file_of_another_user_is_refused(tmp_path, owned_by_another_user):
     secret_file = tmp_path / "pw"
     secret_file.write_text("s3cret\n")
     secret_file.chmod(0o600)
-    os.chown(secret_file, 65534, 65534)
+    owner, _ = owned_by_another_user(secret_file)
     with pytest.raises(ConfigError) as caught:
-        auth.password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
-    assert "chown" in str(caught.value)
+        password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
+    assert f"belongs to uid {owner}" in str(caught.value)
+    assert f"chown 0 {secret_file}" in str(caught.value)

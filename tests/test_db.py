@@ -9,8 +9,10 @@ import stat
 
 import pytest
 
-from helpdesk_fetch import config, db, dburl
+from helpdesk_fetch import config
+from helpdesk_fetch.config import dburl
 from helpdesk_fetch.errors import ConfigError, DatabaseError
+from helpdesk_fetch.store import db
 from tests.pgserver import PASSWORD
 
 
@@ -96,3 +98,22 @@ def test_the_read_only_path_of_a_file_with_a_space_and_umlaut(tmp_path):
 
     assert db.sqlite_path(database) == path and path.exists()
     database.close()
+
+
+@pytest.mark.both_backends
+def test_the_migrations_build_exactly_the_models(open_db):
+    """models.py and migrations/ agree: a change to one without the other (`make migration`)
+    fails here, on SQLite and on PostgreSQL."""
+    from playhouse.schema_diff import diff_models
+
+    from helpdesk_fetch.store.models import MODELS
+
+    database = open_db()
+    assert not diff_models(database, MODELS), diff_models(database, MODELS)
+
+
+def test_make_migration_finds_nothing_to_write(capsys):
+    from helpdesk_fetch.store.migrations.__main__ import generate
+
+    assert not generate("nothing")
+    assert "Nothing to generate" in capsys.readouterr().out

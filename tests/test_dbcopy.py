@@ -8,13 +8,15 @@ import zlib
 
 import pytest
 
-from helpdesk_fetch import db, dbcopy, state
+from helpdesk_fetch import state
 from helpdesk_fetch.clock import utcnow
-from helpdesk_fetch.models import MODELS, FailedMessage, Message, Outbox, RawMessage
+from helpdesk_fetch.store import copy as dbcopy
+from helpdesk_fetch.store import db
+from helpdesk_fetch.store.models import MODELS, FailedMessage, Message, Outbox, RawMessage
 from tests.conftest import DB_PASSWORD_ENV
 from tests.mails import message, message_id_of
+from tests.mailset import CASES
 from tests.pgserver import PASSWORD, public_tables
-from tests.test_corpus import MESSAGES as CORPUS
 from tests.test_ingest_maildir import make_maildir
 
 
@@ -24,12 +26,12 @@ def populated(tmp_path, write_config, run):
     ticket, a message that failed, a queued auto-mail, run history."""
     first = message("Printer broken", attachments=[("log.txt", "text/plain", b"jam\n" * 100)])
     mails = [first, message("Re: Printer broken", in_reply_to=f"<{message_id_of(first)}>"),
-             b"", *[path.read_bytes() for path in CORPUS[:40]]]
+             b"", *[case.raw for case in CASES.values() if not case.expect.set_aside]]
     make_maildir(tmp_path / "box", mails)
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box",
                             "resource": "it-support"}])
     assert run("fetch", config=config).exit_code == 0
-    assert run("tickets", "close", "2", config=config).exit_code == 0
+    assert run("tickets", "close", "1002", config=config).exit_code == 0
     db.open_database(f"sqlite:///{tmp_path}/helpdesk.db")
     out = Message.create(ticket=1, direction="out", subject="We have your request",
                          received_at=utcnow())
@@ -77,8 +79,8 @@ def test_db_copy_moves_everything_and_verifies_it(populated, postgres, tmp_path,
     tickets = run.json("tickets", "list", config=populated)
     assert run.json("tickets", "list", config=moved) == tickets
     for ticket in tickets[::3]:
-        assert run.json("tickets", "show", str(ticket["id"]), config=moved) == \
-            run.json("tickets", "show", str(ticket["id"]), config=populated)
+        assert run.json("tickets", "show", ticket["number"], config=moved) == \
+            run.json("tickets", "show", ticket["number"], config=populated)
     assert run.json("status", config=moved)["error_messages"] == 1
 
     (tmp_path / "box" / "new" / "1800000000.M1P2.moved").write_bytes(message("After the move"))

@@ -36,7 +36,7 @@ def test_piped_message_becomes_a_ticket_once(tmp_path, write_config, run):
     [ticket] = run.json("tickets", "list", config=config)
     assert (ticket["subject"], ticket["resource"], ticket["message_count"]) == (
         "Disk almost full", "it-support", 1)
-    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    shown = run.json("tickets", "show", ticket["number"], config=config)
     assert shown["messages"][0]["account"] == "deliver:it-support"
 
 
@@ -72,9 +72,9 @@ def test_procmail_envelope_line_and_account_option(tmp_path, write_config, run):
     assert result.returncode == 0, result.stderr
     [ticket] = run.json("tickets", "list", config=config)
     assert ticket["resource"] == "ops"
-    assert run.json("tickets", "show", str(ticket["id"]), config=config)["messages"][0][
+    assert run.json("tickets", "show", ticket["number"], config=config)["messages"][0][
         "account"] == "monitoring"
-    shown = run("tickets", "show", str(ticket["id"]), config=config).output
+    shown = run("tickets", "show", ticket["number"], config=config).output
     assert "From nagios" not in shown
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk_fetch.models import SourceKey
+from helpdesk_fetch.store.models import SourceKey
 from tests.mails import message, message_id_of
 from tests.pgserver import public_tables
 
@@ -32,14 +32,14 @@ def test_mixed_mail_becomes_tickets_and_leaves_the_mailbox(dovecot, mail_user, w
     assert [t["subject"] for t in tickets] == ["Printer broken", "VPN down", "Grüße aus Köln",
                                                "Screenshot"]
     assert tickets[0]["message_count"] == 2
-    thread = run.json("tickets", "show", str(tickets[0]["id"]), config=config)
+    thread = run.json("tickets", "show", tickets[0]["number"], config=config)
     assert [m["text"].strip() for m in thread["messages"]] == ["Paper jam on floor 3.",
                                                                "Still broken."]
-    vpn = run.json("tickets", "show", str(tickets[1]["id"]), config=config)["messages"][0]
+    vpn = run.json("tickets", "show", tickets[1]["number"], config=config)["messages"][0]
     assert vpn["text"] == "The VPN is down" and "<script>" in vpn["html"]
-    latin_text = run.json("tickets", "show", str(tickets[2]["id"]), config=config)
+    latin_text = run.json("tickets", "show", tickets[2]["number"], config=config)
     assert "Das Gerät ist kaputt" in latin_text["messages"][0]["text"]
-    shot = run.json("tickets", "show", str(tickets[3]["id"]), config=config)["messages"][0]
+    shot = run.json("tickets", "show", tickets[3]["number"], config=config)["messages"][0]
     assert shot["attachments"][0]["filename"] == "screen.png"
     assert shot["attachments"][0]["size"] == 200
 
@@ -139,7 +139,7 @@ def test_an_error_folder_the_server_refuses_blocks_nothing(dovecot, mail_user, w
     stays in the mailbox and is tried again, the others are filed, and the account is reported
     failed so that someone fixes it. Both ways to a failure: too large (never downloaded) and
     failing after download (a bug of ours, injected)."""
-    from helpdesk_fetch import pipeline
+    from helpdesk_fetch.ingest import pipeline
 
     def find_ticket(parsed, tagger, **kwargs):
         if parsed.subject == "boom":

@@ -86,7 +86,7 @@ def test_hostile_tags_and_references_are_filed_like_any_mail(tmp_path, write_con
 
 def test_a_bug_met_by_one_message_sets_it_aside_and_spares_the_rest(tmp_path, write_config, run,
                                                                      monkeypatch):
-    from helpdesk_fetch import pipeline
+    from helpdesk_fetch.ingest import pipeline
 
     def find_ticket(parsed, tagger, **kwargs):  # a bug of ours that only this message meets
         if parsed.subject == "boom":
@@ -127,7 +127,8 @@ def test_ingest_disabled_during_a_run_stops_it_at_the_next_account(tmp_path, wri
     """A run that started before `ingest disable` takes no further account (db copy relies
     on it): the switch is read again under each account's lock."""
     from helpdesk_fetch import config as config_module
-    from helpdesk_fetch import ingest, state
+    from helpdesk_fetch import state
+    from helpdesk_fetch.ingest import run as ingest
 
     make_maildir(tmp_path / "one", [message("Before the switch")])
     make_maildir(tmp_path / "two", [message("After the switch")])

@@ -47,7 +47,7 @@ def test_long_lines_survive_poplib(dovecot, mail_user, write_config, run):
     assert run("fetch", config=config).exit_code == 0, run("fetch", config=config).output
 
     ticket = run.json("tickets", "list", config=config)[0]
-    text = run.json("tickets", "show", str(ticket["id"]), config=config)["messages"][0]["text"]
+    text = run.json("tickets", "show", ticket["number"], config=config)["messages"][0]["text"]
     assert text.strip() == long_line.strip()
 
 

@@ -341,3 +341,29 @@ def test_a_token_helper_on_loopback_is_reached_without_the_proxy(oauth_dovecot, 
 
     assert result.exit_code == 0, result.output
     assert [r["grant_type"] for r in idp.provider.requests] == ["refresh_token"]
+
+
+def test_errors_retry_dismiss_and_show_raw_log_in_with_oauth2(oauth_dovecot, idp, mail_user,
+                                                              write_config, run, tmp_path):
+    """errors retry/dismiss/show --raw open the error folder the way fetch opens the inbox (one
+    open_mailbox): an oauth2 account has no password source to ask."""
+    token = idp.provider.issue(mail_user, CLIENT, with_refresh=False)["access_token"]
+    (tmp_path / "token").write_text(token + "\n")
+    big, small = message("Too big", body="x" * 4000), message("Also too big", body="y" * 4000)
+    oauth_dovecot.append(mail_user, [big, small])
+    account = oauth_account(oauth_dovecot, idp, "o", mail_user,
+                            oauth2_token_command=f"cat {tmp_path / 'token'}")
+    config = write_config([account], settings={"max_message_bytes": 2000})
+    assert run("fetch", config=config).exit_code == 0
+    assert len(oauth_dovecot.messages(mail_user, "HD Error Messages")) == 2
+
+    first, second = run.json("errors", "list", config=config)
+    raw = run("errors", "show", str(first["id"]), "--raw", config=config)
+    assert raw.exit_code == 0 and b"Too big" in raw.stdout_bytes
+    config = write_config([account], settings={"max_message_bytes": 26214400})
+    retried = run("errors", "retry", str(first["id"]), config=config)
+    assert retried.exit_code == 0 and "ingested" in retried.output, retried.output
+    dismissed = run("errors", "dismiss", str(second["id"]), config=config)
+    assert dismissed.exit_code == 0, dismissed.output
+    assert oauth_dovecot.messages(mail_user, "HD Error Messages") == []
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Too big"]

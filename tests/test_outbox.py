@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk_fetch import db, models
+from helpdesk_fetch.store import db, models
 from tests.servers import SmtpSink
 from tests.test_automail import STAFF, at, mails_of
 

@@ -49,7 +49,7 @@ def test_mail_beyond_varchar_limits_and_with_nul_bytes_is_stored_alike(tmp_path,
     assert result.exit_code == 0, result.output
     ticket = run.json("tickets", "list", config=config)[0]
     assert ticket["requester"] == address and ticket["subject"] == "Nulin subject"
-    shown = run.json("tickets", "show", str(ticket["id"]), config=config)["messages"][0]
+    shown = run.json("tickets", "show", ticket["number"], config=config)["messages"][0]
     assert shown["text"].strip() == "body with a  NUL"
     assert shown["attachments"][0]["content_type"].startswith(odd_type)
     assert "\x00" not in shown["attachments"][0]["content_type"]
@@ -58,7 +58,7 @@ def test_mail_beyond_varchar_limits_and_with_nul_bytes_is_stored_alike(tmp_path,
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_text_with_nul_is_stored_not_refused(database_url, open_db):
     """A NUL that slips past the parser (an error text, an old SQLite row) must not crash."""
-    from helpdesk_fetch.models import Setting
+    from helpdesk_fetch.store.models import Setting
 
     open_db()
     Setting.create(key="probe", value="before\x00after")
@@ -213,7 +213,7 @@ def test_times_are_utc_whatever_the_server_and_client_time_zones(database_url, t
         before = dt.datetime.now(dt.UTC).replace(microsecond=0)
         assert run("fetch", config=config).exit_code == 0
         ticket = run.json("tickets", "list", config=config)[0]
-        shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+        shown = run.json("tickets", "show", ticket["number"], config=config)
     time.tzset()
     assert shown["messages"][0]["date"] == "2024-03-31T08:30:00+00:00"
     created = dt.datetime.fromisoformat(ticket["created_at"])
@@ -229,7 +229,7 @@ def test_the_write_path_locks_the_ticket_row_until_commit(database_url, tmp_path
     import psycopg2
     from psycopg2 import errors
 
-    from helpdesk_fetch import store
+    from helpdesk_fetch.store import write
     from tests.pgserver import ROLE
 
     first = message("Printer broken")
@@ -239,7 +239,7 @@ def test_the_write_path_locks_the_ticket_row_until_commit(database_url, tmp_path
     reply = message("Re: Printer broken", in_reply_to=f"<{message_id_of(first)}>")
     (tmp_path / "box" / "new" / "1800000000.M1P2.reply").write_bytes(reply)
     seen = []
-    real = store.store_inbound
+    real = write.store_inbound
 
     def store_inbound(parsed, raw, sha256, *, ticket, **kwargs):  # inside the transaction
         agent = psycopg2.connect(database_url.replace(f"{ROLE}@", f"{ROLE}:{PASSWORD}@"))
@@ -254,7 +254,7 @@ def test_the_write_path_locks_the_ticket_row_until_commit(database_url, tmp_path
             agent.close()
         return real(parsed, raw, sha256, ticket=ticket, **kwargs)
 
-    monkeypatch.setattr(store, "store_inbound", store_inbound)
+    monkeypatch.setattr(write, "store_inbound", store_inbound)
     assert run("fetch", config=config).exit_code == 0
 
     assert seen == ["locked"]

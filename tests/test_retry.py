@@ -198,7 +198,7 @@ def test_message_ids_are_what_errors_list_shows(tmp_path, write_config, run):
                  settings={"max_message_bytes": 10000})
     run("errors", "retry", "--all", config=config)
     ticket = run.json("tickets", "list", config=config)[0]
-    shown = run.json("tickets", "show", str(ticket["id"]), config=config)
+    shown = run.json("tickets", "show", ticket["number"], config=config)
     assert shown["messages"][0]["message_id"] == message_id_of(raw)
 
 
@@ -251,7 +251,8 @@ def test_the_quarantine_lock_is_this_machines_not_an_account_named_quarantine(
         tmp_path, database_url, write_config, run):
     """An account may be called "quarantine"; its run must not hold up `errors retry` of the
     quarantine of `deliver`, which is local to each machine anyway."""
-    from helpdesk_fetch import db, state
+    from helpdesk_fetch import state
+    from helpdesk_fetch.store import db
     from tests.pgserver import PASSWORD
 
     config = write_config([], settings={"max_message_bytes": 2000})

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from helpdesk_fetch import rules
 from helpdesk_fetch.config import Resource, Settings
-from helpdesk_fetch.models import Ticket
+from helpdesk_fetch.store.models import Ticket
+from helpdesk_fetch.tickets import rules
 
 NOW = dt.datetime(2026, 11, 28, 12, 0)
 TEAM = Resource("it-support", ("alice@example.com",), ("alice@example.com",))

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from playhouse.test_utils import count_queries
 
-from helpdesk_fetch import sql
 from helpdesk_fetch.config import load
-from helpdesk_fetch.models import database
-from helpdesk_fetch.pipeline import DUPLICATE, STORED, Pipeline, Source
+from helpdesk_fetch.ingest.pipeline import DUPLICATE, STORED, Pipeline, Source
+from helpdesk_fetch.store import sql
+from helpdesk_fetch.store.models import database
 from tests.mails import message, message_id_of
 
 # The queries of one message (BEGIN and COMMIT are not counted):

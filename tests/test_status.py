@@ -115,9 +115,9 @@ def test_run_history_is_pruned_after_history_days(tmp_path, write_config, run):
 
     assert run("fetch", config=config).exit_code == 0
 
-    from helpdesk_fetch import db
     from helpdesk_fetch.clock import utcnow
-    from helpdesk_fetch.models import AccountRun
+    from helpdesk_fetch.store import db
+    from helpdesk_fetch.store.models import AccountRun
 
     db.open_database(f"sqlite:///{tmp_path}/helpdesk.db")
     [recent] = AccountRun.select()  # the run of 40 days ago is gone

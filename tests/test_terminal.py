@@ -71,7 +71,7 @@ def test_verbose_levels(tmp_path, write_config):
     debug = helpdesk_fetch("-vv", "fetch", config=config)
 
     assert f"account local: <{message_id_of(raw)}> -> ticket 1001" in verbose.stderr.decode()
-    assert "helpdesk_fetch.pipeline:" in debug.stderr.decode()  # -vv names the module
+    assert "helpdesk_fetch.ingest.pipeline:" in debug.stderr.decode()  # -vv names the module
 
 
 def test_log_file_names_account_and_message_id(tmp_path, write_config, run):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from helpdesk_fetch.config import Settings
-from helpdesk_fetch.threads import Tagger
+from helpdesk_fetch.tickets.tags import Tagger
 
 
 def tagger(**settings) -> Tagger:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from helpdesk_fetch.mailbox.base import system_ca_dir
+from helpdesk_fetch.tls import system_ca_dir
 from tests.mails import message
 
 

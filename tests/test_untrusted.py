@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpdesk_fetch.parse import MAX_NAME_BYTES, safe_filename
+from helpdesk_fetch.message.parse import MAX_NAME_BYTES, safe_filename
 from tests.mails import message
 from tests.proc import ROOT, environment
 from tests.test_ingest_maildir import make_maildir
@@ -83,7 +83,7 @@ def test_evil_attachment_names_end_to_end(tmp_path, write_config, run):
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
     assert run("fetch", config=config).exit_code == 0
 
-    shown = run.json("tickets", "show", "1", config=config)["messages"][0]["attachments"]
+    shown = run.json("tickets", "show", "1001", config=config)["messages"][0]["attachments"]
     filenames = [a["filename"] for a in shown]
     assert filenames[:5] == ["passwd", "shadow", "boot.ini", "invoice_gpj.exe", "_CON"]
     assert filenames[5].endswith(".pdf") and filenames[6] == "x"
@@ -118,8 +118,8 @@ def test_html_is_stored_never_rendered_or_fetched(tmp_path, write_config, run):
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
     try:
         assert run("fetch", config=config).exit_code == 0
-        stored = run.json("tickets", "show", "1", config=config)["messages"][0]
-        shown = run("tickets", "show", "1", config=config).output
+        stored = run.json("tickets", "show", "1001", config=config)["messages"][0]
+        shown = run("tickets", "show", "1001", config=config).output
     finally:
         tracker.shutdown()
         tracker.server_close()
@@ -141,7 +141,7 @@ def test_the_terminal_is_safe_from_the_sender(tmp_path, write_config):
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
     env = environment(COLUMNS="250")
     for argv in (["fetch", "--dry-run"], ["-v", "fetch"], ["tickets", "list"],
-                 ["tickets", "show", "1"]):
+                 ["tickets", "show", "1001"]):
         child = pexpect.spawn(sys.executable, ["-m", "helpdesk_fetch", "--config", str(config),
                                                *argv], env=env, cwd=str(ROOT),
                               dimensions=(50, 250),

@@ -30,20 +30,22 @@ class App:
 
     def config(self):
         if self._config is None:
-            from helpdesk_fetch import auth, config, dburl
+            from helpdesk_fetch import config
+            from helpdesk_fetch.config import dburl
+            from helpdesk_fetch.secrets.redact import remember_secret
 
             self._config = config.load(config.config_path(self.config_option))
             for item in (*self._config.accounts, self._config.smtp):
                 if item is not None and item.password:
-                    auth.remember_secret(item.password)
-            auth.remember_secret(dburl.password(self._config.settings.database) or "")
+                    remember_secret(item.password)
+            remember_secret(dburl.password(self._config.settings.database) or "")
         return self._config
 
     def database(self, *, read_only: bool = False):
         """The database, opened once (read-only commands never create or migrate it)."""
         if self._database is None:
-            from helpdesk_fetch import db
             from helpdesk_fetch.errors import ConfigError
+            from helpdesk_fetch.store import db
 
             config = self.config()
             try:
@@ -54,11 +56,10 @@ class App:
 
     def tagger(self):
         if self._tagger is None:
-            from helpdesk_fetch import db
-            from helpdesk_fetch.threads import Tagger
+            from helpdesk_fetch.tickets.tags import installation_tagger
 
             self.database()
-            self._tagger = Tagger(db.setting("tag_secret") or "", self.config().settings)
+            self._tagger = installation_tagger(self.config().settings)
         return self._tagger
 
 
@@ -100,20 +101,41 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except HelpdeskError as exc:
-            from helpdesk_fetch.auth import redact
-            from helpdesk_fetch.cli.render import printable
+            _fail(ctx, exc)
+        except Exception as exc:  # a database failure outside the paths that expect one
+            translated = _database_error(exc)
+            if translated is None:
+                raise
+            _fail(ctx, translated)
 
-            click.echo(f"helpdesk-fetch: error: {printable(redact(str(exc)), lines=True)}",
-                       err=True)
-            ctx.exit(exc.exit_code)
+
+def _fail(ctx: click.Context, exc: HelpdeskError) -> None:
+    """The one line a failed command prints, and its exit code (spec §3)."""
+    from helpdesk_fetch.cli.render import printable
+    from helpdesk_fetch.secrets.redact import redact
+
+    click.echo(f"helpdesk-fetch: error: {printable(redact(str(exc)), lines=True)}", err=True)
+    ctx.exit(exc.exit_code)
+
+
+def _database_error(exc: Exception) -> HelpdeskError | None:
+    """A database driver's failure (locked, unreachable, a dropped connection) as the core's
+    DatabaseError; None for anything else. peewee is not imported for it: a command that never
+    opened the database cannot have failed in it."""
+    peewee = sys.modules.get("peewee")
+    if peewee is None or not isinstance(exc, peewee.PeeweeException):
+        return None
+    from helpdesk_fetch.store import db
+
+    return db.as_database_error(exc)
 
 
 class _RedactingFilter(logging.Filter):
     """No secret and no terminal escape sequence (from a message's headers) in a log line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from helpdesk_fetch.auth import redact
         from helpdesk_fetch.cli.render import printable
+        from helpdesk_fetch.secrets.redact import redact
 
         record.msg = printable(redact(_text(record)), lines=True)
         record.args = None
@@ -152,7 +174,7 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     root = logging.getLogger()
     root.handlers[:] = handlers
     root.setLevel(min(h.level for h in handlers))
-    for name in ("imapclient", "helpdesk_fetch.mailbox.pop3.protocol"):
+    for name in ("imapclient", "helpdesk_fetch.sources.pop3.protocol"):
         # the IMAP and POP3 protocol traces only at -vvv
         logging.getLogger(name).setLevel(logging.NOTSET if verbosity >= 3 else
                                          max(level, logging.INFO))

@@ -10,7 +10,7 @@ import click
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo_json, is_tty, note, table
 from helpdesk_fetch.config import PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
-from helpdesk_fetch.oauth2.settings import AUTHS, FLOWS, PROVIDERS, oauth2_keys
+from helpdesk_fetch.config.oauth2 import AUTHS, FLOWS, PROVIDERS, oauth2_keys
 
 
 @cli.group()
@@ -34,7 +34,7 @@ def list_(app: App, as_json: bool) -> None:
     Example:
       helpdesk-fetch accounts list --json
     """
-    from helpdesk_fetch import status
+    from helpdesk_fetch.health import status
 
     config = app.config()
     app.database(read_only=True)
@@ -144,7 +144,7 @@ def add(app: App, name: str, **values) -> None:
       helpdesk-fetch accounts add monitoring   # asks for the rest
     """
     from helpdesk_fetch import config as cfg
-    from helpdesk_fetch.configedit import add_account
+    from helpdesk_fetch.config.edit import add_account
 
     path = cfg.config_path(app.config_option)
     if path.exists():
@@ -194,7 +194,7 @@ def remove(app: App, name: str) -> None:
     Example:
       helpdesk-fetch accounts remove old-helpdesk
     """
-    from helpdesk_fetch.configedit import remove_account
+    from helpdesk_fetch.config.edit import remove_account
 
     config = app.config()
     config.account(name)
@@ -229,7 +229,7 @@ def disable(app: App, name: str) -> None:
 
 
 def _set_enabled(app: App, name: str, enabled: bool) -> None:
-    from helpdesk_fetch.configedit import set_account_key
+    from helpdesk_fetch.config.edit import set_account_key
 
     config = app.config()
     config.account(name)
@@ -256,7 +256,7 @@ def test(app: App, ctx: click.Context, names: tuple[str, ...]) -> None:
 
 
 def _test_accounts(app: App, names: list[str] | None) -> bool:
-    from helpdesk_fetch import probe
+    from helpdesk_fetch.sources import probe
 
     ok = True
     for result in probe.test_accounts(app.config(), names):
@@ -295,7 +295,7 @@ def authorize(app: App, name: str | None, smtp: bool, browser: bool, port: int) 
       helpdesk-fetch accounts authorize gmail --port 8765   # with ssh -L 8765:127.0.0.1:8765
     """
     from helpdesk_fetch.errors import UsageError
-    from helpdesk_fetch.oauth2.authorize import authorize as sign_in
+    from helpdesk_fetch.secrets.oauth2.authorize import authorize as sign_in
 
     config = app.config()
     if smtp == (name is not None):

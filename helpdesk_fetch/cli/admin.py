@@ -90,7 +90,7 @@ def status(app: App, as_json: bool) -> None:
     Example:
       helpdesk-fetch status --json
     """
-    from helpdesk_fetch import status as core
+    from helpdesk_fetch.health import status as core
 
     config = app.config()
     app.database(read_only=True)
@@ -150,7 +150,7 @@ def _print_waiting(total: int, by_place: dict) -> None:
     if not total:
         note("Failed messages waiting: none", style="green")
         return
-    from helpdesk_fetch.failures import PLACES
+    from helpdesk_fetch.store.failures import PLACES
 
     where = ", ".join(f"{n} on the {PLACES[p]}" if p == "pop3" else f"{n} in the {PLACES[p]}"
                       for p, n in by_place.items() if n)

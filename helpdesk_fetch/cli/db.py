@@ -45,14 +45,15 @@ def copy(app: App, target: str, password_env: str | None, password_file: str | N
       helpdesk-fetch db copy --to postgresql://helpdesk@db.example.com/helpdesk \\
           --password-env HELPDESK_DB_PASSWORD
     """
-    from helpdesk_fetch import auth, dbcopy
+    from helpdesk_fetch.secrets.passwords import password_from
+    from helpdesk_fetch.store.copy import copy_database
 
     config = app.config()
     settings = config.settings
-    password = auth.password_from(env=password_env, file=password_file,
+    password = password_from(env=password_env, file=password_file,
                                   command=password_command, key_prefix="",
                                   timeout=settings.timeout_seconds)
-    report = dbcopy.copy_database(config, app.database(read_only=True), target,
+    report = copy_database(config, app.database(read_only=True), target,
                                   password=password, timeout=settings.timeout_seconds)
     if as_json:
         return echo_json({"source": report.source, "target": report.target,

@@ -59,7 +59,7 @@ def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None)
     from helpdesk_fetch.errors import HelpdeskError
 
     try:
-        from helpdesk_fetch import deliver as core
+        from helpdesk_fetch.ingest import deliver as core
 
         delivery = core.deliver(app.config(), raw, resource=resource, account=account)
     except HelpdeskError as exc:

@@ -41,7 +41,7 @@ def list_(app: App, include_resolved: bool, account: str | None, as_json: bool) 
       helpdesk-fetch errors list
       helpdesk-fetch errors list --account helpdesk --json
     """
-    from helpdesk_fetch import failures
+    from helpdesk_fetch.store import failures
 
     app.database(read_only=True)
     data = failures.list_failures(include_resolved=include_resolved, account=account)
@@ -72,12 +72,12 @@ def show(app: App, ident: str, raw: bool, as_json: bool) -> None:
       helpdesk-fetch errors show 3
       helpdesk-fetch errors show 3 --raw | less
     """
-    from helpdesk_fetch import failures
+    from helpdesk_fetch.store import failures
 
     app.database(read_only=True)
     row = failures.get_failure(ident)
     if raw:
-        from helpdesk_fetch.retry import fetch_raw
+        from helpdesk_fetch.ingest.retry import fetch_raw
 
         sys.stdout.buffer.write(fetch_raw(app.config(), row))
         sys.stdout.buffer.flush()
@@ -115,7 +115,7 @@ def retry(app: App, ctx: click.Context, ids: tuple[int, ...], retry_all: bool,
       helpdesk-fetch errors retry 3
       helpdesk-fetch errors retry --all
     """
-    from helpdesk_fetch import retry as core
+    from helpdesk_fetch.ingest import retry as core
 
     if bool(ids) == retry_all:
         raise click.UsageError("give the ids of the messages to retry, or --all")
@@ -141,7 +141,7 @@ def dismiss(app: App, ctx: click.Context, ids: tuple[int, ...], as_json: bool) -
     Example:
       helpdesk-fetch errors dismiss 7 9
     """
-    from helpdesk_fetch import retry as core
+    from helpdesk_fetch.ingest import retry as core
 
     results = core.dismiss(app.config(), list(ids))
     if as_json:

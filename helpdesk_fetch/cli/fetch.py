@@ -45,7 +45,7 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
             note(f"Ingest is disabled on this machine ({_switch_text(switch)}); nothing read. "
                  "`helpdesk-fetch ingest enable` turns it back on.", style="bold yellow")
         ctx.exit(0)
-    from helpdesk_fetch import ingest
+    from helpdesk_fetch.ingest import run as ingest
 
     progress = _TerminalProgress() if is_tty(sys.stderr) and not dry_run else None
     try:

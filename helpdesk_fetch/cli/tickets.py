@@ -6,7 +6,7 @@ import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
 from helpdesk_fetch.cli.render import echo_json, is_tty, note, printable, table
-from helpdesk_fetch.rules import STATUSES
+from helpdesk_fetch.enums import TicketStatus
 
 
 @cli.group()
@@ -20,7 +20,8 @@ def tickets() -> None:
 
 
 @tickets.command("list")
-@click.option("--status", type=click.Choice(STATUSES), help="Only tickets with this status.")
+@click.option("--status", type=click.Choice([s.value for s in TicketStatus]),
+              help="Only tickets with this status.")
 @click.option("--resource", help="Only tickets of this resource.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
@@ -32,7 +33,7 @@ def list_(app: App, status: str | None, resource: str | None, as_json: bool) -> 
       helpdesk-fetch tickets list
       helpdesk-fetch tickets list --status new --resource it-support --json
     """
-    from helpdesk_fetch import tickets as core
+    from helpdesk_fetch.tickets import queries as core
 
     app.database(read_only=True)
     data = core.list_tickets(app.tagger(), status=status, resource=resource)
@@ -44,41 +45,42 @@ def list_(app: App, status: str | None, resource: str | None, as_json: bool) -> 
 
 
 def _ticket_choice(function):
-    """The ticket a command acts on: ``ID``, or ``--number N`` (spec §3)."""
-    function = click.option(
-        "--number", metavar="N",
-        help="The ticket with this number instead of an ID (a tag such as 1042QKXP or "
-             "\"[TicketID 1042QKXP]\" works too).")(function)
-    return click.argument("ident", metavar="[ID]", required=False)(function)
+    """The ticket a command acts on (spec §3): TICKET, its number or tag, or ``--id N``."""
+    function = click.option("--id", "ticket_id", type=int, metavar="N",
+                            help="The ticket with this internal id (as --json shows it) "
+                                 "instead of TICKET.")(function)
+    function = click.option("--number", hidden=True)(function)  # TICKET, as before 0.2
+    return click.argument("ticket", metavar="[TICKET]", required=False)(function)
 
 
-def _ticket(app: App, ident: str | None, number: str | None):
-    """The ticket of ``ID`` or ``--number N``, exactly one of them given."""
-    from helpdesk_fetch import tickets as core
+def _ticket(app: App, ticket: str | None, number: str | None, ticket_id: int | None):
+    """The ticket of TICKET (its number or tag) or ``--id N``, exactly one of them given."""
+    from helpdesk_fetch.tickets import queries as core
 
-    if (ident is None) == (number is None):
-        raise click.UsageError("give the ticket's ID, or --number N (not both)")
-    if number is None:
-        return core.get_ticket(ident)
-    return core.get_ticket(core.ticket_number(number, app.tagger()), by_number=True)
+    if ticket is not None and number is not None:
+        raise click.UsageError("give the ticket's number once")
+    return core.find_ticket(ticket or number, app.tagger(), ticket_id=ticket_id)
 
 
 @tickets.command()
 @_ticket_choice
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def show(app: App, ident: str | None, number: str | None, as_json: bool) -> None:
-    """The ticket ID, or --number N, with its messages (oldest first) and attachments.
+def show(app: App, ticket: str | None, number: str | None, ticket_id: int | None,
+         as_json: bool) -> None:
+    """The ticket TICKET (its number, or its tag) with its messages, oldest first, and their
+    attachments.
 
     \b
     Examples:
-      helpdesk-fetch tickets show 12
-      helpdesk-fetch tickets show --number 1042 --json
+      helpdesk-fetch tickets show 1042
+      helpdesk-fetch tickets show 1042QKXP --json
+      helpdesk-fetch tickets show --id 12 --json
     """
-    from helpdesk_fetch import tickets as core
+    from helpdesk_fetch.tickets import queries as core
 
     app.database(read_only=True)
-    data = core.show_ticket(_ticket(app, ident, number), app.tagger())
+    data = core.show_ticket(_ticket(app, ticket, number, ticket_id), app.tagger())
     if as_json:
         return echo_json(data)
     _print_thread(data)
@@ -104,40 +106,43 @@ def _print_thread(t: dict) -> None:
 @tickets.command()
 @_ticket_choice
 @pass_app
-def close(app: App, ident: str | None, number: str | None) -> None:
-    """Close the ticket ID, or --number N. A reply within the reactivation window reopens it.
+def close(app: App, ticket: str | None, number: str | None, ticket_id: int | None) -> None:
+    """Close the ticket TICKET (its number or tag). A reply within the reactivation window
+    reopens it.
 
     \b
     Examples:
-      helpdesk-fetch tickets close 12
-      helpdesk-fetch tickets close --number 1042
+      helpdesk-fetch tickets close 1042
+      helpdesk-fetch tickets close "[TicketID 1042QKXP]"
     """
-    _set_status(app, ident, number, "closed")
+    _set_status(app, ticket, number, ticket_id, TicketStatus.CLOSED)
 
 
 @tickets.command("set-status")
 @_ticket_choice
 @click.argument("status", metavar="STATUS", required=False)
 @pass_app
-def set_status(app: App, ident: str | None, number: str | None, status: str | None) -> None:
-    """Set the status of the ticket ID, or --number N. STATUS: new, confirmed_unread,
-    in_progress or closed.
+def set_status(app: App, ticket: str | None, number: str | None, ticket_id: int | None,
+               status: str | None) -> None:
+    """Set the status of the ticket TICKET (its number or tag). STATUS: new,
+    confirmed_unread, in_progress or closed.
 
     \b
     Examples:
-      helpdesk-fetch tickets set-status 12 in_progress
-      helpdesk-fetch tickets set-status --number 1042 in_progress
+      helpdesk-fetch tickets set-status 1042 in_progress
+      helpdesk-fetch tickets set-status --id 12 in_progress
     """
-    if number is not None and status is None:  # `--number N STATUS`: the one word is STATUS
-        ident, status = None, ident
+    if (number is not None or ticket_id is not None) and status is None:
+        ticket, status = None, ticket  # `--id N STATUS`: the one word is STATUS
     if status is None:
-        raise click.UsageError("give the new STATUS: " + ", ".join(STATUSES))
-    _set_status(app, ident, number, status)
+        raise click.UsageError("give the new STATUS: " + ", ".join(TicketStatus))
+    _set_status(app, ticket, number, ticket_id, status)
 
 
-def _set_status(app: App, ident: str | None, number: str | None, status: str) -> None:
-    from helpdesk_fetch import tickets as core
+def _set_status(app: App, ticket: str | None, number: str | None, ticket_id: int | None,
+                status: str) -> None:
+    from helpdesk_fetch.tickets import queries as core
 
     app.database()
-    ticket = core.set_status(_ticket(app, ident, number), status)
-    note(f"Ticket {ticket.number} is now {ticket.status}.")
+    changed = core.set_status(_ticket(app, ticket, number, ticket_id), status)
+    note(f"Ticket {changed.number} is now {changed.status}.")

@@ -1,0 +1,232 @@
+"""Sending queued auto-mails over ``[smtp]`` after the ticket change has committed (spec §6).
+
+A mail that cannot be sent stays queued and is retried by later runs with exponential back-off
+(2, 4, 8 ... minutes, at most 6 hours). A mail the server refuses for good (5xx for every
+recipient) is marked failed and not retried. Delivery is at least once: a crash between the
+server's "250 OK" and our commit sends that one mail again (after CLAIM_LEASE); two processes
+sending at the same time never send the same mail.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import logging
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from email.utils import parseaddr
+
+from helpdesk_fetch.clock import utcnow
+from helpdesk_fetch.config import Config, Smtp
+from helpdesk_fetch.errors import AuthError, ConfigError, MailboxError
+from helpdesk_fetch.secrets.login import login_secret
+from helpdesk_fetch.sources.sasl import XOAuth2
+from helpdesk_fetch.store import blobs
+from helpdesk_fetch.store.models import Outbox, RawMessage
+from helpdesk_fetch.tls import tls_context
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+MAX_BACKOFF = dt.timedelta(hours=6)
+CLAIM_LEASE = dt.timedelta(minutes=10)
+
+
+class SmtpUnavailable(Exception):
+    """The SMTP server cannot be reached, secured or logged in to right now."""
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    error: str | None = None
+
+
+def due(now: dt.datetime) -> list[Outbox]:
+    return list(Outbox.select().where(Outbox.sent_at.is_null() & Outbox.failed_at.is_null()
+                                      & (Outbox.next_attempt_at <= now))
+                .order_by(Outbox.id).limit(BATCH))
+
+
+def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
+    """Send every queued auto-mail that is due; never raises for SMTP trouble."""
+    report = SendReport()
+    if config.smtp is None:
+        return report
+    rows = due(utcnow())
+    if not rows:
+        return report
+    try:
+        connection = connect(config.smtp, timeout=config.timeout_for(config.smtp),
+                             state_dir=config.settings.state_dir)
+    except (SmtpUnavailable, ConfigError) as exc:
+        if isinstance(exc, ConfigError):  # [smtp]'s password source: name the file too
+            exc = exc.in_file(config.path)
+        report.error = str(exc)
+        log.warning("auto-mails not sent, %d wait for the next run: %s", len(rows), exc)
+        for row in rows:
+            _defer(row, str(exc))
+        report.deferred = len(rows)
+        return report
+    with contextlib.closing(connection):
+        for row in rows:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if _claim(row):
+                _send_one(connection, config.smtp, row, report)
+    return report
+
+
+def _claim(row: Outbox) -> bool:
+    """Take *row* for this process, so that overlapping senders (two runs, a run and a
+    ``deliver``) never send one mail twice. The claim is a lease: if this process dies before
+    recording the result, the mail is due again after CLAIM_LEASE."""
+    now = utcnow()
+    taken = (Outbox.update(next_attempt_at=now + CLAIM_LEASE)
+             .where((Outbox.id == row.id) & Outbox.sent_at.is_null()
+                    & (Outbox.next_attempt_at == row.next_attempt_at))
+             .execute())
+    return taken == 1
+
+
+def _send_one(connection: smtplib.SMTP, smtp: Smtp, row: Outbox, report: SendReport) -> None:
+    raw = blobs.decompress(RawMessage.get_by_id(row.message_id).data)
+    try:
+        addresses = [ascii_domain(a) for a in
+                     (parseaddr(smtp.from_address)[1], *json.loads(row.recipients))]
+    except UnicodeError:
+        return _fail(row, "an address whose domain is not a valid international domain name",
+                     report)
+    options = [] if all(a.isascii() for a in addresses) else ["SMTPUTF8"]
+    try:
+        if options:
+            connection.ehlo_or_helo_if_needed()  # what the server offers is known after EHLO
+            if not connection.has_extn("smtputf8"):
+                return _fail(row, "a non-ASCII address, and the SMTP server does not offer "
+                             "SMTPUTF8", report)
+        refused = connection.sendmail(addresses[0], addresses[1:], raw, mail_options=options)
+    except smtplib.SMTPRecipientsRefused as exc:
+        if all(code >= 500 for code, _ in exc.recipients.values()):
+            return _fail(row, _refusals(exc.recipients), report)
+        report.deferred += 1  # e.g. 451 greylisting: try again later
+        return _defer(row, _refusals(exc.recipients))
+    except smtplib.SMTPResponseException as exc:
+        if exc.smtp_code >= 500:
+            return _fail(row, f"{exc.smtp_code} {_text(exc.smtp_error)}", report)
+        report.deferred += 1
+        return _defer(row, f"{exc.smtp_code} {_text(exc.smtp_error)}")
+    except (smtplib.SMTPException, OSError) as exc:
+        report.deferred += 1
+        return _defer(row, f"{type(exc).__name__}: {exc}")
+    row.sent_at = utcnow()
+    row.attempts += 1
+    row.last_error = _refusals(refused) if refused else None
+    row.save()
+    report.sent += 1
+
+
+def ascii_domain(address: str) -> str:
+    """*address* with its domain in ASCII (IDNA), as SMTP servers without SMTPUTF8 need it;
+    UnicodeError when the domain is not a valid international domain name."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    return f"{local}@{domain.encode('idna').decode('ascii')}"
+
+
+def _defer(row: Outbox, error: str) -> None:
+    row.attempts += 1
+    row.last_error = error
+    row.next_attempt_at = utcnow() + min(dt.timedelta(minutes=2 ** row.attempts), MAX_BACKOFF)
+    row.save()
+
+
+def _fail(row: Outbox, error: str, report: SendReport) -> None:
+    log.warning("auto-mail %s (%s) refused for good: %s", row.id, row.kind, error)
+    row.attempts += 1
+    row.last_error = error
+    row.failed_at = utcnow()
+    row.save()
+    report.failed += 1
+
+
+def connect(smtp: Smtp, *, timeout: float, state_dir: str) -> smtplib.SMTP:
+    """A logged-in SMTP session; TLS is verified, STARTTLS is required when configured; the
+    login is a password or (auth = "oauth2") XOAUTH2 with a token from ``state_dir``."""
+    where = f"SMTP server {smtp.host}:{smtp.port}"
+    try:
+        context = tls_context("smtp", smtp.ca_file)
+        if smtp.security == "ssl":
+            connection = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
+        else:
+            connection = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+            if smtp.security == "starttls":
+                _starttls(connection, context, where)
+        if smtp.username:
+            _login(connection, smtp, timeout=timeout, state_dir=state_dir)
+        return connection
+    except ssl.SSLCertVerificationError as exc:
+        raise SmtpUnavailable(f"{where}: the TLS certificate is not trusted "
+                              f"({exc.verify_message}); for a private CA set smtp.ca_file"
+                              ) from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SmtpUnavailable(f"{where}: login as {smtp.username!r} refused: "
+                              f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+    except MailboxError as exc:  # OAuth2: the token endpoint or the token was refused
+        raise SmtpUnavailable(f"{where}: {exc.detail}") from None
+    except TimeoutError:
+        raise SmtpUnavailable(f"{where}: no answer within {timeout:g} s") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SmtpUnavailable(f"{where}: {exc}") from None
+
+
+def _login(connection: smtplib.SMTP, smtp: Smtp, *, timeout: float, state_dir: str) -> None:
+    with login_secret(smtp, label="smtp", state_dir=state_dir, timeout=timeout) as secret:
+        if smtp.auth != "oauth2":
+            return _password_login(connection, smtp.username, secret)
+        connection.ehlo_or_helo_if_needed()
+        mechanism = XOAuth2(smtp.username, secret)
+        try:
+            connection.auth("XOAUTH2", mechanism)
+        except smtplib.SMTPAuthenticationError as exc:  # AuthError: the saved token is dropped
+            detail = f" ({mechanism.error})" if mechanism.error else ""
+            raise AuthError("smtp", f"the SMTP server refused the OAuth2 access token for "
+                            f"{smtp.username!r}{detail}: {exc.smtp_code} "
+                            f"{_text(exc.smtp_error)}") from None
+
+
+def _password_login(connection: smtplib.SMTP, username: str, password: str) -> None:
+    """LOGIN or PLAIN as smtplib chooses; for a username or password beyond ASCII (which smtplib
+    cannot encode) AUTH PLAIN in UTF-8 (RFC 4616)."""
+    if (username + password).isascii():
+        return connection.login(username, password)
+    connection.ehlo_or_helo_if_needed()
+    if "PLAIN" not in connection.esmtp_features.get("auth", "").upper().split():
+        raise SmtpUnavailable("the SMTP username or password has characters outside ASCII, and "
+                              "the server offers no AUTH PLAIN to carry them")
+    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+    code, answer = connection.docmd("AUTH", f"PLAIN {token}")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, answer)
+
+
+def _starttls(connection: smtplib.SMTP, context: ssl.SSLContext, where: str) -> None:
+    connection.ehlo()
+    if not connection.has_extn("starttls"):
+        raise SmtpUnavailable(f"{where} does not offer STARTTLS; refusing to send without TLS")
+    connection.starttls(context=context)
+    connection.ehlo()
+
+
+def _refusals(recipients: dict) -> str:
+    return "; ".join(f"{rcpt}: {code} {_text(text)}" for rcpt, (code, text) in recipients.items())
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

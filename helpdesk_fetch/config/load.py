@@ -1,0 +1,353 @@
+"""The accounts file (spec §2): find it, load it, validate it into the dataclasses of ``schema``.
+
+Validation is done once, here, and every error names the file, the account and the key. Writing
+the file lives in ``edit``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import typing
+from pathlib import Path
+
+from helpdesk_fetch.config import dburl
+from helpdesk_fetch.config import oauth2 as oauth2_settings
+from helpdesk_fetch.config.schema import (
+    BARE_ADDRESS_RE,
+    DATABASE_PASSWORD_KEYS,
+    DEFAULT_PORTS,
+    KEYWORD_RE,
+    LANGUAGES,
+    MAILDIR_KEYS,
+    NAME_RE,
+    PASSWORD_KEYS,
+    PROTOCOLS,
+    SECURITIES,
+    Account,
+    Automail,
+    Config,
+    Resource,
+    Settings,
+    Smtp,
+)
+from helpdesk_fetch.errors import ConfigError
+
+ENV_VAR = "HELPDESK_FETCH_CONFIG"
+
+
+def config_path(option: str | os.PathLike | None = None) -> Path:
+    """Where the accounts file is: ``--config``, else ``$HELPDESK_FETCH_CONFIG``, else
+    ``$XDG_CONFIG_HOME/helpdesk-fetch/accounts.toml`` (``~/.config/...`` when that is unset)."""
+    if option:
+        return Path(option)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "helpdesk-fetch" / "accounts.toml"
+
+
+def load(path: Path) -> Config:
+    """Read and validate the accounts file at *path*."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            "accounts file not found; create one from sample-accounts.toml, or point --config "
+            f"or ${ENV_VAR} at it", path=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the accounts file: {exc.strerror}", path=path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=path) from None
+    config = parse(data, path)
+    check_private(path, holds_secret=_holds_inline_secret(config))
+    return config
+
+
+def parse(data: dict, path: Path) -> Config:
+    """Validate already-decoded TOML *data* that came from *path*."""
+    top = {"path": path}
+    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts"}, top, "")
+    settings = _settings(_table(data, "settings", path), path)
+    smtp_data = data.get("smtp")
+    smtp = _smtp(_table(data, "smtp", path), path) if smtp_data is not None else None
+    automail = _build(Automail, _table(data, "automail", path), top, "automail.")
+    resources = tuple(_resource(r, _where(r, path, "resource", n))
+                      for n, r in enumerate(_array(data, "resources", path), 1))
+    accounts = tuple(_account(a, path, _where(a, path, "account", n))
+                     for n, a in enumerate(_array(data, "accounts", path), 1))
+    config = Config(path, settings, automail, smtp, resources, accounts)
+    _check_references(config)
+    return config
+
+
+def check_private(path: Path, *, holds_secret: bool = True) -> None:
+    """Refuse a file holding a secret that others can read or that belongs to someone else."""
+    if not holds_secret:
+        return
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=path) from None
+    if st.st_uid != os.geteuid():
+        raise ConfigError(
+            f"holds a secret but belongs to uid {st.st_uid}, not to the user running this "
+            f"(uid {os.geteuid()}); fix: chown {os.geteuid()} {path} && chmod 600 {path}",
+            path=path)
+    if st.st_mode & 0o077:
+        raise ConfigError(
+            f"holds a secret but can be read by others (mode {st.st_mode & 0o777:o}); "
+            f"fix: chmod 600 {path}", path=path)
+
+
+def _holds_inline_secret(config: Config) -> bool:
+    return (any(a.password for a in config.accounts) or bool(config.smtp and config.smtp.password)
+            or dburl.password(config.settings.database) is not None)
+
+
+def _table(data: dict, name: str, path: Path) -> dict:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"must be a table ([{name}])", path=path, key=name)
+    return value
+
+
+def _array(data: dict, name: str, path: Path) -> list[dict]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"must be an array of tables ([[{name}]])", path=path, key=name)
+    return value
+
+
+def _settings(data: dict, path: Path) -> Settings:
+    settings = _build(Settings, data, {"path": path}, "settings.")
+    directory = path.parent
+    database = settings.database or f"sqlite:///{directory / 'helpdesk.db'}"
+    if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
+        relative = database[len("sqlite:///"):]
+        if relative and relative != ":memory:":
+            database = f"sqlite:///{(directory / relative).resolve()}"
+    state_dir = str(directory / (settings.state_dir or "."))
+    for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds",
+                "automail_per_sender_per_hour"):
+        if getattr(settings, key) <= 0:
+            raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
+    for key in ("reactivation_days", "history_days"):
+        if getattr(settings, key) < 0:
+            raise ConfigError("must be 0 or more", path=path, key=f"settings.{key}")
+    keywords = settings.ticket_keywords
+    if not keywords or not all(KEYWORD_RE.match(k) for k in keywords):
+        raise ConfigError("must be a non-empty list of words such as \"TicketID\"",
+                          path=path, key="settings.ticket_keywords")
+    if not settings.error_folder.strip():
+        raise ConfigError("must not be empty", path=path, key="settings.error_folder")
+    _check_choice(settings.language, LANGUAGES, {"path": path}, "settings.language")
+    templates = str(directory / settings.templates_dir) if settings.templates_dir else ""
+    return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
+                               templates_dir=templates,
+                               **_database_password(settings, database, path))
+
+
+def _database_password(settings: Settings, database: str, path: Path) -> dict:
+    """Check the ``database_password_*`` keys: at most one, and only for PostgreSQL."""
+    given = [k for k in DATABASE_PASSWORD_KEYS if getattr(settings, k) is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give only one of {', '.join(given)}", path=path,
+                          key=f"settings.{given[1]}")
+    if given and not database.startswith(("postgresql:", "postgres:")):
+        raise ConfigError("only a PostgreSQL database has a password", path=path,
+                          key=f"settings.{given[0]}")
+    if settings.database_password_file:
+        file = path.parent / Path(settings.database_password_file).expanduser()
+        return {"database_password_file": str(file)}
+    return {}
+
+
+def _smtp(data: dict, path: Path) -> Smtp:
+    where = {"path": path}
+    smtp = _build(Smtp, data, where, "smtp.")
+    _check_choice(smtp.security, SECURITIES, where, "smtp.security")
+    _check_one_password(smtp, where, "smtp.", required=False)
+    _check_network_numbers(smtp, where, "smtp.")
+    smtp = oauth2_settings.check(smtp, data, path, None, "smtp.", protocol="smtp")
+    port = smtp.port if smtp.port is not None else {"ssl": 465, "starttls": 587,
+                                                    "none": 25}[smtp.security]
+    return dataclasses.replace(smtp, port=port, **_resolved_paths(smtp, path.parent))
+
+
+def _resolved_paths(obj, directory: Path) -> dict:
+    """Relative file keys are relative to the accounts file's directory."""
+    paths = {}
+    for key in ("path", "ca_file", "password_file", "oauth2_certificate_file",
+                "oauth2_token_file"):
+        value = getattr(obj, key, None)
+        if value:
+            paths[key] = str(directory / Path(value).expanduser())
+    return paths
+
+
+def _where(data: dict, path: Path, kind: str, index: int) -> dict:
+    """How errors name an ``[[accounts]]`` or ``[[resources]]`` table: by its name, else by its
+    place in the file ("the 2nd [[accounts]] table")."""
+    name = data.get("name")
+    if isinstance(name, str):
+        return {"path": path, kind: name}
+    suffix = "th" if 10 <= index % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(index % 10, "th")
+    return {"path": path, "table": f"the {index}{suffix} [[{kind}s]] table"}
+
+
+def _resource(data: dict, where: dict) -> Resource:
+    resource = _build(Resource, data, where, "resources.")
+    if not NAME_RE.match(resource.name):
+        raise ConfigError("resource names are 1 to 64 of a-z 0-9 . _ -", key="resources.name",
+                          **where)
+    members = _bare_addresses(resource.members, where, "resources.members")
+    notify = _bare_addresses(resource.notify, where, "resources.notify") or members
+    return dataclasses.replace(resource, members=members, notify=notify)
+
+
+def _bare_addresses(entries: tuple[str, ...], where: dict, key: str) -> tuple[str, ...]:
+    """Each entry as the bare, lowercased address the rest of the code compares with
+    ("Alice <Alice@Example.com>" -> "alice@example.com"); one without exactly one is refused."""
+    bare = []
+    for entry in entries:
+        address = entry.strip().lower()
+        if not BARE_ADDRESS_RE.match(address):  # the email package only for a display name
+            from email.utils import getaddresses
+
+            found = getaddresses([entry])
+            address = found[0][1].strip().lower() if len(found) == 1 else ""
+        if not BARE_ADDRESS_RE.match(address):
+            raise ConfigError(f"{entry!r} is not one e-mail address", key=key, **where)
+        bare.append(address)
+    return tuple(dict.fromkeys(bare))
+
+
+def _account(data: dict, path: Path, where: dict) -> Account:
+    account = _build(Account, data, where, "")
+    where = dict(path=path, account=account.name)
+    if not NAME_RE.match(account.name):
+        raise ConfigError("account names are 1 to 64 of a-z 0-9 . _ -", key="name", **where)
+    _check_choice(account.protocol, PROTOCOLS, where, "protocol")
+    if account.protocol == "maildir":
+        return _maildir(account, data, where)
+    _check_choice(account.security, SECURITIES, where, "security")
+    for key in ("host", "username"):
+        if not getattr(account, key):
+            raise ConfigError(f"missing: an {account.protocol} account needs it", key=key, **where)
+    if account.protocol == "pop3" and "folder" in data:
+        raise ConfigError("POP3 has no folders; remove it", key="folder", **where)
+    if "path" in data:
+        raise ConfigError("only maildir accounts have a path", key="path", **where)
+    _check_one_password(account, where, "", required=account.auth == "password")
+    _check_network_numbers(account, where, "")
+    account = oauth2_settings.check(account, data, path, account.name, "",
+                                    protocol=account.protocol)
+    port = (account.port if account.port is not None
+            else DEFAULT_PORTS[(account.protocol, account.security)])
+    return dataclasses.replace(account, port=port, **_resolved_paths(account, path.parent))
+
+
+def _maildir(account: Account, data: dict, where: dict) -> Account:
+    """A local Maildir: a path, and none of the keys of a mail server."""
+    for key in data:
+        if key not in MAILDIR_KEYS:
+            raise ConfigError("does not apply to a maildir account", key=key, **where)
+    if not account.path:
+        raise ConfigError("missing: a maildir account needs the Maildir's path", key="path",
+                          **where)
+    return dataclasses.replace(account, **_resolved_paths(account, where["path"].parent))
+
+
+def _check_network_numbers(obj: Account | Smtp, where: dict, prefix: str) -> None:
+    """``port`` and ``timeout_seconds``, where given: a real port, a timeout above 0."""
+    if obj.port is not None and not 0 < obj.port < 65536:
+        raise ConfigError("must be between 1 and 65535", key=prefix + "port", **where)
+    if obj.timeout_seconds is not None and obj.timeout_seconds <= 0:
+        raise ConfigError("must be greater than 0", key=prefix + "timeout_seconds", **where)
+
+
+def _check_one_password(obj, where: dict, prefix: str, *, required: bool):
+    given = [k for k in PASSWORD_KEYS if getattr(obj, k) is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give only one of {', '.join(given)}", key=prefix + given[1], **where)
+    if required and not given:
+        raise ConfigError(f"missing: one of {', '.join(PASSWORD_KEYS)}",
+                          key=prefix + "password_env", **where)
+
+
+def _check_choice(value: str, choices: tuple[str, ...], where: dict, key: str):
+    if value not in choices:
+        raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", key=key, **where)
+
+
+def _check_references(config: Config) -> None:
+    seen: set[str] = set()
+    for resource in config.resources:
+        if resource.name in seen:
+            raise ConfigError("two resources have this name", path=config.path,
+                              resource=resource.name, key="resources.name")
+        seen.add(resource.name)
+    names: set[str] = set()
+    for account in config.accounts:
+        if account.name in names:
+            raise ConfigError("two accounts have this name", path=config.path,
+                              account=account.name, key="name")
+        names.add(account.name)
+        if account.resource is not None and account.resource not in seen:
+            known = ", ".join(sorted(seen)) or "none defined"
+            raise ConfigError(f"no resource {account.resource!r} (resources: {known})",
+                              path=config.path, account=account.name, key="resource")
+
+
+def _build(cls, data: dict, where: dict, prefix: str):
+    """Make a *cls* from the TOML table *data*, checking keys and types against its fields;
+    errors name the file and table of *where* (ConfigError's keywords)."""
+    hints = typing.get_type_hints(cls)
+    keys = {f.name for f in dataclasses.fields(cls)}
+    _reject_unknown(data, keys, where, prefix)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            values[f.name] = _coerce(data[f.name], hints[f.name], where, prefix + f.name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError("missing (required)", key=prefix + f.name, **where)
+    return cls(**values)
+
+
+def _reject_unknown(data: dict, known: set[str], where: dict, prefix: str):
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown key{hint}", key=prefix + key, **where)
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _coerce(value, hint, where: dict, key: str):
+    """Check *value* against the type *hint*; lists become tuples."""
+    args = typing.get_args(hint)
+    if type(None) in args:  # "X | None": None is never written in TOML, so X it must be
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"expected a list of strings, got {_shown(value)}", key=key,
+                          **where)
+    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"expected {_TYPE_NAMES[hint]}, got {_shown(value)}", key=key,
+                          **where)
+    return value
+
+
+def _shown(value) -> str:
+    """The kind of *value*, never the value itself: it may be a secret."""
+    return {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)

@@ -1,0 +1,294 @@
+"""``errors retry``: bring messages that did not ingest back through the pipeline, after a fix;
+``errors dismiss``: give up on one, keeping its bytes in the database for ``history_days``.
+
+A failed message waits in a *place* (``failures.place_of``). Retry opens that place with the
+ordinary mail sources — the IMAP error folder as an IMAP folder, the Maildir error folder and the
+quarantine as Maildirs, the POP3 server as it is — finds the message again, hands its bytes to
+the same Pipeline as ``fetch``, and removes it from the place only after that commit (store
+first, delete second). Retrying twice doubles nothing: the message keeps its original source key,
+so a second attempt finds it stored and only cleans up.
+
+Finding a message again: POP3 UIDLs and Maildir file names survive being set aside, so the source
+key finds it. An IMAP MOVE gives it a new UID, so there it is found by its size (server-side, no
+download) and then by the SHA-256 of its bytes recorded at failure time — no UIDPLUS/COPYUID
+needed, and a copy moved by hand or by another client is found just the same. A message that was
+never downloaded (over ``max_message_bytes``) has no hash yet: its size identifies it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpdesk_fetch import state
+from helpdesk_fetch.config import Account, Config
+from helpdesk_fetch.enums import FailureState
+from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError, MailboxError, UsageError
+from helpdesk_fetch.ingest.pipeline import FAILED, STORED, Outcome, Pipeline, Source
+from helpdesk_fetch.sources.base import Mailbox, MessageRef, batches
+from helpdesk_fetch.sources.open import open_mailbox
+from helpdesk_fetch.store import failures, write
+from helpdesk_fetch.store.models import FailedMessage
+
+log = logging.getLogger(__name__)
+
+SEARCHED = ("imap", "quarantine")  # places where a message's key changed on the way there
+INGESTED, ALREADY, STILL_FAILS, MISSING, SKIPPED, DISMISSED = (
+    "ingested", "already stored", "still fails", "missing", "skipped", "dismissed")
+
+
+@dataclass
+class RetryResult:
+    """What retrying one failed message did."""
+
+    id: int
+    account: str
+    outcome: str  # ingested | already stored | still fails | missing | skipped | dismissed
+    detail: str = ""
+    ticket_number: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (INGESTED, ALREADY, DISMISSED)
+
+
+def retry(config: Config, ids: list[int] | None) -> list[RetryResult]:
+    """Re-ingest the failed messages *ids* (None: every waiting one), place by place."""
+    return _each_place(config, ids, dismiss=False)
+
+
+def dismiss(config: Config, ids: list[int]) -> list[RetryResult]:
+    """Give up on the failed messages *ids*: copy each into the database (if it is not there
+    yet), then remove it from its place; ``errors show --raw`` has it for ``history_days``."""
+    return _each_place(config, ids, dismiss=True)
+
+
+def _each_place(config: Config, ids: list[int] | None, *, dismiss: bool) -> list[RetryResult]:
+    switch = state.ingest_switch(config.settings.state_dir)
+    if switch is not None:
+        raise HelpdeskError("ingest is disabled on this machine, and this changes mailboxes; "
+                            "`helpdesk-fetch ingest enable` first")
+    pipeline = Pipeline(config)
+    rows, results = _select(pipeline, ids)
+    groups: dict[tuple[str, str], list[FailedMessage]] = {}
+    for row in rows:
+        groups.setdefault((row.account, failures.place_of(row.source_key)), []).append(row)
+    for (account, place), group in groups.items():
+        results += PlaceWork(config, pipeline, account, place).run(group, dismiss=dismiss)
+    if any(r.outcome == INGESTED for r in results):
+        from helpdesk_fetch.ingest.deliver import send_automails_after_commit
+
+        send_automails_after_commit(config)
+    return sorted(results, key=lambda r: r.id)
+
+
+def _select(pipeline: Pipeline, ids: list[int] | None) -> tuple[list, list[RetryResult]]:
+    """The waiting rows to retry, and results for named rows that were resolved before."""
+    if ids is None:
+        return pipeline.call_db(list, FailedMessage.select().where(
+            FailedMessage.state == FailureState.PENDING)), []
+    rows = {row.id: row for row in pipeline.call_db(list, FailedMessage.select().where(
+        FailedMessage.id.in_(ids)))}
+    missing = [str(i) for i in ids if i not in rows]
+    if missing:
+        raise UsageError(f"no failed message with id {', '.join(missing)} "
+                         "(see `helpdesk-fetch errors list`)")
+    done = [RetryResult(r.id, r.account, ALREADY if r.state == FailureState.RESOLVED else DISMISSED,
+                        f"{r.state} earlier") for r in rows.values()
+            if r.state != FailureState.PENDING]
+    return [r for r in rows.values() if r.state == FailureState.PENDING], done
+
+
+def source_and_place(config: Config, account_name: str, place: str) -> tuple[Source, Account]:
+    """Who a failed message belongs to (for the pipeline), and its place opened as an account."""
+    settings = config.settings
+    if account_name.startswith(failures.DELIVER_PREFIX):  # `deliver --resource R`
+        source, account = Source(account_name, account_name.split(":", 1)[1]), None
+    else:
+        account = config.account(account_name)
+        source = Source(account.name, account.resource, account.automail)
+    if place == "quarantine":
+        path = failures.quarantine_dir(settings.state_dir)
+        return source, Account(name=account_name, protocol="maildir", path=str(path))
+    if place == "imap":
+        return source, dataclasses.replace(account, folder=settings.error_folder)
+    if place == "maildir":
+        path = Path(account.path) / f".{settings.error_folder}"
+        return source, dataclasses.replace(account, path=str(path))
+    return source, account
+
+
+@contextlib.contextmanager
+def open_place(config: Config, view: Account, place: str, *,
+               read_only: bool = False) -> Iterator[Place]:
+    """The *place* (seen as the account *view*) as a connected mailbox; a Maildir that does not
+    exist holds nothing."""
+    limit = config.settings.max_message_bytes
+    search = place in SEARCHED
+    if view.protocol == "maildir" and not Path(view.path).is_dir():
+        yield Place(None, [], limit, search=search)
+        return
+    with open_mailbox(view, settings=config.settings, timeout=config.timeout_for(view),
+                      dry_run=read_only) as box:
+        yield Place(box, box.list(), limit, search=search)
+
+
+class Place:
+    """Where failed messages wait, opened as a mailbox: find them again, read, remove.
+
+    *search*: keys change on the way here (an IMAP MOVE, the quarantine), so look by content."""
+
+    def __init__(self, box: Mailbox | None, refs: list[MessageRef], limit: int, *,
+                 search: bool) -> None:
+        self.box, self.refs, self.limit, self.search = box, refs, limit, search
+        self.by_key = {r.key: r for r in refs}
+        self.hashes: dict[str, str] = {}  # key -> SHA-256 of what was read, read at most once
+        self.taken: set[str] = set()
+
+    def find(self, row: FailedMessage) -> MessageRef | None:
+        """The message of *row* in this place, or None when it is not there."""
+        # Searching, a key is never compared: the row's key was made in another folder, whose
+        # UIDVALIDITY a server may give this folder too (RFC 3501 allows it).
+        ref = None if self.search else self.by_key.get(row.source_key)
+        if ref is None and self.search and row.sha256 is None:
+            # Never downloaded (it was too large): its size is all that is known of it.
+            ref = next((r for r in self._free() if r.size == row.size), None)
+        elif ref is None and self.search:
+            ref = self._by_hash(row.sha256, row.size)
+        if ref is not None:
+            self.taken.add(ref.key)
+        return ref
+
+    def _free(self) -> list[MessageRef]:
+        return [r for r in self.refs if r.key not in self.taken]
+
+    def _by_hash(self, sha256: str, size: int) -> MessageRef | None:
+        free = self._free()
+        same_size = [r for r in free if r.size == size]
+        others = [r for r in free if r.size != size and r.size <= self.limit]
+        for group in (same_size, others):  # a server may count the size differently
+            self._hash(group)
+            match = next((r for r in group if self.hashes.get(r.key) == sha256), None)
+            if match is not None:
+                return match
+        return None
+
+    def _hash(self, refs: list[MessageRef]) -> None:
+        for batch in batches([r for r in refs if r.key not in self.hashes]):
+            for ref, raw in self.box.fetch(batch):
+                self.hashes[ref.key] = hashlib.sha256(raw).hexdigest()
+
+    def read(self, ref: MessageRef) -> bytes | None:
+        return next((raw for _, raw in self.box.fetch([ref])), None)
+
+    def remove(self, ref: MessageRef) -> None:
+        """Delete a message that is stored now, at once (the caller has committed)."""
+        self.box.delete([ref])
+        self.box.flush()
+
+
+class PlaceWork:
+    """The failed messages of one account in one place, retried or dismissed under the
+    account's lock."""
+
+    def __init__(self, config: Config, pipeline: Pipeline, account: str, place: str) -> None:
+        self.config, self.pipeline, self.account, self.place_name = config, pipeline, account, place
+        self.limit = config.settings.max_message_bytes
+
+    def run(self, rows: list[FailedMessage], *, dismiss: bool) -> list[RetryResult]:
+        results: list[RetryResult] = []
+        action = self._dismiss if dismiss else self._retry
+        lock = state.quarantine_lock() if self.place_name == "quarantine" else self.account
+        try:
+            source, view = source_and_place(self.config, self.account, self.place_name)
+            with state.account_lock(lock, state_dir=self.config.settings.state_dir,
+                                    database=self.pipeline.database), \
+                    open_place(self.config, view, self.place_name) as place:
+                for row in rows:
+                    results.append(action(source, place, row))
+        except AccountBusy:
+            return results + self._skipped(rows, results, "another run is processing this "
+                                           "account; try again in a moment")
+        except (MailboxError, ConfigError) as exc:
+            if isinstance(exc, ConfigError):  # e.g. a password source: name the file too
+                exc = exc.in_file(self.config.path)
+            log.error("%s", exc)
+            return results + self._skipped(rows, results, str(exc))
+        return results
+
+    def _skipped(self, rows, done: list[RetryResult], why: str) -> list[RetryResult]:
+        seen = {r.id for r in done}
+        return [RetryResult(r.id, r.account, SKIPPED, why) for r in rows if r.id not in seen]
+
+    def _dismiss(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
+        ref = place.find(row)
+        copy = place.read(ref) if ref is not None and row.raw is None else None
+        self.pipeline.call_db(failures.dismiss_failure, row.id, copy)
+        if ref is not None:
+            place.remove(ref)
+        kept = "its copy" if row.raw is not None or copy is not None else "its record"
+        log.info("account %s: error %d dismissed", row.account, row.id)
+        return RetryResult(row.id, row.account, DISMISSED,
+                           f"removed from the {failures.PLACES[self.place_name]}; {kept} is "
+                           f"kept for {self.config.settings.history_days or 'all'} days")
+
+    def _retry(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
+        ref = place.find(row)
+        if ref is not None and ref.size > self.limit:
+            reason = f"{ref.size} bytes is over max_message_bytes ({self.limit}); not downloaded"
+            return self._still_fails(source, row, Outcome(FAILED, row.source_key, reason=reason),
+                                     raw=None, size=ref.size)
+        raw = place.read(ref) if ref is not None else failures.stored_copy(row)
+        if raw is None:
+            return self._not_found(row)
+        outcome = self.pipeline.ingest(source, raw, row.source_key)
+        if outcome.kind == FAILED:
+            return self._still_fails(source, row, outcome, raw=raw, size=len(raw))
+        if ref is not None:
+            place.remove(ref)
+        self.pipeline.call_db(failures.resolve_failure, row.id)
+        found = "" if ref is not None else " (from the copy in the database; it was no longer " \
+                                           f"in the {failures.PLACES[self.place_name]})"
+        log.info("account %s: %s (error %d) re-processed: %s%s", row.account, outcome.label,
+                 row.id, outcome.kind, found)
+        if outcome.kind == STORED:
+            return RetryResult(row.id, row.account, INGESTED, outcome.decision.why + found,
+                               outcome.ticket_number)
+        return RetryResult(row.id, row.account, ALREADY, "it was stored before" + found)
+
+    def _still_fails(self, source: Source, row: FailedMessage, outcome: Outcome, *,
+                     raw: bytes | None, size: int) -> RetryResult:
+        log.info("account %s: %s (error %d) still fails: %s", row.account, outcome.label,
+                 row.id, outcome.reason)
+        self.pipeline.record_failure(source, outcome, raw=raw, size=size, location=row.location)
+        return RetryResult(row.id, row.account, STILL_FAILS, outcome.reason)
+
+    def _not_found(self, row: FailedMessage) -> RetryResult:
+        if self.pipeline.call_db(write.stored_keys, row.account, [row.source_key]):
+            self.pipeline.call_db(failures.resolve_failure, row.id)
+            return RetryResult(row.id, row.account, ALREADY, "it was stored before")
+        where = failures.PLACES[self.place_name]
+        return RetryResult(row.id, row.account, MISSING,
+                           f"not found in the {where}, and it was too large to keep a copy "
+                           "in the database; was it removed by hand?")
+
+
+def fetch_raw(config: Config, row: FailedMessage) -> bytes:
+    """The raw bytes of a failed message: the database copy, else read from its place."""
+    raw = failures.stored_copy(row)
+    if raw is not None:
+        return raw
+    where = failures.place_of(row.source_key)
+    _, view = source_and_place(config, row.account, where)
+    with open_place(config, view, where, read_only=True) as place:
+        ref = place.find(row)
+        raw = place.read(ref) if ref is not None else None
+    if raw is None:
+        raise HelpdeskError(f"failed message {row.id} is no longer in the "
+                            f"{failures.PLACES[where]}")
+    return raw

@@ -1,0 +1,314 @@
+"""One run: accounts -> messages -> parse -> thread -> rules -> store -> delete (spec §4).
+
+Store first, delete second: a message is deleted from its mailbox only after the transaction that
+stored it has committed. A message that cannot be ingested is recorded, then set aside, and never
+blocks the others; an account that cannot be processed is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+
+from helpdesk_fetch import state
+from helpdesk_fetch.clock import from_timestamp, utcnow
+from helpdesk_fetch.config import Account, Config
+from helpdesk_fetch.enums import Action, RunOutcome
+from helpdesk_fetch.errors import (
+    AccountBusy,
+    ConfigError,
+    DatabaseError,
+    IngestSwitchedOff,
+    MailboxError,
+    SetAsideRefused,
+)
+from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, PLANNED, Outcome, Pipeline, Source
+from helpdesk_fetch.secrets.redact import redact
+from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches
+from helpdesk_fetch.sources.open import open_mailbox
+from helpdesk_fetch.store import db, failures, write
+from helpdesk_fetch.store.models import AccountRun
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AccountReport:
+    """What one account's part of a run did."""
+
+    account: str
+    outcome: RunOutcome = RunOutcome.OK
+    fetched: int = 0
+    new_tickets: int = 0
+    threaded: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    error: str | None = None
+    config_error: bool = False  # the account failed because of its configuration (exit 2)
+    failures: list[str] = field(default_factory=list)  # one line per message set aside
+    actions: list[str] = field(default_factory=list)  # what --dry-run would have done
+    started_at: float = field(default_factory=time.time)
+    seconds: float = 0.0
+
+
+@dataclass
+class RunReport:
+    accounts: list[AccountReport] = field(default_factory=list)
+    ingest_disabled: dict | None = None
+    database_error: str | None = None
+    automail: object = None  # outbox.SendReport of this run
+
+    @property
+    def exit_code(self) -> int:
+        """Spec §3: 0 processed, 1 an account failed, 2 an account's configuration is wrong
+        (e.g. a password file others can read), 75 every selected account was busy."""
+        if self.ingest_disabled is not None:
+            return 0
+        if any(a.config_error for a in self.accounts):
+            return 2
+        if self.database_error or any(a.outcome == RunOutcome.FAILED for a in self.accounts):
+            return 1
+        if self.accounts and all(a.outcome == RunOutcome.BUSY for a in self.accounts):
+            return 75
+        return 0
+
+
+class Progress:
+    """Receives events during a run; the CLI shows them on a terminal. This one shows nothing."""
+
+    def account_started(self, account: str, count: int, size: int) -> None:
+        pass
+
+    def message_done(self, account: str, size: int) -> None:
+        pass
+
+    def account_finished(self, report: AccountReport) -> None:
+        pass
+
+
+def select_accounts(config: Config, names: list[str] | None) -> list[Account]:
+    """The named accounts (even disabled ones: naming them is asking), else the enabled ones."""
+    if names:
+        return [config.account(name) for name in dict.fromkeys(names)]
+    return [a for a in config.accounts if a.enabled]
+
+
+def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = False,
+          progress: Progress | None = None) -> RunReport:
+    """One pass over the selected accounts."""
+    accounts = select_accounts(config, names)
+    switch = state.ingest_switch(config.settings.state_dir)
+    if switch is not None:
+        log.info("ingest is disabled (%s); no mailbox is read", switch.get("reason") or "no reason")
+        return RunReport(ingest_disabled=switch)
+    run = Run(config, dry_run=dry_run, progress=progress or Progress())
+    report = RunReport()
+    try:
+        run.open()
+        for account in accounts:
+            report.accounts.append(run.account(account))
+        run.prune()
+        if not dry_run:
+            report.automail = send_automails(config, deadline=run.deadline)
+    except DatabaseError as exc:
+        log.error("%s; the run stopped, and messages not stored stay on their server for the "
+                  "next run", exc)
+        report.database_error = str(exc)
+    return report
+
+
+def send_automails(config: Config, *, deadline: float | None = None):
+    """Send the queued auto-mails that are due (after the ticket changes have committed);
+    None without an [smtp] section."""
+    if config.smtp is None:  # nothing is ever queued: not even smtplib is imported
+        return None
+    from helpdesk_fetch.automail import outbox
+
+    with db.errors("cannot send auto-mails"):
+        return outbox.send_due(config, deadline=deadline)
+
+
+class Run:
+    """The state one run shares across its accounts."""
+
+    def __init__(self, config: Config, *, dry_run: bool, progress: Progress) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.dry_run = dry_run
+        self.progress = progress
+        self.deadline = time.monotonic() + self.settings.run_budget_seconds
+        self.host = socket.gethostname()
+
+    def open(self) -> None:
+        self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
+
+    def prune(self) -> None:
+        """Keep the run history to ``history_days``."""
+        if not self.dry_run:
+            self.pipeline.call_db(write.prune_history, self.settings.history_days)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def account(self, account: Account) -> AccountReport:
+        report = AccountReport(account.name,
+                               outcome=RunOutcome.DRY_RUN if self.dry_run else RunOutcome.OK)
+        if self.remaining() <= 0:
+            report.outcome, report.error = RunOutcome.SKIPPED, "the run's time budget was used up"
+            log.warning("account %s: skipped, run_budget_seconds used up", account.name)
+            return report
+        try:
+            lock = (contextlib.nullcontext() if self.dry_run else
+                    state.account_lock(account.name, state_dir=self.settings.state_dir,
+                                       database=self.pipeline.database))
+            with lock:
+                self._account(account, report)
+        except AccountBusy as exc:
+            report.outcome = RunOutcome.BUSY
+            log.info("account %s: skipped, %s", account.name, exc if isinstance(
+                exc, IngestSwitchedOff) else "another run is processing it")
+        except MailboxError as exc:
+            _failed(report, exc)
+        except ConfigError as exc:  # e.g. a password source: name the accounts file too
+            _failed(report, exc.in_file(self.config.path))
+        report.seconds = time.time() - report.started_at
+        self.progress.account_finished(report)
+        if not self.dry_run and report.outcome != RunOutcome.BUSY:  # a dry run writes nothing
+            self._record(report)
+        return report
+
+    def _account(self, account: Account, report: AccountReport) -> None:
+        if not self.dry_run and state.ingest_switch(self.settings.state_dir) is not None:
+            raise IngestSwitchedOff("ingest was disabled during this run")  # e.g. for db copy
+        timeout = max(1.0, min(self.config.timeout_for(account), self.remaining()))
+        # No new work starts after the budget; what is in flight gets one timeout more, then
+        # the line is cut (a server trickling bytes defeats every per-read timeout).
+        budget = self.settings.run_budget_seconds
+        with open_mailbox(account, settings=self.settings, timeout=timeout, dry_run=self.dry_run,
+                          deadline=self.remaining() + timeout,
+                          why=f"run_budget_seconds ({budget} s) and one timeout_seconds more "
+                              "ran out") as box:
+            MailboxRun(self, account, box, report).process()
+
+    def _record(self, report: AccountReport) -> None:
+        with db.errors("cannot record the run"):
+            AccountRun.create(
+                account=report.account, started_at=from_timestamp(report.started_at),
+                finished_at=utcnow(), outcome=report.outcome, fetched=report.fetched,
+                new_tickets=report.new_tickets, threaded=report.threaded,
+                rejected=report.rejected, duplicates=report.duplicates, errors=report.errors,
+                error=report.error, host=self.host)
+
+
+def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
+    report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
+    report.config_error = isinstance(exc, ConfigError)
+    log.error("%s", exc)
+
+
+class MailboxRun:
+    """The messages of one account in one run: the pipeline's outcomes, acted on in the mailbox."""
+
+    def __init__(self, run: Run, account: Account, box: Mailbox, report: AccountReport) -> None:
+        self.run, self.account, self.box, self.report = run, account, box, report
+        self.actions: MessageActions = box  # the prefetch reader while it owns the connection
+        self.pipeline = run.pipeline
+        self.source = Source(account.name, account.resource, account.automail)
+
+    def process(self) -> None:
+        refs = self.box.list()
+        if self.account.protocol == "pop3":
+            waiting = self.pipeline.call_db(failures.pending_failure_keys, self.account.name)
+            refs = [r for r in refs if r.key not in waiting]
+        refs = self._delete_already_stored(refs)
+        limit = self.run.settings.max_message_bytes
+        for ref in (r for r in refs if r.size > limit):
+            reason = f"{ref.size} bytes is over max_message_bytes ({limit}); not downloaded"
+            self._set_aside(ref, Outcome(FAILED, ref.key, reason=reason), raw=None)
+        todo = [r for r in refs if r.size <= limit]
+        self.run.progress.account_started(self.account.name, len(todo), sum(r.size for r in todo))
+        if todo:
+            self._overlapped(todo)
+
+    def _overlapped(self, todo: list[MessageRef]) -> None:
+        """Read and hash/compress ahead in two threads, parse and write here (prefetch.py);
+        while the reader owns the connection, it stands in for the mailbox here."""
+        from helpdesk_fetch.sources import prefetch
+
+        reader = prefetch.Reader(self.box, list(batches(todo)), remaining=self.run.remaining,
+                                 refused=self.refused)
+        try:
+            with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
+                self.actions = reader
+                for ref, raw, prepared in messages:
+                    crashpoint("after_fetch")
+                    self._one(ref, raw, prepared)
+                    self.run.progress.message_done(self.account.name, ref.size)
+        finally:
+            self.actions = self.box
+        if reader.stopped_early:
+            log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
+                        "next run", self.account.name, len(todo) - self.report.fetched)
+
+    def _delete_already_stored(self, refs: list[MessageRef]) -> list[MessageRef]:
+        """Delete what an earlier run stored but died before deleting (spec §4.1); the rest."""
+        stored = self.pipeline.call_db(write.stored_keys, self.account.name, [r.key for r in refs])
+        again = [r for r in refs if r.key in stored]
+        if again:
+            log.info("account %s: %d messages were stored by an earlier run; deleting them",
+                     self.account.name, len(again))
+            self.report.duplicates += len(again)
+            self.box.delete(again)
+            self.box.flush()
+        return [r for r in refs if r.key not in stored]
+
+    def _one(self, ref: MessageRef, raw: bytes, prepared=None) -> None:
+        self.report.fetched += 1
+        outcome = self.pipeline.ingest(self.source, raw, ref.key, prepared=prepared)
+        if outcome.kind == FAILED:
+            return self._set_aside(ref, outcome, raw=raw)
+        if outcome.kind == DUPLICATE:
+            self.report.duplicates += 1
+            log.info("account %s: %s is already stored; deleting it", self.account.name,
+                     outcome.label)
+        elif outcome.kind == PLANNED:
+            target = (f"ticket {outcome.ticket_number} (by {outcome.found_by})"
+                      if outcome.ticket_number else "a new ticket")
+            self.report.actions.append(f"{outcome.label} -> {target}: {outcome.decision.why}")
+        self._count(outcome)
+        self.actions.delete([ref])
+
+    def _count(self, outcome: Outcome) -> None:
+        action = outcome.decision.action if outcome.decision else None
+        if action == Action.NEW:
+            self.report.new_tickets += 1
+        elif action == Action.REJECT:
+            self.report.rejected += 1
+        elif action is not None:
+            self.report.threaded += 1
+
+    def _set_aside(self, ref: MessageRef, outcome: Outcome, *, raw: bytes | None) -> None:
+        """Record the message as failed, then move it aside; the others go on."""
+        self.report.errors += 1
+        where = self.actions.aside_location()
+        line = f"{outcome.label}: {outcome.reason}; {where}"
+        self.report.failures.append(line)
+        log.warning("account %s: %s", self.account.name, line)
+        again = self.pipeline.record_failure(self.source, outcome, raw=raw,
+                                             size=ref.size if raw is None else len(raw),
+                                             location=where)
+        try:
+            self.actions.set_aside(ref, again=again)
+        except SetAsideRefused as exc:
+            self.refused(exc)
+
+    def refused(self, exc: SetAsideRefused) -> None:
+        """A message could not be set aside: it stays in the mailbox (the next run tries again),
+        the others go on, and the account is reported failed so that someone fixes it."""
+        log.error("%s; it stays in the mailbox, and the next run tries again", exc)
+        self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(exc))

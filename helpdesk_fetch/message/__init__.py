@@ -1,0 +1,3 @@
+"""Raw bytes -> ParsedMessage: the defensive parser, its fast path for long bodies, Authentication-
+Results.
+"""

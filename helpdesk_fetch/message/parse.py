@@ -1,0 +1,543 @@
+"""Raw bytes -> ParsedMessage, defensively (spec §4.3).
+
+The stdlib parser runs with the lenient ``compat32`` policy (it never raises on header access and is
+several times faster than ``policy.default``); headers are decoded here: RFC 2047 encoded words
+(also split across folds), RFC 2231 parameters, RFC 6532 raw UTF-8 and stray 8-bit bytes.
+Broken input degrades to what can be recovered; the raw message is always kept by the caller, so
+nothing the sender wrote is lost. Only input that cannot even be split into header and body raises.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import email.header
+import email.message
+import email.parser
+import email.policy
+import email.utils
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from email.errors import MissingHeaderBodySeparatorDefect
+from html.parser import HTMLParser
+
+from helpdesk_fetch.message.bodyruns import MIN_LINES, Runs
+
+MAX_PARTS = 1000  # leaves walked per message; the rest of a pathological message stays in the raw
+MAX_SUBJECT = 998
+MAX_ID = 500
+_ID_RE = re.compile(r"<([^<>\s]+)>")
+_FOLD_RE = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
+_SPACES_RE = re.compile(r"[ \t\r\n]+")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+@dataclass
+class AttachmentData:
+    filename: str
+    content_type: str
+    content: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass
+class ParsedMessage:
+    """What the rest of the program needs from a message, as clean text."""
+
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    from_addr: str = ""
+    from_name: str = ""
+    reply_to: str | None = None
+    to_addrs: list[str] = field(default_factory=list)
+    cc_addrs: list[str] = field(default_factory=list)
+    date: dt.datetime | None = None  # naive UTC
+    subject: str = ""
+    text: str = ""
+    html: str | None = None
+    attachments: list[AttachmentData] = field(default_factory=list)
+    headers: dict[str, list[str]] = field(default_factory=dict)  # lower-case name -> values
+    defects: list[str] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+
+class ParseError(Exception):
+    """The bytes are not a message at all."""
+
+
+def parse(raw: bytes, *, min_run: int = MIN_LINES) -> ParsedMessage:
+    """Parse *raw*; broken structure degrades to the headers and the body as text.
+
+    Runs of at least *min_run* body lines bypass the line-by-line parser (bodyruns.py)."""
+    if not raw or raw.isspace():  # not raw.strip(): that would copy a large message
+        raise ParseError("the message is empty")
+    try:
+        msg, runs = _parse_runs(raw, min_run)
+        if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
+            msg, runs = _parse_runs(_repair_header_block(raw), min_run)
+        parsed = _headers(msg)
+        _body(msg, parsed, runs)
+    except RecursionError:
+        parsed = _degraded(raw, "MIME structure nested too deeply; body kept as plain text")
+    return parsed
+
+
+def parse_headers(raw: bytes) -> ParsedMessage:
+    """Only the headers of *raw* (sender, subject, Message-ID...), for messages set aside or
+    seen again; never raises."""
+    try:
+        return _headers(_parse_bytes(raw[:_header_end(raw)], headersonly=True))
+    except Exception:  # the record of a failure must not fail
+        return ParsedMessage()
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the header block ends at the latest: the stdlib reads the whole body even when
+    asked for the headers only."""
+    found = _BLANK_LINE.search(raw)
+    return found.end() if found else len(raw)
+
+
+def _parse_runs(raw: bytes, min_run: int) -> tuple[email.message.Message, Runs]:
+    skeleton, runs = Runs.take_out(raw, min_lines=min_run)
+    return _parse_bytes(skeleton), runs
+
+
+class _Message(email.message.Message):
+    """compat32's message, with its boundary unfolded: a boundary folded inside its quotes
+    (``boundary="foo`` / `` bar"``) is ``foo bar``, since unfolding removes only the line break
+    (RFC 5322 §2.2.3); compat32 keeps the break, and no delimiter line would ever match."""
+
+    def get_boundary(self, failobj=None):
+        boundary = super().get_boundary(failobj)
+        return _FOLD_RE.sub("", boundary) if isinstance(boundary, str) else boundary
+
+
+def _parse_bytes(raw: bytes, *, headersonly: bool = False) -> email.message.Message:
+    msg = email.parser.BytesParser(_Message, policy=email.policy.compat32).parsebytes(
+        raw, headersonly=headersonly)
+    _normalize_headers(msg)
+    return msg
+
+
+def _normalize_headers(part: email.message.Message) -> None:
+    """Replace raw 8-bit header values by text, so that the stdlib's parameter parsing
+    (file names, charsets) sees characters instead of undecodable bytes."""
+    items = list(part.raw_items())
+    if not any(_has_surrogates(value) for _, value in items):
+        return
+    charset = _charset(part)  # 8-bit headers that are not UTF-8 are often in the body's charset
+    for name in {name for name, _ in items}:
+        del part[name]
+    for name, value in items:
+        part.set_raw(name, clean(value, charset) if isinstance(value, str) else value)
+
+
+def _has_surrogates(value) -> bool:
+    return isinstance(value, str) and _SURROGATE.search(value) is not None
+
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+_OBSOLETE_COLON = re.compile(rb"^([!-9;-~]+)[ \t]+:")
+
+
+def _repair_header_block(raw: bytes) -> bytes:
+    """The header block without the stray lines that made the stdlib end it early.
+
+    ``From  : x`` (space before the colon, obsolete RFC 2822 syntax) is repaired; a line that is
+    neither a header nor a continuation is dropped here (the raw message keeps it) when header
+    lines follow it and an empty line ends them, else it is the first line of the body (the
+    sender wrote no empty line)."""
+    lines = raw.splitlines(keepends=True)
+    end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+    block = [_OBSOLETE_COLON.sub(rb"\1:", line) for line in lines[:end]]
+    last = max((i for i, line in enumerate(block) if _in_header_block(line)),
+               default=-1) if end < len(lines) else -1
+    out = []
+    for index, line in enumerate(block):
+        if _in_header_block(line):
+            out.append(line)
+        elif index > last:  # no header follows: the body starts here
+            return b"".join([*out, line[len(line.rstrip(b"\r\n")):] or b"\r\n", *lines[index:]])
+    return b"".join(out + lines[end:])
+
+
+def _in_header_block(line: bytes) -> bool:
+    return bool(_HEADER_LINE.match(line)) or line[:1] in (b" ", b"\t") or line.startswith(b"From ")
+
+
+def _degraded(raw: bytes, defect: str) -> ParsedMessage:
+    msg = _parse_bytes(raw, headersonly=True)
+    parsed = _headers(msg)
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, body = raw.partition(b"\n\n")
+    parsed.text = clean(decode_bytes(body, None))
+    parsed.defects.append(defect)
+    return parsed
+
+
+# -- headers ----------------------------------------------------------------------------------
+
+_KEPT_HEADERS = {
+    "auto-submitted", "precedence", "list-id", "list-unsubscribe", "return-path",
+    "x-auto-response-suppress", "authentication-results", "x-helpdesk-fetch", "sender",
+    "x-loop", "delivered-to", "content-type",
+    # what message/classify.py reads to tell auto-replies and bounces from a person's mail
+    "x-autoreply", "x-autorespond", "x-autoresponder", "x-autogenerated", "x-precedence",
+    "x-ms-exchange-inbox-rules-loop", "x-failed-recipients",
+}
+
+
+def _headers(msg: email.message.Message) -> ParsedMessage:
+    p = ParsedMessage()
+    p.message_id = _first_id(_raw_header(msg, "message-id"))
+    p.in_reply_to = _first_id(_raw_header(msg, "in-reply-to"))
+    p.references = [i[:MAX_ID] for i in _ID_RE.findall(_raw_header(msg, "references") or "")]
+    sender = _raw_header(msg, "from")
+    senders = addresses(sender) or _local_sender(sender)
+    if senders:
+        p.from_name, p.from_addr = senders[0]
+    reply_to = addresses(_raw_header(msg, "reply-to"))
+    p.reply_to = reply_to[0][1] if reply_to else None
+    p.to_addrs = [a for _, a in addresses(_raw_header(msg, "to", all_values=True))]
+    p.cc_addrs = [a for _, a in addresses(_raw_header(msg, "cc", all_values=True))]
+    p.date = parse_date(_raw_header(msg, "date"))
+    p.subject = _SPACES_RE.sub(" ", decode_header(_raw_header(msg, "subject") or "")).strip()
+    p.subject = p.subject[:MAX_SUBJECT]
+    for name, value in msg.raw_items():
+        lname = name.lower()
+        if lname in _KEPT_HEADERS:
+            p.headers.setdefault(lname, []).append(decode_header(str(value)))
+    p.defects.extend(type(d).__name__ for d in msg.defects)
+    return p
+
+
+def _raw_header(msg: email.message.Message, name: str, *, all_values: bool = False) -> str | None:
+    values = [_FOLD_RE.sub("", str(v)) for k, v in msg.raw_items() if k.lower() == name]
+    if not values:
+        return None
+    return ", ".join(values) if all_values else values[0]
+
+
+def _first_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    found = _ID_RE.search(value)
+    token = found.group(1) if found else value.strip().split(" ")[0]
+    token = clean(token)
+    return token[:MAX_ID] or None
+
+
+def decode_header(value: str) -> str:
+    """A header value as text: RFC 2047 words decoded, raw 8-bit bytes read as UTF-8 or cp1252."""
+    value = _FOLD_RE.sub("", value)
+    if "=?" not in value:
+        return clean(value)
+    try:
+        chunks = email.header.decode_header(value)
+    except Exception:  # the stdlib raises a variety of errors on broken encoded words
+        return clean(value)
+    text = "".join(chunk if isinstance(chunk, str) else decode_bytes(chunk, charset)
+                   for chunk, charset in chunks)
+    return clean(text)
+
+
+def addresses(value: str | None) -> list[tuple[str, str]]:
+    """(display name, bare lower-case address) pairs of an address header; junk is skipped."""
+    if not value:
+        return []
+    try:
+        pairs = email.utils.getaddresses([value])
+    except Exception:
+        pairs = []
+    result = []
+    for name, addr in pairs:
+        addr = clean(addr).strip().strip("<>").lower()
+        if "@" not in addr and "=?" in addr:
+            addr = decode_header(addr).lower()
+        if not addr or "@" not in addr or len(addr) > 320:
+            continue
+        result.append((decode_header(name).strip(), addr))
+    return result
+
+
+# A sender without a domain, as list software and local daemons write it: ``Name <local>`` or
+# ``local (Name)``; nothing else in the field.
+_LOCAL = r'[^\s<>@,;:"()\[\]\\]{1,64}'
+_LOCAL_SENDER = re.compile(rf"\s*(?:(?P<name>[^<>]*?)\s*<(?P<local>{_LOCAL})>"
+                           rf"|(?P<bare>{_LOCAL})\s*(?:\((?P<comment>[^()]*)\))?)\s*")
+
+
+def _local_sender(value: str | None) -> list[tuple[str, str]]:
+    """The (display name, lower-case local part) of a From field that names one mailbox
+    without a domain; empty for anything else. No auto-mail ever goes to such an address."""
+    found = _LOCAL_SENDER.fullmatch(clean(value or ""))
+    local = found and (found["local"] or found["bare"])
+    if not local or "=?" in local:
+        return []
+    name = decode_header(found["name"] or found["comment"] or "")
+    return [(name.strip().strip('"').strip(), local.lower())]
+
+
+def parse_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(clean(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is not None:
+        try:
+            when = when.astimezone(dt.UTC).replace(tzinfo=None)
+        except (OverflowError, ValueError):
+            return None
+    return when
+
+
+# -- bodies -----------------------------------------------------------------------------------
+
+def _body(msg: email.message.Message, p: ParsedMessage, runs: Runs) -> None:
+    texts: list[str] = []
+    htmls: list[str] = []
+    for part in _leaves(msg, p):
+        try:
+            _take_part(part, p, texts, htmls, runs)
+        except Exception as exc:  # one broken part must not lose the others
+            p.defects.append(f"part skipped: {type(exc).__name__}: {exc}")
+    p.text = clean("\n".join(t for t in texts if t.strip()))
+    p.html = clean("\n".join(htmls)) if htmls else None
+    if not p.text.strip() and p.html:
+        p.text = html_to_text(p.html)
+
+
+def _leaves(msg: email.message.Message, p: ParsedMessage):
+    """The leaf parts in document order; message/rfc822 parts count as leaves."""
+    stack = [msg]
+    seen = 0
+    while stack:
+        part = stack.pop()
+        if part is not msg:
+            _normalize_headers(part)
+        if part.is_multipart() and part.get_content_maintype() == "multipart":
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend(reversed(children))
+            continue
+        seen += 1
+        if seen > MAX_PARTS:
+            p.defects.append(f"more than {MAX_PARTS} parts; the rest is kept only in the raw")
+            return
+        yield part
+
+
+def _take_part(part: email.message.Message, p: ParsedMessage, texts: list, htmls: list,
+               runs: Runs) -> None:
+    ctype = clean(part.get_content_type())
+    disposition = str(part.get("content-disposition") or "").split(";")[0].strip().lower()
+    filename = _filename(part)
+    if ctype == "message/rfc822" or part.is_multipart():
+        runs.restore(part)
+    if ctype == "message/rfc822":
+        p.attachments.append(_attached_message(part, filename))
+        return
+    if part.is_multipart():  # message/delivery-status and the like: blocks of headers
+        content = "\n".join(str(block) for block in part.get_payload()).encode("utf-8", "replace")
+        p.attachments.append(AttachmentData(filename or "details.txt", "text/plain", content))
+        return
+    if ctype.startswith("multipart/"):  # its boundary never appeared: the body is just text
+        ctype, disposition, filename = "text/plain", "", None
+    is_body = ctype in ("text/plain", "text/html") and disposition != "attachment" and (
+        not filename or disposition == "inline")
+    payload = _payload(part, runs)
+    if not is_body:
+        p.attachments.append(AttachmentData(filename or _default_name(ctype), ctype, payload))
+        return
+    text = decode_bytes(payload, _charset(part))
+    (texts if ctype == "text/plain" else htmls).append(text)
+
+
+def _payload(part: email.message.Message, runs: Runs) -> bytes:
+    """The decoded body of *part*; its encoded form when decoding yields nothing."""
+    decoded = runs.base64_body(part)
+    if decoded:
+        return decoded
+    runs.restore(part)
+    decoded = part.get_payload(decode=True) or b""
+    if not decoded:
+        raw = part.get_payload()
+        if isinstance(raw, str) and raw.strip():
+            return raw.encode("ascii", "surrogateescape")
+    return decoded
+
+
+def _charset(part: email.message.Message) -> str | None:
+    try:
+        return part.get_content_charset()
+    except Exception:
+        return None
+
+
+def _attached_message(part: email.message.Message, filename: str | None) -> AttachmentData:
+    inner = part.get_payload()
+    if isinstance(inner, list) and inner:
+        inner = inner[0]
+    if isinstance(inner, email.message.Message):
+        try:
+            content = inner.as_bytes()
+        except Exception:
+            content = str(inner).encode("utf-8", "surrogateescape")
+        subject = decode_header(str(inner.get("subject", "") or "")).strip()
+    else:
+        content, subject = part.get_payload(decode=True) or b"", ""
+    name = filename or f"{safe_filename(subject) if subject else 'message'}.eml"
+    return AttachmentData(safe_filename(name), "message/rfc822", content)
+
+
+def _filename(part: email.message.Message) -> str | None:
+    try:
+        name = part.get_filename() or part.get_param("name")
+    except Exception:
+        return None
+    if isinstance(name, tuple):  # an RFC 2231 value get_param did not collapse
+        name = email.utils.collapse_rfc2231_value(name)
+    if not name or not isinstance(name, str):
+        return None
+    return safe_filename(decode_header(name))
+
+
+def _default_name(ctype: str) -> str:
+    return "attachment." + (ctype.split("/")[-1] if "/" in ctype else "bin")
+
+
+_UNSAFE_NAME = re.compile(r"[/\\:*?\"<>|]")
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d|conin\$|conout\$|clock\$)(\..*)?$", re.I)
+_INVISIBLE = {"Cc", "Cf", "Zl", "Zp"}  # controls, bidi overrides, zero-width, line separators
+MAX_NAME_BYTES = 200
+
+
+def safe_filename(name: str) -> str:
+    """A file name that cannot leave a directory or upset a filesystem, a header or a reader:
+    no directories, no control or formatting characters (U+202E turns "fdp.exe" into what
+    looks like "exe.pdf"), no reserved DOS name, no leading dot, at most MAX_NAME_BYTES of
+    UTF-8 with the extension kept."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join("_" if unicodedata.category(c) in _INVISIBLE else c for c in name)
+    name = _UNSAFE_NAME.sub("_", name).strip(" .")
+    if _RESERVED.match(name):
+        name = "_" + name
+    return _shorten(name) or "attachment"
+
+
+def _shorten(name: str) -> str:
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension.encode("utf-8")) > 16:
+        stem, extension = name, ""
+    else:
+        extension = "." + extension
+    budget = MAX_NAME_BYTES - len(extension.encode("utf-8"))
+    return stem.encode("utf-8")[:budget].decode("utf-8", "ignore").rstrip(" .") + extension
+
+
+def decode_bytes(data: bytes, charset: str | None, *, utf8_first: bool = False) -> str:
+    """Text from *data* in *charset*; mislabelled or unknown charsets fall back to UTF-8, cp1252."""
+    candidates = ["utf-8"] if utf8_first else []
+    if charset:
+        try:
+            candidates.append(codecs.lookup(charset.strip().strip('"').lower()).name)
+        except (LookupError, ValueError):
+            pass
+    candidates += ["utf-8", "cp1252"]
+    for name in candidates:
+        try:
+            return data.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode(candidates[0], "replace")
+
+
+def clean(text: str, charset: str | None = None) -> str:
+    """*text* without NUL and without the lone surrogates that stray 8-bit bytes leave behind
+    (read as UTF-8, else as *charset*, else as cp1252)."""
+    if not text:
+        return ""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return decode_bytes(text.encode("utf-8", "surrogateescape"), charset, utf8_first=True)
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+# -- HTML -------------------------------------------------------------------------------------
+
+_BLOCKS = {"p", "div", "table", "tr", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
+           "blockquote", "pre", "hr", "section", "article", "header", "footer"}
+_SKIP = {"script", "style", "head", "title"}
+
+
+class _TextRenderer(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0
+        self.pre = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _SKIP:
+            self.skip += 1
+        elif tag == "br":
+            self.out.append("\n")
+        elif tag == "li":
+            self.out.append("\n- ")
+        elif tag in ("td", "th"):
+            self.out.append(" ")
+        elif tag in _BLOCKS:
+            self.out.append("\n\n")
+        if tag == "pre":
+            self.pre += 1
+
+    def handle_endtag(self, tag):
+        if tag in _SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in _BLOCKS:
+            self.out.append("\n\n")
+        if tag == "pre":
+            self.pre = max(0, self.pre - 1)
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.out.append(data if self.pre else _SPACES_RE.sub(" ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from HTML; nothing is rendered or executed."""
+    renderer = _TextRenderer()
+    try:
+        renderer.feed(html)
+        renderer.close()
+    except Exception:  # HTMLParser is lenient, but never let a page stop an ingest
+        pass
+    text = "".join(renderer.out)
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

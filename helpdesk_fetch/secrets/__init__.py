@@ -1,0 +1,3 @@
+"""Where secrets come from (password sources, OAuth2 tokens), and keeping them out of every output
+(spec §7).
+"""

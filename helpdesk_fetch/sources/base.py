@@ -1,0 +1,211 @@
+"""The one interface every mail source implements.
+
+A source knows nothing about tickets. It lists messages with their sizes and stable source keys,
+hands out raw bytes in bounded batches, deletes what the caller has stored, and moves aside what the
+caller could not ingest. Deletion is only ever requested after the database commit (spec §4.1); the
+source may buffer deletions and make them final in ``flush()`` or ``close()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from helpdesk_fetch.config import Account
+
+FETCH_BATCH_MESSAGES = 100
+FETCH_BATCH_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """One message in a mailbox: its source key (unique per account), size and handle."""
+
+    key: str  # "imap:<uidvalidity>:<uid>", "pop3:<uidl>:<size>", "maildir:<name>"
+    size: int
+    handle: object  # the source's own address for it: a UID, a message number, a path
+
+
+class MessageActions(Protocol):
+    """What the writer does with a message once its fate is known: a ``Mailbox``, or the
+    prefetch ``Reader`` that stands in for it while it owns the connection (and carries these
+    out between its reads)."""
+
+    def delete(self, refs: list[MessageRef]) -> None: ...
+
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None: ...
+
+    def aside_location(self) -> str: ...
+
+
+class Mailbox(ABC):
+    """A connected mail source. Use as a context manager: ``with get_mailbox(...) as box:``."""
+
+    def __init__(self, account: Account, *, password: str | None, timeout: float,
+                 error_folder: str, dry_run: bool = False) -> None:
+        self.account = account
+        self.password = password
+        self.timeout = timeout
+        self.error_folder = error_folder
+        self.dry_run = dry_run
+        self.cutoff = Cutoff()
+
+    def __enter__(self) -> Mailbox:
+        try:
+            self.open()
+        except BaseException:  # __exit__ is not called when __enter__ fails
+            with contextlib.suppress(Exception):
+                self.abort()
+            self.cutoff.release()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.close()
+            else:
+                self.abort()
+        finally:
+            self.cutoff.release()
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect, secure the connection, log in, select the folder."""
+
+    @abstractmethod
+    def list(self) -> list[MessageRef]:
+        """Every message waiting, oldest first."""
+
+    @abstractmethod
+    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+        """The raw bytes of *refs* (which fit one batch), without marking anything as read."""
+
+    @abstractmethod
+    def delete(self, refs: list[MessageRef]) -> None:
+        """Remove *refs*, which the caller has durably stored; may be buffered until flush()."""
+
+    @abstractmethod
+    def aside_location(self) -> str:
+        """Where set_aside() puts messages, for the record and the log."""
+
+    @abstractmethod
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
+        """Move a message that could not be ingested out of the way (to aside_location()).
+
+        *again*: an earlier run already began to set this very message aside, and may have died
+        half-way; the move must not leave it there twice."""
+
+    def flush(self) -> None:  # noqa: B027 - most sources delete at once; IMAP buffers
+        """Make buffered deletions final (after each batch)."""
+
+    def count(self) -> int:
+        """How many messages wait (for ``accounts test``)."""
+        return len(self.list())
+
+    @abstractmethod
+    def close(self) -> None:
+        """Finish the session, making deletions final."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop the session after an error; nothing more is sent to the server."""
+
+    def interrupt(self) -> None:
+        """Make a read or write in progress in another thread fail at once, without closing
+        anything: a closed descriptor's number could be handed to a new connection while that
+        thread (OpenSSL inside it) still uses it. ``abort`` follows once the thread is done."""
+        self.cutoff.interrupt()
+
+    def description(self) -> str:
+        return f"{self.account.protocol} {self.account.server}"
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float, *, why: str):
+        """Cut the connection if the session (opening included) lasts longer than *seconds*;
+        *why* tells the user which limit that was."""
+        timer = threading.Timer(max(seconds, 0.0), self.cutoff.cut, args=(why,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+
+class Cutoff:
+    """Lets another thread cut a session's connection at once: the run's time budget is over.
+
+    A per-read socket timeout cannot stop a server that trickles a byte every few seconds (each
+    read succeeds), nor a slow TLS handshake or greeting. Shutting the socket down makes every
+    blocked or later read and write fail at once, whatever the protocol library is doing; the
+    session then fails like a lost line, and nothing is deleted that was not stored. Sources
+    hand over their raw socket as soon as it is connected (``watch``)."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.why = ""
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate of the descriptor: it stays valid whatever TLS wrapping does to *sock*.
+        dup = socket.socket(fileno=os.dup(sock.fileno()))
+        with self._lock:
+            self._sockets.append(dup)
+            if self.fired:
+                _shut(dup)
+
+    def cut(self, why: str) -> None:
+        """The time budget is over: shut the connections down, and say so in their errors."""
+        with self._lock:
+            self.fired, self.why = True, why
+        self.interrupt()
+
+    def connect(self, host: str, port: int, timeout: float | None,
+                context: ssl.SSLContext | None = None) -> socket.socket:
+        """A connection to *host* that this cutoff watches from its first byte, in TLS when a
+        *context* is given (for protocol libraries that connect inside their constructor)."""
+        sock = socket.create_connection((host, port), timeout)
+        self.watch(sock)
+        return sock if context is None else context.wrap_socket(sock, server_hostname=host)
+
+    def interrupt(self) -> None:
+        """Shut the connections down: every blocked or later read and write fails at once."""
+        with self._lock:
+            for sock in self._sockets:
+                _shut(sock)
+
+    def release(self) -> None:
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def batches(refs: list[MessageRef]) -> Iterator[list[MessageRef]]:
+    """*refs* in groups bounded by count and total size, so memory stays flat."""
+    batch: list[MessageRef] = []
+    size = 0
+    for ref in refs:
+        if batch and (len(batch) >= FETCH_BATCH_MESSAGES or size + ref.size > FETCH_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(ref)
+        size += ref.size
+    if batch:
+        yield batch
+
+

@@ -1,0 +1,204 @@
+"""IMAP with imapclient: verified TLS or STARTTLS, BODY.PEEK[] by UID in batches, UID EXPUNGE."""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import logging
+from collections.abc import Iterator
+
+from imapclient import DELETED, IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from helpdesk_fetch.errors import AuthError, ConnectError, SetAsideRefused
+from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.sources import imapclient_adapter
+from helpdesk_fetch.sources.base import Mailbox, MessageRef
+from helpdesk_fetch.sources.net import network_errors
+from helpdesk_fetch.sources.sasl import XOAuth2
+from helpdesk_fetch.tls import tls_context
+
+SIZE_BATCH = 1000  # UIDs per command (RFC822.SIZE, STORE, UID EXPUNGE)
+log = logging.getLogger(__name__)
+
+
+class ImapMailbox(Mailbox):
+    client: IMAPClient | None = None
+    uidvalidity: int = 0
+
+    def open(self) -> None:
+        a = self.account
+        context = tls_context(a.name, a.ca_file)
+        with self._translate("connecting to"):
+            self.client = imapclient_adapter.connect(self.cutoff, a.host, a.port,
+                                                     timeout=self.timeout, context=context,
+                                                     tls=a.security == "ssl")
+            if a.security == "starttls":
+                if not self.client.has_capability("STARTTLS"):
+                    raise ConnectError(a.name, f"{a.host}:{a.port} does not offer STARTTLS; "
+                                       "refusing to log in without TLS")
+                self.client.starttls(context)
+            self._login()
+            info = self.client.select_folder(a.folder, readonly=self.dry_run)
+        self.uidvalidity = int(info[b"UIDVALIDITY"])
+        self._pending: list[int] = []
+        self._error_folder_ready = False
+
+    def _login(self) -> None:
+        a = self.account
+        if a.auth == "oauth2":
+            return self._xoauth2()
+        ascii_only = (a.username + self.password).isascii()
+        if not ascii_only and not self.client.has_capability("AUTH=PLAIN"):
+            raise AuthError(a.name, "the username or password has characters outside ASCII, "
+                            "which IMAP LOGIN cannot carry, and the server offers no AUTH=PLAIN")
+        try:
+            if ascii_only:
+                self.client.login(a.username, self.password)
+            else:
+                self.client.plain_login(a.username, self.password)  # UTF-8
+        except LoginError as exc:
+            raise AuthError(a.name, f"login as {a.username!r} refused: {_server_text(exc)}; "
+                            "check the username and the password source") from None
+
+    def _xoauth2(self) -> None:
+        a = self.account
+        if not self.client.has_capability("AUTH=XOAUTH2"):
+            raise AuthError(a.name, f"{a.host}:{a.port} does not offer AUTH=XOAUTH2; it cannot "
+                            "log in with OAuth2")
+        mechanism = XOAuth2(a.username, self.password)
+        try:
+            self.client.sasl_login("XOAUTH2", mechanism)
+        except LoginError as exc:
+            detail = f" ({mechanism.error})" if mechanism.error else ""
+            raise AuthError(a.name, f"the server refused the OAuth2 access token for "
+                            f"{a.username!r}{detail}: {_server_text(exc)}; the saved token is "
+                            "dropped, the next attempt gets a new one") from None
+
+    def list(self) -> list[MessageRef]:
+        with self._translate("listing"):
+            uids = sorted(self.client.search("ALL"))
+            refs = []
+            for start in range(0, len(uids), SIZE_BATCH):
+                chunk = uids[start:start + SIZE_BATCH]
+                sizes = self.client.fetch(chunk, ["RFC822.SIZE"])
+                # An unsolicited FETCH (another client's flags) may stand under a number of
+                # ours without a size: such a message was expunged meanwhile.
+                refs += [MessageRef(f"imap:{self.uidvalidity}:{uid}", int(size), uid)
+                         for uid in chunk
+                         if (size := sizes.get(uid, {}).get(b"RFC822.SIZE")) is not None]
+        return refs
+
+    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+        with self._translate("fetching from"):
+            data = self.client.fetch([r.handle for r in refs], ["BODY.PEEK[]", "RFC822.SIZE"])
+        for ref in refs:
+            item = data.pop(ref.handle, {})
+            body = item.get(b"BODY[]")
+            if body is None:  # expunged by someone else meanwhile
+                continue
+            if int(item.get(b"RFC822.SIZE", ref.size)) != ref.size:
+                # A server that answered without the UID: imapclient files the answer under
+                # its sequence number, which may be the UID of another message of ours.
+                log.error("account %s: the server's answer for %s is another message's; it "
+                          "stays on the server", self.account.name, ref.key)
+                continue
+            yield ref, body
+
+    def delete(self, refs: list[MessageRef]) -> None:
+        self._pending.extend(r.handle for r in refs)
+
+    def flush(self) -> None:
+        if not self._pending or self.dry_run:
+            self._pending = []
+            return
+        with self._translate("deleting on"):
+            self._expunge(self._pending)
+        self._pending = []
+
+    def _expunge(self, uids: list[int]) -> None:
+        """Flag and expunge *uids*, in commands of bounded length (a backlog of 15,000 stored
+        messages in one UID list is too long a command for Dovecot)."""
+        for start in range(0, len(uids), SIZE_BATCH):
+            self.client.add_flags(uids[start:start + SIZE_BATCH], [DELETED], silent=True)
+        crashpoint("after_flag_deleted")
+        if self.client.has_capability("UIDPLUS"):
+            for start in range(0, len(uids), SIZE_BATCH):
+                self.client.uid_expunge(uids[start:start + SIZE_BATCH])
+        else:  # without UIDPLUS this also removes messages others flagged \Deleted
+            self.client.expunge()
+
+    def aside_location(self) -> str:
+        return f"moved to the IMAP folder {self.error_folder!r}"
+
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
+        folder = self.error_folder
+        if self.dry_run:
+            return
+        with self._translate("moving a message on"):
+            try:
+                self._ensure_error_folder()
+                if self.client.has_capability("MOVE"):  # atomic: moved or not
+                    self.client.move([ref.handle], folder)
+                    return
+                if not (again and self._in_error_folder(ref)):
+                    self.client.copy([ref.handle], folder)
+            except IMAPClientError as exc:
+                if isinstance(exc, imaplib.IMAP4.abort):  # the connection broke
+                    raise
+                raise SetAsideRefused(self.account.name, f"the server refused to move a message "
+                                      f"into {folder!r}: {_server_text(exc)}") from None
+            crashpoint("after_copy")
+            self._expunge([ref.handle])
+
+    def _in_error_folder(self, ref: MessageRef) -> bool:
+        """Whether a run that died between COPY and EXPUNGE left a copy of *ref* in the error
+        folder already: a message there of the same size and header. Only asked after such a
+        crash, so the folder switch costs nothing in normal runs."""
+        header = self.client.fetch([ref.handle], ["BODY.PEEK[HEADER]"])
+        header = header.get(ref.handle, {}).get(b"BODY[HEADER]")
+        self.client.select_folder(self.error_folder, readonly=True)
+        try:
+            size = ["LARGER", max(ref.size - 1, 0), "SMALLER", ref.size + 1]
+            same_size = self.client.search(size)
+            found = self.client.fetch(same_size, ["BODY.PEEK[HEADER]"]) if same_size else {}
+        finally:
+            self.client.select_folder(self.account.folder)
+        return header is not None and any(d.get(b"BODY[HEADER]") == header
+                                          for d in found.values())
+
+    def _ensure_error_folder(self) -> None:
+        if self._error_folder_ready:
+            return
+        if not self.client.folder_exists(self.error_folder):
+            try:
+                self.client.create_folder(self.error_folder)
+            except IMAPClientError:
+                if not self.client.folder_exists(self.error_folder):  # not a race: a real error
+                    raise
+        self._error_folder_ready = True
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.logout()
+
+    def abort(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+
+    def _translate(self, doing: str):
+        return network_errors(self.account, doing, self.timeout, lost=(imaplib.IMAP4.abort,),
+                              protocol=(IMAPClientError, imaplib.IMAP4.error), text=_server_text,
+                              cutoff=self.cutoff)
+
+
+
+def _server_text(exc: Exception) -> str:
+    text = str(exc)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text

@@ -1,0 +1,3 @@
+"""The database: opened late and migrated on open (peewee), the tables, the per-message SQL and
+writes, db copy.
+"""

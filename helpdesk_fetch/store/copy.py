@@ -1,0 +1,203 @@
+"""Moving up (spec §8): copy a SQLite database into an empty PostgreSQL database, and prove it.
+
+Every table is copied row by row with its ids, in one PostgreSQL transaction, from one consistent
+SQLite snapshot; then the id sequences and the ticket-number sequence are moved past the copied
+rows, and every table is compared: row counts and a SHA-256 over all its columns (raw messages
+and attachments byte for byte). Only when all of them match is the transaction committed; a
+failure leaves the target as empty as it was.
+
+Nothing may write to SQLite meanwhile, or mail stored after the snapshot (and then deleted from
+its server) would never reach PostgreSQL: the ingest switch must be off, and every account's
+lock, the quarantine's and the delivery lock are held until the copy is verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+from peewee import AutoField, BlobField, Database, Model, PeeweeException, PostgresqlDatabase
+
+from helpdesk_fetch import state
+from helpdesk_fetch.config import Config, dburl
+from helpdesk_fetch.errors import AccountBusy, DatabaseError, UsageError
+from helpdesk_fetch.store import db
+from helpdesk_fetch.store.models import MODELS, Counter, Setting, Ticket
+
+PAGE = 500  # rows per round trip
+BLOB_PAGE = 20  # for tables with raw messages or attachments: rows of up to max_message_bytes
+SEEDED = (Setting, Counter)  # rows the migrations put into every new database
+
+
+@dataclass
+class TableReport:
+    table: str
+    rows: int
+    sha256: str
+
+
+@dataclass
+class CopyReport:
+    """What ``db copy`` copied and verified."""
+
+    source: str
+    target: str
+    tables: list[TableReport] = field(default_factory=list)
+    next_ticket_number: int = 0
+
+    def rows(self, table: str) -> int:
+        return next(t.rows for t in self.tables if t.table == table)
+
+
+def copy_database(config: Config, source: Database, target_url: str, *,
+                  password: str | None = None, timeout: float = 60) -> CopyReport:
+    """Copy *config*'s SQLite database *source* into the empty PostgreSQL database at
+    *target_url*, with every writer shut out."""
+    path = db.sqlite_path(source)
+    if path is None or not path.exists():
+        raise UsageError("db copy moves a SQLite database, and the configured database is "
+                         "not one, or does not exist yet")
+    if not target_url.startswith(("postgresql:", "postgres:")):
+        raise UsageError(f"the target must be a postgresql:// URL, not "
+                         f"{dburl.redact(target_url)!r}")
+    with shut_out(config, source):
+        return _copy(source, path, target_url, password=password, timeout=timeout)
+
+
+@contextlib.contextmanager
+def shut_out(config: Config, source: Database):
+    """Hold everything that writes to *source*: ingest off, every lock taken, or an error."""
+    state_dir = config.settings.state_dir
+    if state.ingest_switch(state_dir) is None:
+        raise UsageError("ingest is enabled on this machine; run `helpdesk-fetch ingest "
+                         "disable` first, so that nothing is stored during the copy")
+    names = [a.name for a in config.accounts] + [state.quarantine_lock()]
+    try:
+        with contextlib.ExitStack() as held:
+            held.enter_context(state.delivery_lock(state_dir, exclusive=True))
+            for name in names:
+                held.enter_context(state.account_lock(name, state_dir=state_dir,
+                                                      database=source))
+            yield
+    except AccountBusy as exc:
+        raise AccountBusy(f"db copy: {exc}; let it finish, then try again") from None
+
+
+def _copy(source: Database, path, target_url: str, *, password: str | None,
+          timeout: float) -> CopyReport:
+    target = db.connect(target_url, password=password, timeout=timeout)
+    report = CopyReport(f"sqlite:///{path}", dburl.redact(target_url))
+    try:
+        db.migrate(target)  # the same migrations as for any new database
+        _refuse_non_empty(target, report.target)
+        with source.atomic(), target.atomic():
+            for model in MODELS:
+                _copy_table(model, source, target)
+            report.next_ticket_number = _move_sequences(source, target)
+            report.tables = _verify(source, target)
+    except PeeweeException as exc:
+        raise db.as_database_error(exc, f"db copy to {report.target} failed, nothing was "
+                                        "kept") from None
+    finally:
+        target.close()
+    return report
+
+
+def _refuse_non_empty(target: PostgresqlDatabase, url: str) -> None:
+    """Only an empty database is filled: nothing in it may be overwritten or mixed."""
+    filled = {m._meta.table_name: m.select().count(target) for m in MODELS if m not in SEEDED}
+    filled = {table: rows for table, rows in filled.items() if rows}
+    if filled:
+        what = ", ".join(f"{rows} rows in {table}" for table, rows in filled.items())
+        raise UsageError(f"{url} is not empty ({what}); db copy only fills an empty database")
+
+
+def _copy_table(model: type[Model], source: Database, target: PostgresqlDatabase) -> None:
+    fields = model._meta.sorted_fields
+    if model in SEEDED:  # the source's values win, the tag secret above all
+        model.delete().execute(target)
+    for rows in _pages(model, source):
+        model.insert_many(rows, fields=fields).as_rowcount().execute(target)
+
+
+def _pages(model: type[Model], source: Database):
+    """All rows of *model* in *source*, in pages, in primary-key order."""
+    pk = model._meta.primary_key
+    if not _ordered_by_id(model):
+        yield list(model.select().tuples().execute(source))
+        return
+    blobs = any(isinstance(f, BlobField) for f in model._meta.sorted_fields)
+    last = None
+    while True:
+        query = model.select().order_by(pk).limit(BLOB_PAGE if blobs else PAGE)
+        if last is not None:
+            query = query.where(pk > last)
+        rows = list(query.tuples().execute(source))
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][model._meta.sorted_fields.index(pk)]
+
+
+def _ordered_by_id(model: type[Model]) -> bool:
+    """Integer keys sort alike everywhere; text keys (small tables) are sorted in Python, since
+    SQLite and PostgreSQL collate text differently."""
+    return model not in SEEDED
+
+
+def _move_sequences(source: Database, target: PostgresqlDatabase) -> int:
+    """Past the copied ids, and ticket numbers past every number ever issued; the next one."""
+    for model in MODELS:
+        if isinstance(model._meta.primary_key, AutoField):
+            table = model._meta.table_name
+            target.execute_sql(
+                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                f"COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM \"{table}\"")
+    issued = Counter.select(Counter.value).where(Counter.name == "ticket").scalar(source) or 0
+    numbers = [int(n) for (n,) in Ticket.select(Ticket.number).tuples().execute(source)
+               if n.isdigit()]
+    last = max([issued, *numbers])
+    target.execute_sql("SELECT setval('ticket_number_seq', %s)", (last,))
+    return last + 1
+
+
+def _verify(source: Database, target: PostgresqlDatabase) -> list[TableReport]:
+    """Row counts and checksums of every table, equal on both sides, or DatabaseError."""
+    reports = []
+    for model in MODELS:
+        table = model._meta.table_name
+        mine, theirs = _checksum(model, source), _checksum(model, target)
+        if mine != theirs:
+            how = (f"{mine[0]} rows in SQLite, {theirs[0]} in PostgreSQL" if mine[0] != theirs[0]
+                   else "same row count, different checksums")
+            raise DatabaseError(f"db copy: table {table} differs after copying ({how}); "
+                                "nothing was kept")
+        reports.append(TableReport(table, *mine))
+    return reports
+
+
+def _checksum(model: type[Model], database: Database) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    count = 0
+    pages = _pages(model, database)
+    if not _ordered_by_id(model):
+        pages = [sorted(row for page in pages for row in page)]
+    for page in pages:
+        for row in page:
+            digest.update(repr(tuple(_portable(v) for v in row)).encode())
+            count += 1
+    return count, digest.hexdigest()
+
+
+def _portable(value):
+    """A value as both databases give it back: bytes for blobs (PostgreSQL hands out
+    memoryviews), ISO text for times, NUL as stored on PostgreSQL."""
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value

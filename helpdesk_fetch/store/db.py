@@ -1,0 +1,299 @@
+"""Opening the database: URL to peewee database, pragmas, migrations on open, ticket numbers.
+
+SQLite pragmas, chosen deliberately:
+
+- ``journal_mode=wal``: readers (``status``, ``tickets list``) never block the fetch run's writer.
+- ``synchronous=full``: a commit is on disk before it returns, so a message is durably stored
+  before it is deleted from the server, even across power loss (spec §4.1). In WAL mode ``normal``
+  would lose the last transactions on power loss; we never trade that for speed.
+- ``foreign_keys=1``: messages cannot point at missing tickets.
+- ``busy_timeout=30000``: a second process waits for the writer instead of failing at once.
+- ``cache_size=-2000`` (2 MiB, SQLite's default): ingest only probes indexes (a handful of pages
+  per message) and appends; a larger cache bought no speed with a million stored messages and
+  cost its size in memory (``make bench``: peak RSS of a 1,000-message run 62 -> 46 MB).
+
+Transactions begin with ``BEGIN IMMEDIATE``: a deferred transaction that reads (the duplicate and
+thread lookups) and then writes fails at once with "database is locked" when another process
+committed in between (a WAL snapshot conflict, for which SQLite does not wait); taking the write
+lock at BEGIN makes overlapping runs on different accounts queue for busy_timeout instead.
+
+PostgreSQL (spec §8) goes through psycopg2, the optional extra ``helpdesk-fetch[postgres]``; its
+commits are durable with the server's defaults. Ticket numbers come from the sequence
+``ticket_number_seq``, so concurrent workers never draw the same one. Migrations are serialised
+by an advisory lock (SQLite: a file lock), so workers starting together on a new database create
+the schema once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from peewee import Database, OperationalError, PeeweeException, PostgresqlDatabase, SqliteDatabase
+
+from helpdesk_fetch.config import Settings, dburl
+from helpdesk_fetch.errors import ConfigError, DatabaseError
+from helpdesk_fetch.store import models
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+HISTORY_TABLE = "schema_migration"
+BUSY_SECONDS = 30
+SQLITE_PRAGMAS = {  # in this order: waiting for a lock must already apply to switching to WAL
+    "busy_timeout": BUSY_SECONDS * 1000,
+    "journal_mode": "wal",
+    "synchronous": "full",
+    "foreign_keys": 1,
+    "cache_size": -2000,  # 2 MiB
+}
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}
+SERVER_KEEPALIVES = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 " \
+                    "-c tcp_keepalives_count=3"
+
+
+def open_configured(settings: Settings, *, read_only: bool = False) -> Database:
+    """Open the database of ``[settings]``, with its password source (PostgreSQL)."""
+    from helpdesk_fetch.secrets.passwords import database_password
+
+    password = database_password(settings, timeout=settings.timeout_seconds)
+    return open_database(settings.database, password=password, read_only=read_only,
+                         timeout=settings.timeout_seconds)
+
+
+def open_database(url: str, *, password: str | None = None, read_only: bool = False,
+                  timeout: float = 60) -> Database:
+    """Open the database at *url*, bind the models to it and bring its schema up to date.
+
+    *read_only* (for --dry-run) changes nothing: a SQLite file is opened read-only, or, when it
+    does not exist yet, an empty in-memory database stands in for it; a PostgreSQL session is
+    read-only, and an empty PostgreSQL database gets its schema in the session's temporary
+    schema, which nobody else sees and which ends with the session."""
+    database = connect(url, password=password, read_only=read_only, timeout=timeout)
+    previous = models.database.obj
+    if previous is not None and previous is not database:
+        with contextlib.suppress(PeeweeException):  # one at a time: leave no session behind
+            previous.close()
+    models.database.initialize(database)
+    try:
+        database.connect(reuse_if_open=True)
+        _prepare(database, read_only=read_only)
+    except PeeweeException as exc:
+        raise DatabaseError(f"cannot open the database {dburl.redact(url)}: "
+                            f"{describe_error(exc)}") from None
+    return database
+
+
+def _prepare(database: Database, *, read_only: bool) -> None:
+    in_memory = isinstance(database, SqliteDatabase) and database.database == ":memory:"
+    if not read_only or in_memory:
+        return migrate(database)
+    if isinstance(database, PostgresqlDatabase):
+        if not database.table_exists(HISTORY_TABLE):
+            database.execute_sql("SET search_path TO pg_temp")
+            migrate(database)
+        database.execute_sql("SET default_transaction_read_only = on")
+    if _pending(database):
+        raise DatabaseError("the database schema is older than this version; run once "
+                            "without --dry-run to upgrade it")
+
+
+def connect(url: str, *, password: str | None = None, read_only: bool = False,
+            timeout: float = 60) -> Database:
+    """A peewee database for *url* (``sqlite:///path`` or ``postgresql://user@host:port/db``)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return _sqlite(unquote(parts.path[1:] if parts.path.startswith("/") else parts.path),
+                       url, read_only=read_only)
+    if parts.scheme in ("postgres", "postgresql"):
+        return _postgresql(url, password, timeout)
+    raise ConfigError(f"unsupported database URL {dburl.redact(url)!r} (use sqlite:/// or "
+                      "postgresql://)", key="settings.database")
+
+
+def _postgresql(url: str, password: str | None, timeout: float) -> PostgresqlDatabase:
+    """PostgreSQL through psycopg2 (the optional extra ``helpdesk-fetch[postgres]``).
+
+    Keepalives on both ends: a worker whose machine vanishes loses its session, and with it its
+    account locks, within about a minute (spec §8); a vanished server is noticed as quickly."""
+    import peewee
+
+    if peewee.psycopg2 is None and peewee.psycopg is None:
+        raise ConfigError("a PostgreSQL database needs the psycopg2 driver: "
+                          "pip install 'helpdesk-fetch[postgres]'", key="settings.database")
+    from helpdesk_fetch.secrets.redact import remember_secret
+
+    params = dburl.parameters(url)
+    if "password" in params:  # never to be printed, wherever it turns up
+        remember_secret(params["password"])
+    if password:  # a password source wins over the URL
+        params["password"] = password
+    options = f"{SERVER_KEEPALIVES} {params.pop('options', '')}".strip()
+    return Postgresql(params.pop("dbname", ""), autoconnect=True, options=options,
+                      **{"connect_timeout": max(1, int(timeout)),
+                         "application_name": "helpdesk-fetch", **KEEPALIVES, **params})
+
+
+class Postgresql(PostgresqlDatabase):
+    """PostgreSQL's text cannot hold NUL, which SQLite's can: the parser never produces it, and
+    should one slip through (an error text, an old SQLite row being copied) it is stored as
+    U+FFFD instead of failing the driver with a ValueError."""
+
+    def execute_sql(self, sql, params=None):
+        if isinstance(params, (list, tuple)) and any(
+                isinstance(p, str) and "\x00" in p for p in params):
+            params = [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+        return super().execute_sql(sql, params)
+
+
+def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
+    if not path:
+        raise ConfigError(f"no file in the database URL {url!r}", key="settings.database")
+    if read_only:
+        if path == ":memory:" or not Path(path).exists():
+            return SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS, autoconnect=True)
+        # No pragma that writes: the file stays exactly as it is.
+        return SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True, timeout=BUSY_SECONDS,
+                              pragmas={"busy_timeout": BUSY_SECONDS * 1000}, autoconnect=True)
+    if path != ":memory:":
+        _create_private(Path(path))
+    # timeout: the driver's own busy wait, which covers the statements before the pragmas
+    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True, lock_type="IMMEDIATE",
+                          timeout=BUSY_SECONDS)
+
+
+def _create_private(path: Path) -> None:
+    """Create a new database file mode 0600 before SQLite would, with the umask's (often 0644):
+    it holds all the mail. SQLite gives its -wal and -shm files the mode of the database file."""
+    if path.exists():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise DatabaseError(f"cannot create the database file {path}: {exc.strerror}") from None
+
+
+def sqlite_path(database: Database) -> Path | None:
+    if isinstance(database, SqliteDatabase) and database.database != ":memory:":
+        name = database.database
+        if name.startswith("file:"):  # the read-only open's URI: percent-encoded
+            return Path(unquote(name.removeprefix("file:").split("?")[0]))
+        return Path(name)
+    return None
+
+
+def migrate(database: Database) -> None:
+    """Apply pending migrations, one process at a time; quick when there are none."""
+    if not _pending(database):
+        return
+    with _migration_lock(database):
+        from playhouse.migrations import Runner  # only needed when the schema changes
+
+        Runner(database, str(MIGRATIONS), table_name=HISTORY_TABLE).up()
+
+
+def _pending(database: Database) -> bool:
+    """Whether migrations are missing; DatabaseError when the database has some this code does
+    not know: a newer helpdesk-fetch upgraded it, and this one would misread it."""
+    files = {p.stem for p in MIGRATIONS.glob("[0-9]*.py")}
+    if not database.table_exists(HISTORY_TABLE):
+        return True
+    applied = {row[0] for row in database.execute_sql(f"SELECT name FROM {HISTORY_TABLE}")}
+    newer = sorted(applied - files)
+    if newer:
+        raise DatabaseError(f"the database was upgraded by a newer helpdesk-fetch (migrations "
+                            f"{', '.join(newer)}, unknown to this version); install that "
+                            "version or a later one")
+    return bool(files - applied)
+
+
+@contextlib.contextmanager
+def _migration_lock(database: Database):
+    path = sqlite_path(database)
+    if isinstance(database, PostgresqlDatabase):
+        database.execute_sql("SELECT pg_advisory_lock(7460140001)")
+        try:
+            yield
+        finally:
+            database.execute_sql("SELECT pg_advisory_unlock(7460140001)")
+    elif path is not None:
+        with open(f"{path}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+    else:
+        yield
+
+
+def next_ticket_number(database: Database) -> str:
+    """A new ticket number, unique and increasing under any number of concurrent writers."""
+    if isinstance(database, PostgresqlDatabase):
+        cursor = database.execute_sql("SELECT nextval('ticket_number_seq')")
+    else:
+        cursor = database.execute_sql(
+            "UPDATE counter SET value = value + 1 WHERE name = 'ticket' RETURNING value")
+    return str(cursor.fetchone()[0])
+
+
+def setting(key: str) -> str | None:
+    row = models.Setting.get_or_none(models.Setting.key == key)
+    return row.value if row else None
+
+
+def as_database_error(exc: PeeweeException, doing: str = "database") -> DatabaseError:
+    """*exc* as the DatabaseError the CLI reports in one line (spec §3)."""
+    return DatabaseError(f"{doing}: {describe_error(exc)}")
+
+
+@contextlib.contextmanager
+def errors(doing: str = "database") -> Iterator[None]:
+    """A database failure inside the block as a DatabaseError saying what was being done: the
+    caller stops, and deletes nothing it has not stored."""
+    try:
+        yield
+    except PeeweeException as exc:
+        raise as_database_error(exc, doing) from None
+
+
+def describe_error(exc: BaseException, database: Database | None = None) -> str:
+    """A short reason for a database failure, with the usual fixes for SQLite.
+
+    SQLite reports a full disk as often as "disk I/O error" (creating the WAL index) as "database
+    or disk is full", and a read-only mount as a read-only database; the file system of the
+    database (*database*, else the one in use) says which."""
+    text = str(exc)
+    hint = _file_system_trouble(database or models.database.obj)
+    if isinstance(exc, OperationalError) and hint:
+        return f"{text} ({hint})"
+    if isinstance(exc, OperationalError):
+        if "readonly" in text or "read-only" in text:
+            return f"{text} (is the database file or its directory writable by this user?)"
+        if "disk" in text and "full" in text:
+            return f"{text} (free some disk space)"
+        if "locked" in text:
+            return f"{text} (another process holds the database; try again)"
+    return text
+
+
+FULL_BELOW = 1024 * 1024  # free bytes under which a database disk counts as full
+
+
+def _file_system_trouble(database: Database | None) -> str | None:
+    """What is wrong with the file system of a SQLite database file: read-only, or full."""
+    path = sqlite_path(database) if database is not None else None
+    if path is None:
+        return None
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return None
+    if fs.f_flag & os.ST_RDONLY:
+        return f"the file system holding {path.parent} is mounted read-only; remount it " \
+               "read-write or move the database"
+    free = fs.f_bavail * fs.f_frsize
+    if free < FULL_BELOW:
+        return f"the disk holding {path.parent} is full, {free} bytes free; free some space"
+    return None

@@ -1,0 +1,144 @@
+"""Tickets as agents and scripts see them: lists, one ticket with its thread, status changes.
+
+The dictionaries returned here are the stable JSON shapes of spec §3.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from peewee import JOIN, fn
+
+from helpdesk_fetch.clock import isoformat, utcnow
+from helpdesk_fetch.enums import Direction, TicketStatus
+from helpdesk_fetch.errors import UsageError
+from helpdesk_fetch.store import models, write
+from helpdesk_fetch.store.models import Attachment, Message, Ticket
+from helpdesk_fetch.tickets.tags import Tagger
+
+
+def ticket_dict(ticket: Ticket, tagger: Tagger, message_count: int) -> dict:
+    return {
+        "id": ticket.id,
+        "number": str(ticket.number),
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "resource": ticket.resource,
+        "requester": ticket.requester,
+        "created_at": isoformat(ticket.created_at),
+        "updated_at": isoformat(ticket.updated_at),
+        "closed_at": isoformat(ticket.closed_at),
+        "escalation_due_at": isoformat(ticket.escalation_due_at),
+        "message_count": message_count,
+        "tag": tagger.tag(str(ticket.number)),
+    }
+
+
+def _with_counts():
+    """Tickets with the number of inbound messages (accepted and rejected) in one query."""
+    inbound = fn.COUNT(Message.id).alias("inbound")
+    return (Ticket.select(Ticket, inbound)
+            .join(Message, JOIN.LEFT_OUTER,
+                  on=(Message.ticket == Ticket.id) & (Message.direction == Direction.IN))
+            .group_by(Ticket.id))
+
+
+def list_tickets(tagger: Tagger, *, status: str | None = None,
+                 resource: str | None = None) -> list[dict]:
+    """Tickets, oldest first, optionally of one status and/or resource."""
+    query = _with_counts()
+    if status is not None:
+        query = query.where(Ticket.status == check_status(status))
+    if resource is not None:
+        query = query.where(Ticket.resource == resource)
+    return [ticket_dict(t, tagger, t.inbound) for t in query.order_by(Ticket.id)]
+
+
+def find_ticket(text: str | None, tagger: Tagger, *, ticket_id: int | None = None) -> Ticket:
+    """The ticket a user names (spec §3): *text* is its number or its tag ("1042",
+    "1042QKXP", "[TicketID 1042QKXP]"); *ticket_id* instead selects by the internal id that
+    ``--json`` shows. Exactly one of them; UsageError when there is no such ticket."""
+    if (text is None) == (ticket_id is None):
+        raise UsageError("give the ticket's number (or its tag), or --id N; not both")
+    if ticket_id is not None:
+        ticket = Ticket.get_or_none(Ticket.id == ticket_id)
+        if ticket is None:
+            raise UsageError(f"no ticket with id {ticket_id}")
+        return ticket
+    number = ticket_number(text, tagger)
+    ticket = Ticket.get_or_none(Ticket.number == number)
+    if ticket is None:
+        raise UsageError(f"no ticket number {number}")
+    return ticket
+
+
+def ticket_number(text: str, tagger: Tagger) -> str:
+    """The ticket number that *text* gives: the number itself, or a tag as written into
+    subjects ("1042QKXP", "[TicketID 1042QKXP]"); UsageError for anything else (a forged tag)."""
+    text = text.strip()
+    if re.fullmatch(r"[0-9]+", text):
+        return text.lstrip("0") or "0"
+    found = tagger.numbers_in(text) or tagger.numbers_in(f"{tagger.keyword} {text}")
+    if not found:
+        raise UsageError(f"{text!r} is neither a ticket number nor a valid ticket tag")
+    return found[0]
+
+
+def show_ticket(ticket: Ticket, tagger: Tagger) -> dict:
+    """The ticket with its messages, oldest first, and their attachments (three queries)."""
+    messages = list(Message.select().where(Message.ticket == ticket).order_by(Message.id))
+    attachments: dict[int, list[dict]] = {}
+    query = (Attachment.select(Attachment.message, Attachment.filename, Attachment.content_type,
+                               Attachment.size, Attachment.sha256)
+             .where(Attachment.message.in_([m.id for m in messages])).order_by(Attachment.id))
+    for a in query:
+        attachments.setdefault(a.message_id, []).append(
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size,
+             "sha256": a.sha256})
+    inbound = sum(1 for m in messages if m.direction == Direction.IN)
+    data = ticket_dict(ticket, tagger, inbound)
+    data["messages"] = [message_dict(m, attachments.get(m.id, [])) for m in messages]
+    return data
+
+
+def message_dict(m: Message, attachments: list[dict]) -> dict:
+    return {
+        "id": m.id,
+        "direction": m.direction,
+        "state": m.state,
+        "account": m.account,
+        "message_id": m.message_id,
+        "from": m.from_addr,
+        "to": json.loads(m.to_addrs),
+        "cc": json.loads(m.cc_addrs),
+        "date": isoformat(m.date),
+        "subject": m.subject,
+        "text": m.text,
+        "html": m.html,
+        "attachments": attachments,
+    }
+
+
+def check_status(status: str) -> str:
+    if status not in list(TicketStatus):
+        raise UsageError(f"unknown status {status!r}; use one of {', '.join(TicketStatus)}")
+    return status
+
+
+def set_status(ticket: Ticket, status: str) -> Ticket:
+    """What an agent does: move *ticket* to *status* (closing records the closing time).
+
+    Only the id of *ticket* is used: the row is read again under a lock in the transaction that
+    writes it, so that a reply stored since it was read (a re-armed escalation deadline, a
+    reopening) is kept."""
+    status = TicketStatus(check_status(status))
+    now = utcnow()
+    with models.database.atomic():
+        current = write.lock_ticket(ticket.id)
+        if current is None:
+            raise UsageError(f"ticket number {ticket.number} no longer exists")
+        closed_at = current.closed_at if current.status == TicketStatus.CLOSED else now
+        write.update_ticket(current, status=status, updated_at=now,
+                            closed_at=closed_at if status == TicketStatus.CLOSED else None)
+    return current

@@ -1,0 +1,75 @@
+"""The ticket rules of spec §5, as plain functions of (ticket, sender, settings, now)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from helpdesk_fetch.config import Resource, Settings
+from helpdesk_fetch.enums import Action, AutomailKind, TicketStatus
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.store.models import Ticket
+
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an inbound message does to its ticket."""
+
+    action: Action
+    status: TicketStatus | None  # the ticket's new status; None: unchanged
+    rearm: bool  # escalation deadline set to now + escalation_hours
+    automails: tuple[AutomailKind, ...]  # the auto-mails this event calls for (spec §6)
+    why: str  # for the log and for --dry-run
+
+
+def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, settings: Settings,
+           now: dt.datetime, sender_verified: bool = True) -> Decision:
+    """Apply §5.1-§5.4 to a message from *sender* that belongs to *ticket* (None: no ticket).
+
+    *sender_verified* False (the organisation's mail server did not vouch for the From address,
+    see ``authres``) makes a member's message count as a customer's."""
+    if ticket is None:
+        return Decision(Action.NEW, TicketStatus.NEW, True,
+                        (AutomailKind.NEW_TICKET, AutomailKind.NEW_TICKET_RESOURCE),
+                        "no matching ticket: a new one")
+    if ticket.status == TicketStatus.CLOSED:
+        if within_reactivation(ticket, settings, now):
+            return Decision(Action.REOPEN, TicketStatus.CONFIRMED_UNREAD, True,
+                            (AutomailKind.CUSTOMER_REPLY,),
+                            f"reply within {settings.reactivation_days} days of closing: reopened")
+        return Decision(Action.REJECT, None, False, (AutomailKind.TICKET_CLOSED,),
+                        "reply after the reactivation window: kept as rejected, ticket stays "
+                        "closed")
+    if settings.no_status_change_from_members and sender_verified and is_member(sender, resource):
+        return Decision(Action.APPEND, None, False, (AutomailKind.CUSTOMER_REPLY,),
+                        "reply from a member of the resource: appended, status unchanged")
+    return Decision(Action.APPEND, TicketStatus.CONFIRMED_UNREAD, True,
+                    (AutomailKind.CUSTOMER_REPLY,),
+                    "reply: appended, confirmed_unread")
+
+
+def own_mail_returned() -> Decision:
+    """One of our own auto-mails came back into a mailbox: keep it, change nothing, tell no one."""
+    return Decision(Action.REJECT, None, False, (),
+                    "one of our own auto-mails came back: kept on its ticket, nothing changed")
+
+
+def within_reactivation(ticket: Ticket, settings: Settings, now: dt.datetime) -> bool:
+    """True when a reply now may still reopen the closed *ticket* (§5.4; 0 days: never)."""
+    if settings.reactivation_days <= 0 or ticket.closed_at is None:
+        return False
+    return now - ticket.closed_at <= dt.timedelta(days=settings.reactivation_days)
+
+
+def is_member(address: str, resource: Resource | None) -> bool:
+    """Whether the bare *address* is one of the resource's staff (case-insensitive)."""
+    if resource is None or not address:
+        return False
+    return address.lower() in {m.lower() for m in resource.members}
+
+
+def escalation_due(settings: Settings, now: dt.datetime) -> dt.datetime:
+    return now + dt.timedelta(hours=settings.escalation_hours)

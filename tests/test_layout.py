@@ -1,0 +1,137 @@
+"""The package's layout rules (README "Map of the code"), read from the imports of every module,
+including imports inside functions and under TYPE_CHECKING.
+
+- a stage is a folder; the root holds only foundations (errors, clock, enums, ...) that import
+  nothing but each other;
+- sources/ and message/ know nothing of tickets, storage or a run;
+- only cli/ imports click or rich;
+- no import cycle between folders.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "helpdesk_fetch"
+LOWER = {"sources", "message"}
+NOT_BELOW = {"store", "tickets", "ingest", "automail", "health", "cli"}
+UI_LIBRARIES = {"click", "rich"}
+
+
+def _modules() -> dict[str, Path]:
+    return {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts): p
+            for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module *path* imports, absolute, wherever the import statement is."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            assert node.level == 0, f"{path}: relative import"
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _folder(module: str) -> str:
+    """The stage a module of the package belongs to ("root" for the foundations)."""
+    parts = module.split(".")
+    if len(parts) > 2 or (PACKAGE / parts[1]).is_dir():
+        return parts[1]
+    return "root"
+
+
+def _folder_edges() -> dict[str, set[str]]:
+    modules = _modules()
+    edges: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        source = _folder(module)
+        for target in _imports(path):
+            if target in modules or target.rpartition(".")[0] in modules:
+                real = target if target in modules else target.rpartition(".")[0]
+                if real != "helpdesk_fetch" and _folder(real) != source:
+                    edges.setdefault(source, set()).add(_folder(real))
+    return edges
+
+
+def test_every_module_is_found():
+    modules = _modules()
+    assert {"helpdesk_fetch.sources.base", "helpdesk_fetch.cli.__init__"} <= set(modules)
+    assert {_folder(m) for m in modules} >= {"root", "config", "secrets", "sources", "message",
+                                              "tickets", "store", "automail", "ingest", "cli"}
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_only_the_cli_imports_click_or_rich(module):
+    if _folder(module) == "cli":
+        return
+    roots = {name.split(".")[0] for name in _imports(_modules()[module])}
+    assert not roots & UI_LIBRARIES, f"{module} imports {roots & UI_LIBRARIES}"
+
+
+def test_sources_and_message_know_nothing_of_tickets_storage_or_runs():
+    edges = _folder_edges()
+    for lower in LOWER:
+        assert not edges.get(lower, set()) & NOT_BELOW, f"{lower}/ imports {edges[lower]}"
+
+
+def test_the_foundations_import_only_each_other():
+    imported = _folder_edges().get("root", set())
+    assert imported == set(), f"root modules import {imported}"
+
+
+def test_no_import_cycle_between_folders():
+    edges = _folder_edges()
+
+    def visit(node: str, path: list[str]) -> None:
+        for nxt in sorted(edges.get(node, ())):
+            assert nxt not in path, "import cycle: " + " -> ".join([*path, nxt])
+            visit(nxt, [*path, nxt])
+
+    for start in sorted(edges):
+        visit(start, [start])
+
+
+def test_the_layout_test_sees_a_cycle(tmp_path, monkeypatch):
+    """The checks above would notice: a fake package with a cycle between two folders."""
+    for folder, other in (("a", "b"), ("b", "a")):
+        (tmp_path / "helpdesk_fetch" / folder).mkdir(parents=True)
+        (tmp_path / "helpdesk_fetch" / folder / "m.py").write_text(
+            f"def f():\n    from helpdesk_fetch.{other} import m\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "helpdesk_fetch")
+    with pytest.raises(AssertionError, match="import cycle"):
+        test_no_import_cycle_between_folders()
+
+
+def test_the_readme_map_of_the_code_lists_every_module():
+    """README "Map of the code": a newcomer finds every module there, one line each."""
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Map of the code", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        folder = rel.parent.as_posix() + "/" if rel.parent.parts else ""
+        if "migrations" in rel.parts or (folder and rel.name == "__init__.py"):
+            continue
+        if not any(_lists(row, rel.as_posix(), folder, rel.name) for row in rows):
+            missing.append(rel.as_posix())
+    assert not missing, f"README's map of the code does not list {missing}"
+
+
+def _lists(row: str, path: str, folder: str, name: str) -> bool:
+    """Whether a row of the map names the module *path*: in full, or its folder in the first
+    cell and its file name anywhere in the row (`sources/imap.py`, `pop3.py`, ...)."""
+    first = row.split("|")[1]
+    if f"`{path}`" in first:
+        return True
+    if folder:
+        return f"`{folder}" in first and f"`{name}`" in row
+    return f"`{name}`" in first

@@ -1,0 +1,117 @@
+"""tickets/: the tag secret that never fails open, the one write path of a ticket row, and the
+database errors every ticket command meets (spec §3, §4.5)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.mails import message
+from tests.test_ingest_maildir import make_maildir
+
+
+def _arrives(box, raw: bytes, name: str) -> None:
+    (box / "new" / name).write_bytes(raw)
+
+
+def _one_ticket(tmp_path, write_config, run):
+    make_maildir(tmp_path / "box", [message("Printer on fire", message_id="<first@example.org>")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+    [ticket] = run.json("tickets", "list", config=config)
+    return config, ticket
+
+
+def test_a_database_that_lost_its_tag_secret_is_refused(tmp_path, write_config, run):
+    """Spec §4.5: never an empty or a new key; fetch reads nothing, ticket commands stop."""
+    config, ticket = _one_ticket(tmp_path, write_config, run)
+    with sqlite3.connect(tmp_path / "helpdesk.db") as connection:
+        connection.execute("DELETE FROM setting WHERE key = 'tag_secret'")
+    _arrives(tmp_path / "box", message(f"Re: {ticket['tag']} more smoke"), "2.reply")
+
+    fetched = run("fetch", config=config)
+    shown = run("tickets", "show", ticket["number"], config=config)
+
+    for result in (fetched, shown):
+        assert result.exit_code == 1, result.output
+        assert "lost the secret behind ticket tags" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert len(list((tmp_path / "box" / "new").iterdir())) == 1  # still waiting
+    with sqlite3.connect(tmp_path / "helpdesk.db") as connection:
+        assert connection.execute("SELECT count(*) FROM message").fetchone() == (1,)
+        assert connection.execute(
+            "SELECT count(*) FROM setting WHERE key = 'tag_secret'").fetchone() == (0,)
+
+
+def test_an_empty_tag_secret_is_refused_too(tmp_path, write_config, run):
+    config, ticket = _one_ticket(tmp_path, write_config, run)
+    with sqlite3.connect(tmp_path / "helpdesk.db") as connection:
+        connection.execute("UPDATE setting SET value = '' WHERE key = 'tag_secret'")
+    result = run("tickets", "close", ticket["number"], config=config)
+    assert result.exit_code == 1 and "lost the secret" in result.stderr
+
+
+def test_an_agent_status_change_keeps_a_reply_stored_since_it_was_read(tmp_path, write_config,
+                                                                       run, open_db):
+    """One write path: set-status re-reads the row under a lock and writes only its columns,
+    so the escalation deadline re-armed by a reply that landed in between is kept."""
+    from helpdesk_fetch.tickets import queries
+
+    config, ticket = _one_ticket(tmp_path, write_config, run)
+    from helpdesk_fetch.store.models import Ticket
+
+    open_db()
+    stale = Ticket.get_by_id(ticket["id"])  # what `tickets set-status` read
+    _arrives(tmp_path / "box", message("Re: smoke", in_reply_to="<first@example.org>"),
+             "2.reply")
+    subprocess.run(["faketime", "-f", "+2h", sys.executable, "-m", "helpdesk_fetch",
+                    "--config", str(config), "fetch"], check=True)
+    rearmed = run.json("tickets", "show", ticket["number"], config=config)
+    assert rearmed["escalation_due_at"] > ticket["escalation_due_at"]
+
+    open_db()  # the CLI above bound the models to a read-only connection
+    queries.set_status(stale, "in_progress")
+
+    after = run.json("tickets", "show", ticket["number"], config=config)
+    assert after["status"] == "in_progress"
+    assert after["escalation_due_at"] == rearmed["escalation_due_at"]
+    assert len(after["messages"]) == 2
+
+
+def test_a_database_error_in_a_ticket_command_is_one_line(tmp_path, write_config, run):
+    """Spec §3: every command, not only fetch, meets a broken database with one line, exit 1."""
+    config, ticket = _one_ticket(tmp_path, write_config, run)
+    with sqlite3.connect(tmp_path / "helpdesk.db") as connection:
+        connection.execute("PRAGMA foreign_keys = OFF")
+        connection.execute("DROP TABLE attachment")
+
+    result = run("tickets", "show", ticket["number"], config=config)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("helpdesk-fetch: error: database: no such table")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_database_locked_by_another_process_is_one_line(tmp_path, write_config, run):
+    """`tickets close` while another process holds the write lock: after the busy timeout
+    (30 s), one line and exit 1, not a traceback."""
+    config, ticket = _one_ticket(tmp_path, write_config, run)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); "
+         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(120)",
+         str(tmp_path / "helpdesk.db")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        result = run("tickets", "close", ticket["number"], config=config)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 1, result.output
+    assert "database is locked" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started >= 25
