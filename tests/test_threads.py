@@ -88,7 +88,8 @@ def test_guesses_are_not_threaded_and_are_logged_without_flooding(tmp_path, writ
     assert result.exit_code == 0, result.output
     tickets = run.json("tickets", "list", config=config)
     assert [t["message_count"] for t in tickets] == [1] * 14  # nothing threaded into 1001
-    lines = [line for line in result.stderr.splitlines() if "wrong check letters" in line]
-    assert len(lines) == FORGERY_LINES  # of 13: the padded subject's guesses count too
+    # "check letters (": other tests of this process may have made "wrong" a secret to redact
+    lines = [line for line in result.stderr.splitlines() if "check letters (" in line]
+    assert len(lines) == FORGERY_LINES, result.stderr  # of 13: the padded subject's too
     assert f"TicketID 1001{wrong}" in lines[0] and "carol@example.org" in lines[0]
     assert "10 messages with forged ticket tags so far" in result.stderr
