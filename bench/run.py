@@ -286,7 +286,7 @@ def table(r: dict) -> str:
     noop = {name: value["median"] for name, value in r["noop_ms"].items()}
     big = r["big_message"]
     m = r["machine"]
-    big_label = f"one {big['bytes'] / MiB:.1f} MiB message, peak RSS, MB"
+    big_label = f"one {big['bytes'] / MiB:.1f} MiB message, peak memory, MB"
     big_db_label = f"  ... into {r['big_db_messages']:,} stored"
     lines = [
         f"helpdesk-fetch bench, {m['date']}, commit {m['commit']}, {m['cpus']} cpus, load "
