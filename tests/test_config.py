@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,77 @@ def test_password_source_errors_name_the_accounts_file(tmp_path, run, command, m
 def test_missing_file_says_how_to_start(tmp_path, run):
     result = run("fetch", config=tmp_path / "none.toml")
     assert result.exit_code == 2 and "sample-accounts.toml" in result.stderr
+
+
+TRUNCATED = ('[settings]\nerror_folder = "HD Error Messages"\n\n[[resources]]\n'
+             'name = "it-support"\n')  # the file cut short before its [[accounts]]
+
+
+@pytest.mark.parametrize("text", ["", "\n# only a comment\n", TRUNCATED])
+@pytest.mark.parametrize("command", [["fetch"], ["fetch", "--dry-run"], ["accounts", "test"]])
+def test_a_file_without_accounts_stops_every_command_that_reads_mail(tmp_path, run, text,
+                                                                      command):
+    path = tmp_path / "accounts.toml"
+    path.write_text(text)
+
+    result = run(*command, config=path)
+
+    assert result.exit_code == 2, result.output
+    assert f"{path}: defines no [[accounts]] table" in result.stderr
+    assert "accounts add" in result.stderr
+    assert list(tmp_path.iterdir()) == [path]  # no database beside a file that is wrong
+
+
+def test_a_file_whose_accounts_are_all_disabled_is_not_an_error(tmp_path, run):
+    path = tmp_path / "accounts.toml"
+    path.write_text(MAILDIR + "enabled = false\n")
+
+    assert run("fetch", config=path).exit_code == 0
+
+
+def test_dev_null_is_no_accounts_file(run):
+    before = set(Path("/dev").iterdir())
+    try:
+        result = run("fetch", config=Path("/dev/null"))
+    finally:
+        created = set(Path("/dev").iterdir()) - before
+        for path in created:  # what a regression would leave behind
+            path.unlink()
+    assert result.exit_code == 2, result.output
+    assert "/dev/null: is a device, not an accounts file" in result.stderr
+    assert not created  # no /dev/helpdesk.db
+
+
+@pytest.mark.parametrize("command", [["fetch"], ["status"], ["tickets", "list"],
+                                     ["tickets", "close", "1"], ["accounts", "list"],
+                                     ["accounts", "add", "x", "--protocol", "maildir",
+                                      "--path", "/tmp/x"]])
+def test_a_device_is_no_accounts_file_for_any_command(tmp_path, run, command):
+    device = tmp_path / "null"  # like /dev/null; a test must not risk the real one
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+
+    result = run(*command, config=device)
+
+    assert result.exit_code == 2, result.output
+    assert f"{device}: is a device, not an accounts file" in result.stderr
+    assert list(tmp_path.iterdir()) == [device]  # no database beside it
+    assert device.is_char_device()  # not replaced by an accounts file
+
+
+def test_a_directory_is_no_accounts_file(tmp_path, run):
+    result = run("fetch", config=tmp_path)
+    assert result.exit_code == 2 and f"{tmp_path}: is a directory" in result.stderr
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path, run):
+    path = tmp_path / "accounts.toml"
+    path.write_bytes(MAILDIR.encode() + "# Zugang für die Buchhaltung\n".encode("latin-1"))
+
+    result = run("fetch", config=path)
+
+    assert result.exit_code == 2
+    assert (f"{path}: line 5, column 11: byte 0xfc is not UTF-8" in result.stderr)
+    assert "save it again as UTF-8" in result.stderr
 
 
 def _account(**keys) -> config.Account:

@@ -119,7 +119,8 @@ def test_syslog(tmp_path, write_config, run, monkeypatch):
 
 def test_syslog_missing_is_a_warning_not_a_failure(tmp_path, write_config, run, monkeypatch):
     monkeypatch.setenv(SYSLOG_ENV, str(tmp_path / "nobody-listens"))
-    config = write_config([])
+    config = write_config([{"name": "off", "protocol": "maildir", "path": "box",
+                            "enabled": False}])  # no account at all would be an error (§2)
 
     result = run("--syslog", "fetch", config=config)
 

@@ -28,9 +28,12 @@ class App:
     _tagger: object = None
     read_only: bool = field(default=False)
 
-    def config(self):
+    def config(self, *, reads_mail: bool = False):
+        """The accounts file, loaded once; *reads_mail*: the command reads mailboxes, and a
+        file without any account is an error for it (spec §2)."""
+        from helpdesk_fetch import config
+
         if self._config is None:
-            from helpdesk_fetch import config
             from helpdesk_fetch.config import dburl
             from helpdesk_fetch.secrets.redact import remember_secret
 
@@ -39,7 +42,7 @@ class App:
                 if item is not None and item.password:
                     remember_secret(item.password)
             remember_secret(dburl.password(self._config.settings.database) or "")
-        return self._config
+        return config.require_accounts(self._config) if reads_mail else self._config
 
     def database(self, *, read_only: bool = False):
         """The database, opened once (read-only commands never create or migrate it)."""

@@ -157,7 +157,7 @@ def add(app: App, name: str, **values) -> None:
     note(f"Added account {name!r} to {path}.")
     if interactive and click.confirm("Test it now?", default=True):
         app._config = None
-        _test_accounts(app, [name])
+        _test_accounts(app.config(), [name])
 
 
 def _ask_missing(values: dict) -> None:
@@ -251,15 +251,15 @@ def test(app: App, ctx: click.Context, names: tuple[str, ...]) -> None:
     Example:
       helpdesk-fetch accounts test helpdesk
     """
-    ok = _test_accounts(app, list(names) or None)
+    ok = _test_accounts(app.config(reads_mail=True), list(names) or None)
     ctx.exit(0 if ok else 1)
 
 
-def _test_accounts(app: App, names: list[str] | None) -> bool:
+def _test_accounts(config, names: list[str] | None) -> bool:
     from helpdesk_fetch.sources import probe
 
     ok = True
-    for result in probe.test_accounts(app.config(), names):
+    for result in probe.test_accounts(config, names):
         if result.warning:
             note(f"{result.account}: warning: {result.warning}", style="yellow", err=True)
         if result.error:

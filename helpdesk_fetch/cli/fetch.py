@@ -35,7 +35,7 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
     from helpdesk_fetch import state
     from helpdesk_fetch.errors import ConfigError
 
-    config = app.config()
+    config = app.config(reads_mail=True)
     try:  # checked before the ingest machinery is even imported
         switch = state.ingest_switch(config.settings.state_dir)
     except ConfigError as exc:  # unreadable: no mailbox is read, and cron hears why (exit 2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import os
 import re
 import tempfile
@@ -139,6 +140,8 @@ def write_atomically(path: Path, text: str) -> None:
     A symlink's target is replaced, not the link; the file keeps its owner (root editing the
     cron user's file must not lock the cron user out)."""
     path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():  # renaming over /dev/null would replace it
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

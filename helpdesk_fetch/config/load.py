@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import stat
 import tomllib
 import typing
 from pathlib import Path
@@ -52,6 +53,7 @@ def config_path(option: str | os.PathLike | None = None) -> Path:
 def load(path: Path) -> Config:
     """Read and validate the accounts file at *path*."""
     try:
+        _check_regular(path)
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
@@ -61,11 +63,46 @@ def load(path: Path) -> Config:
         raise ConfigError(f"cannot read the accounts file: {exc.strerror}", path=path) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_not_utf8(raw, exc), path=path) from None
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from None
     config = parse(data, path)
     check_private(path, holds_secret=_holds_inline_secret(config))
     return config
+
+
+def require_accounts(config: Config) -> Config:
+    """*config*, if it defines at least one account (spec §2); else the ConfigError that every
+    command reading mail stops with. Under cron an empty, cut-short or wrong file must not pass
+    for "nothing to do": ingestion would stop without a word. Accounts that are all disabled
+    are a decision, and pass."""
+    if not config.accounts:
+        raise ConfigError(
+            "defines no [[accounts]] table, so there is no mailbox to read: is it empty, cut "
+            "short, or the wrong file? Add one with `helpdesk-fetch accounts add NAME`, or point "
+            f"--config or ${ENV_VAR} at the accounts file", path=config.path)
+    return config
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse what is not a regular file (/dev/null, a FIFO, a directory) before it is read:
+    /dev/null reads as an empty file, and the database would be created beside it, in /dev."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode)
+                or stat.S_ISBLK(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a socket")
+        raise ConfigError(f"is {kind}, not an accounts file; point --config or ${ENV_VAR} at "
+                          "the accounts file", path=path)
+
+
+def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Where a file that is not UTF-8 goes wrong, as an editor shows it: line and column."""
+    line = raw.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    return (f"line {line}, column {column}: byte 0x{raw[exc.start]:02x} is not UTF-8 (TOML "
+            "files are UTF-8; the file was probably saved as Latin-1 or Windows-1252: "
+            "save it again as UTF-8)")
 
 
 def parse(data: dict, path: Path) -> Config:
