@@ -249,6 +249,23 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path, run):
     assert "save it again as UTF-8" in result.stderr
 
 
+@pytest.mark.parametrize("make, needle", [(lambda p: None, "No such file or directory"),
+                                           (lambda p: p.write_text(""), "is not a directory")])
+def test_a_templates_dir_that_is_no_directory_is_an_error(tmp_path, run, make, needle):
+    make(tmp_path / "my-texts")
+    path = tmp_path / "accounts.toml"
+    path.write_text('[settings]\ntemplates_dir = "my-texts"\n' + MAILDIR + 'enabled = false\n')
+
+    result = run("fetch", config=path)
+
+    assert result.exit_code == 2
+    assert (f"{path}: key 'settings.templates_dir': {tmp_path / 'my-texts'}" in result.stderr
+            and needle in result.stderr)
+    (tmp_path / "my-texts").unlink(missing_ok=True)
+    (tmp_path / "my-texts").mkdir()
+    assert run("fetch", config=path).exit_code == 0
+
+
 def _account(**keys) -> config.Account:
     return config.Account(name="a", protocol="imap", host="h", username="u", **keys)
 

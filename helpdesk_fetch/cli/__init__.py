@@ -158,7 +158,8 @@ SYSLOG_ENV = "HELPDESK_FETCH_SYSLOG_SOCKET"
 
 
 def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool = False) -> None:
-    """Warnings and errors to stderr (the cron mail); -v adds progress, -vv debugging, -q less.
+    """Warnings and errors to stderr (the cron mail); -v adds each message filed, -vv debugging,
+    -vvv the IMAP and POP3 protocol, -q less.
 
     ``--log-file`` and ``--syslog`` (facility mail; socket ``$HELPDESK_FETCH_SYSLOG_SOCKET``,
     else /dev/log) keep a trail of every message filed, at -v detail or more."""
@@ -222,7 +223,9 @@ def _syslog_handler() -> logging.Handler | None:
 @click.option("--config", "config_option", metavar="PATH", envvar=None,
               help="The accounts file (default: $HELPDESK_FETCH_CONFIG, else "
                    "~/.config/helpdesk-fetch/accounts.toml).")
-@click.option("-v", "--verbose", count=True, help="Say more: -v progress, -vv debugging.")
+@click.option("-v", "--verbose", count=True,
+              help="Say more: -v each message filed, -vv debugging (with the SQL), -vvv also "
+                   "the IMAP and POP3 protocol (passwords masked).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("--log-file", metavar="PATH",
               help="Also log every message filed and every problem to this file.")

@@ -183,10 +183,26 @@ def _settings(data: dict, path: Path) -> Settings:
     if not settings.error_folder.strip():
         raise ConfigError("must not be empty", path=path, key="settings.error_folder")
     _check_choice(settings.language, LANGUAGES, {"path": path}, "settings.language")
-    templates = str(directory / settings.templates_dir) if settings.templates_dir else ""
+    templates = _templates_dir(directory, settings.templates_dir, path)
     return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
                                templates_dir=templates,
                                **_database_password(settings, database, path))
+
+
+def _templates_dir(directory: Path, value: str, path: Path) -> str:
+    """The directory of the administrator's auto-mail texts, which must exist: a mistyped
+    one would send the built-in texts without a word."""
+    if not value:
+        return ""
+    templates = directory / Path(value).expanduser()
+    try:
+        if not stat.S_ISDIR(templates.stat().st_mode):
+            raise ConfigError(f"{templates} is not a directory", path=path,
+                              key="settings.templates_dir")
+    except OSError as exc:
+        raise ConfigError(f"{templates}: {exc.strerror}", path=path,
+                          key="settings.templates_dir") from None
+    return str(templates)
 
 
 def _database_password(settings: Settings, database: str, path: Path) -> dict:
