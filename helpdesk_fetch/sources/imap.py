@@ -15,7 +15,7 @@ from imapclient.imapclient import SocketTimeout
 from helpdesk_fetch.errors import AuthError, ConnectError, SetAsideRefused
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources.base import Cutoff, Mailbox, MessageRef
-from helpdesk_fetch.sources.net import network_errors
+from helpdesk_fetch.sources.net import BadGreeting, network_errors
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.tls import tls_context
 
@@ -212,6 +212,11 @@ class _Client(IMAPClient):
 
 
 class _Connection(imaplib.IMAP4):
+    """imaplib's connection, on the cutoff's socket, telling a greeting that is not IMAP's
+    (imaplib raises error(None) for a POP3 server's "+OK") from other errors."""
+
+    _greeting: str | None = None
+
     def __init__(self, cutoff: Cutoff, host: str, port: int, context: ssl.SSLContext | None,
                  timeout: float | None) -> None:
         self._cutoff, self._context = cutoff, context
@@ -219,6 +224,27 @@ class _Connection(imaplib.IMAP4):
 
     def _create_socket(self, timeout):
         return self._cutoff.connect(self.host, self.port, timeout, self._context)
+
+    def _connect(self):
+        try:
+            return super()._connect()
+        except TimeoutError:
+            if self._greeting is None:  # connected, and then nothing: a TLS port?
+                raise BadGreeting(None) from None
+            raise
+        except self.abort:
+            raise
+        except self.error:
+            greeting = self._greeting or ""
+            if greeting.upper().startswith(("* OK", "* PREAUTH")):
+                raise  # greeted as IMAP: something after the greeting
+            raise BadGreeting(greeting) from None
+
+    def _get_line(self):
+        line = super()._get_line()
+        if self._greeting is None:
+            self._greeting = line.decode("utf-8", "replace")
+        return line
 
 
 def quiet_protocol_trace(client: IMAPClient) -> None:

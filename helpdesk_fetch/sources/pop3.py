@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources.base import Cutoff, Mailbox, MessageRef
-from helpdesk_fetch.sources.net import network_errors
+from helpdesk_fetch.sources.net import BadGreeting, network_errors
 from helpdesk_fetch.sources.sasl import describe_challenge, xoauth2_base64
 from helpdesk_fetch.tls import tls_context
 
@@ -33,16 +33,23 @@ TRACE = logging.getLogger(__name__ + ".protocol")  # the -vvv protocol trace, li
 
 
 class _Session:
-    """poplib with long lines allowed, a protocol trace in which no secret appears (poplib's own
-    debug output prints PASS in the clear, so it is never turned on), and its raw socket shown
-    to the cutoff as soon as it is connected (poplib does TLS and reads the greeting inside its
-    constructor)."""
+    """poplib with long lines allowed, a greeting that is not POP3's told from other errors, a
+    protocol trace in which no secret appears (poplib's own debug output prints PASS in the
+    clear, so it is never turned on), and its raw socket shown to the cutoff as soon as it is
+    connected (poplib does TLS and reads the greeting inside its constructor)."""
 
     _secret_next = False
 
     def __init__(self, cutoff: Cutoff, *args, **kwargs) -> None:
         self._cutoff = cutoff
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except poplib.error_proto as exc:  # the greeting is all that is read in here
+            raise BadGreeting(_text(exc)) from None
+        except TimeoutError:
+            if getattr(self, "file", None) is None:  # connecting (or TLS) timed out
+                raise
+            raise BadGreeting(None) from None  # connected, then nothing: a TLS port?
 
     def _create_socket(self, timeout):
         context = self.context if isinstance(self, poplib.POP3_SSL) else None
