@@ -51,6 +51,8 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
     try:
         report = ingest.fetch(config, names=list(names) or None, dry_run=dry_run,
                               progress=progress)
+    except ConfigError as exc:  # e.g. the database setting: name the accounts file too
+        raise exc.in_file(config.path) from None
     finally:
         if progress is not None:
             progress.stop()
