@@ -81,7 +81,7 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
         from_name=parsed.from_name, to_addrs=json.dumps(parsed.to_addrs),
         cc_addrs=json.dumps(parsed.cc_addrs), date=parsed.date, subject=parsed.subject,
         text=parsed.text, html=parsed.html, auto_submitted=is_automatic(parsed), size=len(raw),
-        sha256=sha256, received_at=now))
+        sha256=sha256, received_at=now, notice="; ".join(dict.fromkeys(parsed.notices)) or None))
     statements.raw_message.run(dict(message=message_id, data=compressed or compress_pieces(raw)))
     for a in parsed.attachments:
         statements.attachment.run(dict(message=message_id, filename=a.filename,

@@ -117,6 +117,7 @@ def message_dict(m: Message, attachments: list[dict]) -> dict:
         "text": m.text,
         "html": m.html,
         "attachments": attachments,
+        "notice": m.notice,  # what is shown only in the raw message, e.g. parts past 1000
     }
 
 
