@@ -56,12 +56,13 @@ class FailureState(StrEnum):
 class RunOutcome(StrEnum):
     """How one account's part of a run ended."""
 
+    RUNNING = "running"  # recorded at its start; a run that dies keeps it (see store/write.py)
     OK = "ok"
     FAILED = "failed"
     BUSY = "busy"  # another run held the account
     SKIPPED = "skipped"  # the run's time budget was used up first
     DRY_RUN = "dry-run"
-    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM during the account
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM during the account; or it died (SIGKILL)
 
 
 class AutomailKind(StrEnum):

@@ -38,7 +38,7 @@ def list_(app: App, as_json: bool) -> None:
 
     config = app.config()
     app.database(read_only=True)
-    last = status.last_runs()
+    last = status.last_runs(config)
     data = [dict(a.public_dict(), last_run=last.get(a.name)) for a in config.accounts]
     if as_json:
         return echo_json(data)

@@ -122,7 +122,7 @@ def _print_status(data: dict) -> None:
         run = a["last_run"] or {}
         seconds = run.get("seconds")
         rows.append([a["name"] + ("" if a["enabled"] else " (disabled)"),
-                     ago(run.get("finished_at")) if run else "never",
+                     ago(run.get("finished_at") or run.get("started_at")) if run else "never",
                      f"{seconds:.1f}s" if seconds is not None else "", run.get("outcome", ""),
                      run.get("fetched", ""), run.get("new_tickets", ""), run.get("threaded", ""),
                      run.get("errors", ""), a["error_messages"] or ""])

@@ -5,37 +5,55 @@ from __future__ import annotations
 from peewee import fn
 
 from helpdesk_fetch import state
-from helpdesk_fetch.clock import isoformat
+from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.config.dburl import redact as redact_url
-from helpdesk_fetch.enums import TicketStatus
-from helpdesk_fetch.store import failures
+from helpdesk_fetch.enums import RunOutcome, TicketStatus
+from helpdesk_fetch.store import db, failures, write
 from helpdesk_fetch.store.models import AccountRun, Outbox, Ticket
 
 
-def run_dict(run: AccountRun) -> dict:
+def run_dict(run: AccountRun, *, longest: float | None = None) -> dict:
+    """A run as ``status`` and ``accounts list`` show it. A run still "running" after
+    *longest* seconds, the most a live run can take, died without recording its end (SIGKILL,
+    a power cut): it is shown as interrupted, as the account's next run will record it."""
+    outcome, error = run.outcome, run.error
+    if (outcome == RunOutcome.RUNNING and longest is not None
+            and (utcnow() - run.started_at).total_seconds() > longest):
+        outcome, error = RunOutcome.INTERRUPTED, write.died(run.account, run.started_at)
     return {
         "started_at": isoformat(run.started_at),
         "finished_at": isoformat(run.finished_at),
         "seconds": round((run.finished_at - run.started_at).total_seconds(), 3)
         if run.finished_at else None,
-        "outcome": run.outcome,
+        "outcome": outcome,
         "fetched": run.fetched,
         "new_tickets": run.new_tickets,
         "threaded": run.threaded,
         "rejected": run.rejected,
         "duplicates": run.duplicates,
         "errors": run.errors,
-        "error": run.error,
+        "error": error,
         "host": run.host,
     }
 
 
-def last_runs() -> dict[str, dict]:
-    """Each account's latest recorded run."""
+def last_runs(config: Config | None = None) -> dict[str, dict]:
+    """Each account's latest recorded run (with *config*: one that died is told apart from
+    one still running)."""
     latest = AccountRun.select(fn.MAX(AccountRun.id)).group_by(AccountRun.account)
-    return {run.account: run_dict(run) for run in AccountRun.select().where(
-        AccountRun.id.in_(latest))}
+    return {run.account: run_dict(run, longest=_longest_run(config, run.account))
+            for run in AccountRun.select().where(AccountRun.id.in_(latest))}
+
+
+def _longest_run(config: Config | None, name: str) -> float | None:
+    """The most seconds a live run spends on account *name*: the run's budget, then one
+    timeout for the session it cuts, with room for waiting on the database's locks."""
+    account = next((a for a in config.accounts if a.name == name), None) if config else None
+    if account is None:
+        return None
+    return (config.settings.run_budget_seconds + 2 * config.timeout_for(account)
+            + 2 * db.BUSY_SECONDS)
 
 
 def outbox() -> dict:
@@ -52,7 +70,7 @@ def outbox() -> dict:
 def status(config: Config) -> dict:
     """Everything ``status --json`` shows (spec §3), in one dictionary."""
     switch = state.switch_report(config.settings.state_dir)
-    runs = last_runs()
+    runs = last_runs(config)
     waiting = failures.waiting()
     queue = outbox()
     by_status = dict.fromkeys(TicketStatus, 0)

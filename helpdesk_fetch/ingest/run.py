@@ -13,8 +13,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from helpdesk_fetch import state
-from helpdesk_fetch.clock import from_timestamp, utcnow
+from helpdesk_fetch import interrupts, state
+from helpdesk_fetch.clock import from_timestamp
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.enums import Action, RunOutcome
 from helpdesk_fetch.errors import (
@@ -31,7 +31,6 @@ from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
-from helpdesk_fetch.store.models import AccountRun
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,12 @@ class AccountReport:
     actions: list[str] = field(default_factory=list)  # what --dry-run would have done
     started_at: float = field(default_factory=time.time)
     seconds: float = 0.0
+    run_id: int | None = None  # its AccountRun row, written when the run took the account
+
+    @property
+    def stored(self) -> int:
+        """Messages this run stored (on new or existing tickets)."""
+        return self.new_tickets + self.threaded + self.rejected
 
 
 @dataclass
@@ -62,6 +67,7 @@ class RunReport:
     ingest_disabled: dict | None = None
     database_error: str | None = None
     automail: object = None  # outbox.SendReport of this run
+    interrupted: bool = False  # Ctrl-C or SIGTERM: the run stopped where it was
 
     @property
     def exit_code(self) -> int:
@@ -112,6 +118,9 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         run.open()
         for account in accounts:
             report.accounts.append(run.account(account))
+            if report.accounts[-1].outcome == RunOutcome.INTERRUPTED:
+                report.interrupted = True
+                return report  # nothing more: whoever interrupted wants it to end
         run.prune()
         if not dry_run:
             report.automail = send_automails(config, deadline=run.deadline)
@@ -119,6 +128,8 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         log.error("%s; the run stopped, and messages not stored stay on their server for the "
                   "next run", exc)
         report.database_error = str(exc)
+    except KeyboardInterrupt:  # between accounts: what was stored is committed
+        report.interrupted = True
     return report
 
 
@@ -167,7 +178,12 @@ class Run:
                     state.account_lock(account.name, state_dir=self.settings.state_dir,
                                        database=self.pipeline.database))
             with lock:
+                self._begin(report)
                 self._account(account, report)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI turns it into this)
+            report.outcome = RunOutcome.INTERRUPTED
+            report.error = (f"interrupted after storing {report.stored} messages; the rest "
+                            "stays on the server for the next run")
         except AccountBusy as exc:
             report.outcome = RunOutcome.BUSY
             log.info("account %s: skipped, %s", account.name, exc if isinstance(
@@ -195,14 +211,22 @@ class Run:
                               "ran out") as box:
             MailboxRun(self, account, box, report).process()
 
+    def _begin(self, report: AccountReport) -> None:
+        """The run's row, written as it takes the account: a run that dies is seen as such."""
+        if not self.dry_run:
+            report.run_id = self.pipeline.call_db(
+                write.begin_run, report.account, host=self.host,
+                started_at=from_timestamp(report.started_at))
+
     def _record(self, report: AccountReport) -> None:
         with db.errors("cannot record the run"):
-            AccountRun.create(
-                account=report.account, started_at=from_timestamp(report.started_at),
-                finished_at=utcnow(), outcome=report.outcome, fetched=report.fetched,
-                new_tickets=report.new_tickets, threaded=report.threaded,
-                rejected=report.rejected, duplicates=report.duplicates, errors=report.errors,
-                error=report.error, host=self.host)
+            write.finish_run(
+                report.run_id, account=report.account,
+                started_at=from_timestamp(report.started_at), outcome=report.outcome,
+                fetched=report.fetched, new_tickets=report.new_tickets,
+                threaded=report.threaded, rejected=report.rejected,
+                duplicates=report.duplicates, errors=report.errors, error=report.error,
+                host=self.host)
 
 
 def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
@@ -247,7 +271,8 @@ class MailboxRun:
                 self.box = reader
                 for ref, raw, prepared in messages:
                     crashpoint("after_fetch")
-                    self._one(ref, raw, prepared)
+                    with interrupts.held():  # stored and counted whole, or not at all
+                        self._one(ref, raw, prepared)
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
             self.box = box

@@ -9,7 +9,14 @@ import json
 from typing import TYPE_CHECKING, Protocol
 
 from helpdesk_fetch.clock import utcnow
-from helpdesk_fetch.enums import Action, Direction, FailureState, MessageState, TicketStatus
+from helpdesk_fetch.enums import (
+    Action,
+    Direction,
+    FailureState,
+    MessageState,
+    RunOutcome,
+    TicketStatus,
+)
 from helpdesk_fetch.store import db, models, sql
 from helpdesk_fetch.store.blobs import compress_pieces
 from helpdesk_fetch.store.models import AccountRun, FailedMessage, SourceKey, Ticket
@@ -155,6 +162,41 @@ def is_automatic(parsed: ParsedMessage) -> bool:
     precedence = (parsed.header("precedence") or "").strip().lower()
     return (auto != "no" or precedence in ("bulk", "junk", "list")
             or parsed.header("list-id") is not None)
+
+
+def died(account: str, started_at: dt.datetime) -> str:
+    """What is known of a run of *account* that died without recording its end: the messages
+    stored for the account since it started (the account was its alone until it died)."""
+    stored = models.Message.select().where(
+        (models.Message.account == account) & (models.Message.direction == Direction.IN)
+        & (models.Message.received_at >= started_at)).count()
+    return (f"ended without recording its end (killed, or the machine went down) after "
+            f"storing {stored} messages; the rest stayed on the server")
+
+
+def begin_run(account: str, *, host: str, started_at: dt.datetime) -> int:
+    """Record that a run took *account* (the caller holds its lock); the row's id.
+
+    The row says "running" until ``finish_run``. A run killed outright (SIGKILL, out of memory,
+    a power cut) cannot finish its row; since the account's lock is held now, any such row
+    left from before belongs to a run that died, and is recorded as interrupted here."""
+    for dead in AccountRun.select().where((AccountRun.account == account)
+                                          & (AccountRun.outcome == RunOutcome.RUNNING)):
+        AccountRun.update(outcome=RunOutcome.INTERRUPTED,
+                          error=died(account, dead.started_at)).where(
+            AccountRun.id == dead.id).execute()
+    return AccountRun.insert(account=account, started_at=started_at, outcome=RunOutcome.RUNNING,
+                             host=host).execute()
+
+
+def finish_run(run_id: int | None, **values) -> None:
+    """Record how the run of ``begin_run`` (or, without *run_id*, one that never began: it was
+    skipped) ended: *values* are AccountRun's columns."""
+    values.setdefault("finished_at", utcnow())
+    if run_id is None:
+        AccountRun.create(**values)
+    else:
+        AccountRun.update(**values).where(AccountRun.id == run_id).execute()
 
 
 def prune_history(days: int) -> int:
