@@ -8,7 +8,7 @@ import typing
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, note, table
+from helpdesk_fetch.cli.render import echo_json, is_tty, note, problem_of, table, when
 from helpdesk_fetch.config import PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
 from helpdesk_fetch.config.oauth2 import AUTHS, FLOWS, PROVIDERS, oauth2_keys
 
@@ -27,7 +27,7 @@ def accounts() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def list_(app: App, as_json: bool) -> None:
-    """The accounts with server, user, folder, resource, enabled, and their last run.
+    """The accounts with server, user, resource, and their last run (--json: every setting).
     Secrets are never shown.
 
     \b
@@ -42,24 +42,30 @@ def list_(app: App, as_json: bool) -> None:
     data = [dict(a.public_dict(), last_run=last.get(a.name)) for a in config.accounts]
     if as_json:
         return echo_json(data)
-    rows = [[a["name"], a["protocol"], _server(a), a["username"] or "", a["folder"]
-             if a["protocol"] == "imap" else "", a["resource"] or "",
-             "yes" if a["enabled"] else "no", *_last_run_cells(a["last_run"])] for a in data]
-    table(["name", "protocol", "server", "user", "folder", "resource", "enabled", "last run",
-           "outcome"], rows)
+    table(["name", "protocol", "server", "user", "resource", "last run"],
+          [[a["name"] + ("" if a["enabled"] else " (disabled)"), a["protocol"], _server(a),
+            a["username"] or "", a["resource"] or "", _last_run(a["last_run"])] for a in data],
+          notes=[problem_of(a["name"], (a["last_run"] or {}).get("error")) for a in data],
+          shrink=("server", "user"))
 
 
 def _server(account: dict) -> str:
+    """Where the mail is read: the Maildir, or host:port with the security when it is not
+    TLS from the start, and an IMAP folder other than INBOX."""
     if account["protocol"] == "maildir":
         return account["path"]
-    return f"{account['host']}:{account['port']} ({account['security']})"
+    where = f"{account['host']}:{account['port']}"
+    if account["security"] != "ssl":
+        where += f" {account['security']}"
+    if account["protocol"] == "imap" and account["folder"] != "INBOX":
+        where += f" {account['folder']}"
+    return where
 
 
-def _last_run_cells(run: dict | None) -> list[str]:
+def _last_run(run: dict | None) -> str:
     if run is None:
-        return ["never", ""]
-    outcome = run["outcome"] + (f": {run['error']}" if run.get("error") else "")
-    return [run["finished_at"] or run["started_at"], outcome]
+        return "never"
+    return f"{when(run['finished_at'] or run['started_at'])} {run['outcome']}"
 
 
 # -- add --------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import ago, echo_json, note, table
+from helpdesk_fetch.cli.render import ago, echo_json, note, problem_of, table
 
 
 @cli.group()
@@ -118,21 +118,16 @@ def _print_status(data: dict) -> None:
         note("Ingest: enabled", style="green")
     note(f"Database: {data['database']}")
     rows, problems = [], []
-    for a in data["accounts"]:
+    for a in data["accounts"]:  # how long a run took: in --json ("seconds")
         run = a["last_run"] or {}
-        seconds = run.get("seconds")
         rows.append([a["name"] + ("" if a["enabled"] else " (disabled)"),
                      ago(run.get("finished_at") or run.get("started_at")) if run else "never",
-                     f"{seconds:.1f}s" if seconds is not None else "", run.get("outcome", ""),
-                     run.get("fetched", ""), run.get("new_tickets", ""), run.get("threaded", ""),
-                     run.get("errors", ""), a["error_messages"] or ""])
-        problem = run.get("error") or (a["last_failure"] or {}).get("reason")
-        if problem:
-            problems.append(f"  {a['name']}: {problem}")
-    table(["account", "last run", "took", "outcome", "fetched", "new", "replies", "errors",
-           "waiting"], rows, title="Accounts")
-    if problems:
-        note("Last problems:\n" + "\n".join(problems), style="yellow")
+                     run.get("outcome", ""), run.get("fetched", ""), run.get("new_tickets", ""),
+                     run.get("threaded", ""), run.get("errors", ""), a["error_messages"] or ""])
+        problems.append(problem_of(a["name"], run.get("error"))
+                        or (a["last_failure"] or {}).get("reason"))
+    table(["account", "last run", "outcome", "fetched", "new", "replies", "errors", "waiting"],
+          rows, title="Accounts", notes=problems)
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
     if data["automail"]:
         queue = data["outbox"]

@@ -9,7 +9,7 @@ import sys
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import is_tty, note, printable, table
+from helpdesk_fetch.cli.render import is_tty, note, printable, problem_of, table
 
 
 @cli.command()
@@ -103,10 +103,10 @@ def _print_plan(report) -> None:
 
 def _print_summary(report) -> None:
     rows = [[a.account, a.outcome, a.fetched, a.new_tickets, a.threaded, a.rejected,
-             a.duplicates, a.errors, f"{a.seconds:.1f}s", a.error or ""]
-            for a in report.accounts]
+             a.duplicates, a.errors, f"{a.seconds:.1f}s"] for a in report.accounts]
     table(["account", "outcome", "fetched", "new", "replies", "rejected", "dupes", "errors",
-           "time", "problem"], rows, title="fetch")
+           "time"], rows, title="fetch",
+          notes=[problem_of(a.account, a.error) for a in report.accounts])
 
 
 class _Signals:

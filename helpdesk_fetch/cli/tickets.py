@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, note, printable, table
+from helpdesk_fetch.cli.render import echo_json, is_tty, note, printable, table, when
 from helpdesk_fetch.enums import TicketStatus
 
 
@@ -39,9 +39,11 @@ def list_(app: App, status: str | None, resource: str | None, as_json: bool) -> 
     data = core.list_tickets(app.tagger(), status=status, resource=resource)
     if as_json:
         return echo_json(data)
-    table(["id", "tag", "status", "resource", "requester", "updated", "msgs", "subject"],
-          [[t["id"], t["tag"], t["status"], t["resource"] or "", t["requester"],
-            t["updated_at"], t["message_count"], t["subject"]] for t in data])
+    updated = when if is_tty() else str  # a script reads the ISO time
+    table(["number", "status", "resource", "updated", "msgs", "requester", "subject"],
+          [[t["number"], t["status"], t["resource"] or "", updated(t["updated_at"]),
+            t["message_count"], t["requester"], t["subject"]] for t in data],
+          shrink=("requester", "subject"))
 
 
 def _ticket_choice(function):
