@@ -144,10 +144,12 @@ def test_accounts_add_dialog_at_a_terminal(dovecot, mail_user, write_config, run
     config = write_config([])
     port = dovecot.ports["imaps"]
 
-    child = spawn("accounts", "add", "desk", "--port", str(port), "--ca-file",
-                  str(dovecot.cert), config=config)
+    child = spawn("accounts", "add", "desk", config=config)
     for prompt, answer in (("Protocol", "imap"), ("Server", "127.0.0.1"),
                            ("User name", mail_user), ("Security", "ssl"),
+                           (re.escape("Port [993]"), str(port)),  # the default shown
+                           (re.escape("Private CA certificate, PEM (empty: the system's "
+                                      "trusted CAs)"), str(dovecot.cert)),
                            ("Password", PASSWORD)):
         child.expect(prompt)
         child.sendline(answer)
@@ -157,14 +159,44 @@ def test_accounts_add_dialog_at_a_terminal(dovecot, mail_user, write_config, run
     child.expect("Test it now?")
     child.sendline("y")
     child.expect("desk: ok, 0 messages waiting")
+    child.expect("Added account 'desk'")
 
     assert finish(child) == 0
     [account] = run.json("accounts", "list", config=config)
-    assert (account["host"], account["port"], account["username"], account["resource"]) == (
-        "127.0.0.1", port, mail_user, "it-support")
+    assert (account["host"], account["port"], account["username"], account["resource"],
+            account["ca_file"]) == ("127.0.0.1", port, mail_user, "it-support",
+                                    str(dovecot.cert))
     assert account["password"] == "(set)"
     assert PASSWORD not in json.dumps(account)
     assert oct(config.stat().st_mode & 0o777) == "0o600"
+
+
+def test_accounts_add_offers_not_to_keep_an_account_whose_test_failed(dovecot, mail_user,
+                                                                      write_config, run):
+    config = write_config([])
+    before = config.read_bytes()
+
+    def add(keep: str) -> pexpect.spawn:
+        child = spawn("accounts", "add", "desk", "--protocol", "imap", "--host", "127.0.0.1",
+                      "--port", str(dovecot.ports["imaps"]), "--ca-file", str(dovecot.cert),
+                      "--security", "ssl", "--username", mail_user, "--password", "wrong",
+                      "--resource", "it-support", config=config)
+        child.expect("Test it now?")
+        child.sendline("")  # yes, the default
+        child.expect("desk: FAILED: login as")
+        child.expect(re.escape("The test failed. Save the account 'desk' anyway? [y/N]"))
+        child.sendline(keep)
+        return child
+
+    child = add("")  # no, the default
+    child.expect("Account 'desk' was not added")
+    assert finish(child) == 1
+    assert config.read_bytes() == before  # nothing written
+
+    child = add("y")
+    child.expect("Added account 'desk'")
+    assert finish(child) == 0
+    assert [a["name"] for a in run.json("accounts", "list", config=config)] == ["desk"]
 
 
 def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_config):

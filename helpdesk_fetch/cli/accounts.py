@@ -9,7 +9,7 @@ import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo_json, is_tty, note, problem_of, table, when
-from helpdesk_fetch.config import PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
+from helpdesk_fetch.config import DEFAULT_PORTS, PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
 from helpdesk_fetch.config.oauth2 import AUTHS, FLOWS, PROVIDERS, oauth2_keys
 
 
@@ -135,12 +135,13 @@ def _account_options(function):
 @accounts.command()
 @click.argument("name")
 @_account_options
+@click.pass_context
 @pass_app
-def add(app: App, name: str, **values) -> None:
+def add(app: App, ctx: click.Context, name: str, **values) -> None:
     """Add the account NAME to the accounts file (its comments and layout are kept).
 
-    At a terminal it asks for whatever is missing, the password hidden, and offers to test the
-    account.
+    At a terminal it asks for whatever is missing (the password hidden) and offers to test the
+    account before it is saved; an account whose test failed is saved only if you say so.
 
     \b
     Examples:
@@ -151,6 +152,7 @@ def add(app: App, name: str, **values) -> None:
     """
     from helpdesk_fetch import config as cfg
     from helpdesk_fetch.config.edit import add_account
+    from helpdesk_fetch.secrets.redact import remember_secret
 
     path = cfg.config_path(app.config_option)
     if path.exists():
@@ -159,15 +161,36 @@ def add(app: App, name: str, **values) -> None:
     values = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in values.items()}
     if interactive:
         _ask_missing(values)
-    add_account(path, {"name": name, **values})
+    remember_secret(values["password"] or "")
+    try:
+        add_account(path, {"name": name, **values},
+                    check=_offer_test(name) if interactive else None)
+    except _NotKept:
+        note(f"Account {name!r} was not added; {path} is unchanged.", style="yellow")
+        ctx.exit(1)
     note(f"Added account {name!r} to {path}.")
-    if interactive and click.confirm("Test it now?", default=True):
-        app._config = None
-        _test_accounts(app.config(), [name])
+
+
+class _NotKept(Exception):
+    """The administrator chose not to keep an account whose test failed."""
+
+
+def _offer_test(name: str):
+    """What ``add_account`` calls with the file's new contents before writing it: the offer to
+    test the account, and to drop it when the test failed."""
+
+    def check(config) -> None:
+        if not click.confirm("Test it now?", default=True):
+            return
+        if not _test_accounts(config, [name]) and not click.confirm(
+                f"The test failed. Save the account {name!r} anyway?", default=False):
+            raise _NotKept
+
+    return check
 
 
 def _ask_missing(values: dict) -> None:
-    """The "add account" dialog: ask for what the options did not say."""
+    """The "add account" dialog: ask for what the options did not say, with the defaults."""
     if values["protocol"] is None:
         values["protocol"] = click.prompt("Protocol", type=click.Choice(PROTOCOLS),
                                           default="imap")
@@ -181,6 +204,13 @@ def _ask_missing(values: dict) -> None:
     if values["security"] is None:
         values["security"] = click.prompt("Security", type=click.Choice(SECURITIES),
                                           default="ssl")
+    if values["port"] is None:
+        values["port"] = click.prompt("Port", type=click.IntRange(1, 65535), default=(
+            DEFAULT_PORTS[(values["protocol"], values["security"])]))
+    if values["ca_file"] is None and values["security"] != "none":
+        values["ca_file"] = click.prompt(
+            "Private CA certificate, PEM (empty: the system's trusted CAs)", default="",
+            show_default=False) or None
     if values["auth"] != "oauth2" and not any(values[k] is not None for k in PASSWORD_KEYS):
         values["password"] = click.prompt("Password", hide_input=True)
     if values["resource"] is None:
