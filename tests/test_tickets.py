@@ -138,3 +138,15 @@ def test_a_message_shown_in_part_says_so(tmp_path, write_config, run):
     [other] = run.json("tickets", "show", plain["number"], config=config)["messages"]
     assert other["notice"] is None
     assert "Notice:" not in run("tickets", "show", plain["number"], config=config).output
+
+
+def test_tickets_show_prints_the_text_without_carriage_returns(tmp_path, write_config, run):
+    """Mail's lines end in CRLF; the text keeps them (and --json with it), but the terminal
+    is shown lines, not the control picture of CR at the end of each."""
+    make_maildir(tmp_path / "box", [message("Two lines", body="Line one\nLine two\n")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+
+    shown = run("tickets", "show", "1001", config=config).output
+
+    assert "Line one\nLine two" in shown and "\u240d" not in shown

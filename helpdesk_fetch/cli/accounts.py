@@ -46,7 +46,7 @@ def list_(app: App, as_json: bool) -> None:
           [[a["name"] + ("" if a["enabled"] else " (disabled)"), a["protocol"], _server(a),
             a["username"] or "", a["resource"] or "", _last_run(a["last_run"])] for a in data],
           notes=[problem_of(a["name"], (a["last_run"] or {}).get("error")) for a in data],
-          shrink=("server", "user"))
+          shrink=("user", "server"))
 
 
 def _server(account: dict) -> str:

@@ -56,7 +56,7 @@ def list_(app: App, include_resolved: bool, account: str | None, as_json: bool) 
         columns.insert(4, "state")
         rows = [row[:4] + [f["state"]] + row[4:] for row, f in zip(rows, data, strict=True)]
     table(columns, rows, notes=[f["reason"] for f in data], notes_column="reason",
-          shrink=("from", "subject"))
+          shrink=("from", "subject"))  # the sender shortened first
 
 
 @errors.command()

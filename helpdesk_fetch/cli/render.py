@@ -80,25 +80,20 @@ def _terminal_width() -> int:
 def _widths(columns: list[str], cells: list[list[str]], width: int,
             shrink: tuple[str, ...]) -> tuple[list[int], int]:
     """Each column's width, and the gap between columns: two spaces if the table fits with
-    them (its *shrink* columns shortened), else one; then the widest *shrink* column loses a
-    character until the table fits (none below its header, or 10)."""
+    them, else one; then the *shrink* columns are shortened, in their order (the first down
+    to its header's width or 10 before the next loses anything), until the table fits."""
     from rich.cells import cell_len
 
     widths = [max([cell_len(name)] + [cell_len(row[i]) for row in cells])
               for i, name in enumerate(columns)]
-    floor = {i: min(widths[i], max(cell_len(name), 10)) for i, name in enumerate(columns)
-             if name in shrink}
-    narrowest = sum(floor.get(i, w) for i, w in enumerate(widths))
-    gap = 2 if narrowest + 2 * (len(columns) - 1) <= width else 1
+    gap = 2 if sum(widths) + 2 * (len(columns) - 1) <= width else 1
     excess = sum(widths) + gap * (len(columns) - 1) - width
-    while excess > 0:
-        candidates = [i for i in floor if widths[i] > floor[i]]
-        if not candidates:
-            break  # names are never cut: the terminal wraps this table
-        widest = max(candidates, key=lambda i: widths[i])
-        widths[widest] -= 1
-        excess -= 1
-    return widths, gap
+    for name in shrink:
+        i = columns.index(name)
+        cut = max(0, min(excess, widths[i] - max(cell_len(name), 10)))
+        widths[i] -= cut
+        excess -= cut
+    return widths, gap  # still too wide: names are never cut, the terminal wraps the line
 
 
 def _line(cells: list[str], widths: list[int], right: list, gap: int) -> str:

@@ -103,7 +103,8 @@ def _print_thread(t: dict) -> None:
             note(f"   Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
         if m.get("notice"):
             note(f"   Notice: {m['notice']}", style="bold yellow")
-        body = printable((m["text"] or "").strip() or "(no text)", lines=True)
+        text = (m["text"] or "").replace("\r\n", "\n")  # mail's line ends are CRLF
+        body = printable(text.strip() or "(no text)", lines=True)
         click.echo("\n".join("   " + line for line in body.splitlines()) if is_tty() else body)
 
 
