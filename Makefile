@@ -24,7 +24,7 @@ demo: install  ## fetch the bundled sample Maildirs into a scratch SQLite databa
 	$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml fetch
 	$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets list
 	@echo
-	@echo "Try: $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets show 1"
+	@echo "Try: $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets show 1001"
 	@echo "     $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml status"
 
 test-deps:  ## as root: the servers the tests start (Dovecot, PostgreSQL) and libfaketime

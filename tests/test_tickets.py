@@ -3,6 +3,7 @@ database errors every ticket command meets (spec §3, §4.5)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -150,3 +151,5 @@ def test_tickets_show_prints_the_text_without_carriage_returns(tmp_path, write_c
     shown = run("tickets", "show", "1001", config=config).output
 
     assert "Line one\nLine two" in shown and "\u240d" not in shown
+    assert re.search(r"^opened \d{4}-\d\d-\d\d \d\d:\d\d, escalation due \d{4}-", shown,
+                     re.MULTILINE)  # local time, on a line of its own

@@ -219,7 +219,8 @@ def _syslog_handler() -> logging.Handler | None:
     return SysLogHandler(address=address, facility=SysLogHandler.LOG_MAIL)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]},
+             no_args_is_help=True)  # `helpdesk-fetch` alone: the help, not "Missing command"
 @click.option("--config", "config_option", metavar="PATH", envvar=None,
               help="The accounts file (default: $HELPDESK_FETCH_CONFIG, else "
                    "~/.config/helpdesk-fetch/accounts.toml).")

@@ -144,6 +144,15 @@ def ago(iso: str | None) -> str:
     return f"{when:%H:%M} ({rel} ago)"
 
 
+def local(iso: str | None) -> str:
+    """An ISO 8601 time as people read it, in this machine's time zone: "2025-01-31 14:02"."""
+    if not iso:
+        return ""
+    import datetime as dt
+
+    return f"{dt.datetime.fromisoformat(iso).astimezone():%Y-%m-%d %H:%M}"
+
+
 def when(iso: str | None) -> str:
     """An ISO 8601 time in a few characters, for lists: "14:02" today, else "2025-01-31"."""
     if not iso:

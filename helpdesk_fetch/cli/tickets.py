@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, note, printable, table, when
+from helpdesk_fetch.cli.render import echo_json, is_tty, local, note, printable, table, when
 from helpdesk_fetch.enums import TicketStatus
 
 
@@ -90,13 +90,13 @@ def show(app: App, ticket: str | None, number: str | None, ticket_id: int | None
 
 def _print_thread(t: dict) -> None:
     note(f"{t['tag']} {t['subject']}", style="bold")
-    note(f"status {t['status']}, resource {t['resource'] or '-'}, requester {t['requester']}, "
-         f"opened {t['created_at']}, escalation due {t['escalation_due_at'] or '-'}"
-         + (f", closed {t['closed_at']}" if t["closed_at"] else ""))
+    note(f"status {t['status']}, resource {t['resource'] or '-'}, requester {t['requester']}")
+    note(f"opened {local(t['created_at'])}, escalation due {local(t['escalation_due_at']) or '-'}"
+         + (f", closed {local(t['closed_at'])}" if t["closed_at"] else ""))
     for m in t["messages"]:
         arrow = "<-" if m["direction"] == "in" else "->"
         state = "" if m["state"] == "accepted" else f" [{m['state'].upper()}]"
-        header = f"\n{arrow} {m['date'] or '?'}  {m['from'] or '(no sender)'}{state}"
+        header = f"\n{arrow} {local(m['date']) or '?'}  {m['from'] or '(no sender)'}{state}"
         note(header, style="bold cyan" if m["direction"] == "in" else "bold magenta")
         note(f"   Subject: {m['subject']}")
         for a in m["attachments"]:
