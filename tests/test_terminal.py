@@ -148,8 +148,8 @@ def test_accounts_add_dialog_at_a_terminal(dovecot, mail_user, write_config, run
     for prompt, answer in (("Protocol", "imap"), ("Server", "127.0.0.1"),
                            ("User name", mail_user), ("Security", "ssl"),
                            (re.escape("Port [993]"), str(port)),  # the default shown
-                           (re.escape("Private CA certificate, PEM (empty: the system's "
-                                      "trusted CAs)"), str(dovecot.cert)),
+                           (re.escape("Private CA (PEM file; empty: the system's CAs)"),
+                            str(dovecot.cert)),
                            ("Password", PASSWORD)):
         child.expect(prompt)
         child.sendline(answer)

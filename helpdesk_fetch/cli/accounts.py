@@ -209,7 +209,7 @@ def _ask_missing(values: dict) -> None:
             DEFAULT_PORTS[(values["protocol"], values["security"])]))
     if values["ca_file"] is None and values["security"] != "none":
         values["ca_file"] = click.prompt(
-            "Private CA certificate, PEM (empty: the system's trusted CAs)", default="",
+            "Private CA (PEM file; empty: the system's CAs)", default="",
             show_default=False) or None
     if values["auth"] != "oauth2" and not any(values[k] is not None for k in PASSWORD_KEYS):
         values["password"] = click.prompt("Password", hide_input=True)
