@@ -91,17 +91,10 @@ class Progress:
         pass
 
 
-def select_accounts(config: Config, names: list[str] | None) -> list[Account]:
-    """The named accounts (even disabled ones: naming them is asking), else the enabled ones."""
-    if names:
-        return [config.account(name) for name in dict.fromkeys(names)]
-    return [a for a in config.accounts if a.enabled]
-
-
 def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = False,
           progress: Progress | None = None) -> RunReport:
     """One pass over the selected accounts."""
-    accounts = select_accounts(config, names)
+    accounts = config.selected_accounts(names)
     switch = state.ingest_switch(config.settings.state_dir)
     if switch is not None:
         log.info("ingest is disabled (%s); no mailbox is read", switch.get("reason") or "no reason")
