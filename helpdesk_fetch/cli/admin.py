@@ -142,6 +142,17 @@ def _print_status(data: dict) -> None:
              style="yellow" if queue["failing"] or queue["refused"] else "")
     else:
         note("Auto-mails: off (no [smtp] section)")
+    hooks = data["hook_queue"]
+    if data["hooks"] or hooks["pending"]:
+        failing = f", {hooks['failing']} of them failed so far" if hooks["failing"] else ""
+        given_up = (f"; {hooks['given_up']} given up after max_attempts" if hooks["given_up"]
+                    else "")
+        note(f"Hook events waiting: {hooks['pending']}{failing}{given_up}",
+             style="yellow" if hooks["failing"] or hooks["given_up"] else "")
+        if hooks["last_error"]:
+            last = hooks["last_error"]
+            note(f"  last hook failure: event {last['id']} ({last['event']}), attempt "
+                 f"{last['attempts']}: {last['error']}", style="yellow")
     counts = ", ".join(f"{k}: {v}" for k, v in data["tickets_by_status"].items())
     note(f"Tickets: {counts}")
 

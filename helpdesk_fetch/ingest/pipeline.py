@@ -17,6 +17,7 @@ import peewee
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.hooks import queue as hooks
 from helpdesk_fetch.message import authres
 from helpdesk_fetch.store import blobs, db, failures, write
 from helpdesk_fetch.store.models import Ticket
@@ -168,12 +169,14 @@ class Pipeline:
                         write.remember_key(source.name, key, None)
                     return found
                 ticket, how, decision = found
-                ticket, _message = write.store_inbound(
+                ticket, message_id = write.store_inbound(
                     parsed, raw, sha256, account=source.name, key=key, ticket=ticket,
                     decision=decision, resource=source.resource, now=now, compressed=compressed,
                     escalation_due=rules.escalation_due(self.settings, now))
                 crashpoint("mid_transaction")
                 self._queue_automails(source, ticket, parsed, decision, now)
+                hooks.queue(self.config, decision.event, ticket=ticket, message_id=message_id,
+                            tagger=self.tagger, now=now)
         except write.AlreadyStored:
             return Outcome(DUPLICATE, key, sha256, parsed=parsed,
                            reason="stored by another process at the same moment")

@@ -62,6 +62,7 @@ class RunReport:
     ingest_disabled: dict | None = None
     database_error: str | None = None
     automail: object = None  # outbox.SendReport of this run
+    hooks: object = None  # hooks.runner.HookReport of this run
 
     @property
     def exit_code(self) -> int:
@@ -108,6 +109,7 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         run.prune()
         if not dry_run:
             report.automail = send_automails(config, deadline=run.deadline)
+            report.hooks = run_hooks(config, deadline=run.deadline)
     except DatabaseError as exc:
         log.error("%s; the run stopped, and messages not stored stay on their server for the "
                   "next run", exc)
@@ -124,6 +126,17 @@ def send_automails(config: Config, *, deadline: float | None = None):
 
     with db.errors("cannot send auto-mails"):
         return outbox.send_due(config, deadline=deadline)
+
+
+def run_hooks(config: Config, *, deadline: float | None = None):
+    """Run the queued hook events that are due (after the ticket changes have committed);
+    None without a [hooks] section."""
+    if config.hooks is None:  # then nothing is queued
+        return None
+    from helpdesk_fetch.hooks import runner
+
+    with db.errors("cannot run hooks"):
+        return runner.run_due(config, deadline=deadline)
 
 
 class Run:
