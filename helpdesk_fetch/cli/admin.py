@@ -133,6 +133,7 @@ def _print_status(data: dict) -> None:
            "waiting"], rows, title="Accounts")
     if problems:
         note("Last problems:\n" + "\n".join(problems), style="yellow")
+    _print_canaries(data["accounts"])
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
     if data["automail"]:
         queue = data["outbox"]
@@ -155,6 +156,19 @@ def _print_status(data: dict) -> None:
                  f"{last['attempts']}: {last['error']}", style="yellow")
     counts = ", ".join(f"{k}: {v}" for k, v in data["tickets_by_status"].items())
     note(f"Tickets: {counts}")
+
+
+def _print_canaries(accounts: list[dict]) -> None:
+    lines = []
+    for a in accounts:
+        canary = a["canary"]
+        if canary["received_at"]:
+            lines.append(f"  {a['name']}: arrived after {canary['travel_seconds']:.1f} s "
+                         f"(sent {ago(canary['sent_at'])})")
+        elif canary["sent_at"]:
+            lines.append(f"  {a['name']}: sent {ago(canary['sent_at'])}, not arrived yet")
+    if lines:
+        note("Canaries (probe send), the latest of each account:\n" + "\n".join(lines))
 
 
 def _print_waiting(total: int, by_place: dict) -> None:

@@ -36,7 +36,7 @@ from helpdesk_fetch.config.schema import (
     Smtp,
 )
 from helpdesk_fetch.enums import EventKind
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.errors import ConfigError, ConfigUnreadable
 
 ENV_VAR = "HELPDESK_FETCH_CONFIG"
 
@@ -57,11 +57,12 @@ def load(path: Path) -> Config:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(
+        raise ConfigUnreadable(
             "accounts file not found; create one from sample-accounts.toml, or point --config "
             f"or ${ENV_VAR} at it", path=path) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read the accounts file: {exc.strerror}", path=path) from None
+        raise ConfigUnreadable(f"cannot read the accounts file: {exc.strerror}",
+                               path=path) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -98,9 +99,9 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
     try:
         st = path.stat()
     except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path=path) from None
+        raise ConfigUnreadable(f"cannot read: {exc.strerror}", path=path) from None
     if st.st_uid != os.geteuid():
-        raise ConfigError(
+        raise ConfigUnreadable(
             f"holds a secret but belongs to uid {st.st_uid}, not to the user running this "
             f"(uid {os.geteuid()}); fix: chown {os.geteuid()} {path} && chmod 600 {path}",
             path=path)

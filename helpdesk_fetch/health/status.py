@@ -10,8 +10,11 @@ from helpdesk_fetch.clock import isoformat
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.config.dburl import redact as redact_url
 from helpdesk_fetch.enums import TicketStatus
+from helpdesk_fetch.health import canary
 from helpdesk_fetch.store import failures
 from helpdesk_fetch.store.models import AccountRun, HookEvent, Outbox, Ticket
+
+NO_CANARY = {"sent_at": None, "received_at": None, "travel_seconds": None}
 
 
 def run_dict(run: AccountRun) -> dict:
@@ -72,6 +75,7 @@ def status(config: Config) -> dict:
     """Everything ``status --json`` shows (spec §3), in one dictionary."""
     switch = state.switch_report(config.settings.state_dir)
     runs = last_runs()
+    canaries = canary.last_by_account()
     waiting = failures.waiting()
     queue = outbox()
     by_status = dict.fromkeys(TicketStatus, 0)
@@ -85,7 +89,8 @@ def status(config: Config) -> dict:
             {"name": a.name, "protocol": a.protocol, "server": a.server, "enabled": a.enabled,
              "last_run": runs.get(a.name),
              "error_messages": waiting["by_account"].get(a.name, 0),
-             "last_failure": waiting["latest"].get(a.name)}
+             "last_failure": waiting["latest"].get(a.name),
+             "canary": canaries.get(a.name, NO_CANARY)}
             for a in config.accounts],
         "error_messages": sum(waiting["by_place"].values()),
         "error_messages_by_place": waiting["by_place"],

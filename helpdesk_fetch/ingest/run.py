@@ -26,7 +26,16 @@ from helpdesk_fetch.errors import (
     SetAsideRefused,
 )
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, PLANNED, Outcome, Pipeline, Source
+from helpdesk_fetch.health import alerts
+from helpdesk_fetch.ingest.pipeline import (
+    CANARY,
+    DUPLICATE,
+    FAILED,
+    PLANNED,
+    Outcome,
+    Pipeline,
+    Source,
+)
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
@@ -49,6 +58,7 @@ class AccountReport:
     duplicates: int = 0
     errors: int = 0
     error: str | None = None
+    failing: alerts.Streak | None = None  # the account's failures before this run (spec §11.2)
     config_error: bool = False  # the account failed because of its configuration (exit 2)
     failures: list[str] = field(default_factory=list)  # one line per message set aside
     actions: list[str] = field(default_factory=list)  # what --dry-run would have done
@@ -109,6 +119,7 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         run.prune()
         if not dry_run:
             report.automail = send_automails(config, deadline=run.deadline)
+            alerts.mail(config, run.news)
             report.hooks = run_hooks(config, deadline=run.deadline)
     except DatabaseError as exc:
         log.error("%s; the run stopped, and messages not stored stay on their server for the "
@@ -149,6 +160,7 @@ class Run:
         self.progress = progress
         self.deadline = time.monotonic() + self.settings.run_budget_seconds
         self.host = socket.gethostname()
+        self.news: list[alerts.News] = []  # accounts that started failing or recovered
 
     def open(self) -> None:
         self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
@@ -173,6 +185,8 @@ class Run:
                     state.account_lock(account.name, state_dir=self.settings.state_dir,
                                        database=self.pipeline.database))
             with lock:
+                if not self.dry_run:  # read under the lock: no other run records meanwhile
+                    report.failing = self.pipeline.call_db(alerts.failing, account.name)
                 self._account(account, report)
         except AccountBusy as exc:
             report.outcome = RunOutcome.BUSY
@@ -186,7 +200,17 @@ class Run:
         self.progress.account_finished(report)
         if not self.dry_run and report.outcome != RunOutcome.BUSY:  # a dry run writes nothing
             self._record(report)
+            self._news(report)
         return report
+
+    def _news(self, report: AccountReport) -> None:
+        """Spec §11.2: a failure is news when it starts (logged by _failed) and when it ends."""
+        if report.outcome == RunOutcome.FAILED and report.failing is None:
+            self.news.append(alerts.News(report.account, error=report.error))
+        elif report.outcome == RunOutcome.OK and report.failing is not None:
+            news = alerts.News(report.account, streak=report.failing)
+            log.warning("%s", alerts.recovered_text(news))
+            self.news.append(news)
 
     def _account(self, account: Account, report: AccountReport) -> None:
         if not self.dry_run and state.ingest_switch(self.settings.state_dir) is not None:
@@ -214,7 +238,7 @@ class Run:
 def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
     report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
     report.config_error = isinstance(exc, ConfigError)
-    log.error("%s", exc)
+    log.error("%s", exc, extra={alerts.REPEATED: report.failing is not None})
 
 
 class MailboxRun:
@@ -282,6 +306,10 @@ class MailboxRun:
             self.report.duplicates += 1
             log.info("account %s: %s is already stored; deleting it", self.account.name,
                      outcome.label)
+        elif outcome.kind == CANARY:
+            log.info("account %s: %s; deleting it", self.account.name, outcome.reason)
+            if self.run.dry_run:
+                self.report.actions.append(f"{outcome.label} -> no ticket: {outcome.reason}")
         elif outcome.kind == PLANNED:
             target = (f"ticket {outcome.ticket_number} (by {outcome.found_by})"
                       if outcome.ticket_number else "a new ticket")
@@ -316,5 +344,6 @@ class MailboxRun:
     def refused(self, exc: SetAsideRefused) -> None:
         """A message could not be set aside: it stays in the mailbox (the next run tries again),
         the others go on, and the account is reported failed so that someone fixes it."""
-        log.error("%s; it stays in the mailbox, and the next run tries again", exc)
+        log.error("%s; it stays in the mailbox, and the next run tries again", exc,
+                  extra={alerts.REPEATED: self.report.failing is not None})
         self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(exc))
