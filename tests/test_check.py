@@ -67,9 +67,9 @@ def test_ok_with_perfdata(tmp_path, write_config, run):
     assert {d["label"]: d["value"] for d in data["perfdata"]} == {
         "age_local": data["perfdata"][0]["value"], "fetched_1h": 2, "failed_messages": 0,
         "outbox": 0, "hook_events": 0}
-    assert data["perfdata"][0] == {"label": "age_local", "value": data["perfdata"][0]["value"],
-                                   "uom": "", "warn": None, "crit": "15", "min": "0",
-                                   "account": "local"}
+    assert data["perfdata"][0] == {"label": "age_local", "metric": "age",
+                                   "value": data["perfdata"][0]["value"], "uom": "",
+                                   "warn": None, "crit": "15", "min": "0", "account": "local"}
 
 
 def test_critical_when_an_account_had_no_success_for_max_age(tmp_path, write_config, run):

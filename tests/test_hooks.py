@@ -4,14 +4,17 @@ failures, hangs and crashes are retried by later runs, in order per ticket, unti
 
 from __future__ import annotations
 
+import http.server
 import json
+import shutil
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.mails import message, message_id_of
-from tests.proc import environment, helpdesk_fetch
+from tests.proc import ROOT, environment, helpdesk_fetch
 from tests.test_ingest_maildir import make_maildir
 
 KILLED = -9
@@ -274,3 +277,75 @@ def test_a_hook_that_cannot_be_started_is_a_failed_attempt(tmp_path, write_confi
 
     error = run.json("status", config=config)["hook_queue"]["last_error"]["error"]
     assert error == f"cannot run {tmp_path / 'no-such-hook'}: No such file or directory"
+
+
+# -- the README's examples (contrib/hooks), run for real ----------------------------------------
+
+HOOK_EXAMPLES = ROOT / "contrib" / "hooks"
+
+
+def test_the_file_writing_example(tmp_path, write_config, run):
+    example = HOOK_EXAMPLES / "ticket-to-file"
+    assert example.read_text() in (ROOT / "README.md").read_text()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    config = write_config([empty_box(tmp_path)], hooks={"command": [str(example), str(spool)]})
+    first = message("Printer broken")
+
+    for raw in (first, message("Re: Printer", in_reply_to=f"<{message_id_of(first)}>")):
+        assert run("deliver", "--resource", "it-support", config=config,
+                   input=raw).exit_code == 0
+
+    assert sorted(p.name for p in spool.iterdir()) == ["1.json", "2.json"]
+    written = [json.loads((spool / f"{n}.json").read_text()) for n in (1, 2)]
+    assert [(e["id"], e["event"]) for e in written] == [(1, "ticket.created"),
+                                                        (2, "ticket.replied")]
+    assert written[0]["ticket"]["subject"] == "Printer broken"
+
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    posts: list = []
+    answer = 200
+
+    def do_POST(self):  # noqa: N802 - the standard library's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.posts.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(self.answer)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_chat_webhook_example(tmp_path, write_config, run, monkeypatch):
+    assert shutil.which("curl") and shutil.which("jq"), "curl or jq missing: sudo make test-deps"
+    example = HOOK_EXAMPLES / "ticket-to-chat"
+    assert example.read_text() in (ROOT / "README.md").read_text()
+    for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url_file = tmp_path / "chat-webhook.url"
+    url_file.write_text(f"http://127.0.0.1:{server.server_port}/hooks/abc\n")
+    url_file.chmod(0o600)
+    config = write_config([empty_box(tmp_path)],
+                          hooks={"command": [str(example), str(url_file)],
+                                 "events": ["ticket.created"]})
+    _Webhook.posts = []
+    try:
+        run("deliver", "--resource", "it-support", config=config,
+            input=message('Printer "HP 4" broken'))
+        _Webhook.answer = 500  # the chat server fails: the event waits for a retry
+        run("deliver", "--resource", "it-support", config=config, input=message("VPN down"))
+    finally:
+        server.shutdown()
+        _Webhook.answer = 200
+
+    numbers = [t["number"] for t in run.json("tickets", "list", config=config)]
+    assert _Webhook.posts == [
+        ("application/json", {"text": f'ticket.created: ticket {numbers[0]} "Printer "HP 4" '
+                                      'broken" from carol@example.org'}),
+        ("application/json", {"text": f'ticket.created: ticket {numbers[1]} "VPN down" from '
+                                      'carol@example.org'})]
+    queue = run.json("status", config=config)["hook_queue"]
+    assert queue["pending"] == 1 and "exited with status 22" in queue["last_error"]["error"]

@@ -57,15 +57,20 @@ class Problem:
 
 @dataclass(frozen=True)
 class Metric:
-    """One performance datum; *value* None is written ``U`` (cannot be known)."""
+    """One performance datum; *value* None is written ``U`` (cannot be known). Its label is
+    *name*, with the account's name after it for a datum of one account ("age_helpdesk")."""
 
-    label: str
+    name: str
     value: float | None
     uom: str = ""
     warn: str = ""
     crit: str = ""
     min: str = "0"
     account: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}_{self.account}" if self.account else self.name
 
     def text(self) -> str:
         value = "U" if self.value is None else _number(self.value)
@@ -99,7 +104,8 @@ class Result:
                 "summary": self.summary(),
                 "problems": [{"state": p.state.name, "account": p.account, "text": p.text}
                              for p in self.problems],
-                "perfdata": [{"label": m.label, "value": m.value, "uom": m.uom,
+                "perfdata": [{"label": m.label, "metric": m.name, "value": m.value,
+                              "uom": m.uom,
                               "warn": m.warn or None, "crit": m.crit or None,
                               "min": m.min or None, "account": m.account}
                              for m in self.metrics]}
@@ -122,7 +128,7 @@ def check(config: Config, *, max_age: int, now: dt.datetime | None = None) -> Re
     accounts = [a for a in config.accounts if a.enabled]
     reading = _ingest(config, result)  # no run is expected while ingest is off
     ages = {a.name: _age(_last_success(a.name), now) for a in accounts}
-    result.metrics += [Metric(f"age_{name}", age, crit=str(max_age), account=name)
+    result.metrics += [Metric("age", age, crit=str(max_age), account=name)
                        for name, age in ages.items()]
     if reading:
         _accounts(ages, result, max_age=max_age)
@@ -200,7 +206,7 @@ def _canaries(accounts: list[Account], result: Result, *, max_minutes: int,
                                 f"(canary_max_minutes {max_minutes})", account.name))
         travel = (last.get(account.name) or {}).get("travel_seconds")
         if travel is not None:
-            result.metrics.append(Metric(f"canary_{account.name}", travel, uom="s",
+            result.metrics.append(Metric("canary", travel, uom="s",
                                          account=account.name))
 
 
