@@ -159,3 +159,16 @@ def test_a_canary_piped_in_by_the_mta(tmp_path, write_config, run, smtp):
     assert run.json("tickets", "list", config=config) == []
     assert run("deliver", "--resource", "it-support", config=config,
                input=message("Hello")).exit_code == 0
+
+
+def test_no_canary_while_ingest_is_disabled(tmp_path, write_config, run, smtp):
+    """A clone of the machine (ingest off) must not mail the production mailboxes."""
+    make_maildir(tmp_path / "box", [])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box",
+                            "address": "local@example.com"}], smtp=smtp.config())
+    run("ingest", "disable", "--reason", "a clone", config=config)
+
+    result = run("-v", "probe", "send", config=config)
+
+    assert result.exit_code == 0 and "no canary sent" in result.output
+    assert smtp.messages == [] and canaries(run, config)["local"]["sent_at"] is None

@@ -109,8 +109,9 @@ def probe_send(app: App, ctx: click.Context, names: tuple[str, ...]) -> None:
     reads it records how long it travelled and deletes it (no ticket); `status` shows it, and
     `check` is CRITICAL when one has not arrived after canary_max_minutes. Run it hourly.
 
-    Prints nothing when all is well (like `fetch`), except at a terminal or with -v. Exit
-    status 1 when a canary could not be sent.
+    Prints nothing when all is well (like `fetch`), except at a terminal or with -v. Sends
+    nothing while ingest is disabled on this machine. Exit status 1 when a canary could not be
+    sent.
 
     \b
     Examples:
@@ -124,6 +125,10 @@ def probe_send(app: App, ctx: click.Context, names: tuple[str, ...]) -> None:
     app.database()
     probes = canary.send(config, list(names) or None, tagger=app.tagger())
     chatty = is_tty() or app.verbosity > 0
+    if probes is None:
+        if chatty:
+            note("Ingest is disabled on this machine: no canary sent.", style="bold yellow")
+        ctx.exit(0)
     for p in probes:
         if p.sent and chatty:
             note(f"{p.account}: canary sent to {p.address}")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from peewee import fn
 
+from helpdesk_fetch import state
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.errors import UsageError
@@ -126,12 +127,16 @@ def overdue(now: dt.datetime, max_minutes: int) -> dict[str, Canary]:
 
 # -- sending ----------------------------------------------------------------------------------
 
-def send(config: Config, names: list[str] | None, *, tagger: Tagger) -> list[Probe]:
+def send(config: Config, names: list[str] | None, *, tagger: Tagger) -> list[Probe] | None:
     """Mail a canary through ``[smtp]`` to each selected account's address (the enabled ones,
-    or those named); an account without an address is skipped, unless it was named."""
+    or those named); an account without an address is skipped, unless it was named. None
+    while ingest is disabled on this machine: nothing is sent then."""
     if config.smtp is None:
         raise UsageError("probe send mails its canaries through [smtp]; the accounts file has "
                          "no [smtp] section")
+    if state.ingest_switch(config.settings.state_dir) is not None:
+        log.info("ingest is disabled on this machine: no canary is sent (none could be read)")
+        return None  # and a clone of the machine must not mail the production mailboxes
     probes = [Probe(a.name, a.address) for a in config.selected_accounts(names)]
     for probe in probes:
         if probe.address is None:

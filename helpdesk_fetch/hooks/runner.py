@@ -98,7 +98,7 @@ def _attempt(config: Config, event_id: int, report: HookReport) -> bool:
                        ensure_ascii=False).encode("utf-8") + b"\n"
     env = environment(config, {"HELPDESK_FETCH_EVENT": row.event,
                                "HELPDESK_FETCH_EVENT_ID": str(row.id)})
-    error = execute(config.hooks, stdin, env=env, cwd=str(config.directory))
+    error = execute(config.hooks, stdin, env=env, cwd=str(config.directory.resolve()))
     if error is None:
         crashpoint("after_hook_run")
         row.attempts += 1
@@ -186,7 +186,7 @@ def environment(config: Config, extra: dict[str, str]) -> dict[str, str]:
     kept = {name: value for name, value in os.environ.items()
             if name not in named and name not in LIBPQ_SECRETS
             and not name.startswith(SECRET_PREFIXES) and not is_secret(value)}
-    return {**kept, "HELPDESK_FETCH_CONFIG": str(config.path), **extra}
+    return {**kept, "HELPDESK_FETCH_CONFIG": str(config.path.resolve()), **extra}
 
 
 def named_variables(config: Config) -> list[str]:
