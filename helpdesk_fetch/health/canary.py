@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -174,6 +173,7 @@ def _send_all(config: Config, probes: list[Probe], tagger: Tagger) -> None:
 def _send_one(connection, config: Config, account: Account, tagger: Tagger) -> None:
     """Record the canary, then send it: it may arrive before sendmail returns (an MTA piping
     into ``deliver``), and must be known by then. A send that fails takes the record back."""
+    import secrets
     from email.policy import SMTP
     from email.utils import parseaddr
 

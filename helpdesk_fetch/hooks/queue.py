@@ -9,7 +9,6 @@ import json
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.enums import EventKind
 from helpdesk_fetch.store.models import HookEvent, Ticket
-from helpdesk_fetch.tickets.queries import event_dicts
 from helpdesk_fetch.tickets.tags import Tagger
 
 
@@ -21,6 +20,8 @@ def queue(config: Config, event: EventKind | None, *, ticket: Ticket, message_id
     hooks = config.hooks
     if hooks is None or event is None or event not in hooks.events:
         return None
+    from helpdesk_fetch.tickets.queries import event_dicts  # only with [hooks]
+
     payload = json.dumps(event_dicts(ticket, message_id, tagger), ensure_ascii=False)
     return HookEvent.create(event=event, ticket=ticket.id, payload=payload, created_at=now,
                             next_attempt_at=now)
