@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.enums import Action, Direction, FailureState, MessageState, TicketStatus
-from helpdesk_fetch.store import db, models, sql
+from helpdesk_fetch.store import db, models, peewee_adapter, sql
 from helpdesk_fetch.store.blobs import compress_pieces
 from helpdesk_fetch.store.models import (
     AccountRun,
@@ -106,9 +106,7 @@ def _open_ticket(parsed: ParsedMessage, *, account: str, resource: str | None,
                   resource=resource,
                   requester=parsed.from_addr, requester_name=parsed.from_name, account=account,
                   created_at=now, updated_at=now, closed_at=None, escalation_due_at=escalation_due)
-    ticket = Ticket(id=sql.statements().ticket.run(values), **values)
-    ticket._dirty.clear()
-    return ticket
+    return peewee_adapter.as_saved(Ticket(id=sql.statements().ticket.run(values), **values))
 
 
 def _update_ticket(ticket: Ticket, decision: TicketChange, *, now: dt.datetime,
@@ -140,7 +138,7 @@ def update_ticket(ticket: Ticket, **changes) -> None:
         setattr(ticket, name, value)
     sql.run(sql.statements().update_ticket(tuple(changes)),
             [*(fields[name].db_value(value) for name, value in changes.items()), ticket.id])
-    ticket._dirty.clear()
+    peewee_adapter.as_saved(ticket)
 
 
 def first_run(source: str, now: dt.datetime) -> dt.datetime:
