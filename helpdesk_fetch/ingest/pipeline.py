@@ -139,9 +139,9 @@ class Pipeline:
 
     def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
         try:
-            canary = self._canary(source, key, sha256, parsed, utcnow(), record=False)
-            if canary is not None:
-                return canary
+            arrived = self._canary(source, key, sha256, parsed, utcnow(), record=False)
+            if arrived is not None:
+                return arrived
             found = self._classify(source, key, sha256, parsed, utcnow())
         except peewee.PeeweeException as exc:
             raise db.as_database_error(exc) from None
@@ -168,9 +168,9 @@ class Pipeline:
         now = utcnow()
         try:
             with self.database.atomic():
-                canary = self._canary(source, key, sha256, parsed, now)
-                if canary is not None:
-                    return canary
+                arrived = self._canary(source, key, sha256, parsed, now)
+                if arrived is not None:
+                    return arrived
                 found = self._classify(source, key, sha256, parsed, now, lock=True)
                 if isinstance(found, Outcome):
                     if found.kind == DUPLICATE:
