@@ -60,6 +60,8 @@ def no_reply_reason(parsed: ParsedMessage, own: frozenset[str]) -> str | None:
         return "a null sender (bounce)"
     if not parsed.from_addr:
         return "no sender address"
+    if "@" not in parsed.from_addr:  # cron's root, list software's moderator: local robots
+        return f"a sender without a domain ({parsed.from_addr})"
     for address in dict.fromkeys(a for a in (parsed.from_addr, parsed.reply_to) if a):
         if is_daemon(address):
             return f"a daemon sender ({address})"
