@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= $(or $(TMPDIR),/tmp)/helpdesk-fetch-demo
-SYSTEM_PACKAGES := dovecot-imapd dovecot-pop3d postgresql faketime openssl systemd strace
+SYSTEM_PACKAGES := dovecot-imapd dovecot-pop3d postgresql faketime openssl systemd strace curl jq
 
 .PHONY: install demo test test-corpus test-deps lint docs migration bench clean
 

@@ -29,7 +29,8 @@ def test_the_sample_file_is_valid_and_documents_every_key():
     text = (ROOT / "sample-accounts.toml").read_text()
     assert {a.protocol for a in sample.accounts} == {"imap", "pop3", "maildir"}
     assert any(not a.automail for a in sample.accounts)
-    for cls in (config.Settings, config.Smtp, config.Automail, config.Resource, config.Account):
+    for cls in (config.Settings, config.Smtp, config.Automail, config.Resource, config.Account,
+                config.Alerts, config.Hooks):
         for field in cls.__dataclass_fields__:
             assert re.search(rf"^#? *{field} *=", text, re.MULTILINE), f"{cls.__name__}.{field}"
 
@@ -100,6 +101,23 @@ MAILDIR = '[[accounts]]\nname = "m"\nprotocol = "maildir"\npath = "x"\n'
      "resource 'it': key 'resources.members': 'Alice Smith' is not one e-mail address"),
     ('[[resources]]\nname = "it"\nnotify = ["a@example.com, b@example.com"]\n',
      "resource 'it': key 'resources.notify': 'a@example.com, b@example.com' is not one e-mail"),
+    (IMAP + 'address = "not an address"\n',
+     "account 'a': key 'address': 'not an address' is not one e-mail address"),
+    ('[settings]\ncanary_max_minutes = 0\n', "key 'settings.canary_max_minutes': must be greater"),
+    ('[alerts]\nto = ["admin@example.com"]\n', "key 'alerts.to': alerts are mailed through "
+                                                "[smtp]; add an [smtp] section"),
+    (SMTP + '[alerts]\nto = ["admin"]\n', "key 'alerts.to': 'admin' is not one e-mail address"),
+    (SMTP + '[alerts]\ncc = []\n', "key 'alerts.cc': unknown key"),
+    ('[hooks]\nevents = ["ticket.created"]\n', "key 'hooks.command': missing (required)"),
+    ('[hooks]\ncommand = "/bin/hook --all"\n', "key 'hooks.command': expected a list of strings"),
+    ('[hooks]\ncommand = []\n', "key 'hooks.command': must name the program to run"),
+    ('[hooks]\ncommand = ["/bin/true"]\nevents = ["ticket.closed"]\n',
+     "key 'hooks.events': 'ticket.closed' is not one of ticket.created, ticket.replied, "
+     "ticket.reopened, ticket.rejected, message.bounced"),
+    ('[hooks]\ncommand = ["/bin/true"]\ntimeout_seconds = 0\n',
+     "key 'hooks.timeout_seconds': must be greater than 0"),
+    ('[hooks]\ncommand = ["/bin/true"]\nmax_attempts = 0\n',
+     "key 'hooks.max_attempts': must be greater than 0"),
 ])
 def test_errors_name_the_file_account_and_key(tmp_path, text, needle):
     with pytest.raises(ConfigError) as caught:
@@ -126,6 +144,21 @@ def test_resource_addresses_are_reduced_to_bare_lowercase_ones(tmp_path):
     assert it.members == it.notify == ("alice@example.com", "bob@example.com")
     assert ops.notify == ("ops-team@example.com",)
     assert rules.is_member("alice@example.com", it)
+
+
+def test_account_addresses_and_hooks(tmp_path):
+    cfg = load_text(tmp_path, IMAP.replace('username = "u"', 'username = "Help@Example.com"')
+                    + MAILDIR + '[[accounts]]\nname = "n"\nprotocol = "maildir"\npath = "y"\n'
+                    'address = "Helpdesk <Local@Example.com>"\n'
+                    '[hooks]\ncommand = ["hooks/event", "--to", "chat"]\n')
+    assert [a.address for a in cfg.accounts] == ["help@example.com", None, "local@example.com"]
+    assert cfg.hooks == config.Hooks(command=(str(tmp_path / "hooks/event"), "--to", "chat"))
+    assert set(cfg.hooks.events) == {"ticket.created", "ticket.replied", "ticket.reopened",
+                                     "ticket.rejected", "message.bounced"}
+    assert (cfg.hooks.timeout_seconds, cfg.hooks.max_attempts, cfg.alerts) == (30, 10, None)
+    on_path = load_text(tmp_path, '[hooks]\ncommand = ["ticket-event"]\n')
+    assert on_path.hooks.command == ("ticket-event",)  # no slash: found on PATH, as a shell would
+    assert load_text(tmp_path, IMAP).accounts[0].address is None  # "u" is no address
 
 
 def test_type_errors_never_show_the_value(tmp_path):

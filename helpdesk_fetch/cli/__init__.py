@@ -82,8 +82,9 @@ def complete_account(ctx: click.Context, param, incomplete: str) -> list[str]:
 
 # Each command's module, imported only when that command runs (or help lists them all): a cron
 # run of `fetch` does not pay for the other commands' modules.
-SUBCOMMANDS = {"accounts": "accounts", "db": "db", "deliver": "deliver", "errors": "errors",
-               "fetch": "fetch", "ingest": "admin", "status": "admin", "tickets": "tickets"}
+SUBCOMMANDS = {"accounts": "accounts", "check": "health", "db": "db", "deliver": "deliver",
+               "errors": "errors", "fetch": "fetch", "ingest": "admin", "probe": "health",
+               "status": "admin", "tickets": "tickets"}
 
 
 class Group(click.Group):
@@ -145,6 +146,18 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _QuietRepeats(logging.Filter):
+    """An account failure that goes on from earlier runs is not news on a stderr that is not a
+    terminal (a cron mail per run); the log file and syslog keep every one (spec §11.2)."""
+
+    def __init__(self, attribute: str) -> None:
+        super().__init__()
+        self.attribute = attribute  # set True on such records by the run
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, self.attribute, False)
+
+
 def _text(record: logging.LogRecord) -> str:
     """The record's message; of peewee's query log (-vv) the SQL only, never its values: they
     hold the installation's tag secret (created by the first run, copied by `db copy`) and
@@ -159,7 +172,8 @@ SYSLOG_ENV = "HELPDESK_FETCH_SYSLOG_SOCKET"
 
 def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool = False) -> None:
     """Warnings and errors to stderr (the cron mail); -v adds each message filed, -vv debugging,
-    -vvv the IMAP and POP3 protocol, -q less.
+    -vvv the IMAP and POP3 protocol, -q less. Under cron, a failing account is on stderr when it
+    starts and when it ends, not in between.
 
     ``--log-file`` and ``--syslog`` (facility mail; socket ``$HELPDESK_FETCH_SYSLOG_SOCKET``,
     else /dev/log) keep a trail of every message filed, at -v detail or more."""
@@ -167,6 +181,10 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     stderr = logging.StreamHandler(sys.stderr)
     fmt = "helpdesk-fetch: %(message)s" if verbosity < 2 else "%(asctime)s %(name)s: %(message)s"
     handlers = [_handler(stderr, level, fmt)]
+    if verbosity <= 0 and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        from helpdesk_fetch.health.alerts import REPEATED
+
+        stderr.addFilter(_QuietRepeats(REPEATED))  # under cron: spec §11.2
     trail = min(level, logging.INFO)
     if log_file:
         handlers.append(_handler(_file_handler(log_file), trail,

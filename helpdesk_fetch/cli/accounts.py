@@ -87,6 +87,8 @@ _HELP = {
     "enabled": "Read this mailbox in `fetch` runs.",
     "ca_file": "Trust this private CA's certificate (PEM) as well.",
     "timeout_seconds": "Per network operation; overrides the setting.",
+    "address": "The mailbox's address, where `probe send` mails its canary (default: the "
+               "username, when that is an address).",
     "auth": "password (default) or oauth2 (XOAUTH2; the password keys then hold the OAuth2 "
             "client secret, if any).",
     "provider": "microsoft or google: fills in the OAuth2 endpoints and scopes.",

@@ -22,8 +22,10 @@ from helpdesk_fetch.config.schema import (
     PROTOCOLS,
     SECURITIES,
     Account,
+    Alerts,
     Automail,
     Config,
+    Hooks,
     OAuth2Keys,
     Resource,
     Settings,
@@ -32,7 +34,7 @@ from helpdesk_fetch.config.schema import (
 
 __all__ = [
     "BARE_ADDRESS_RE", "DATABASE_PASSWORD_KEYS", "DEFAULT_PORTS", "ENV_VAR", "LANGUAGES",
-    "NAME_RE", "PASSWORD_KEYS", "PROTOCOLS", "SECURITIES", "Account", "Automail", "Config",
-    "OAuth2Keys", "Resource", "Settings", "Smtp", "check_private", "config_path", "load",
-    "parse", "require_accounts",
+    "NAME_RE", "PASSWORD_KEYS", "PROTOCOLS", "SECURITIES", "Account", "Alerts", "Automail",
+    "Config", "Hooks", "OAuth2Keys", "Resource", "Settings", "Smtp", "check_private",
+    "config_path", "load", "parse", "require_accounts",
 ]

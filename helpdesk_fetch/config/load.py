@@ -28,13 +28,16 @@ from helpdesk_fetch.config.schema import (
     PROTOCOLS,
     SECURITIES,
     Account,
+    Alerts,
     Automail,
     Config,
+    Hooks,
     Resource,
     Settings,
     Smtp,
 )
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.enums import EventKind
+from helpdesk_fetch.errors import ConfigError, ConfigUnreadable
 
 ENV_VAR = "HELPDESK_FETCH_CONFIG"
 
@@ -56,11 +59,12 @@ def load(path: Path) -> Config:
         _check_regular(path)
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(
+        raise ConfigUnreadable(
             "accounts file not found; create one from sample-accounts.toml, or point --config "
             f"or ${ENV_VAR} at it", path=path) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read the accounts file: {exc.strerror}", path=path) from None
+        raise ConfigUnreadable(f"cannot read the accounts file: {exc.strerror}",
+                               path=path) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -108,7 +112,8 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
 def parse(data: dict, path: Path) -> Config:
     """Validate already-decoded TOML *data* that came from *path*."""
     top = {"path": path}
-    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts"}, top, "")
+    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts", "alerts",
+                           "hooks"}, top, "")
     settings = _settings(_table(data, "settings", path), path)
     smtp_data = data.get("smtp")
     smtp = _smtp(_table(data, "smtp", path), path) if smtp_data is not None else None
@@ -117,7 +122,9 @@ def parse(data: dict, path: Path) -> Config:
                       for n, r in enumerate(_array(data, "resources", path), 1))
     accounts = tuple(_account(a, path, _where(a, path, "account", n))
                      for n, a in enumerate(_array(data, "accounts", path), 1))
-    config = Config(path, settings, automail, smtp, resources, accounts)
+    alerts = _alerts(_table(data, "alerts", path), path, smtp) if "alerts" in data else None
+    hooks = _hooks(_table(data, "hooks", path), path) if "hooks" in data else None
+    config = Config(path, settings, automail, smtp, resources, accounts, alerts, hooks)
     _check_references(config)
     return config
 
@@ -129,9 +136,9 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
     try:
         st = path.stat()
     except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path=path) from None
+        raise ConfigUnreadable(f"cannot read: {exc.strerror}", path=path) from None
     if st.st_uid != os.geteuid():
-        raise ConfigError(
+        raise ConfigUnreadable(
             f"holds a secret but belongs to uid {st.st_uid}, not to the user running this "
             f"(uid {os.geteuid()}); fix: chown {os.geteuid()} {path} && chmod 600 {path}",
             path=path)
@@ -170,7 +177,7 @@ def _settings(data: dict, path: Path) -> Settings:
             database = f"sqlite:///{(directory / relative).resolve()}"
     state_dir = str(directory / (settings.state_dir or "."))
     for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds",
-                "automail_per_sender_per_hour"):
+                "automail_per_sender_per_hour", "canary_max_minutes"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
     for key in ("reactivation_days", "history_days"):
@@ -232,6 +239,34 @@ def _smtp(data: dict, path: Path) -> Smtp:
     return dataclasses.replace(smtp, port=port, **_resolved_paths(smtp, path.parent))
 
 
+def _alerts(data: dict, path: Path, smtp: Smtp | None) -> Alerts:
+    """``[alerts]``: bare addresses, mailed through ``[smtp]`` (so there must be one)."""
+    where = {"path": path}
+    alerts = _build(Alerts, data, where, "alerts.")
+    if smtp is None:
+        raise ConfigError("alerts are mailed through [smtp]; add an [smtp] section",
+                          key="alerts.to", **where)
+    return dataclasses.replace(alerts, to=_bare_addresses(alerts.to, where, "alerts.to"))
+
+
+def _hooks(data: dict, path: Path) -> Hooks:
+    """``[hooks]``: an argv (no shell), known event names, limits above 0."""
+    where = {"path": path}
+    hooks = _build(Hooks, data, where, "hooks.")
+    if not hooks.command or not hooks.command[0]:
+        raise ConfigError("must name the program to run: a list such as "
+                          '["/usr/local/bin/ticket-event"] (no shell is involved)',
+                          key="hooks.command", **where)
+    for event in hooks.events:
+        _check_choice(event, tuple(EventKind), where, "hooks.events")
+    for key in ("timeout_seconds", "max_attempts"):
+        if getattr(hooks, key) <= 0:
+            raise ConfigError("must be greater than 0", key=f"hooks.{key}", **where)
+    path_keys = {"command": (str(path.parent / Path(hooks.command[0]).expanduser()),
+                             *hooks.command[1:])} if "/" in hooks.command[0] else {}
+    return dataclasses.replace(hooks, events=tuple(dict.fromkeys(hooks.events)), **path_keys)
+
+
 def _resolved_paths(obj, directory: Path) -> dict:
     """Relative file keys are relative to the accounts file's directory."""
     paths = {}
@@ -286,6 +321,7 @@ def _account(data: dict, path: Path, where: dict) -> Account:
     if not NAME_RE.match(account.name):
         raise ConfigError("account names are 1 to 64 of a-z 0-9 . _ -", key="name", **where)
     _check_choice(account.protocol, PROTOCOLS, where, "protocol")
+    account = _with_address(account, where)
     if account.protocol == "maildir":
         return _maildir(account, data, where)
     _check_choice(account.security, SECURITIES, where, "security")
@@ -303,6 +339,16 @@ def _account(data: dict, path: Path, where: dict) -> Account:
     port = (account.port if account.port is not None
             else DEFAULT_PORTS[(account.protocol, account.security)])
     return dataclasses.replace(account, port=port, **_resolved_paths(account, path.parent))
+
+
+def _with_address(account: Account, where: dict) -> Account:
+    """``address`` as a bare address; by default the username when that is one."""
+    if account.address is None:
+        username = (account.username or "").strip().lower()
+        return dataclasses.replace(account, address=username if BARE_ADDRESS_RE.match(username)
+                                   else None)
+    [address] = _bare_addresses((account.address,), where, "address")
+    return dataclasses.replace(account, address=address)
 
 
 def _maildir(account: Account, data: dict, where: dict) -> Account:

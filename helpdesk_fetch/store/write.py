@@ -19,7 +19,14 @@ from helpdesk_fetch.enums import (
 )
 from helpdesk_fetch.store import db, models, peewee_adapter, sql
 from helpdesk_fetch.store.blobs import compress_pieces
-from helpdesk_fetch.store.models import AccountRun, FailedMessage, SourceKey, Ticket
+from helpdesk_fetch.store.models import (
+    AccountRun,
+    Canary,
+    FailedMessage,
+    HookEvent,
+    SourceKey,
+    Ticket,
+)
 
 if TYPE_CHECKING:  # the email package is imported only when there is mail
     from helpdesk_fetch.message.parse import ParsedMessage
@@ -198,11 +205,16 @@ def finish_run(run_id: int | None, **values) -> None:
 
 
 def prune_history(days: int) -> int:
-    """Forget runs, and failed messages resolved or dismissed, older than *days* (0: never)."""
+    """Forget runs, canaries, hook events delivered or given up, and failed messages resolved
+    or dismissed, older than *days* (0: never)."""
     if days <= 0:
         return 0
     before = utcnow() - dt.timedelta(days=days)
     runs = AccountRun.delete().where(AccountRun.started_at < before).execute()
     resolved = FailedMessage.delete().where((FailedMessage.state != FailureState.PENDING)
                                             & (FailedMessage.updated_at < before)).execute()
-    return runs + resolved
+    canaries = Canary.delete().where(Canary.sent_at < before).execute()
+    events = HookEvent.delete().where((HookEvent.delivered_at.is_null(False)
+                                       | HookEvent.failed_at.is_null(False))
+                                      & (HookEvent.created_at < before)).execute()
+    return runs + resolved + canaries + events
