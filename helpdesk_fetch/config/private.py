@@ -22,7 +22,7 @@ import os
 import stat
 from pathlib import Path
 
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.errors import ConfigError, ConfigUnreadable
 
 
 def check_private(path: Path, *, holds_secret: bool = True) -> None:
@@ -31,8 +31,8 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
     info = _stat(path)
     uid = os.geteuid()
     mode = stat.S_IMODE(info.st_mode)
-    if holds_secret and info.st_uid != uid:
-        raise ConfigError(
+    if holds_secret and info.st_uid != uid:  # someone else's: this user's set-up is wrong
+        raise ConfigUnreadable(
             f"holds a secret but belongs to uid {info.st_uid}, not to the user running this "
             f"(uid {uid}); fix: chown {uid} {path} && chmod 600 {path}", path=path)
     if holds_secret and mode & 0o077:
@@ -40,7 +40,7 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
         raise ConfigError(f"holds a secret but can be {access} by others (mode {mode:o}); "
                           f"fix: chmod 600 {path}", path=path)
     if info.st_uid not in (uid, 0):
-        raise ConfigError(
+        raise ConfigUnreadable(
             f"belongs to uid {info.st_uid}, not to the user running this (uid {uid}) or root, "
             f"who could make helpdesk-fetch run their commands; fix: chown {uid} {path}",
             path=path)
@@ -55,7 +55,7 @@ def _stat(path: Path) -> os.stat_result:
     try:
         return path.stat()
     except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path=path) from None
+        raise ConfigUnreadable(f"cannot read: {exc.strerror}", path=path) from None
 
 
 def _directories(path: Path) -> list[Path]:
@@ -69,7 +69,7 @@ def _check_directory(directory: Path, path: Path, uid: int) -> None:
     info = _stat(directory)
     mode = stat.S_IMODE(info.st_mode)
     if info.st_uid not in (uid, 0):
-        raise ConfigError(
+        raise ConfigUnreadable(
             f"is in the directory {directory}, which belongs to uid {info.st_uid}, who could "
             f"put another file in its place; fix: chown {uid} {directory}, or move it",
             path=path)

@@ -17,6 +17,8 @@ import peewee
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.health import canary
+from helpdesk_fetch.hooks import queue as hooks
 from helpdesk_fetch.message import authres
 from helpdesk_fetch.store import blobs, db, failures, write
 from helpdesk_fetch.store.models import Ticket
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORED, DUPLICATE, FAILED, PLANNED = "stored", "duplicate", "failed", "planned"
+CANARY = "canary"  # a canary of `probe send` (spec §11.3): its arrival recorded, no ticket
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Source:
 class Outcome:
     """What happened to one message."""
 
-    kind: str  # stored | duplicate | failed | planned (dry run)
+    kind: str  # stored | duplicate | failed | planned (dry run) | canary
     key: str
     sha256: str = ""
     reason: str = ""
@@ -167,6 +170,9 @@ class Pipeline:
 
     def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
         try:
+            arrived = self._canary(source, key, sha256, parsed, utcnow(), record=False)
+            if arrived is not None:
+                return arrived
             found = self._classify(source, key, sha256, parsed, utcnow())
         except peewee.PeeweeException as exc:
             raise db.as_database_error(exc) from None
@@ -193,18 +199,23 @@ class Pipeline:
         now = utcnow()
         try:
             with self.database.atomic():
+                arrived = self._canary(source, key, sha256, parsed, now)
+                if arrived is not None:
+                    return arrived
                 found = self._classify(source, key, sha256, parsed, now, lock=True)
                 if isinstance(found, Outcome):
                     if found.kind == DUPLICATE:
                         write.remember_key(source.name, key, None)
                     return found
                 ticket, how, decision = found
-                ticket, _message = write.store_inbound(
+                ticket, message_id = write.store_inbound(
                     parsed, raw, sha256, account=source.name, key=key, ticket=ticket,
                     decision=decision, resource=source.resource, now=now, compressed=compressed,
                     escalation_due=rules.escalation_due(self.settings, now))
                 crashpoint("mid_transaction")
                 self._queue_automails(source, ticket, parsed, decision, now)
+                hooks.queue(self.config, decision.event, ticket=ticket, message_id=message_id,
+                            tagger=self.tagger, now=now)
         except write.AlreadyStored:
             return Outcome(DUPLICATE, key, sha256, parsed=parsed,
                            reason="stored by another process at the same moment")
@@ -220,6 +231,22 @@ class Pipeline:
                  decision.why)
         return Outcome(STORED, key, sha256, parsed=parsed, decision=decision,
                        ticket_number=ticket.number, found_by=how)
+
+    def _canary(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, now, *,
+                record: bool = True) -> Outcome | None:
+        """The Outcome of a canary of ours for this account: its arrival recorded and its
+        source key stored (so that it is deleted like any message, and never read twice);
+        None for every other message."""
+        arrival = canary.receive(parsed, account=source.name, tagger=self.tagger, now=now,
+                                 record=record)
+        if arrival is None:
+            return None
+        if record:
+            write.remember_key(source.name, key, None)
+        travel = ("" if arrival.travel_seconds is None
+                  else f" after {arrival.travel_seconds:.1f} s")
+        return Outcome(CANARY, key, sha256, parsed=parsed,
+                       reason=f"the canary {arrival.token} of probe send arrived{travel}")
 
     def _queue_automails(self, source: Source, ticket: Ticket, parsed: ParsedMessage,
                          decision: rules.Decision, now) -> None:
