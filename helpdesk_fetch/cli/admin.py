@@ -144,6 +144,20 @@ def _print_status(data: dict) -> None:
         note("Auto-mails: off (no [smtp] section)")
     counts = ", ".join(f"{k}: {v}" for k, v in data["tickets_by_status"].items())
     note(f"Tickets: {counts}")
+    _print_not_requests(data)
+
+
+def _print_not_requests(data: dict) -> None:
+    """Mail that opened no ticket, and addresses held from auto-mails (spec §9.2, §9.4)."""
+    kept = f"kept {data['ignored_days']} days" if data["ignored_days"] else "kept"
+    note(f"Ignored mail ({kept}): {data['ignored_messages']}"
+         + ("; see `helpdesk-fetch ignored list`" if data["ignored_messages"] else ""))
+    bouncing = data["bouncing_addresses"]
+    if bouncing:
+        shown = ", ".join(f"{b['address']} (until {b['held_until'][:10]})" for b in bouncing[:5])
+        more = f" and {len(bouncing) - 5} more" if len(bouncing) > 5 else ""
+        note(f"Bouncing addresses, sent no auto-mail: {len(bouncing)}: {shown}{more}",
+             style="yellow")
 
 
 def _print_waiting(total: int, by_place: dict) -> None:

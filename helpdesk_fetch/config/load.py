@@ -136,7 +136,7 @@ def _settings(data: dict, path: Path) -> Settings:
                 "automail_per_sender_per_hour"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
-    for key in ("reactivation_days", "history_days"):
+    for key in ("reactivation_days", "history_days", "bounce_hold_days", "ignored_days"):
         if getattr(settings, key) < 0:
             raise ConfigError("must be 0 or more", path=path, key=f"settings.{key}")
     keywords = settings.ticket_keywords

@@ -49,6 +49,8 @@ class Settings:
     templates_dir: str = ""  # the administrator's own auto-mail texts, if any
     automail_per_sender_per_hour: int = 10
     authserv_id: str = ""  # trust a member's From only with an Authentication-Results from it
+    bounce_hold_days: int = 7  # no auto-mail to an address a bounce reported failed; 0: none held
+    ignored_days: int = 30  # mail that opened no ticket is kept this long (spec §9.4); 0: forever
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from peewee import fn
 
 from helpdesk_fetch import state
-from helpdesk_fetch.clock import isoformat
+from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.config.dburl import redact as redact_url
 from helpdesk_fetch.enums import TicketStatus
 from helpdesk_fetch.store import failures
-from helpdesk_fetch.store.models import AccountRun, Outbox, Ticket
+from helpdesk_fetch.store.models import (
+    AccountRun,
+    BouncingAddress,
+    IgnoredMessage,
+    Outbox,
+    Ticket,
+)
 
 
 def run_dict(run: AccountRun) -> dict:
@@ -25,6 +33,7 @@ def run_dict(run: AccountRun) -> dict:
         "threaded": run.threaded,
         "rejected": run.rejected,
         "duplicates": run.duplicates,
+        "ignored": run.ignored,
         "errors": run.errors,
         "error": run.error,
         "host": run.host,
@@ -47,6 +56,32 @@ def outbox() -> dict:
             "failing": waiting.where(Outbox.attempts > 0).count(),
             "oldest": isoformat(waiting.select(fn.MIN(Outbox.created_at)).scalar()),
             "refused": unsent.where(Outbox.failed_at.is_null(False)).count()}
+
+
+def bouncing_addresses(hold_days: int, now: dt.datetime) -> list[dict]:
+    """The addresses held from auto-mails because a bounce reported them failed in the last
+    *hold_days* days (spec §9.2), each with its latest bounce, oldest first."""
+    if hold_days <= 0:
+        return []
+    hold = dt.timedelta(days=hold_days)
+    latest = fn.MAX(BouncingAddress.bounced_at)
+    query = (BouncingAddress.select(BouncingAddress.address, latest.alias("bounced_at"))
+             .where(BouncingAddress.bounced_at >= now - hold)
+             .group_by(BouncingAddress.address).order_by(latest, BouncingAddress.address))
+    return [{"address": address, "bounced_at": isoformat(when),
+             "held_until": isoformat(when + hold)} for address, when in _times(query.tuples())]
+
+
+def _times(rows):
+    """(address, bounced_at) with the time as a datetime: an aggregate comes back from SQLite
+    as the stored text."""
+    for address, when in rows:
+        yield address, when if isinstance(when, dt.datetime) else dt.datetime.fromisoformat(when)
+
+
+def ignored_count() -> int:
+    """How much ignored mail is kept (spec §9.4), restored mail not counted."""
+    return IgnoredMessage.select().where(IgnoredMessage.restored_at.is_null()).count()
 
 
 def status(config: Config) -> dict:
@@ -74,4 +109,8 @@ def status(config: Config) -> dict:
         "outbox": queue,
         "tickets_by_status": by_status,
         "history_days": config.settings.history_days,
+        "ignored_messages": ignored_count(),
+        "ignored_days": config.settings.ignored_days,
+        "bouncing_addresses": bouncing_addresses(config.settings.bounce_hold_days, utcnow()),
+        "bounce_hold_days": config.settings.bounce_hold_days,
     }

@@ -26,7 +26,7 @@ from helpdesk_fetch.errors import (
     SetAsideRefused,
 )
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, PLANNED, Outcome, Pipeline, Source
+from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, Outcome, Pipeline, Source
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
@@ -47,6 +47,7 @@ class AccountReport:
     threaded: int = 0
     rejected: int = 0
     duplicates: int = 0
+    ignored: int = 0  # opened no ticket (spec §9.4)
     errors: int = 0
     error: str | None = None
     config_error: bool = False  # the account failed because of its configuration (exit 2)
@@ -148,9 +149,10 @@ class Run:
         self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
 
     def prune(self) -> None:
-        """Keep the run history to ``history_days``."""
+        """Keep the run history to ``history_days``, ignored mail to ``ignored_days``."""
         if not self.dry_run:
             self.pipeline.call_db(write.prune_history, self.settings.history_days)
+            self.pipeline.call_db(write.prune_ignored, self.settings.ignored_days)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -202,7 +204,7 @@ class Run:
                 finished_at=utcnow(), outcome=report.outcome, fetched=report.fetched,
                 new_tickets=report.new_tickets, threaded=report.threaded,
                 rejected=report.rejected, duplicates=report.duplicates, errors=report.errors,
-                error=report.error, host=self.host)
+                ignored=report.ignored, error=report.error, host=self.host)
 
 
 def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
@@ -274,18 +276,17 @@ class MailboxRun:
             return self._set_aside(ref, outcome, raw=raw)
         if outcome.kind == DUPLICATE:
             self.report.duplicates += 1
-            log.info("account %s: %s is already stored; deleting it", self.account.name,
-                     outcome.label)
-        elif outcome.kind == PLANNED:
-            target = (f"ticket {outcome.ticket_number} (by {outcome.found_by})"
-                      if outcome.ticket_number else "a new ticket")
-            self.report.actions.append(f"{outcome.label} -> {target}: {outcome.decision.why}")
+            log.info("account %s: %s", self.account.name, outcome.describe())
+        if self.run.dry_run:
+            self.report.actions.append(outcome.describe())
         self._count(outcome)
         self.box.delete([ref])
 
     def _count(self, outcome: Outcome) -> None:
         action = outcome.decision.action if outcome.decision else None
-        if action == Action.NEW:
+        if outcome.ignored:
+            self.report.ignored += 1
+        elif action == Action.NEW:
             self.report.new_tickets += 1
         elif action == Action.REJECT:
             self.report.rejected += 1

@@ -100,8 +100,16 @@ class Statements:
             f'FROM "source_key" WHERE "account" = {p} AND "key" = {p} '
             'UNION ALL SELECT 2, "id" FROM "message" '
             f'WHERE "account" = {p} AND "sha256" = {p}) AS "hit" ORDER BY "how" LIMIT 1')
-        self.own_outbound = (f'SELECT 1 FROM "message" WHERE "message_id" = {p} '
-                             "AND \"direction\" = 'out' LIMIT 1")
+        # One of our own auto-mails, else a copy of an inbound mail stored through any account
+        # lately (spec §4.1): both found through the Message-ID index.
+        self.own_or_copy = (
+            'SELECT "direction", "id" FROM "message" '
+            f'WHERE "message_id" = {p} AND ("direction" = \'out\' OR ("direction" = \'in\' '
+            f'AND "from_addr" = {p} AND "subject" = {p} '
+            f'AND ("date" = {p} OR ("date" IS NULL AND {p} IS NULL)) AND "received_at" >= {p})) '
+            'ORDER BY "direction" DESC, "id" LIMIT 1')
+        # Two workers reading two copies at once: the second waits for the first's commit.
+        self.copy_lock = None if sqlite else f"SELECT pg_advisory_xact_lock(hashtext({p}))"
         self.ticket_by_number = f'SELECT * FROM "ticket" WHERE "number" = {p}'
         self.ticket_by_id = f'SELECT * FROM "ticket" WHERE "id" = {p}'
         # The write path's: on PostgreSQL the row stays locked until commit, so that an agent's
@@ -114,6 +122,8 @@ class Statements:
         self.raw_message = Insert(models.RawMessage, p, stream=sqlite)
         self.attachment = Insert(models.Attachment, p, stream=sqlite)
         self.source_key = Insert(SourceKey, p, ignore_conflict=True)
+        self.ignored = Insert(models.IgnoredMessage, p, stream=sqlite)
+        self.bouncing = Insert(models.BouncingAddress, p)
 
     @functools.cache  # noqa: B019 - a few column sets, alive as long as the process anyway
     def update_ticket(self, columns: tuple[str, ...]) -> str:

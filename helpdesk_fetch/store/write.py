@@ -1,23 +1,40 @@
-"""What ingest writes: a message on its ticket, the source keys that make re-fetches harmless, and
-the record of messages that could not be ingested. Callers hold the transaction (one per message).
+"""What ingest writes: a message on its ticket, the source keys that make re-fetches harmless, mail
+that opened no ticket (ignored), the addresses bounces reported failed, and the record of messages
+that could not be ingested. Callers hold the transaction (one per message).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from helpdesk_fetch.clock import utcnow
-from helpdesk_fetch.enums import Action, Direction, FailureState, MessageState, TicketStatus
+from helpdesk_fetch.enums import (
+    Action,
+    Direction,
+    FailureState,
+    MessageKind,
+    MessageState,
+    TicketStatus,
+)
 from helpdesk_fetch.store import db, models, sql
 from helpdesk_fetch.store.blobs import compress_pieces
-from helpdesk_fetch.store.models import AccountRun, FailedMessage, SourceKey, Ticket
+from helpdesk_fetch.store.models import (
+    AccountRun,
+    BouncingAddress,
+    FailedMessage,
+    IgnoredMessage,
+    SourceKey,
+    Ticket,
+)
 
 if TYPE_CHECKING:  # the email package is imported only when there is mail
     from helpdesk_fetch.message.parse import ParsedMessage
 
 KEY_CHUNK = 500  # keys per IN (...) query
+COPY_DAYS = 30  # a copy of a mail stored this recently through any account is a duplicate (§4.1)
 
 
 class TicketChange(Protocol):
@@ -59,8 +76,21 @@ def remember_key(account: str, key: str, message_id: int | None) -> bool:
                                                 created_at=utcnow())) is not None
 
 
+@dataclass(frozen=True)
+class Filed:
+    """What is stored with an inbound message besides its content: its kind (spec §9), whether
+    a machine wrote it, the ``[[rules]]`` table that decided it and, for a ticket it opens, the
+    resource and the alert correlation key (§10.2)."""
+
+    kind: MessageKind = MessageKind.MESSAGE
+    automatic: bool = False
+    rule: str | None = None
+    resource: str | None = None
+    correlation: str | None = None
+
+
 def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
-                  ticket: Ticket | None, decision: TicketChange, resource: str | None,
+                  ticket: Ticket | None, decision: TicketChange, filed: Filed,
                   escalation_due: dt.datetime, now: dt.datetime,
                   compressed: list[bytes] | None = None) -> tuple[Ticket, int]:
     """Apply *decision*: open or update the ticket, store the message with its raw bytes
@@ -68,7 +98,7 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
     ticket and the new message's id."""
     statements = sql.statements()
     if decision.action == Action.NEW:
-        ticket = _open_ticket(parsed, account=account, resource=resource, now=now,
+        ticket = _open_ticket(parsed, account=account, filed=filed, now=now,
                               escalation_due=escalation_due)
     else:
         _update_ticket(ticket, decision, now=now, escalation_due=escalation_due)
@@ -80,8 +110,8 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
         references=" ".join(parsed.references), from_addr=parsed.from_addr,
         from_name=parsed.from_name, to_addrs=json.dumps(parsed.to_addrs),
         cc_addrs=json.dumps(parsed.cc_addrs), date=parsed.date, subject=parsed.subject,
-        text=parsed.text, html=parsed.html, auto_submitted=is_automatic(parsed), size=len(raw),
-        sha256=sha256, received_at=now))
+        text=parsed.text, html=parsed.html, auto_submitted=filed.automatic, size=len(raw),
+        sha256=sha256, received_at=now, kind=filed.kind, rule=filed.rule))
     statements.raw_message.run(dict(message=message_id, data=compressed or compress_pieces(raw)))
     for a in parsed.attachments:
         statements.attachment.run(dict(message=message_id, filename=a.filename,
@@ -92,13 +122,14 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
     return ticket, message_id
 
 
-def _open_ticket(parsed: ParsedMessage, *, account: str, resource: str | None,
-                 now: dt.datetime, escalation_due: dt.datetime) -> Ticket:
+def _open_ticket(parsed: ParsedMessage, *, account: str, filed: Filed, now: dt.datetime,
+                 escalation_due: dt.datetime) -> Ticket:
     values = dict(number=db.next_ticket_number(models.database.obj),
                   subject=parsed.subject or "(no subject)", status=TicketStatus.NEW,
-                  resource=resource,
+                  resource=filed.resource,
                   requester=parsed.from_addr, requester_name=parsed.from_name, account=account,
-                  created_at=now, updated_at=now, closed_at=None, escalation_due_at=escalation_due)
+                  created_at=now, updated_at=now, closed_at=None, escalation_due_at=escalation_due,
+                  correlation=filed.correlation)
     ticket = Ticket(id=sql.statements().ticket.run(values), **values)
     ticket._dirty.clear()
     return ticket
@@ -115,6 +146,8 @@ def _update_ticket(ticket: Ticket, decision: TicketChange, *, now: dt.datetime,
         changes["escalation_due_at"] = escalation_due
     if decision.action == Action.REOPEN:
         changes["closed_at"] = None
+    if decision.status == TicketStatus.CLOSED:  # an alert's recovery (spec §10.2)
+        changes["closed_at"] = now
     update_ticket(ticket, **changes)
 
 
@@ -136,25 +169,65 @@ def update_ticket(ticket: Ticket, **changes) -> None:
     ticket._dirty.clear()
 
 
-def first_run(source: str, now: dt.datetime) -> dt.datetime:
-    """When helpdesk-fetch first stored mail of *source*: older mail is backlog (no auto-mail)."""
+def first_run(source: str, now: dt.datetime, *, record: bool = True) -> dt.datetime:
+    """When helpdesk-fetch first stored mail of *source*: older mail is backlog (no auto-mail).
+    Without *record* (a dry run) a source never seen before has its first run *now*."""
     key = f"first_run:{source}"
-    models.Setting.insert(key=key, value=now.isoformat()).on_conflict_ignore().execute()
-    return dt.datetime.fromisoformat(models.Setting.get_by_id(key).value)
+    if record:
+        models.Setting.insert(key=key, value=now.isoformat()).on_conflict_ignore().execute()
+    row = models.Setting.get_or_none(models.Setting.key == key)
+    return dt.datetime.fromisoformat(row.value) if row is not None else now
 
 
-def is_own_outbound(message_id: str | None) -> bool:
-    """Whether *message_id* is one of our own auto-mails."""
-    return message_id is not None and sql.run(sql.statements().own_outbound,
-                                              (message_id,)).fetchone() is not None
+def find_copy(parsed: ParsedMessage, now: dt.datetime) -> tuple[str, int] | None:
+    """("out", id) when *parsed* is one of our own auto-mails; ("in", id) when it is a copy of
+    a mail stored through any account in the last ``COPY_DAYS`` days (the same Message-ID, From,
+    Date and Subject: one mail sent to helpdesk@ and support@, spec §4.1); else None. One query
+    on the Message-ID index; on PostgreSQL a lock on the Message-ID first, so that two workers
+    reading both copies at once cannot both store it."""
+    if not parsed.message_id:
+        return None
+    statements = sql.statements()
+    if statements.copy_lock is not None:
+        sql.run(statements.copy_lock, (parsed.message_id,))
+    date = models.Message.date.db_value(parsed.date)
+    since = now - dt.timedelta(days=COPY_DAYS)
+    row = sql.run(statements.own_or_copy, (parsed.message_id, parsed.from_addr, parsed.subject,
+                                           date, date, since)).fetchone()
+    return None if row is None else (row[0], row[1])
 
 
-def is_automatic(parsed: ParsedMessage) -> bool:
-    """An auto-reply, bounce, list or bulk mail (RFC 3834 §2, RFC 2919, RFC 2076)."""
-    auto = (parsed.header("auto-submitted") or "no").split(";")[0].strip().lower()
-    precedence = (parsed.header("precedence") or "").strip().lower()
-    return (auto != "no" or precedence in ("bulk", "junk", "list")
-            or parsed.header("list-id") is not None)
+def store_ignored(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
+                  kind: MessageKind, reason: str, now: dt.datetime,
+                  compressed: list[bytes] | None = None) -> int:
+    """Keep mail that opens no ticket (spec §9.4) with its raw bytes and the *reason* (bounce,
+    auto_reply or a rule's name), and its source key, so that it is deleted from the server and
+    never fetched again. Returns its id."""
+    ignored_id = sql.statements().ignored.run(dict(
+        account=account, source_key=key, message_id=parsed.message_id,
+        from_addr=parsed.from_addr, subject=parsed.subject, date=parsed.date, kind=kind,
+        reason=reason, size=len(raw), sha256=sha256, raw=compressed or compress_pieces(raw),
+        received_at=now))
+    if not remember_key(account, key, None):
+        raise AlreadyStored(key)
+    return ignored_id
+
+
+def record_bounces(addresses: tuple[str, ...], *, ticket_id: int, message_id: int, status: str,
+                   now: dt.datetime) -> None:
+    """The recipients a bounce reported failed (spec §9.2): held from auto-mails from *now*."""
+    for address in addresses:
+        sql.statements().bouncing.run(dict(address=address.lower(), ticket=ticket_id,
+                                           message=message_id, status=status[:500],
+                                           bounced_at=now))
+
+
+def bouncing(addresses: set[str], since: dt.datetime) -> set[str]:
+    """Which of *addresses* (bare, lower case) a bounce reported failed after *since*."""
+    query = (BouncingAddress.select(BouncingAddress.address)
+             .where(BouncingAddress.address.in_(sorted(addresses))
+                    & (BouncingAddress.bounced_at >= since)))
+    return {row[0] for row in query.tuples()}
 
 
 def prune_history(days: int) -> int:
@@ -166,3 +239,12 @@ def prune_history(days: int) -> int:
     resolved = FailedMessage.delete().where((FailedMessage.state != FailureState.PENDING)
                                             & (FailedMessage.updated_at < before)).execute()
     return runs + resolved
+
+
+def prune_ignored(days: int) -> int:
+    """Forget ignored mail received more than *days* ago (0: never). Its source keys stay, so
+    that a copy still on a server is deleted, not fetched again."""
+    if days <= 0:
+        return 0
+    before = utcnow() - dt.timedelta(days=days)
+    return IgnoredMessage.delete().where(IgnoredMessage.received_at < before).execute()

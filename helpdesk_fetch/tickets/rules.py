@@ -1,4 +1,5 @@
-"""The ticket rules of spec §5, as plain functions of (ticket, sender, settings, now)."""
+"""The ticket rules of spec §5, as plain functions of (ticket, sender, settings, now); and what mail
+that is not a person's request does to its ticket (§9: auto-replies, bounces)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from helpdesk_fetch.config import Resource, Settings
-from helpdesk_fetch.enums import Action, AutomailKind, TicketStatus
+from helpdesk_fetch.enums import Action, AutomailKind, MessageKind, TicketStatus
 
 if TYPE_CHECKING:
     from helpdesk_fetch.store.models import Ticket
@@ -55,6 +56,15 @@ def own_mail_returned() -> Decision:
     """One of our own auto-mails came back into a mailbox: keep it, change nothing, tell no one."""
     return Decision(Action.REJECT, None, False, (),
                     "one of our own auto-mails came back: kept on its ticket, nothing changed")
+
+
+def machine_reply(kind: MessageKind) -> Decision:
+    """An auto-reply or a bounce that found its ticket (spec §9.1, §9.2): appended, and nothing
+    else changes: not the status (a closed ticket stays closed), not the escalation deadline, and
+    no auto-mail goes out. The team sees it on the ticket; nobody is told "the customer replied"."""
+    what = "an auto-reply" if kind == MessageKind.AUTO_REPLY else f"a {kind}"
+    return Decision(Action.APPEND, None, False, (),
+                    f"{what}: appended, status and escalation unchanged, no auto-mail")
 
 
 def within_reactivation(ticket: Ticket, settings: Settings, now: dt.datetime) -> bool:
