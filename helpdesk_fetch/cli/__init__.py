@@ -80,8 +80,8 @@ def complete_account(ctx: click.Context, param, incomplete: str) -> list[str]:
 # Each command's module, imported only when that command runs (or help lists them all): a cron
 # run of `fetch` does not pay for the other commands' modules.
 SUBCOMMANDS = {"accounts": "accounts", "db": "db", "deliver": "deliver", "errors": "errors",
-               "fetch": "fetch", "ignored": "ignored", "ingest": "admin", "status": "admin",
-               "tickets": "tickets"}
+               "fetch": "fetch", "ignored": "ignored", "ingest": "admin", "rules": "rules",
+               "status": "admin", "tickets": "tickets"}
 
 
 class Group(click.Group):

@@ -59,6 +59,8 @@ def _last_run_cells(run: dict | None) -> list[str]:
     if run is None:
         return ["never", ""]
     outcome = run["outcome"] + (f": {run['error']}" if run.get("error") else "")
+    if run.get("rule_counts"):  # how many messages each [[rules]] table decided
+        outcome += "; rules: " + ", ".join(f"{k} {v}" for k, v in run["rule_counts"].items())
     return [run["finished_at"] or run["started_at"], outcome]
 
 

@@ -133,6 +133,10 @@ def _print_status(data: dict) -> None:
            "waiting"], rows, title="Accounts")
     if problems:
         note("Last problems:\n" + "\n".join(problems), style="yellow")
+    decided = [f"  {a['name']}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+               for a in data["accounts"] if (counts := (a["last_run"] or {}).get("rule_counts"))]
+    if decided:
+        note("Messages each rule decided in the last run:\n" + "\n".join(decided))
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
     if data["automail"]:
         queue = data["outbox"]

@@ -19,6 +19,7 @@ from helpdesk_fetch.config.schema import (
     Config,
     OAuth2Keys,
     Resource,
+    Rule,
     Settings,
     Smtp,
 )
@@ -26,6 +27,6 @@ from helpdesk_fetch.config.schema import (
 __all__ = [
     "BARE_ADDRESS_RE", "DATABASE_PASSWORD_KEYS", "DEFAULT_PORTS", "ENV_VAR", "LANGUAGES",
     "NAME_RE", "PASSWORD_KEYS", "PROTOCOLS", "SECURITIES", "Account", "Automail", "Config",
-    "OAuth2Keys", "Resource", "Settings", "Smtp", "check_private", "config_path", "load",
+    "OAuth2Keys", "Resource", "Rule", "Settings", "Smtp", "check_private", "config_path", "load",
     "parse",
 ]

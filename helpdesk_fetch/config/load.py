@@ -15,6 +15,7 @@ from pathlib import Path
 
 from helpdesk_fetch.config import dburl
 from helpdesk_fetch.config import oauth2 as oauth2_settings
+from helpdesk_fetch.config import rules as rule_checks
 from helpdesk_fetch.config.schema import (
     BARE_ADDRESS_RE,
     DATABASE_PASSWORD_KEYS,
@@ -30,6 +31,7 @@ from helpdesk_fetch.config.schema import (
     Automail,
     Config,
     Resource,
+    Rule,
     Settings,
     Smtp,
 )
@@ -71,7 +73,8 @@ def load(path: Path) -> Config:
 def parse(data: dict, path: Path) -> Config:
     """Validate already-decoded TOML *data* that came from *path*."""
     top = {"path": path}
-    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts"}, top, "")
+    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts", "rules"},
+                    top, "")
     settings = _settings(_table(data, "settings", path), path)
     smtp_data = data.get("smtp")
     smtp = _smtp(_table(data, "smtp", path), path) if smtp_data is not None else None
@@ -80,8 +83,11 @@ def parse(data: dict, path: Path) -> Config:
                       for n, r in enumerate(_array(data, "resources", path), 1))
     accounts = tuple(_account(a, path, _where(a, path, "account", n))
                      for n, a in enumerate(_array(data, "accounts", path), 1))
-    config = Config(path, settings, automail, smtp, resources, accounts)
+    rules = tuple(_rule(r, _where(r, path, "rule", n))
+                  for n, r in enumerate(_array(data, "rules", path), 1))
+    config = Config(path, settings, automail, smtp, resources, accounts, rules)
     _check_references(config)
+    rule_checks.check_references(config)
     return config
 
 
@@ -210,6 +216,11 @@ def _resource(data: dict, where: dict) -> Resource:
     return dataclasses.replace(resource, members=members, notify=notify)
 
 
+def _rule(data: dict, where: dict) -> Rule:
+    """A ``[[rules]]`` table: keys and types here, the rest in ``config.rules``."""
+    return rule_checks.check(_build(Rule, rule_checks.lists(data), where, "rules."), where)
+
+
 def _bare_addresses(entries: tuple[str, ...], where: dict, key: str) -> tuple[str, ...]:
     """Each entry as the bare, lowercased address the rest of the code compares with
     ("Alice <Alice@Example.com>" -> "alice@example.com"); one without exactly one is refused."""
@@ -306,16 +317,18 @@ def _check_references(config: Config) -> None:
 
 def _build(cls, data: dict, where: dict, prefix: str):
     """Make a *cls* from the TOML table *data*, checking keys and types against its fields;
-    errors name the file and table of *where* (ConfigError's keywords)."""
+    errors name the file and table of *where* (ConfigError's keywords). A field's key is its
+    name, or its metadata's "key" where the name cannot be (``from``)."""
     hints = typing.get_type_hints(cls)
-    keys = {f.name for f in dataclasses.fields(cls)}
-    _reject_unknown(data, keys, where, prefix)
+    keys = {f.name: f.metadata.get("key", f.name) for f in dataclasses.fields(cls)}
+    _reject_unknown(data, set(keys.values()), where, prefix)
     values = {}
     for f in dataclasses.fields(cls):
-        if f.name in data:
-            values[f.name] = _coerce(data[f.name], hints[f.name], where, prefix + f.name)
+        key = keys[f.name]
+        if key in data:
+            values[f.name] = _coerce(data[key], hints[f.name], where, prefix + key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError("missing (required)", key=prefix + f.name, **where)
+            raise ConfigError("missing (required)", key=prefix + key, **where)
     return cls(**values)
 
 
@@ -335,6 +348,11 @@ def _coerce(value, hint, where: dict, key: str):
     args = typing.get_args(hint)
     if type(None) in args:  # "X | None": None is never written in TOML, so X it must be
         hint = next(a for a in args if a is not type(None))
+    if hint == tuple[tuple[str, str], ...]:  # a table of strings, e.g. headers = { ... }
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return tuple(value.items())
+        raise ConfigError(f"expected a table of strings, got {_shown(value)}", key=key,
+                          **where)
     if typing.get_origin(hint) is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)

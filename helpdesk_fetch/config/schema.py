@@ -146,6 +146,30 @@ class Account(OAuth2Keys):
         return data
 
 
+RULE_ACTIONS = ("ticket", "ignore")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``[[rules]]``: conditions on mail and what to do with the mail they hold for (spec §10).
+    Each condition given must hold; within one, a list means any of. ``from`` is a keyword in
+    Python: the field is ``senders``, the key ``from`` (the field's metadata)."""
+
+    name: str
+    # conditions
+    accounts: tuple[str, ...] = ()  # fetched through one of these accounts
+    to: tuple[str, ...] = ()  # globs on To, Cc, Delivered-To, X-Original-To; no case
+    senders: tuple[str, ...] = field(default=(), metadata={"key": "from"})  # globs on From
+    subject: str | None = None  # a regex, searched, no case
+    headers: tuple[tuple[str, str], ...] = ()  # (header name, regex): a TOML table
+    # actions
+    resource: str | None = None  # new tickets go to this resource
+    automail: bool | None = None  # None: as the account says
+    action: str = "ticket"  # ticket | ignore (spec §9.4)
+    correlate: tuple[str, ...] = ()  # named groups of subject: one open ticket per value (§10.2)
+    resolve: tuple[tuple[str, str], ...] = ()  # (group, regex): a TOML table; closes the ticket
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole accounts file, validated."""
@@ -156,6 +180,7 @@ class Config:
     smtp: Smtp | None = None
     resources: tuple[Resource, ...] = ()
     accounts: tuple[Account, ...] = ()
+    rules: tuple[Rule, ...] = ()
 
     @property
     def directory(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from peewee import fn
 
@@ -34,6 +35,7 @@ def run_dict(run: AccountRun) -> dict:
         "rejected": run.rejected,
         "duplicates": run.duplicates,
         "ignored": run.ignored,
+        "rule_counts": json.loads(run.rule_counts or "{}"),
         "errors": run.errors,
         "error": run.error,
         "host": run.host,

@@ -1,7 +1,12 @@
 """What one parsed message is and what it does (spec §4.1, §4.5, §5, §9, §10): a copy of a mail
-stored already? -> classify -> thread -> decide. It only reads (on the write path with the
-ticket's row locked); the Pipeline stores what the Verdict says, and ``fetch --dry-run`` and
-``rules test`` print it.
+stored already? -> classify -> [[rules]] -> thread -> decide. It only reads (on the write path
+with the ticket's row locked); the Pipeline stores what the Verdict says, and ``fetch --dry-run``
+and ``rules test`` print it.
+
+The first rule that matches decides: ``action = "ignore"`` ends it there (§9.4); otherwise the
+rule names the resource of a ticket the message opens, whether auto-mails go out, and, with
+``correlate``, makes a person's mail (kind ``message``) a monitoring ``alert``, threaded by its
+key to the one open ticket of that key (§10.2).
 
 The kinds of §9 decide before the ticket rules of §5: an auto-reply or a bounce that finds its
 ticket is appended and changes nothing; one that finds none opens none (it is ignored, §9.4). A
@@ -23,8 +28,9 @@ from helpdesk_fetch.message.classify import MARKER, Classification, classify
 from helpdesk_fetch.store import write
 from helpdesk_fetch.store.models import Ticket
 from helpdesk_fetch.tickets import rules
+from helpdesk_fetch.tickets.routing import Match, Rules
 from helpdesk_fetch.tickets.tags import Tagger
-from helpdesk_fetch.tickets.threads import find_ticket, ticket_of_message_ids
+from helpdesk_fetch.tickets.threads import alert_ticket, find_ticket, ticket_of_message_ids
 
 if TYPE_CHECKING:
     from helpdesk_fetch.message.parse import ParsedMessage
@@ -49,7 +55,7 @@ class Verdict:
     kind: MessageKind = MessageKind.MESSAGE
     copy_of: tuple[str, int] | None = None  # ("out", id): our own auto-mail; ("in", id): a copy
     ticket: Ticket | None = None  # the ticket it belongs to; None: it opens one (or none)
-    found_by: str | None = None  # tag | reply | bounce; None: no ticket found
+    found_by: str | None = None  # tag | reply | bounce | correlation; None: no ticket found
     decision: rules.Decision | None = None  # None: it opens no ticket (ignored or a copy)
     ignored: str | None = None  # why it opens no ticket: bounce, auto_reply or a rule's name
     rule: str | None = None  # the [[rules]] table that decided it (spec §10)
@@ -87,18 +93,37 @@ class Decider:
 
         return own_addresses(self.config)
 
+    @functools.cached_property
+    def routing(self) -> Rules:
+        """The [[rules]], compiled once (spec §10)."""
+        return Rules(self.config.rules)
+
     def verdict(self, source: Source, parsed: ParsedMessage, now: dt.datetime, *,
                 lock: bool = False, restore: bool = False) -> Verdict:
         """The Verdict on *parsed*, from *source*; *lock*: the ticket's row stays locked until
         the caller's commit; *restore* (``ignored restore``): it is a request whatever it is,
         so it is never ignored."""
-        copy = write.find_copy(parsed, now)
+        copy = write.find_copy(parsed, now, lock=lock)
         if copy is not None:
             return Verdict(copy_of=copy)
         classification = classify(parsed, own=self.own)
-        verdict = Verdict(classification, classification.kind, automail=source.automail)
+        verdict = Verdict(classification, classification.kind, automail=source.automail,
+                          resource=source.resource)
+        match = self.routing.first(source.name, parsed)
+        if match is not None:
+            _apply(match, verdict)
+            if match.rule.action == "ignore" and not restore:
+                verdict.ignored = match.rule.name
+                return verdict
         self._thread(verdict, parsed, lock=lock)
-        verdict.resource = verdict.ticket.resource if verdict.ticket else source.resource
+        if verdict.ticket is not None:  # a reply follows its ticket, whatever a rule says
+            verdict.resource = verdict.ticket.resource
+        if verdict.kind == MessageKind.ALERT:
+            if verdict.ticket is None and match.resolves and not restore:
+                verdict.ignored = match.rule.name  # a recovery of no open problem
+                return verdict
+            verdict.decision = rules.alert(verdict.ticket, resolves=match.resolves)
+            return verdict
         if verdict.kind in MACHINE_KINDS and verdict.ticket is None and not restore:
             verdict.ignored = str(verdict.kind)
             return verdict
@@ -106,7 +131,10 @@ class Decider:
         return verdict
 
     def _thread(self, verdict: Verdict, parsed: ParsedMessage, *, lock: bool) -> None:
-        if verdict.kind == MessageKind.BOUNCE:
+        if verdict.kind == MessageKind.ALERT:  # its key, not its subject or references
+            verdict.ticket = alert_ticket(verdict.correlation, lock=lock)
+            verdict.found_by = "correlation" if verdict.ticket else None
+        elif verdict.kind == MessageKind.BOUNCE:
             # The mail that bounced: one of our auto-mails or a stored message (else backscatter)
             verdict.ticket = ticket_of_message_ids(list(verdict.classification.original_ids),
                                                    lock=lock)
@@ -129,3 +157,16 @@ class Decider:
         return rules.decide(ticket, parsed.from_addr, resource=self.config.resource(
             verdict.resource), settings=settings, now=now, sender_verified=verified)
 
+
+def _apply(match: Match, verdict: Verdict) -> None:
+    """What the deciding rule says: its name, the resource of a ticket the message opens, the
+    auto-mails, and whether a person's mail is a monitoring alert (spec §10, §10.2)."""
+    rule = match.rule
+    verdict.rule = rule.name
+    if rule.resource is not None:
+        verdict.resource = rule.resource
+    if rule.automail is not None:
+        verdict.automail = rule.automail
+    if rule.correlate and verdict.kind == MessageKind.MESSAGE:
+        verdict.kind = MessageKind.ALERT
+        verdict.correlation = match.correlation

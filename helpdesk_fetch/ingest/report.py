@@ -26,8 +26,13 @@ def describe(outcome: Outcome) -> str:
         return f"{outcome.label} -> {_duplicate(outcome)}"
     kind = f" [{verdict.kind}" + (f", rule {verdict.rule}" if verdict.rule else "") + "]"
     if verdict.ignored:
-        why = (_IGNORED.get(verdict.kind, "") if verdict.ignored == verdict.kind
-               else f'rule {verdict.ignored}: action = "ignore"')
+        if verdict.ignored == verdict.kind:
+            why = _IGNORED.get(verdict.kind, "")
+        elif verdict.kind == MessageKind.ALERT:
+            why = f"rule {verdict.ignored}: a recovery, and no ticket of its key is open"
+        else:
+            why = f'rule {verdict.ignored}: action = "ignore"'
+
         return (f"{outcome.label} -> ignored ({verdict.ignored}){kind}: {why}; opens no "
                 "ticket, no auto-mail")
     if outcome.ticket_number is None:  # planned

@@ -8,6 +8,7 @@ blocks the others; an account that cannot be processed is reported and skipped.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -48,6 +49,7 @@ class AccountReport:
     rejected: int = 0
     duplicates: int = 0
     ignored: int = 0  # opened no ticket (spec §9.4)
+    rule_counts: dict[str, int] = field(default_factory=dict)  # [[rules]] name -> messages
     errors: int = 0
     error: str | None = None
     config_error: bool = False  # the account failed because of its configuration (exit 2)
@@ -204,7 +206,8 @@ class Run:
                 finished_at=utcnow(), outcome=report.outcome, fetched=report.fetched,
                 new_tickets=report.new_tickets, threaded=report.threaded,
                 rejected=report.rejected, duplicates=report.duplicates, errors=report.errors,
-                ignored=report.ignored, error=report.error, host=self.host)
+                ignored=report.ignored, rule_counts=json.dumps(report.rule_counts),
+                error=report.error, host=self.host)
 
 
 def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
@@ -284,6 +287,9 @@ class MailboxRun:
 
     def _count(self, outcome: Outcome) -> None:
         action = outcome.decision.action if outcome.decision else None
+        rule = outcome.verdict.rule if outcome.verdict else None
+        if rule is not None:
+            self.report.rule_counts[rule] = self.report.rule_counts.get(rule, 0) + 1
         if outcome.ignored:
             self.report.ignored += 1
         elif action == Action.NEW:

@@ -179,17 +179,19 @@ def first_run(source: str, now: dt.datetime, *, record: bool = True) -> dt.datet
     return dt.datetime.fromisoformat(row.value) if row is not None else now
 
 
-def find_copy(parsed: ParsedMessage, now: dt.datetime) -> tuple[str, int] | None:
+def find_copy(parsed: ParsedMessage, now: dt.datetime, *,
+              lock: bool = False) -> tuple[str, int] | None:
     """("out", id) when *parsed* is one of our own auto-mails; ("in", id) when it is a copy of
     a mail stored through any account in the last ``COPY_DAYS`` days (the same Message-ID, From,
     Date and Subject: one mail sent to helpdesk@ and support@, spec §4.1); else None. One query
-    on the Message-ID index; on PostgreSQL a lock on the Message-ID first, so that two workers
-    reading both copies at once cannot both store it."""
+    on the Message-ID index; with *lock* (the write path) on PostgreSQL a lock on the
+    Message-ID until commit first, so that two workers reading both copies at once cannot both
+    store it."""
     if not parsed.message_id:
         return None
     statements = sql.statements()
-    if statements.copy_lock is not None:
-        sql.run(statements.copy_lock, (parsed.message_id,))
+    if lock and statements.text_lock is not None:
+        sql.run(statements.text_lock, (f"message-id:{parsed.message_id}",))
     date = models.Message.date.db_value(parsed.date)
     since = now - dt.timedelta(days=COPY_DAYS)
     row = sql.run(statements.own_or_copy, (parsed.message_id, parsed.from_addr, parsed.subject,

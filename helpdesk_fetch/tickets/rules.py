@@ -67,6 +67,21 @@ def machine_reply(kind: MessageKind) -> Decision:
                     f"{what}: appended, status and escalation unchanged, no auto-mail")
 
 
+def alert(ticket: Ticket | None, *, resolves: bool) -> Decision:
+    """A monitoring alert (spec §10.2) with the open ticket of its key, or None: the first
+    opens a ticket (the resource is told, the monitoring system is not answered), the next are
+    appended with nothing changed, a recovery is appended and closes the ticket."""
+    if ticket is None:
+        return Decision(Action.NEW, TicketStatus.NEW, True, (AutomailKind.NEW_TICKET_RESOURCE,),
+                        "an alert with no open ticket for its key: a new one")
+    if resolves:
+        return Decision(Action.RESOLVE, TicketStatus.CLOSED, False, (),
+                        "an alert's recovery: appended, ticket closed")
+    return Decision(Action.APPEND, None, False, (),
+                    "an alert: appended to the open ticket of its key, status unchanged, "
+                    "no auto-mail")
+
+
 def within_reactivation(ticket: Ticket, settings: Settings, now: dt.datetime) -> bool:
     """True when a reply now may still reopen the closed *ticket* (§5.4; 0 days: never)."""
     if settings.reactivation_days <= 0 or ticket.closed_at is None:

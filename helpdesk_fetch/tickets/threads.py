@@ -50,3 +50,14 @@ def ticket_of_message_ids(message_ids: list[str], *, lock: bool = False) -> Tick
             by_id = statements.ticket_by_id_locked if lock else statements.ticket_by_id
             return sql.one_ticket(by_id, (ticket_of[message_id],))
     return None
+
+
+def alert_ticket(key: str, *, lock: bool = False) -> Ticket | None:
+    """The open ticket of the alert key *key* (spec §10.2), or None. *lock* (the write path):
+    on PostgreSQL the key is locked until commit first, so that two workers with two alerts of
+    one key open one ticket, not two."""
+    statements = sql.statements()
+    if lock and statements.text_lock is not None:
+        sql.run(statements.text_lock, (f"alert:{key}",))
+    return sql.one_ticket(statements.alert_ticket_locked if lock else statements.alert_ticket,
+                          (key,))
