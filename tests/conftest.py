@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import tomli_w
 from click.testing import CliRunner
+from hypothesis import settings as hypothesis_settings
 
 from helpdesk_fetch.cli import cli
+from tests.mailset import CASES
 from tests.oauth_server import OAuthServer, Provider
 from tests.pgserver import PASSWORD as PG_PASSWORD
 from tests.pgserver import PostgresCluster
@@ -20,20 +22,66 @@ from tests.servers import Dovecot, SmtpSink, dovecot_base
 _names = itertools.count(1)
 DB_PASSWORD_ENV = "HELPDESK_TEST_DB_PASSWORD"
 BACKENDS = ("sqlite", "postgresql")
+CORPUS = pytest.StashKey[list]()  # (name, bytes) of each message of --corpus DIR
+
+# Property tests: in CI ($CI set) the same examples on every run, so that a red run can be
+# replayed and a green one means the same thing twice; elsewhere new examples each run. Neither
+# has a deadline: a busy two-core machine makes timings noise. $HYPOTHESIS_PROFILE overrides.
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, database=None,
+                                     print_blob=True)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--corpus", metavar="DIR", type=Path,
+                     help="also run the tests that take any mail (mail_bytes, mail_collection) "
+                          "on the messages in DIR: *.eml files and the files of Maildir cur/ "
+                          "and new/ folders; `-m corpus` runs only those (make test-corpus)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "both_backends: run the test once on SQLite and once on "
                                        "PostgreSQL (through the database_url fixture)")
+    config.addinivalue_line("markers", "corpus: a run on the messages of --corpus DIR")
+    directory = config.getoption("corpus")
+    config.stash[CORPUS] = corpus_messages(directory) if directory is not None else []
+
+
+def corpus_messages(directory: Path) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each message in *directory*; a corpus given but missing or empty is a
+    usage error, never a quiet run on nothing."""
+    if not directory.is_dir():
+        raise pytest.UsageError(f"--corpus {directory}: no such directory")
+    paths = sorted(p for p in directory.rglob("*") if p.is_file() and (
+        p.suffix == ".eml" or p.parent.name in ("cur", "new")))
+    if not paths:
+        raise pytest.UsageError(f"--corpus {directory}: no messages in it (*.eml files, or "
+                                "the files of Maildir cur/ and new/ folders)")
+    return [(str(p.relative_to(directory)), p.read_bytes()) for p in paths]
 
 
 def pytest_generate_tests(metafunc):
-    """Tests marked both_backends run on each, unless they name their own database_url."""
+    """Tests marked both_backends run on each, unless they name their own database_url. Tests
+    that take any mail run on the mail set (tests/mailset) and, with --corpus, on the corpus:
+    ``mail_bytes`` once per message, ``mail_collection`` once per collection."""
     own = any("database_url" in str(mark.args[0])
               for mark in metafunc.definition.iter_markers("parametrize"))
     if ("database_url" in metafunc.fixturenames and not own
             and metafunc.definition.get_closest_marker("both_backends")):
         metafunc.parametrize("database_url", BACKENDS, indirect=True)
+    corpus = metafunc.config.stash[CORPUS]
+    if "mail_bytes" in metafunc.fixturenames:
+        metafunc.parametrize("mail_bytes", [
+            *(pytest.param(case.raw, id=name) for name, case in CASES.items()),
+            *(pytest.param(raw, id=f"corpus/{name}", marks=pytest.mark.corpus)
+              for name, raw in corpus)])
+    if "mail_collection" in metafunc.fixturenames:
+        metafunc.parametrize("mail_collection", [
+            pytest.param([case.raw for case in CASES.values()], id="mailset"),
+            *([pytest.param([raw for _, raw in corpus], id="corpus", marks=pytest.mark.corpus)]
+              if corpus else [])])
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +90,25 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HELPDESK_FETCH_CONFIG", str(tmp_path / "no-such-dir" / "accounts.toml"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("HELPDESK_FETCH_CRASH_AT", raising=False)
+
+
+@pytest.fixture
+def owned_by_another_user(monkeypatch):
+    """Make a file belong to someone other than the user the code under test runs as, who is
+    root (uid 0) either way. As root the file is given to nobody (65534). Anyone else cannot
+    give a file away (chown needs CAP_CHOWN, even in a user namespace the other uid is not
+    mapped), so the code under test is made to see itself running as root instead: the file,
+    owned by the real user, then belongs to someone else. Returns the file's (uid, gid)."""
+
+    def give(path: Path) -> tuple[int, int]:
+        if os.geteuid() == 0:
+            os.chown(path, 65534, 65534)
+        else:
+            monkeypatch.setattr(os, "geteuid", lambda: 0)
+        st = path.stat()
+        return st.st_uid, st.st_gid
+
+    return give
 
 
 @pytest.fixture(scope="session")

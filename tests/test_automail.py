@@ -205,6 +205,25 @@ def test_daemon_and_own_senders_are_never_answered(helpdesk, smtp, run, sender):
     assert all(b"A real request" in raw for _, _, raw in smtp.messages)
 
 
+@pytest.mark.parametrize("sender", [b"Moderator-Address <moderator>", b"root (Cron Daemon)"])
+def test_a_sender_without_a_domain_is_kept_and_never_mailed(helpdesk, smtp, run, sender):
+    """The ticket names the sender by its local part; no auto-mail goes out about it, to the
+    sender (no domain to send to) or to the staff (local robots write such addresses)."""
+    config, send = helpdesk()
+    send(b"From: " + sender + b"\r\nTo: helpdesk@example.com\r\nSubject: Approve\r\n\r\nhi\r\n",
+         message("A real request"))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    tickets = {t["subject"]: t for t in run.json("tickets", "list", config=config)}
+    local = sender.split(b"<")[-1].split(b" ")[0].strip(b">").decode()
+    assert tickets["Approve"]["requester"] == local
+    shown = run.json("tickets", "show", str(tickets["Approve"]["id"]), config=config)
+    assert shown["messages"][0]["from"] == local
+    assert len(smtp.messages) == 2
+    assert all(b"A real request" in raw for _, _, raw in smtp.messages)
+
+
 def test_at_most_the_cap_of_automails_per_sender_and_hour(helpdesk, smtp, run):
     config, send = helpdesk(automail_per_sender_per_hour=10)
     send(*[message(f"Spam {i}", sender="robot@example.org") for i in range(50)])

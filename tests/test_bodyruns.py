@@ -6,28 +6,32 @@ from __future__ import annotations
 
 import base64
 import os
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpdesk_fetch.message.bodyruns import Runs
-from helpdesk_fetch.message.parse import parse
+from helpdesk_fetch.message.parse import ParseError, parse
 from tests.mails import message
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 NEVER = 10**9  # a run this long never occurs: the stdlib parser sees every line
 
 
+def parsed(raw: bytes, min_run: int):
+    try:
+        return parse(raw, min_run=min_run)
+    except ParseError as error:
+        return str(error)
+
+
 def same_parse(raw: bytes) -> None:
-    assert parse(raw, min_run=1) == parse(raw, min_run=NEVER)
-    assert parse(raw, min_run=2) == parse(raw, min_run=NEVER)
+    assert parsed(raw, 1) == parsed(raw, NEVER)
+    assert parsed(raw, 2) == parsed(raw, NEVER)
 
 
-@pytest.mark.parametrize("path", sorted(CORPUS.rglob("*.eml")), ids=lambda p: p.name)
-def test_the_corpus_parses_the_same(path):
-    same_parse(path.read_bytes())
+def test_every_message_parses_the_same(mail_bytes):
+    same_parse(mail_bytes)
 
 
 H = b"From: a@example.org\r\nSubject: s\r\nMessage-ID: <x@example.org>\r\nMIME-Version: 1.0\r\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -238,12 +237,12 @@ def test_password_file_readable_by_others_is_refused(tmp_path):
     assert "chmod 600" in str(caught.value)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a file owned by another user")
-def test_password_file_of_another_user_is_refused(tmp_path):
+def test_password_file_of_another_user_is_refused(tmp_path, owned_by_another_user):
     secret_file = tmp_path / "pw"
     secret_file.write_text("s3cret\n")
     secret_file.chmod(0o600)
-    os.chown(secret_file, 65534, 65534)
+    owner, _ = owned_by_another_user(secret_file)
     with pytest.raises(ConfigError) as caught:
         password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
-    assert "chown" in str(caught.value)
+    assert f"belongs to uid {owner}" in str(caught.value)
+    assert f"chown 0 {secret_file}" in str(caught.value)

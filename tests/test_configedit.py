@@ -94,13 +94,19 @@ def test_accounts_in_another_form_are_left_to_the_administrator(tmp_path):
         add_account(path, {"name": "b", "protocol": "maildir", "path": "/y"})
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
-def test_root_editing_keeps_the_owner(commented):
-    os.chown(commented, 65534, 65534)
+def test_root_editing_keeps_the_owner(commented, owned_by_another_user, monkeypatch):
+    owner = owned_by_another_user(commented)
+    given = []  # the new file is given to the owner: the only step a non-root run cannot see
+    fchown = os.fchown
+    monkeypatch.setattr(os, "fchown", lambda fd, uid, gid: (given.append((uid, gid)),
+                                                            fchown(fd, uid, gid)))
+
     set_account_key(commented, "helpdesk", "enabled", False)
     add_account(commented, {"name": "x", "protocol": "maildir", "path": "/x"})
+
     st = commented.stat()
-    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o600)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (*owner, 0o600)
+    assert given == [owner, owner]
     assert 'name = "x"' in commented.read_text()
 
 

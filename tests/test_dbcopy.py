@@ -15,8 +15,8 @@ from helpdesk_fetch.store import db
 from helpdesk_fetch.store.models import MODELS, FailedMessage, Message, Outbox, RawMessage
 from tests.conftest import DB_PASSWORD_ENV
 from tests.mails import message, message_id_of
+from tests.mailset import CASES
 from tests.pgserver import PASSWORD, public_tables
-from tests.test_corpus import MESSAGES as CORPUS
 from tests.test_ingest_maildir import make_maildir
 
 
@@ -26,7 +26,7 @@ def populated(tmp_path, write_config, run):
     ticket, a message that failed, a queued auto-mail, run history."""
     first = message("Printer broken", attachments=[("log.txt", "text/plain", b"jam\n" * 100)])
     mails = [first, message("Re: Printer broken", in_reply_to=f"<{message_id_of(first)}>"),
-             b"", *[path.read_bytes() for path in CORPUS[:40]]]
+             b"", *[case.raw for case in CASES.values() if not case.expect.set_aside]]
     make_maildir(tmp_path / "box", mails)
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box",
                             "resource": "it-support"}])

@@ -1,11 +1,13 @@
-"""Hostile and broken mail (spec §4.3, §4.4): the generated cases of issue 4 and the shared corpus,
-delivered byte for byte into a real mailbox and fetched over IMAP and POP3; and a property test
-that mutates corpus messages. Each message is ingested with what can be recovered, or set aside
-with its reason; none crashes the run or blocks the message after it."""
+"""Hostile and broken mail (spec §4.3, §4.4): the mail set (tests/mailset) delivered byte for
+byte into a real mailbox and fetched over IMAP and POP3, each case checked for what it promises;
+any collection of mail over POP3; and a property test that mutates messages of a collection.
+Each message is ingested with what can be recovered, or set aside with its reason; none crashes
+the run or blocks the message after it."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import itertools
 import json
 import sqlite3
@@ -21,93 +23,34 @@ from helpdesk_fetch.store import blobs
 from helpdesk_fetch.store.models import Message, RawMessage
 from tests.chaos import ERROR_FOLDER, fetch
 from tests.mails import message
+from tests.mailset import CASES, View
 
 pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
-
-H = (b"From: Carol <carol@example.org>\r\nTo: helpdesk@example.com\r\n"
-     b"Message-ID: <%s@example.org>\r\n")
-
-
-def _nested(depth: int) -> bytes:
-    opening = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
-                       for i in range(depth))
-    closing = b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(depth)))
-    return (H % b"nested" + b"Subject: case nested-1000-deep\r\nMIME-Version: 1.0\r\n" + opening
-            + b"Content-Type: text/plain\r\n\r\ndeep down" + closing)
 
 
 def _huge() -> bytes:
     """30 MB with its attachment: over the default max_message_bytes of 25 MiB."""
     blob = base64.encodebytes(b"\xa5" * (22 * 1024 * 1024 + 600_000))
-    return (H % b"huge" + b"Subject: case huge\r\nMIME-Version: 1.0\r\n"
+    return (b"From: Carol <carol@example.org>\r\nTo: helpdesk@example.com\r\n"
+            b"Message-ID: <huge@example.org>\r\nSubject: case huge\r\nMIME-Version: 1.0\r\n"
             b'Content-Type: multipart/mixed; boundary="h"\r\n\r\n--h\r\nContent-Type: text/plain'
             b'\r\n\r\nsee attachment\r\n--h\r\nContent-Type: application/octet-stream; name="b.bin"'
             b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
             + blob.replace(b"\n", b"\r\n") + b"--h--\r\n")
 
 
-# name -> (raw message, what must be recovered from it)
-CASES = {
-    "to-quote": (b'From: a@example.org\r\nTo: "\r\nSubject: case to-quote\r\n\r\nbody\r\n',
-                 lambda m: m["to"] == [] and m["text"].strip() == "body"),
-    "name-star": (
-        b"From: a@example.org\r\nSubject: case name-star\r\nMIME-Version: 1.0\r\n"
-        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n'
-        b"\r\nhi\r\n--b\r\nContent-Type: application/pdf; name*\r\nContent-Disposition: "
-        b"attachment; filename*\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n",
-        lambda m: m["text"].strip() == "hi" and m["attachments"] == [5]),
-    "exchange-id": (b"From: a@example.org\r\nSubject: case exchange-id\r\nMessage-ID: "
-                    b"<[3f2a-b1@EXCH01.corp.local]>\r\n\r\nbody\r\n",
-                    lambda m: m["message_id"] == "[3f2a-b1@EXCH01.corp.local]"),
-    "unknown-charset": (
-        b"From: a@example.org\r\nSubject: case unknown-charset =?x-unknown-42?Q?caf=E9?=\r\n"
-        b'Content-Type: text/plain; charset="x-unknown-42"\r\nContent-Transfer-Encoding: 8bit\r\n'
-        b"\r\ncaf\xe9 cr\xe8me\r\n",
-        lambda m: "café crème" in m["text"] and m["subject"].endswith("café")),
-    "nested-1000-deep": (_nested(1000), lambda m: "deep down" in m["text"]),
-    "boundary-never-closes": (
-        H % b"unclosed" + b"Subject: case boundary-never-closes\r\nMIME-Version: 1.0\r\n"
-        b'Content-Type: multipart/mixed; boundary="never"\r\n\r\n--never\r\nContent-Type: '
-        b"text/plain\r\n\r\nfirst part, and no closing boundary\r\n",
-        lambda m: "no closing boundary" in m["text"]),
-    "nul-bytes": (H % b"nul" + b"Subject: case nul-bytes\r\n\r\nbody with \x00NUL\x00 bytes\r\n",
-                  lambda m: "NUL" in m["text"] and "\x00" not in m["text"]),
-    "bare-cr": (b"From: a@example.org\rSubject: case bare-cr\r\rbody\rline two\r",
-                lambda m: "line two" in m["text"] and m["from"] == "a@example.org"),
-    "bare-lf": (b"From: a@example.org\nSubject: case bare-lf\n\nbody\nline two\n",
-                lambda m: "line two" in m["text"]),
-    "5000-byte-line": (H % b"long" + b"Subject: case 5000-byte-line\r\n\r\n" + b"x" * 5000
-                       + b"\r\n", lambda m: m["text"].strip() == "x" * 5000),
-    "8bit-headers": (b"From: J\xc3\xbcrgen <j@example.org>\r\n"
-                     b"Subject: case 8bit-headers Gr\xfc\xdfe\r\n"
-                     b"To: M\xfcller <m@example.org>\r\n\r\nbody\r\n",
-                     lambda m: m["subject"] == "case 8bit-headers Grüße"
-                     and m["from_name"] == "Jürgen" and m["to"] == ["m@example.org"]),
-    "rfc2047-split": (b"From: a@example.org\r\nSubject: case rfc2047-split =?utf-8?Q?Gr=C3?=\r\n"
-                      b" =?utf-8?Q?=BC=C3=9Fe?= und\r\n =?iso-8859-1?B?S/ZsbiBpc3Qg?=\r\n"
-                      b"\t=?iso-8859-1?B?c2No9m4=?=\r\n\r\nbody\r\n",
-                      lambda m: m["subject"] == "case rfc2047-split Grüße und Köln ist schön"),
-    "missing-from-date-id": (b"Subject: case missing-from-date-id\r\n\r\nbody\r\n",
-                             lambda m: (m["from"], m["message_id"], m["date"]) == ("", None,
-                                                                                  None)),
-}
-
-
-def stored_messages(database: Path) -> dict[str, dict]:
-    """Inbound ticket messages by subject, with the attachment sizes."""
+def stored_views(database: Path) -> list[tuple[str | None, View]]:
+    """(Message-ID, view) of each inbound ticket message, with its attachments in order."""
     with sqlite3.connect(database) as conn:
         conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT id, subject, text, from_addr, from_name, to_addrs, message_id,"
-                            " date FROM message WHERE direction = 'in'").fetchall()
-        sizes = conn.execute("SELECT message_id, size FROM attachment").fetchall()
-    found = {}
-    for row in rows:
-        found[row["subject"]] = {
-            "subject": row["subject"], "text": row["text"], "from": row["from_addr"],
-            "from_name": row["from_name"], "to": json.loads(row["to_addrs"]),
-            "message_id": row["message_id"], "date": row["date"],
-            "attachments": [size for owner, size in sizes if owner == row["id"]]}
-    return found
+        rows = conn.execute("SELECT id, subject, text, html, from_addr, from_name, to_addrs,"
+                            " message_id, date FROM message WHERE direction = 'in'").fetchall()
+        attachments = conn.execute("SELECT message_id, filename, content_type, size, sha256"
+                                   " FROM attachment ORDER BY id").fetchall()
+    return [(row["message_id"], View(
+        row["subject"], row["from_addr"], row["from_name"], json.loads(row["to_addrs"]),
+        row["message_id"], row["date"] and dt.datetime.fromisoformat(row["date"]), row["text"],
+        row["html"], [tuple(a)[1:] for a in attachments if a[0] == row["id"]])) for row in rows]
 
 
 def failures(database: Path) -> list[tuple[str, str]]:
@@ -116,10 +59,10 @@ def failures(database: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
-def test_generated_hostile_mail(protocol, dovecot, mail_user, write_config, tmp_path):
+def test_the_mail_set_over_imap_and_pop3(protocol, dovecot, mail_user, write_config, tmp_path):
     mail = []
-    for name, (raw, _) in CASES.items():
-        mail += [raw, message(f"canary after {name}")]
+    for name, case in CASES.items():
+        mail += [case.raw, message(f"canary after {name}")]
     mail += [_huge(), message("canary after huge")]
     dovecot.deliver(mail_user, mail)
     config = write_config([dovecot.account("box", mail_user, protocol=protocol)])
@@ -128,36 +71,38 @@ def test_generated_hostile_mail(protocol, dovecot, mail_user, write_config, tmp_
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    stored = stored_messages(tmp_path / "helpdesk.db")
+    stored = stored_views(tmp_path / "helpdesk.db")
     aside = failures(tmp_path / "helpdesk.db")
-    canaries = [s for s in stored if s.startswith("canary after")]
+    canaries = [v for _, v in stored if v.subject.startswith("canary after")]
     assert len(canaries) == len(CASES) + 1  # nothing blocked the message after it
-    for name, (_, recovered) in CASES.items():
-        row = next((m for s, m in stored.items() if s.startswith(f"case {name}")), None)
-        assert row is not None, f"{name} was not ingested; set aside: {aside}"
-        assert recovered(row), f"{name}: {row}"
-    assert len(aside) == 1 and "max_message_bytes" in aside[0][1], aside
+    for name, case in CASES.items():
+        if case.expect.set_aside or case.expect.duplicate_of:
+            continue
+        field, value = case.key()
+        found = [view for _, view in stored if getattr(view, field) == value]
+        assert len(found) == 1, f"{name}: stored {len(found)} times; set aside: {aside}"
+        assert case.expect.problems(found[0]) == [], f"{name} ({case.why})"
+    set_aside = [c for c in CASES.values() if c.expect.set_aside]
+    too_large = [reason for _, reason in aside if "max_message_bytes" in reason]
+    assert len(too_large) == 1 and len(aside) == len(set_aside) + 1, aside
     assert "max_message_bytes" in result.stderr
+    twins = [c for c in CASES.values() if c.expect.duplicate_of]
+    assert len(stored) + len(aside) + len(twins) == len(mail)
     left = dovecot.messages(mail_user)
-    assert len(stored) + len(aside) == len(mail)
     if protocol == "imap":
         assert left == []
-        assert len(dovecot.messages(mail_user, ERROR_FOLDER)) == 1
-    else:  # POP3 leaves it on the server and skips it from now on
-        assert len(left) == 1
-        assert (fetch(config).returncode, len(dovecot.messages(mail_user))) == (0, 1)
+        assert len(dovecot.messages(mail_user, ERROR_FOLDER)) == len(aside)
+    else:  # POP3 leaves them on the server and skips them from now on
+        assert len(left) == len(aside)
+        assert (fetch(config).returncode, len(dovecot.messages(mail_user))) == (0, len(aside))
 
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
-CORPUS_MAIL = [path.read_bytes() for path in sorted(CORPUS.rglob("*.eml"))]
-
-
-def test_the_corpus_byte_for_byte_over_pop3(dovecot, mail_user, write_config, tmp_path):
+def test_any_collection_byte_for_byte_over_pop3(mail_collection, dovecot, mail_user,
+                                                write_config, tmp_path):
     """Unlike IMAP APPEND (test_corpus.py), local delivery keeps the files' own bytes: bare LFs,
-    8-bit headers, lines over POP3's limits. A canary follows each corpus message."""
-    assert len(CORPUS_MAIL) >= 100, f"the shared corpus is missing at {CORPUS}"
+    8-bit headers, lines over POP3's limits. A canary follows each message."""
     mail = []
-    for number, raw in enumerate(CORPUS_MAIL):
+    for number, raw in enumerate(mail_collection):
         mail += [raw, message(f"canary {number}")]
     dovecot.deliver(mail_user, mail)
     served = dovecot.messages(mail_user)
@@ -167,8 +112,9 @@ def test_the_corpus_byte_for_byte_over_pop3(dovecot, mail_user, write_config, tm
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    stored = stored_messages(tmp_path / "helpdesk.db")
-    assert len([s for s in stored if s.startswith("canary ")]) == len(CORPUS_MAIL)
+    canaries = [v for _, v in stored_views(tmp_path / "helpdesk.db")
+                if v.subject.startswith("canary ")]
+    assert len(canaries) == len(mail_collection)
     left = dovecot.messages(mail_user)  # POP3 leaves the messages it could not ingest
     assert len(failures(tmp_path / "helpdesk.db")) == len(left)
     with sqlite3.connect(tmp_path / "helpdesk.db") as conn:
@@ -176,7 +122,7 @@ def test_the_corpus_byte_for_byte_over_pop3(dovecot, mail_user, write_config, tm
     assert count + len(left) == len(set(served))  # byte-identical copies are stored once
 
 
-# -- property: mutated corpus mail never crashes the pipeline or blocks the next message -------
+# -- property: mutated mail never crashes the pipeline or blocks the next message --------------
 
 _TOKENS = [b"\r", b"\n", b"\r\n", b"\x00", b"\xff", b"\xc3", b"=?", b"?=", b"=?utf-8?B?", b"?Q?",
            b"--", b'boundary="', b"Content-Type: multipart/mixed; boundary=x\r\n", b"charset=",
@@ -184,15 +130,13 @@ _TOKENS = [b"\r", b"\n", b"\r\n", b"\x00", b"\xff", b"\xc3", b"=?", b"?=", b"=?u
            b"Content-Transfer-Encoding: base64\r\n", b"begin 644 x\r\n",
            b"Content-Type: message/rfc822\r\n"]
 _where = st.floats(min_value=0, max_value=1)
-MUTATIONS = st.tuples(
-    st.sampled_from(range(len(CORPUS_MAIL))),
-    st.lists(st.one_of(
-        st.tuples(st.just("insert"), _where,
-                  st.one_of(st.sampled_from(_TOKENS), st.binary(max_size=24))),
-        st.tuples(st.just("delete"), _where, st.integers(1, 400)),
-        st.tuples(st.just("flip"), _where, st.integers(0, 255)),
-        st.tuples(st.just("copy"), _where, st.integers(1, 2000)),
-        st.tuples(st.just("cut"), _where, st.just(0))), min_size=1, max_size=8))
+MUTATIONS = st.lists(st.one_of(
+    st.tuples(st.just("insert"), _where,
+              st.one_of(st.sampled_from(_TOKENS), st.binary(max_size=24))),
+    st.tuples(st.just("delete"), _where, st.integers(1, 400)),
+    st.tuples(st.just("flip"), _where, st.integers(0, 255)),
+    st.tuples(st.just("copy"), _where, st.integers(1, 2000)),
+    st.tuples(st.just("cut"), _where, st.just(0))), min_size=1, max_size=8)
 
 
 def mutate(raw: bytes, operations) -> bytes:
@@ -225,12 +169,12 @@ _examples = itertools.count()
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
-@given(case=MUTATIONS)
-def test_mutated_corpus_mail_is_stored_or_set_aside(pipeline, case):
-    """Through parse + pipeline, in-process (300 examples): stored whole, or failed with a
-    reason and recorded; either way the next message is stored."""
-    index, operations = case
-    raw = mutate(CORPUS_MAIL[index], operations)
+@given(data=st.data())
+def test_mutated_mail_is_stored_or_set_aside(mail_collection, pipeline, data):
+    """Through parse + pipeline, in-process (300 examples per collection): stored whole, or
+    failed with a reason and recorded; either way the next message is stored."""
+    raw = mutate(data.draw(st.sampled_from(mail_collection), label="message"),
+                 data.draw(MUTATIONS, label="mutations"))
     number = next(_examples)
     source = Source("fuzz", "it-support")
 

@@ -108,3 +108,30 @@ def test_the_layout_test_sees_a_cycle(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "helpdesk_fetch")
     with pytest.raises(AssertionError, match="import cycle"):
         test_no_import_cycle_between_folders()
+
+
+def test_the_readme_map_of_the_code_lists_every_module():
+    """README "Map of the code": a newcomer finds every module there, one line each."""
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Map of the code", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        folder = rel.parent.as_posix() + "/" if rel.parent.parts else ""
+        if "migrations" in rel.parts or (folder and rel.name == "__init__.py"):
+            continue
+        if not any(_lists(row, rel.as_posix(), folder, rel.name) for row in rows):
+            missing.append(rel.as_posix())
+    assert not missing, f"README's map of the code does not list {missing}"
+
+
+def _lists(row: str, path: str, folder: str, name: str) -> bool:
+    """Whether a row of the map names the module *path*: in full, or its folder in the first
+    cell and its file name anywhere in the row (`sources/imap.py`, `pop3.py`, ...)."""
+    first = row.split("|")[1]
+    if f"`{path}`" in first:
+        return True
+    if folder:
+        return f"`{folder}" in first and f"`{name}`" in row
+    return f"`{name}`" in first

@@ -291,16 +291,16 @@ def test_commands_that_write_the_file_refuse_one_others_can_read(tmp_path, run, 
     assert config.read_text() == before
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
-def test_an_accounts_file_of_another_user_is_refused(tmp_path, write_config, run):
+def test_an_accounts_file_of_another_user_is_refused(tmp_path, write_config, run,
+                                                    owned_by_another_user):
     config = write_config([{"name": "a", "protocol": "imap", "host": "h", "username": "u",
                             "password": "s3cret-pw"}])
-    os.chown(config, 65534, 65534)
+    owner, _ = owned_by_another_user(config)
 
     result = run("fetch", config=config)
 
     assert result.exit_code == 2
-    assert "belongs to uid 65534" in result.stderr and f"chown 0 {config}" in result.stderr
+    assert f"belongs to uid {owner}" in result.stderr and f"chown 0 {config}" in result.stderr
 
 
 def test_a_password_file_others_can_read_fails_fetch_with_exit_2(dovecot, mail_user, tmp_path,

@@ -29,7 +29,7 @@ from helpdesk_fetch.errors import (
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, Outcome, Pipeline, Source
 from helpdesk_fetch.secrets.redact import redact
-from helpdesk_fetch.sources.base import Mailbox, MessageRef, batches
+from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
 from helpdesk_fetch.store.models import AccountRun
@@ -221,6 +221,7 @@ class MailboxRun:
 
     def __init__(self, run: Run, account: Account, box: Mailbox, report: AccountReport) -> None:
         self.run, self.account, self.box, self.report = run, account, box, report
+        self.actions: MessageActions = box  # the prefetch reader while it owns the connection
         self.pipeline = run.pipeline
         self.source = Source(account.name, account.resource, account.automail)
 
@@ -244,18 +245,17 @@ class MailboxRun:
         while the reader owns the connection, it stands in for the mailbox here."""
         from helpdesk_fetch.sources import prefetch
 
-        box = self.box
-        reader = prefetch.Reader(box, list(batches(todo)), remaining=self.run.remaining,
+        reader = prefetch.Reader(self.box, list(batches(todo)), remaining=self.run.remaining,
                                  refused=self.refused)
         try:
             with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
-                self.box = reader
+                self.actions = reader
                 for ref, raw, prepared in messages:
                     crashpoint("after_fetch")
                     self._one(ref, raw, prepared)
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
-            self.box = box
+            self.actions = self.box
         if reader.stopped_early:
             log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
                         "next run", self.account.name, len(todo) - self.report.fetched)
@@ -283,7 +283,7 @@ class MailboxRun:
         if self.run.dry_run:
             self.report.actions.append(outcome.describe())
         self._count(outcome)
-        self.box.delete([ref])
+        self.actions.delete([ref])
 
     def _count(self, outcome: Outcome) -> None:
         action = outcome.decision.action if outcome.decision else None
@@ -302,7 +302,7 @@ class MailboxRun:
     def _set_aside(self, ref: MessageRef, outcome: Outcome, *, raw: bytes | None) -> None:
         """Record the message as failed, then move it aside; the others go on."""
         self.report.errors += 1
-        where = self.box.aside_location()
+        where = self.actions.aside_location()
         line = f"{outcome.label}: {outcome.reason}; {where}"
         self.report.failures.append(line)
         log.warning("account %s: %s", self.account.name, line)
@@ -310,7 +310,7 @@ class MailboxRun:
                                              size=ref.size if raw is None else len(raw),
                                              location=where)
         try:
-            self.box.set_aside(ref, again=again)
+            self.actions.set_aside(ref, again=again)
         except SetAsideRefused as exc:
             self.refused(exc)
 

@@ -31,7 +31,7 @@ MAX_ID = 500
 MAX_OTHER_HEADERS = 200  # header fields kept beyond those read here, for [[rules]]
 MAX_OTHER_VALUE = 4096  # characters of each
 _ID_RE = re.compile(r"<([^<>\s]+)>")
-_FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
+_FOLD_RE = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 _SPACES_RE = re.compile(r"[ \t\r\n]+")
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -129,8 +129,18 @@ def _parse_runs(raw: bytes, min_run: int) -> tuple[email.message.Message, Runs]:
     return _parse_bytes(skeleton), runs
 
 
+class _Message(email.message.Message):
+    """compat32's message, with its boundary unfolded: a boundary folded inside its quotes
+    (``boundary="foo`` / `` bar"``) is ``foo bar``, since unfolding removes only the line break
+    (RFC 5322 §2.2.3); compat32 keeps the break, and no delimiter line would ever match."""
+
+    def get_boundary(self, failobj=None):
+        boundary = super().get_boundary(failobj)
+        return _FOLD_RE.sub("", boundary) if isinstance(boundary, str) else boundary
+
+
 def _parse_bytes(raw: bytes, *, headersonly: bool = False) -> email.message.Message:
-    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+    msg = email.parser.BytesParser(_Message, policy=email.policy.compat32).parsebytes(
         raw, headersonly=headersonly)
     _normalize_headers(msg)
     return msg
@@ -161,17 +171,25 @@ def _repair_header_block(raw: bytes) -> bytes:
     """The header block without the stray lines that made the stdlib end it early.
 
     ``From  : x`` (space before the colon, obsolete RFC 2822 syntax) is repaired; a line that is
-    neither a header nor a continuation is dropped here (the raw message keeps it)."""
+    neither a header nor a continuation is dropped here (the raw message keeps it) when header
+    lines follow it and an empty line ends them, else it is the first line of the body (the
+    sender wrote no empty line)."""
     lines = raw.splitlines(keepends=True)
+    end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+    block = [_OBSOLETE_COLON.sub(rb"\1:", line) for line in lines[:end]]
+    last = max((i for i, line in enumerate(block) if _in_header_block(line)),
+               default=-1) if end < len(lines) else -1
     out = []
-    for index, line in enumerate(lines):
-        if not line.strip():
-            out.extend(lines[index:])
-            break
-        line = _OBSOLETE_COLON.sub(rb"\1:", line)
-        if _HEADER_LINE.match(line) or line[:1] in (b" ", b"\t") or line.startswith(b"From "):
+    for index, line in enumerate(block):
+        if _in_header_block(line):
             out.append(line)
-    return b"".join(out)
+        elif index > last:  # no header follows: the body starts here
+            return b"".join([*out, line[len(line.rstrip(b"\r\n")):] or b"\r\n", *lines[index:]])
+    return b"".join(out + lines[end:])
+
+
+def _in_header_block(line: bytes) -> bool:
+    return bool(_HEADER_LINE.match(line)) or line[:1] in (b" ", b"\t") or line.startswith(b"From ")
 
 
 def _degraded(raw: bytes, defect: str) -> ParsedMessage:
@@ -203,7 +221,8 @@ def _headers(msg: email.message.Message) -> ParsedMessage:
     p.message_id = _first_id(_raw_header(msg, "message-id"))
     p.in_reply_to = _first_id(_raw_header(msg, "in-reply-to"))
     p.references = [i[:MAX_ID] for i in _ID_RE.findall(_raw_header(msg, "references") or "")]
-    senders = addresses(_raw_header(msg, "from"))
+    sender = _raw_header(msg, "from")
+    senders = addresses(sender) or _local_sender(sender)
     if senders:
         p.from_name, p.from_addr = senders[0]
     reply_to = addresses(_raw_header(msg, "reply-to"))
@@ -270,6 +289,24 @@ def addresses(value: str | None) -> list[tuple[str, str]]:
             continue
         result.append((decode_header(name).strip(), addr))
     return result
+
+
+# A sender without a domain, as list software and local daemons write it: ``Name <local>`` or
+# ``local (Name)``; nothing else in the field.
+_LOCAL = r'[^\s<>@,;:"()\[\]\\]{1,64}'
+_LOCAL_SENDER = re.compile(rf"\s*(?:(?P<name>[^<>]*?)\s*<(?P<local>{_LOCAL})>"
+                           rf"|(?P<bare>{_LOCAL})\s*(?:\((?P<comment>[^()]*)\))?)\s*")
+
+
+def _local_sender(value: str | None) -> list[tuple[str, str]]:
+    """The (display name, lower-case local part) of a From field that names one mailbox
+    without a domain; empty for anything else. No auto-mail ever goes to such an address."""
+    found = _LOCAL_SENDER.fullmatch(clean(value or ""))
+    local = found and (found["local"] or found["bare"])
+    if not local or "=?" in local:
+        return []
+    name = decode_header(found["name"] or found["comment"] or "")
+    return [(name.strip().strip('"').strip(), local.lower())]
 
 
 def parse_date(value: str | None) -> dt.datetime | None:

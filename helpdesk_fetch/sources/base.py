@@ -16,6 +16,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from helpdesk_fetch.config import Account
 
@@ -30,6 +31,18 @@ class MessageRef:
     key: str  # "imap:<uidvalidity>:<uid>", "pop3:<uidl>:<size>", "maildir:<name>"
     size: int
     handle: object  # the source's own address for it: a UID, a message number, a path
+
+
+class MessageActions(Protocol):
+    """What the writer does with a message once its fate is known: a ``Mailbox``, or the
+    prefetch ``Reader`` that stands in for it while it owns the connection (and carries these
+    out between its reads)."""
+
+    def delete(self, refs: list[MessageRef]) -> None: ...
+
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None: ...
+
+    def aside_location(self) -> str: ...
 
 
 class Mailbox(ABC):

@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
-import ssl
 from collections.abc import Iterator
 
 from imapclient import DELETED, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
-from imapclient.imapclient import SocketTimeout
 
 from helpdesk_fetch.errors import AuthError, ConnectError, SetAsideRefused
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.sources.base import Cutoff, Mailbox, MessageRef
+from helpdesk_fetch.sources import imapclient_adapter
+from helpdesk_fetch.sources.base import Mailbox, MessageRef
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.tls import tls_context
@@ -31,10 +30,9 @@ class ImapMailbox(Mailbox):
         a = self.account
         context = tls_context(a.name, a.ca_file)
         with self._translate("connecting to"):
-            self.client = _Client(a.host, a.port, ssl=a.security == "ssl", ssl_context=context,
-                                  timeout=SocketTimeout(self.timeout, self.timeout),
-                                  cutoff=self.cutoff)
-            quiet_protocol_trace(self.client)
+            self.client = imapclient_adapter.connect(self.cutoff, a.host, a.port,
+                                                     timeout=self.timeout, context=context,
+                                                     tls=a.security == "ssl")
             if a.security == "starttls":
                 if not self.client.has_capability("STARTTLS"):
                     raise ConnectError(a.name, f"{a.host}:{a.port} does not offer STARTTLS; "
@@ -197,38 +195,6 @@ class ImapMailbox(Mailbox):
                               protocol=(IMAPClientError, imaplib.IMAP4.error), text=_server_text,
                               cutoff=self.cutoff)
 
-
-class _Client(IMAPClient):
-    """IMAPClient whose raw socket the cutoff watches from the start: imaplib connects, does
-    TLS and reads the greeting inside its constructor, where nothing else could reach it."""
-
-    def __init__(self, *args, cutoff: Cutoff, **kwargs) -> None:
-        self._cutoff = cutoff
-        super().__init__(*args, **kwargs)
-
-    def _create_IMAP4(self):  # imapclient's factory; ours serves plain and TLS alike
-        return _Connection(self._cutoff, self.host, self.port,
-                           self.ssl_context if self.ssl else None, self._timeout.connect)
-
-
-class _Connection(imaplib.IMAP4):
-    def __init__(self, cutoff: Cutoff, host: str, port: int, context: ssl.SSLContext | None,
-                 timeout: float | None) -> None:
-        self._cutoff, self._context = cutoff, context
-        super().__init__(host, port, timeout=timeout)
-
-    def _create_socket(self, timeout):
-        return self._cutoff.connect(self.host, self.port, timeout, self._context)
-
-
-def quiet_protocol_trace(client: IMAPClient) -> None:
-    """No protocol trace unless it is logged (-vvv).
-
-    imapclient turns imaplib's trace on for good and filters it in its logger; imaplib formats
-    each line first, a fetched message included (its repr: 2-3 times its size in memory, and
-    time, for every message)."""
-    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
-        client._imap.debug = 0
 
 
 def _server_text(exc: Exception) -> str:

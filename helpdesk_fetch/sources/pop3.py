@@ -18,79 +18,14 @@ from collections.abc import Iterator
 
 from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.sources.base import Cutoff, Mailbox, MessageRef
+from helpdesk_fetch.sources import poplib_adapter
+from helpdesk_fetch.sources.base import Mailbox, MessageRef
 from helpdesk_fetch.sources.net import network_errors
+from helpdesk_fetch.sources.poplib_adapter import error_text
 from helpdesk_fetch.sources.sasl import describe_challenge, xoauth2_base64
 from helpdesk_fetch.tls import tls_context
 
-# poplib refuses lines over 2048 bytes, which real mail has (RFC 5322 asks for 998, not everybody
-# listens); allow long lines while still bounding a runaway server.
-MAX_LINE = 4 * 1024 * 1024
-
-
 log = logging.getLogger(__name__)
-TRACE = logging.getLogger(__name__ + ".protocol")  # the -vvv protocol trace, like imaplib's
-
-
-class _Session:
-    """poplib with long lines allowed, a protocol trace in which no secret appears (poplib's own
-    debug output prints PASS in the clear, so it is never turned on), and its raw socket shown
-    to the cutoff as soon as it is connected (poplib does TLS and reads the greeting inside its
-    constructor)."""
-
-    _secret_next = False
-
-    def __init__(self, cutoff: Cutoff, *args, **kwargs) -> None:
-        self._cutoff = cutoff
-        super().__init__(*args, **kwargs)
-
-    def _create_socket(self, timeout):
-        context = self.context if isinstance(self, poplib.POP3_SSL) else None
-        return self._cutoff.connect(self.host, self.port, timeout, context)
-
-    def _putcmd(self, line):
-        upper = line.upper()
-        if upper.startswith(("PASS ", "APOP ")):
-            shown = line.split(" ", 1)[0] + " ***"
-        elif upper.startswith("AUTH ") and len(line.split()) > 2:  # an initial response
-            shown = " ".join(line.split()[:2]) + " ***"
-        elif self._secret_next and line:
-            shown = "***"  # a SASL response: the password or token, base64-encoded
-        else:
-            shown = line
-        self._secret_next = upper.startswith("AUTH ") or (self._secret_next and not line)
-        TRACE.debug("> %s", shown)
-        super()._putcmd(line)
-
-    def _getresp(self):
-        try:
-            resp = super()._getresp()
-        except poplib.error_proto as exc:
-            TRACE.debug("< %s", _text(exc))
-            raise
-        TRACE.debug("< %s", resp.decode("utf-8", "replace"))
-        return resp
-
-    def _getline(self):
-        line = self.file.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
-            raise poplib.error_proto(f"-ERR line longer than {MAX_LINE} bytes")
-        if not line:  # not poplib's error_proto("-ERR EOF"), which reads as the server's "no"
-            raise EOFError("the server closed the connection")
-        octets = len(line)
-        if line[-2:] == b"\r\n":
-            return line[:-2], octets
-        if line[:1] == b"\r":
-            return line[1:-1], octets
-        return line[:-1], octets
-
-
-class _POP3(_Session, poplib.POP3):
-    pass
-
-
-class _POP3_SSL(_Session, poplib.POP3_SSL):
-    pass
 
 
 class Pop3Mailbox(Mailbox):
@@ -100,11 +35,9 @@ class Pop3Mailbox(Mailbox):
         a = self.account
         context = tls_context(a.name, a.ca_file)
         with self._translate("connecting to"):
-            if a.security == "ssl":
-                self.conn = _POP3_SSL(self.cutoff, a.host, a.port, timeout=self.timeout,
-                                      context=context)
-            else:
-                self.conn = _POP3(self.cutoff, a.host, a.port, timeout=self.timeout)
+            self.conn = poplib_adapter.connect(
+                self.cutoff, a.host, a.port, timeout=self.timeout,
+                context=context if a.security == "ssl" else None)
             if a.security == "starttls":
                 self._stls(context)
             self._login()
@@ -124,27 +57,28 @@ class Pop3Mailbox(Mailbox):
             self.conn.pass_(self.password)
         except poplib.error_proto as exc:
             raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
-                            f"{_text(exc)}; check the username and the password source") from None
+                            f"{error_text(exc)}; check the username and the password "
+                            "source") from None
 
     def _xoauth2(self) -> None:
         """``AUTH XOAUTH2``, then the response after the server's ``+`` (the two-step form that
         Office 365 expects; RFC 5034 allows it everywhere)."""
         a = self.account
         try:
-            self.conn._shortcmd("AUTH XOAUTH2")
+            poplib_adapter.command(self.conn, "AUTH XOAUTH2")
         except poplib.error_proto as exc:
             raise AuthError(a.name, f"{a.host}:{a.port} does not accept AUTH XOAUTH2: "
-                            f"{_text(exc)}") from None
+                            f"{error_text(exc)}") from None
         try:
-            answer = self.conn._shortcmd(xoauth2_base64(a.username, self.password))
+            answer = poplib_adapter.command(self.conn, xoauth2_base64(a.username, self.password))
             if answer.startswith(b"+OK"):
                 return
             detail = describe_challenge(_unbase64(answer[1:].strip()))
-            self.conn._shortcmd("")  # ends the exchange; the server answers -ERR
+            poplib_adapter.command(self.conn, "")  # ends the exchange; the server answers -ERR
             raise poplib.error_proto(f"-ERR ({detail})")
         except poplib.error_proto as exc:
             raise AuthError(a.name, f"the server refused the OAuth2 access token for "
-                            f"{a.username!r}: {_text(exc)}; the saved token is dropped, the "
+                            f"{a.username!r}: {error_text(exc)}; the saved token is dropped, the "
                             "next attempt gets a new one") from None
 
     def list(self) -> list[MessageRef]:
@@ -163,7 +97,7 @@ class Pop3Mailbox(Mailbox):
         except poplib.error_proto as exc:
             a = self.account
             raise ProtocolError(a.name, f"{a.host}:{a.port} does not answer UIDL "
-                                f"({_text(exc)}); helpdesk-fetch needs it to tell messages "
+                                f"({error_text(exc)}); helpdesk-fetch needs it to tell messages "
                                 "apart, and reads nothing from this mailbox") from None
 
     def _unique(self, refs: list[MessageRef]) -> list[MessageRef]:
@@ -179,10 +113,11 @@ class Pop3Mailbox(Mailbox):
         for ref in refs:
             with self._translate("fetching from"):
                 try:
-                    raw = _retr(self.conn, ref.handle)
+                    raw = poplib_adapter.retr(self.conn, ref.handle)
                 except poplib.error_proto as exc:  # this one message; the session goes on
                     log.error("account %s: the server would not hand over message %s (%s); "
-                              "it stays on the server", self.account.name, ref.key, _text(exc))
+                              "it stays on the server", self.account.name, ref.key,
+                              error_text(exc))
                     continue
             yield ref, raw
 
@@ -211,22 +146,8 @@ class Pop3Mailbox(Mailbox):
 
     def _translate(self, doing: str):
         return network_errors(self.account, doing, self.timeout, protocol=(poplib.error_proto,),
-                              text=_text, cutoff=self.cutoff)
+                              text=error_text, cutoff=self.cutoff)
 
-
-def _retr(conn: poplib.POP3, which: int) -> bytes:
-    """RETR *which*: the message with CRLF line ends, as ``b"\\r\\n".join(retr()[1]) + CRLF``
-    would be, without poplib's list of lines (for a 25 MB attachment 440,000 bytes objects,
-    50 MB, before the join)."""
-    conn._putcmd(f"RETR {which}")
-    conn._getresp()
-    message = bytearray()
-    line, _ = conn._getline()
-    while line != b".":
-        message += line[1:] if line.startswith(b"..") else line
-        message += b"\r\n"
-        line, _ = conn._getline()
-    return bytes(message)
 
 
 def _pairs(lines: list[bytes]) -> Iterator[tuple[str, str]]:
@@ -241,7 +162,3 @@ def _unbase64(data: bytes) -> bytes:
     except (binascii.Error, ValueError):
         return data
 
-
-def _text(exc: Exception) -> str:
-    arg = exc.args[0] if exc.args else exc
-    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)

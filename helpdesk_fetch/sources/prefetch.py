@@ -40,7 +40,8 @@ P = TypeVar("P")
 class Reader:
     """Reads *batches* from *box* in a thread; iterate for (ref, raw) in mailbox order.
 
-    While it runs it stands in for the mailbox on the writer's side (``delete``, ``set_aside``):
+    While it runs it stands in for the mailbox on the writer's side (``MessageActions``:
+    ``delete``, ``set_aside``, ``aside_location``):
     those are queued and carried out by the reader between batches, and at the end, after the
     reader has stopped, in the writer's thread. Use as a context manager."""
 
@@ -56,7 +57,7 @@ class Reader:
         self._fetched: collections.deque[tuple[MessageRef, bytes] | None] = collections.deque()
         self._bytes = 0
         self._deletes: list[MessageRef] = []
-        self._asides: list[tuple[MessageRef, dict]] = []
+        self._asides: list[tuple[MessageRef, bool]] = []
         self._error: BaseException | None = None
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="mailbox-reader", daemon=True)
@@ -96,9 +97,9 @@ class Reader:
         with self._cond:
             self._deletes += refs
 
-    def set_aside(self, ref: MessageRef, **kwargs) -> None:
+    def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
         with self._cond:
-            self._asides.append((ref, kwargs))
+            self._asides.append((ref, again))
 
     def aside_location(self) -> str:
         return self.box.aside_location()
@@ -141,9 +142,9 @@ class Reader:
             asides, self._asides = self._asides, []
         if deletes:
             self.box.delete(deletes)
-        for ref, kwargs in asides:
+        for ref, again in asides:
             try:
-                self.box.set_aside(ref, **kwargs)
+                self.box.set_aside(ref, again=again)
             except SetAsideRefused as exc:  # it stays in the mailbox; the others go on
                 self.refused(exc)
 

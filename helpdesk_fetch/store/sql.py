@@ -14,9 +14,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
-from peewee import AutoField, BlobField, Field, Model, SqliteDatabase, __exception_wrapper__
+from peewee import AutoField, BlobField, Field, Model, SqliteDatabase
 
-from helpdesk_fetch.store import models
+from helpdesk_fetch.store import models, peewee_adapter
 from helpdesk_fetch.store.models import Message, SourceKey, Ticket
 
 STREAM_BYTES = 1024 * 1024
@@ -75,7 +75,7 @@ class Insert:
 
     def _write(self, rowid: int, streams: dict[str, list]) -> None:
         connection = models.database.connection()
-        with __exception_wrapper__:  # sqlite3 errors as peewee's, like execute_sql's
+        with peewee_adapter.driver_errors():  # sqlite3 errors as peewee's, like execute_sql's
             for column, pieces in streams.items():
                 with connection.blobopen(self.table, column, rowid) as blob:
                     for piece in pieces:
@@ -171,6 +171,4 @@ def one_ticket(sql: str, params: Iterable) -> Ticket | None:
     for (name, *_), value in zip(cursor.description, row, strict=True):
         field = columns[name]
         values[field.name] = field.python_value(value)
-    ticket = Ticket(**values)
-    ticket._dirty.clear()
-    return ticket
+    return peewee_adapter.as_saved(Ticket(**values))

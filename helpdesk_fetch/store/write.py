@@ -19,7 +19,7 @@ from helpdesk_fetch.enums import (
     MessageState,
     TicketStatus,
 )
-from helpdesk_fetch.store import db, models, sql
+from helpdesk_fetch.store import db, models, peewee_adapter, sql
 from helpdesk_fetch.store.blobs import compress_pieces
 from helpdesk_fetch.store.models import (
     AccountRun,
@@ -130,9 +130,7 @@ def _open_ticket(parsed: ParsedMessage, *, account: str, filed: Filed, now: dt.d
                   requester=parsed.from_addr, requester_name=parsed.from_name, account=account,
                   created_at=now, updated_at=now, closed_at=None, escalation_due_at=escalation_due,
                   correlation=filed.correlation)
-    ticket = Ticket(id=sql.statements().ticket.run(values), **values)
-    ticket._dirty.clear()
-    return ticket
+    return peewee_adapter.as_saved(Ticket(id=sql.statements().ticket.run(values), **values))
 
 
 def _update_ticket(ticket: Ticket, decision: TicketChange, *, now: dt.datetime,
@@ -166,7 +164,7 @@ def update_ticket(ticket: Ticket, **changes) -> None:
         setattr(ticket, name, value)
     sql.run(sql.statements().update_ticket(tuple(changes)),
             [*(fields[name].db_value(value) for name, value in changes.items()), ticket.id])
-    ticket._dirty.clear()
+    peewee_adapter.as_saved(ticket)
 
 
 def first_run(source: str, now: dt.datetime, *, record: bool = True) -> dt.datetime:

@@ -1,0 +1,120 @@
+"""Everything that reaches into poplib's private parts, in one place (bounds in setup.cfg;
+tests/test_adapters.py notices when one changes).
+
+poplib has no public way to read a response line by line, to send a command without its
+response being parsed, or to watch its socket while its constructor connects; POP3 needs all
+three: ``RETR`` without a list of every line, SASL exchanges (``AUTH XOAUTH2``), a protocol
+trace that never shows a password, and the run's cutoff on the socket from its first byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import poplib
+import ssl
+
+from helpdesk_fetch.sources.base import Cutoff
+
+# poplib refuses lines over 2048 bytes, which real mail has (RFC 5322 asks for 998, not everybody
+# listens); allow long lines while still bounding a runaway server.
+MAX_LINE = 4 * 1024 * 1024
+
+
+# the -vvv protocol trace, like imaplib's (the name the CLI's logging setup knows)
+TRACE = logging.getLogger("helpdesk_fetch.sources.pop3.protocol")
+
+
+class _Session:
+    """poplib with long lines allowed, a protocol trace in which no secret appears (poplib's own
+    debug output prints PASS in the clear, so it is never turned on), and its raw socket shown
+    to the cutoff as soon as it is connected (poplib does TLS and reads the greeting inside its
+    constructor)."""
+
+    _secret_next = False
+
+    def __init__(self, cutoff: Cutoff, *args, **kwargs) -> None:
+        self._cutoff = cutoff
+        super().__init__(*args, **kwargs)
+
+    def _create_socket(self, timeout):
+        context = self.context if isinstance(self, poplib.POP3_SSL) else None
+        return self._cutoff.connect(self.host, self.port, timeout, context)
+
+    def _putcmd(self, line):
+        upper = line.upper()
+        if upper.startswith(("PASS ", "APOP ")):
+            shown = line.split(" ", 1)[0] + " ***"
+        elif upper.startswith("AUTH ") and len(line.split()) > 2:  # an initial response
+            shown = " ".join(line.split()[:2]) + " ***"
+        elif self._secret_next and line:
+            shown = "***"  # a SASL response: the password or token, base64-encoded
+        else:
+            shown = line
+        self._secret_next = upper.startswith("AUTH ") or (self._secret_next and not line)
+        TRACE.debug("> %s", shown)
+        super()._putcmd(line)
+
+    def _getresp(self):
+        try:
+            resp = super()._getresp()
+        except poplib.error_proto as exc:
+            TRACE.debug("< %s", error_text(exc))
+            raise
+        TRACE.debug("< %s", resp.decode("utf-8", "replace"))
+        return resp
+
+    def _getline(self):
+        line = self.file.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise poplib.error_proto(f"-ERR line longer than {MAX_LINE} bytes")
+        if not line:  # not poplib's error_proto("-ERR EOF"), which reads as the server's "no"
+            raise EOFError("the server closed the connection")
+        octets = len(line)
+        if line[-2:] == b"\r\n":
+            return line[:-2], octets
+        if line[:1] == b"\r":
+            return line[1:-1], octets
+        return line[:-1], octets
+
+
+class _POP3(_Session, poplib.POP3):
+    pass
+
+
+class _POP3_SSL(_Session, poplib.POP3_SSL):
+    pass
+
+
+def connect(cutoff: Cutoff, host: str, port: int, *, timeout: float,
+            context: ssl.SSLContext | None) -> poplib.POP3:
+    """A POP3 session, in TLS from the start when *context* is given (POP3S)."""
+    if context is not None:
+        return _POP3_SSL(cutoff, host, port, timeout=timeout, context=context)
+    return _POP3(cutoff, host, port, timeout=timeout)
+
+
+def command(conn: poplib.POP3, line: str) -> bytes:
+    """Send *line* and return the server's one-line answer (``+OK``, or a SASL ``+``
+    challenge, which poplib's public commands cannot take); ``poplib.error_proto`` on -ERR."""
+    return conn._shortcmd(line)
+
+
+def error_text(exc: Exception) -> str:
+    """The server's words in a poplib error (poplib keeps them as bytes)."""
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+
+
+def retr(conn: poplib.POP3, which: int) -> bytes:
+    """RETR *which*: the message with CRLF line ends, as ``b"\\r\\n".join(retr()[1]) + CRLF``
+    would be, without poplib's list of lines (for a 25 MB attachment 440,000 bytes objects,
+    50 MB, before the join)."""
+    conn._putcmd(f"RETR {which}")
+    conn._getresp()
+    message = bytearray()
+    line, _ = conn._getline()
+    while line != b".":
+        message += line[1:] if line.startswith(b"..") else line
+        message += b"\r\n"
+        line, _ = conn._getline()
+    return bytes(message)

@@ -1,0 +1,87 @@
+"""The private parts of imapclient, imaplib, poplib, peewee and email that the adapters lean on
+(sources/imapclient_adapter.py, sources/poplib_adapter.py, store/peewee_adapter.py,
+message/bodyruns.py): when an upgrade changes one, this fails before a mailbox does."""
+
+from __future__ import annotations
+
+import email.message
+import imaplib
+import inspect
+import poplib
+import sqlite3
+
+import imapclient
+import peewee
+import pytest
+
+from helpdesk_fetch.sources import imapclient_adapter, poplib_adapter
+from helpdesk_fetch.sources.base import Cutoff
+from helpdesk_fetch.store import peewee_adapter
+from tests.servers import PASSWORD
+
+
+def _parameters(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+@pytest.mark.parametrize("owner, name, parameters", [
+    (poplib.POP3, "_create_socket", ["self", "timeout"]),
+    (poplib.POP3, "_putcmd", ["self", "line"]),
+    (poplib.POP3, "_getresp", ["self"]),
+    (poplib.POP3, "_getline", ["self"]),
+    (poplib.POP3, "_shortcmd", ["self", "line"]),
+    (imaplib.IMAP4, "_create_socket", ["self", "timeout"]),
+    (imapclient.IMAPClient, "_create_IMAP4", ["self"]),
+])
+def test_the_private_methods_we_override_or_call_keep_their_signature(owner, name, parameters):
+    assert _parameters(getattr(owner, name)) == parameters
+
+
+def test_poplib_private_parts_work_against_a_real_server(dovecot, mail_user):
+    from tests.mails import message
+
+    dovecot.append(mail_user, [message("One line", body="x\r\n.dot\r\n")])
+    conn = poplib_adapter.connect(Cutoff(), "127.0.0.1", dovecot.ports["pop3s"], timeout=10,
+                                  context=dovecot.ssl_context())
+    try:
+        assert hasattr(conn, "file")  # _getline reads it
+        conn.user(mail_user)
+        conn.pass_(PASSWORD)
+        raw = poplib_adapter.retr(conn, 1)
+        assert raw.endswith(b"x\r\n.dot\r\n")  # dot-unstuffed, CRLF kept
+        assert poplib_adapter.command(conn, "NOOP").startswith(b"+OK")
+        with pytest.raises(poplib.error_proto) as refused:
+            poplib_adapter.command(conn, "RETR 99")
+        assert poplib_adapter.error_text(refused.value).startswith("-ERR")
+    finally:
+        conn.quit()
+
+
+def test_imapclient_private_parts_work_against_a_real_server(dovecot, mail_user):
+    client = imapclient_adapter.connect(Cutoff(), "127.0.0.1", dovecot.ports["imaps"],
+                                        timeout=10, context=dovecot.ssl_context(), tls=True)
+    try:
+        assert client._imap.debug == 0  # the protocol trace is off unless logged
+        assert isinstance(client._imap, imapclient_adapter._Connection)
+        client.login(mail_user, PASSWORD)
+        assert client.select_folder("INBOX")[b"UIDVALIDITY"]
+    finally:
+        client.logout()
+
+
+def test_peewee_maps_driver_errors_and_tracks_changes():
+    with pytest.raises(peewee.OperationalError), peewee_adapter.driver_errors():
+        raise sqlite3.OperationalError("database is locked")
+
+    class Row(peewee.Model):
+        name = peewee.CharField()
+
+    row = Row(name="x")
+    assert row._dirty == {"name"}
+    assert peewee_adapter.as_saved(row)._dirty == set()
+
+
+def test_the_email_package_keeps_payloads_where_bodyruns_puts_them_back():
+    part = email.message.Message()
+    part.set_payload("text")
+    assert part._payload == "text"
