@@ -218,7 +218,7 @@ def test_a_sender_without_a_domain_is_kept_and_never_mailed(helpdesk, smtp, run,
     tickets = {t["subject"]: t for t in run.json("tickets", "list", config=config)}
     local = sender.split(b"<")[-1].split(b" ")[0].strip(b">").decode()
     assert tickets["Approve"]["requester"] == local
-    shown = run.json("tickets", "show", str(tickets["Approve"]["id"]), config=config)
+    shown = run.json("tickets", "show", tickets["Approve"]["number"], config=config)
     assert shown["messages"][0]["from"] == local
     assert len(smtp.messages) == 2
     assert all(b"A real request" in raw for _, _, raw in smtp.messages)
