@@ -118,16 +118,7 @@ class Decider:
         self._thread(verdict, parsed, lock=lock)
         if verdict.ticket is not None:  # a reply follows its ticket, whatever a rule says
             verdict.resource = verdict.ticket.resource
-        if verdict.kind == MessageKind.ALERT:
-            if verdict.ticket is None and match.resolves and not restore:
-                verdict.ignored = match.rule.name  # a recovery of no open problem
-                return verdict
-            verdict.decision = rules.alert(verdict.ticket, resolves=match.resolves)
-            return verdict
-        if verdict.kind in MACHINE_KINDS and verdict.ticket is None and not restore:
-            verdict.ignored = str(verdict.kind)
-            return verdict
-        verdict.decision = self._decide(verdict, parsed, now)
+        self._settle(verdict, match, parsed, now, restore=restore)
         return verdict
 
     def _thread(self, verdict: Verdict, parsed: ParsedMessage, *, lock: bool) -> None:
@@ -141,6 +132,20 @@ class Decider:
             verdict.found_by = "bounce" if verdict.ticket else None
         else:
             verdict.ticket, verdict.found_by = find_ticket(parsed, self.tagger, lock=lock)
+
+    def _settle(self, verdict: Verdict, match: Match | None, parsed: ParsedMessage,
+                now: dt.datetime, *, restore: bool) -> None:
+        """The decision, or why the message opens no ticket: an alert's recovery of no open
+        problem, an auto-reply or bounce that found no ticket (unless it is being restored)."""
+        if verdict.kind == MessageKind.ALERT:
+            if verdict.ticket is None and match.resolves and not restore:
+                verdict.ignored = match.rule.name
+            else:
+                verdict.decision = rules.alert(verdict.ticket, resolves=match.resolves)
+        elif verdict.kind in MACHINE_KINDS and verdict.ticket is None and not restore:
+            verdict.ignored = str(verdict.kind)
+        else:
+            verdict.decision = self._decide(verdict, parsed, now)
 
     def _decide(self, verdict: Verdict, parsed: ParsedMessage, now: dt.datetime
                 ) -> rules.Decision:

@@ -173,15 +173,8 @@ class Pipeline:
         try:
             with self.database.atomic():
                 verdict = self.decider.verdict(source, parsed, now, lock=True, restore=restore)
-                if verdict.copy_of is not None:  # recorded by its key: deleted, never again
-                    write.remember_key(source.name, key, verdict.copy_of[1])
-                    outcome = self._outcome(DUPLICATE, key, sha256, parsed, verdict)
-                elif verdict.decision is None:
-                    outcome = self._store_ignored(source, raw, key, sha256, parsed, verdict,
-                                                  now=now, compressed=compressed)
-                else:
-                    outcome = self._store_message(source, raw, key, sha256, parsed, verdict,
-                                                  now=now, compressed=compressed)
+                outcome = self._file(source, raw, key, sha256, parsed, verdict, now=now,
+                                     compressed=compressed)
                 crashpoint("mid_transaction")
                 if verdict.decision is not None:
                     outcome.automails = self._queue_automails(source, outcome, now)
@@ -200,6 +193,15 @@ class Pipeline:
         if outcome.kind != DUPLICATE:  # the caller logs duplicates, found here or before
             log.info("account %s: %s", source.name, outcome.describe())
         return outcome
+
+    def _file(self, source: Source, raw: bytes, key: str, sha256: str, parsed: ParsedMessage,
+              verdict: Verdict, *, now, compressed: list[bytes] | None) -> Outcome:
+        """Store what *verdict* says: a copy's key, ignored mail, or the message on its ticket."""
+        if verdict.copy_of is not None:  # recorded by its key: deleted, never fetched again
+            write.remember_key(source.name, key, verdict.copy_of[1])
+            return self._outcome(DUPLICATE, key, sha256, parsed, verdict)
+        store = self._store_ignored if verdict.decision is None else self._store_message
+        return store(source, raw, key, sha256, parsed, verdict, now=now, compressed=compressed)
 
     def _store_message(self, source: Source, raw: bytes, key: str, sha256: str,
                        parsed: ParsedMessage, verdict: Verdict, *, now,
