@@ -27,8 +27,9 @@ demo: install  ## fetch the bundled sample Maildirs into a scratch SQLite databa
 	@echo "Try: $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets show 1"
 	@echo "     $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml status"
 
-test-deps:  ## as root: the servers the tests start (Dovecot, PostgreSQL) and libfaketime
+test-deps:  ## as root: the servers the tests start (Dovecot, Courier, Cyrus, PostgreSQL), libfaketime
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)
+	bash tests/install-servers.sh
 
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test,postgres]'

@@ -17,9 +17,19 @@ from tests.mailset import CASES
 from tests.oauth_server import OAuthServer, Provider
 from tests.pgserver import PASSWORD as PG_PASSWORD
 from tests.pgserver import PostgresCluster
-from tests.servers import Dovecot, SmtpSink, dovecot_base
+from tests.servers import (
+    Dovecot,
+    DovecotInboxNamespace,
+    DovecotWithoutMove,
+    SmtpSink,
+    dovecot_base,
+    server_base,
+)
 
 _names = itertools.count(1)
+# The server matrix (tests/SERVERS.md): each name is also a session fixture (with "_" for "-").
+IMAP_SERVERS = ("dovecot", "dovecot-inbox-ns", "dovecot-nomove", "courier", "cyrus")
+POP3_SERVERS = ("dovecot", "courier", "cyrus")
 DB_PASSWORD_ENV = "HELPDESK_TEST_DB_PASSWORD"
 BACKENDS = ("sqlite", "postgresql")
 CORPUS = pytest.StashKey[list]()  # (name, bytes) of each message of --corpus DIR
@@ -119,6 +129,56 @@ def dovecot():
         server.stop()
 
 
+def _serve(name: str, make):
+    with server_base(name) as base:
+        server = make(base).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_inbox_ns():
+    """Dovecot with the Courier/cPanel namespace: prefix "INBOX.", separator "."."""
+    yield from _serve("dovecot", DovecotInboxNamespace)
+
+
+@pytest.fixture(scope="session")
+def dovecot_nomove():
+    """Dovecot that announces neither MOVE nor UIDPLUS."""
+    yield from _serve("dovecot", DovecotWithoutMove)
+
+
+@pytest.fixture(scope="session")
+def courier():
+    """Courier IMAP and POP3 (Debian's packages, unpacked by tests/install-servers.sh)."""
+    from tests.courier import Courier
+
+    yield from _serve("courier", Courier)
+
+
+@pytest.fixture(scope="session")
+def cyrus():
+    """Cyrus IMAP and POP3 (Debian's packages, unpacked by tests/install-servers.sh)."""
+    from tests.cyrus import Cyrus
+
+    yield from _serve("cyrus", Cyrus)
+
+
+@pytest.fixture(params=IMAP_SERVERS)
+def imap_server(request):
+    """Each IMAP server of the matrix in turn, each started on first use and kept for the
+    session: a test that takes this fixture runs once per server."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
+
+@pytest.fixture(params=POP3_SERVERS)
+def pop3_server(request):
+    """Each POP3 server of the matrix in turn (Dovecot's variants differ only in IMAP)."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL cluster of the tests' own, started on first use."""
@@ -184,7 +244,8 @@ def smtp():
 
 @pytest.fixture
 def mail_user():
-    """A fresh mailbox name: Dovecot creates the mailbox on first login."""
+    """A fresh mailbox name: Dovecot creates the mailbox on first login, the other servers of
+    the matrix when a helper first names the user (add_user)."""
     return f"user{next(_names)}-{os.getpid()}"
 
 

@@ -1,5 +1,7 @@
 """Real servers for the tests (and the benchmark): Dovecot on loopback high ports, with a
-self-signed certificate the tests trust through ``ca_file``.
+self-signed certificate the tests trust through ``ca_file``; ``MailServer``, what every IMAP/POP3
+server of the tests' matrix offers (Dovecot in three configurations here, Courier in
+tests/courier.py, Cyrus in tests/cyrus.py; tests/SERVERS.md tells how they differ).
 
 Nothing here installs anything: ``make test-deps`` (or ``.ci/run``) does, as root. A missing
 server is an error that says so, never a skipped test.
@@ -12,6 +14,7 @@ import getpass
 import itertools
 import logging
 import os
+import poplib
 import pwd
 import random
 import shutil
@@ -86,10 +89,15 @@ def make_certificate(directory: Path, name: str = "localhost",
     return cert, key
 
 
-@contextlib.contextmanager
 def dovecot_base():
     """A directory Dovecot's unprivileged mail processes can reach (pytest's are mode 700)."""
-    base = Path(tempfile.mkdtemp(prefix="helpdesk-fetch-dovecot-"))
+    return server_base("dovecot")
+
+
+@contextlib.contextmanager
+def server_base(name: str):
+    """A directory a server's unprivileged mail processes can reach, removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=f"helpdesk-fetch-{name}-"))
     base.chmod(0o755)
     try:
         yield base
@@ -97,11 +105,110 @@ def dovecot_base():
         shutil.rmtree(base, ignore_errors=True)
 
 
-class Dovecot:
+class MailServer:
+    """A real IMAP (and maybe POP3) server on loopback ports, with the helpers tests use.
+
+    Subclasses set ``name`` (the matrix's name), ``namespace`` (the personal namespace's prefix
+    and separator, RFC 2342), ``ports`` (imap, imaps and, where the server has POP3, pop3 and
+    pop3s: the plain ports offer STARTTLS/STLS) and ``cert`` (its self-signed certificate, which
+    is also the CA that verifies it). Every user logs in with ``password``; a helper given a user
+    name creates the user first where the server needs that (``add_user``), so a fresh name is a
+    fresh, empty mailbox on every server.
+    """
+
+    name = "?"
+    namespace = ("", ".")
+    password = PASSWORD
+    # How deliver() puts a message in: "maildir" (the bytes as given, into the Maildir),
+    # "maildir-lf" (the same with LF line ends, as Courier's store keeps them) or "lmtp".
+    delivery = "maildir"
+    ports: dict[str, int]
+    cert: Path
+
+    def add_user(self, user: str) -> None:
+        """Let *user* log in with ``password`` (idempotent). Dovecot takes any name as it is."""
+
+    def folder(self, *parts: str) -> str:
+        """The full name of a personal folder: ``folder("HD Error Messages")`` is
+        "INBOX.HD Error Messages" where the namespace prefix is "INBOX."."""
+        if parts == ("INBOX",):
+            return "INBOX"
+        prefix, separator = self.namespace
+        return prefix + separator.join(parts)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert))
+
+    def connect_imap(self, port: str = "imaps"):
+        """An IMAP connection not yet logged in (TLS from the start on imaps)."""
+        from imapclient import IMAPClient
+
+        return IMAPClient("127.0.0.1", self.ports[port], ssl=port == "imaps",
+                          ssl_context=self.ssl_context(), timeout=30)
+
+    def imap(self, user: str):
+        """An IMAP connection (imaps) logged in as *user*."""
+        self.add_user(user)
+        client = self.connect_imap()
+        client.login(user, self.password)
+        return client
+
+    def pop3(self, user: str) -> poplib.POP3_SSL:
+        """A POP3 connection (pop3s) logged in as *user*."""
+        self.add_user(user)
+        client = poplib.POP3_SSL("127.0.0.1", self.ports["pop3s"], context=self.ssl_context(),
+                                 timeout=30)
+        client.user(user)
+        client.pass_(self.password)
+        return client
+
+    def append(self, user: str, messages: list[bytes], folder: str = "INBOX") -> None:
+        """APPEND *messages* to *folder* (created when missing; a full name, see ``folder``)."""
+        with contextlib.closing(_Logout(self.imap(user))) as wrapper:
+            client = wrapper.client
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            for raw in messages:
+                client.append(folder, raw)
+
+    def messages(self, user: str, folder: str = "INBOX", *,
+                 include_deleted: bool = False) -> list[bytes]:
+        """The raw messages in *folder* (not \\Deleted ones unless asked), in UID order."""
+        with contextlib.closing(_Logout(self.imap(user))) as wrapper:
+            client = wrapper.client
+            if not client.folder_exists(folder):
+                return []
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["ALL"] if include_deleted else ["NOT", "DELETED"])
+            data = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
+            return [data[uid][b"BODY[]"] for uid in sorted(data)]
+
+    def deliver(self, user: str, messages: list[bytes]) -> None:
+        """Put *messages* into *user*'s INBOX as a local MTA would (see ``delivery``)."""
+        raise NotImplementedError
+
+    def account(self, name: str, user: str, protocol: str = "imap", security: str = "ssl",
+                **extra) -> dict:
+        """An [[accounts]] table for *user* on this server."""
+        self.add_user(user)
+        key = {("imap", "ssl"): "imaps", ("pop3", "ssl"): "pop3s"}.get(
+            (protocol, security), protocol)
+        if key not in self.ports:
+            raise ValueError(f"{self.name} has no {key} port (it offers {sorted(self.ports)})")
+        table = {"name": name, "protocol": protocol, "host": "127.0.0.1",
+                 "port": self.ports[key], "security": security, "username": user,
+                 "password": self.password, "ca_file": str(self.cert)}
+        table.update(extra)
+        return table
+
+
+class Dovecot(MailServer):
     """A private Dovecot instance: IMAP (STARTTLS), IMAPS, POP3 (STLS) and POP3S on free ports.
 
     Any user name logs in with PASSWORD, so each test uses fresh mailboxes by using fresh names.
     """
+
+    name = "dovecot"
 
     def __init__(self, base: Path, *, ssl_enabled: bool = True, extra_config: str = "",
                  oauth2_introspection_url: str | None = None) -> None:
@@ -224,58 +331,54 @@ pop3_uidl_format = %08Xu%08Xv
                 f"  args = {settings}\n}}")
 
     # -- helpers for tests ------------------------------------------------------------------
-    def ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert))
-
-    def imap(self, user: str):
-        from imapclient import IMAPClient
-
-        client = IMAPClient("127.0.0.1", self.ports["imaps"], ssl_context=self.ssl_context(),
-                            timeout=30)
-        client.login(user, PASSWORD)
-        return client
-
-    def append(self, user: str, messages: list[bytes], folder: str = "INBOX") -> None:
-        with contextlib.closing(_Logout(self.imap(user))) as wrapper:
-            client = wrapper.client
-            if not client.folder_exists(folder):
-                client.create_folder(folder)
-            for raw in messages:
-                client.append(folder, raw)
-
-    def messages(self, user: str, folder: str = "INBOX", *,
-                 include_deleted: bool = False) -> list[bytes]:
-        """The raw messages in *folder* (not \\Deleted ones unless asked), in UID order."""
-        with contextlib.closing(_Logout(self.imap(user))) as wrapper:
-            client = wrapper.client
-            if not client.folder_exists(folder):
-                return []
-            client.select_folder(folder, readonly=True)
-            uids = client.search(["ALL"] if include_deleted else ["NOT", "DELETED"])
-            data = client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
-            return [data[uid][b"BODY[]"] for uid in sorted(data)]
-
     def deliver(self, user: str, messages: list[bytes]) -> None:
         """Put *messages* into *user*'s Maildir byte for byte, as a local MTA would (APPEND
         would turn NUL into 0x80 and bare CR or LF into CRLF)."""
         self.messages(user)  # the first login creates the Maildir
-        new = self.base / "mail" / user / "Maildir" / "new"
-        owner = new.stat()
-        for raw in messages:
-            path = new / f"{time.time_ns()}.P{os.getpid()}Q{next(_deliveries)}.test"
-            path.write_bytes(raw)
-            os.chown(path, owner.st_uid, owner.st_gid)
+        maildir_deliver(self.base / "mail" / user / "Maildir", messages)
 
-    def account(self, name: str, user: str, protocol: str = "imap", security: str = "ssl",
-                **extra) -> dict:
-        """An [[accounts]] table for *user* on this server."""
-        key = {("imap", "ssl"): "imaps", ("pop3", "ssl"): "pop3s"}.get(
-            (protocol, security), protocol)
-        table = {"name": name, "protocol": protocol, "host": "127.0.0.1",
-                 "port": self.ports[key], "security": security, "username": user,
-                 "password": PASSWORD, "ca_file": str(self.cert)}
-        table.update(extra)
-        return table
+
+# Dovecot 2.3's capabilities after login (`imap_capability` replaces them), less MOVE and UIDPLUS.
+DOVECOT_WITHOUT_MOVE_UIDPLUS = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+    "NAMESPACE LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN "
+    "CONTEXT=SEARCH LIST-STATUS BINARY SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE "
+    "LITERAL+")
+
+
+class DovecotInboxNamespace(Dovecot):
+    """Dovecot with the Courier/cPanel layout: the personal namespace has the prefix "INBOX."
+    and the separator ".", so folders are "INBOX.Foo" and a top-level "Foo" cannot be made."""
+
+    name = "dovecot-inbox-ns"
+    namespace = ("INBOX.", ".")
+
+    def __init__(self, base: Path) -> None:
+        super().__init__(base, extra_config="namespace inbox {\n  inbox = yes\n"
+                                             "  prefix = INBOX.\n  separator = .\n}\n")
+
+
+class DovecotWithoutMove(Dovecot):
+    """Dovecot that does not announce MOVE and UIDPLUS after login (`imap_capability`). It
+    still carries out UID MOVE and UID EXPUNGE when asked (tests/SERVERS.md)."""
+
+    name = "dovecot-nomove"
+
+    def __init__(self, base: Path) -> None:
+        super().__init__(base,
+                         extra_config=f"imap_capability = {DOVECOT_WITHOUT_MOVE_UIDPLUS}\n")
+
+
+def maildir_deliver(maildir: Path, messages: list[bytes]) -> None:
+    """Write *messages* into *maildir*/new byte for byte, owned like the folder, as a local MTA
+    does (Dovecot and Courier both store Maildirs)."""
+    new = maildir / "new"
+    owner = new.stat()
+    for raw in messages:
+        path = new / f"{time.time_ns()}.P{os.getpid()}Q{next(_deliveries)}.test"
+        path.write_bytes(raw)
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 class _Logout:
