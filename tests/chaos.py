@@ -153,11 +153,14 @@ def stored(database: Path, account: str | None = None) -> Counter:
     if not database.exists():
         return Counter()
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'message'").fetchall():
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "message" not in tables:
             return Counter()  # a run was killed while it created the database
-        rows = conn.execute("SELECT m.sha256, m.account FROM message m JOIN ticket t "
-                            "ON t.id = m.ticket_id WHERE m.direction = 'in' "
-                            "UNION ALL SELECT sha256, account FROM ignored_message").fetchall()
+        query = ("SELECT m.sha256, m.account FROM message m JOIN ticket t "
+                 "ON t.id = m.ticket_id WHERE m.direction = 'in'")
+        if "ignored_message" in tables:  # else killed between two migrations: nothing there yet
+            query += " UNION ALL SELECT sha256, account FROM ignored_message"
+        rows = conn.execute(query).fetchall()
     return Counter(digest for digest, owner in rows if account in (None, owner))
 
 
