@@ -66,6 +66,12 @@ class ConfigError(HelpdeskError):
                            table=self.table, key=self.key, rule=self.rule)
 
 
+class ConfigUnreadable(ConfigError):
+    """The accounts file cannot be read at all by this user: missing, no permission, someone
+    else's. ``check`` tells this (its own set-up is wrong: UNKNOWN) from a file that is read
+    but wrong (every run fails with it: CRITICAL)."""
+
+
 class UsageError(HelpdeskError):
     """A command was asked for something that does not exist or cannot be done."""
 

@@ -27,6 +27,10 @@ def maildir_config(tmp_path, write_config):
 def test_version_and_help(run):
     assert run("--version").output.strip() == f"helpdesk-fetch, version {__version__}"
     assert "fetch" in run("--help").output
+    alone = run()  # a new administrator's first try: the help, not "Missing command"
+    assert "Commands:" in alone.output and "Missing command" not in alone.output
+    words = " ".join(run("--help").output.split())  # -vvv is what shows the protocol
+    assert "-vv debugging (with the SQL), -vvv also the IMAP and POP3 protocol" in words
 
 
 def test_accounts_list_never_shows_a_secret(dovecot, mail_user, write_config, run):

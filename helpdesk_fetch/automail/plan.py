@@ -41,9 +41,11 @@ _ID_BREAKER = re.compile(r"[\s\x00-\x1f\x7f<>]")
 
 
 def own_addresses(config: Config) -> frozenset[str]:
-    """The addresses mail from which we never answer: our SMTP sender and our mailboxes (the
-    ``own`` of ``message.classify``, which makes the no-reply decision)."""
+    """The addresses mail from which we never answer: our SMTP sender and our mailboxes (their
+    user names and addresses): the ``own`` of ``message.classify``, which makes the no-reply
+    decision."""
     found = {a.username.lower() for a in config.accounts if a.username and "@" in a.username}
+    found.update(a.address for a in config.accounts if a.address)
     if config.smtp is not None:
         found.add(parseaddr(config.smtp.from_address)[1].lower())
         if config.smtp.username and "@" in config.smtp.username:

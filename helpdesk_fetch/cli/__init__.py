@@ -28,9 +28,12 @@ class App:
     _tagger: object = None
     read_only: bool = field(default=False)
 
-    def config(self):
+    def config(self, *, reads_mail: bool = False):
+        """The accounts file, loaded once; *reads_mail*: the command reads mailboxes, and a
+        file without any account is an error for it (spec §2)."""
+        from helpdesk_fetch import config
+
         if self._config is None:
-            from helpdesk_fetch import config
             from helpdesk_fetch.config import dburl
             from helpdesk_fetch.secrets.redact import remember_secret
 
@@ -39,7 +42,7 @@ class App:
                 if item is not None and item.password:
                     remember_secret(item.password)
             remember_secret(dburl.password(self._config.settings.database) or "")
-        return self._config
+        return config.require_accounts(self._config) if reads_mail else self._config
 
     def database(self, *, read_only: bool = False):
         """The database, opened once (read-only commands never create or migrate it)."""
@@ -79,9 +82,9 @@ def complete_account(ctx: click.Context, param, incomplete: str) -> list[str]:
 
 # Each command's module, imported only when that command runs (or help lists them all): a cron
 # run of `fetch` does not pay for the other commands' modules.
-SUBCOMMANDS = {"accounts": "accounts", "db": "db", "deliver": "deliver", "errors": "errors",
-               "fetch": "fetch", "ignored": "ignored", "ingest": "admin", "rules": "rules",
-               "status": "admin", "tickets": "tickets"}
+SUBCOMMANDS = {"accounts": "accounts", "check": "health", "db": "db", "deliver": "deliver",
+               "errors": "errors", "fetch": "fetch", "ignored": "ignored", "ingest": "admin",
+               "probe": "health", "rules": "rules", "status": "admin", "tickets": "tickets"}
 
 
 class Group(click.Group):
@@ -143,6 +146,18 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _QuietRepeats(logging.Filter):
+    """An account failure that goes on from earlier runs is not news on a stderr that is not a
+    terminal (a cron mail per run); the log file and syslog keep every one (spec §11.2)."""
+
+    def __init__(self, attribute: str) -> None:
+        super().__init__()
+        self.attribute = attribute  # set True on such records by the run
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, self.attribute, False)
+
+
 def _text(record: logging.LogRecord) -> str:
     """The record's message; of peewee's query log (-vv) the SQL only, never its values: they
     hold the installation's tag secret (created by the first run, copied by `db copy`) and
@@ -156,7 +171,9 @@ SYSLOG_ENV = "HELPDESK_FETCH_SYSLOG_SOCKET"
 
 
 def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool = False) -> None:
-    """Warnings and errors to stderr (the cron mail); -v adds progress, -vv debugging, -q less.
+    """Warnings and errors to stderr (the cron mail); -v adds each message filed, -vv debugging,
+    -vvv the IMAP and POP3 protocol, -q less. Under cron, a failing account is on stderr when it
+    starts and when it ends, not in between.
 
     ``--log-file`` and ``--syslog`` (facility mail; socket ``$HELPDESK_FETCH_SYSLOG_SOCKET``,
     else /dev/log) keep a trail of every message filed, at -v detail or more."""
@@ -164,6 +181,10 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     stderr = logging.StreamHandler(sys.stderr)
     fmt = "helpdesk-fetch: %(message)s" if verbosity < 2 else "%(asctime)s %(name)s: %(message)s"
     handlers = [_handler(stderr, level, fmt)]
+    if verbosity <= 0 and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        from helpdesk_fetch.health.alerts import REPEATED
+
+        stderr.addFilter(_QuietRepeats(REPEATED))  # under cron: spec §11.2
     trail = min(level, logging.INFO)
     if log_file:
         handlers.append(_handler(_file_handler(log_file), trail,
@@ -216,11 +237,14 @@ def _syslog_handler() -> logging.Handler | None:
     return SysLogHandler(address=address, facility=SysLogHandler.LOG_MAIL)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]},
+             no_args_is_help=True)  # `helpdesk-fetch` alone: the help, not "Missing command"
 @click.option("--config", "config_option", metavar="PATH", envvar=None,
               help="The accounts file (default: $HELPDESK_FETCH_CONFIG, else "
                    "~/.config/helpdesk-fetch/accounts.toml).")
-@click.option("-v", "--verbose", count=True, help="Say more: -v progress, -vv debugging.")
+@click.option("-v", "--verbose", count=True,
+              help="Say more: -v each message filed, -vv debugging (with the SQL), -vvv also "
+                   "the IMAP and POP3 protocol (passwords masked).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("--log-file", metavar="PATH",
               help="Also log every message filed and every problem to this file.")

@@ -49,13 +49,14 @@ def list_(app: App, include_resolved: bool, account: str | None, as_json: bool) 
         return echo_json(data)
     if not data and is_tty():
         return note("No failed messages are waiting.", style="green")
-    columns = ["id", "account", "failed", "from", "subject", "reason", "waits in"]
+    columns = ["id", "account", "failed", "waits in", "from", "subject"]
     rows = [[f["id"], f["account"], ago(f["failed_at"]) if is_tty() else f["failed_at"],
-             f["from"], f["subject"], f["reason"], f["place"]] for f in data]
+             f["place"], f["from"], f["subject"]] for f in data]
     if include_resolved:
-        columns.append("state")
-        rows = [row + [f["state"]] for row, f in zip(rows, data, strict=True)]
-    table(columns, rows)
+        columns.insert(4, "state")
+        rows = [row[:4] + [f["state"]] + row[4:] for row, f in zip(rows, data, strict=True)]
+    table(columns, rows, notes=[f["reason"] for f in data], notes_column="reason",
+          shrink=("from", "subject"))  # the sender shortened first
 
 
 @errors.command()

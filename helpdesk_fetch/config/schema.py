@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpdesk_fetch.enums import EventKind
 from helpdesk_fetch.errors import ConfigError
 
 PROTOCOLS = ("imap", "pop3", "maildir")
@@ -19,7 +20,7 @@ DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none
                  ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
 NAME_RE = re.compile(r"^[a-z0-9._-]{1,64}$")  # a lock, a file and a column hold it
 BARE_ADDRESS_RE = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
-MAILDIR_KEYS = ("name", "protocol", "path", "resource", "automail", "enabled")
+MAILDIR_KEYS = ("name", "protocol", "path", "resource", "automail", "enabled", "address")
 KEYWORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password")
 DATABASE_PASSWORD_KEYS = tuple(f"database_{key}" for key in PASSWORD_KEYS[:3])
@@ -51,6 +52,7 @@ class Settings:
     authserv_id: str = ""  # trust a member's From only with an Authentication-Results from it
     bounce_hold_days: int = 7  # no auto-mail to an address a bounce reported failed; 0: none held
     ignored_days: int = 30  # mail that opened no ticket is kept this long (spec §9.4); 0: forever
+    canary_max_minutes: int = 30  # `check` is CRITICAL when a canary is older and not arrived
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +113,25 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Alerts:
+    """``[alerts]``: who is mailed (through ``[smtp]``) when an account starts failing and when
+    it recovers (spec §11.2)."""
+
+    to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """``[hooks]``: the command run once per ticket event, with the event as JSON on stdin
+    (spec §12)."""
+
+    command: tuple[str, ...]  # argv: no shell is involved
+    events: tuple[str, ...] = tuple(EventKind)  # EventKind values
+    timeout_seconds: int = 30
+    max_attempts: int = 10
+
+
+@dataclass(frozen=True)
 class Account(OAuth2Keys):
     """``[[accounts]]``: one mailbox."""
 
@@ -131,6 +152,7 @@ class Account(OAuth2Keys):
     enabled: bool = True
     ca_file: str | None = None
     timeout_seconds: int | None = None
+    address: str | None = None  # where `probe send` mails its canary; default: the username
 
     @property
     def server(self) -> str:
@@ -181,6 +203,8 @@ class Config:
     resources: tuple[Resource, ...] = ()
     accounts: tuple[Account, ...] = ()
     rules: tuple[Rule, ...] = ()
+    alerts: Alerts | None = None
+    hooks: Hooks | None = None
 
     @property
     def directory(self) -> Path:
@@ -193,6 +217,13 @@ class Config:
                 return account
         known = ", ".join(a.name for a in self.accounts) or "none"
         raise ConfigError(f"no such account (known: {known})", path=self.path, account=name)
+
+    def selected_accounts(self, names: list[str] | None) -> list[Account]:
+        """The named accounts (even disabled ones: naming them is asking), else the enabled
+        ones."""
+        if names:
+            return [self.account(name) for name in dict.fromkeys(names)]
+        return [a for a in self.accounts if a.enabled]
 
     def resource(self, name: str | None) -> Resource | None:
         return next((r for r in self.resources if r.name == name), None)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.enums import MessageKind
+from helpdesk_fetch.health import canary
 from helpdesk_fetch.message import authres
 from helpdesk_fetch.message.classify import MARKER, Classification, classify
 from helpdesk_fetch.store import write
@@ -102,10 +103,17 @@ class Decider:
                 lock: bool = False, restore: bool = False) -> Verdict:
         """The Verdict on *parsed*, from *source*; *lock*: the ticket's row stays locked until
         the caller's commit; *restore* (``ignored restore``): it is a request whatever it is,
-        so it is never ignored."""
-        copy = write.find_copy(parsed, now, lock=lock)
+        so it is never ignored.
+
+        A canary of ``probe send`` gets here only when it is not this account's own (the
+        Pipeline takes those first): diverted to another account, or forged. It must become a
+        ticket, which is how a diverted canary gets noticed (spec §11.3): it is never a copy
+        (one canary forwarded to two accounts is two tickets) and never ignored mail."""
+        diverted = canary.marked(parsed)
+        copy = None if diverted else write.find_copy(parsed, now, lock=lock)
         if copy is not None:
             return Verdict(copy_of=copy)
+        restore = restore or diverted
         classification = classify(parsed, own=self.own)
         verdict = Verdict(classification, classification.kind, automail=source.automail,
                           resource=source.resource)

@@ -4,7 +4,9 @@ The pipeline knows nothing about mailboxes: ``fetch`` (ingest.py), ``deliver``, 
 and ``ignored restore`` all hand it raw bytes with a source key and act on the Outcome (delete, set
 aside, exit code). What a message is and does is worked out by ``decide.Decider`` (a Verdict);
 everything it changes in the database happens in one transaction (spec §4.2): the ticket and the
-message, or the ignored mail (§9.4), the bouncing addresses (§9.2), the auto-mails it causes.
+message, or the ignored mail (§9.4), the bouncing addresses (§9.2), the auto-mails it causes and
+its ``[hooks]`` event (§12). A canary of ``probe send`` (§11.3) is recognised before all that: its
+arrival is recorded, and it is neither a copy, nor ignored mail, nor a ticket.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.enums import MessageKind
 from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.health import canary
+from helpdesk_fetch.hooks import queue as hooks
 from helpdesk_fetch.ingest.decide import Decider, Source, Verdict
 from helpdesk_fetch.store import blobs, db, failures, write
 from helpdesk_fetch.tickets import rules
@@ -35,7 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORED, IGNORED, DUPLICATE, FAILED, PLANNED = "stored", "ignored", "duplicate", "failed", "planned"
-__all__ = ["DUPLICATE", "FAILED", "IGNORED", "PLANNED", "STORED", "Outcome", "Pipeline",
+CANARY = "canary"  # a canary of `probe send` (spec §11.3): its arrival recorded, no ticket
+__all__ = ["CANARY", "DUPLICATE", "FAILED", "IGNORED", "PLANNED", "STORED", "Outcome", "Pipeline",
            "Prepared", "Source", "prepare"]
 
 
@@ -43,7 +48,7 @@ __all__ = ["DUPLICATE", "FAILED", "IGNORED", "PLANNED", "STORED", "Outcome", "Pi
 class Outcome:
     """What happened to one message (or, in a dry run, would happen)."""
 
-    kind: str  # stored | ignored | duplicate | failed | planned (dry run)
+    kind: str  # stored | ignored | duplicate | failed | planned (dry run) | canary
     key: str
     sha256: str = ""
     reason: str = ""
@@ -156,6 +161,9 @@ class Pipeline:
               restore: bool) -> Outcome:
         now = utcnow()
         try:
+            arrived = self._canary(source, key, sha256, parsed, now, record=False)
+            if arrived is not None:
+                return arrived
             verdict = self.decider.verdict(source, parsed, now, restore=restore)
             outcome = self._outcome(PLANNED, key, sha256, parsed, verdict)
             if verdict.decision is not None:
@@ -172,14 +180,18 @@ class Pipeline:
         now = utcnow()
         try:
             with self.database.atomic():
+                # A canary first: the copy check and the rules never see it (it would be a
+                # copy of nothing, or an ignored auto-generated mail by some rule).
+                arrived = self._canary(source, key, sha256, parsed, now)
+                if arrived is not None:
+                    return arrived
                 verdict = self.decider.verdict(source, parsed, now, lock=True, restore=restore)
                 outcome = self._file(source, raw, key, sha256, parsed, verdict, now=now,
                                      compressed=compressed)
                 crashpoint("mid_transaction")
-                if verdict.decision is not None:
+                if verdict.decision is not None:  # a ticket changed: in its transaction
                     outcome.automails = self._queue_automails(source, outcome, now)
-                # Ticket events for [hooks] (spec §12) belong here, from the Outcome: in the
-                # same transaction as the ticket change.
+                    self._queue_event(outcome, now)
         except write.AlreadyStored:
             return Outcome(DUPLICATE, key, sha256, parsed=parsed,
                            reason="stored by another process at the same moment")
@@ -193,6 +205,22 @@ class Pipeline:
         if outcome.kind != DUPLICATE:  # the caller logs duplicates, found here or before
             log.info("account %s: %s", source.name, outcome.describe())
         return outcome
+
+    def _canary(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, now, *,
+                record: bool = True) -> Outcome | None:
+        """The Outcome of a canary of ours for this account: its arrival recorded and its
+        source key stored (so that it is deleted like any message, and never read twice);
+        None for every other message."""
+        arrival = canary.receive(parsed, account=source.name, tagger=self.tagger, now=now,
+                                 record=record)
+        if arrival is None:
+            return None
+        if record:
+            write.remember_key(source.name, key, None)
+        travel = ("" if arrival.travel_seconds is None
+                  else f" after {arrival.travel_seconds:.1f} s")
+        return Outcome(CANARY, key, sha256, parsed=parsed,
+                       reason=f"the canary {arrival.token} of probe send arrived{travel}")
 
     def _file(self, source: Source, raw: bytes, key: str, sha256: str, parsed: ParsedMessage,
               verdict: Verdict, *, now, compressed: list[bytes] | None) -> Outcome:
@@ -262,6 +290,13 @@ class Pipeline:
                 automail.queue(mail, ticket=verdict.ticket, parsed=parsed, config=self.config,
                                tagger=self.tagger, now=now)
         return planned
+
+    def _queue_event(self, outcome: Outcome, now) -> None:
+        """The [hooks] event of the ticket change (spec §12), queued in its transaction: what
+        the decision says happened (``rules.Decision.event``)."""
+        verdict = outcome.verdict
+        hooks.queue(self.config, verdict.decision.event, ticket=verdict.ticket,
+                    message_id=outcome.message_row, tagger=self.tagger, now=now)
 
     def record_failure(self, source: Source, outcome: Outcome, *, raw: bytes | None, size: int,
                        location: str) -> bool:

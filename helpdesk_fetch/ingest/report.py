@@ -21,6 +21,10 @@ _IGNORED = {MessageKind.BOUNCE: "a bounce of no mail stored here (backscatter)",
 
 def describe(outcome: Outcome) -> str:
     """What *outcome* says, on one line (see the module's docstring)."""
+    from helpdesk_fetch.ingest.pipeline import CANARY
+
+    if outcome.kind == CANARY:  # neither classified nor decided (spec §11.3)
+        return f"{outcome.label} -> no ticket: {outcome.reason}"
     verdict = outcome.verdict
     if verdict is None or verdict.classification is None:
         return f"{outcome.label} -> {_duplicate(outcome)}"

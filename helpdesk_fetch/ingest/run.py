@@ -14,8 +14,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from helpdesk_fetch import state
-from helpdesk_fetch.clock import from_timestamp, utcnow
+from helpdesk_fetch import interrupts, state
+from helpdesk_fetch.clock import from_timestamp
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.enums import Action, RunOutcome
 from helpdesk_fetch.errors import (
@@ -27,12 +27,12 @@ from helpdesk_fetch.errors import (
     SetAsideRefused,
 )
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, Outcome, Pipeline, Source
+from helpdesk_fetch.health import alerts
+from helpdesk_fetch.ingest.pipeline import CANARY, DUPLICATE, FAILED, Outcome, Pipeline, Source
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
-from helpdesk_fetch.store.models import AccountRun
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,19 @@ class AccountReport:
     rule_counts: dict[str, int] = field(default_factory=dict)  # [[rules]] name -> messages
     errors: int = 0
     error: str | None = None
+    failing: alerts.Streak | None = None  # the account's failures before this run (spec §11.2)
     config_error: bool = False  # the account failed because of its configuration (exit 2)
     failures: list[str] = field(default_factory=list)  # one line per message set aside
     actions: list[str] = field(default_factory=list)  # what --dry-run would have done
     started_at: float = field(default_factory=time.time)
     seconds: float = 0.0
+    run_id: int | None = None  # its AccountRun row, written when the run took the account
+
+    @property
+    def stored(self) -> int:
+        """Messages this run stored (on new or existing tickets, or as ignored mail: deleted
+        from the server too)."""
+        return self.new_tickets + self.threaded + self.rejected + self.ignored
 
 
 @dataclass
@@ -65,6 +73,8 @@ class RunReport:
     ingest_disabled: dict | None = None
     database_error: str | None = None
     automail: object = None  # outbox.SendReport of this run
+    interrupted: bool = False  # Ctrl-C or SIGTERM: the run stopped where it was
+    hooks: object = None  # hooks.runner.HookReport of this run
 
     @property
     def exit_code(self) -> int:
@@ -94,17 +104,10 @@ class Progress:
         pass
 
 
-def select_accounts(config: Config, names: list[str] | None) -> list[Account]:
-    """The named accounts (even disabled ones: naming them is asking), else the enabled ones."""
-    if names:
-        return [config.account(name) for name in dict.fromkeys(names)]
-    return [a for a in config.accounts if a.enabled]
-
-
 def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = False,
           progress: Progress | None = None) -> RunReport:
     """One pass over the selected accounts."""
-    accounts = select_accounts(config, names)
+    accounts = config.selected_accounts(names)
     switch = state.ingest_switch(config.settings.state_dir)
     if switch is not None:
         log.info("ingest is disabled (%s); no mailbox is read", switch.get("reason") or "no reason")
@@ -115,13 +118,20 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         run.open()
         for account in accounts:
             report.accounts.append(run.account(account))
+            if report.accounts[-1].outcome == RunOutcome.INTERRUPTED:
+                report.interrupted = True
+                return report  # nothing more: whoever interrupted wants it to end
         run.prune()
         if not dry_run:
             report.automail = send_automails(config, deadline=run.deadline)
+            alerts.mail(config, run.news)
+            report.hooks = run_hooks(config, deadline=run.deadline)
     except DatabaseError as exc:
         log.error("%s; the run stopped, and messages not stored stay on their server for the "
                   "next run", exc)
         report.database_error = str(exc)
+    except KeyboardInterrupt:  # between accounts: what was stored is committed
+        report.interrupted = True
     return report
 
 
@@ -136,6 +146,17 @@ def send_automails(config: Config, *, deadline: float | None = None):
         return outbox.send_due(config, deadline=deadline)
 
 
+def run_hooks(config: Config, *, deadline: float | None = None):
+    """Run the queued hook events that are due (after the ticket changes have committed);
+    None without a [hooks] section."""
+    if config.hooks is None:  # then nothing is queued
+        return None
+    from helpdesk_fetch.hooks import runner
+
+    with db.errors("cannot run hooks"):
+        return runner.run_due(config, deadline=deadline)
+
+
 class Run:
     """The state one run shares across its accounts."""
 
@@ -146,6 +167,7 @@ class Run:
         self.progress = progress
         self.deadline = time.monotonic() + self.settings.run_budget_seconds
         self.host = socket.gethostname()
+        self.news: list[alerts.News] = []  # accounts that started failing or recovered
 
     def open(self) -> None:
         self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
@@ -171,7 +193,14 @@ class Run:
                     state.account_lock(account.name, state_dir=self.settings.state_dir,
                                        database=self.pipeline.database))
             with lock:
+                if not self.dry_run:  # read under the lock: no other run records meanwhile
+                    report.failing = self.pipeline.call_db(alerts.failing, account.name)
+                self._begin(report)
                 self._account(account, report)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI turns it into this)
+            report.outcome = RunOutcome.INTERRUPTED
+            report.error = (f"interrupted after storing {report.stored} messages; the rest "
+                            "stays on the server for the next run")
         except AccountBusy as exc:
             report.outcome = RunOutcome.BUSY
             log.info("account %s: skipped, %s", account.name, exc if isinstance(
@@ -184,7 +213,17 @@ class Run:
         self.progress.account_finished(report)
         if not self.dry_run and report.outcome != RunOutcome.BUSY:  # a dry run writes nothing
             self._record(report)
+            self._news(report)
         return report
+
+    def _news(self, report: AccountReport) -> None:
+        """Spec §11.2: a failure is news when it starts (logged by _failed) and when it ends."""
+        if report.outcome == RunOutcome.FAILED and report.failing is None:
+            self.news.append(alerts.News(report.account, error=report.error))
+        elif report.outcome == RunOutcome.OK and report.failing is not None:
+            news = alerts.News(report.account, streak=report.failing)
+            log.warning("%s", alerts.recovered_text(news))
+            self.news.append(news)
 
     def _account(self, account: Account, report: AccountReport) -> None:
         if not self.dry_run and state.ingest_switch(self.settings.state_dir) is not None:
@@ -199,21 +238,29 @@ class Run:
                               "ran out") as box:
             MailboxRun(self, account, box, report).process()
 
+    def _begin(self, report: AccountReport) -> None:
+        """The run's row, written as it takes the account: a run that dies is seen as such."""
+        if not self.dry_run:
+            report.run_id = self.pipeline.call_db(
+                write.begin_run, report.account, host=self.host,
+                started_at=from_timestamp(report.started_at))
+
     def _record(self, report: AccountReport) -> None:
         with db.errors("cannot record the run"):
-            AccountRun.create(
-                account=report.account, started_at=from_timestamp(report.started_at),
-                finished_at=utcnow(), outcome=report.outcome, fetched=report.fetched,
-                new_tickets=report.new_tickets, threaded=report.threaded,
-                rejected=report.rejected, duplicates=report.duplicates, errors=report.errors,
-                ignored=report.ignored, rule_counts=json.dumps(report.rule_counts),
+            write.finish_run(
+                report.run_id, account=report.account,
+                started_at=from_timestamp(report.started_at), outcome=report.outcome,
+                fetched=report.fetched, new_tickets=report.new_tickets,
+                threaded=report.threaded, rejected=report.rejected,
+                duplicates=report.duplicates, ignored=report.ignored,
+                rule_counts=json.dumps(report.rule_counts), errors=report.errors,
                 error=report.error, host=self.host)
 
 
 def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
     report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
     report.config_error = isinstance(exc, ConfigError)
-    log.error("%s", exc)
+    log.error("%s", exc, extra={alerts.REPEATED: report.failing is not None})
 
 
 class MailboxRun:
@@ -252,7 +299,8 @@ class MailboxRun:
                 self.actions = reader
                 for ref, raw, prepared in messages:
                     crashpoint("after_fetch")
-                    self._one(ref, raw, prepared)
+                    with interrupts.held():  # stored and counted whole, or not at all
+                        self._one(ref, raw, prepared)
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
             self.actions = self.box
@@ -280,6 +328,8 @@ class MailboxRun:
         if outcome.kind == DUPLICATE:
             self.report.duplicates += 1
             log.info("account %s: %s", self.account.name, outcome.describe())
+        elif outcome.kind == CANARY:
+            log.info("account %s: %s; deleting it", self.account.name, outcome.reason)
         if self.run.dry_run:
             self.report.actions.append(outcome.describe())
         self._count(outcome)
@@ -317,5 +367,6 @@ class MailboxRun:
     def refused(self, exc: SetAsideRefused) -> None:
         """A message could not be set aside: it stays in the mailbox (the next run tries again),
         the others go on, and the account is reported failed so that someone fixes it."""
-        log.error("%s; it stays in the mailbox, and the next run tries again", exc)
+        log.error("%s; it stays in the mailbox, and the next run tries again", exc,
+                  extra={alerts.REPEATED: self.report.failing is not None})
         self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(exc))

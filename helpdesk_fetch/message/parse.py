@@ -74,6 +74,9 @@ class ParsedMessage:
     # The other header fields, undecoded and bounded (MAX_OTHER_HEADERS, MAX_OTHER_VALUE): what
     # a [[rules]] headers condition may name (spec §10), decoded only when one asks.
     other_headers: list[tuple[str, str]] = field(default_factory=list)  # (lower-case name, raw)
+    # What a reader of the ticket must be told: something the sender wrote is shown only in
+    # the raw message (stored with it), e.g. the parts past MAX_PARTS.
+    notices: list[str] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())
@@ -200,6 +203,8 @@ def _degraded(raw: bytes, defect: str) -> ParsedMessage:
         head, sep, body = raw.partition(b"\n\n")
     parsed.text = clean(decode_bytes(body, None))
     parsed.defects.append(defect)
+    parsed.notices.append("the MIME structure is nested too deeply to be read: the body is "
+                          "shown as plain text, attachments only in the raw message")
     return parsed
 
 
@@ -334,6 +339,7 @@ def _body(msg: email.message.Message, p: ParsedMessage, runs: Runs) -> None:
             _take_part(part, p, texts, htmls, runs)
         except Exception as exc:  # one broken part must not lose the others
             p.defects.append(f"part skipped: {type(exc).__name__}: {exc}")
+            p.notices.append("a part that could not be read is kept only in the raw message")
     p.text = clean("\n".join(t for t in texts if t.strip()))
     p.html = clean("\n".join(htmls)) if htmls else None
     if not p.text.strip() and p.html:
@@ -356,6 +362,8 @@ def _leaves(msg: email.message.Message, p: ParsedMessage):
         seen += 1
         if seen > MAX_PARTS:
             p.defects.append(f"more than {MAX_PARTS} parts; the rest is kept only in the raw")
+            p.notices.append(f"the message has more than {MAX_PARTS} parts; only the first "
+                             f"{MAX_PARTS} are shown, the rest is kept only in the raw message")
             return
         yield part
 

@@ -37,8 +37,8 @@ def probe(config: Config, account: Account) -> ProbeResult:
         with open_mailbox(account, settings=config.settings, timeout=timeout,
                           dry_run=True) as box:
             result.count = box.count()
-    except MailboxError as exc:
-        result.error = redact(str(exc))
+    except MailboxError as exc:  # the line already starts with the account's name
+        result.error = redact(exc.detail)
     except ConfigError as exc:  # e.g. a password source: name the file too
         result.error = redact(str(exc.in_file(config.path)))
     return result

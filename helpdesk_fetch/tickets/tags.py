@@ -54,6 +54,13 @@ class Tagger:
                 found.append(number)
         return found
 
+    def signature(self, purpose: str, text: str) -> str:
+        """*text* signed for *purpose* with the installation's secret (HMAC-SHA256, 32 hex
+        digits): what only this installation can write, e.g. a canary's marker (spec §11.3).
+        The purpose keeps each use apart from the others and from the tags' letters."""
+        digest = hmac.new(self._secret, f"{purpose}:{text}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
     def subject_with_tag(self, subject: str, number: str) -> str:
         """*subject* carrying the ticket's tag exactly once."""
         if number in self.numbers_in(subject):
