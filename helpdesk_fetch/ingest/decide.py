@@ -163,7 +163,8 @@ class Decider:
         if ticket is not None and parsed.header(MARKER) is not None:
             return rules.own_mail_returned()
         if ticket is not None and verdict.kind in MACHINE_KINDS:
-            return rules.machine_reply(verdict.kind)
+            return rules.machine_reply(verdict.kind,
+                                       delay_only=verdict.classification.delay_only)
         settings = self.config.settings
         verified = authres.sender_trusted(parsed.headers.get("authentication-results", []),
                                           parsed.from_addr, authserv_id=settings.authserv_id)

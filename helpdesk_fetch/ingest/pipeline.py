@@ -293,10 +293,12 @@ class Pipeline:
 
     def _queue_event(self, outcome: Outcome, now) -> None:
         """The [hooks] event of the ticket change (spec §12), queued in its transaction: what
-        the decision says happened (``rules.Decision.event``)."""
+        the decision says happened (``rules.Decision.event``); a bounce's names the addresses
+        it reported failed."""
         verdict = outcome.verdict
         hooks.queue(self.config, verdict.decision.event, ticket=verdict.ticket,
-                    message_id=outcome.message_row, tagger=self.tagger, now=now)
+                    message_id=outcome.message_row, tagger=self.tagger, now=now,
+                    bounced=verdict.bounced)
 
     def record_failure(self, source: Source, outcome: Outcome, *, raw: bytes | None, size: int,
                        location: str) -> bool:
