@@ -7,7 +7,7 @@ import sys
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import ago, echo_json, is_tty, note, table
+from helpdesk_fetch.cli.render import echo_json, is_tty, note, table, when
 
 
 @cli.group()
@@ -45,10 +45,11 @@ def list_(app: App, account: str | None, as_json: bool) -> None:
         return echo_json(data)
     if not data and is_tty():
         return note("No ignored mail is kept.", style="green")
+    received = when if is_tty() else str  # a script reads the ISO time
     table(["id", "account", "received", "from", "subject", "reason"],
-          [[m["id"], m["account"], ago(m["received_at"]) if is_tty() else m["received_at"],
-            m["from"], m["subject"],
-            m["reason"] + (" (restored)" if m["restored_at"] else "")] for m in data])
+          [[m["id"], m["account"], received(m["received_at"]), m["from"], m["subject"],
+            m["reason"] + (" (restored)" if m["restored_at"] else "")] for m in data],
+          shrink=("from", "subject"))
 
 
 @ignored.command()
