@@ -335,12 +335,12 @@ def test_deliver_prints_its_unexpected_error_through_the_filter(secret_config, r
 
 
 def test_the_pipelines_debug_traceback_goes_through_the_filter(secret_config, run, monkeypatch):
-    from helpdesk_fetch.ingest import pipeline
+    from helpdesk_fetch.ingest import decide
 
     def bug(parsed, tagger, **kwargs):
         raise KeyError(EVIL)
 
-    monkeypatch.setattr(pipeline, "find_ticket", bug)
+    monkeypatch.setattr(decide, "find_ticket", bug)
     result = run("-vv", "fetch", config=secret_config)
 
     assert result.exit_code == 0
