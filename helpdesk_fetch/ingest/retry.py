@@ -149,6 +149,7 @@ class Place:
         self.by_key = {r.key: r for r in refs}
         self.hashes: dict[str, str] = {}  # key -> SHA-256 of what was read, read at most once
         self.taken: set[str] = set()
+        self.refused: str | None = None  # why the last read() gave nothing, when known
 
     def find(self, row: FailedMessage) -> MessageRef | None:
         """The message of *row* in this place, or None when it is not there."""
@@ -184,7 +185,11 @@ class Place:
                 self.hashes[ref.key] = hashlib.sha256(raw).hexdigest()
 
     def read(self, ref: MessageRef) -> bytes | None:
-        return next((raw for _, raw in self.box.fetch([ref])), None)
+        """The message's bytes; None when the server did not hand it over, and then
+        ``refused`` says why where the server handed over something else (POP3)."""
+        raw = next((raw for _, raw in self.box.fetch([ref])), None)
+        self.refused = next((why for _, why in self.box.withheld()), None)
+        return raw
 
     def remove(self, ref: MessageRef) -> None:
         """Delete a message that is stored now, at once (the caller has committed)."""
@@ -244,6 +249,10 @@ class PlaceWork:
             return self._still_fails(source, row, Outcome(FAILED, row.source_key, reason=reason),
                                      raw=None, size=ref.size)
         raw = place.read(ref) if ref is not None else failures.stored_copy(row)
+        if raw is None and ref is not None and place.refused:
+            return self._still_fails(source, row, Outcome(FAILED, row.source_key,
+                                                          reason=place.refused),
+                                     raw=None, size=ref.size)
         if raw is None:
             return self._not_found(row)
         outcome = self.pipeline.ingest(source, raw, row.source_key)
@@ -288,7 +297,9 @@ def fetch_raw(config: Config, row: FailedMessage) -> bytes:
     with open_place(config, view, where, read_only=True) as place:
         ref = place.find(row)
         raw = place.read(ref) if ref is not None else None
+        why = place.refused
     if raw is None:
-        raise HelpdeskError(f"failed message {row.id} is no longer in the "
+        raise HelpdeskError(f"failed message {row.id}: {why}" if why else
+                            f"failed message {row.id} is no longer in the "
                             f"{failures.PLACES[where]}")
     return raw
