@@ -88,17 +88,24 @@ class ImapMailbox(Mailbox):
 
     def list(self) -> list[MessageRef]:
         with self._translate("listing"):
-            uids = sorted(self.client.search("ALL"))
-            refs = []
-            for start in range(0, len(uids), SIZE_BATCH):
-                chunk = uids[start:start + SIZE_BATCH]
-                sizes = self.client.fetch(chunk, ["RFC822.SIZE"])
-                # An unsolicited FETCH (another client's flags) may stand under a number of
-                # ours without a size: such a message was expunged meanwhile.
-                refs += [MessageRef(f"imap:{self.uidvalidity}:{uid}", int(size), uid)
-                         for uid in chunk
-                         if (size := sizes.get(uid, {}).get(b"RFC822.SIZE")) is not None]
-        return refs
+            sizes = self._sizes()
+        return [MessageRef(f"imap:{self.uidvalidity}:{uid}", size, uid)
+                for uid, size in sizes.items()]
+
+    def _sizes(self) -> dict[int, int]:
+        """UID -> RFC822.SIZE of every message in the selected folder, in UID order. (Sizes are
+        always fetched, never searched: Courier's SEARCH LARGER/SMALLER counts the size it
+        stores, with LF line ends, not RFC822.SIZE; imapserver.py.)"""
+        uids = sorted(self.client.search("ALL"))
+        sizes: dict[int, int] = {}
+        for start in range(0, len(uids), SIZE_BATCH):
+            chunk = uids[start:start + SIZE_BATCH]
+            found = self.client.fetch(chunk, ["RFC822.SIZE"])
+            # An unsolicited FETCH (another client's flags) may stand under a number of ours
+            # without a size: such a message was expunged meanwhile.
+            sizes.update((uid, int(size)) for uid in chunk
+                         if (size := found.get(uid, {}).get(b"RFC822.SIZE")) is not None)
+        return sizes
 
     def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         with self._translate("fetching from"):
@@ -178,8 +185,7 @@ class ImapMailbox(Mailbox):
         header = header.get(ref.handle, {}).get(b"BODY[HEADER]")
         self.client.select_folder(self.aside_folder, readonly=True)
         try:
-            size = ["LARGER", max(ref.size - 1, 0), "SMALLER", ref.size + 1]
-            same_size = self.client.search(size)
+            same_size = [uid for uid, size in self._sizes().items() if size == ref.size]
             found = self.client.fetch(same_size, ["BODY.PEEK[HEADER]"]) if same_size else {}
         finally:
             self.client.select_folder(self.folder)

@@ -28,6 +28,9 @@ NAMESPACE (RFC 2342)    personal prefix "" (Dovecot's default) or         ``Name
 CREATE of a folder      only Dovecot says ``[ALREADYEXISTS]``; Courier    imap.py never reads the
 that exists             "Cannot create this folder.", Cyrus "Mailbox      text: after a NO it asks
                         already exists"                                   LIST whether it is there
+SEARCH LARGER/SMALLER   Courier compares the size it stores (LF line      sizes are fetched
+                        ends), not RFC822.SIZE (CRLF, as FETCH gives)     (RFC822.SIZE), never
+                                                                          searched
 8-bit header bytes      Cyrus turns each into ``X`` on APPEND and LMTP    nothing a client can
                         (``munge8bit``)                                   undo: README table
 ======================  ================================================  ========================
