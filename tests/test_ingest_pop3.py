@@ -116,29 +116,53 @@ def test_a_notice_in_the_messages_place_is_never_taken_for_it(courier, mail_user
     message stays on the server, recorded once, and no ticket is made of the notice."""
     from helpdesk_fetch.sources.pop3 import Pop3Mailbox
 
-    monkeypatch.setattr(Pop3Mailbox, "_utf8", lambda self: None)
     raw = "Subject: Grüße\r\nFrom: a@example.org\r\n\r\nx\r\n".encode()
     courier.append(mail_user, [message("Plain ASCII"), raw])
     config = write_config([courier.account("pop", mail_user, protocol="pop3")])
+    with monkeypatch.context() as patch:  # Courier as if it refused UTF8
+        patch.setattr(Pop3Mailbox, "_utf8", lambda self: None)
 
-    first = run("fetch", config=config)
-    second = run("fetch", config=config)
+        first = run("fetch", config=config)
+        second = run("fetch", config=config)
 
-    assert first.exit_code == 0, first.output
-    [line] = first.stderr.splitlines()
-    assert "the server handed over" in line and "left on the POP3 server" in line
-    assert second.stderr == ""  # remembered, not reported again
-    assert subjects(run, config) == ["Plain ASCII"]
-    assert courier.messages(mail_user) == [raw]
-    [failed] = run.json("errors", "list", config=config)
-    assert failed["place"] == "pop3" and "LIST announced" in failed["reason"]
-    retried = run("errors", "retry", "--all", config=config)
-    assert "still fails: the server handed over" in retried.output
-    assert courier.messages(mail_user) == [raw] and subjects(run, config) == ["Plain ASCII"]
-    monkeypatch.undo()  # the server hands it over as it is once UTF8 is sent again
+        assert first.exit_code == 0, first.output
+        [line] = first.stderr.splitlines()
+        assert "the server handed over" in line and "left on the POP3 server" in line
+        assert second.stderr == ""  # remembered, not reported again
+        assert subjects(run, config) == ["Plain ASCII"]
+        assert courier.messages(mail_user) == [raw]
+        [failed] = run.json("errors", "list", config=config)
+        assert failed["place"] == "pop3" and "LIST announced" in failed["reason"]
+        retried = run("errors", "retry", "--all", config=config)
+        assert "still fails: the server handed over" in retried.output
+        assert courier.messages(mail_user) == [raw] and subjects(run, config) == ["Plain ASCII"]
+    # The server hands it over as it holds it once UTF8 is sent again.
     assert run("errors", "retry", "--all", config=config).exit_code == 0
     assert subjects(run, config) == ["Grüße", "Plain ASCII"]
     assert courier.messages(mail_user) == []
+
+
+def test_a_size_the_server_miscounts_holds_the_message_and_dismiss_keeps_it(courier, mail_user,
+                                                                           write_config, run):
+    """Courier's LIST (and IMAP's RFC822.SIZE) of a MIME structure 200 levels deep is not its
+    size (8,732 for 14,047 bytes); RETR hands over the message as stored. By size alone that
+    cannot be told from a notice in its place, so it stays on the server, recorded; given up
+    on, what the server hands over is kept, and the message leaves the server."""
+    from tests.mailset import CASES
+
+    raw = CASES["nested-200-deep"].raw
+    courier.deliver(mail_user, [raw, message("After it")])
+    config = write_config([courier.account("pop", mail_user, protocol="pop3")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert "the server handed over 14047 bytes where LIST announced 8732" in result.stderr
+    assert subjects(run, config) == ["After it"]
+    [failed] = run.json("errors", "list", config=config)
+    assert run("errors", "dismiss", str(failed["id"]), config=config).exit_code == 0
+    assert courier.messages(mail_user) == []
+    assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == raw
 
 
 # Broken servers (tests/fakepop.py): what Dovecot will not do, but a POP3 server may.
@@ -216,3 +240,16 @@ def test_sizes_counted_with_lf_line_ends_are_the_messages_own(write_config, run)
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     assert subjects(run, config) == ["Counted with CRLF", "Counted with LF"]
+
+
+@pytest.mark.parametrize(("listed", "taken"), [
+    (12, True),  # as sent: "a\r\nbb\r\nccc\r\n"
+    (10, True),  # without the CRLF RETR adds to a last line that had none (Dovecot)
+    (9, True),  # line ends counted as one octet (a server that stores LF)
+    (8, True),  # both
+    (11, False), (13, False), (3, False), (700, False),
+])
+def test_what_counts_as_the_listed_size(listed, taken):
+    from helpdesk_fetch.sources.pop3 import as_listed
+
+    assert as_listed(b"a\r\nbb\r\nccc\r\n", listed) is taken

@@ -150,6 +150,7 @@ class Place:
         self.hashes: dict[str, str] = {}  # key -> SHA-256 of what was read, read at most once
         self.taken: set[str] = set()
         self.refused: str | None = None  # why the last read() gave nothing, when known
+        self.handed_over: bytes | None = None  # and what the server handed over instead
 
     def find(self, row: FailedMessage) -> MessageRef | None:
         """The message of *row* in this place, or None when it is not there."""
@@ -186,9 +187,11 @@ class Place:
 
     def read(self, ref: MessageRef) -> bytes | None:
         """The message's bytes; None when the server did not hand it over, and then
-        ``refused`` says why where the server handed over something else (POP3)."""
+        ``refused`` says why where the server handed over something else (POP3), and
+        ``handed_over`` has that."""
         raw = next((raw for _, raw in self.box.fetch([ref])), None)
-        self.refused = next((why for _, why in self.box.withheld()), None)
+        held = next(iter(self.box.withheld()), None)
+        self.refused, self.handed_over = (held.reason, held.handed_over) if held else (None, None)
         return raw
 
     def remove(self, ref: MessageRef) -> None:
@@ -232,7 +235,12 @@ class PlaceWork:
 
     def _dismiss(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
         ref = place.find(row)
-        copy = place.read(ref) if ref is not None and row.raw is None else None
+        copy = None
+        if ref is not None and row.raw is None:
+            # Given up on: keep what the server hands over even where it is not the message
+            # as listed (a notice in its place quotes it, or the server miscounted its size).
+            copy = place.read(ref)
+            copy = copy if copy is not None else place.handed_over
         self.pipeline.call_db(failures.dismiss_failure, row.id, copy)
         if ref is not None:
             place.remove(ref)

@@ -252,8 +252,9 @@ class MailboxRun:
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
             self.actions = self.box
-        for ref, reason in self.box.withheld():  # handed over as something else: kept there
-            self._set_aside(ref, Outcome(FAILED, ref.key, reason=reason), raw=None)
+        for held in self.box.withheld():  # handed over as something else: it stays there
+            self._set_aside(held.ref, Outcome(FAILED, held.ref.key, reason=held.reason),
+                            raw=None)  # what was handed over is no copy of the message
         if reader.stopped_early:
             log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
                         "next run", self.account.name, len(todo) - self.report.fetched)

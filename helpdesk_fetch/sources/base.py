@@ -34,6 +34,16 @@ class MessageRef:
     handle: object  # the source's own address for it: a UID, a message number, a path
 
 
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A message the server handed over as something other than what it listed (POP3: a size
+    that is not LIST's), so it is not taken: why, and what was handed over instead."""
+
+    ref: MessageRef
+    reason: str
+    handed_over: bytes
+
+
 class MessageActions(Protocol):
     """What the writer does with a message once its fate is known: a ``Mailbox``, or the
     prefetch ``Reader`` that stands in for it while it owns the connection (and carries these
@@ -104,10 +114,10 @@ class Mailbox(ABC):
         *again*: an earlier run already began to set this very message aside, and may have died
         half-way; the move must not leave it there twice."""
 
-    def withheld(self) -> list[tuple[MessageRef, str]]:
+    def withheld(self) -> list[Withheld]:
         """Messages fetch() skipped since the last call because the server handed over
-        something other than what it listed (POP3, ``as_listed``), each with why; the caller
-        records them as failed. They stay on the server."""
+        something other than what it listed (POP3, ``as_listed``); the caller records them as
+        failed. They stay on the server."""
         return []
 
     def aside_folder_name(self) -> str | None:

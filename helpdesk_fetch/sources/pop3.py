@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import poplib_adapter
-from helpdesk_fetch.sources.base import Mailbox, MessageRef
+from helpdesk_fetch.sources.base import Mailbox, MessageRef, Withheld
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.poplib_adapter import error_text
 from helpdesk_fetch.sources.sasl import describe_challenge, xoauth2_base64
@@ -55,7 +55,7 @@ class Pop3Mailbox(Mailbox):
             if "UTF8" in capabilities:
                 self._utf8()
             self._login()
-        self._withheld: list[tuple[MessageRef, str]] = []
+        self._withheld: list[Withheld] = []
 
     def _capa(self) -> dict:
         try:
@@ -148,13 +148,14 @@ class Pop3Mailbox(Mailbox):
                               error_text(exc))
                     continue
             if not as_listed(raw, ref.size):
-                self._withheld.append((ref, f"the server handed over {len(raw)} bytes where "
-                                       f"LIST announced {ref.size}: not the message it holds "
-                                       "(e.g. a notice in its place); not taken"))
+                self._withheld.append(Withheld(
+                    ref, f"the server handed over {len(raw)} bytes where LIST announced "
+                    f"{ref.size}: not the message it holds (e.g. a notice in its place), or a "
+                    "size the server miscounted; not taken", raw))
                 continue
             yield ref, raw
 
-    def withheld(self) -> list[tuple[MessageRef, str]]:
+    def withheld(self) -> list[Withheld]:
         taken, self._withheld = self._withheld, []
         return taken
 
@@ -189,10 +190,12 @@ class Pop3Mailbox(Mailbox):
 
 def as_listed(raw: bytes, listed: int) -> bool:
     """Whether *raw* (from RETR, CRLF line ends) is the message LIST announced as *listed*
-    octets: the same size, or the size of the same lines ended by a bare LF, as a server that
-    stores LF may count them (RFC 1939 asks for the exact size; not every server obliges). A
-    notice sent in a message's place, of any size but these, is not taken for it."""
-    return listed in (len(raw), len(raw) - raw.count(b"\r\n"))
+    octets. RFC 1939 asks for the exact size, and servers count it their own way: exactly as
+    sent; without the CRLF that RETR adds to end a last line that had none (Dovecot); with each
+    line end as one octet, as stored (a server that stores LF); or both. A notice sent in a
+    message's place, of any other size, is not taken for it."""
+    size, ends = len(raw), raw.count(b"\r\n")
+    return listed in (size, size - 2, size - ends, size - ends - 1)
 
 
 def _pairs(lines: list[bytes]) -> Iterator[tuple[str, str]]:
