@@ -70,16 +70,21 @@ def test_forged_tag_opens_a_new_ticket(dovecot, mail_user, write_config, run):
     assert len(run.json("tickets", "list", config=config)) == 2
 
 
-def test_dry_run_changes_nothing(imap_server, mail_user, write_config, run, tmp_path, database_url):
-    raws = [message("One"), message("Two")]
+def test_dry_run_changes_nothing(imap_server, mail_user, write_config, run, tmp_path,
+                                database_url):
+    raws = [message("One"), message("Two"), message("Huge", body="x" * 8000)]
     imap_server.append(mail_user, raws)
-    config = write_config([imap_server.account("helpdesk", mail_user)])
+    config = write_config([imap_server.account("helpdesk", mail_user)],
+                          settings={"max_message_bytes": 5000})
 
     result = run("fetch", "--dry-run", config=config)
 
     assert result.exit_code == 0, result.output
     assert "would file" in result.output and "a new ticket" in result.output
+    folder = imap_server.folder("HD Error Messages")
+    assert f"would be moved to the IMAP folder {folder!r}" in result.output  # not "moved to"
     assert imap_server.messages(mail_user) == raws
+    assert imap_server.messages(mail_user, folder) == []
     assert not (tmp_path / "helpdesk.db").exists()
     assert not (tmp_path / "locks").exists()
     if database_url.startswith("postgresql:"):
