@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= $(or $(TMPDIR),/tmp)/helpdesk-fetch-demo
-SYSTEM_PACKAGES := dovecot-imapd dovecot-pop3d postgresql faketime openssl systemd strace
+SYSTEM_PACKAGES := dovecot-imapd dovecot-pop3d postgresql faketime openssl systemd strace curl jq
 
 .PHONY: install demo test test-corpus test-deps lint docs migration bench clean
 
@@ -24,7 +24,7 @@ demo: install  ## fetch the bundled sample Maildirs into a scratch SQLite databa
 	$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml fetch
 	$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets list
 	@echo
-	@echo "Try: $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets show 1"
+	@echo "Try: $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets show 1001"
 	@echo "     $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml status"
 
 test-deps:  ## as root: the servers the tests start (Dovecot, Courier, Cyrus, PostgreSQL), libfaketime

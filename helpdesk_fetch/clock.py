@@ -25,3 +25,12 @@ def isoformat(value: dt.datetime | None) -> str | None:
         return None
     return value.replace(tzinfo=dt.UTC).isoformat(timespec="seconds")
 
+
+
+MAX_RETRY_DELAY = dt.timedelta(hours=6)
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """How long to wait after the *attempts*-th failure before trying again (auto-mails, hook
+    events): 2, 4, 8 ... minutes, at most 6 hours."""
+    return min(dt.timedelta(minutes=2 ** min(attempts, 16)), MAX_RETRY_DELAY)

@@ -56,12 +56,13 @@ class FailureState(StrEnum):
 class RunOutcome(StrEnum):
     """How one account's part of a run ended."""
 
+    RUNNING = "running"  # recorded at its start; a run that dies keeps it (see store/write.py)
     OK = "ok"
     FAILED = "failed"
     BUSY = "busy"  # another run held the account
     SKIPPED = "skipped"  # the run's time budget was used up first
     DRY_RUN = "dry-run"
-    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM during the account
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM during the account; or it died (SIGKILL)
 
 
 class AutomailKind(StrEnum):
@@ -71,3 +72,13 @@ class AutomailKind(StrEnum):
     NEW_TICKET_RESOURCE = "new_ticket_resource"  # to the resource
     CUSTOMER_REPLY = "customer_reply"  # to the resource
     TICKET_CLOSED = "ticket_closed"  # to the sender of a too-late reply
+
+
+class EventKind(StrEnum):
+    """The events a ``[hooks]`` command is run for (spec §12)."""
+
+    TICKET_CREATED = "ticket.created"
+    TICKET_REPLIED = "ticket.replied"
+    TICKET_REOPENED = "ticket.reopened"
+    TICKET_REJECTED = "ticket.rejected"  # a reply after the reactivation window
+    MESSAGE_BOUNCED = "message.bounced"  # a bounce appended to its ticket (spec §9.2)

@@ -63,6 +63,12 @@ class ConfigError(HelpdeskError):
                            table=self.table, key=self.key)
 
 
+class ConfigUnreadable(ConfigError):
+    """The accounts file cannot be read at all by this user: missing, no permission, someone
+    else's. ``check`` tells this (its own set-up is wrong: UNKNOWN) from a file that is read
+    but wrong (every run fails with it: CRITICAL)."""
+
+
 class UsageError(HelpdeskError):
     """A command was asked for something that does not exist or cannot be done."""
 
@@ -96,6 +102,11 @@ class SetAsideRefused(MailboxError):
 
 class IngestError(HelpdeskError):
     """One message cannot be ingested; it goes to the error folder with this reason."""
+
+
+class ParserUnavailable(HelpdeskError):
+    """The parse worker cannot be started: no message is parsed, and none is set aside for it;
+    the mail stays where it is."""
 
 
 class DatabaseError(HelpdeskError):

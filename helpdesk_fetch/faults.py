@@ -11,7 +11,8 @@ import os
 import signal
 
 POINTS = ("after_fetch", "mid_transaction", "after_commit", "after_flag_deleted",
-          "after_pop3_dele", "after_copy")
+          "after_pop3_dele", "after_copy")  # the ingest path (tests/test_crash.py)
+HOOK_POINTS = ("after_hook_run",)  # a hook exited 0, not yet recorded (tests/test_hooks.py)
 
 _name, _, _nth = os.environ.get("HELPDESK_FETCH_CRASH_AT", "").partition(":")
 _remaining = int(_nth or 1)

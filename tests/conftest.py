@@ -271,7 +271,7 @@ def write_config(tmp_path, database_url):
     """Write an accounts file (mode 600) from Python data; returns its path."""
 
     def write(accounts=(), *, settings=None, resources=None, smtp=None, automail=None,
-              path: Path | None = None) -> Path:
+              alerts=None, hooks=None, path: Path | None = None) -> Path:
         data = {"settings": {"database": database_url}}
         if database_url.startswith("postgresql:"):
             data["settings"]["database_password_env"] = DB_PASSWORD_ENV
@@ -282,6 +282,9 @@ def write_config(tmp_path, database_url):
             data["smtp"] = smtp
         if automail is not None:
             data["automail"] = automail
+        for table, value in (("alerts", alerts), ("hooks", hooks)):
+            if value is not None:
+                data[table] = value
         data["resources"] = resources if resources is not None else [
             {"name": "it-support", "members": ["alice@example.com", "bob@example.com"]}]
         if accounts:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,8 @@ def test_the_sample_file_is_valid_and_documents_every_key():
     text = (ROOT / "sample-accounts.toml").read_text()
     assert {a.protocol for a in sample.accounts} == {"imap", "pop3", "maildir"}
     assert any(not a.automail for a in sample.accounts)
-    for cls in (config.Settings, config.Smtp, config.Automail, config.Resource, config.Account):
+    for cls in (config.Settings, config.Smtp, config.Automail, config.Resource, config.Account,
+                config.Alerts, config.Hooks):
         for field in cls.__dataclass_fields__:
             assert re.search(rf"^#? *{field} *=", text, re.MULTILINE), f"{cls.__name__}.{field}"
 
@@ -78,6 +81,9 @@ MAILDIR = '[[accounts]]\nname = "m"\nprotocol = "maildir"\npath = "x"\n'
     (SMTP + 'port = 0\n', "key 'smtp.port': must be between 1 and 65535"),
     (SMTP + 'timeout_seconds = -5\n', "key 'smtp.timeout_seconds': must be greater than 0"),
     ('[settings]\ntimeout_seconds = 0\n', "key 'settings.timeout_seconds': must be greater"),
+    ('[settings]\nparse_seconds = 0\n', "key 'settings.parse_seconds': must be greater than 0"),
+    ('[settings]\nparse_seconds = 2.5\n', "key 'settings.parse_seconds': expected an integer, "
+                                        "got a number"),
     (MAILDIR + 'folder = "INBOX"\n', "account 'm': key 'folder': does not apply to a maildir"),
     (MAILDIR + 'security = "ssl"\n', "account 'm': key 'security': does not apply to a maildir"),
     (MAILDIR + 'host = "h"\n', "account 'm': key 'host': does not apply to a maildir"),
@@ -98,6 +104,23 @@ MAILDIR = '[[accounts]]\nname = "m"\nprotocol = "maildir"\npath = "x"\n'
      "resource 'it': key 'resources.members': 'Alice Smith' is not one e-mail address"),
     ('[[resources]]\nname = "it"\nnotify = ["a@example.com, b@example.com"]\n',
      "resource 'it': key 'resources.notify': 'a@example.com, b@example.com' is not one e-mail"),
+    (IMAP + 'address = "not an address"\n',
+     "account 'a': key 'address': 'not an address' is not one e-mail address"),
+    ('[settings]\ncanary_max_minutes = 0\n', "key 'settings.canary_max_minutes': must be greater"),
+    ('[alerts]\nto = ["admin@example.com"]\n', "key 'alerts.to': alerts are mailed through "
+                                                "[smtp]; add an [smtp] section"),
+    (SMTP + '[alerts]\nto = ["admin"]\n', "key 'alerts.to': 'admin' is not one e-mail address"),
+    (SMTP + '[alerts]\ncc = []\n', "key 'alerts.cc': unknown key"),
+    ('[hooks]\nevents = ["ticket.created"]\n', "key 'hooks.command': missing (required)"),
+    ('[hooks]\ncommand = "/bin/hook --all"\n', "key 'hooks.command': expected a list of strings"),
+    ('[hooks]\ncommand = []\n', "key 'hooks.command': must name the program to run"),
+    ('[hooks]\ncommand = ["/bin/true"]\nevents = ["ticket.closed"]\n',
+     "key 'hooks.events': 'ticket.closed' is not one of ticket.created, ticket.replied, "
+     "ticket.reopened, ticket.rejected, message.bounced"),
+    ('[hooks]\ncommand = ["/bin/true"]\ntimeout_seconds = 0\n',
+     "key 'hooks.timeout_seconds': must be greater than 0"),
+    ('[hooks]\ncommand = ["/bin/true"]\nmax_attempts = 0\n',
+     "key 'hooks.max_attempts': must be greater than 0"),
 ])
 def test_errors_name_the_file_account_and_key(tmp_path, text, needle):
     with pytest.raises(ConfigError) as caught:
@@ -124,6 +147,21 @@ def test_resource_addresses_are_reduced_to_bare_lowercase_ones(tmp_path):
     assert it.members == it.notify == ("alice@example.com", "bob@example.com")
     assert ops.notify == ("ops-team@example.com",)
     assert rules.is_member("alice@example.com", it)
+
+
+def test_account_addresses_and_hooks(tmp_path):
+    cfg = load_text(tmp_path, IMAP.replace('username = "u"', 'username = "Help@Example.com"')
+                    + MAILDIR + '[[accounts]]\nname = "n"\nprotocol = "maildir"\npath = "y"\n'
+                    'address = "Helpdesk <Local@Example.com>"\n'
+                    '[hooks]\ncommand = ["hooks/event", "--to", "chat"]\n')
+    assert [a.address for a in cfg.accounts] == ["help@example.com", None, "local@example.com"]
+    assert cfg.hooks == config.Hooks(command=(str(tmp_path / "hooks/event"), "--to", "chat"))
+    assert set(cfg.hooks.events) == {"ticket.created", "ticket.replied", "ticket.reopened",
+                                     "ticket.rejected", "message.bounced"}
+    assert (cfg.hooks.timeout_seconds, cfg.hooks.max_attempts, cfg.alerts) == (30, 10, None)
+    on_path = load_text(tmp_path, '[hooks]\ncommand = ["ticket-event"]\n')
+    assert on_path.hooks.command == ("ticket-event",)  # no slash: found on PATH, as a shell would
+    assert load_text(tmp_path, IMAP).accounts[0].address is None  # "u" is no address
 
 
 def test_type_errors_never_show_the_value(tmp_path):
@@ -174,6 +212,94 @@ def test_password_source_errors_name_the_accounts_file(tmp_path, run, command, m
 def test_missing_file_says_how_to_start(tmp_path, run):
     result = run("fetch", config=tmp_path / "none.toml")
     assert result.exit_code == 2 and "sample-accounts.toml" in result.stderr
+
+
+TRUNCATED = ('[settings]\nerror_folder = "HD Error Messages"\n\n[[resources]]\n'
+             'name = "it-support"\n')  # the file cut short before its [[accounts]]
+
+
+@pytest.mark.parametrize("text", ["", "\n# only a comment\n", TRUNCATED])
+@pytest.mark.parametrize("command", [["fetch"], ["fetch", "--dry-run"], ["accounts", "test"]])
+def test_a_file_without_accounts_stops_every_command_that_reads_mail(tmp_path, run, text,
+                                                                      command):
+    path = tmp_path / "accounts.toml"
+    path.write_text(text)
+
+    result = run(*command, config=path)
+
+    assert result.exit_code == 2, result.output
+    assert f"{path}: defines no [[accounts]] table" in result.stderr
+    assert "accounts add" in result.stderr
+    assert list(tmp_path.iterdir()) == [path]  # no database beside a file that is wrong
+
+
+def test_a_file_whose_accounts_are_all_disabled_is_not_an_error(tmp_path, run):
+    path = tmp_path / "accounts.toml"
+    path.write_text(MAILDIR + "enabled = false\n")
+
+    assert run("fetch", config=path).exit_code == 0
+
+
+def test_dev_null_is_no_accounts_file(run):
+    before = set(Path("/dev").iterdir())
+    try:
+        result = run("fetch", config=Path("/dev/null"))
+    finally:
+        created = set(Path("/dev").iterdir()) - before
+        for path in created:  # what a regression would leave behind
+            path.unlink()
+    assert result.exit_code == 2, result.output
+    assert "/dev/null: is a device, not an accounts file" in result.stderr
+    assert not created  # no /dev/helpdesk.db
+
+
+@pytest.mark.parametrize("command", [["fetch"], ["status"], ["tickets", "list"],
+                                     ["tickets", "close", "1"], ["accounts", "list"],
+                                     ["accounts", "add", "x", "--protocol", "maildir",
+                                      "--path", "/tmp/x"]])
+def test_a_device_is_no_accounts_file_for_any_command(tmp_path, run, command):
+    device = tmp_path / "null"  # like /dev/null; a test must not risk the real one
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+
+    result = run(*command, config=device)
+
+    assert result.exit_code == 2, result.output
+    assert f"{device}: is a device, not an accounts file" in result.stderr
+    assert list(tmp_path.iterdir()) == [device]  # no database beside it
+    assert device.is_char_device()  # not replaced by an accounts file
+
+
+def test_a_directory_is_no_accounts_file(tmp_path, run):
+    result = run("fetch", config=tmp_path)
+    assert result.exit_code == 2 and f"{tmp_path}: is a directory" in result.stderr
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path, run):
+    path = tmp_path / "accounts.toml"
+    path.write_bytes(MAILDIR.encode() + "# Zugang für die Buchhaltung\n".encode("latin-1"))
+
+    result = run("fetch", config=path)
+
+    assert result.exit_code == 2
+    assert (f"{path}: line 5, column 11: byte 0xfc is not UTF-8" in result.stderr)
+    assert "save it again as UTF-8" in result.stderr
+
+
+@pytest.mark.parametrize("make, needle", [(lambda p: None, "No such file or directory"),
+                                           (lambda p: p.write_text(""), "is not a directory")])
+def test_a_templates_dir_that_is_no_directory_is_an_error(tmp_path, run, make, needle):
+    make(tmp_path / "my-texts")
+    path = tmp_path / "accounts.toml"
+    path.write_text('[settings]\ntemplates_dir = "my-texts"\n' + MAILDIR + 'enabled = false\n')
+
+    result = run("fetch", config=path)
+
+    assert result.exit_code == 2
+    assert (f"{path}: key 'settings.templates_dir': {tmp_path / 'my-texts'}" in result.stderr
+            and needle in result.stderr)
+    (tmp_path / "my-texts").unlink(missing_ok=True)
+    (tmp_path / "my-texts").mkdir()
+    assert run("fetch", config=path).exit_code == 0
 
 
 def _account(**keys) -> config.Account:

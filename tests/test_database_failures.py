@@ -83,6 +83,14 @@ def check_clean_failure(result, dovecot, user, load, *expected: str) -> None:
     assert dovecot.messages(user) == load.all  # all there, none even flagged \Deleted
 
 
+def assert_leads_with_the_disk(result, disk) -> None:
+    """The full disk comes first, right after what was being done; SQLite's own words (often
+    about a rollback, or a "disk I/O error") only after it."""
+    said = re.search(r"helpdesk-fetch: cannot [a-z ]+(sqlite:///\S+)?: (.*)", result.stderr)
+    assert said and said.group(2).startswith(f"the disk holding {disk} is full"), result.stderr
+    assert "(SQLite: " in said.group(2)
+
+
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_disk_fills_up_during_the_run(disk, dovecot, mail_user, mailbox_on, protocol):
     config = mailbox_on(disk, protocol)
@@ -93,6 +101,7 @@ def test_disk_fills_up_during_the_run(disk, dovecot, mail_user, mailbox_on, prot
     result = fetch(config)
 
     check_clean_failure(result, dovecot, mail_user, load, "full", "free some space")
+    assert_leads_with_the_disk(result, disk)
     assert_nothing_lost(load, disk / "helpdesk.db", dovecot.messages(mail_user))
     os.remove(disk / "filler")
     assert fetch(config).returncode == 0
@@ -108,6 +117,7 @@ def test_full_disk_before_the_run(disk, dovecot, mail_user, mailbox_on):
     result = fetch(config)
 
     check_clean_failure(result, dovecot, mail_user, load, "is full", "free some space")
+    assert_leads_with_the_disk(result, disk)
     os.remove(disk / "filler")
     assert fetch(config).returncode == 0
     assert_exactly_once(load, disk / "helpdesk.db", dovecot.messages(mail_user), [])

@@ -31,6 +31,22 @@ def test_a_new_sqlite_database_is_private_whatever_the_umask(tmp_path):
         database.close()
 
 
+@pytest.mark.parametrize("command", [["fetch"], ["status"], ["tickets", "list"],
+                                     ["tickets", "close", "1"]])
+def test_a_database_path_that_is_a_directory_is_a_configuration_error(tmp_path, write_config,
+                                                                      run, command):
+    (tmp_path / "helpdesk.db").mkdir()  # what the administrator meant as its directory
+    config = write_config([{"name": "box", "protocol": "maildir", "path": "box"}],
+                          settings={"database": "sqlite:///helpdesk.db"})
+
+    result = run(*command, config=config)
+
+    assert result.exit_code == 2, result.output
+    assert (f"{config}: key 'settings.database': {tmp_path / 'helpdesk.db'} is a directory, "
+            "not a database file; name a file, e.g. "
+            f"sqlite:///{tmp_path / 'helpdesk.db' / 'helpdesk.db'}") in result.stderr
+
+
 @pytest.mark.both_backends
 @pytest.mark.parametrize("read_only", [False, True])
 def test_a_database_upgraded_by_a_newer_version_is_refused(read_only, database_url, open_db):

@@ -165,7 +165,7 @@ def test_tokens_of_another_client_or_provider_are_not_used(oauth_dovecot, idp, m
     result = run("accounts", "test", "o", config=config)
 
     assert result.exit_code == 1
-    assert (f"account 'o': the OAuth2 configuration changed since the sign-in "
+    assert (f"o: FAILED: the OAuth2 configuration changed since the sign-in "
             f"({key.removeprefix('oauth2_')} in {token_file(config, 'o')} differs): not "
             "signed in for it; run `helpdesk-fetch accounts authorize o`") in result.output
     assert len(idp.provider.requests) == 1  # the old refresh token went nowhere

@@ -36,7 +36,11 @@ def test_status_json_schema(tmp_path, write_config, run):
     assert data["history_days"] == 90
     local, idle = data["accounts"]
     assert set(local) == {"name", "protocol", "server", "enabled", "last_run", "error_messages",
-                          "last_failure"}
+                          "last_failure", "canary"}
+    assert local["canary"] == {"sent_at": None, "received_at": None, "travel_seconds": None}
+    assert data["hooks"] is False
+    assert data["hook_queue"] == {"pending": 0, "failing": 0, "oldest": None, "given_up": 0,
+                                  "last_error": None}
     assert (local["name"], local["protocol"], local["enabled"]) == ("local", "maildir", True)
     for key, kind in RUN_KEYS.items():
         assert isinstance(local["last_run"][key], kind), key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 
@@ -28,6 +29,18 @@ def finish(child: pexpect.spawn) -> int:
     return child.exitstatus
 
 
+def at_80_columns(*args: str, config) -> list[str]:
+    """What a command shows in an 80-column terminal, as lines without colours."""
+    child = pexpect.spawn(sys.executable, ["-m", "helpdesk_fetch", "--config", str(config),
+                                          *args],
+                          env=environment(COLUMNS="80"), cwd=str(ROOT), dimensions=(50, 80),
+                          timeout=60, encoding="utf-8")
+    child.expect(pexpect.EOF)
+    child.close()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before).replace("\r", "")
+    return text.splitlines()
+
+
 def test_fetch_at_a_terminal_shows_progress_and_a_summary(tmp_path, write_config):
     make_maildir(tmp_path / "box", [message("One"), b"", message("Two")])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
@@ -36,7 +49,7 @@ def test_fetch_at_a_terminal_shows_progress_and_a_summary(tmp_path, write_config
 
     child.expect("3/3 messages")  # the progress display on stderr
     child.expect("fetch")  # the summary table's title
-    child.expect(r"local\s*│\s*ok\s*│\s*3\s*│\s*2\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*1")
+    child.expect(r"local\s+ok\s+3\s+2\s+0\s+0\s+0\s+1")
     assert finish(child) == 0
 
 
@@ -119,7 +132,8 @@ def test_syslog(tmp_path, write_config, run, monkeypatch):
 
 def test_syslog_missing_is_a_warning_not_a_failure(tmp_path, write_config, run, monkeypatch):
     monkeypatch.setenv(SYSLOG_ENV, str(tmp_path / "nobody-listens"))
-    config = write_config([])
+    config = write_config([{"name": "off", "protocol": "maildir", "path": "box",
+                            "enabled": False}])  # no account at all would be an error (§2)
 
     result = run("--syslog", "fetch", config=config)
 
@@ -130,10 +144,12 @@ def test_accounts_add_dialog_at_a_terminal(dovecot, mail_user, write_config, run
     config = write_config([])
     port = dovecot.ports["imaps"]
 
-    child = spawn("accounts", "add", "desk", "--port", str(port), "--ca-file",
-                  str(dovecot.cert), config=config)
+    child = spawn("accounts", "add", "desk", config=config)
     for prompt, answer in (("Protocol", "imap"), ("Server", "127.0.0.1"),
                            ("User name", mail_user), ("Security", "ssl"),
+                           (re.escape("Port [993]"), str(port)),  # the default shown
+                           (re.escape("Private CA (PEM file; empty: the system's CAs)"),
+                            str(dovecot.cert)),
                            ("Password", PASSWORD)):
         child.expect(prompt)
         child.sendline(answer)
@@ -143,11 +159,95 @@ def test_accounts_add_dialog_at_a_terminal(dovecot, mail_user, write_config, run
     child.expect("Test it now?")
     child.sendline("y")
     child.expect("desk: ok, 0 messages waiting")
+    child.expect("Added account 'desk'")
 
     assert finish(child) == 0
     [account] = run.json("accounts", "list", config=config)
-    assert (account["host"], account["port"], account["username"], account["resource"]) == (
-        "127.0.0.1", port, mail_user, "it-support")
+    assert (account["host"], account["port"], account["username"], account["resource"],
+            account["ca_file"]) == ("127.0.0.1", port, mail_user, "it-support",
+                                    str(dovecot.cert))
     assert account["password"] == "(set)"
     assert PASSWORD not in json.dumps(account)
     assert oct(config.stat().st_mode & 0o777) == "0o600"
+
+
+def test_accounts_add_offers_not_to_keep_an_account_whose_test_failed(dovecot, mail_user,
+                                                                      write_config, run):
+    config = write_config([])
+    before = config.read_bytes()
+
+    def add(keep: str) -> pexpect.spawn:
+        child = spawn("accounts", "add", "desk", "--protocol", "imap", "--host", "127.0.0.1",
+                      "--port", str(dovecot.ports["imaps"]), "--ca-file", str(dovecot.cert),
+                      "--security", "ssl", "--username", mail_user, "--resource", "it-support",
+                      config=config)
+        child.expect("Password")  # asked for, hidden: never on the command line
+        child.sendline("wrong")
+        child.expect("Test it now?")
+        child.sendline("")  # yes, the default
+        child.expect("desk: FAILED: login as")
+        child.expect(re.escape("The test failed. Save the account 'desk' anyway? [y/N]"))
+        child.sendline(keep)
+        return child
+
+    child = add("")  # no, the default
+    child.expect("Account 'desk' was not added")
+    assert finish(child) == 1
+    assert config.read_bytes() == before  # nothing written
+
+    child = add("y")
+    child.expect("Added account 'desk'")
+    assert finish(child) == 0
+    assert [a["name"] for a in run.json("accounts", "list", config=config)] == ["desk"]
+
+
+def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_config):
+    """fetch's summary with a failing account, status, tickets list, accounts list and
+    errors list: each row one line of at most 80 columns, names whole, headers on one line,
+    a long problem on lines of its own below its row."""
+    long_sender = "Someone With A Long Name <someone.with.a.long.address@customer.example.org>"
+    make_maildir(tmp_path / "box", [
+        message("The printer on the third floor prints everything twice and then jams",
+                sender=long_sender), b""])
+    wrong_port = dovecot.account("helpdesk-mailbox", mail_user, resource="it-support",
+                                 port=dovecot.ports["pop3s"])  # an IMAP account, POP3S port
+    config = write_config([wrong_port, {"name": "local-maildir", "protocol": "maildir",
+                                        "path": "box", "resource": "it-support"}])
+    problem = "  connecting to 127.0.0.1:"
+
+    fetched = at_80_columns("fetch", config=config)
+    summary = fetched[fetched.index("fetch"):]  # after the log lines and the progress
+    assert summary[1].split() == ["account", "outcome", "fetched", "new", "replies",
+                                  "rejected", "dupes", "errors", "time"]
+    assert summary[2].split()[:2] == ["helpdesk-mailbox", "failed"]
+    assert summary[3].startswith(problem)
+    assert [line for line in summary if line.startswith("local-maildir")][0].split()[:5] == [
+        "local-maildir", "ok", "2", "1", "0"]
+
+    status = at_80_columns("status", config=config)
+    row = next(i for i, line in enumerate(status) if line.startswith("helpdesk-mailbox "))
+    assert status[row - 1].split()[:3] == ["account", "last", "run"]
+    assert status[row + 1].startswith(problem)
+
+    tickets = at_80_columns("tickets", "list", config=config)
+    assert tickets[0].split() == ["number", "status", "resource", "updated", "msgs",
+                                  "requester", "subject"]
+    assert tickets[1].split()[:3] == ["1001", "new", "it-support"]
+    assert "someone.w…" in tickets[1] and "The printer on the third" in tickets[1]
+    assert tickets[1].endswith("…")  # the subject shortened, not wrapped
+
+    accounts = at_80_columns("accounts", "list", config=config)
+    assert accounts[0].split() == ["name", "protocol", "server", "user", "resource", "last",
+                                   "run"]
+    assert accounts[1].split()[:2] == ["helpdesk-mailbox", "imap"]
+    assert accounts[2].startswith(problem)
+
+    errors = at_80_columns("errors", "list", config=config)
+    assert errors[0].split() == ["id", "account", "failed", "waits", "in", "from", "subject"]
+    assert errors[1].split()[:2] == ["1", "local-maildir"]
+    assert errors[2] == "  cannot be parsed: ParseError: the message is empty"
+
+    status = [line for line in status if not line.startswith("Database: ")]  # a long path
+    for lines in (summary, status, tickets, accounts, errors):
+        assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+        assert not any(line.rstrip().endswith(("helpdesk-", "local-")) for line in lines)

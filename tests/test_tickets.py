@@ -3,6 +3,7 @@ database errors every ticket command meets (spec §3, §4.5)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -115,3 +116,40 @@ def test_a_database_locked_by_another_process_is_one_line(tmp_path, write_config
     assert result.exit_code == 1, result.output
     assert "database is locked" in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - started >= 25
+
+
+def test_a_message_shown_in_part_says_so(tmp_path, write_config, run):
+    """A message with 2,000 parts shows its first 1,000, and says that the rest is only in the
+    raw message: in `tickets show` and as "notice" in --json (null when all is shown)."""
+    parts = [(f"part{i}.txt", "application/octet-stream", b"x") for i in range(2000)]
+    make_maildir(tmp_path / "box", [message("Many parts", attachments=parts),
+                                    message("Plain")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+    many, plain = run.json("tickets", "list", config=config)
+
+    shown = run.json("tickets", "show", many["number"], config=config)
+    text = run("tickets", "show", many["number"], config=config)
+
+    [mail] = shown["messages"]
+    assert len(mail["attachments"]) == 999  # the text part is the thousandth
+    assert mail["notice"] == ("the message has more than 1000 parts; only the first 1000 are "
+                              "shown, the rest is kept only in the raw message")
+    assert f"Notice: {mail['notice']}" in text.output
+    [other] = run.json("tickets", "show", plain["number"], config=config)["messages"]
+    assert other["notice"] is None
+    assert "Notice:" not in run("tickets", "show", plain["number"], config=config).output
+
+
+def test_tickets_show_prints_the_text_without_carriage_returns(tmp_path, write_config, run):
+    """Mail's lines end in CRLF; the text keeps them (and --json with it), but the terminal
+    is shown lines, not the control picture of CR at the end of each."""
+    make_maildir(tmp_path / "box", [message("Two lines", body="Line one\nLine two\n")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+
+    shown = run("tickets", "show", "1001", config=config).output
+
+    assert "Line one\nLine two" in shown and "\u240d" not in shown
+    assert re.search(r"^opened \d{4}-\d\d-\d\d \d\d:\d\d, escalation due \d{4}-", shown,
+                     re.MULTILINE)  # local time, on a line of its own

@@ -106,8 +106,12 @@ def test_ssl_against_a_plaintext_port_fails_cleanly(plain_dovecot, mail_user, wr
 
     result = run("fetch", config=write_config([account]))
 
+    plain, tls = {"imap": (143, 993), "pop3": (110, 995)}[protocol]
     assert result.exit_code == 1
-    assert "account 'box'" in result.stderr and "TLS failed" in result.stderr
+    assert "account 'box'" in result.stderr
+    assert ("the server does not speak TLS on this port (it answered in plain text, "
+            f'WRONG_VERSION_NUMBER); for this port try security = "starttls" (usually port '
+            f"{plain}), or use the server's TLS port (usually {tls})") in result.stderr
 
 
 def test_the_token_endpoint_certificate_is_verified(oauth_dovecot, idp, mail_user,

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from helpdesk_fetch.clock import utcnow
+from helpdesk_fetch.clock import retry_delay, utcnow
 from helpdesk_fetch.config import Config, Smtp
 from helpdesk_fetch.errors import AuthError, ConfigError, MailboxError
 from helpdesk_fetch.secrets.login import login_secret
@@ -32,7 +32,6 @@ from helpdesk_fetch.tls import tls_context
 log = logging.getLogger(__name__)
 
 BATCH = 200
-MAX_BACKOFF = dt.timedelta(hours=6)
 CLAIM_LEASE = dt.timedelta(minutes=10)
 
 
@@ -143,7 +142,7 @@ def ascii_domain(address: str) -> str:
 def _defer(row: Outbox, error: str) -> None:
     row.attempts += 1
     row.last_error = error
-    row.next_attempt_at = utcnow() + min(dt.timedelta(minutes=2 ** row.attempts), MAX_BACKOFF)
+    row.next_attempt_at = utcnow() + retry_delay(row.attempts)
     row.save()
 
 

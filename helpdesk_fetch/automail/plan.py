@@ -76,8 +76,10 @@ def is_daemon(address: str) -> bool:
 
 
 def own_addresses(config: Config) -> frozenset[str]:
-    """The addresses mail from which we never answer: our SMTP sender and our mailboxes."""
+    """The addresses mail from which we never answer: our SMTP sender and our mailboxes (their
+    user names and addresses)."""
     found = {a.username.lower() for a in config.accounts if a.username and "@" in a.username}
+    found.update(a.address for a in config.accounts if a.address)
     if config.smtp is not None:
         found.add(parseaddr(config.smtp.from_address)[1].lower())
         if config.smtp.username and "@" in config.smtp.username:

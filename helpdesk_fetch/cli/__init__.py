@@ -16,6 +16,8 @@ import click
 from helpdesk_fetch import __version__
 from helpdesk_fetch.errors import HelpdeskError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class App:
@@ -28,9 +30,12 @@ class App:
     _tagger: object = None
     read_only: bool = field(default=False)
 
-    def config(self):
+    def config(self, *, reads_mail: bool = False):
+        """The accounts file, loaded once; *reads_mail*: the command reads mailboxes, and a
+        file without any account is an error for it (spec §2)."""
+        from helpdesk_fetch import config
+
         if self._config is None:
-            from helpdesk_fetch import config
             from helpdesk_fetch.config import dburl
             from helpdesk_fetch.secrets.redact import remember_secret
 
@@ -39,7 +44,7 @@ class App:
                 if item is not None and item.password:
                     remember_secret(item.password)
             remember_secret(dburl.password(self._config.settings.database) or "")
-        return self._config
+        return config.require_accounts(self._config) if reads_mail else self._config
 
     def database(self, *, read_only: bool = False):
         """The database, opened once (read-only commands never create or migrate it)."""
@@ -79,8 +84,9 @@ def complete_account(ctx: click.Context, param, incomplete: str) -> list[str]:
 
 # Each command's module, imported only when that command runs (or help lists them all): a cron
 # run of `fetch` does not pay for the other commands' modules.
-SUBCOMMANDS = {"accounts": "accounts", "db": "db", "deliver": "deliver", "errors": "errors",
-               "fetch": "fetch", "ingest": "admin", "status": "admin", "tickets": "tickets"}
+SUBCOMMANDS = {"accounts": "accounts", "check": "health", "db": "db", "deliver": "deliver",
+               "errors": "errors", "fetch": "fetch", "ingest": "admin", "probe": "health",
+               "status": "admin", "tickets": "tickets"}
 
 
 class Group(click.Group):
@@ -102,20 +108,38 @@ class Group(click.Group):
             return super().invoke(ctx)
         except HelpdeskError as exc:
             _fail(ctx, exc)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except Exception as exc:  # a database failure outside the paths that expect one
             translated = _database_error(exc)
             if translated is None:
-                raise
+                _crash(ctx)
             _fail(ctx, translated)
 
 
 def _fail(ctx: click.Context, exc: HelpdeskError) -> None:
     """The one line a failed command prints, and its exit code (spec §3)."""
-    from helpdesk_fetch.cli.render import printable
-    from helpdesk_fetch.secrets.redact import redact
+    from helpdesk_fetch.cli.render import echo
 
-    click.echo(f"helpdesk-fetch: error: {printable(redact(str(exc)), lines=True)}", err=True)
+    echo(f"helpdesk-fetch: error: {exc}", err=True)
     ctx.exit(exc.exit_code)
+
+
+def _crash(ctx: click.Context) -> None:
+    """A bug of ours: its traceback, through the filter every output goes through (a secret
+    or a subject's escape sequence can be part of an exception's text), and exit 1."""
+    log.critical("unexpected error (please report it)", exc_info=True)
+    ctx.exit(1)
+
+
+def excepthook(kind, value, traceback) -> None:
+    """What escapes even that (an error while the command line is read) is printed the same
+    way: ``sys.excepthook`` of the console script."""
+    import traceback as tb
+
+    from helpdesk_fetch.cli.render import scrub
+
+    sys.stderr.write(scrub("".join(tb.format_exception(kind, value, traceback))))
 
 
 def _database_error(exc: Exception) -> HelpdeskError | None:
@@ -130,16 +154,34 @@ def _database_error(exc: Exception) -> HelpdeskError | None:
     return db.as_database_error(exc)
 
 
-class _RedactingFilter(logging.Filter):
-    """No secret and no terminal escape sequence (from a message's headers) in a log line."""
+class _ScrubbingFormatter(logging.Formatter):
+    """A log line, with its traceback (-vv, ``deliver``'s unexpected errors), through the one
+    output filter (``render.scrub``): no secret, no terminal escape sequence from a message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from helpdesk_fetch.cli.render import scrub
+
+        record.message = _text(record)
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            text += "\n" + self.formatStack(record.stack_info)
+        return scrub(text)
+
+
+class _QuietRepeats(logging.Filter):
+    """An account failure that goes on from earlier runs is not news on a stderr that is not a
+    terminal (a cron mail per run); the log file and syslog keep every one (spec §11.2)."""
+
+    def __init__(self, attribute: str) -> None:
+        super().__init__()
+        self.attribute = attribute  # set True on such records by the run
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from helpdesk_fetch.cli.render import printable
-        from helpdesk_fetch.secrets.redact import redact
-
-        record.msg = printable(redact(_text(record)), lines=True)
-        record.args = None
-        return True
+        return not getattr(record, self.attribute, False)
 
 
 def _text(record: logging.LogRecord) -> str:
@@ -155,7 +197,9 @@ SYSLOG_ENV = "HELPDESK_FETCH_SYSLOG_SOCKET"
 
 
 def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool = False) -> None:
-    """Warnings and errors to stderr (the cron mail); -v adds progress, -vv debugging, -q less.
+    """Warnings and errors to stderr (the cron mail); -v adds each message filed, -vv debugging,
+    -vvv the IMAP and POP3 protocol, -q less. Under cron, a failing account is on stderr when it
+    starts and when it ends, not in between.
 
     ``--log-file`` and ``--syslog`` (facility mail; socket ``$HELPDESK_FETCH_SYSLOG_SOCKET``,
     else /dev/log) keep a trail of every message filed, at -v detail or more."""
@@ -163,6 +207,10 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     stderr = logging.StreamHandler(sys.stderr)
     fmt = "helpdesk-fetch: %(message)s" if verbosity < 2 else "%(asctime)s %(name)s: %(message)s"
     handlers = [_handler(stderr, level, fmt)]
+    if verbosity <= 0 and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        from helpdesk_fetch.health.alerts import REPEATED
+
+        stderr.addFilter(_QuietRepeats(REPEATED))  # under cron: spec §11.2
     trail = min(level, logging.INFO)
     if log_file:
         handlers.append(_handler(_file_handler(log_file), trail,
@@ -182,8 +230,7 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
 
 def _handler(handler: logging.Handler, level: int, fmt: str) -> logging.Handler:
     handler.setLevel(level)
-    handler.addFilter(_RedactingFilter())
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(_ScrubbingFormatter(fmt))
     return handler
 
 
@@ -207,19 +254,24 @@ def _syslog_handler() -> logging.Handler | None:
     try:  # SysLogHandler itself only complains later, once per line
         probe.connect(address)
     except OSError as exc:  # no syslog daemon: say so, but never stop filing mail for it
-        click.echo(f"helpdesk-fetch: warning: --syslog: cannot reach {address}: "
-                   f"{exc.strerror or exc}", err=True)
+        from helpdesk_fetch.cli.render import echo
+
+        echo(f"helpdesk-fetch: warning: --syslog: cannot reach {address}: "
+             f"{exc.strerror or exc}", err=True)
         return None
     finally:
         probe.close()
     return SysLogHandler(address=address, facility=SysLogHandler.LOG_MAIL)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]},
+             no_args_is_help=True)  # `helpdesk-fetch` alone: the help, not "Missing command"
 @click.option("--config", "config_option", metavar="PATH", envvar=None,
               help="The accounts file (default: $HELPDESK_FETCH_CONFIG, else "
                    "~/.config/helpdesk-fetch/accounts.toml).")
-@click.option("-v", "--verbose", count=True, help="Say more: -v progress, -vv debugging.")
+@click.option("-v", "--verbose", count=True,
+              help="Say more: -v each message filed, -vv debugging (with the SQL), -vvv also "
+                   "the IMAP and POP3 protocol (passwords masked).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("--log-file", metavar="PATH",
               help="Also log every message filed and every problem to this file.")
@@ -249,4 +301,5 @@ def subcommands(group: click.Group) -> dict[str, click.Command]:
 
 
 def main() -> None:
+    sys.excepthook = excepthook
     cli(prog_name="helpdesk-fetch")

@@ -8,8 +8,8 @@ import typing
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, note, table
-from helpdesk_fetch.config import PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
+from helpdesk_fetch.cli.render import echo_json, is_tty, note, problem_of, table, when
+from helpdesk_fetch.config import DEFAULT_PORTS, PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
 from helpdesk_fetch.config.oauth2 import AUTHS, FLOWS, PROVIDERS, oauth2_keys
 
 
@@ -27,7 +27,7 @@ def accounts() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def list_(app: App, as_json: bool) -> None:
-    """The accounts with server, user, folder, resource, enabled, and their last run.
+    """The accounts with server, user, resource, and their last run (--json: every setting).
     Secrets are never shown.
 
     \b
@@ -38,28 +38,34 @@ def list_(app: App, as_json: bool) -> None:
 
     config = app.config()
     app.database(read_only=True)
-    last = status.last_runs()
+    last = status.last_runs(config)
     data = [dict(a.public_dict(), last_run=last.get(a.name)) for a in config.accounts]
     if as_json:
         return echo_json(data)
-    rows = [[a["name"], a["protocol"], _server(a), a["username"] or "", a["folder"]
-             if a["protocol"] == "imap" else "", a["resource"] or "",
-             "yes" if a["enabled"] else "no", *_last_run_cells(a["last_run"])] for a in data]
-    table(["name", "protocol", "server", "user", "folder", "resource", "enabled", "last run",
-           "outcome"], rows)
+    table(["name", "protocol", "server", "user", "resource", "last run"],
+          [[a["name"] + ("" if a["enabled"] else " (disabled)"), a["protocol"], _server(a),
+            a["username"] or "", a["resource"] or "", _last_run(a["last_run"])] for a in data],
+          notes=[problem_of(a["name"], (a["last_run"] or {}).get("error")) for a in data],
+          shrink=("user", "server"))
 
 
 def _server(account: dict) -> str:
+    """Where the mail is read: the Maildir, or host:port with the security when it is not
+    TLS from the start, and an IMAP folder other than INBOX."""
     if account["protocol"] == "maildir":
         return account["path"]
-    return f"{account['host']}:{account['port']} ({account['security']})"
+    where = f"{account['host']}:{account['port']}"
+    if account["security"] != "ssl":
+        where += f" {account['security']}"
+    if account["protocol"] == "imap" and account["folder"] != "INBOX":
+        where += f" {account['folder']}"
+    return where
 
 
-def _last_run_cells(run: dict | None) -> list[str]:
+def _last_run(run: dict | None) -> str:
     if run is None:
-        return ["never", ""]
-    outcome = run["outcome"] + (f": {run['error']}" if run.get("error") else "")
-    return [run["finished_at"] or run["started_at"], outcome]
+        return "never"
+    return f"{when(run['finished_at'] or run['started_at'])} {run['outcome']}"
 
 
 # -- add --------------------------------------------------------------------------------------
@@ -73,7 +79,6 @@ _HELP = {
     "password_env": "Read the password from this environment variable.",
     "password_file": "Read the password from this file (mode 600).",
     "password_command": "Run this command; its first output line is the password.",
-    "password": "The password itself (kept in the accounts file, which must then be mode 600).",
     "folder": "IMAP folder to read (default INBOX).",
     "path": "The Maildir of a maildir account.",
     "resource": "The resource (queue) that new tickets go to.",
@@ -81,6 +86,8 @@ _HELP = {
     "enabled": "Read this mailbox in `fetch` runs.",
     "ca_file": "Trust this private CA's certificate (PEM) as well.",
     "timeout_seconds": "Per network operation; overrides the setting.",
+    "address": "The mailbox's address, where `probe send` mails its canary (default: the "
+               "username, when that is an address).",
     "auth": "password (default) or oauth2 (XOAUTH2; the password keys then hold the OAuth2 "
             "client secret, if any).",
     "provider": "microsoft or google: fills in the OAuth2 endpoints and scopes.",
@@ -102,13 +109,26 @@ _CHOICES = {"protocol": PROTOCOLS, "security": SECURITIES, "auth": AUTHS, "provi
             "oauth2_flow": FLOWS}
 
 
+def _no_password_option(ctx: click.Context, param: click.Parameter, value) -> None:
+    """The old ``--password TEXT``: a password on the command line is seen by every user of the
+    machine (ps) and kept in the shell's history."""
+    if value is not None:
+        raise click.UsageError(
+            "--password is gone: a password on the command line can be read by every user of "
+            "this machine (ps) and stays in the shell's history. Use --password-env VAR, "
+            "--password-file PATH or --password-command CMD, or leave them out at a terminal "
+            "to be asked for it (hidden)", ctx=ctx)
+
+
 def _account_options(function):
     """One option per account key, named after it (spec §3), from the Account dataclass; the
-    OAuth2 keys last."""
+    OAuth2 keys last. No option takes the password itself (issue 20.5)."""
     hints = typing.get_type_hints(Account)
     fields = sorted(dataclasses.fields(Account), key=lambda f: f.name in oauth2_keys())
+    function = click.option("--password", hidden=True, is_flag=False, flag_value="",
+                            expose_value=False, callback=_no_password_option)(function)
     for f in reversed(fields):
-        if f.name == "name":
+        if f.name in ("name", "password"):
             continue
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
@@ -129,12 +149,15 @@ def _account_options(function):
 @accounts.command()
 @click.argument("name")
 @_account_options
+@click.pass_context
 @pass_app
-def add(app: App, name: str, **values) -> None:
+def add(app: App, ctx: click.Context, name: str, **values) -> None:
     """Add the account NAME to the accounts file (its comments and layout are kept).
 
-    At a terminal it asks for whatever is missing, the password hidden, and offers to test the
-    account.
+    At a terminal it asks for whatever is missing (the password hidden; it is then kept in the
+    accounts file, mode 600) and offers to test the account before it is saved; an account
+    whose test failed is saved only if you say so. The password itself is never an option: one
+    on the command line can be read by every user (ps) and stays in the shell's history.
 
     \b
     Examples:
@@ -145,6 +168,7 @@ def add(app: App, name: str, **values) -> None:
     """
     from helpdesk_fetch import config as cfg
     from helpdesk_fetch.config.edit import add_account
+    from helpdesk_fetch.secrets.redact import remember_secret
 
     path = cfg.config_path(app.config_option)
     if path.exists():
@@ -153,15 +177,36 @@ def add(app: App, name: str, **values) -> None:
     values = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in values.items()}
     if interactive:
         _ask_missing(values)
-    add_account(path, {"name": name, **values})
+    remember_secret(values.get("password") or "")  # asked for at the terminal, or none
+    try:
+        add_account(path, {"name": name, **values},
+                    check=_offer_test(name) if interactive else None)
+    except _NotKept:
+        note(f"Account {name!r} was not added; {path} is unchanged.", style="yellow")
+        ctx.exit(1)
     note(f"Added account {name!r} to {path}.")
-    if interactive and click.confirm("Test it now?", default=True):
-        app._config = None
-        _test_accounts(app, [name])
+
+
+class _NotKept(Exception):
+    """The administrator chose not to keep an account whose test failed."""
+
+
+def _offer_test(name: str):
+    """What ``add_account`` calls with the file's new contents before writing it: the offer to
+    test the account, and to drop it when the test failed."""
+
+    def check(config) -> None:
+        if not click.confirm("Test it now?", default=True):
+            return
+        if not _test_accounts(config, [name]) and not click.confirm(
+                f"The test failed. Save the account {name!r} anyway?", default=False):
+            raise _NotKept
+
+    return check
 
 
 def _ask_missing(values: dict) -> None:
-    """The "add account" dialog: ask for what the options did not say."""
+    """The "add account" dialog: ask for what the options did not say, with the defaults."""
     if values["protocol"] is None:
         values["protocol"] = click.prompt("Protocol", type=click.Choice(PROTOCOLS),
                                           default="imap")
@@ -175,8 +220,15 @@ def _ask_missing(values: dict) -> None:
     if values["security"] is None:
         values["security"] = click.prompt("Security", type=click.Choice(SECURITIES),
                                           default="ssl")
-    if values["auth"] != "oauth2" and not any(values[k] is not None for k in PASSWORD_KEYS):
-        values["password"] = click.prompt("Password", hide_input=True)
+    if values["port"] is None:
+        values["port"] = click.prompt("Port", type=click.IntRange(1, 65535), default=(
+            DEFAULT_PORTS[(values["protocol"], values["security"])]))
+    if values["ca_file"] is None and values["security"] != "none":
+        values["ca_file"] = click.prompt(
+            "Private CA (PEM file; empty: the system's CAs)", default="",
+            show_default=False) or None
+    if values["auth"] != "oauth2" and not any(values.get(k) is not None for k in PASSWORD_KEYS):
+        values["password"] = click.prompt("Password", hide_input=True)  # kept in the file
     if values["resource"] is None:
         values["resource"] = click.prompt("Resource (empty: none)", default="",
                                           show_default=False) or None
@@ -253,15 +305,15 @@ def test(app: App, ctx: click.Context, names: tuple[str, ...], as_json: bool) ->
     Example:
       helpdesk-fetch accounts test helpdesk
     """
-    ok = _test_accounts(app, list(names) or None, as_json=as_json)
+    ok = _test_accounts(app.config(reads_mail=True), list(names) or None, as_json=as_json)
     ctx.exit(0 if ok else 1)
 
 
-def _test_accounts(app: App, names: list[str] | None, *, as_json: bool = False) -> bool:
+def _test_accounts(config, names: list[str] | None, *, as_json: bool = False) -> bool:
     from helpdesk_fetch.sources import probe
 
     results = []
-    for result in probe.test_accounts(app.config(), names):  # each shown as it is known
+    for result in probe.test_accounts(config, names):  # each shown as it is known
         results.append(result)
         if result.warning:
             note(f"{result.account}: warning: {result.warning}", style="yellow", err=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import ago, echo_json, note, table
+from helpdesk_fetch.cli.render import ago, echo_json, note, problem_of, table
 
 
 @cli.group()
@@ -118,21 +118,17 @@ def _print_status(data: dict) -> None:
         note("Ingest: enabled", style="green")
     note(f"Database: {data['database']}")
     rows, problems = [], []
-    for a in data["accounts"]:
+    for a in data["accounts"]:  # how long a run took: in --json ("seconds")
         run = a["last_run"] or {}
-        seconds = run.get("seconds")
         rows.append([a["name"] + ("" if a["enabled"] else " (disabled)"),
-                     ago(run.get("finished_at")) if run else "never",
-                     f"{seconds:.1f}s" if seconds is not None else "", run.get("outcome", ""),
-                     run.get("fetched", ""), run.get("new_tickets", ""), run.get("threaded", ""),
-                     run.get("errors", ""), a["error_messages"] or ""])
-        problem = run.get("error") or (a["last_failure"] or {}).get("reason")
-        if problem:
-            problems.append(f"  {a['name']}: {problem}")
-    table(["account", "last run", "took", "outcome", "fetched", "new", "replies", "errors",
-           "waiting"], rows, title="Accounts")
-    if problems:
-        note("Last problems:\n" + "\n".join(problems), style="yellow")
+                     ago(run.get("finished_at") or run.get("started_at")) if run else "never",
+                     run.get("outcome", ""), run.get("fetched", ""), run.get("new_tickets", ""),
+                     run.get("threaded", ""), run.get("errors", ""), a["error_messages"] or ""])
+        problems.append(problem_of(a["name"], run.get("error"))
+                        or (a["last_failure"] or {}).get("reason"))
+    table(["account", "last run", "outcome", "fetched", "new", "replies", "errors", "waiting"],
+          rows, title="Accounts", notes=problems)
+    _print_canaries(data["accounts"])
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
     if data["automail"]:
         queue = data["outbox"]
@@ -142,8 +138,32 @@ def _print_status(data: dict) -> None:
              style="yellow" if queue["failing"] or queue["refused"] else "")
     else:
         note("Auto-mails: off (no [smtp] section)")
+    hooks = data["hook_queue"]
+    if data["hooks"] or hooks["pending"]:
+        failing = f", {hooks['failing']} of them failed so far" if hooks["failing"] else ""
+        given_up = (f"; {hooks['given_up']} given up after max_attempts" if hooks["given_up"]
+                    else "")
+        note(f"Hook events waiting: {hooks['pending']}{failing}{given_up}",
+             style="yellow" if hooks["failing"] or hooks["given_up"] else "")
+        if hooks["last_error"]:
+            last = hooks["last_error"]
+            note(f"  last hook failure: event {last['id']} ({last['event']}), attempt "
+                 f"{last['attempts']}: {last['error']}", style="yellow")
     counts = ", ".join(f"{k}: {v}" for k, v in data["tickets_by_status"].items())
     note(f"Tickets: {counts}")
+
+
+def _print_canaries(accounts: list[dict]) -> None:
+    lines = []
+    for a in accounts:
+        canary = a["canary"]
+        if canary["received_at"]:
+            lines.append(f"  {a['name']}: arrived after {canary['travel_seconds']:.1f} s "
+                         f"(sent {ago(canary['sent_at'])})")
+        elif canary["sent_at"]:
+            lines.append(f"  {a['name']}: sent {ago(canary['sent_at'])}, not arrived yet")
+    if lines:
+        note("Canaries (probe send), the latest of each account:\n" + "\n".join(lines))
 
 
 def _print_waiting(total: int, by_place: dict) -> None:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import ago, echo_json, is_tty, note, table
+from helpdesk_fetch.cli.render import ago, echo, echo_json, is_tty, note, table
 
 
 @cli.group()
@@ -49,13 +49,14 @@ def list_(app: App, include_resolved: bool, account: str | None, as_json: bool) 
         return echo_json(data)
     if not data and is_tty():
         return note("No failed messages are waiting.", style="green")
-    columns = ["id", "account", "failed", "from", "subject", "reason", "waits in"]
+    columns = ["id", "account", "failed", "waits in", "from", "subject"]
     rows = [[f["id"], f["account"], ago(f["failed_at"]) if is_tty() else f["failed_at"],
-             f["from"], f["subject"], f["reason"], f["place"]] for f in data]
+             f["place"], f["from"], f["subject"]] for f in data]
     if include_resolved:
-        columns.append("state")
-        rows = [row + [f["state"]] for row, f in zip(rows, data, strict=True)]
-    table(columns, rows)
+        columns.insert(4, "state")
+        rows = [row[:4] + [f["state"]] + row[4:] for row, f in zip(rows, data, strict=True)]
+    table(columns, rows, notes=[f["reason"] for f in data], notes_column="reason",
+          shrink=("from", "subject"))  # the sender shortened first
 
 
 @errors.command()
@@ -90,10 +91,10 @@ def show(app: App, ident: str, raw: bool, as_json: bool) -> None:
               ("from", "from"), ("subject", "subject"), ("date", "date"),
               ("message id", "message_id"), ("size", "size"), ("sha256", "sha256")]
     note(f"Failed message {data['id']}", style="bold")
-    for label, key in labels:
-        click.echo(f"  {label + ':':12} {'' if data[key] is None else data[key]}")
+    for label, key in labels:  # sender, subject, reason: from the message, untrusted
+        echo(f"  {label + ':':12} {'' if data[key] is None else data[key]}", lines=False)
     if data["state"] == "pending":
-        click.echo(f"Fix the cause, then: helpdesk-fetch errors retry {data['id']}")
+        echo(f"Fix the cause, then: helpdesk-fetch errors retry {data['id']}")
 
 
 @errors.command()

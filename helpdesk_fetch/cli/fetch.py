@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import is_tty, note, printable, table
+from helpdesk_fetch.cli.render import echo, is_tty, note, problem_of, table
 
 
 @cli.command()
@@ -35,7 +37,7 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
     from helpdesk_fetch import state
     from helpdesk_fetch.errors import ConfigError
 
-    config = app.config()
+    config = app.config(reads_mail=True)
     try:  # checked before the ingest machinery is even imported
         switch = state.ingest_switch(config.settings.state_dir)
     except ConfigError as exc:  # unreadable: no mailbox is read, and cron hears why (exit 2)
@@ -45,22 +47,38 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
             note(f"Ingest is disabled on this machine ({_switch_text(switch)}); nothing read. "
                  "`helpdesk-fetch ingest enable` turns it back on.", style="bold yellow")
         ctx.exit(0)
-    from helpdesk_fetch.ingest import run as ingest
-
-    progress = _TerminalProgress() if is_tty(sys.stderr) and not dry_run else None
-    try:
-        report = ingest.fetch(config, names=list(names) or None, dry_run=dry_run,
-                              progress=progress)
-    finally:
-        if progress is not None:
-            progress.stop()
+    with _Signals() as signals:
+        report = _run(config, names=list(names) or None, dry_run=dry_run)
     if dry_run:
         _print_plan(report)
     elif is_tty():
         _print_summary(report)
+    if report.interrupted:
+        signals.die(f"{signals.name}: " + ("nothing was changed (dry run)" if dry_run else
+                    f"stopped after storing {sum(a.stored for a in report.accounts)} "
+                    "messages; the rest stays on the server for the next run"))
     if report.exit_code == 75 and app.verbosity > 0:
         note("Every selected account is being processed by another run.", err=True)
     ctx.exit(report.exit_code)
+
+
+def _run(config, *, names: list[str] | None, dry_run: bool):
+    """The run, with a progress display at a terminal; Ctrl-C (or SIGTERM) at any moment ends
+    it with what was stored kept (an interrupted report)."""
+    from helpdesk_fetch.errors import ConfigError
+    from helpdesk_fetch.ingest import run as ingest
+
+    progress = None
+    try:
+        progress = _TerminalProgress() if is_tty(sys.stderr) and not dry_run else None
+        return ingest.fetch(config, names=names, dry_run=dry_run, progress=progress)
+    except ConfigError as exc:  # e.g. the database setting: name the accounts file too
+        raise exc.in_file(config.path) from None
+    except KeyboardInterrupt:  # before the run began, or a second Ctrl-C while it ended
+        return ingest.RunReport(interrupted=True)
+    finally:
+        if progress is not None:
+            progress.stop()
 
 
 def _switch_text(switch: dict) -> str:
@@ -72,23 +90,60 @@ def _switch_text(switch: dict) -> str:
 
 def _print_plan(report) -> None:
     for account in report.accounts:
-        click.echo(printable(f"{account.account}: {account.outcome}"
-                             + (f": {account.error}" if account.error else "")))
+        echo(f"{account.account}: {account.outcome}"
+             + (f": {account.error}" if account.error else ""), lines=False)
         for line in account.actions:  # Message-IDs and subjects: untrusted
-            click.echo(printable(f"  would file {line}"))
+            echo(f"  would file {line}", lines=False)
         for line in account.failures:
-            click.echo(printable(f"  would set aside {line}"))
+            echo(f"  would set aside {line}", lines=False)
         if not account.actions and not account.failures and not account.error:
-            click.echo("  no mail waiting")
-    click.echo("(dry run: nothing was changed)")
+            echo("  no mail waiting")
+    echo("(dry run: nothing was changed)")
 
 
 def _print_summary(report) -> None:
     rows = [[a.account, a.outcome, a.fetched, a.new_tickets, a.threaded, a.rejected,
-             a.duplicates, a.errors, f"{a.seconds:.1f}s", a.error or ""]
-            for a in report.accounts]
+             a.duplicates, a.errors, f"{a.seconds:.1f}s"] for a in report.accounts]
     table(["account", "outcome", "fetched", "new", "replies", "rejected", "dupes", "errors",
-           "time", "problem"], rows, title="fetch")
+           "time"], rows, title="fetch",
+          notes=[problem_of(a.account, a.error) for a in report.accounts])
+
+
+class _Signals:
+    """While the run goes on, Ctrl-C and SIGTERM (systemd stopping the unit, kill) end it
+    where it is, the message being stored finished first (``interrupts``); the run records
+    itself as interrupted. ``die`` then ends the process by that signal, so that its parent (a
+    shell, systemd) sees how it ended."""
+
+    def __enter__(self) -> _Signals:
+        from helpdesk_fetch import interrupts
+
+        self._previous = {signum: signal.signal(signum, interrupts.handle)
+                          for signum in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    @property
+    def name(self) -> str:
+        from helpdesk_fetch import interrupts
+
+        signum = interrupts.received or signal.SIGINT
+        return "interrupted (Ctrl-C)" if signum == signal.SIGINT else \
+            f"interrupted ({signal.Signals(signum).name})"
+
+    def die(self, message: str) -> None:
+        from helpdesk_fetch import interrupts
+
+        signum = interrupts.received or signal.SIGINT
+        note(f"helpdesk-fetch: {message}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        sys.exit(128 + signum)  # not reached: the shell's way of saying the same
 
 
 class _TerminalProgress:

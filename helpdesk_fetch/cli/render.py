@@ -14,9 +14,26 @@ _PICTURES = {code: chr(0x2400 + code) for code in range(32)} | {0x7F: "\u2421"} 
 _PICTURES_KEEPING_LINES = {k: v for k, v in _PICTURES.items() if chr(k) not in "\n\t"}
 
 
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}  # JSON escapes C0 itself
+
+
 def printable(text: str, *, lines: bool = False) -> str:
     """*text* safe for a terminal; newlines and tabs kept when *lines*."""
     return text.translate(_PICTURES_KEEPING_LINES if lines else _PICTURES)
+
+
+def scrub(text: str, *, lines: bool = True) -> str:
+    """The one filter of everything printed for people — lines, tables, errors, log lines and
+    tracebacks: no secret this process handed out (redact.py), and no terminal control: a
+    message's subject or an exception's text cannot steer the terminal (ESC shows as U+241B)."""
+    from helpdesk_fetch.secrets.redact import redact
+
+    return printable(redact(text), lines=lines)
+
+
+def echo(text: str = "", *, err: bool = False, lines: bool = True) -> None:
+    """``click.echo`` through ``scrub``; *lines*: keep line breaks and tabs."""
+    click.echo(scrub(text, lines=lines), err=err)
 
 
 def is_tty(stream=None) -> bool:
@@ -25,8 +42,13 @@ def is_tty(stream=None) -> bool:
 
 
 def echo_json(data) -> None:
-    """Stable, complete, machine-readable output (spec §3)."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    """Stable, complete, machine-readable output (spec §3). The same filter as ``scrub``, in
+    JSON's terms: the controls JSON leaves as they are (DEL, C1) are written as escapes, which
+    keeps the data whole."""
+    from helpdesk_fetch.secrets.redact import redact
+
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+    click.echo(redact(text).translate(_JSON_ESCAPES))
 
 
 def console(stderr: bool = False):
@@ -35,29 +57,92 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
-def table(columns: list[str], rows: list[list], *, title: str | None = None) -> None:
-    """A table for people at a terminal; one tab-separated line per row otherwise."""
-    cells = [[printable(("" if v is None else str(v)).replace("\t", " ").replace("\n", " "))
-              for v in row] for row in rows]
-    if not is_tty():
-        click.echo("\t".join(columns))
-        for row in cells:
-            click.echo("\t".join(row))
-        return
-    from rich.table import Table
-    from rich.text import Text
+def table(columns: list[str], rows: list[list], *, title: str | None = None,
+          notes: list[str | None] | None = None, shrink: tuple[str, ...] = (),
+          notes_column: str = "problem") -> None:
+    """A table for people at a terminal; one tab-separated line per row otherwise.
 
-    view = Table(title=title, title_justify="left")
-    for column in columns:
-        view.add_column(column, overflow="fold")
-    for row in cells:
-        view.add_row(*(Text(cell) for cell in row))  # Text: "[bold]" in a subject is no markup
-    console().print(view)
+    At a terminal every row is one line, cut to the terminal's width: cells are never wrapped,
+    so names stay whole; only the *shrink* columns (subjects, addresses) are shortened, with
+    "…", when the table is too wide. A row's note (*notes*: long text such as a problem) goes
+    on lines of its own below the row, wrapped. In a pipe the notes are one more column,
+    *notes_column*."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    if not is_tty():
+        with_notes = notes is not None
+        click.echo("\t".join(columns + ([notes_column] if with_notes else [])))
+        for index, row in enumerate(cells):
+            extra = [_cell(notes[index])] if with_notes else []
+            click.echo("\t".join(row + extra))
+        return
+    width = _terminal_width()
+    widths, gap = _widths(columns, cells, width, shrink)
+    right = [bool(rows) and all(isinstance(row[i], int) or row[i] in ("", None) for row in rows)
+             for i in range(len(columns))]  # numbers to the right
+    if title:
+        click.echo(click.style(scrub(title, lines=False), bold=True))
+    click.echo(click.style(_line(columns, widths, right, gap), bold=True))
+    for index, row in enumerate(cells):
+        click.echo(_line(row, widths, right, gap))
+        note_text = notes[index] if notes else None
+        if note_text:
+            click.echo(click.style(_wrapped(scrub(note_text, lines=False), width), fg="yellow"))
+
+
+def _cell(value) -> str:
+    return scrub(("" if value is None else str(value)).replace("\t", " ").replace("\n", " "),
+                 lines=False)
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return max(shutil.get_terminal_size((80, 24)).columns, 40)
+
+
+def _widths(columns: list[str], cells: list[list[str]], width: int,
+            shrink: tuple[str, ...]) -> tuple[list[int], int]:
+    """Each column's width, and the gap between columns: two spaces if the table fits with
+    them, else one; then the *shrink* columns are shortened, in their order (the first down
+    to its header's width or 10 before the next loses anything), until the table fits."""
+    from rich.cells import cell_len
+
+    widths = [max([cell_len(name)] + [cell_len(row[i]) for row in cells])
+              for i, name in enumerate(columns)]
+    gap = 2 if sum(widths) + 2 * (len(columns) - 1) <= width else 1
+    excess = sum(widths) + gap * (len(columns) - 1) - width
+    for name in shrink:
+        i = columns.index(name)
+        cut = max(0, min(excess, widths[i] - max(cell_len(name), 10)))
+        widths[i] -= cut
+        excess -= cut
+    return widths, gap  # still too wide: names are never cut, the terminal wraps the line
+
+
+def _line(cells: list[str], widths: list[int], right: list, gap: int) -> str:
+    from rich.cells import cell_len, set_cell_size
+
+    out = []
+    for text, wide, to_right in zip(cells, widths, right, strict=True):
+        if cell_len(text) > wide:
+            text = set_cell_size(text, wide - 1) + "…"
+        padding = " " * (wide - cell_len(text))
+        out.append(padding + text if to_right else text + padding)
+    return (" " * gap).join(out).rstrip()
+
+
+def _wrapped(text: str, width: int) -> str:
+    """*text* indented below its row, wrapped at spaces only (a path or an address is not cut
+    in the middle)."""
+    import textwrap
+
+    return textwrap.fill(text, width=width, initial_indent="  ", subsequent_indent="  ",
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def note(text: str, *, style: str = "", err: bool = False) -> None:
     """A line for people; styled at a terminal."""
-    text = printable(text, lines=True)
+    text = scrub(text)
     stream = sys.stderr if err else sys.stdout
     if is_tty(stream) and style:
         console(stderr=err).print(text, style=style, markup=False)
@@ -80,3 +165,29 @@ def ago(iso: str | None) -> str:
     rel = f"{seconds} s" if seconds < 120 else (f"{seconds // 60} min" if seconds < 7200
                                                 else f"{seconds // 3600} h")
     return f"{when:%H:%M} ({rel} ago)"
+
+
+def local(iso: str | None) -> str:
+    """An ISO 8601 time as people read it, in this machine's time zone: "2025-01-31 14:02"."""
+    if not iso:
+        return ""
+    import datetime as dt
+
+    return f"{dt.datetime.fromisoformat(iso).astimezone():%Y-%m-%d %H:%M}"
+
+
+def when(iso: str | None) -> str:
+    """An ISO 8601 time in a few characters, for lists: "14:02" today, else "2025-01-31"."""
+    if not iso:
+        return ""
+    import datetime as dt
+
+    moment = dt.datetime.fromisoformat(iso).astimezone()
+    return f"{moment:%H:%M}" if moment.date() == dt.date.today() else f"{moment:%Y-%m-%d}"
+
+
+def problem_of(account: str, text: str | None) -> str | None:
+    """An account's stored problem as shown below its row: without the "account 'NAME': " the
+    row already says."""
+    prefix = f"account {account!r}: "
+    return text[len(prefix):] if text and text.startswith(prefix) else text

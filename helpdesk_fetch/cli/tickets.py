@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, note, printable, table
+from helpdesk_fetch.cli.render import echo, echo_json, is_tty, local, note, scrub, table, when
 from helpdesk_fetch.enums import TicketStatus
 
 
@@ -39,9 +39,11 @@ def list_(app: App, status: str | None, resource: str | None, as_json: bool) -> 
     data = core.list_tickets(app.tagger(), status=status, resource=resource)
     if as_json:
         return echo_json(data)
-    table(["id", "tag", "status", "resource", "requester", "updated", "msgs", "subject"],
-          [[t["id"], t["tag"], t["status"], t["resource"] or "", t["requester"],
-            t["updated_at"], t["message_count"], t["subject"]] for t in data])
+    updated = when if is_tty() else str  # a script reads the ISO time
+    table(["number", "status", "resource", "updated", "msgs", "requester", "subject"],
+          [[t["number"], t["status"], t["resource"] or "", updated(t["updated_at"]),
+            t["message_count"], t["requester"], t["subject"]] for t in data],
+          shrink=("requester", "subject"))
 
 
 def _ticket_choice(function):
@@ -88,19 +90,22 @@ def show(app: App, ticket: str | None, number: str | None, ticket_id: int | None
 
 def _print_thread(t: dict) -> None:
     note(f"{t['tag']} {t['subject']}", style="bold")
-    note(f"status {t['status']}, resource {t['resource'] or '-'}, requester {t['requester']}, "
-         f"opened {t['created_at']}, escalation due {t['escalation_due_at'] or '-'}"
-         + (f", closed {t['closed_at']}" if t["closed_at"] else ""))
+    note(f"status {t['status']}, resource {t['resource'] or '-'}, requester {t['requester']}")
+    note(f"opened {local(t['created_at'])}, escalation due {local(t['escalation_due_at']) or '-'}"
+         + (f", closed {local(t['closed_at'])}" if t["closed_at"] else ""))
     for m in t["messages"]:
         arrow = "<-" if m["direction"] == "in" else "->"
         state = "" if m["state"] == "accepted" else f" [{m['state'].upper()}]"
-        header = f"\n{arrow} {m['date'] or '?'}  {m['from'] or '(no sender)'}{state}"
+        header = f"\n{arrow} {local(m['date']) or '?'}  {m['from'] or '(no sender)'}{state}"
         note(header, style="bold cyan" if m["direction"] == "in" else "bold magenta")
         note(f"   Subject: {m['subject']}")
         for a in m["attachments"]:
             note(f"   Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-        body = printable((m["text"] or "").strip() or "(no text)", lines=True)
-        click.echo("\n".join("   " + line for line in body.splitlines()) if is_tty() else body)
+        if m.get("notice"):
+            note(f"   Notice: {m['notice']}", style="bold yellow")
+        text = (m["text"] or "").replace("\r\n", "\n")  # mail's line ends are CRLF
+        body = scrub(text.strip() or "(no text)")
+        echo("\n".join("   " + line for line in body.splitlines()) if is_tty() else body)
 
 
 @tickets.command()

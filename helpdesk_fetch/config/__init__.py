@@ -4,7 +4,8 @@ comment-keeping edits that ``accounts add/remove/enable/disable`` make.
 The public names are re-exported here: ``from helpdesk_fetch.config import Account, load``.
 """
 
-from helpdesk_fetch.config.load import ENV_VAR, check_private, config_path, load, parse
+from helpdesk_fetch.config.load import ENV_VAR, config_path, load, parse, require_accounts
+from helpdesk_fetch.config.private import check_private
 from helpdesk_fetch.config.schema import (
     BARE_ADDRESS_RE,
     DATABASE_PASSWORD_KEYS,
@@ -15,8 +16,10 @@ from helpdesk_fetch.config.schema import (
     PROTOCOLS,
     SECURITIES,
     Account,
+    Alerts,
     Automail,
     Config,
+    Hooks,
     OAuth2Keys,
     Resource,
     Settings,
@@ -25,7 +28,7 @@ from helpdesk_fetch.config.schema import (
 
 __all__ = [
     "BARE_ADDRESS_RE", "DATABASE_PASSWORD_KEYS", "DEFAULT_PORTS", "ENV_VAR", "LANGUAGES",
-    "NAME_RE", "PASSWORD_KEYS", "PROTOCOLS", "SECURITIES", "Account", "Automail", "Config",
-    "OAuth2Keys", "Resource", "Settings", "Smtp", "check_private", "config_path", "load",
-    "parse",
+    "NAME_RE", "PASSWORD_KEYS", "PROTOCOLS", "SECURITIES", "Account", "Alerts", "Automail",
+    "Config", "Hooks", "OAuth2Keys", "Resource", "Settings", "Smtp", "check_private",
+    "config_path", "load", "parse", "require_accounts",
 ]

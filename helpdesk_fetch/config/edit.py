@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import os
 import re
 import tempfile
@@ -26,8 +27,11 @@ _ACCOUNTS_HEADER = re.compile(r"^\s*\[\[\s*accounts\s*\]\]\s*(#.*)?$")
 _COMMENT = re.compile(r"^\s*#")
 
 
-def add_account(path: Path, values: dict) -> None:
-    """Append a ``[[accounts]]`` block for *values* (TOML keys -> values, None left out)."""
+def add_account(path: Path, values: dict, *, check=None) -> None:
+    """Append a ``[[accounts]]`` block for *values* (TOML keys -> values, None left out).
+
+    *check*, if given, is called with the file's new contents (a Config) before it is written;
+    whatever it raises stops the edit, and the file stays as it was."""
     values = {k: v for k, v in values.items() if v is not None}
     text = _read(path) if path.exists() else ""
     block = "[[accounts]]\n" + tomli_w.dumps(values)  # flat keys: never an inline table
@@ -39,7 +43,7 @@ def add_account(path: Path, values: dict) -> None:
     old = tomllib.loads(text) if text else {}
     expected = copy.deepcopy(old)
     expected.setdefault("accounts", []).append(values)
-    _write_checked(path, new_text, expected)
+    _write_checked(path, new_text, expected, check=check)
 
 
 def remove_account(path: Path, name: str) -> None:
@@ -117,8 +121,9 @@ def _after_name_line(lines: list[str], start: int, end: int) -> int:
     return start + 1
 
 
-def _write_checked(path: Path, text: str, expected: dict) -> None:
-    """Write *text* to *path* if it parses to *expected* and validates; else change nothing."""
+def _write_checked(path: Path, text: str, expected: dict, *, check=None) -> None:
+    """Write *text* to *path* if it parses to *expected*, validates and passes *check*; else
+    change nothing."""
     try:
         actual = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -126,7 +131,9 @@ def _write_checked(path: Path, text: str, expected: dict) -> None:
     if actual != expected:
         raise ConfigError("this edit cannot be made without disturbing the file's layout; "
                           "please edit it by hand", path=path)
-    cfg.parse(actual, path)
+    config = cfg.parse(actual, path)
+    if check is not None:
+        check(config)
     try:
         write_atomically(path, text)
     except OSError as exc:
@@ -139,6 +146,8 @@ def write_atomically(path: Path, text: str) -> None:
     A symlink's target is replaced, not the link; the file keeps its owner (root editing the
     cron user's file must not lock the cron user out)."""
     path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():  # renaming over /dev/null would replace it
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

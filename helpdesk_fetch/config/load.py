@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import stat
 import tomllib
 import typing
 from pathlib import Path
 
 from helpdesk_fetch.config import dburl
 from helpdesk_fetch.config import oauth2 as oauth2_settings
+from helpdesk_fetch.config.private import check_private
 from helpdesk_fetch.config.schema import (
     BARE_ADDRESS_RE,
     DATABASE_PASSWORD_KEYS,
@@ -27,13 +29,16 @@ from helpdesk_fetch.config.schema import (
     PROTOCOLS,
     SECURITIES,
     Account,
+    Alerts,
     Automail,
     Config,
+    Hooks,
     Resource,
     Settings,
     Smtp,
 )
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.enums import EventKind
+from helpdesk_fetch.errors import ConfigError, ConfigUnreadable
 
 ENV_VAR = "HELPDESK_FETCH_CONFIG"
 
@@ -52,26 +57,65 @@ def config_path(option: str | os.PathLike | None = None) -> Path:
 def load(path: Path) -> Config:
     """Read and validate the accounts file at *path*."""
     try:
+        _check_regular(path)
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(
+        raise ConfigUnreadable(
             "accounts file not found; create one from sample-accounts.toml, or point --config "
             f"or ${ENV_VAR} at it", path=path) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read the accounts file: {exc.strerror}", path=path) from None
+        raise ConfigUnreadable(f"cannot read the accounts file: {exc.strerror}",
+                               path=path) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_not_utf8(raw, exc), path=path) from None
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from None
     config = parse(data, path)
     check_private(path, holds_secret=_holds_inline_secret(config))
+    _check_templates(config.settings.templates_dir)
     return config
+
+
+def require_accounts(config: Config) -> Config:
+    """*config*, if it defines at least one account (spec §2); else the ConfigError that every
+    command reading mail stops with. Under cron an empty, cut-short or wrong file must not pass
+    for "nothing to do": ingestion would stop without a word. Accounts that are all disabled
+    are a decision, and pass."""
+    if not config.accounts:
+        raise ConfigError(
+            "defines no [[accounts]] table, so there is no mailbox to read: is it empty, cut "
+            "short, or the wrong file? Add one with `helpdesk-fetch accounts add NAME`, or point "
+            f"--config or ${ENV_VAR} at the accounts file", path=config.path)
+    return config
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse what is not a regular file (/dev/null, a FIFO, a directory) before it is read:
+    /dev/null reads as an empty file, and the database would be created beside it, in /dev."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode)
+                or stat.S_ISBLK(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a socket")
+        raise ConfigError(f"is {kind}, not an accounts file; point --config or ${ENV_VAR} at "
+                          "the accounts file", path=path)
+
+
+def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Where a file that is not UTF-8 goes wrong, as an editor shows it: line and column."""
+    line = raw.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    return (f"line {line}, column {column}: byte 0x{raw[exc.start]:02x} is not UTF-8 (TOML "
+            "files are UTF-8; the file was probably saved as Latin-1 or Windows-1252: "
+            "save it again as UTF-8)")
 
 
 def parse(data: dict, path: Path) -> Config:
     """Validate already-decoded TOML *data* that came from *path*."""
     top = {"path": path}
-    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts"}, top, "")
+    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts", "alerts",
+                           "hooks"}, top, "")
     settings = _settings(_table(data, "settings", path), path)
     smtp_data = data.get("smtp")
     smtp = _smtp(_table(data, "smtp", path), path) if smtp_data is not None else None
@@ -80,28 +124,21 @@ def parse(data: dict, path: Path) -> Config:
                       for n, r in enumerate(_array(data, "resources", path), 1))
     accounts = tuple(_account(a, path, _where(a, path, "account", n))
                      for n, a in enumerate(_array(data, "accounts", path), 1))
-    config = Config(path, settings, automail, smtp, resources, accounts)
+    alerts = _alerts(_table(data, "alerts", path), path, smtp) if "alerts" in data else None
+    hooks = _hooks(_table(data, "hooks", path), path) if "hooks" in data else None
+    config = Config(path, settings, automail, smtp, resources, accounts, alerts, hooks)
     _check_references(config)
     return config
 
 
-def check_private(path: Path, *, holds_secret: bool = True) -> None:
-    """Refuse a file holding a secret that others can read or that belongs to someone else."""
-    if not holds_secret:
-        return
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path=path) from None
-    if st.st_uid != os.geteuid():
-        raise ConfigError(
-            f"holds a secret but belongs to uid {st.st_uid}, not to the user running this "
-            f"(uid {os.geteuid()}); fix: chown {os.geteuid()} {path} && chmod 600 {path}",
-            path=path)
-    if st.st_mode & 0o077:
-        raise ConfigError(
-            f"holds a secret but can be read by others (mode {st.st_mode & 0o777:o}); "
-            f"fix: chmod 600 {path}", path=path)
+def _check_templates(directory: str) -> None:
+    """The administrator's auto-mail texts decide what the helpdesk mails: their directory and
+    every text in it must be as private as the accounts file (private.py)."""
+    if not directory or not Path(directory).is_dir():
+        return  # none: the built-in texts are used
+    check_private(Path(directory), holds_secret=False)
+    for text in sorted(Path(directory).glob("*.txt")):
+        check_private(text, holds_secret=False)
 
 
 def _holds_inline_secret(config: Config) -> bool:
@@ -133,7 +170,7 @@ def _settings(data: dict, path: Path) -> Settings:
             database = f"sqlite:///{(directory / relative).resolve()}"
     state_dir = str(directory / (settings.state_dir or "."))
     for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds",
-                "automail_per_sender_per_hour"):
+                "parse_seconds", "automail_per_sender_per_hour", "canary_max_minutes"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
     for key in ("reactivation_days", "history_days"):
@@ -146,10 +183,26 @@ def _settings(data: dict, path: Path) -> Settings:
     if not settings.error_folder.strip():
         raise ConfigError("must not be empty", path=path, key="settings.error_folder")
     _check_choice(settings.language, LANGUAGES, {"path": path}, "settings.language")
-    templates = str(directory / settings.templates_dir) if settings.templates_dir else ""
+    templates = _templates_dir(directory, settings.templates_dir, path)
     return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
                                templates_dir=templates,
                                **_database_password(settings, database, path))
+
+
+def _templates_dir(directory: Path, value: str, path: Path) -> str:
+    """The directory of the administrator's auto-mail texts, which must exist: a mistyped
+    one would send the built-in texts without a word."""
+    if not value:
+        return ""
+    templates = directory / Path(value).expanduser()
+    try:
+        if not stat.S_ISDIR(templates.stat().st_mode):
+            raise ConfigError(f"{templates} is not a directory", path=path,
+                              key="settings.templates_dir")
+    except OSError as exc:
+        raise ConfigError(f"{templates}: {exc.strerror}", path=path,
+                          key="settings.templates_dir") from None
+    return str(templates)
 
 
 def _database_password(settings: Settings, database: str, path: Path) -> dict:
@@ -177,6 +230,34 @@ def _smtp(data: dict, path: Path) -> Smtp:
     port = smtp.port if smtp.port is not None else {"ssl": 465, "starttls": 587,
                                                     "none": 25}[smtp.security]
     return dataclasses.replace(smtp, port=port, **_resolved_paths(smtp, path.parent))
+
+
+def _alerts(data: dict, path: Path, smtp: Smtp | None) -> Alerts:
+    """``[alerts]``: bare addresses, mailed through ``[smtp]`` (so there must be one)."""
+    where = {"path": path}
+    alerts = _build(Alerts, data, where, "alerts.")
+    if smtp is None:
+        raise ConfigError("alerts are mailed through [smtp]; add an [smtp] section",
+                          key="alerts.to", **where)
+    return dataclasses.replace(alerts, to=_bare_addresses(alerts.to, where, "alerts.to"))
+
+
+def _hooks(data: dict, path: Path) -> Hooks:
+    """``[hooks]``: an argv (no shell), known event names, limits above 0."""
+    where = {"path": path}
+    hooks = _build(Hooks, data, where, "hooks.")
+    if not hooks.command or not hooks.command[0]:
+        raise ConfigError("must name the program to run: a list such as "
+                          '["/usr/local/bin/ticket-event"] (no shell is involved)',
+                          key="hooks.command", **where)
+    for event in hooks.events:
+        _check_choice(event, tuple(EventKind), where, "hooks.events")
+    for key in ("timeout_seconds", "max_attempts"):
+        if getattr(hooks, key) <= 0:
+            raise ConfigError("must be greater than 0", key=f"hooks.{key}", **where)
+    path_keys = {"command": (str(path.parent / Path(hooks.command[0]).expanduser()),
+                             *hooks.command[1:])} if "/" in hooks.command[0] else {}
+    return dataclasses.replace(hooks, events=tuple(dict.fromkeys(hooks.events)), **path_keys)
 
 
 def _resolved_paths(obj, directory: Path) -> dict:
@@ -233,6 +314,7 @@ def _account(data: dict, path: Path, where: dict) -> Account:
     if not NAME_RE.match(account.name):
         raise ConfigError("account names are 1 to 64 of a-z 0-9 . _ -", key="name", **where)
     _check_choice(account.protocol, PROTOCOLS, where, "protocol")
+    account = _with_address(account, where)
     if account.protocol == "maildir":
         return _maildir(account, data, where)
     _check_choice(account.security, SECURITIES, where, "security")
@@ -250,6 +332,16 @@ def _account(data: dict, path: Path, where: dict) -> Account:
     port = (account.port if account.port is not None
             else DEFAULT_PORTS[(account.protocol, account.security)])
     return dataclasses.replace(account, port=port, **_resolved_paths(account, path.parent))
+
+
+def _with_address(account: Account, where: dict) -> Account:
+    """``address`` as a bare address; by default the username when that is one."""
+    if account.address is None:
+        username = (account.username or "").strip().lower()
+        return dataclasses.replace(account, address=username if BARE_ADDRESS_RE.match(username)
+                                   else None)
+    [address] = _bare_addresses((account.address,), where, "address")
+    return dataclasses.replace(account, address=address)
 
 
 def _maildir(account: Account, data: dict, where: dict) -> Account:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpdesk_fetch.enums import EventKind
 from helpdesk_fetch.errors import ConfigError
 
 PROTOCOLS = ("imap", "pop3", "maildir")
@@ -19,7 +20,7 @@ DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none
                  ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
 NAME_RE = re.compile(r"^[a-z0-9._-]{1,64}$")  # a lock, a file and a column hold it
 BARE_ADDRESS_RE = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
-MAILDIR_KEYS = ("name", "protocol", "path", "resource", "automail", "enabled")
+MAILDIR_KEYS = ("name", "protocol", "path", "resource", "automail", "enabled", "address")
 KEYWORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 PASSWORD_KEYS = ("password_env", "password_file", "password_command", "password")
 DATABASE_PASSWORD_KEYS = tuple(f"database_{key}" for key in PASSWORD_KEYS[:3])
@@ -41,6 +42,7 @@ class Settings:
     max_message_bytes: int = 26214400
     timeout_seconds: int = 60
     run_budget_seconds: int = 600
+    parse_seconds: int = 10  # per message; a message that takes longer is set aside (§4.4)
     history_days: int = 90  # run history and resolved error records are kept this long; 0: forever
     ticket_keywords: tuple[str, ...] = ("TicketID",)
     tag_prefix: str = "["
@@ -49,6 +51,7 @@ class Settings:
     templates_dir: str = ""  # the administrator's own auto-mail texts, if any
     automail_per_sender_per_hour: int = 10
     authserv_id: str = ""  # trust a member's From only with an Authentication-Results from it
+    canary_max_minutes: int = 30  # `check` is CRITICAL when a canary is older and not arrived
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +112,25 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Alerts:
+    """``[alerts]``: who is mailed (through ``[smtp]``) when an account starts failing and when
+    it recovers (spec §11.2)."""
+
+    to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """``[hooks]``: the command run once per ticket event, with the event as JSON on stdin
+    (spec §12)."""
+
+    command: tuple[str, ...]  # argv: no shell is involved
+    events: tuple[str, ...] = tuple(EventKind)  # EventKind values
+    timeout_seconds: int = 30
+    max_attempts: int = 10
+
+
+@dataclass(frozen=True)
 class Account(OAuth2Keys):
     """``[[accounts]]``: one mailbox."""
 
@@ -129,6 +151,7 @@ class Account(OAuth2Keys):
     enabled: bool = True
     ca_file: str | None = None
     timeout_seconds: int | None = None
+    address: str | None = None  # where `probe send` mails its canary; default: the username
 
     @property
     def server(self) -> str:
@@ -154,6 +177,8 @@ class Config:
     smtp: Smtp | None = None
     resources: tuple[Resource, ...] = ()
     accounts: tuple[Account, ...] = ()
+    alerts: Alerts | None = None
+    hooks: Hooks | None = None
 
     @property
     def directory(self) -> Path:
@@ -166,6 +191,13 @@ class Config:
                 return account
         known = ", ".join(a.name for a in self.accounts) or "none"
         raise ConfigError(f"no such account (known: {known})", path=self.path, account=name)
+
+    def selected_accounts(self, names: list[str] | None) -> list[Account]:
+        """The named accounts (even disabled ones: naming them is asking), else the enabled
+        ones."""
+        if names:
+            return [self.account(name) for name in dict.fromkeys(names)]
+        return [a for a in self.accounts if a.enabled]
 
     def resource(self, name: str | None) -> Resource | None:
         return next((r for r in self.resources if r.name == name), None)

@@ -1,41 +1,63 @@
-"""What ``status`` and ``accounts list`` report: runs, waiting messages, queues, ticket counts."""
+"""What ``status`` and ``accounts list`` report: runs, waiting messages, canaries, queues
+(auto-mails, hook events), ticket counts."""
 
 from __future__ import annotations
 
 from peewee import fn
 
 from helpdesk_fetch import state
-from helpdesk_fetch.clock import isoformat
+from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.config.dburl import redact as redact_url
-from helpdesk_fetch.enums import TicketStatus
-from helpdesk_fetch.store import failures
-from helpdesk_fetch.store.models import AccountRun, Outbox, Ticket
+from helpdesk_fetch.enums import RunOutcome, TicketStatus
+from helpdesk_fetch.health import canary
+from helpdesk_fetch.store import db, failures, write
+from helpdesk_fetch.store.models import AccountRun, HookEvent, Outbox, Ticket
+
+NO_CANARY = {"sent_at": None, "received_at": None, "travel_seconds": None}
 
 
-def run_dict(run: AccountRun) -> dict:
+def run_dict(run: AccountRun, *, longest: float | None = None) -> dict:
+    """A run as ``status`` and ``accounts list`` show it. A run still "running" after
+    *longest* seconds, the most a live run can take, died without recording its end (SIGKILL,
+    a power cut): it is shown as interrupted, as the account's next run will record it."""
+    outcome, error = run.outcome, run.error
+    if (outcome == RunOutcome.RUNNING and longest is not None
+            and (utcnow() - run.started_at).total_seconds() > longest):
+        outcome, error = RunOutcome.INTERRUPTED, write.died(run.account, run.started_at)
     return {
         "started_at": isoformat(run.started_at),
         "finished_at": isoformat(run.finished_at),
         "seconds": round((run.finished_at - run.started_at).total_seconds(), 3)
         if run.finished_at else None,
-        "outcome": run.outcome,
+        "outcome": outcome,
         "fetched": run.fetched,
         "new_tickets": run.new_tickets,
         "threaded": run.threaded,
         "rejected": run.rejected,
         "duplicates": run.duplicates,
         "errors": run.errors,
-        "error": run.error,
+        "error": error,
         "host": run.host,
     }
 
 
-def last_runs() -> dict[str, dict]:
-    """Each account's latest recorded run."""
+def last_runs(config: Config | None = None) -> dict[str, dict]:
+    """Each account's latest recorded run (with *config*: one that died is told apart from
+    one still running)."""
     latest = AccountRun.select(fn.MAX(AccountRun.id)).group_by(AccountRun.account)
-    return {run.account: run_dict(run) for run in AccountRun.select().where(
-        AccountRun.id.in_(latest))}
+    return {run.account: run_dict(run, longest=_longest_run(config, run.account))
+            for run in AccountRun.select().where(AccountRun.id.in_(latest))}
+
+
+def _longest_run(config: Config | None, name: str) -> float | None:
+    """The most seconds a live run spends on account *name*: the run's budget, then one
+    timeout for the session it cuts, with room for waiting on the database's locks."""
+    account = next((a for a in config.accounts if a.name == name), None) if config else None
+    if account is None:
+        return None
+    return (config.settings.run_budget_seconds + 2 * config.timeout_for(account)
+            + 2 * db.BUSY_SECONDS)
 
 
 def outbox() -> dict:
@@ -49,10 +71,29 @@ def outbox() -> dict:
             "refused": unsent.where(Outbox.failed_at.is_null(False)).count()}
 
 
+def hook_queue() -> dict:
+    """The hook events (spec §12): how many wait, how many of those failed so far (and wait for
+    a retry), the oldest waiting, and how many were given up after max_attempts."""
+    waiting = HookEvent.select().where(HookEvent.delivered_at.is_null()
+                                       & HookEvent.failed_at.is_null())
+    failing = waiting.where(HookEvent.attempts > 0)
+    latest = (HookEvent.select().where(HookEvent.last_error.is_null(False)
+                                       & HookEvent.delivered_at.is_null())
+              .order_by(HookEvent.id.desc()).first())
+    return {"pending": waiting.count(),
+            "failing": failing.count(),
+            "oldest": isoformat(waiting.select(fn.MIN(HookEvent.created_at)).scalar()),
+            "given_up": HookEvent.select().where(HookEvent.failed_at.is_null(False)).count(),
+            "last_error": None if latest is None else {
+                "id": latest.id, "event": latest.event, "attempts": latest.attempts,
+                "error": latest.last_error}}
+
+
 def status(config: Config) -> dict:
     """Everything ``status --json`` shows (spec §3), in one dictionary."""
     switch = state.switch_report(config.settings.state_dir)
-    runs = last_runs()
+    runs = last_runs(config)
+    canaries = canary.last_by_account()
     waiting = failures.waiting()
     queue = outbox()
     by_status = dict.fromkeys(TicketStatus, 0)
@@ -66,12 +107,15 @@ def status(config: Config) -> dict:
             {"name": a.name, "protocol": a.protocol, "server": a.server, "enabled": a.enabled,
              "last_run": runs.get(a.name),
              "error_messages": waiting["by_account"].get(a.name, 0),
-             "last_failure": waiting["latest"].get(a.name)}
+             "last_failure": waiting["latest"].get(a.name),
+             "canary": canaries.get(a.name, NO_CANARY)}
             for a in config.accounts],
         "error_messages": sum(waiting["by_place"].values()),
         "error_messages_by_place": waiting["by_place"],
         "outbox_pending": queue["pending"],
         "outbox": queue,
+        "hooks": config.hooks is not None,
+        "hook_queue": hook_queue(),
         "tickets_by_status": by_status,
         "history_days": config.settings.history_days,
     }

@@ -75,7 +75,10 @@ def deliver(config: Config, raw: bytes, *, resource: str | None = None,
 def _deliver(config: Config, source: Source, raw: bytes) -> Delivery:
     pipeline = Pipeline(config)
     sha256 = hashlib.sha256(raw).hexdigest()
-    outcome = pipeline.ingest(source, raw, f"{failures.DELIVER_PREFIX}{sha256}")
+    try:
+        outcome = pipeline.ingest(source, raw, f"{failures.DELIVER_PREFIX}{sha256}")
+    finally:
+        pipeline.close()
     if outcome.kind == STORED:
         send_automails_after_commit(config)
     if outcome.kind != FAILED:
@@ -91,16 +94,19 @@ def _deliver(config: Config, source: Source, raw: bytes) -> Delivery:
 
 
 def send_automails_after_commit(config: Config) -> None:
-    """Send the auto-mails the stored messages queued, as ``fetch`` does after its accounts.
+    """Send the auto-mails and run the hook events the stored messages queued, as ``fetch``
+    does after its accounts: an installation that only pipes mail in has no other run.
 
-    The messages are stored whatever happens here: a failure is logged and the queue waits for
-    the next run (SMTP trouble never raises; it defers the mails)."""
-    from helpdesk_fetch.ingest.run import send_automails
+    The messages are stored whatever happens here: a failure is logged and the queues wait for
+    the next run (SMTP and hook trouble never raises; it defers the mails and events)."""
+    from helpdesk_fetch.ingest.run import run_hooks, send_automails
 
+    deadline = time.monotonic() + config.settings.run_budget_seconds
     try:
-        send_automails(config, deadline=time.monotonic() + config.settings.run_budget_seconds)
+        send_automails(config, deadline=deadline)
+        run_hooks(config, deadline=deadline)
     except DatabaseError as exc:
-        log.warning("auto-mails stay queued for the next run: %s", exc)
+        log.warning("auto-mails and hook events stay queued for the next run: %s", exc)
 
 
 def keep_in_quarantine(state_dir: str | Path, raw: bytes, sha256: str) -> Path:

@@ -17,6 +17,8 @@ import peewee
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.faults import crashpoint
+from helpdesk_fetch.health import canary
+from helpdesk_fetch.hooks import queue as hooks
 from helpdesk_fetch.message import authres
 from helpdesk_fetch.store import blobs, db, failures, write
 from helpdesk_fetch.store.models import Ticket
@@ -25,6 +27,7 @@ from helpdesk_fetch.tickets.tags import installation_tagger
 from helpdesk_fetch.tickets.threads import find_ticket
 
 if TYPE_CHECKING:
+    from helpdesk_fetch.message.budget import Parser
     from helpdesk_fetch.message.parse import ParsedMessage
 
 # The parser and the auto-mails (the email package, html.parser, templates) are imported where
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORED, DUPLICATE, FAILED, PLANNED = "stored", "duplicate", "failed", "planned"
+CANARY = "canary"  # a canary of `probe send` (spec §11.3): its arrival recorded, no ticket
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Source:
 class Outcome:
     """What happened to one message."""
 
-    kind: str  # stored | duplicate | failed | planned (dry run)
+    kind: str  # stored | duplicate | failed | planned (dry run) | canary
     key: str
     sha256: str = ""
     reason: str = ""
@@ -70,10 +74,11 @@ class Outcome:
 class Prepared:
     """The work on one message that holds neither the database nor, for the most part, Python's
     GIL: its hash and its compressed copy. ``fetch`` has it done in another thread ahead of the
-    writer (prefetch.py); parsing is pure Python and stays with the writer (see there)."""
+    writer (prefetch.py), which also hands the message to the parse worker."""
 
     sha256: str
     compressed: list[bytes] | None = None  # the raw message as stored, in pieces
+    parse_ticket: int | None = None  # Parser.submit's, when it is being parsed ahead
 
 
 def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
@@ -99,11 +104,39 @@ class Pipeline:
         self.dry_run = dry_run
         self.database = db.open_configured(self.settings, read_only=dry_run)
         self.tagger = self.call_db(installation_tagger, self.settings)
+        self._parser: Parser | None = None
+
+    @property
+    def parser(self) -> Parser:
+        """The parse worker of this pipeline, made when there is mail (it imports the email
+        package); its process starts with the first message."""
+        if self._parser is None:
+            from helpdesk_fetch.message.budget import Parser
+
+            self._parser = Parser(self.settings.parse_seconds)
+        return self._parser
+
+    def close(self) -> None:
+        """Stop the parse worker, if one was started."""
+        if self._parser is not None:
+            self._parser.close()
 
     def prepare(self, raw: bytes) -> Prepared:
-        """``prepare(raw)`` for ``ingest(..., prepared=...)``; thread-safe."""
+        """``prepare(raw)`` for ``ingest(..., prepared=...)``, with *raw* handed to the parse
+        worker first; thread-safe, once ``parser.start()`` was called."""
         small = len(raw) <= self.settings.max_message_bytes  # else refused by ingest()
-        return prepare(raw, compress=small and not self.dry_run)
+        ticket = self.parser.submit(raw) if small else None
+        prepared = prepare(raw, compress=small and not self.dry_run)
+        prepared.parse_ticket = ticket
+        return prepared
+
+    def parse(self, raw: bytes, prepared: Prepared | None = None) -> ParsedMessage:
+        """The one way a message is parsed — ``fetch``, ``deliver`` and ``errors retry`` alike:
+        in the parse worker, within parse_seconds (message/budget.py). Unparseable (ParseTimeout)
+        when it cannot be parsed (in time)."""
+        if prepared is not None and prepared.parse_ticket is not None:
+            return self.parser.result(prepared.parse_ticket)
+        return self.parser.parse(raw)
 
     def ingest(self, source: Source, raw: bytes, key: str, *,
                prepared: Prepared | None = None) -> Outcome:
@@ -112,7 +145,8 @@ class Pipeline:
 
         A database failure that is not about this message raises DatabaseError: the caller must
         then delete nothing and stop."""
-        from helpdesk_fetch.message.parse import parse, parse_headers
+        from helpdesk_fetch.message.budget import Unparseable
+        from helpdesk_fetch.message.parse import parse_headers
 
         sha256 = prepared.sha256 if prepared else hashlib.sha256(raw).hexdigest()
         limit = self.settings.max_message_bytes
@@ -126,9 +160,9 @@ class Pipeline:
             return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate,
                            parsed=parse_headers(raw))
         try:
-            parsed = parse(raw)
-        except Exception as exc:  # the parser is defensive; this is the last line of defence
-            return Outcome(FAILED, key, sha256, f"cannot be parsed: {type(exc).__name__}: {exc}")
+            parsed = self.parse(raw, prepared)
+        except Unparseable as exc:  # it cannot be parsed, or not within parse_seconds
+            return Outcome(FAILED, key, sha256, str(exc), parsed=parse_headers(raw))
         if self.dry_run:
             return self._plan(source, key, sha256, parsed)
         return self._store(source, raw, key, sha256, parsed,
@@ -136,6 +170,9 @@ class Pipeline:
 
     def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
         try:
+            arrived = self._canary(source, key, sha256, parsed, utcnow(), record=False)
+            if arrived is not None:
+                return arrived
             found = self._classify(source, key, sha256, parsed, utcnow())
         except peewee.PeeweeException as exc:
             raise db.as_database_error(exc) from None
@@ -162,18 +199,23 @@ class Pipeline:
         now = utcnow()
         try:
             with self.database.atomic():
+                arrived = self._canary(source, key, sha256, parsed, now)
+                if arrived is not None:
+                    return arrived
                 found = self._classify(source, key, sha256, parsed, now, lock=True)
                 if isinstance(found, Outcome):
                     if found.kind == DUPLICATE:
                         write.remember_key(source.name, key, None)
                     return found
                 ticket, how, decision = found
-                ticket, _message = write.store_inbound(
+                ticket, message_id = write.store_inbound(
                     parsed, raw, sha256, account=source.name, key=key, ticket=ticket,
                     decision=decision, resource=source.resource, now=now, compressed=compressed,
                     escalation_due=rules.escalation_due(self.settings, now))
                 crashpoint("mid_transaction")
                 self._queue_automails(source, ticket, parsed, decision, now)
+                hooks.queue(self.config, decision.event, ticket=ticket, message_id=message_id,
+                            tagger=self.tagger, now=now)
         except write.AlreadyStored:
             return Outcome(DUPLICATE, key, sha256, parsed=parsed,
                            reason="stored by another process at the same moment")
@@ -189,6 +231,22 @@ class Pipeline:
                  decision.why)
         return Outcome(STORED, key, sha256, parsed=parsed, decision=decision,
                        ticket_number=ticket.number, found_by=how)
+
+    def _canary(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, now, *,
+                record: bool = True) -> Outcome | None:
+        """The Outcome of a canary of ours for this account: its arrival recorded and its
+        source key stored (so that it is deleted like any message, and never read twice);
+        None for every other message."""
+        arrival = canary.receive(parsed, account=source.name, tagger=self.tagger, now=now,
+                                 record=record)
+        if arrival is None:
+            return None
+        if record:
+            write.remember_key(source.name, key, None)
+        travel = ("" if arrival.travel_seconds is None
+                  else f" after {arrival.travel_seconds:.1f} s")
+        return Outcome(CANARY, key, sha256, parsed=parsed,
+                       reason=f"the canary {arrival.token} of probe send arrived{travel}")
 
     def _queue_automails(self, source: Source, ticket: Ticket, parsed: ParsedMessage,
                          decision: rules.Decision, now) -> None:

@@ -13,8 +13,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from helpdesk_fetch import state
-from helpdesk_fetch.clock import from_timestamp, utcnow
+from helpdesk_fetch import interrupts, state
+from helpdesk_fetch.clock import from_timestamp
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.enums import Action, RunOutcome
 from helpdesk_fetch.errors import (
@@ -23,15 +23,24 @@ from helpdesk_fetch.errors import (
     DatabaseError,
     IngestSwitchedOff,
     MailboxError,
+    ParserUnavailable,
     SetAsideRefused,
 )
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, PLANNED, Outcome, Pipeline, Source
+from helpdesk_fetch.health import alerts
+from helpdesk_fetch.ingest.pipeline import (
+    CANARY,
+    DUPLICATE,
+    FAILED,
+    PLANNED,
+    Outcome,
+    Pipeline,
+    Source,
+)
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches, set_aside
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
-from helpdesk_fetch.store.models import AccountRun
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +58,18 @@ class AccountReport:
     duplicates: int = 0
     errors: int = 0
     error: str | None = None
+    failing: alerts.Streak | None = None  # the account's failures before this run (spec §11.2)
     config_error: bool = False  # the account failed because of its configuration (exit 2)
     failures: list[str] = field(default_factory=list)  # one line per message set aside
     actions: list[str] = field(default_factory=list)  # what --dry-run would have done
     started_at: float = field(default_factory=time.time)
     seconds: float = 0.0
+    run_id: int | None = None  # its AccountRun row, written when the run took the account
+
+    @property
+    def stored(self) -> int:
+        """Messages this run stored (on new or existing tickets)."""
+        return self.new_tickets + self.threaded + self.rejected
 
 
 @dataclass
@@ -62,6 +78,8 @@ class RunReport:
     ingest_disabled: dict | None = None
     database_error: str | None = None
     automail: object = None  # outbox.SendReport of this run
+    interrupted: bool = False  # Ctrl-C or SIGTERM: the run stopped where it was
+    hooks: object = None  # hooks.runner.HookReport of this run
 
     @property
     def exit_code(self) -> int:
@@ -91,17 +109,10 @@ class Progress:
         pass
 
 
-def select_accounts(config: Config, names: list[str] | None) -> list[Account]:
-    """The named accounts (even disabled ones: naming them is asking), else the enabled ones."""
-    if names:
-        return [config.account(name) for name in dict.fromkeys(names)]
-    return [a for a in config.accounts if a.enabled]
-
-
 def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = False,
           progress: Progress | None = None) -> RunReport:
     """One pass over the selected accounts."""
-    accounts = select_accounts(config, names)
+    accounts = config.selected_accounts(names)
     switch = state.ingest_switch(config.settings.state_dir)
     if switch is not None:
         log.info("ingest is disabled (%s); no mailbox is read", switch.get("reason") or "no reason")
@@ -112,13 +123,22 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         run.open()
         for account in accounts:
             report.accounts.append(run.account(account))
+            if report.accounts[-1].outcome == RunOutcome.INTERRUPTED:
+                report.interrupted = True
+                return report  # nothing more: whoever interrupted wants it to end
         run.prune()
         if not dry_run:
             report.automail = send_automails(config, deadline=run.deadline)
+            alerts.mail(config, run.news)
+            report.hooks = run_hooks(config, deadline=run.deadline)
     except DatabaseError as exc:
         log.error("%s; the run stopped, and messages not stored stay on their server for the "
                   "next run", exc)
         report.database_error = str(exc)
+    except KeyboardInterrupt:  # between accounts: what was stored is committed
+        report.interrupted = True
+    finally:
+        run.close()
     return report
 
 
@@ -133,6 +153,17 @@ def send_automails(config: Config, *, deadline: float | None = None):
         return outbox.send_due(config, deadline=deadline)
 
 
+def run_hooks(config: Config, *, deadline: float | None = None):
+    """Run the queued hook events that are due (after the ticket changes have committed);
+    None without a [hooks] section."""
+    if config.hooks is None:  # then nothing is queued
+        return None
+    from helpdesk_fetch.hooks import runner
+
+    with db.errors("cannot run hooks"):
+        return runner.run_due(config, deadline=deadline)
+
+
 class Run:
     """The state one run shares across its accounts."""
 
@@ -143,9 +174,14 @@ class Run:
         self.progress = progress
         self.deadline = time.monotonic() + self.settings.run_budget_seconds
         self.host = socket.gethostname()
+        self.news: list[alerts.News] = []  # accounts that started failing or recovered
 
     def open(self) -> None:
         self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
+
+    def close(self) -> None:
+        if hasattr(self, "pipeline"):
+            self.pipeline.close()
 
     def prune(self) -> None:
         """Keep the run history to ``history_days``."""
@@ -167,12 +203,19 @@ class Run:
                     state.account_lock(account.name, state_dir=self.settings.state_dir,
                                        database=self.pipeline.database))
             with lock:
+                if not self.dry_run:  # read under the lock: no other run records meanwhile
+                    report.failing = self.pipeline.call_db(alerts.failing, account.name)
+                self._begin(report)
                 self._account(account, report)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI turns it into this)
+            report.outcome = RunOutcome.INTERRUPTED
+            report.error = (f"interrupted after storing {report.stored} messages; the rest "
+                            "stays on the server for the next run")
         except AccountBusy as exc:
             report.outcome = RunOutcome.BUSY
             log.info("account %s: skipped, %s", account.name, exc if isinstance(
                 exc, IngestSwitchedOff) else "another run is processing it")
-        except MailboxError as exc:
+        except (MailboxError, ParserUnavailable) as exc:
             _failed(report, exc)
         except ConfigError as exc:  # e.g. a password source: name the accounts file too
             _failed(report, exc.in_file(self.config.path))
@@ -180,7 +223,17 @@ class Run:
         self.progress.account_finished(report)
         if not self.dry_run and report.outcome != RunOutcome.BUSY:  # a dry run writes nothing
             self._record(report)
+            self._news(report)
         return report
+
+    def _news(self, report: AccountReport) -> None:
+        """Spec §11.2: a failure is news when it starts (logged by _failed) and when it ends."""
+        if report.outcome == RunOutcome.FAILED and report.failing is None:
+            self.news.append(alerts.News(report.account, error=report.error))
+        elif report.outcome == RunOutcome.OK and report.failing is not None:
+            news = alerts.News(report.account, streak=report.failing)
+            log.warning("%s", alerts.recovered_text(news))
+            self.news.append(news)
 
     def _account(self, account: Account, report: AccountReport) -> None:
         if not self.dry_run and state.ingest_switch(self.settings.state_dir) is not None:
@@ -195,20 +248,29 @@ class Run:
                               "ran out") as box:
             MailboxRun(self, account, box, report).process()
 
+    def _begin(self, report: AccountReport) -> None:
+        """The run's row, written as it takes the account: a run that dies is seen as such."""
+        if not self.dry_run:
+            report.run_id = self.pipeline.call_db(
+                write.begin_run, report.account, host=self.host,
+                started_at=from_timestamp(report.started_at))
+
     def _record(self, report: AccountReport) -> None:
         with db.errors("cannot record the run"):
-            AccountRun.create(
-                account=report.account, started_at=from_timestamp(report.started_at),
-                finished_at=utcnow(), outcome=report.outcome, fetched=report.fetched,
-                new_tickets=report.new_tickets, threaded=report.threaded,
-                rejected=report.rejected, duplicates=report.duplicates, errors=report.errors,
-                error=report.error, host=self.host)
+            write.finish_run(
+                report.run_id, account=report.account,
+                started_at=from_timestamp(report.started_at), outcome=report.outcome,
+                fetched=report.fetched, new_tickets=report.new_tickets,
+                threaded=report.threaded, rejected=report.rejected,
+                duplicates=report.duplicates, errors=report.errors, error=report.error,
+                host=self.host)
 
 
-def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
+def _failed(report: AccountReport,
+            exc: MailboxError | ConfigError | ParserUnavailable) -> None:
     report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
     report.config_error = isinstance(exc, ConfigError)
-    log.error("%s", exc)
+    log.error("%s", exc, extra={alerts.REPEATED: report.failing is not None})
 
 
 class MailboxRun:
@@ -228,10 +290,13 @@ class MailboxRun:
             refs = [r for r in refs if r.key not in waiting]
         refs = self._delete_already_stored(refs)
         limit = self.run.settings.max_message_bytes
-        for ref in (r for r in refs if r.size > limit):
-            reason = f"{ref.size} bytes is over max_message_bytes ({limit}); not downloaded"
-            self._set_aside(ref, Outcome(FAILED, ref.key, reason=reason), raw=None)
-        todo = [r for r in refs if r.size <= limit]
+        aside = {ref.key: why for ref in refs if (why := self.box.unreadable(ref))}
+        aside.update({ref.key: f"{ref.size} bytes is over max_message_bytes ({limit}); not "
+                               "downloaded" for ref in refs if ref.size > limit
+                      and ref.key not in aside})
+        for ref in (r for r in refs if r.key in aside):
+            self._set_aside(ref, Outcome(FAILED, ref.key, reason=aside[ref.key]), raw=None)
+        todo = [r for r in refs if r.key not in aside]
         self.run.progress.account_started(self.account.name, len(todo), sum(r.size for r in todo))
         if todo:
             self._overlapped(todo)
@@ -243,15 +308,21 @@ class MailboxRun:
 
         reader = prefetch.Reader(self.box, list(batches(todo)), remaining=self.run.remaining,
                                  told=self.aside_done)
+        self.pipeline.parser.start()  # here, in the thread that outlives it (budget.py)
         try:
             with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
                 self.actions = reader
                 for ref, raw, prepared in messages:
+                    if self.run.remaining() <= 0:  # read ahead, but no new work after the budget
+                        reader.stopped_early = True
+                        break
                     crashpoint("after_fetch")
-                    self._one(ref, raw, prepared)
+                    with interrupts.held():  # stored and counted whole, or not at all
+                        self._one(ref, raw, prepared)
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
             self.actions = self.box
+            self.pipeline.parser.discard()  # what was parsed ahead and not stored
         for held in self.box.withheld():  # handed over as something else: it stays there
             self._set_aside(held.ref, Outcome(FAILED, held.ref.key, reason=held.reason),
                             raw=None)  # what was handed over is no copy of the message
@@ -280,6 +351,10 @@ class MailboxRun:
             self.report.duplicates += 1
             log.info("account %s: %s is already stored; deleting it", self.account.name,
                      outcome.label)
+        elif outcome.kind == CANARY:
+            log.info("account %s: %s; deleting it", self.account.name, outcome.reason)
+            if self.run.dry_run:
+                self.report.actions.append(f"{outcome.label} -> no ticket: {outcome.reason}")
         elif outcome.kind == PLANNED:
             target = (f"ticket {outcome.ticket_number} (by {outcome.found_by})"
                       if outcome.ticket_number else "a new ticket")
@@ -321,5 +396,6 @@ class MailboxRun:
             return log.warning("account %s: %s", self.account.name, line)
         line = f"{what}; {refused.detail}; it stays in the mailbox, and the next run tries again"
         self.report.failures.append(line)
-        log.error("account %s: %s", self.account.name, line)
+        log.error("account %s: %s", self.account.name, line,
+                  extra={alerts.REPEATED: self.report.failing is not None})
         self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(refused))

@@ -23,3 +23,8 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def is_secret(value: str) -> bool:
+    """Whether *value* is exactly one of the secrets this process has handed out."""
+    return value in _SECRETS

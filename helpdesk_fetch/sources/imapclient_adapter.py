@@ -16,6 +16,7 @@ from imapclient import IMAPClient
 from imapclient.imapclient import SocketTimeout
 
 from helpdesk_fetch.sources.base import Cutoff
+from helpdesk_fetch.sources.net import BadGreeting
 
 
 def connect(cutoff: Cutoff, host: str, port: int, *, timeout: float,
@@ -42,6 +43,11 @@ class _Client(IMAPClient):
 
 
 class _Connection(imaplib.IMAP4):
+    """imaplib's connection on the cutoff's socket, telling a greeting that is not IMAP's from
+    other errors (imaplib raises error(None) for a POP3 server's "+OK"): BadGreeting."""
+
+    _greeting: str | None = None
+
     def __init__(self, cutoff: Cutoff, host: str, port: int, context: ssl.SSLContext | None,
                  timeout: float | None) -> None:
         self._cutoff, self._context = cutoff, context
@@ -49,6 +55,27 @@ class _Connection(imaplib.IMAP4):
 
     def _create_socket(self, timeout):
         return self._cutoff.connect(self.host, self.port, timeout, self._context)
+
+    def _connect(self):
+        try:
+            return super()._connect()
+        except TimeoutError:
+            if self._greeting is None:  # connected, and then nothing: a TLS port?
+                raise BadGreeting(None) from None
+            raise
+        except self.abort:
+            raise
+        except self.error:
+            greeting = self._greeting or ""
+            if greeting.upper().startswith(("* OK", "* PREAUTH")):
+                raise  # greeted as IMAP: something after the greeting
+            raise BadGreeting(greeting) from None
+
+    def _get_line(self):
+        line = super()._get_line()
+        if self._greeting is None:
+            self._greeting = line.decode("utf-8", "replace")
+        return line
 
 
 def quiet_protocol_trace(client: IMAPClient) -> None:

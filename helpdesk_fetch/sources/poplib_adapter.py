@@ -14,6 +14,7 @@ import poplib
 import ssl
 
 from helpdesk_fetch.sources.base import Cutoff
+from helpdesk_fetch.sources.net import BadGreeting
 
 # poplib refuses lines over 2048 bytes, which real mail has (RFC 5322 asks for 998, not everybody
 # listens); allow long lines while still bounding a runaway server.
@@ -25,16 +26,24 @@ TRACE = logging.getLogger("helpdesk_fetch.sources.pop3.protocol")
 
 
 class _Session:
-    """poplib with long lines allowed, a protocol trace in which no secret appears (poplib's own
-    debug output prints PASS in the clear, so it is never turned on), and its raw socket shown
-    to the cutoff as soon as it is connected (poplib does TLS and reads the greeting inside its
+    """poplib with long lines allowed, a greeting that is not POP3's told from other errors
+    (BadGreeting), a protocol trace in which no secret appears (poplib's own debug output
+    prints PASS in the clear, so it is never turned on), and its raw socket shown to the cutoff
+    as soon as it is connected (poplib does TLS and reads the greeting inside its
     constructor)."""
 
     _secret_next = False
 
     def __init__(self, cutoff: Cutoff, *args, **kwargs) -> None:
         self._cutoff = cutoff
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except poplib.error_proto as exc:  # the greeting is all that is read in here
+            raise BadGreeting(error_text(exc)) from None
+        except TimeoutError:
+            if getattr(self, "file", None) is None:  # connecting (or TLS) timed out
+                raise
+            raise BadGreeting(None) from None  # connected, then nothing: a TLS port?
 
     def _create_socket(self, timeout):
         context = self.context if isinstance(self, poplib.POP3_SSL) else None

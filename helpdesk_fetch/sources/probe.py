@@ -47,8 +47,8 @@ def probe(config: Config, account: Account) -> ProbeResult:
             result.count = box.count()
             result.namespace = box.namespace()
             result.error_folder = box.aside_folder_name()
-    except MailboxError as exc:
-        result.error = redact(str(exc))
+    except MailboxError as exc:  # the line already starts with the account's name
+        result.error = redact(exc.detail)
     except ConfigError as exc:  # e.g. a password source: name the file too
         result.error = redact(str(exc.in_file(config.path)))
     return result

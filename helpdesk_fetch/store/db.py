@@ -152,6 +152,9 @@ class Postgresql(PostgresqlDatabase):
 def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
     if not path:
         raise ConfigError(f"no file in the database URL {url!r}", key="settings.database")
+    if Path(path).is_dir():  # SQLite would say "unable to open database file"
+        raise ConfigError(f"{path} is a directory, not a database file; name a file, e.g. "
+                          f"sqlite:///{Path(path) / 'helpdesk.db'}", key="settings.database")
     if read_only:
         if path == ":memory:" or not Path(path).exists():
             return SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS, autoconnect=True)
@@ -266,8 +269,8 @@ def describe_error(exc: BaseException, database: Database | None = None) -> str:
     database (*database*, else the one in use) says which."""
     text = str(exc)
     hint = _file_system_trouble(database or models.database.obj)
-    if isinstance(exc, OperationalError) and hint:
-        return f"{text} ({hint})"
+    if isinstance(exc, OperationalError) and hint:  # the cause first, then SQLite's words
+        return f"{hint} (SQLite: {text})"
     if isinstance(exc, OperationalError):
         if "readonly" in text or "read-only" in text:
             return f"{text} (is the database file or its directory writable by this user?)"

@@ -9,10 +9,24 @@ import json
 from typing import TYPE_CHECKING, Protocol
 
 from helpdesk_fetch.clock import utcnow
-from helpdesk_fetch.enums import Action, Direction, FailureState, MessageState, TicketStatus
+from helpdesk_fetch.enums import (
+    Action,
+    Direction,
+    FailureState,
+    MessageState,
+    RunOutcome,
+    TicketStatus,
+)
 from helpdesk_fetch.store import db, models, peewee_adapter, sql
 from helpdesk_fetch.store.blobs import compress_pieces
-from helpdesk_fetch.store.models import AccountRun, FailedMessage, SourceKey, Ticket
+from helpdesk_fetch.store.models import (
+    AccountRun,
+    Canary,
+    FailedMessage,
+    HookEvent,
+    SourceKey,
+    Ticket,
+)
 
 if TYPE_CHECKING:  # the email package is imported only when there is mail
     from helpdesk_fetch.message.parse import ParsedMessage
@@ -81,7 +95,7 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
         from_name=parsed.from_name, to_addrs=json.dumps(parsed.to_addrs),
         cc_addrs=json.dumps(parsed.cc_addrs), date=parsed.date, subject=parsed.subject,
         text=parsed.text, html=parsed.html, auto_submitted=is_automatic(parsed), size=len(raw),
-        sha256=sha256, received_at=now))
+        sha256=sha256, received_at=now, notice="; ".join(dict.fromkeys(parsed.notices)) or None))
     statements.raw_message.run(dict(message=message_id, data=compressed or compress_pieces(raw)))
     for a in parsed.attachments:
         statements.attachment.run(dict(message=message_id, filename=a.filename,
@@ -155,12 +169,52 @@ def is_automatic(parsed: ParsedMessage) -> bool:
             or parsed.header("list-id") is not None)
 
 
+def died(account: str, started_at: dt.datetime) -> str:
+    """What is known of a run of *account* that died without recording its end: the messages
+    stored for the account since it started (the account was its alone until it died)."""
+    stored = models.Message.select().where(
+        (models.Message.account == account) & (models.Message.direction == Direction.IN)
+        & (models.Message.received_at >= started_at)).count()
+    return (f"ended without recording its end (killed, or the machine went down) after "
+            f"storing {stored} messages; the rest stayed on the server")
+
+
+def begin_run(account: str, *, host: str, started_at: dt.datetime) -> int:
+    """Record that a run took *account* (the caller holds its lock); the row's id.
+
+    The row says "running" until ``finish_run``. A run killed outright (SIGKILL, out of memory,
+    a power cut) cannot finish its row; since the account's lock is held now, any such row
+    left from before belongs to a run that died, and is recorded as interrupted here."""
+    for dead in AccountRun.select().where((AccountRun.account == account)
+                                          & (AccountRun.outcome == RunOutcome.RUNNING)):
+        AccountRun.update(outcome=RunOutcome.INTERRUPTED,
+                          error=died(account, dead.started_at)).where(
+            AccountRun.id == dead.id).execute()
+    return AccountRun.insert(account=account, started_at=started_at, outcome=RunOutcome.RUNNING,
+                             host=host).execute()
+
+
+def finish_run(run_id: int | None, **values) -> None:
+    """Record how the run of ``begin_run`` (or, without *run_id*, one that never began: it was
+    skipped) ended: *values* are AccountRun's columns."""
+    values.setdefault("finished_at", utcnow())
+    if run_id is None:
+        AccountRun.create(**values)
+    else:
+        AccountRun.update(**values).where(AccountRun.id == run_id).execute()
+
+
 def prune_history(days: int) -> int:
-    """Forget runs, and failed messages resolved or dismissed, older than *days* (0: never)."""
+    """Forget runs, canaries, hook events delivered or given up, and failed messages resolved
+    or dismissed, older than *days* (0: never)."""
     if days <= 0:
         return 0
     before = utcnow() - dt.timedelta(days=days)
     runs = AccountRun.delete().where(AccountRun.started_at < before).execute()
     resolved = FailedMessage.delete().where((FailedMessage.state != FailureState.PENDING)
                                             & (FailedMessage.updated_at < before)).execute()
-    return runs + resolved
+    canaries = Canary.delete().where(Canary.sent_at < before).execute()
+    events = HookEvent.delete().where((HookEvent.delivered_at.is_null(False)
+                                       | HookEvent.failed_at.is_null(False))
+                                      & (HookEvent.created_at < before)).execute()
+    return runs + resolved + canaries + events

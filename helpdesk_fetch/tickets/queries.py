@@ -88,18 +88,35 @@ def ticket_number(text: str, tagger: Tagger) -> str:
 def show_ticket(ticket: Ticket, tagger: Tagger) -> dict:
     """The ticket with its messages, oldest first, and their attachments (three queries)."""
     messages = list(Message.select().where(Message.ticket == ticket).order_by(Message.id))
-    attachments: dict[int, list[dict]] = {}
-    query = (Attachment.select(Attachment.message, Attachment.filename, Attachment.content_type,
-                               Attachment.size, Attachment.sha256)
-             .where(Attachment.message.in_([m.id for m in messages])).order_by(Attachment.id))
-    for a in query:
-        attachments.setdefault(a.message_id, []).append(
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size,
-             "sha256": a.sha256})
+    attachments = attachments_of([m.id for m in messages])
     inbound = sum(1 for m in messages if m.direction == Direction.IN)
     data = ticket_dict(ticket, tagger, inbound)
     data["messages"] = [message_dict(m, attachments.get(m.id, [])) for m in messages]
     return data
+
+
+def attachments_of(message_ids: list[int]) -> dict[int, list[dict]]:
+    """The attachments of these messages, by message id, in their order (one query)."""
+    attachments: dict[int, list[dict]] = {}
+    query = (Attachment.select(Attachment.message, Attachment.filename, Attachment.content_type,
+                               Attachment.size, Attachment.sha256)
+             .where(Attachment.message.in_(message_ids)).order_by(Attachment.id))
+    for a in query:
+        attachments.setdefault(a.message_id, []).append(
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size,
+             "sha256": a.sha256})
+    return attachments
+
+
+def event_dicts(ticket: Ticket, message_id: int, tagger: Tagger) -> dict:
+    """What a hook event (spec §12) says about its ticket and message: the ticket as ``tickets
+    list`` shows it, the message as ``tickets show`` does, without its text and HTML."""
+    inbound = (Message.select().where((Message.ticket == ticket.id)
+                                      & (Message.direction == Direction.IN)).count())
+    message = message_dict(Message.get_by_id(message_id),
+                           attachments_of([message_id]).get(message_id, []))
+    del message["text"], message["html"]
+    return {"ticket": ticket_dict(ticket, tagger, inbound), "message": message}
 
 
 def message_dict(m: Message, attachments: list[dict]) -> dict:
@@ -117,6 +134,7 @@ def message_dict(m: Message, attachments: list[dict]) -> dict:
         "text": m.text,
         "html": m.html,
         "attachments": attachments,
+        "notice": m.notice,  # what is shown only in the raw message, e.g. parts past 1000
     }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from helpdesk_fetch.config import Resource, Settings
-from helpdesk_fetch.enums import Action, AutomailKind, TicketStatus
+from helpdesk_fetch.enums import Action, AutomailKind, EventKind, TicketStatus
 
 if TYPE_CHECKING:
     from helpdesk_fetch.store.models import Ticket
@@ -23,6 +23,7 @@ class Decision:
     rearm: bool  # escalation deadline set to now + escalation_hours
     automails: tuple[AutomailKind, ...]  # the auto-mails this event calls for (spec §6)
     why: str  # for the log and for --dry-run
+    event: EventKind | None = None  # the [hooks] event it causes (spec §12); None: none
 
 
 def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, settings: Settings,
@@ -34,25 +35,28 @@ def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, set
     if ticket is None:
         return Decision(Action.NEW, TicketStatus.NEW, True,
                         (AutomailKind.NEW_TICKET, AutomailKind.NEW_TICKET_RESOURCE),
-                        "no matching ticket: a new one")
+                        "no matching ticket: a new one", EventKind.TICKET_CREATED)
     if ticket.status == TicketStatus.CLOSED:
         if within_reactivation(ticket, settings, now):
             return Decision(Action.REOPEN, TicketStatus.CONFIRMED_UNREAD, True,
                             (AutomailKind.CUSTOMER_REPLY,),
-                            f"reply within {settings.reactivation_days} days of closing: reopened")
+                            f"reply within {settings.reactivation_days} days of closing: reopened",
+                            EventKind.TICKET_REOPENED)
         return Decision(Action.REJECT, None, False, (AutomailKind.TICKET_CLOSED,),
                         "reply after the reactivation window: kept as rejected, ticket stays "
-                        "closed")
+                        "closed", EventKind.TICKET_REJECTED)
     if settings.no_status_change_from_members and sender_verified and is_member(sender, resource):
         return Decision(Action.APPEND, None, False, (AutomailKind.CUSTOMER_REPLY,),
-                        "reply from a member of the resource: appended, status unchanged")
+                        "reply from a member of the resource: appended, status unchanged",
+                        EventKind.TICKET_REPLIED)
     return Decision(Action.APPEND, TicketStatus.CONFIRMED_UNREAD, True,
                     (AutomailKind.CUSTOMER_REPLY,),
-                    "reply: appended, confirmed_unread")
+                    "reply: appended, confirmed_unread", EventKind.TICKET_REPLIED)
 
 
 def own_mail_returned() -> Decision:
-    """One of our own auto-mails came back into a mailbox: keep it, change nothing, tell no one."""
+    """One of our own auto-mails came back into a mailbox: keep it, change nothing, tell no one
+    (no auto-mail, no hook event)."""
     return Decision(Action.REJECT, None, False, (),
                     "one of our own auto-mails came back: kept on its ticket, nothing changed")
 

@@ -1,0 +1,132 @@
+"""Quiet repeats (spec §11.2): an account's failure is news when it starts and when it ends.
+
+Under cron every line on stderr is a mail; one dead account would otherwise mail the same error
+every minute until someone filters it away, and then the next real failure goes unseen. So a run
+tells whether an account was already failing before it began (``failing``), and marks the log
+record of a failure that merely goes on with ``REPEATED``: the command line keeps those off a
+stderr that is not a terminal, while ``-v``, the log file and syslog get every one. The exit
+status does not change: 1 on every failing run.
+
+The history is the run table (AccountRun) itself, so it is shared by every machine of a
+PostgreSQL installation and needs no state of its own. ``[alerts] to`` also mails the two
+events through ``[smtp]``, once, right after the run that saw them; if that send fails, the
+stderr line is the only report of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+from dataclasses import dataclass
+
+from helpdesk_fetch.clock import isoformat
+from helpdesk_fetch.config import Config
+from helpdesk_fetch.enums import RunOutcome
+
+# The database and mail modules are imported where they are used: the command line reads
+# REPEATED for every command's logging.
+
+log = logging.getLogger(__name__)
+
+REPEATED = "repeated_failure"  # a log record's attribute: this failure is not news
+
+
+@dataclass(frozen=True)
+class Streak:
+    """An account's failed runs in a row so far."""
+
+    runs: int
+    since: dt.datetime  # when the first of them started
+
+
+@dataclass(frozen=True)
+class News:
+    """A failure that started (``streak`` None) or ended, for the alert mail."""
+
+    account: str
+    error: str | None = None  # what the first failed run said
+    streak: Streak | None = None  # the failures that just ended
+
+
+def failing(account: str) -> Streak | None:
+    """The account's current failures, or None when its latest run that succeeded or failed
+    (skipped and interrupted runs decide nothing) succeeded, or when it has no such run."""
+    from peewee import fn
+
+    from helpdesk_fetch.store.models import AccountRun
+
+    decisive = AccountRun.outcome.in_([RunOutcome.OK, RunOutcome.FAILED])
+    latest = (AccountRun.select(AccountRun.outcome)
+              .where((AccountRun.account == account) & decisive)
+              .order_by(AccountRun.id.desc()).limit(1).scalar())
+    if latest != RunOutcome.FAILED:
+        return None
+    last_ok = (AccountRun.select(AccountRun.id)
+               .where((AccountRun.account == account) & (AccountRun.outcome == RunOutcome.OK))
+               .order_by(AccountRun.id.desc()).limit(1).scalar())
+    runs, since = (AccountRun.select(fn.COUNT(AccountRun.id), fn.MIN(AccountRun.started_at))
+                   .where((AccountRun.account == account)
+                          & (AccountRun.outcome == RunOutcome.FAILED)
+                          & (AccountRun.id > (last_ok or 0))).tuples().get())
+    return Streak(runs, since)
+
+
+def recovered_text(news: News) -> str:
+    """The line that says an account's failures are over."""
+    runs = news.streak.runs
+    return (f"account {news.account}: recovered after {runs} failed run{'' if runs == 1 else 's'}"
+            f" (failing since {isoformat(news.streak.since)})")
+
+
+def mail(config: Config, news: list[News]) -> None:
+    """Mail *news* to ``[alerts] to`` through ``[smtp]``, one mail per event; never raises for
+    SMTP trouble (it is logged)."""
+    if not news or config.alerts is None or config.smtp is None:
+        return
+    import contextlib
+    import smtplib
+
+    from helpdesk_fetch.automail import outbox
+
+    try:
+        connection = outbox.connect(config.smtp, timeout=config.timeout_for(config.smtp),
+                                    state_dir=config.settings.state_dir)
+        with contextlib.closing(connection):
+            for item in news:
+                _send(connection, config, item)
+    except (outbox.SmtpUnavailable, smtplib.SMTPException, OSError, UnicodeError) as exc:
+        log.warning("alert mail to %s not sent: %s", ", ".join(config.alerts.to), exc)
+
+
+def _send(connection, config: Config, news: News) -> None:
+    from email.message import EmailMessage
+    from email.policy import SMTP
+    from email.utils import format_datetime, make_msgid, parseaddr
+
+    from helpdesk_fetch.automail.outbox import ascii_domain
+    from helpdesk_fetch.automail.plan import MARKER
+
+    host = socket.gethostname()
+    if news.streak is None:
+        subject = f"helpdesk-fetch: account {news.account} is failing"
+        body = (f"helpdesk-fetch on {host} cannot process the account {news.account}:\n\n"
+                f"  {news.error}\n\n`fetch` says so once; while the account fails, every run "
+                "exits 1 and the log file and syslog\nrecord each failure. You will get a "
+                "mail when it recovers. `helpdesk-fetch status` shows\nits runs.\n")
+    else:
+        subject = f"helpdesk-fetch: account {news.account} recovered"
+        body = f"helpdesk-fetch on {host}: {recovered_text(news)}.\n"
+    sender = parseaddr(config.smtp.from_address)[1]
+    message = EmailMessage()
+    message["From"] = config.smtp.from_address
+    message["To"] = ", ".join(config.alerts.to)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
+    message["Message-ID"] = make_msgid("alert", sender.rpartition("@")[2] or None)
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    message[MARKER] = f"alert; account={news.account}"
+    message.set_content(body)
+    connection.sendmail(ascii_domain(sender), [ascii_domain(a) for a in config.alerts.to],
+                        message.as_bytes(policy=SMTP))

@@ -1,0 +1,250 @@
+"""``check``: a monitoring plugin by the Nagios/Icinga conventions (spec §11.1).
+
+One line, ``HELPDESK-FETCH STATE - summary | perfdata``, and the exit status 0 OK, 1 WARNING,
+2 CRITICAL, 3 UNKNOWN. Performance data follow the Monitoring Plugins guidelines:
+``label=value[UOM];[warn];[crit];[min];[max]``, separated by spaces; ``U`` where a value cannot
+be known. The guidelines know no unit for minutes, so the ages carry none and their labels say
+what they count.
+
+What is judged:
+
+- CRITICAL: an enabled account has had no successful run for ``max_age`` minutes (or none at
+  all), or failed its last 3 runs; a canary is overdue; the ingest switch cannot be read (every
+  ``fetch`` exits 2 then).
+- WARNING: ingest is disabled on this machine (then no run is expected, and account ages and
+  canaries are not judged); messages wait in error folders or quarantine; auto-mails (with
+  ``[smtp]``) or hook events (with ``[hooks]``) have been queued for more than 30 minutes.
+- UNKNOWN: made by the caller, when the database (or the accounts file) cannot be read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from peewee import fn
+
+from helpdesk_fetch import state
+from helpdesk_fetch.clock import isoformat, utcnow
+from helpdesk_fetch.config import Account, Config
+from helpdesk_fetch.enums import FailureState, RunOutcome
+from helpdesk_fetch.health import canary
+from helpdesk_fetch.store.models import AccountRun, FailedMessage, HookEvent, Outbox
+
+PREFIX = "HELPDESK-FETCH"
+QUEUED_TOO_LONG = dt.timedelta(minutes=30)
+FAILED_RUNS = 3  # this many failed runs in a row are CRITICAL at once
+ERROR_CHARS = 120  # of an account's last error, in the summary
+
+
+class State(IntEnum):
+    """A plugin's states; the value is its exit status."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True)
+class Problem:
+    state: State
+    text: str
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One performance datum; *value* None is written ``U`` (cannot be known). Its label is
+    *name*, with the account's name after it for a datum of one account ("age_helpdesk")."""
+
+    name: str
+    value: float | None
+    uom: str = ""
+    warn: str = ""
+    crit: str = ""
+    min: str = "0"
+    account: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}_{self.account}" if self.account else self.name
+
+    def text(self) -> str:
+        value = "U" if self.value is None else _number(self.value)
+        return f"{self.label}={value}{self.uom};{self.warn};{self.crit};{self.min}".rstrip(";")
+
+
+@dataclass
+class Result:
+    problems: list[Problem] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    summary_when_ok: str = ""
+
+    @property
+    def state(self) -> State:
+        return max((p.state for p in self.problems), default=State.OK)
+
+    def summary(self) -> str:
+        worst_first = sorted(self.problems, key=lambda p: -p.state)
+        text = "; ".join(p.text for p in worst_first) or self.summary_when_ok
+        return " ".join(text.replace("|", "/").split())  # "|" would start the perfdata
+
+    def line(self) -> str:
+        """The plugin's output: ``HELPDESK-FETCH STATE - summary | perfdata``."""
+        perfdata = " ".join(m.text() for m in self.metrics)
+        return f"{PREFIX} {self.state.name} - {self.summary()}" + (
+            f" | {perfdata}" if perfdata else "")
+
+    def as_dict(self) -> dict:
+        """The same as ``line()``, for ``check --json``."""
+        return {"state": self.state.name, "exit_code": int(self.state),
+                "summary": self.summary(),
+                "problems": [{"state": p.state.name, "account": p.account, "text": p.text}
+                             for p in self.problems],
+                "perfdata": [{"label": m.label, "metric": m.name, "value": m.value,
+                              "uom": m.uom,
+                              "warn": m.warn or None, "crit": m.crit or None,
+                              "min": m.min or None, "account": m.account}
+                             for m in self.metrics]}
+
+
+def unknown(reason: str) -> Result:
+    """The result when the check itself cannot look (no database, no accounts file)."""
+    return Result([Problem(State.UNKNOWN, reason)])
+
+
+def critical(reason: str) -> Result:
+    """The result when what the check sees stops every run (a broken accounts file)."""
+    return Result([Problem(State.CRITICAL, reason)])
+
+
+def check(config: Config, *, max_age: int, now: dt.datetime | None = None) -> Result:
+    """Judge the installation as it is *now* (database opened by the caller)."""
+    now = now or utcnow()
+    result = Result()
+    accounts = [a for a in config.accounts if a.enabled]
+    reading = _ingest(config, result)  # no run is expected while ingest is off
+    ages = {a.name: _age(_last_success(a.name), now) for a in accounts}
+    result.metrics += [Metric("age", age, crit=str(max_age), account=name)
+                       for name, age in ages.items()]
+    if reading:
+        _accounts(ages, result, max_age=max_age)
+    _canaries(accounts, result, max_minutes=config.settings.canary_max_minutes, now=now,
+              judge=reading)
+    fetched = (AccountRun.select(fn.COALESCE(fn.SUM(AccountRun.fetched), 0))
+               .where(AccountRun.started_at > now - dt.timedelta(hours=1)).scalar())
+    result.metrics.append(Metric("fetched_1h", fetched))
+    _waiting(config, result, now=now)
+    result.summary_when_ok = (f"{len(accounts)} enabled account"
+                              f"{'' if len(accounts) == 1 else 's'} fetched within {max_age} "
+                              f"min, {fetched} messages in the last hour")
+    return result
+
+
+def _ingest(config: Config, result: Result) -> bool:
+    """Judge the ingest switch; whether mailboxes are read on this machine."""
+    switch = state.switch_report(config.settings.state_dir)
+    if switch["ingest_switch_error"]:
+        result.problems.append(Problem(State.CRITICAL, f"{switch['ingest_switch_error']}; "
+                                                       "fetch reads no mailbox"))
+        return False
+    if switch["ingest_disabled"]:
+        info = switch["ingest_switch"] or {}
+        why = f": {info['reason']}" if info.get("reason") else ""
+        result.problems.append(Problem(State.WARNING, f"ingest disabled on this machine since "
+                                                      f"{info.get('disabled_at') or '?'} by "
+                                                      f"{info.get('by') or '?'}{why}"))
+        return False
+    return True
+
+
+def _accounts(ages: dict[str, float | None], result: Result, *, max_age: int) -> None:
+    """Each account's age since its last success, and its last runs."""
+    for name, age in ages.items():
+        recent = list(AccountRun.select(AccountRun.outcome, AccountRun.error)
+                      .where(AccountRun.account == name)
+                      .order_by(AccountRun.id.desc()).limit(FAILED_RUNS).tuples())
+        wrong = []
+        if age is None:
+            wrong.append("no successful run recorded")
+        elif age >= max_age:
+            wrong.append(f"no successful run for {math.floor(age)} min")
+        if len(recent) == FAILED_RUNS and all(o == RunOutcome.FAILED for o, _ in recent):
+            wrong.append(f"failed its last {FAILED_RUNS} runs")
+        if wrong:
+            error = recent[0][1] if recent and recent[0][0] == RunOutcome.FAILED else None
+            said = f": {_shorter(error)}" if error else ""
+            result.problems.append(Problem(State.CRITICAL, f"{name}: {', '.join(wrong)}{said}",
+                                           name))
+
+
+def _last_success(account: str) -> dt.datetime | None:
+    return (AccountRun.select(fn.MAX(AccountRun.finished_at))
+            .where((AccountRun.account == account) & (AccountRun.outcome == RunOutcome.OK))
+            .scalar())
+
+
+def _age(when: dt.datetime | None, now: dt.datetime) -> float | None:
+    """Minutes from *when* to *now*, to a tenth."""
+    return None if when is None else round(max(0.0, (now - when).total_seconds()) / 60, 1)
+
+
+def _canaries(accounts: list[Account], result: Result, *, max_minutes: int,
+              now: dt.datetime, judge: bool) -> None:
+    """Each account's last canary travel time; with *judge*, the overdue canaries."""
+    late = canary.overdue(now, max_minutes) if judge else {}
+    last = canary.last_by_account()
+    for account in accounts:
+        if account.name in late:
+            sent = late[account.name].sent_at
+            result.problems.append(Problem(
+                State.CRITICAL, f"{account.name}: the canary sent {math.floor(_age(sent, now))} "
+                                f"min ago ({isoformat(sent)}) has not arrived "
+                                f"(canary_max_minutes {max_minutes})", account.name))
+        travel = (last.get(account.name) or {}).get("travel_seconds")
+        if travel is not None:
+            result.metrics.append(Metric("canary", travel, uom="s",
+                                         account=account.name))
+
+
+def _waiting(config: Config, result: Result, *, now: dt.datetime) -> None:
+    """Failed messages waiting; auto-mails and hook events queued for too long."""
+    failed = FailedMessage.select().where(FailedMessage.state == FailureState.PENDING).count()
+    if failed:
+        result.problems.append(Problem(State.WARNING, f"{failed} message"
+                                       f"{' waits' if failed == 1 else 's wait'} in error "
+                                       "folders or quarantine (errors list)"))
+    result.metrics.append(Metric("failed_messages", failed, warn="0"))
+    unsent = Outbox.select().where(Outbox.sent_at.is_null() & Outbox.failed_at.is_null())
+    result.metrics.append(Metric("outbox", unsent.count()))
+    if config.smtp is not None:
+        _queued_too_long(result, unsent.where(Outbox.created_at < now - QUEUED_TOO_LONG),
+                         "auto-mail")
+    events = HookEvent.select().where(HookEvent.delivered_at.is_null()
+                                      & HookEvent.failed_at.is_null())
+    result.metrics.append(Metric("hook_events", events.count()))
+    if config.hooks is not None:
+        _queued_too_long(result, events.where(HookEvent.created_at < now - QUEUED_TOO_LONG),
+                         "hook event")
+
+
+def _queued_too_long(result: Result, query, what: str) -> None:
+    count = query.count()
+    if count:
+        result.problems.append(Problem(State.WARNING, f"{count} {what}{'' if count == 1 else 's'}"
+                                       f" queued for more than 30 min"))
+
+
+def _shorter(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS - 3] + "..."
+
+
+def _number(value: float) -> str:
+    """A number as the guidelines want it: digits, a point, no exponent."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")

@@ -1,0 +1,82 @@
+"""Quiet repeats (spec §11.2): under cron (stderr not a terminal) an account's failure is reported
+when it starts and when it ends, not on every run in between; the exit status, -v, the log
+file and a terminal still show every failure; [alerts] mails the two events through [smtp]."""
+
+from __future__ import annotations
+
+import sys
+
+import pexpect
+
+from tests.proc import ROOT, environment, helpdesk_fetch
+
+WRONG = {"password": "not-the-password"}
+
+
+def test_failure_is_news_when_it_starts_and_when_it_ends(dovecot, mail_user, write_config,
+                                                         tmp_path, smtp):
+    log_file = tmp_path / "helpdesk-fetch.log"
+    alerts = {"to": ["Admin <admin@example.com>"]}
+    config = write_config([dovecot.account("helpdesk", mail_user, **WRONG)],
+                          smtp=smtp.config(), alerts=alerts)
+
+    runs = [helpdesk_fetch("--log-file", str(log_file), "fetch", config=config)
+            for _ in range(3)]
+
+    assert [r.returncode for r in runs] == [1, 1, 1]
+    first = runs[0].stderr.decode()
+    assert first.startswith("helpdesk-fetch: account 'helpdesk': ") and first.count("\n") == 1
+    assert [r.stderr for r in runs[1:]] == [b"", b""]  # cron mails once, not every minute
+    assert log_file.read_text().count("account 'helpdesk': ") == 3  # the trail has every one
+    verbose = helpdesk_fetch("-v", "fetch", config=config)
+    assert verbose.returncode == 1 and b"account 'helpdesk': " in verbose.stderr
+    at_a_terminal = pexpect.spawn(sys.executable, ["-m", "helpdesk_fetch", "--config",
+                                                   str(config), "fetch"],
+                                  env=environment(), cwd=str(ROOT), timeout=60,
+                                  encoding="utf-8")
+    at_a_terminal.expect("account 'helpdesk': ")
+    at_a_terminal.expect(pexpect.EOF)
+    write_config([dovecot.account("helpdesk", mail_user)], smtp=smtp.config(), alerts=alerts)
+
+    recovered = helpdesk_fetch("fetch", config=config)
+
+    assert recovered.returncode == 0
+    assert recovered.stderr.decode().startswith(
+        "helpdesk-fetch: account helpdesk: recovered after 5 failed runs (failing since ")
+    again = helpdesk_fetch("fetch", config=config)
+    assert (again.returncode, again.stderr) == (0, b"")
+    mails = [(rcpts, mail["Subject"], mail.get_content()) for rcpts, mail in smtp.mails()]
+    assert [(rcpts, subject) for rcpts, subject, _ in mails] == [
+        (["admin@example.com"], "helpdesk-fetch: account helpdesk is failing"),
+        (["admin@example.com"], "helpdesk-fetch: account helpdesk recovered")]
+    assert "account 'helpdesk': " in mails[0][2] and "not-the-password" not in mails[0][2]
+    assert "recovered after 5 failed runs" in mails[1][2]
+    assert all(mail["Auto-Submitted"] == "auto-generated" for _, mail in smtp.mails())
+
+
+def test_each_account_has_its_own_news(dovecot, mail_user, write_config):
+    healthy = dovecot.account("support", f"{mail_user}-s")
+    config = write_config([dovecot.account("helpdesk", mail_user, **WRONG), healthy])
+    assert b"'helpdesk'" in helpdesk_fetch("fetch", config=config).stderr
+    write_config([dovecot.account("helpdesk", mail_user, **WRONG),
+                  dict(healthy, **WRONG)])
+
+    result = helpdesk_fetch("fetch", config=config)
+
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 1
+    assert len(lines) == 1 and lines[0].startswith("helpdesk-fetch: account 'support': ")
+
+
+def test_an_alert_mail_that_cannot_be_sent_is_reported(dovecot, mail_user, write_config):
+    config = write_config([dovecot.account("helpdesk", mail_user, **WRONG)],
+                          smtp={"host": "127.0.0.1", "port": 1, "security": "none",
+                                "from_address": "helpdesk@example.com"},
+                          alerts={"to": ["admin@example.com"]})
+
+    result = helpdesk_fetch("fetch", config=config)
+
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 1 and len(lines) == 2
+    assert lines[1].startswith("helpdesk-fetch: alert mail to admin@example.com not sent: SMTP "
+                               "server 127.0.0.1:1: ")
