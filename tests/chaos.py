@@ -136,7 +136,7 @@ def _bounce(tag: str, original_id: str) -> bytes:
 def on_server(server, user: str) -> list[bytes]:
     """Everything the server still holds for *user*, \\Deleted or not, error folder included."""
     return (server.messages(user, include_deleted=True)
-            + server.messages(user, ERROR_FOLDER, include_deleted=True))
+            + server.messages(user, server.folder(ERROR_FOLDER), include_deleted=True))
 
 
 def final_state(server, user: str, protocol: str) -> tuple[list[bytes], list[bytes]]:
@@ -144,7 +144,7 @@ def final_state(server, user: str, protocol: str) -> tuple[list[bytes], list[byt
     inbox = server.messages(user, include_deleted=True)
     if protocol == "pop3":
         return [], inbox
-    return inbox, server.messages(user, ERROR_FOLDER, include_deleted=True)
+    return inbox, server.messages(user, server.folder(ERROR_FOLDER), include_deleted=True)
 
 
 def stored(database: Path, account: str | None = None) -> Counter:

@@ -30,6 +30,7 @@ _names = itertools.count(1)
 # The server matrix (tests/SERVERS.md): each name is also a session fixture (with "_" for "-").
 IMAP_SERVERS = ("dovecot", "dovecot-inbox-ns", "dovecot-nomove", "courier", "cyrus")
 POP3_SERVERS = ("dovecot", "courier", "cyrus")
+MATRIX = {"imap_server": IMAP_SERVERS, "pop3_server": POP3_SERVERS}
 DB_PASSWORD_ENV = "HELPDESK_TEST_DB_PASSWORD"
 BACKENDS = ("sqlite", "postgresql")
 CORPUS = pytest.StashKey[list]()  # (name, bytes) of each message of --corpus DIR
@@ -78,9 +79,12 @@ def pytest_generate_tests(metafunc):
     ``mail_bytes`` once per message, ``mail_collection`` once per collection."""
     own = any("database_url" in str(mark.args[0])
               for mark in metafunc.definition.iter_markers("parametrize"))
+    matrix = next((name for name in MATRIX if name in metafunc.fixturenames), None)
     if ("database_url" in metafunc.fixturenames and not own
             and metafunc.definition.get_closest_marker("both_backends")):
-        metafunc.parametrize("database_url", BACKENDS, indirect=True)
+        _backends(metafunc, matrix)
+    elif matrix is not None:
+        metafunc.parametrize(matrix, MATRIX[matrix], indirect=True)
     corpus = metafunc.config.stash[CORPUS]
     if "mail_bytes" in metafunc.fixturenames:
         metafunc.parametrize("mail_bytes", [
@@ -92,6 +96,17 @@ def pytest_generate_tests(metafunc):
             pytest.param([case.raw for case in CASES.values()], id="mailset"),
             *([pytest.param([raw for _, raw in corpus], id="corpus", marks=pytest.mark.corpus)]
               if corpus else [])])
+
+
+def _backends(metafunc, matrix: str | None) -> None:
+    """Each backend; a test that runs on the server matrix too runs every server on SQLite and
+    Dovecot also on PostgreSQL (the database does not care which server the mail came from,
+    and ten runs of each such test would make the suite crawl)."""
+    if matrix is None:
+        return metafunc.parametrize("database_url", BACKENDS, indirect=True)
+    pairs = [(server, "sqlite") for server in MATRIX[matrix]] + [("dovecot", "postgresql")]
+    metafunc.parametrize((matrix, "database_url"), pairs, indirect=True,
+                         ids=[f"{server}-{backend}" for server, backend in pairs])
 
 
 @pytest.fixture(autouse=True)
@@ -166,16 +181,18 @@ def cyrus():
     yield from _serve("cyrus", Cyrus)
 
 
-@pytest.fixture(params=IMAP_SERVERS)
+@pytest.fixture
 def imap_server(request):
-    """Each IMAP server of the matrix in turn, each started on first use and kept for the
-    session: a test that takes this fixture runs once per server."""
+    """Each IMAP server of the matrix in turn (IMAP_SERVERS, parametrized in
+    pytest_generate_tests), each started on first use and kept for the session: a test that
+    takes this fixture runs once per server."""
     return request.getfixturevalue(request.param.replace("-", "_"))
 
 
-@pytest.fixture(params=POP3_SERVERS)
+@pytest.fixture
 def pop3_server(request):
-    """Each POP3 server of the matrix in turn (Dovecot's variants differ only in IMAP)."""
+    """Each POP3 server of the matrix in turn (POP3_SERVERS; Dovecot's variants differ only in
+    IMAP)."""
     return request.getfixturevalue(request.param.replace("-", "_"))
 
 

@@ -1,5 +1,6 @@
 """A deliberately broken POP3 server, for what Dovecot will not do: give two messages one UIDL,
-give a UIDL again to a new message, refuse to hand over one message, know no UIDL at all.
+give a UIDL again to a new message, refuse to hand over one message, know no UIDL at all, count
+sizes with LF line ends.
 
 Plain text on loopback (accounts with ``security = "none"``); every command is logged.
 """
@@ -16,6 +17,7 @@ class Mailbox:
     messages: list[tuple[str, bytes]]  # (UIDL, message with CRLF line ends)
     no_uidl: bool = False
     refuse_retr: set[int] = field(default_factory=set)  # message numbers RETR answers -ERR for
+    lf_sizes: set[int] = field(default_factory=set)  # message numbers LIST counts with LF ends
     log: list[str] = field(default_factory=list)
 
 
@@ -56,6 +58,9 @@ def _handler(box: Mailbox):
                 if self.answer(verb.upper(), arg, deleted):
                     return
 
+        def size(self, number: int, raw: bytes) -> int:
+            return len(raw) - (raw.count(b"\r\n") if number in box.lf_sizes else 0)
+
         def answer(self, verb: str, arg: str, deleted: set[int]) -> bool:
             live = [(n, m) for n, m in enumerate(box.messages, 1) if n not in deleted]
             if verb in ("USER", "PASS", "NOOP"):
@@ -63,7 +68,8 @@ def _handler(box: Mailbox):
             elif verb == "UIDL" and not box.no_uidl:
                 self.send("+OK\r\n" + "".join(f"{n} {m[0]}\r\n" for n, m in live) + ".\r\n")
             elif verb == "LIST":
-                self.send("+OK\r\n" + "".join(f"{n} {len(m[1])}\r\n" for n, m in live) + ".\r\n")
+                self.send("+OK\r\n" + "".join(f"{n} {self.size(n, m[1])}\r\n" for n, m in live)
+                          + ".\r\n")
             elif verb == "STAT":
                 self.send(f"+OK {len(live)} {sum(len(m[1]) for _, m in live)}\r\n")
             elif verb == "RETR" and int(arg) not in box.refuse_retr:

@@ -1,6 +1,9 @@
-"""POP3 end to end: verified TLS, STLS, UIDL, DELE committed by QUIT (spec §4)."""
+"""POP3 end to end: verified TLS, STLS, UIDL, DELE committed by QUIT (spec §4), on every POP3
+server of the matrix (tests/SERVERS.md); what no real server here does, on tests/fakepop.py."""
 
 from __future__ import annotations
+
+from hashlib import sha256
 
 import pytest
 
@@ -10,39 +13,39 @@ from tests.mails import message, message_id_of
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 
-def test_pop3s_mail_becomes_tickets_and_leaves_the_mailbox(dovecot, mail_user, write_config,
+def test_pop3s_mail_becomes_tickets_and_leaves_the_mailbox(pop3_server, mail_user, write_config,
                                                            run):
     first = message("Monitor flickers")
     reply = message("Re: Monitor flickers", in_reply_to=f"<{message_id_of(first)}>")
-    dovecot.append(mail_user, [first, reply, message("Mouse lost", message_id=None)])
-    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")])
+    pop3_server.append(mail_user, [first, reply, message("Mouse lost", message_id=None)])
+    config = write_config([pop3_server.account("pop", mail_user, protocol="pop3")])
 
     result = run("fetch", config=config)
 
     assert result.exit_code == 0, result.output
     assert result.output == ""
-    assert dovecot.messages(mail_user) == []
+    assert pop3_server.messages(mail_user) == []
     tickets = run.json("tickets", "list", config=config)
     assert [(t["subject"], t["message_count"]) for t in tickets] == [("Monitor flickers", 2),
                                                                      ("Mouse lost", 1)]
 
 
-def test_pop3_with_stls(dovecot, mail_user, write_config, run):
-    dovecot.append(mail_user, [message("Over STLS")])
-    config = write_config([dovecot.account("pop", mail_user, protocol="pop3",
+def test_pop3_with_stls(pop3_server, mail_user, write_config, run):
+    pop3_server.append(mail_user, [message("Over STLS")])
+    config = write_config([pop3_server.account("pop", mail_user, protocol="pop3",
                                            security="starttls")])
 
     assert run("fetch", config=config).exit_code == 0
     assert len(run.json("tickets", "list", config=config)) == 1
 
 
-def test_long_lines_survive_poplib(dovecot, mail_user, write_config, run):
+def test_long_lines_survive_poplib(pop3_server, mail_user, write_config, run):
     """poplib refuses lines over 2048 bytes; real mail has them."""
     long_line = "word " * 1000
     raw = (b"From: a@example.org\r\nSubject: Long line\r\nMessage-ID: <long@example.org>\r\n"
            b"\r\n" + long_line.encode() + b"\r\n")
-    dovecot.append(mail_user, [raw])
-    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")])
+    pop3_server.append(mail_user, [raw])
+    config = write_config([pop3_server.account("pop", mail_user, protocol="pop3")])
 
     assert run("fetch", config=config).exit_code == 0, run("fetch", config=config).output
 
@@ -51,11 +54,11 @@ def test_long_lines_survive_poplib(dovecot, mail_user, write_config, run):
     assert text.strip() == long_line.strip()
 
 
-def test_failed_message_stays_on_the_server_and_is_skipped(dovecot, mail_user, write_config,
+def test_failed_message_stays_on_the_server_and_is_skipped(pop3_server, mail_user, write_config,
                                                            run):
     big = message("Too big", body="y" * 9000)
-    dovecot.append(mail_user, [message("Small one"), big])
-    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")],
+    pop3_server.append(mail_user, [message("Small one"), big])
+    config = write_config([pop3_server.account("pop", mail_user, protocol="pop3")],
                           settings={"max_message_bytes": 6000})
 
     first = run("fetch", config=config)
@@ -63,22 +66,103 @@ def test_failed_message_stays_on_the_server_and_is_skipped(dovecot, mail_user, w
 
     assert first.exit_code == 0 and "left on the POP3 server" in first.stderr
     assert second.exit_code == 0 and second.stderr == ""  # remembered, not reported again
-    assert dovecot.messages(mail_user) == [big]
+    assert pop3_server.messages(mail_user) == [big]
     assert len(run.json("tickets", "list", config=config)) == 1
     assert run.json("status", config=config)["error_messages"] == 1
 
 
-def test_refetch_after_lost_quit_adds_nothing(dovecot, mail_user, write_config, run):
+def test_refetch_after_lost_quit_adds_nothing(pop3_server, mail_user, write_config, run):
     raw = message("Stored twice?")
-    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")])
-    dovecot.append(mail_user, [raw])
+    config = write_config([pop3_server.account("pop", mail_user, protocol="pop3")])
+    pop3_server.append(mail_user, [raw])
     run("fetch", config=config)
-    dovecot.append(mail_user, [raw])  # as if QUIT had never arrived
+    pop3_server.append(mail_user, [raw])  # as if QUIT had never arrived
 
     assert run("fetch", config=config).exit_code == 0
 
     assert run.json("tickets", "list", config=config)[0]["message_count"] == 1
-    assert dovecot.messages(mail_user) == []
+    assert pop3_server.messages(mail_user) == []
+
+
+def test_pop3_hands_over_the_message_as_the_server_holds_it(pop3_server, mail_user,
+                                                            write_config, run, open_db):
+    """8-bit header bytes: Courier answers RETR with a notice of its own ("Cannot display
+    Unicode content") until the client sends UTF8 (RFC 6856); that notice was stored as the
+    ticket and the real message deleted. What is stored is what the server holds (on Cyrus
+    that is "GrXXXXe": it replaced the bytes at APPEND, nothing a client can undo)."""
+    from helpdesk_fetch.store.models import Message
+
+    raw = ("From: Jörg <joerg@example.org>\r\nTo: helpdesk@example.com\r\n"
+           "Subject: Grüße\r\nMessage-ID: <8bit-headers@example.org>\r\n\r\n"
+           "Umlaute im Kopf.\r\n").encode()
+    pop3_server.append(mail_user, [raw])
+    [held] = pop3_server.messages(mail_user)
+    config = write_config([pop3_server.account("pop", mail_user, protocol="pop3")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert pop3_server.messages(mail_user) == []
+    [ticket] = run.json("tickets", "list", config=config)
+    assert ticket["subject"] == ("GrXXXXe" if pop3_server.name == "cyrus" else "Grüße")
+    open_db()
+    assert [m.sha256 for m in Message.select()] == [sha256(held).hexdigest()]
+
+
+def test_a_notice_in_the_messages_place_is_never_taken_for_it(courier, mail_user,
+                                                               write_config, run, monkeypatch):
+    """Beyond UTF8: whatever a server hands over in a message's place is not taken when its
+    size is not the size LIST announced. Courier without UTF8 (as if it refused it): the
+    message stays on the server, recorded once, and no ticket is made of the notice."""
+    from helpdesk_fetch.sources.pop3 import Pop3Mailbox
+
+    raw = "Subject: Grüße\r\nFrom: a@example.org\r\n\r\nx\r\n".encode()
+    courier.append(mail_user, [message("Plain ASCII"), raw])
+    config = write_config([courier.account("pop", mail_user, protocol="pop3")])
+    with monkeypatch.context() as patch:  # Courier as if it refused UTF8
+        patch.setattr(Pop3Mailbox, "_utf8", lambda self: None)
+
+        first = run("fetch", config=config)
+        second = run("fetch", config=config)
+
+        assert first.exit_code == 0, first.output
+        [line] = first.stderr.splitlines()
+        assert "the server handed over" in line and "left on the POP3 server" in line
+        assert second.stderr == ""  # remembered, not reported again
+        assert subjects(run, config) == ["Plain ASCII"]
+        assert courier.messages(mail_user) == [raw]
+        [failed] = run.json("errors", "list", config=config)
+        assert failed["place"] == "pop3" and "LIST announced" in failed["reason"]
+        retried = run("errors", "retry", "--all", config=config)
+        assert "still fails: the server handed over" in retried.output
+        assert courier.messages(mail_user) == [raw] and subjects(run, config) == ["Plain ASCII"]
+    # The server hands it over as it holds it once UTF8 is sent again.
+    assert run("errors", "retry", "--all", config=config).exit_code == 0
+    assert subjects(run, config) == ["Grüße", "Plain ASCII"]
+    assert courier.messages(mail_user) == []
+
+
+def test_a_size_the_server_miscounts_holds_the_message_and_dismiss_keeps_it(courier, mail_user,
+                                                                           write_config, run):
+    """Courier's LIST (and IMAP's RFC822.SIZE) of a MIME structure 200 levels deep is not its
+    size (8,732 for 14,047 bytes); RETR hands over the message as stored. By size alone that
+    cannot be told from a notice in its place, so it stays on the server, recorded; given up
+    on, what the server hands over is kept, and the message leaves the server."""
+    from tests.mailset import CASES
+
+    raw = CASES["nested-200-deep"].raw
+    courier.deliver(mail_user, [raw, message("After it")])
+    config = write_config([courier.account("pop", mail_user, protocol="pop3")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert "the server handed over 14047 bytes where LIST announced 8732" in result.stderr
+    assert subjects(run, config) == ["After it"]
+    [failed] = run.json("errors", "list", config=config)
+    assert run("errors", "dismiss", str(failed["id"]), config=config).exit_code == 0
+    assert courier.messages(mail_user) == []
+    assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == raw
 
 
 # Broken servers (tests/fakepop.py): what Dovecot will not do, but a POP3 server may.
@@ -141,3 +225,31 @@ def test_a_server_without_uidl_is_named_as_such(write_config, run):
     assert "does not answer UIDL" in result.stderr
     assert probe.exit_code == 1 and "does not answer UIDL" in probe.output + probe.stderr
     assert len(box.messages) == 1
+
+
+def test_sizes_counted_with_lf_line_ends_are_the_messages_own(write_config, run):
+    """RFC 1939 asks LIST for the exact size; a server that stores LF line ends may count
+    each as one octet. Such a size is the message's own, not a sign of a substitute."""
+    raws = [message("Counted with LF"), message("Counted with CRLF")]
+    box = Mailbox([("1", raws[0]), ("2", raws[1])], lf_sizes={1})
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+
+        result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert subjects(run, config) == ["Counted with CRLF", "Counted with LF"]
+
+
+@pytest.mark.parametrize(("listed", "taken"), [
+    (12, True),  # as sent: "a\r\nbb\r\nccc\r\n"
+    (10, True),  # without the CRLF RETR adds to a last line that had none (Dovecot)
+    (9, True),  # line ends counted as one octet (a server that stores LF)
+    (8, True),  # both
+    (11, False), (13, False), (3, False), (700, False),
+])
+def test_what_counts_as_the_listed_size(listed, taken):
+    from helpdesk_fetch.sources.pop3 import as_listed
+
+    assert as_listed(b"a\r\nbb\r\nccc\r\n", listed) is taken

@@ -15,13 +15,23 @@ ERROR_FOLDER = "HD Error Messages"
 BLANK = b"\r\n \r\n"  # nothing in it at all: no version of the tool can ingest it
 
 
-def test_imap_error_folder_retry_after_raising_the_limit(dovecot, mail_user, write_config, run):
-    account = dovecot.account("helpdesk", mail_user)
+def move_by_hand(client, uids: list[int], folder: str) -> None:
+    """What a mail client does: MOVE, or COPY + delete where the server has no MOVE."""
+    if client.has_capability("MOVE"):
+        return client.move(uids, folder)
+    client.copy(uids, folder)
+    client.delete_messages(uids)
+    client.expunge()
+
+
+def test_imap_error_folder_retry_after_raising_the_limit(imap_server, mail_user, write_config, run):
+    errors = imap_server.folder(ERROR_FOLDER)  # inside the server's namespace
+    account = imap_server.account("helpdesk", mail_user)
     config = write_config([account], settings={"max_message_bytes": 5000})
     big = message("Huge log file", body="x" * 8000)
-    dovecot.append(mail_user, [message("Small"), big, BLANK])
+    imap_server.append(mail_user, [message("Small"), big, BLANK])
     assert run("fetch", config=config).exit_code == 0
-    assert dovecot.messages(mail_user, ERROR_FOLDER) == [big, BLANK]
+    assert imap_server.messages(mail_user, errors) == [big, BLANK]
 
     listed = run.json("errors", "list", config=config)
     assert [(e["account"], e["place"], e["subject"]) for e in listed] == [
@@ -39,7 +49,7 @@ def test_imap_error_folder_retry_after_raising_the_limit(dovecot, mail_user, wri
     assert f"{listed[0]['id']} (helpdesk): ingested -> ticket" in result.output
     assert (f"{listed[1]['id']} (helpdesk): still fails: cannot be parsed: ParseError: the "
             "message is empty") in result.output
-    assert dovecot.messages(mail_user, ERROR_FOLDER) == [BLANK]
+    assert imap_server.messages(mail_user, errors) == [BLANK]
     tickets = run.json("tickets", "list", config=config)
     assert [t["subject"] for t in tickets] == ["Small", "Huge log file"]
     waiting = run.json("errors", "list", config=config)
@@ -52,11 +62,12 @@ def test_imap_error_folder_retry_after_raising_the_limit(dovecot, mail_user, wri
     assert run.json("status", config=config)["error_messages"] == 1
 
 
-def test_imap_retry_killed_after_commit_doubles_nothing(dovecot, mail_user, write_config, run):
-    account = dovecot.account("helpdesk", mail_user)
+def test_imap_retry_killed_after_commit_doubles_nothing(imap_server, mail_user, write_config, run):
+    errors = imap_server.folder(ERROR_FOLDER)  # inside the server's namespace
+    account = imap_server.account("helpdesk", mail_user)
     config = write_config([account], settings={"max_message_bytes": 3000})
     big = message("Crash test", body="y" * 4000)
-    dovecot.append(mail_user, [big])
+    imap_server.append(mail_user, [big])
     run("fetch", config=config)
     write_config([account], settings={"max_message_bytes": 30000})
 
@@ -64,45 +75,47 @@ def test_imap_retry_killed_after_commit_doubles_nothing(dovecot, mail_user, writ
                             env=environment(HELPDESK_FETCH_CRASH_AT="after_commit"))
 
     assert killed.returncode == -9
-    assert dovecot.messages(mail_user, ERROR_FOLDER) == [big]  # stored, not yet removed
+    assert imap_server.messages(mail_user, errors) == [big]  # stored, not yet removed
     assert run("errors", "retry", "--all", config=config).exit_code == 0
-    assert dovecot.messages(mail_user, ERROR_FOLDER) == []
+    assert imap_server.messages(mail_user, errors) == []
     tickets = run.json("tickets", "list", config=config)
     assert len(tickets) == 1 and tickets[0]["message_count"] == 1
     assert run.json("errors", "list", config=config) == []
 
 
-def test_imap_message_found_again_when_moved_back_by_hand(dovecot, mail_user, write_config, run):
+def test_imap_message_found_again_when_moved_back_by_hand(imap_server, mail_user, write_config,
+                                                          run):
     """UIDs change on every move; the recorded hash still finds the message, not a look-alike."""
-    config = write_config([dovecot.account("helpdesk", mail_user)])
-    dovecot.append(mail_user, [BLANK])
+    errors = imap_server.folder(ERROR_FOLDER)  # inside the server's namespace
+    config = write_config([imap_server.account("helpdesk", mail_user)])
+    imap_server.append(mail_user, [BLANK])
     run("fetch", config=config)
     [before] = run.json("errors", "list", config=config)
     look_alike = b"\r\n\t\r\n"  # the same size, other bytes, a lower UID
-    dovecot.append(mail_user, [look_alike], folder=ERROR_FOLDER)
-    client = dovecot.imap(mail_user)
-    client.select_folder(ERROR_FOLDER)
-    client.move(client.search(["LARGER", 0])[:1], "INBOX")
+    imap_server.append(mail_user, [look_alike], folder=errors)
+    client = imap_server.imap(mail_user)
+    client.select_folder(errors)
+    move_by_hand(client, client.search(["LARGER", 0])[:1], "INBOX")
     client.select_folder("INBOX")
-    client.move(client.search("ALL"), ERROR_FOLDER)
+    move_by_hand(client, client.search("ALL"), errors)
     client.logout()
-    assert dovecot.messages(mail_user, ERROR_FOLDER) == [look_alike, BLANK]
+    assert imap_server.messages(mail_user, errors) == [look_alike, BLANK]
 
     result = run("errors", "retry", "--all", config=config)
 
     assert "still fails: cannot be parsed" in result.output
     [after] = run.json("errors", "list", config=config)
     assert after["attempts"] == 2 and after["sha256"] == before["sha256"]
-    assert dovecot.messages(mail_user, ERROR_FOLDER) == [look_alike, BLANK]
+    assert imap_server.messages(mail_user, errors) == [look_alike, BLANK]
 
 
-def test_pop3_remembered_uidl_retry(dovecot, mail_user, write_config, run):
-    account = dovecot.account("pop", mail_user, protocol="pop3")
+def test_pop3_remembered_uidl_retry(pop3_server, mail_user, write_config, run):
+    account = pop3_server.account("pop", mail_user, protocol="pop3")
     config = write_config([account], settings={"max_message_bytes": 6000})
     big = message("Too big for POP3", body="z" * 9000)
-    dovecot.append(mail_user, [message("Small one"), big])
+    pop3_server.append(mail_user, [message("Small one"), big])
     run("fetch", config=config)
-    assert dovecot.messages(mail_user) == [big]
+    assert pop3_server.messages(mail_user) == [big]
     [failed] = run.json("errors", "list", config=config)
     assert failed["place"] == "pop3" and "max_message_bytes" in failed["reason"]
 
@@ -110,7 +123,7 @@ def test_pop3_remembered_uidl_retry(dovecot, mail_user, write_config, run):
     result = run("errors", "retry", str(failed["id"]), config=config)
 
     assert result.exit_code == 0, result.output
-    assert dovecot.messages(mail_user) == []
+    assert pop3_server.messages(mail_user) == []
     assert [t["subject"] for t in run.json("tickets", "list", config=config)] == [
         "Small one", "Too big for POP3"]
     assert run("errors", "retry", "--all", config=config).exit_code == 0
@@ -202,12 +215,12 @@ def test_message_ids_are_what_errors_list_shows(tmp_path, write_config, run):
     assert shown["messages"][0]["message_id"] == message_id_of(raw)
 
 
-def test_dismiss_keeps_a_copy_and_clears_the_pop3_server(dovecot, mail_user, write_config,
+def test_dismiss_keeps_a_copy_and_clears_the_pop3_server(pop3_server, mail_user, write_config,
                                                           run):
-    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")],
+    config = write_config([pop3_server.account("pop", mail_user, protocol="pop3")],
                           settings={"max_message_bytes": 3000})
     big = message("Spam with a video", body="v" * 5000)
-    dovecot.append(mail_user, [BLANK, big])
+    pop3_server.append(mail_user, [BLANK, big])
     run("fetch", config=config)
     waiting = run.json("errors", "list", config=config)
     [big_id] = [e["id"] for e in waiting if "max_message_bytes" in e["reason"]]
@@ -218,7 +231,7 @@ def test_dismiss_keeps_a_copy_and_clears_the_pop3_server(dovecot, mail_user, wri
     assert result.exit_code == 0, result.output
     assert "dismissed: removed from the POP3 server; its copy is kept for 90 days" in \
         result.output
-    assert dovecot.messages(mail_user) == []
+    assert pop3_server.messages(mail_user) == []
     assert run.json("errors", "list", config=config) == []
     history = run.json("errors", "list", "--all", config=config)
     assert [e["state"] for e in history] == ["dismissed", "dismissed"]
@@ -230,18 +243,19 @@ def test_dismiss_keeps_a_copy_and_clears_the_pop3_server(dovecot, mail_user, wri
     assert run.json("tickets", "list", config=config) == []
 
 
-def test_dismiss_from_the_imap_error_folder(dovecot, mail_user, write_config, run):
-    config = write_config([dovecot.account("helpdesk", mail_user)],
+def test_dismiss_from_the_imap_error_folder(imap_server, mail_user, write_config, run):
+    errors = imap_server.folder(ERROR_FOLDER)  # inside the server's namespace
+    config = write_config([imap_server.account("helpdesk", mail_user)],
                           settings={"max_message_bytes": 3000})
     big = message("Too big to keep", body="w" * 5000)
-    dovecot.append(mail_user, [big])
+    imap_server.append(mail_user, [big])
     run("fetch", config=config)
     [failed] = run.json("errors", "list", config=config)
     assert failed["copy_in_database"] is False
 
     assert run("errors", "dismiss", str(failed["id"]), config=config).exit_code == 0
 
-    assert dovecot.messages(mail_user, ERROR_FOLDER) == []
+    assert imap_server.messages(mail_user, errors) == []
     [dismissed] = run.json("errors", "list", "--all", config=config)
     assert dismissed["copy_in_database"] is True
     assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == big

@@ -287,6 +287,30 @@ def test_uid_store_deleted_and_expunge(imap_server, mail_user):
     client.logout()
 
 
+# SEARCH LARGER/SMALLER: which size the server compares (RFC 3501 says RFC822.SIZE).
+SEARCHED_SIZE = {"dovecot": "RFC822.SIZE", "courier": "stored, LF line ends",
+                 "cyrus": "RFC822.SIZE"}
+
+
+def test_search_by_size(imap_server, mail_user):
+    """Courier searches the size it stores (LF line ends), not the RFC822.SIZE that FETCH
+    reports, so a message is not found by its RFC822.SIZE: sizes are fetched, never searched
+    (helpdesk_fetch/sources/imapserver.py)."""
+    imap_server.append(mail_user, [CRLF_MESSAGE])
+    client = imap_server.imap(mail_user)
+    client.select_folder("INBOX", readonly=True)
+    [(uid, item)] = client.fetch(client.search(["ALL"]), ["RFC822.SIZE"]).items()
+    size, lf_size = item[b"RFC822.SIZE"], len(CRLF_MESSAGE.replace(b"\r\n", b"\n"))
+    assert size == len(CRLF_MESSAGE)
+    by_size = client.search(["LARGER", size - 1, "SMALLER", size + 1])
+    by_lf_size = client.search(["LARGER", lf_size - 1, "SMALLER", lf_size + 1])
+    client.logout()
+    if SEARCHED_SIZE[family(imap_server)] == "RFC822.SIZE":
+        assert (by_size, by_lf_size) == ([uid], [])
+    else:
+        assert (by_size, by_lf_size) == ([], [uid])
+
+
 # UID MOVE (RFC 6851): the answer where MOVE is announced or not.
 MOVE_ANSWER = {"dovecot": "OK", "dovecot-inbox-ns": "OK", "dovecot-nomove": "OK",
                "courier": "NO", "cyrus": "OK"}

@@ -303,34 +303,47 @@ def _set_enabled(app: App, name: str, enabled: bool) -> None:
 
 @accounts.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_account)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @pass_app
-def test(app: App, ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Connect and log in, and report how many messages wait; changes nothing.
-    Without NAME, every account. Exit status 1 when any account fails.
+def test(app: App, ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Connect and log in, and report how many messages wait and where messages that fail to
+    ingest go (IMAP: the error folder's full name inside the server's namespace); changes
+    nothing. Without NAME, every account. Exit status 1 when any account fails.
 
     \b
     Example:
       helpdesk-fetch accounts test helpdesk
     """
-    ok = _test_accounts(app.config(reads_mail=True), list(names) or None)
+    ok = _test_accounts(app.config(reads_mail=True), list(names) or None, as_json=as_json)
     ctx.exit(0 if ok else 1)
 
 
-def _test_accounts(config, names: list[str] | None) -> bool:
+def _test_accounts(config, names: list[str] | None, *, as_json: bool = False) -> bool:
     from helpdesk_fetch.sources import probe
 
-    ok = True
-    for result in probe.test_accounts(config, names):
+    results = []
+    for result in probe.test_accounts(config, names):  # each shown as it is known
+        results.append(result)
         if result.warning:
             note(f"{result.account}: warning: {result.warning}", style="yellow", err=True)
-        if result.error:
-            ok = False
-            note(f"{result.account}: FAILED: {result.error}", style="bold red")
-        else:
-            note(f"{result.account}: ok, {result.count} messages waiting ({result.where})",
-                 style="green")
-    return ok
+        if not as_json:
+            _show_probe(result)
+    if as_json:
+        echo_json([r.as_dict() for r in results])
+    return all(r.error is None for r in results)
+
+
+def _show_probe(result) -> None:
+    if result.error:
+        return note(f"{result.account}: FAILED: {result.error}", style="bold red")
+    note(f"{result.account}: ok, {result.count} messages waiting ({result.where})",
+         style="green")
+    if result.namespace is not None:
+        ns = result.namespace
+        note(f"  namespace: prefix {ns['prefix']!r}, separator {ns['separator']!r}")
+    if result.error_folder is not None:
+        note(f"  error folder: {result.error_folder}")
 
 
 # -- authorize --------------------------------------------------------------------------------

@@ -153,6 +153,8 @@ class Place:
         self.by_key = {r.key: r for r in refs}
         self.hashes: dict[str, str] = {}  # key -> SHA-256 of what was read, read at most once
         self.taken: set[str] = set()
+        self.refused: str | None = None  # why the last read() gave nothing, when known
+        self.handed_over: bytes | None = None  # and what the server handed over instead
 
     def find(self, row: FailedMessage) -> MessageRef | None:
         """The message of *row* in this place, or None when it is not there."""
@@ -188,7 +190,13 @@ class Place:
                 self.hashes[ref.key] = hashlib.sha256(raw).hexdigest()
 
     def read(self, ref: MessageRef) -> bytes | None:
-        return next((raw for _, raw in self.box.fetch([ref])), None)
+        """The message's bytes; None when the server did not hand it over, and then
+        ``refused`` says why where the server handed over something else (POP3), and
+        ``handed_over`` has that."""
+        raw = next((raw for _, raw in self.box.fetch([ref])), None)
+        held = next(iter(self.box.withheld()), None)
+        self.refused, self.handed_over = (held.reason, held.handed_over) if held else (None, None)
+        return raw
 
     def unreadable(self, ref: MessageRef) -> str | None:
         return self.box.unreadable(ref)
@@ -234,7 +242,12 @@ class PlaceWork:
 
     def _dismiss(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
         ref = place.find(row)
-        copy = place.read(ref) if ref is not None and row.raw is None else None
+        copy = None
+        if ref is not None and row.raw is None:
+            # Given up on: keep what the server hands over even where it is not the message
+            # as listed (a notice in its place quotes it, or the server miscounted its size).
+            copy = place.read(ref)
+            copy = copy if copy is not None else place.handed_over
         self.pipeline.call_db(failures.dismiss_failure, row.id, copy)
         if ref is not None:
             place.remove(ref)
@@ -253,6 +266,10 @@ class PlaceWork:
             return self._still_fails(source, row, Outcome(FAILED, row.source_key, reason=why),
                                      raw=None, size=ref.size)
         raw = place.read(ref) if ref is not None else failures.stored_copy(row)
+        if raw is None and ref is not None and place.refused:
+            return self._still_fails(source, row, Outcome(FAILED, row.source_key,
+                                                          reason=place.refused),
+                                     raw=None, size=ref.size)
         if raw is None:
             return self._not_found(row)
         outcome = self.pipeline.ingest(source, raw, row.source_key)
@@ -301,7 +318,9 @@ def fetch_raw(config: Config, row: FailedMessage) -> bytes:
     with open_place(config, view, where, read_only=True) as place:
         ref = place.find(row)
         raw = place.read(ref) if ref is not None else None
+        why = place.refused
     if raw is None:
-        raise HelpdeskError(f"failed message {row.id} is no longer in the "
+        raise HelpdeskError(f"failed message {row.id}: {why}" if why else
+                            f"failed message {row.id} is no longer in the "
                             f"{failures.PLACES[where]}")
     return raw

@@ -31,7 +31,7 @@ from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import alerts
 from helpdesk_fetch.ingest.pipeline import CANARY, DUPLICATE, FAILED, Outcome, Pipeline, Source
 from helpdesk_fetch.secrets.redact import redact
-from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches
+from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches, set_aside
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
 
@@ -279,6 +279,7 @@ class MailboxRun:
         self.actions: MessageActions = box  # the prefetch reader while it owns the connection
         self.pipeline = run.pipeline
         self.source = Source(account.name, account.resource, account.automail)
+        self._asides: dict[str, str] = {}  # key -> "label: reason" until the mailbox answers
 
     def process(self) -> None:
         refs = self.box.list()
@@ -304,7 +305,7 @@ class MailboxRun:
         from helpdesk_fetch.sources import prefetch
 
         reader = prefetch.Reader(self.box, list(batches(todo)), remaining=self.run.remaining,
-                                 refused=self.refused)
+                                 told=self.aside_done)
         self.pipeline.parser.start()  # here, in the thread that outlives it (budget.py)
         try:
             with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
@@ -320,6 +321,9 @@ class MailboxRun:
         finally:
             self.actions = self.box
             self.pipeline.parser.discard()  # what was parsed ahead and not stored
+        for held in self.box.withheld():  # handed over as something else: it stays there
+            self._set_aside(held.ref, Outcome(FAILED, held.ref.key, reason=held.reason),
+                            raw=None)  # what was handed over is no copy of the message
         if reader.stopped_early:
             log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
                         "next run", self.account.name, len(todo) - self.report.fetched)
@@ -366,23 +370,30 @@ class MailboxRun:
             self.report.threaded += 1
 
     def _set_aside(self, ref: MessageRef, outcome: Outcome, *, raw: bytes | None) -> None:
-        """Record the message as failed, then move it aside; the others go on."""
+        """Record the message as failed, then have it set aside; the others go on. Its one
+        line comes once the mailbox has said how that went (``aside_done``)."""
         self.report.errors += 1
-        where = self.actions.aside_location()
-        line = f"{outcome.label}: {outcome.reason}; {where}"
-        self.report.failures.append(line)
-        log.warning("account %s: %s", self.account.name, line)
         again = self.pipeline.record_failure(self.source, outcome, raw=raw,
                                              size=ref.size if raw is None else len(raw),
-                                             location=where)
-        try:
+                                             location=self.actions.aside_location())
+        self._asides[ref.key] = f"{outcome.label}: {outcome.reason}"
+        if self.actions is self.box:  # at once; the prefetch reader does it between reads
+            set_aside(self.box, ref, again=again, told=self.aside_done)
+        else:
             self.actions.set_aside(ref, again=again)
-        except SetAsideRefused as exc:
-            self.refused(exc)
 
-    def refused(self, exc: SetAsideRefused) -> None:
-        """A message could not be set aside: it stays in the mailbox (the next run tries again),
-        the others go on, and the account is reported failed so that someone fixes it."""
-        log.error("%s; it stays in the mailbox, and the next run tries again", exc,
+    def aside_done(self, ref: MessageRef, refused: SetAsideRefused | None) -> None:
+        """The one line about a message set aside, said once the mailbox has it aside, or has
+        refused to take it: then it stays in the mailbox (the next run tries again), and the
+        account is reported failed so that someone fixes it."""
+        what = self._asides.pop(ref.key, ref.key)
+        if refused is None:
+            where = self.box.aside_location()
+            line = f"{what}; {'would be ' + where if self.run.dry_run else where}"
+            self.report.failures.append(line)
+            return log.warning("account %s: %s", self.account.name, line)
+        line = f"{what}; {refused.detail}; it stays in the mailbox, and the next run tries again"
+        self.report.failures.append(line)
+        log.error("account %s: %s", self.account.name, line,
                   extra={alerts.REPEATED: self.report.failing is not None})
-        self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(exc))
+        self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(refused))

@@ -14,11 +14,12 @@ import socket
 import ssl
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from helpdesk_fetch.config import Account
+from helpdesk_fetch.errors import SetAsideRefused
 
 FETCH_BATCH_MESSAGES = 100
 FETCH_BATCH_BYTES = 2 * 1024 * 1024
@@ -31,6 +32,16 @@ class MessageRef:
     key: str  # "imap:<uidvalidity>:<uid>", "pop3:<uidl>:<size>", "maildir:<name>"
     size: int
     handle: object  # the source's own address for it: a UID, a message number, a path
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A message the server handed over as something other than what it listed (POP3: a size
+    that is not LIST's), so it is not taken: why, and what was handed over instead."""
+
+    ref: MessageRef
+    reason: str
+    handed_over: bytes
 
 
 class MessageActions(Protocol):
@@ -102,6 +113,22 @@ class Mailbox(ABC):
 
         *again*: an earlier run already began to set this very message aside, and may have died
         half-way; the move must not leave it there twice."""
+
+    def withheld(self) -> list[Withheld]:
+        """Messages fetch() skipped since the last call because the server handed over
+        something other than what it listed (POP3, ``as_listed``); the caller records them as
+        failed. They stay on the server."""
+        return []
+
+    def aside_folder_name(self) -> str | None:
+        """The full name of the folder set_aside() moves messages into; None where it moves
+        nothing (POP3)."""
+        return None
+
+    def namespace(self) -> dict[str, str] | None:
+        """The personal namespace the server announced (IMAP, RFC 2342: ``prefix`` and
+        ``separator``); None without one."""
+        return None
 
     def flush(self) -> None:  # noqa: B027 - most sources delete at once; IMAP buffers
         """Make buffered deletions final (after each batch)."""
@@ -197,6 +224,20 @@ class Cutoff:
 def _shut(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+Told = Callable[[MessageRef, SetAsideRefused | None], None]
+
+
+def set_aside(box: Mailbox, ref: MessageRef, *, again: bool, told: Told) -> None:
+    """Set *ref* aside in *box*, then tell *told* how that went: None once the mailbox has it
+    aside, else the refusal (the message stays where it was; the session goes on). So a
+    message is reported as moved only after the server said so."""
+    try:
+        box.set_aside(ref, again=again)
+    except SetAsideRefused as exc:
+        return told(ref, exc)
+    told(ref, None)
 
 
 def batches(refs: list[MessageRef]) -> Iterator[list[MessageRef]]:

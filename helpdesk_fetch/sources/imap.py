@@ -14,6 +14,7 @@ from helpdesk_fetch.errors import AuthError, ConnectError, SetAsideRefused
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import imapclient_adapter
 from helpdesk_fetch.sources.base import Mailbox, MessageRef
+from helpdesk_fetch.sources.imapserver import ServerTraits
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.tls import tls_context
@@ -23,8 +24,15 @@ log = logging.getLogger(__name__)
 
 
 class ImapMailbox(Mailbox):
+    """An IMAP folder. What differs between servers is decided once, after login, from what the
+    server announces there (``traits``, sources/imapserver.py); folder names are full names
+    from then on (``folder``, ``aside_folder``)."""
+
     client: IMAPClient | None = None
     uidvalidity: int = 0
+    traits = ServerTraits()
+    folder = ""  # the account's folder, full name (after open)
+    aside_folder = ""  # error_folder, full name (after open)
 
     def open(self) -> None:
         a = self.account
@@ -39,7 +47,10 @@ class ImapMailbox(Mailbox):
                                        "refusing to log in without TLS")
                 self.client.starttls(context)
             self._login()
-            info = self.client.select_folder(a.folder, readonly=self.dry_run)
+            self.traits = ServerTraits.after_login(self.client)
+            self.folder = self.traits.full_name(a.folder)
+            self.aside_folder = self.traits.full_name(self.error_folder)
+            info = self.client.select_folder(self.folder, readonly=self.dry_run)
         self.uidvalidity = int(info[b"UIDVALIDITY"])
         self._pending: list[int] = []
         self._error_folder_ready = False
@@ -77,17 +88,24 @@ class ImapMailbox(Mailbox):
 
     def list(self) -> list[MessageRef]:
         with self._translate("listing"):
-            uids = sorted(self.client.search("ALL"))
-            refs = []
-            for start in range(0, len(uids), SIZE_BATCH):
-                chunk = uids[start:start + SIZE_BATCH]
-                sizes = self.client.fetch(chunk, ["RFC822.SIZE"])
-                # An unsolicited FETCH (another client's flags) may stand under a number of
-                # ours without a size: such a message was expunged meanwhile.
-                refs += [MessageRef(f"imap:{self.uidvalidity}:{uid}", int(size), uid)
-                         for uid in chunk
-                         if (size := sizes.get(uid, {}).get(b"RFC822.SIZE")) is not None]
-        return refs
+            sizes = self._sizes()
+        return [MessageRef(f"imap:{self.uidvalidity}:{uid}", size, uid)
+                for uid, size in sizes.items()]
+
+    def _sizes(self) -> dict[int, int]:
+        """UID -> RFC822.SIZE of every message in the selected folder, in UID order. (Sizes are
+        always fetched, never searched: Courier's SEARCH LARGER/SMALLER counts the size it
+        stores, with LF line ends, not RFC822.SIZE; imapserver.py.)"""
+        uids = sorted(self.client.search("ALL"))
+        sizes: dict[int, int] = {}
+        for start in range(0, len(uids), SIZE_BATCH):
+            chunk = uids[start:start + SIZE_BATCH]
+            found = self.client.fetch(chunk, ["RFC822.SIZE"])
+            # An unsolicited FETCH (another client's flags) may stand under a number of ours
+            # without a size: such a message was expunged meanwhile.
+            sizes.update((uid, int(size)) for uid in chunk
+                         if (size := found.get(uid, {}).get(b"RFC822.SIZE")) is not None)
+        return sizes
 
     def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         with self._translate("fetching from"):
@@ -122,23 +140,31 @@ class ImapMailbox(Mailbox):
         for start in range(0, len(uids), SIZE_BATCH):
             self.client.add_flags(uids[start:start + SIZE_BATCH], [DELETED], silent=True)
         crashpoint("after_flag_deleted")
-        if self.client.has_capability("UIDPLUS"):
+        if self.traits.uidplus:
             for start in range(0, len(uids), SIZE_BATCH):
                 self.client.uid_expunge(uids[start:start + SIZE_BATCH])
         else:  # without UIDPLUS this also removes messages others flagged \Deleted
             self.client.expunge()
 
     def aside_location(self) -> str:
-        return f"moved to the IMAP folder {self.error_folder!r}"
+        return f"moved to the IMAP folder {self.aside_folder_name()!r}"
+
+    def aside_folder_name(self) -> str:
+        return self.aside_folder or self.error_folder
+
+    def namespace(self) -> dict[str, str] | None:
+        names = self.traits.namespaces
+        return None if names is None else {"prefix": names.prefix,
+                                            "separator": names.separator}
 
     def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
-        folder = self.error_folder
+        folder = self.aside_folder
         if self.dry_run:
             return
         with self._translate("moving a message on"):
             try:
                 self._ensure_error_folder()
-                if self.client.has_capability("MOVE"):  # atomic: moved or not
+                if self.traits.move:  # atomic: moved or not
                     self.client.move([ref.handle], folder)
                     return
                 if not (again and self._in_error_folder(ref)):
@@ -157,24 +183,24 @@ class ImapMailbox(Mailbox):
         crash, so the folder switch costs nothing in normal runs."""
         header = self.client.fetch([ref.handle], ["BODY.PEEK[HEADER]"])
         header = header.get(ref.handle, {}).get(b"BODY[HEADER]")
-        self.client.select_folder(self.error_folder, readonly=True)
+        self.client.select_folder(self.aside_folder, readonly=True)
         try:
-            size = ["LARGER", max(ref.size - 1, 0), "SMALLER", ref.size + 1]
-            same_size = self.client.search(size)
+            same_size = [uid for uid, size in self._sizes().items() if size == ref.size]
             found = self.client.fetch(same_size, ["BODY.PEEK[HEADER]"]) if same_size else {}
         finally:
-            self.client.select_folder(self.account.folder)
+            self.client.select_folder(self.folder)
         return header is not None and any(d.get(b"BODY[HEADER]") == header
                                           for d in found.values())
 
     def _ensure_error_folder(self) -> None:
         if self._error_folder_ready:
             return
-        if not self.client.folder_exists(self.error_folder):
+        # Servers word "it exists already" each their own way (imapserver.py): ask, never read.
+        if not self.client.folder_exists(self.aside_folder):
             try:
-                self.client.create_folder(self.error_folder)
+                self.client.create_folder(self.aside_folder)
             except IMAPClientError:
-                if not self.client.folder_exists(self.error_folder):  # not a race: a real error
+                if not self.client.folder_exists(self.aside_folder):  # not a race: a real error
                     raise
         self._error_folder_ready = True
 

@@ -102,6 +102,9 @@ class MaildirMailbox(Mailbox):
     def aside_location(self) -> str:
         return f"moved to the Maildir folder {self._error_dir()}"
 
+    def aside_folder_name(self) -> str:
+        return str(self._error_dir())
+
     def _error_dir(self) -> Path:
         return self.root / f".{self.error_folder}"
 

@@ -3,6 +3,16 @@
 POP3 makes deletions final only at QUIT; a session that breaks off keeps every message on the
 server, which is what store-first-delete-second needs. A message that cannot be ingested stays on
 the server; the ingest side remembers its UIDL and skips it.
+
+What differs between POP3 servers (tests/SERVERS.md):
+
+- UIDL formats: Dovecot ``000000016b1032da``, Courier ``UID1-1796223739``, Cyrus
+  ``1796223756.1``. A UIDL is only ever compared whole (with the size, ``list``), never read.
+- A server may hand over something other than the message it listed: Courier's POP3, until
+  the client sends ``UTF8`` (RFC 6856), answers RETR of a message with 8-bit header bytes with
+  a notice of its own ("Cannot display Unicode content", the message attached). So ``UTF8`` is
+  sent where CAPA offers it, and beyond that a message is taken only when what RETR gave has
+  the size LIST announced (``as_listed``); anything else stays on the server, recorded.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from collections.abc import Iterator
 from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import poplib_adapter
-from helpdesk_fetch.sources.base import Mailbox, MessageRef
+from helpdesk_fetch.sources.base import Mailbox, MessageRef, Withheld
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.poplib_adapter import error_text
 from helpdesk_fetch.sources.sasl import describe_challenge, xoauth2_base64
@@ -38,12 +48,30 @@ class Pop3Mailbox(Mailbox):
             self.conn = poplib_adapter.connect(
                 self.cutoff, a.host, a.port, timeout=self.timeout,
                 context=context if a.security == "ssl" else None)
+            capabilities = self._capa()
             if a.security == "starttls":
-                self._stls(context)
+                self._stls(context, capabilities)
+                capabilities = self._capa()  # the list before TLS is not to be trusted
+            if "UTF8" in capabilities:
+                self._utf8()
             self._login()
+        self._withheld: list[Withheld] = []
 
-    def _stls(self, context: ssl.SSLContext) -> None:
-        if "STLS" not in self.conn.capa():
+    def _capa(self) -> dict:
+        try:
+            return self.conn.capa()
+        except poplib.error_proto:  # RFC 1939 servers know no CAPA (RFC 2449): no extensions
+            return {}
+
+    def _utf8(self) -> None:
+        """RFC 6856, in the AUTHORIZATION state where it belongs: the server hands over
+        messages as stored, 8-bit headers included. A refusal changes nothing: ``as_listed``
+        still keeps a substitute out."""
+        with contextlib.suppress(poplib.error_proto):
+            poplib_adapter.command(self.conn, "UTF8")
+
+    def _stls(self, context: ssl.SSLContext, capabilities: dict) -> None:
+        if "STLS" not in capabilities:
             a = self.account
             raise ConnectError(a.name, f"{a.host}:{a.port} does not offer STLS; refusing to log "
                                "in without TLS")
@@ -119,7 +147,17 @@ class Pop3Mailbox(Mailbox):
                               "it stays on the server", self.account.name, ref.key,
                               error_text(exc))
                     continue
+            if not as_listed(raw, ref.size):
+                self._withheld.append(Withheld(
+                    ref, f"the server handed over {len(raw)} bytes where LIST announced "
+                    f"{ref.size}: not the message it holds (e.g. a notice in its place), or a "
+                    "size the server miscounted; not taken", raw))
+                continue
             yield ref, raw
+
+    def withheld(self) -> list[Withheld]:
+        taken, self._withheld = self._withheld, []
+        return taken
 
     def delete(self, refs: list[MessageRef]) -> None:
         if self.dry_run:
@@ -148,6 +186,16 @@ class Pop3Mailbox(Mailbox):
         return network_errors(self.account, doing, self.timeout, protocol=(poplib.error_proto,),
                               text=error_text, cutoff=self.cutoff)
 
+
+
+def as_listed(raw: bytes, listed: int) -> bool:
+    """Whether *raw* (from RETR, CRLF line ends) is the message LIST announced as *listed*
+    octets. RFC 1939 asks for the exact size, and servers count it their own way: exactly as
+    sent; without the CRLF that RETR adds to end a last line that had none (Dovecot); with each
+    line end as one octet, as stored (a server that stores LF); or both. A notice sent in a
+    message's place, of any other size, is not taken for it."""
+    size, ends = len(raw), raw.count(b"\r\n")
+    return listed in (size, size - 2, size - ends, size - ends - 1)
 
 
 def _pairs(lines: list[bytes]) -> Iterator[tuple[str, str]]:

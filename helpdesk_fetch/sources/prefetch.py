@@ -32,8 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from helpdesk_fetch.errors import SetAsideRefused
-from helpdesk_fetch.sources.base import FETCH_BATCH_BYTES, Mailbox, MessageRef
+from helpdesk_fetch.sources.base import FETCH_BATCH_BYTES, Mailbox, MessageRef, Told, set_aside
 
 AHEAD_BYTES = FETCH_BATCH_BYTES
 AHEAD_MESSAGES = 4
@@ -50,11 +49,11 @@ class Reader:
 
     def __init__(self, box: Mailbox, batches: list[list[MessageRef]], *,
                  remaining: Callable[[], float],
-                 refused: Callable[[SetAsideRefused], None]) -> None:
+                 told: Told) -> None:
         self.box = box
         self.batches = batches
         self.remaining = remaining
-        self.refused = refused  # told of a message the mailbox would not take aside
+        self.told = told  # told how each set-aside went, once the mailbox has answered
         self.stopped_early = False  # the run's time budget ran out before every batch was read
         self._cond = threading.Condition()
         self._fetched: collections.deque[tuple[MessageRef, bytes] | None] = collections.deque()
@@ -145,11 +144,8 @@ class Reader:
             asides, self._asides = self._asides, []
         if deletes:
             self.box.delete(deletes)
-        for ref, again in asides:
-            try:
-                self.box.set_aside(ref, again=again)
-            except SetAsideRefused as exc:  # it stays in the mailbox; the others go on
-                self.refused(exc)
+        for ref, again in asides:  # a refused one stays in the mailbox; the others go on
+            set_aside(self.box, ref, again=again, told=self.told)
 
     def _raise(self) -> None:
         if self._error is not None:

@@ -1,9 +1,10 @@
-"""``accounts test``: connect, log in, count; change nothing."""
+"""``accounts test``: connect, log in, count, and say where messages that fail to ingest would
+go (IMAP: the error folder's full name inside the server's namespace); change nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.errors import ConfigError, MailboxError
@@ -18,6 +19,13 @@ class ProbeResult:
     count: int = 0
     error: str | None = None
     warning: str | None = None
+    namespace: dict[str, str] | None = None  # IMAP: the personal namespace (prefix, separator)
+    error_folder: str | None = None  # the full name of the error folder; None for POP3
+
+    def as_dict(self) -> dict:
+        """The stable JSON of ``accounts test --json``."""
+        return {"account": self.account, "where": self.where, "ok": self.error is None,
+                **{k: v for k, v in asdict(self).items() if k not in ("account", "where")}}
 
 
 def test_accounts(config: Config, names: list[str] | None) -> Iterator[ProbeResult]:
@@ -37,6 +45,8 @@ def probe(config: Config, account: Account) -> ProbeResult:
         with open_mailbox(account, settings=config.settings, timeout=timeout,
                           dry_run=True) as box:
             result.count = box.count()
+            result.namespace = box.namespace()
+            result.error_folder = box.aside_folder_name()
     except MailboxError as exc:  # the line already starts with the account's name
         result.error = redact(exc.detail)
     except ConfigError as exc:  # e.g. a password source: name the file too
