@@ -337,6 +337,26 @@ pop3_uidl_format = %08Xu%08Xv
         self.messages(user)  # the first login creates the Maildir
         maildir_deliver(self.base / "mail" / user / "Maildir", messages)
 
+    def reset_uidvalidity(self, user: str, first: list[bytes] = ()) -> None:
+        """Make Dovecot renumber *user*'s INBOX, as after a restore from backup or a move to
+        another server: without its UID list and index it gives every message a new UID under
+        the next UIDVALIDITY (kept in dovecot-uidvalidity, so never the same one again). The
+        messages *first* are delivered and numbered before the ones already there (from 1):
+        Dovecot's own order of renumbering is that of the directory listing."""
+        maildir = self.base / "mail" / user / "Maildir"
+        there = [p for folder in ("cur", "new") for p in (maildir / folder).iterdir()]
+        aside = Path(tempfile.mkdtemp(dir=maildir.parent))
+        for path in there:
+            path.rename(aside / f"{path.parent.name}-{path.name}")
+        for path in maildir.iterdir():
+            if path.name == "dovecot-uidlist" or path.name.startswith("dovecot.index"):
+                path.unlink()
+        maildir_deliver(maildir, first)
+        self.messages(user)  # numbered now
+        for path in there:
+            (aside / f"{path.parent.name}-{path.name}").rename(path)
+        aside.rmdir()
+
 
 # Dovecot 2.3's capabilities after login (`imap_capability` replaces them), less MOVE and UIDPLUS.
 DOVECOT_WITHOUT_MOVE_UIDPLUS = (

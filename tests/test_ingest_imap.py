@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from helpdesk_fetch.store.models import SourceKey
 from tests.mails import message, message_id_of
 from tests.pgserver import public_tables
+from tests.proc import environment, helpdesk_fetch
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
@@ -100,6 +103,48 @@ def test_refetch_of_a_stored_message_adds_nothing(dovecot, mail_user, write_conf
     assert dovecot.messages(mail_user) == []
     open_db()
     assert SourceKey.select().count() == 2  # both locations are remembered
+
+
+def uids(dovecot, user: str) -> tuple[int, dict[bytes, int]]:
+    """(UIDVALIDITY, {raw message: UID}) of *user*'s INBOX."""
+    client = dovecot.imap(user)
+    try:
+        validity = client.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"]
+        found = client.fetch(client.search("ALL"), ["BODY.PEEK[]"])
+    finally:
+        client.logout()
+    return validity, {data[b"BODY[]"]: uid for uid, data in found.items()}
+
+
+def test_a_uidvalidity_reset_doubles_nothing_and_stores_new_mail(dovecot, mail_user,
+                                                                 write_config, run, open_db):
+    """The server renumbers the mailbox under a new UIDVALIDITY (spec §4.1) while messages a
+    killed run stored are still in it: they are recognised by their bytes and only deleted. A
+    new message that took one of their old UIDs is stored, not taken for one of them."""
+    stored = [message("Stored before the reset"), message("Also stored before")]
+    dovecot.append(mail_user, stored)
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+    killed = helpdesk_fetch("fetch", config=config,  # between the last commit and any delete
+                            env=environment(HELPDESK_FETCH_CRASH_AT="after_commit:2"))
+    assert killed.returncode == -signal.SIGKILL
+    assert dovecot.messages(mail_user) == stored
+    validity, before = uids(dovecot, mail_user)
+    new = message("Arrived after the reset")
+    dovecot.reset_uidvalidity(mail_user, first=[new])
+    new_validity, after = uids(dovecot, mail_user)
+    assert new_validity != validity and after[new] in before.values()  # truly renumbered
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    tickets = run.json("tickets", "list", config=config)
+    assert sorted((t["subject"], t["message_count"]) for t in tickets) == [
+        ("Also stored before", 1), ("Arrived after the reset", 1),
+        ("Stored before the reset", 1)]
+    assert dovecot.messages(mail_user) == []
+    open_db()
+    keys = {row.key for row in SourceKey.select()}
+    assert {f"imap:{new_validity}:{uid}" for uid in after.values()} <= keys
 
 
 def test_a_failing_account_does_not_stop_the_others(dovecot, mail_user, write_config, run):
