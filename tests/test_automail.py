@@ -284,6 +284,43 @@ def test_smtp_down_queues_and_a_later_run_delivers(dovecot, mail_user, write_con
         sink.stop()
 
 
+def test_a_dry_run_sends_no_queued_automail_and_changes_no_byte(dovecot, mail_user, write_config,
+                                                                run, database_state):
+    """Auto-mails queued while SMTP was down, due now and the server back: a dry run sends
+    none of them (spec §3: it "changes nothing anywhere"), and leaves the database, queue
+    included, byte-identical; the next real run sends them."""
+    sink = SmtpSink()  # not started: nothing listens on its port yet
+    config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                          smtp=sink.config(), resources=[{"name": "it-support",
+                                                          "members": STAFF}])
+    first = message("Printer broken")
+    dovecot.append(mail_user, [first])
+    assert run("fetch", config=config).exit_code == 0
+    assert run.json("status", config=config)["outbox_pending"] == 2
+    number = only_ticket(run, config)["number"]
+    run("tickets", "set-status", number, "in_progress", config=config)
+    dovecot.append(mail_user, [message("Re: Printer broken",
+                                       in_reply_to=f"<{message_id_of(first)}>")])
+    sink.start()
+    try:
+        before = database_state()
+        assert before.get("wal", True)  # SQLite: the last change is still in the WAL
+
+        dry = at("+1d", config, "fetch", "--dry-run")  # the queue's back-off long past
+
+        assert dry.returncode == 0, dry.stderr
+        assert f"-> ticket {number} (by reply)" in dry.stdout
+        assert sink.messages == []
+        assert database_state() == before
+        real = at("+1d", config, "fetch")
+        assert real.returncode == 0, real.stderr
+        assert sorted(kind for kind in (m["X-Helpdesk-Fetch"].split(";")[0]
+                                        for _, m in sink.mails())) == [
+            "customer_reply", "new_ticket", "new_ticket_resource"]
+    finally:
+        sink.stop()
+
+
 def test_our_own_automail_coming_back_opens_no_ticket(helpdesk, smtp, run):
     config, send = helpdesk()
     send(message("Scanner jam", sender="erin@example.org"))

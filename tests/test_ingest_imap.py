@@ -88,6 +88,38 @@ def test_dry_run_changes_nothing(dovecot, mail_user, write_config, run, tmp_path
         assert public_tables(database_url) == []  # its schema lived in a temporary one
 
 
+def test_a_dry_run_leaves_the_database_byte_identical(dovecot, mail_user, write_config, run,
+                                                     database_state):
+    """Spec §3: --dry-run "changes nothing anywhere": an existing database keeps every byte
+    (SQLite's file and -wal, PostgreSQL's dump), though its mail would thread, open a ticket
+    and be set aside; the mailbox keeps every message."""
+    first = message("Printer broken")
+    dovecot.append(mail_user, [first])
+    config = write_config([dovecot.account("helpdesk", mail_user)],
+                          settings={"max_message_bytes": 5000})
+    assert run("fetch", config=config).exit_code == 0
+    number = run.json("tickets", "list", config=config)[0]["number"]
+    run("tickets", "set-status", number, "in_progress", config=config)
+    waiting = [message("Re: Printer broken", in_reply_to=f"<{message_id_of(first)}>"),
+               message("Scanner broken"), message("Huge", body="x" * 8000)]
+    dovecot.append(mail_user, waiting)
+    before = database_state()
+    assert before.get("wal", True)  # SQLite: the last change is still in the WAL
+
+    dry = helpdesk_fetch("fetch", "--dry-run", config=config, text=True)  # as cron would
+
+    assert dry.returncode == 0, dry.stderr
+    assert f"-> ticket {number} (by reply)" in dry.stdout and "-> a new ticket" in dry.stdout
+    assert "would set aside" in dry.stdout
+    assert database_state() == before
+    assert dovecot.messages(mail_user) == waiting
+    assert dovecot.messages(mail_user, "HD Error Messages") == []
+    assert run("fetch", config=config).exit_code == 0  # what it left was there to do
+    tickets = run.json("tickets", "list", config=config)
+    assert [(t["status"], t["message_count"]) for t in tickets] == [("confirmed_unread", 2),
+                                                                    ("new", 1)]
+
+
 def test_refetch_of_a_stored_message_adds_nothing(dovecot, mail_user, write_config, run,
                                                   open_db):
     raw = message("Once only")
