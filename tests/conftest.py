@@ -214,10 +214,10 @@ def open_db(database_url):
 @pytest.fixture
 def database_state(database_url, request):
     """A function that returns all the test database holds, to be compared byte for byte:
-    the SHA-256 of SQLite's file and of its -wal (None when absent), or PostgreSQL's pg_dump. Run the command
-    under test in a process of its own (tests/proc.py): an in-process command first closes the
-    test process's connection, and SQLite folds the WAL into the file when the last connection
-    closes — a change, but not one of the command's."""
+    the SHA-256 of SQLite's file and of its -wal (None when absent), or PostgreSQL's pg_dump.
+    Run the command under test in a process of its own (tests/proc.py): an in-process command
+    first closes the test process's connection, and SQLite folds the WAL into the file when
+    the last connection closes — a change, but not one of the command's."""
 
     def state() -> dict[str, str | None]:
         if database_url.startswith("postgresql:"):
