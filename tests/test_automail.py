@@ -191,6 +191,34 @@ def test_robots_and_lists_are_ingested_but_never_answered(helpdesk, smtp, run, h
         "New request from carol@example.org: A real request"}
 
 
+@pytest.mark.parametrize("headers", [{"Auto-Submitted": "auto-generated"},
+                                     {"Precedence": "junk"}, {"Precedence": "list"}])
+def test_generated_junk_and_list_mail_is_ingested_but_never_answered(helpdesk, smtp, run,
+                                                                     headers):
+    """Spec §6 (RFC 3834): Auto-Submitted other than "no", Precedence bulk, junk or list."""
+    config, send = helpdesk()
+    send(message("Nightly backup report", headers=headers), message("A real request"))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert len(run.json("tickets", "list", config=config)) == 2
+    assert len(smtp.messages) == 2
+    assert all(b"A real request" in raw for _, _, raw in smtp.messages)
+
+
+@pytest.mark.parametrize("value", ["no", "No"])
+def test_auto_submitted_no_is_answered_like_any_request(helpdesk, smtp, run, value):
+    """A person's client may say so outright (RFC 3834: "no" is a message not sent
+    automatically); it is answered like mail without the header."""
+    config, send = helpdesk()
+    send(message("Printer broken", headers={"Auto-Submitted": value}))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert [rcpts for rcpts, _ in mails_of(smtp, "new_ticket;")] == [["carol@example.org"]]
+    assert [sorted(rcpts) for rcpts, _ in mails_of(smtp, "new_ticket_resource")] == [STAFF]
+
+
 @pytest.mark.parametrize("sender", ["MAILER-DAEMON@example.org", "postmaster@example.org",
                                     "no-reply@shop.example", "users-request@lists.example.org",
                                     "helpdesk@example.com", "no_reply@shop.example",
