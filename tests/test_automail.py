@@ -124,6 +124,22 @@ def test_member_reply(helpdesk, smtp, run, switch, status, told):
         assert recipients == told
 
 
+@pytest.mark.parametrize("switch", [False, True])
+def test_a_member_who_opens_a_ticket_is_sent_nothing_about_it(helpdesk, smtp, run, switch):
+    """Spec §5.3: nobody is sent an auto-mail about an event their own message caused, with or
+    without no_status_change_from_members. A member of the resource who writes a new request
+    gets no receipt and not the new_ticket_resource notice; the rest of the staff are told."""
+    config, send = helpdesk(no_status_change_from_members=switch)
+    send(message("Server room too warm", sender='"Alice (IT)" <ALICE@Example.COM>'))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    ticket = only_ticket(run, config)
+    assert ticket["status"] == "new" and ticket["requester"] == "alice@example.com"
+    assert mails_of(smtp, "new_ticket;") == []
+    assert [rcpts for rcpts, _ in mails_of(smtp, "new_ticket_resource")] == [["bob@example.com"]]
+
+
 def test_forged_tag_is_not_threaded(helpdesk, run):
     config, send = helpdesk()
     send(message("Laptop"))
