@@ -108,7 +108,7 @@ def _fill(conn: sqlite3.Connection, messages: int, account: str) -> None:
         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {messages})
         INSERT INTO message (id, ticket_id, direction, state, account, message_id, in_reply_to,
                              "references", from_addr, from_name, to_addrs, cc_addrs, date,
-                             subject, text, html, auto_submitted, size, sha256, received_at)
+                             subject, text, html, auto_submitted, size, sha256, received_at, kind)
         SELECT i, (i - 1) / {PER_TICKET} + 1, CASE i % 2 WHEN 1 THEN 'in' ELSE 'out' END,
                'accepted', CASE i % 2 WHEN 1 THEN ? END,
                'old.' || i || '@example.net',
@@ -117,7 +117,7 @@ def _fill(conn: sqlite3.Connection, messages: int, account: str) -> None:
                '[]', datetime('2020-01-01', '+' || (i * 5 / 4) || ' minutes'),
                'Old request number ' || ((i - 1) / {PER_TICKET} + 1), ?, NULL, 0, 1500,
                CASE i % 2 WHEN 1 THEN lower(hex(randomblob(32))) END,
-               datetime('2020-01-01', '+' || (i * 5 / 4) || ' minutes')
+               datetime('2020-01-01', '+' || (i * 5 / 4) || ' minutes'), 'message'
         FROM n""", (account, TEXT))
     conn.execute("""
         INSERT INTO source_key (account, key, message_id, created_at)

@@ -104,6 +104,11 @@ class IngestError(HelpdeskError):
     """One message cannot be ingested; it goes to the error folder with this reason."""
 
 
+class ParserUnavailable(HelpdeskError):
+    """The parse worker cannot be started: no message is parsed, and none is set aside for it;
+    the mail stays where it is."""
+
+
 class DatabaseError(HelpdeskError):
     """The database cannot be opened or written (locked, read-only, full disk)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 
@@ -62,13 +63,30 @@ def test_accounts_add_remove_enable_disable(tmp_path, write_config, run):
     assert run.json("accounts", "list", config=config) == []
 
 
-def test_accounts_add_has_an_option_for_every_key(run):
+def test_accounts_add_has_an_option_for_every_key_but_the_password_itself(run):
     from helpdesk_fetch.config import Account
 
     help_text = run("accounts", "add", "--help").output
     for field in Account.__dataclass_fields__:
-        if field != "name":
+        if field not in ("name", "password"):
             assert "--" + field.replace("_", "-") in help_text, field
+    assert "--password " not in help_text and "--password TEXT" not in help_text
+
+
+@pytest.mark.parametrize("old", [["--password", "s3cret-on-the-line"],
+                                 ["--password=s3cret-on-the-line"], ["--password"]])
+def test_a_password_on_the_command_line_is_refused(write_config, run, old):
+    """It would be seen by every user (ps) and kept in the shell's history (issue 20.5)."""
+    config = write_config([])
+    before = config.read_text()
+
+    result = run("accounts", "add", "pop", "--protocol", "pop3", "--host", "pop.example.com",
+                 "--username", "u", *old, config=config)
+
+    assert result.exit_code == 2
+    assert "--password is gone" in result.stderr and "--password-env VAR" in result.stderr
+    assert "s3cret-on-the-line" not in result.output
+    assert config.read_text() == before
 
 
 def test_unknown_account_is_a_usage_error(maildir_config, run):
@@ -287,3 +305,95 @@ def test_every_command_has_help_with_an_example(run):
         result = run(*path, "--help")
         assert result.exit_code == 0
         assert "Example" in result.output, " ".join(path)
+
+
+# -- one filter for everything printed (issue 20.6) ----------------------------------------------
+
+SECRET = "inline-s3cret-of-the-accounts-file"
+EVIL = f"boom {SECRET} \x1b]0;pwned\x07 \x1b[2J"
+
+
+@pytest.fixture
+def secret_config(tmp_path, write_config):
+    """An account whose password the process remembers (and must never print)."""
+    make_maildir(tmp_path / "box", [message("First")])
+    return write_config([{"name": "local", "protocol": "maildir", "path": "box",
+                          "resource": "it-support"},
+                         {"name": "secret", "protocol": "imap", "host": "127.0.0.1",
+                          "username": "u", "password": SECRET, "enabled": False}])
+
+
+def assert_scrubbed(output: str) -> None:
+    assert SECRET not in output and "\x1b" not in output and "\x07" not in output
+    assert "boom *** \u241b]0;pwned\u2407 \u241b[2J" in output
+
+
+def test_a_traceback_goes_through_the_output_filter(secret_config, run, monkeypatch):
+    from helpdesk_fetch.health import status
+
+    def bug(*args, **kwargs):
+        raise RuntimeError(EVIL)
+
+    monkeypatch.setattr(status, "last_runs", bug)
+    result = run("accounts", "list", config=secret_config)
+
+    assert result.exit_code == 1
+    assert "unexpected error (please report it)" in result.stderr
+    assert "Traceback (most recent call last)" in result.stderr
+    assert_scrubbed(result.output)
+
+
+def test_deliver_prints_its_unexpected_error_through_the_filter(secret_config, run,
+                                                                monkeypatch):
+    from helpdesk_fetch.ingest import deliver
+
+    def bug(*args, **kwargs):
+        raise RuntimeError(EVIL)
+
+    monkeypatch.setattr(deliver, "deliver", bug)
+    result = run("deliver", "--resource", "it-support", config=secret_config,
+                 input=message("Piped").decode())
+
+    assert result.exit_code == 75 and "Traceback" in result.stderr
+    assert_scrubbed(result.output)
+
+
+def test_the_pipelines_debug_traceback_goes_through_the_filter(secret_config, run, monkeypatch):
+    from helpdesk_fetch.ingest import pipeline
+
+    def bug(parsed, tagger, **kwargs):
+        raise KeyError(EVIL)
+
+    monkeypatch.setattr(pipeline, "find_ticket", bug)
+    result = run("-vv", "fetch", config=secret_config)
+
+    assert result.exit_code == 0
+    assert "Traceback" in result.stderr and "unexpected error (please report it)" in result.stderr
+    assert SECRET not in result.output and "\x1b" not in result.output
+
+
+def test_what_escapes_the_command_is_printed_through_the_filter(secret_config, run, capsys):
+    from helpdesk_fetch.cli import excepthook
+
+    run("accounts", "list", config=secret_config)  # the secret is known now
+    try:
+        raise RuntimeError(EVIL)
+    except RuntimeError as exc:
+        excepthook(type(exc), exc, exc.__traceback__)
+
+    assert_scrubbed(capsys.readouterr().err)
+
+
+def test_json_keeps_the_data_and_escapes_what_a_terminal_obeys(tmp_path, write_config, run):
+    raw = (b"From: a@example.org\r\nSubject: =?utf-8?b?"
+           + base64.b64encode("csi \u009b2J del \x7f".encode())
+           + b"?=\r\n\r\nbody\r\n")
+    make_maildir(tmp_path / "box", [raw])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+
+    result = run("tickets", "list", "--json", config=config)
+
+    assert "\u009b" not in result.output and "\x7f" not in result.output
+    assert "\\u009b" in result.output and "\\u007f" in result.output
+    assert json.loads(result.output)[0]["subject"] == "csi \u009b2J del \x7f"

@@ -81,6 +81,9 @@ MAILDIR = '[[accounts]]\nname = "m"\nprotocol = "maildir"\npath = "x"\n'
     (SMTP + 'port = 0\n', "key 'smtp.port': must be between 1 and 65535"),
     (SMTP + 'timeout_seconds = -5\n', "key 'smtp.timeout_seconds': must be greater than 0"),
     ('[settings]\ntimeout_seconds = 0\n', "key 'settings.timeout_seconds': must be greater"),
+    ('[settings]\nparse_seconds = 0\n', "key 'settings.parse_seconds': must be greater than 0"),
+    ('[settings]\nparse_seconds = 2.5\n', "key 'settings.parse_seconds': expected an integer, "
+                                        "got a number"),
     (MAILDIR + 'folder = "INBOX"\n', "account 'm': key 'folder': does not apply to a maildir"),
     (MAILDIR + 'security = "ssl"\n', "account 'm': key 'security': does not apply to a maildir"),
     (MAILDIR + 'host = "h"\n', "account 'm': key 'host': does not apply to a maildir"),

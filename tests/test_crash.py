@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from helpdesk_fetch.faults import POINTS
+from tests import hostile_shapes
 from tests.chaos import (
     KILLED,
     LIMIT,
@@ -172,3 +175,55 @@ def test_random_sigkills_lose_and_double_nothing(dovecot, dovecot_without_move, 
     with capsys.disabled():
         print(f"random SIGKILL test: {len(outcomes)} rounds, {outcomes.count(KILLED)} killed "
               f"mid-run, seed {seed}")
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The parse workers that process *pid* started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and b"helpdesk_fetch.message.worker" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has died; only its parent's reaping is left
+
+
+def test_a_killed_run_leaves_no_parse_worker_behind(dovecot, mail_user, write_config):
+    """SIGKILL gives a process no chance to stop its children: the worker dies with it."""
+    dovecot.append(mail_user, [hostile_shapes.many_parts(10_000_000)])  # parsed for seconds
+    config = write_config([dovecot.account("box", mail_user)], settings={"parse_seconds": 300})
+    proc = start_fetch(config)
+    deadline = time.monotonic() + 60
+    while not (workers := _workers_of(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers, "no parse worker started"
+    while _cpu_seconds(workers[0]) < 1 and time.monotonic() < deadline:  # busy with the message
+        time.sleep(0.05)
+
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert not any(map(_alive, workers))

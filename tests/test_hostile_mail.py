@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,11 @@ from helpdesk_fetch.config import load
 from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, STORED, Pipeline, Source
 from helpdesk_fetch.store import blobs
 from helpdesk_fetch.store.models import Message, RawMessage
+from tests import hostile_shapes
 from tests.chaos import ERROR_FOLDER, fetch
 from tests.mails import message
 from tests.mailset import CASES, View
+from tests.proc import helpdesk_fetch
 
 pytestmark = pytest.mark.slow  # the reliability suite: pytest -m slow
 
@@ -97,6 +100,98 @@ def test_the_mail_set_over_imap_and_pop3(protocol, dovecot, mail_user, write_con
         assert (fetch(config).returncode, len(dovecot.messages(mail_user))) == (0, len(aside))
 
 
+# -- the adversarial shapes of issue 20.1, and the parse budget --------------------------------
+
+def test_the_adversarial_shapes_never_stall_the_mailbox(dovecot, mail_user, write_config,
+                                                        tmp_path):
+    """Each shape at 100 KB and 1 MB, followed by a normal message: each is stored (parsed in
+    linear time) or set aside by parse_seconds; every normal message is stored."""
+    shapes = hostile_shapes.generate()
+    mail = []
+    for name, size, raw in shapes:
+        mail += [raw, message(f"canary after {name} {size}")]
+    dovecot.append(mail_user, mail)
+    config = write_config([dovecot.account("box", mail_user)], settings={"parse_seconds": 20})
+
+    started = time.monotonic()
+    result = fetch(config)
+
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 240  # 28 shapes; each at most 20 s, most far less
+    with sqlite3.connect(tmp_path / "helpdesk.db") as conn:
+        stored = [row[0] for row in conn.execute(
+            "SELECT subject FROM message WHERE direction = 'in'")]
+    assert len([s for s in stored if s.startswith("canary after")]) == len(shapes)
+    aside = failures(tmp_path / "helpdesk.db")
+    assert all("took longer than parse_seconds" in reason for _, reason in aside), aside
+    filed = [s for s in stored if s.startswith("shape ")] + [subject for subject, _ in aside]
+    assert len(filed) == len(shapes) and dovecot.messages(mail_user) == []
+
+
+def slow_message(subject: str) -> bytes:
+    """Linear, but seconds of parsing: 150,000 MIME parts."""
+    return hostile_shapes.many_parts(5_000_000).replace(b"shape many-parts", subject.encode())
+
+
+def test_a_message_over_parse_seconds_is_set_aside_and_the_run_goes_on(dovecot, mail_user,
+                                                                      write_config, tmp_path):
+    dovecot.append(mail_user, [message("before"), slow_message("too slow"), message("after")])
+    config = write_config([dovecot.account("box", mail_user)], settings={"parse_seconds": 1})
+
+    result = fetch(config)
+
+    assert result.returncode == 0, result.stderr
+    assert "parsing took longer than parse_seconds (1 s)" in result.stderr
+    assert {v.subject for _, v in stored_views(tmp_path / "helpdesk.db")} == {"before", "after"}
+    assert failures(tmp_path / "helpdesk.db") == [
+        ("too slow", "parsing took longer than parse_seconds (1 s)")]
+    assert len(dovecot.messages(mail_user, ERROR_FOLDER)) == 1
+    assert dovecot.messages(mail_user) == []
+
+
+def test_deliver_and_errors_retry_parse_under_the_same_budget(dovecot, mail_user, write_config,
+                                                            tmp_path, run):
+    """Every path that parses goes through the parse worker: a slow message piped in is kept in
+    quarantine (65); after parse_seconds is raised, errors retry ingests it and the one fetch
+    set aside."""
+    dovecot.append(mail_user, [slow_message("slow by IMAP")])
+    settings = {"parse_seconds": 1}
+    config = write_config([dovecot.account("box", mail_user)], settings=settings)
+    assert fetch(config).returncode == 0
+    piped = helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                           input=slow_message("slow by pipe"))
+    assert piped.returncode == 65, piped.stderr
+    assert b"parsing took longer than parse_seconds (1 s)" in piped.stderr
+    assert len(failures(tmp_path / "helpdesk.db")) == 2
+
+    config = write_config([dovecot.account("box", mail_user)], settings={"parse_seconds": 120})
+    retried = run("errors", "retry", "--all", config=config)
+
+    assert retried.exit_code == 0, retried.output
+    subjects = {v.subject for _, v in stored_views(tmp_path / "helpdesk.db")}
+    assert subjects == {"slow by IMAP", "slow by pipe"}
+    assert dovecot.messages(mail_user, ERROR_FOLDER) == []
+
+
+def test_run_budget_seconds_holds_while_messages_are_slow_to_parse(dovecot, mail_user,
+                                                                  write_config, tmp_path):
+    """No new message after the run's budget: the rest wait for the next run, whatever their
+    parsing would cost."""
+    dovecot.append(mail_user, [slow_message(f"slow {i}") for i in range(8)])
+    config = write_config([dovecot.account("box", mail_user)],
+                          settings={"parse_seconds": 2, "run_budget_seconds": 3})
+
+    started = time.monotonic()
+    result = fetch(config)
+    took = time.monotonic() - started
+
+    assert result.returncode == 0, result.stderr
+    assert took < 3 + 2 + 5, f"{took:.1f} s"  # the budget, one parse, start-up and commits
+    assert "run_budget_seconds used up" in result.stderr, result.stderr
+    left = len(dovecot.messages(mail_user))
+    assert left > 0 and left + len(failures(tmp_path / "helpdesk.db")) == 8, result.stderr
+
+
 def test_any_collection_byte_for_byte_over_pop3(mail_collection, dovecot, mail_user,
                                                 write_config, tmp_path):
     """Unlike IMAP APPEND (test_corpus.py), local delivery keeps the files' own bytes: bare LFs,
@@ -160,7 +255,9 @@ def mutate(raw: bytes, operations) -> bytes:
 def pipeline(write_config):
     """The pipeline fetch runs, on a database of this test; shared by all examples on purpose:
     each one must leave it fit for the next message."""
-    return Pipeline(load(write_config()))
+    pipeline = Pipeline(load(write_config()))
+    yield pipeline
+    pipeline.close()
 
 
 _examples = itertools.count()

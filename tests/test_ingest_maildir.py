@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,55 @@ def test_ingest_disabled_during_a_run_stops_it_at_the_next_account(tmp_path, wri
     assert [t["subject"] for t in run.json("tickets", "list", config=path)] == [
         "Before the switch"]
     assert len(list((tmp_path / "two" / "new").iterdir())) == 1
+
+
+def test_a_symbolic_link_is_set_aside_unread(tmp_path, write_config, run):
+    """Whoever can deliver into the Maildir could link a file only this user may read: it must
+    not become a ticket (issue 20.7)."""
+    private = tmp_path / "private.txt"
+    private.write_text("Subject: stolen\n\nTOP SECRET of the service user\n")
+    private.chmod(0o600)
+    box = make_maildir(tmp_path / "Maildir", [message("Real mail")])
+    (box / "new" / "2.M1P1.link").symlink_to(private)
+    (box / "cur" / "3.M1P1.link:2,S").symlink_to(private)
+    (box / "new" / "4.M1P1.dir").symlink_to(tmp_path)
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Real mail"]
+    assert "TOP SECRET" not in result.output + run("tickets", "show", "1001", config=config).output
+    aside = box / ".HD Error Messages" / "cur"
+    assert sorted(p.name for p in aside.iterdir() if p.is_symlink()) == [
+        "2.M1P1.link", "3.M1P1.link:2,S", "4.M1P1.dir"]
+    assert private.read_text().startswith("Subject: stolen")  # untouched, still there
+    failed = run.json("errors", "list", config=config)
+    assert len(failed) == 3 and all("symbolic link" in f["reason"] for f in failed)
+    assert f"a symbolic link (to {private}), not a message: never read" in result.stderr
+    retried = run("errors", "retry", "--all", config=config)
+    assert retried.exit_code == 1 and "symbolic link" in retried.output
+    assert "TOP SECRET" not in retried.output
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Real mail"]
+
+
+def test_a_file_that_became_a_link_after_the_listing_is_not_read(tmp_path):
+    from helpdesk_fetch.config import Account
+    from helpdesk_fetch.sources.maildir import MaildirMailbox
+
+    private = tmp_path / "private.txt"
+    private.write_text("TOP SECRET")
+    box = make_maildir(tmp_path / "Maildir", [message("One"), message("Two")])
+    account = Account(name="local", protocol="maildir", path=str(box))
+    with MaildirMailbox(account, password=None, timeout=5, error_folder="HD") as mailbox:
+        refs = mailbox.list()
+        refs[0].handle.unlink()
+        refs[0].handle.symlink_to(private)  # swapped between listing and reading
+        os.mkfifo(refs[1].handle.with_name("fifo"))
+        fifo = dataclasses.replace(refs[1], key="maildir:fifo",
+                                   handle=refs[1].handle.with_name("fifo"))
+
+        read = list(mailbox.fetch([refs[0], fifo, refs[1]]))  # and a FIFO never blocks
+
+    assert [raw.count(b"TOP SECRET") for _, raw in read] == [0]
+    assert [ref.key for ref, _ in read] == [refs[1].key]

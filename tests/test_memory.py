@@ -1,6 +1,7 @@
 """Memory (issue 7): a fetch holds a bounded amount of mail at a time, however many messages
-wait, and a large message only a few times over. Measured as the peak RSS of the real command line
-over IMAP and POP3 (the benchmark has the figures; these are loose bounds against regressions)."""
+wait, and a large message only a few times over. Measured as the peak memory of the real command
+line with its parse worker (tests/proc.py), over IMAP and POP3 (the benchmark has the figures;
+these are loose bounds against regressions)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import stat
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -131,3 +133,27 @@ def test_nothing_to_authorize(dovecot, mail_user, write_config, run):
     assert result.exit_code == 2 and "logs in with a password" in result.stderr
     assert run("accounts", "authorize", config=config).exit_code == 2
     assert "no [smtp] section" in run("accounts", "authorize", "--smtp", config=config).stderr
+
+
+def test_an_idle_local_connection_does_not_hold_up_the_browser(
+        oauth_dovecot, idp, mail_user, write_config, run, browser_sign_in):
+    """Any local process can connect to the listener and send nothing: the browser's redirect
+    is still served at once, and the idle connection is dropped after its timeout."""
+    idp.provider.clients[CLIENT] = Client()
+    idp.provider.browser_user = mail_user
+    config = write_config([oauth_account(oauth_dovecot, idp, "g", mail_user)])
+    command, address = browser_sign_in(config, "g")
+    redirect = urllib.parse.urlsplit(
+        urllib.parse.parse_qs(urllib.parse.urlsplit(address).query)["redirect_uri"][0])
+    idle = [socket.create_connection((redirect.hostname, redirect.port)) for _ in range(3)]
+    idle[1].sendall(b"GET /?code=x")  # half a request line, then nothing
+
+    started = time.monotonic()
+    with urllib.request.urlopen(address, timeout=30) as page:
+        assert b"signed in" in page.read()
+    out, err = command.communicate(timeout=60)
+
+    assert time.monotonic() - started < 15
+    assert command.returncode == 0 and "Traceback" not in err, err
+    for connection in idle:
+        connection.close()

@@ -36,7 +36,6 @@ from tests.test_oauth2 import CLIENT, oauth_account, signed_in
 BAD_INLINE = 'bad-"inline"\\pässwörd-7'  # quotes, backslash, non-ASCII: every escaping path
 BAD_ENV = "bad-env-s3cr3t-value"
 CMD_FAIL = "cmd-fail-s3cr3t-value"
-ADDED = "added-on-the-command-line-s3cr3t"
 SMTP_SECRET = "smtp-inline-s3cr3t"
 CLIENT_SECRET = "oauth-client-s3cr3t"
 
@@ -44,7 +43,7 @@ CLIENT_SECRET = "oauth-client-s3cr3t"
 # required parameter makes the leak test fail until it gets a sample here.
 ARGUMENTS = {"name": "bad-inline", "ident": "1", "ids": "1", "status": "in_progress"}
 SPECIAL = {("accounts", "add"): ["leak-new", "--protocol", "imap", "--host", "127.0.0.1",
-                                 "--username", "u", "--password", ADDED],
+                                 "--username", "u", "--password-env", "LEAK_GOOD"],
            ("accounts", "authorize"): ["oauth-device"],
            ("deliver",): ["--account", "local"],
            ("tickets", "show"): ["1001"], ("tickets", "close"): ["1001"],  # TICKET
@@ -223,7 +222,7 @@ def test_no_secret_in_any_output(leaky_setup, idp, postgres, tmp_path):
         syslog.close()
     outputs["syslog"] = "\n".join(syslog.lines)
 
-    secrets = [PASSWORD, BAD_INLINE, BAD_ENV, CMD_FAIL, ADDED, SMTP_SECRET, CLIENT_SECRET,
+    secrets = [PASSWORD, BAD_INLINE, BAD_ENV, CMD_FAIL, SMTP_SECRET, CLIENT_SECRET,
                PG_PASSWORD, *idp.provider.issued]
     tag_secrets = [tag_secret(tmp_path / level.strip("-") / "helpdesk.db") for level in levels]
     for command, output in outputs.items():

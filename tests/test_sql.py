@@ -20,7 +20,9 @@ SOURCE = Source("helpdesk", "it-support")
 
 @pytest.fixture
 def pipeline(write_config):
-    return Pipeline(load(write_config()))
+    pipeline = Pipeline(load(write_config()))
+    yield pipeline
+    pipeline.close()
 
 
 def counted(pipeline: Pipeline, raw: bytes, key: str) -> tuple[str, int]:

@@ -179,8 +179,10 @@ def test_accounts_add_offers_not_to_keep_an_account_whose_test_failed(dovecot, m
     def add(keep: str) -> pexpect.spawn:
         child = spawn("accounts", "add", "desk", "--protocol", "imap", "--host", "127.0.0.1",
                       "--port", str(dovecot.ports["imaps"]), "--ca-file", str(dovecot.cert),
-                      "--security", "ssl", "--username", mail_user, "--password", "wrong",
-                      "--resource", "it-support", config=config)
+                      "--security", "ssl", "--username", mail_user, "--resource", "it-support",
+                      config=config)
+        child.expect("Password")  # asked for, hidden: never on the command line
+        child.sendline("wrong")
         child.expect("Test it now?")
         child.sendline("")  # yes, the default
         child.expect("desk: FAILED: login as")

@@ -3,15 +3,28 @@ found by the Message-IDs they name."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from helpdesk_fetch.config import Settings
-from helpdesk_fetch.tickets.tags import Tagger
+from helpdesk_fetch.tickets.tags import FORGERY_LINES, MAX_TAGS, Tagger
 from tests.mails import message
+from tests.test_ingest_maildir import make_maildir
 
 
 def tagger(**settings) -> Tagger:
     return Tagger("installation-secret", Settings(**settings))
+
+
+def installation_letters(database: Path, number: str) -> str:
+    """The check letters of ticket *number* under the secret of *database*."""
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        (secret,) = connection.execute(
+            "SELECT value FROM setting WHERE key = 'tag_secret'").fetchone()
+    return Tagger(secret, Settings()).letters(number)
 
 
 def test_tag_shape_and_check_letters():
@@ -49,6 +62,40 @@ def test_subject_with_tag_adds_it_once():
     once = t.subject_with_tag("Printer", "1042")
     assert once == f"{t.tag('1042')} Printer"
     assert t.subject_with_tag(f"Re: {once}", "1042") == f"Re: {once}"
+
+
+def test_only_the_first_tags_of_a_subject_are_checked():
+    """One mail used to try every tag its subject could hold (58 in 998 characters)."""
+    t = tagger()
+    guesses = " ".join(f"[TicketID {n}AAAA]" for n in range(1, MAX_TAGS + 1))
+    real = t.tag("1042")
+
+    assert t.numbers_in(f"{guesses} {real}") == []
+    assert t.scan(f"Re: {real} Fwd: [TicketID 7ABCD]") == (["1042"], ["TicketID 7ABCD"])
+
+
+def test_guesses_are_not_threaded_and_are_logged_without_flooding(tmp_path, write_config, run):
+    box = make_maildir(tmp_path / "Maildir", [message("Printer broken")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}])
+    assert run("fetch", config=config).exit_code == 0
+    letters = installation_letters(tmp_path / "helpdesk.db", "1001")
+    wrong = "".join("B" if c == "A" else "A" for c in letters)
+    padding = " ".join(f"[TicketID 99{n}QQQQ]" for n in range(MAX_TAGS))
+    mail = [message(f"[TicketID 1001{wrong}] guess {n}") for n in range(12)]
+    mail.append(message(f"{padding} [TicketID 1001{letters}] behind three others"))
+    for n, raw in enumerate(mail):
+        (box / "new" / f"2.M{n}P2.test").write_bytes(raw)
+
+    result = run("-v", "fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    tickets = run.json("tickets", "list", config=config)
+    assert [t["message_count"] for t in tickets] == [1] * 14  # nothing threaded into 1001
+    # "check letters (": other tests of this process may have made "wrong" a secret to redact
+    lines = [line for line in result.stderr.splitlines() if "check letters (" in line]
+    assert len(lines) == FORGERY_LINES, result.stderr  # of 13: the padded subject's too
+    assert f"TicketID 1001{wrong}" in lines[0] and "carol@example.org" in lines[0]
+    assert "10 messages with forged ticket tags so far" in result.stderr
 
 
 @pytest.mark.both_backends

@@ -16,6 +16,8 @@ import click
 from helpdesk_fetch import __version__
 from helpdesk_fetch.errors import HelpdeskError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class App:
@@ -106,20 +108,38 @@ class Group(click.Group):
             return super().invoke(ctx)
         except HelpdeskError as exc:
             _fail(ctx, exc)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except Exception as exc:  # a database failure outside the paths that expect one
             translated = _database_error(exc)
             if translated is None:
-                raise
+                _crash(ctx)
             _fail(ctx, translated)
 
 
 def _fail(ctx: click.Context, exc: HelpdeskError) -> None:
     """The one line a failed command prints, and its exit code (spec §3)."""
-    from helpdesk_fetch.cli.render import printable
-    from helpdesk_fetch.secrets.redact import redact
+    from helpdesk_fetch.cli.render import echo
 
-    click.echo(f"helpdesk-fetch: error: {printable(redact(str(exc)), lines=True)}", err=True)
+    echo(f"helpdesk-fetch: error: {exc}", err=True)
     ctx.exit(exc.exit_code)
+
+
+def _crash(ctx: click.Context) -> None:
+    """A bug of ours: its traceback, through the filter every output goes through (a secret
+    or a subject's escape sequence can be part of an exception's text), and exit 1."""
+    log.critical("unexpected error (please report it)", exc_info=True)
+    ctx.exit(1)
+
+
+def excepthook(kind, value, traceback) -> None:
+    """What escapes even that (an error while the command line is read) is printed the same
+    way: ``sys.excepthook`` of the console script."""
+    import traceback as tb
+
+    from helpdesk_fetch.cli.render import scrub
+
+    sys.stderr.write(scrub("".join(tb.format_exception(kind, value, traceback))))
 
 
 def _database_error(exc: Exception) -> HelpdeskError | None:
@@ -134,16 +154,22 @@ def _database_error(exc: Exception) -> HelpdeskError | None:
     return db.as_database_error(exc)
 
 
-class _RedactingFilter(logging.Filter):
-    """No secret and no terminal escape sequence (from a message's headers) in a log line."""
+class _ScrubbingFormatter(logging.Formatter):
+    """A log line, with its traceback (-vv, ``deliver``'s unexpected errors), through the one
+    output filter (``render.scrub``): no secret, no terminal escape sequence from a message."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        from helpdesk_fetch.cli.render import printable
-        from helpdesk_fetch.secrets.redact import redact
+    def format(self, record: logging.LogRecord) -> str:
+        from helpdesk_fetch.cli.render import scrub
 
-        record.msg = printable(redact(_text(record)), lines=True)
-        record.args = None
-        return True
+        record.message = _text(record)
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            text += "\n" + self.formatStack(record.stack_info)
+        return scrub(text)
 
 
 class _QuietRepeats(logging.Filter):
@@ -204,8 +230,7 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
 
 def _handler(handler: logging.Handler, level: int, fmt: str) -> logging.Handler:
     handler.setLevel(level)
-    handler.addFilter(_RedactingFilter())
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(_ScrubbingFormatter(fmt))
     return handler
 
 
@@ -229,8 +254,10 @@ def _syslog_handler() -> logging.Handler | None:
     try:  # SysLogHandler itself only complains later, once per line
         probe.connect(address)
     except OSError as exc:  # no syslog daemon: say so, but never stop filing mail for it
-        click.echo(f"helpdesk-fetch: warning: --syslog: cannot reach {address}: "
-                   f"{exc.strerror or exc}", err=True)
+        from helpdesk_fetch.cli.render import echo
+
+        echo(f"helpdesk-fetch: warning: --syslog: cannot reach {address}: "
+             f"{exc.strerror or exc}", err=True)
         return None
     finally:
         probe.close()
@@ -274,4 +301,5 @@ def subcommands(group: click.Group) -> dict[str, click.Command]:
 
 
 def main() -> None:
+    sys.excepthook = excepthook
     cli(prog_name="helpdesk-fetch")

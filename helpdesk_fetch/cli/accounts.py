@@ -79,7 +79,6 @@ _HELP = {
     "password_env": "Read the password from this environment variable.",
     "password_file": "Read the password from this file (mode 600).",
     "password_command": "Run this command; its first output line is the password.",
-    "password": "The password itself (kept in the accounts file, which must then be mode 600).",
     "folder": "IMAP folder to read (default INBOX).",
     "path": "The Maildir of a maildir account.",
     "resource": "The resource (queue) that new tickets go to.",
@@ -110,13 +109,26 @@ _CHOICES = {"protocol": PROTOCOLS, "security": SECURITIES, "auth": AUTHS, "provi
             "oauth2_flow": FLOWS}
 
 
+def _no_password_option(ctx: click.Context, param: click.Parameter, value) -> None:
+    """The old ``--password TEXT``: a password on the command line is seen by every user of the
+    machine (ps) and kept in the shell's history."""
+    if value is not None:
+        raise click.UsageError(
+            "--password is gone: a password on the command line can be read by every user of "
+            "this machine (ps) and stays in the shell's history. Use --password-env VAR, "
+            "--password-file PATH or --password-command CMD, or leave them out at a terminal "
+            "to be asked for it (hidden)", ctx=ctx)
+
+
 def _account_options(function):
     """One option per account key, named after it (spec §3), from the Account dataclass; the
-    OAuth2 keys last."""
+    OAuth2 keys last. No option takes the password itself (issue 20.5)."""
     hints = typing.get_type_hints(Account)
     fields = sorted(dataclasses.fields(Account), key=lambda f: f.name in oauth2_keys())
+    function = click.option("--password", hidden=True, is_flag=False, flag_value="",
+                            expose_value=False, callback=_no_password_option)(function)
     for f in reversed(fields):
-        if f.name == "name":
+        if f.name in ("name", "password"):
             continue
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
@@ -142,8 +154,10 @@ def _account_options(function):
 def add(app: App, ctx: click.Context, name: str, **values) -> None:
     """Add the account NAME to the accounts file (its comments and layout are kept).
 
-    At a terminal it asks for whatever is missing (the password hidden) and offers to test the
-    account before it is saved; an account whose test failed is saved only if you say so.
+    At a terminal it asks for whatever is missing (the password hidden; it is then kept in the
+    accounts file, mode 600) and offers to test the account before it is saved; an account
+    whose test failed is saved only if you say so. The password itself is never an option: one
+    on the command line can be read by every user (ps) and stays in the shell's history.
 
     \b
     Examples:
@@ -163,7 +177,7 @@ def add(app: App, ctx: click.Context, name: str, **values) -> None:
     values = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in values.items()}
     if interactive:
         _ask_missing(values)
-    remember_secret(values["password"] or "")
+    remember_secret(values.get("password") or "")  # asked for at the terminal, or none
     try:
         add_account(path, {"name": name, **values},
                     check=_offer_test(name) if interactive else None)
@@ -213,8 +227,8 @@ def _ask_missing(values: dict) -> None:
         values["ca_file"] = click.prompt(
             "Private CA (PEM file; empty: the system's CAs)", default="",
             show_default=False) or None
-    if values["auth"] != "oauth2" and not any(values[k] is not None for k in PASSWORD_KEYS):
-        values["password"] = click.prompt("Password", hide_input=True)
+    if values["auth"] != "oauth2" and not any(values.get(k) is not None for k in PASSWORD_KEYS):
+        values["password"] = click.prompt("Password", hide_input=True)  # kept in the file
     if values["resource"] is None:
         values["resource"] = click.prompt("Resource (empty: none)", default="",
                                           show_default=False) or None

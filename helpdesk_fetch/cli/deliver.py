@@ -8,6 +8,7 @@ import sys
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
+from helpdesk_fetch.cli.render import echo
 from helpdesk_fetch.errors import EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
       helpdesk unix - n n - - pipe flags=DR user=helpdesk argv=/opt/helpdesk-fetch/bin/helpdesk-fetch --config /etc/helpdesk-fetch/accounts.toml deliver --resource it-support
     """  # noqa: E501 - the master.cf line must stay one line to be copied
     if (resource is None) == (account is None):
-        click.echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME",
-                   err=True)
+        echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME", err=True)
         ctx.exit(EXIT_TEMPFAIL)
     raw = sys.stdin.buffer.read()
     ctx.exit(_deliver(app, raw, resource=resource, account=account))

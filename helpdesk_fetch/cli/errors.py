@@ -7,7 +7,7 @@ import sys
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import ago, echo_json, is_tty, note, table
+from helpdesk_fetch.cli.render import ago, echo, echo_json, is_tty, note, table
 
 
 @cli.group()
@@ -91,10 +91,10 @@ def show(app: App, ident: str, raw: bool, as_json: bool) -> None:
               ("from", "from"), ("subject", "subject"), ("date", "date"),
               ("message id", "message_id"), ("size", "size"), ("sha256", "sha256")]
     note(f"Failed message {data['id']}", style="bold")
-    for label, key in labels:
-        click.echo(f"  {label + ':':12} {'' if data[key] is None else data[key]}")
+    for label, key in labels:  # sender, subject, reason: from the message, untrusted
+        echo(f"  {label + ':':12} {'' if data[key] is None else data[key]}", lines=False)
     if data["state"] == "pending":
-        click.echo(f"Fix the cause, then: helpdesk-fetch errors retry {data['id']}")
+        echo(f"Fix the cause, then: helpdesk-fetch errors retry {data['id']}")
 
 
 @errors.command()

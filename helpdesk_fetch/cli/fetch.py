@@ -9,7 +9,7 @@ import sys
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import is_tty, note, printable, problem_of, table
+from helpdesk_fetch.cli.render import echo, is_tty, note, problem_of, table
 
 
 @cli.command()
@@ -90,15 +90,15 @@ def _switch_text(switch: dict) -> str:
 
 def _print_plan(report) -> None:
     for account in report.accounts:
-        click.echo(printable(f"{account.account}: {account.outcome}"
-                             + (f": {account.error}" if account.error else "")))
+        echo(f"{account.account}: {account.outcome}"
+             + (f": {account.error}" if account.error else ""), lines=False)
         for line in account.actions:  # Message-IDs and subjects: untrusted
-            click.echo(printable(f"  would file {line}"))
+            echo(f"  would file {line}", lines=False)
         for line in account.failures:
-            click.echo(printable(f"  would set aside {line}"))
+            echo(f"  would set aside {line}", lines=False)
         if not account.actions and not account.failures and not account.error:
-            click.echo("  no mail waiting")
-    click.echo("(dry run: nothing was changed)")
+            echo("  no mail waiting")
+    echo("(dry run: nothing was changed)")
 
 
 def _print_summary(report) -> None:

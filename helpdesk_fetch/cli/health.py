@@ -7,7 +7,7 @@ import logging
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, note, printable
+from helpdesk_fetch.cli.render import echo, echo_json, is_tty, note
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ class _PluginUsageError(click.UsageError):
     exit_code = 3
 
     def show(self, file=None) -> None:
-        click.echo(f"HELPDESK-FETCH UNKNOWN - {self.format_message()}")
+        echo(f"HELPDESK-FETCH UNKNOWN - {self.format_message()}", lines=False)
 
 
 class _PluginCommand(click.Command):
@@ -58,7 +58,7 @@ def check(app: App, ctx: click.Context, max_age: int, as_json: bool) -> None:
     if as_json:
         echo_json(result.as_dict())
     else:
-        click.echo(printable(result.line()))
+        echo(result.line(), lines=False)
     ctx.exit(int(result.state))
 
 

@@ -14,9 +14,26 @@ _PICTURES = {code: chr(0x2400 + code) for code in range(32)} | {0x7F: "\u2421"} 
 _PICTURES_KEEPING_LINES = {k: v for k, v in _PICTURES.items() if chr(k) not in "\n\t"}
 
 
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}  # JSON escapes C0 itself
+
+
 def printable(text: str, *, lines: bool = False) -> str:
     """*text* safe for a terminal; newlines and tabs kept when *lines*."""
     return text.translate(_PICTURES_KEEPING_LINES if lines else _PICTURES)
+
+
+def scrub(text: str, *, lines: bool = True) -> str:
+    """The one filter of everything printed for people — lines, tables, errors, log lines and
+    tracebacks: no secret this process handed out (redact.py), and no terminal control: a
+    message's subject or an exception's text cannot steer the terminal (ESC shows as U+241B)."""
+    from helpdesk_fetch.secrets.redact import redact
+
+    return printable(redact(text), lines=lines)
+
+
+def echo(text: str = "", *, err: bool = False, lines: bool = True) -> None:
+    """``click.echo`` through ``scrub``; *lines*: keep line breaks and tabs."""
+    click.echo(scrub(text, lines=lines), err=err)
 
 
 def is_tty(stream=None) -> bool:
@@ -25,8 +42,13 @@ def is_tty(stream=None) -> bool:
 
 
 def echo_json(data) -> None:
-    """Stable, complete, machine-readable output (spec §3)."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    """Stable, complete, machine-readable output (spec §3). The same filter as ``scrub``, in
+    JSON's terms: the controls JSON leaves as they are (DEL, C1) are written as escapes, which
+    keeps the data whole."""
+    from helpdesk_fetch.secrets.redact import redact
+
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+    click.echo(redact(text).translate(_JSON_ESCAPES))
 
 
 def console(stderr: bool = False):
@@ -58,17 +80,18 @@ def table(columns: list[str], rows: list[list], *, title: str | None = None,
     right = [bool(rows) and all(isinstance(row[i], int) or row[i] in ("", None) for row in rows)
              for i in range(len(columns))]  # numbers to the right
     if title:
-        click.echo(click.style(title, bold=True))
+        click.echo(click.style(scrub(title, lines=False), bold=True))
     click.echo(click.style(_line(columns, widths, right, gap), bold=True))
     for index, row in enumerate(cells):
         click.echo(_line(row, widths, right, gap))
         note_text = notes[index] if notes else None
         if note_text:
-            click.echo(click.style(_wrapped(printable(note_text), width), fg="yellow"))
+            click.echo(click.style(_wrapped(scrub(note_text, lines=False), width), fg="yellow"))
 
 
 def _cell(value) -> str:
-    return printable(("" if value is None else str(value)).replace("\t", " ").replace("\n", " "))
+    return scrub(("" if value is None else str(value)).replace("\t", " ").replace("\n", " "),
+                 lines=False)
 
 
 def _terminal_width() -> int:
@@ -119,7 +142,7 @@ def _wrapped(text: str, width: int) -> str:
 
 def note(text: str, *, style: str = "", err: bool = False) -> None:
     """A line for people; styled at a terminal."""
-    text = printable(text, lines=True)
+    text = scrub(text)
     stream = sys.stderr if err else sys.stdout
     if is_tty(stream) and style:
         console(stderr=err).print(text, style=style, markup=False)

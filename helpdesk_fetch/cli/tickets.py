@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, local, note, printable, table, when
+from helpdesk_fetch.cli.render import echo, echo_json, is_tty, local, note, scrub, table, when
 from helpdesk_fetch.enums import TicketStatus
 
 
@@ -104,8 +104,8 @@ def _print_thread(t: dict) -> None:
         if m.get("notice"):
             note(f"   Notice: {m['notice']}", style="bold yellow")
         text = (m["text"] or "").replace("\r\n", "\n")  # mail's line ends are CRLF
-        body = printable(text.strip() or "(no text)", lines=True)
-        click.echo("\n".join("   " + line for line in body.splitlines()) if is_tty() else body)
+        body = scrub(text.strip() or "(no text)")
+        echo("\n".join("   " + line for line in body.splitlines()) if is_tty() else body)
 
 
 @tickets.command()

@@ -4,14 +4,8 @@ comment-keeping edits that ``accounts add/remove/enable/disable`` make.
 The public names are re-exported here: ``from helpdesk_fetch.config import Account, load``.
 """
 
-from helpdesk_fetch.config.load import (
-    ENV_VAR,
-    check_private,
-    config_path,
-    load,
-    parse,
-    require_accounts,
-)
+from helpdesk_fetch.config.load import ENV_VAR, config_path, load, parse, require_accounts
+from helpdesk_fetch.config.private import check_private
 from helpdesk_fetch.config.schema import (
     BARE_ADDRESS_RE,
     DATABASE_PASSWORD_KEYS,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from helpdesk_fetch.config import dburl
 from helpdesk_fetch.config import oauth2 as oauth2_settings
+from helpdesk_fetch.config.private import check_private
 from helpdesk_fetch.config.schema import (
     BARE_ADDRESS_RE,
     DATABASE_PASSWORD_KEYS,
@@ -73,6 +74,7 @@ def load(path: Path) -> Config:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from None
     config = parse(data, path)
     check_private(path, holds_secret=_holds_inline_secret(config))
+    _check_templates(config.settings.templates_dir)
     return config
 
 
@@ -129,23 +131,14 @@ def parse(data: dict, path: Path) -> Config:
     return config
 
 
-def check_private(path: Path, *, holds_secret: bool = True) -> None:
-    """Refuse a file holding a secret that others can read or that belongs to someone else."""
-    if not holds_secret:
-        return
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise ConfigUnreadable(f"cannot read: {exc.strerror}", path=path) from None
-    if st.st_uid != os.geteuid():
-        raise ConfigUnreadable(
-            f"holds a secret but belongs to uid {st.st_uid}, not to the user running this "
-            f"(uid {os.geteuid()}); fix: chown {os.geteuid()} {path} && chmod 600 {path}",
-            path=path)
-    if st.st_mode & 0o077:
-        raise ConfigError(
-            f"holds a secret but can be read by others (mode {st.st_mode & 0o777:o}); "
-            f"fix: chmod 600 {path}", path=path)
+def _check_templates(directory: str) -> None:
+    """The administrator's auto-mail texts decide what the helpdesk mails: their directory and
+    every text in it must be as private as the accounts file (private.py)."""
+    if not directory or not Path(directory).is_dir():
+        return  # none: the built-in texts are used
+    check_private(Path(directory), holds_secret=False)
+    for text in sorted(Path(directory).glob("*.txt")):
+        check_private(text, holds_secret=False)
 
 
 def _holds_inline_secret(config: Config) -> bool:
@@ -177,7 +170,7 @@ def _settings(data: dict, path: Path) -> Settings:
             database = f"sqlite:///{(directory / relative).resolve()}"
     state_dir = str(directory / (settings.state_dir or "."))
     for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds",
-                "automail_per_sender_per_hour", "canary_max_minutes"):
+                "parse_seconds", "automail_per_sender_per_hour", "canary_max_minutes"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
     for key in ("reactivation_days", "history_days"):

@@ -42,6 +42,7 @@ class Settings:
     max_message_bytes: int = 26214400
     timeout_seconds: int = 60
     run_budget_seconds: int = 600
+    parse_seconds: int = 10  # per message; a message that takes longer is set aside (§4.4)
     history_days: int = 90  # run history and resolved error records are kept this long; 0: forever
     ticket_keywords: tuple[str, ...] = ("TicketID",)
     tag_prefix: str = "["

@@ -75,7 +75,10 @@ def deliver(config: Config, raw: bytes, *, resource: str | None = None,
 def _deliver(config: Config, source: Source, raw: bytes) -> Delivery:
     pipeline = Pipeline(config)
     sha256 = hashlib.sha256(raw).hexdigest()
-    outcome = pipeline.ingest(source, raw, f"{failures.DELIVER_PREFIX}{sha256}")
+    try:
+        outcome = pipeline.ingest(source, raw, f"{failures.DELIVER_PREFIX}{sha256}")
+    finally:
+        pipeline.close()
     if outcome.kind == STORED:
         send_automails_after_commit(config)
     if outcome.kind != FAILED:

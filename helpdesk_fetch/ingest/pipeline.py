@@ -27,6 +27,7 @@ from helpdesk_fetch.tickets.tags import installation_tagger
 from helpdesk_fetch.tickets.threads import find_ticket
 
 if TYPE_CHECKING:
+    from helpdesk_fetch.message.budget import Parser
     from helpdesk_fetch.message.parse import ParsedMessage
 
 # The parser and the auto-mails (the email package, html.parser, templates) are imported where
@@ -73,10 +74,11 @@ class Outcome:
 class Prepared:
     """The work on one message that holds neither the database nor, for the most part, Python's
     GIL: its hash and its compressed copy. ``fetch`` has it done in another thread ahead of the
-    writer (prefetch.py); parsing is pure Python and stays with the writer (see there)."""
+    writer (prefetch.py), which also hands the message to the parse worker."""
 
     sha256: str
     compressed: list[bytes] | None = None  # the raw message as stored, in pieces
+    parse_ticket: int | None = None  # Parser.submit's, when it is being parsed ahead
 
 
 def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
@@ -102,11 +104,39 @@ class Pipeline:
         self.dry_run = dry_run
         self.database = db.open_configured(self.settings, read_only=dry_run)
         self.tagger = self.call_db(installation_tagger, self.settings)
+        self._parser: Parser | None = None
+
+    @property
+    def parser(self) -> Parser:
+        """The parse worker of this pipeline, made when there is mail (it imports the email
+        package); its process starts with the first message."""
+        if self._parser is None:
+            from helpdesk_fetch.message.budget import Parser
+
+            self._parser = Parser(self.settings.parse_seconds)
+        return self._parser
+
+    def close(self) -> None:
+        """Stop the parse worker, if one was started."""
+        if self._parser is not None:
+            self._parser.close()
 
     def prepare(self, raw: bytes) -> Prepared:
-        """``prepare(raw)`` for ``ingest(..., prepared=...)``; thread-safe."""
+        """``prepare(raw)`` for ``ingest(..., prepared=...)``, with *raw* handed to the parse
+        worker first; thread-safe, once ``parser.start()`` was called."""
         small = len(raw) <= self.settings.max_message_bytes  # else refused by ingest()
-        return prepare(raw, compress=small and not self.dry_run)
+        ticket = self.parser.submit(raw) if small else None
+        prepared = prepare(raw, compress=small and not self.dry_run)
+        prepared.parse_ticket = ticket
+        return prepared
+
+    def parse(self, raw: bytes, prepared: Prepared | None = None) -> ParsedMessage:
+        """The one way a message is parsed — ``fetch``, ``deliver`` and ``errors retry`` alike:
+        in the parse worker, within parse_seconds (message/budget.py). Unparseable (ParseTimeout)
+        when it cannot be parsed (in time)."""
+        if prepared is not None and prepared.parse_ticket is not None:
+            return self.parser.result(prepared.parse_ticket)
+        return self.parser.parse(raw)
 
     def ingest(self, source: Source, raw: bytes, key: str, *,
                prepared: Prepared | None = None) -> Outcome:
@@ -115,7 +145,8 @@ class Pipeline:
 
         A database failure that is not about this message raises DatabaseError: the caller must
         then delete nothing and stop."""
-        from helpdesk_fetch.message.parse import parse, parse_headers
+        from helpdesk_fetch.message.budget import Unparseable
+        from helpdesk_fetch.message.parse import parse_headers
 
         sha256 = prepared.sha256 if prepared else hashlib.sha256(raw).hexdigest()
         limit = self.settings.max_message_bytes
@@ -129,9 +160,9 @@ class Pipeline:
             return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate,
                            parsed=parse_headers(raw))
         try:
-            parsed = parse(raw)
-        except Exception as exc:  # the parser is defensive; this is the last line of defence
-            return Outcome(FAILED, key, sha256, f"cannot be parsed: {type(exc).__name__}: {exc}")
+            parsed = self.parse(raw, prepared)
+        except Unparseable as exc:  # it cannot be parsed, or not within parse_seconds
+            return Outcome(FAILED, key, sha256, str(exc), parsed=parse_headers(raw))
         if self.dry_run:
             return self._plan(source, key, sha256, parsed)
         return self._store(source, raw, key, sha256, parsed,

@@ -74,12 +74,15 @@ def _each_place(config: Config, ids: list[int] | None, *, dismiss: bool) -> list
         raise HelpdeskError("ingest is disabled on this machine, and this changes mailboxes; "
                             "`helpdesk-fetch ingest enable` first")
     pipeline = Pipeline(config)
-    rows, results = _select(pipeline, ids)
-    groups: dict[tuple[str, str], list[FailedMessage]] = {}
-    for row in rows:
-        groups.setdefault((row.account, failures.place_of(row.source_key)), []).append(row)
-    for (account, place), group in groups.items():
-        results += PlaceWork(config, pipeline, account, place).run(group, dismiss=dismiss)
+    try:
+        rows, results = _select(pipeline, ids)
+        groups: dict[tuple[str, str], list[FailedMessage]] = {}
+        for row in rows:
+            groups.setdefault((row.account, failures.place_of(row.source_key)), []).append(row)
+        for (account, place), group in groups.items():
+            results += PlaceWork(config, pipeline, account, place).run(group, dismiss=dismiss)
+    finally:
+        pipeline.close()
     if any(r.outcome == INGESTED for r in results):
         from helpdesk_fetch.ingest.deliver import send_automails_after_commit
 
@@ -186,6 +189,9 @@ class Place:
     def read(self, ref: MessageRef) -> bytes | None:
         return next((raw for _, raw in self.box.fetch([ref])), None)
 
+    def unreadable(self, ref: MessageRef) -> str | None:
+        return self.box.unreadable(ref)
+
     def remove(self, ref: MessageRef) -> None:
         """Delete a message that is stored now, at once (the caller has committed)."""
         self.box.delete([ref])
@@ -239,9 +245,11 @@ class PlaceWork:
 
     def _retry(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
         ref = place.find(row)
-        if ref is not None and ref.size > self.limit:
-            reason = f"{ref.size} bytes is over max_message_bytes ({self.limit}); not downloaded"
-            return self._still_fails(source, row, Outcome(FAILED, row.source_key, reason=reason),
+        why = place.unreadable(ref) if ref is not None else None
+        if ref is not None and why is None and ref.size > self.limit:
+            why = f"{ref.size} bytes is over max_message_bytes ({self.limit}); not downloaded"
+        if why is not None:
+            return self._still_fails(source, row, Outcome(FAILED, row.source_key, reason=why),
                                      raw=None, size=ref.size)
         raw = place.read(ref) if ref is not None else failures.stored_copy(row)
         if raw is None:

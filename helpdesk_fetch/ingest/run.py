@@ -23,6 +23,7 @@ from helpdesk_fetch.errors import (
     DatabaseError,
     IngestSwitchedOff,
     MailboxError,
+    ParserUnavailable,
     SetAsideRefused,
 )
 from helpdesk_fetch.faults import crashpoint
@@ -136,6 +137,8 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         report.database_error = str(exc)
     except KeyboardInterrupt:  # between accounts: what was stored is committed
         report.interrupted = True
+    finally:
+        run.close()
     return report
 
 
@@ -176,6 +179,10 @@ class Run:
     def open(self) -> None:
         self.pipeline = Pipeline(self.config, dry_run=self.dry_run)
 
+    def close(self) -> None:
+        if hasattr(self, "pipeline"):
+            self.pipeline.close()
+
     def prune(self) -> None:
         """Keep the run history to ``history_days``."""
         if not self.dry_run:
@@ -208,7 +215,7 @@ class Run:
             report.outcome = RunOutcome.BUSY
             log.info("account %s: skipped, %s", account.name, exc if isinstance(
                 exc, IngestSwitchedOff) else "another run is processing it")
-        except MailboxError as exc:
+        except (MailboxError, ParserUnavailable) as exc:
             _failed(report, exc)
         except ConfigError as exc:  # e.g. a password source: name the accounts file too
             _failed(report, exc.in_file(self.config.path))
@@ -259,7 +266,8 @@ class Run:
                 host=self.host)
 
 
-def _failed(report: AccountReport, exc: MailboxError | ConfigError) -> None:
+def _failed(report: AccountReport,
+            exc: MailboxError | ConfigError | ParserUnavailable) -> None:
     report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
     report.config_error = isinstance(exc, ConfigError)
     log.error("%s", exc, extra={alerts.REPEATED: report.failing is not None})
@@ -281,10 +289,13 @@ class MailboxRun:
             refs = [r for r in refs if r.key not in waiting]
         refs = self._delete_already_stored(refs)
         limit = self.run.settings.max_message_bytes
-        for ref in (r for r in refs if r.size > limit):
-            reason = f"{ref.size} bytes is over max_message_bytes ({limit}); not downloaded"
-            self._set_aside(ref, Outcome(FAILED, ref.key, reason=reason), raw=None)
-        todo = [r for r in refs if r.size <= limit]
+        aside = {ref.key: why for ref in refs if (why := self.box.unreadable(ref))}
+        aside.update({ref.key: f"{ref.size} bytes is over max_message_bytes ({limit}); not "
+                               "downloaded" for ref in refs if ref.size > limit
+                      and ref.key not in aside})
+        for ref in (r for r in refs if r.key in aside):
+            self._set_aside(ref, Outcome(FAILED, ref.key, reason=aside[ref.key]), raw=None)
+        todo = [r for r in refs if r.key not in aside]
         self.run.progress.account_started(self.account.name, len(todo), sum(r.size for r in todo))
         if todo:
             self._overlapped(todo)
@@ -296,16 +307,21 @@ class MailboxRun:
 
         reader = prefetch.Reader(self.box, list(batches(todo)), remaining=self.run.remaining,
                                  refused=self.refused)
+        self.pipeline.parser.start()  # here, in the thread that outlives it (budget.py)
         try:
             with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
                 self.actions = reader
                 for ref, raw, prepared in messages:
+                    if self.run.remaining() <= 0:  # read ahead, but no new work after the budget
+                        reader.stopped_early = True
+                        break
                     crashpoint("after_fetch")
                     with interrupts.held():  # stored and counted whole, or not at all
                         self._one(ref, raw, prepared)
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
             self.actions = self.box
+            self.pipeline.parser.discard()  # what was parsed ahead and not stored
         if reader.stopped_early:
             log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
                         "next run", self.account.name, len(todo) - self.report.fetched)

@@ -159,16 +159,17 @@ def _result(segment: str) -> Result | None:
     found = _METHOD_RE.match(segment)
     if found is None:
         return None
-    rest, reason, properties = segment[found.end():], None, {}
-    if (why := _REASON_RE.match(rest)) is not None:
-        reason, rest = _unquote(why.group("value")), rest[why.end():]
-    while rest.strip():
-        prop = _PROPERTY_RE.match(rest)
-        if prop is None:
-            return None
+    # Matched in place from *pos*: slicing off the rest after each property copied the rest of
+    # the header once per property, quadratic in a crafted one.
+    pos, reason, properties = found.end(), None, {}
+    if (why := _REASON_RE.match(segment, pos)) is not None:
+        reason, pos = _unquote(why.group("value")), why.end()
+    while (prop := _PROPERTY_RE.match(segment, pos)) is not None:
         key = f"{prop.group('ptype')}.{prop.group('property')}".lower()
         properties.setdefault(key, _unquote(prop.group("value")))
-        rest = rest[prop.end():]
+        pos = prop.end()
+    if segment[pos:].strip():
+        return None
     return Result(found.group("method").lower(), found.group("result").lower(), properties,
                   reason)
 

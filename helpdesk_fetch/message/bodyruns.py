@@ -12,6 +12,11 @@ finds exactly the same parts, headers and defects. Before a part's content is re
 placeholders are replaced by the original text (``restore``), giving the very string the parser
 would have built; a base64 body that is one run is decoded straight from the raw bytes instead
 (``base64_body``), which gives the same bytes, since such a run is valid base64 from end to end.
+
+The parse worker (budget.py) takes the runs out in the parent and sends the skeleton and the runs;
+a long base64 run is sent only if the worker asks for it (``Received``). An attachment made of one
+such run comes back as ``Deferred``, and the parent decodes it from its own copy of the message, so
+the worker never holds a large attachment.
 """
 
 from __future__ import annotations
@@ -20,11 +25,22 @@ import binascii
 import email.message
 import re
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 
 MIN_LINES = 8
 _BASE64 = re.compile(rb"[A-Za-z0-9+/=\r\n]*")
 _BLANK = re.compile(rb"\r?\n\r?\n")
 _TOKEN = re.compile(r"HDRUN([0-9a-f]{16})\.(\d+)\.")
+_TOKEN_BYTES = re.compile(rb"HDRUN([0-9a-f]{16})\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """The body of an attachment that is run *run*, valid base64: decoded by whoever holds the
+    message's bytes (``Runs.decode``)."""
+
+    run: int
 
 
 def _run_pattern(min_lines: int) -> re.Pattern[bytes]:
@@ -64,6 +80,11 @@ class Runs:
         pieces.append(raw[last:])
         return b"".join(pieces), cls(raw, spans, nonce)
 
+    def piece(self, index: int) -> tuple[bytes, int, int]:
+        """Where the bytes of run *index* are: (buffer, start, end)."""
+        start, end = self.spans[index]
+        return self.raw, start, end
+
     def restore_text(self, text: str) -> str:
         """*text* with every placeholder replaced by the original lines."""
         if not self.spans or "HDRUN" not in text:
@@ -73,8 +94,32 @@ class Runs:
     def _text(self, token: re.Match[str]) -> str:
         if token.group(1) != self.nonce:
             return token.group()
-        start, end = self.spans[int(token.group(2))]
-        return self.raw[start:end].decode("ascii", "surrogateescape")
+        buffer, start, end = self.piece(int(token.group(2)))
+        return buffer[start:end].decode("ascii", "surrogateescape")
+
+    def restore_bytes(self, skeleton: bytes) -> bytes:
+        """The message itself again, from its *skeleton*."""
+        if not self.spans:
+            return skeleton
+        return _TOKEN_BYTES.sub(self._bytes, skeleton)
+
+    def _bytes(self, token: re.Match[bytes]) -> bytes:
+        if token.group(1) != self.nonce.encode():
+            return token.group()
+        buffer, start, end = self.piece(int(token.group(2)))
+        return buffer[start:end]
+
+    def is_base64(self, index: int) -> bool:
+        """Whether run *index* is base64 that ``base64_body`` would decode straight."""
+        buffer, start, end = self.piece(index)
+        return _strict_base64(buffer, start, end, check_only=True) is not None
+
+    def decode(self, index: int) -> bytes:
+        """The decoded bytes of run *index*, known to be base64 (a Deferred body)."""
+        buffer, start, end = self.piece(index)
+        decoded = _strict_base64(buffer, start, end)
+        assert decoded is not None, "only a run checked by is_base64 is deferred"
+        return decoded
 
     def restore(self, part: email.message.Message) -> None:
         """Put the original text back into *part* and every part inside it."""
@@ -89,9 +134,11 @@ class Runs:
                 if isinstance(value, str):
                     setattr(inner, name, self.restore_text(value))
 
-    def base64_body(self, part: email.message.Message) -> bytes | None:
+    def base64_body(self, part: email.message.Message, *,
+                    defer: bool = False) -> bytes | Deferred | None:
         """The decoded body of a base64 *part* whose payload is one run, read straight from the
-        raw bytes; None when it is anything else (then ``restore`` and decode as usual)."""
+        raw bytes; None when it is anything else (then ``restore`` and decode as usual).
+        *defer*: Deferred instead, where the run was not sent (``Received``)."""
         payload = part._payload
         if not (self.spans and isinstance(payload, str) and len(payload) < 100):
             return None
@@ -100,13 +147,42 @@ class Runs:
         found = _TOKEN.fullmatch(payload.strip("\r\n"))
         if found is None or found.group(1) != self.nonce:
             return None
-        start, end = self.spans[int(found.group(2))]
-        return _strict_base64(self.raw, start, end)
+        index = int(found.group(2))
+        if defer and self.deferred(index):
+            return Deferred(index)
+        buffer, start, end = self.piece(index)
+        return _strict_base64(buffer, start, end)
+
+    def deferred(self, index: int) -> bool:
+        """Whether run *index* was left with the message's holder (``Received``)."""
+        return False
 
 
-def _strict_base64(raw: bytes, start: int, end: int) -> bytes | None:
+class Received(Runs):
+    """The runs as the parse worker receives them: the bytes of each run, or None for a base64
+    run that was left out; *load* fetches such a run when it is needed after all (it is then
+    a body part's text, or inside an attached message)."""
+
+    def __init__(self, spans: list[tuple[int, int]], nonce: str, pieces: list[bytes | None],
+                 load: Callable[[int], bytes]) -> None:
+        super().__init__(b"", spans, nonce)
+        self.pieces, self.load = pieces, load
+
+    def piece(self, index: int) -> tuple[bytes, int, int]:
+        data = self.pieces[index]
+        if data is None:
+            data = self.pieces[index] = self.load(index)
+        return data, 0, len(data)
+
+    def deferred(self, index: int) -> bool:
+        return self.pieces[index] is None
+
+
+def _strict_base64(raw: bytes, start: int, end: int, *,
+                   check_only: bool = False) -> bytes | None:
     """``raw[start:end]`` decoded, when it is base64 the stdlib decodes without a defect (valid
-    but for line breaks, padding only at the end, a whole number of quads); else None."""
+    but for line breaks, padding only at the end, a whole number of quads); else None.
+    *check_only*: b"" instead of the decoded bytes."""
     if _BASE64.fullmatch(raw, start, end) is None:
         return None
     breaks = raw.count(b"\n", start, end) + raw.count(b"\r", start, end)
@@ -114,7 +190,7 @@ def _strict_base64(raw: bytes, start: int, end: int) -> bytes | None:
     tail = raw[max(start, end - 8):end].replace(b"\r", b"").replace(b"\n", b"")
     if (end - start - breaks) % 4 or pads > 2 or not tail.endswith(b"=" * pads):
         return None
-    return binascii.a2b_base64(memoryview(raw)[start:end])
+    return b"" if check_only else binascii.a2b_base64(memoryview(raw)[start:end])
 
 
 def _body_start(raw: bytes) -> int:

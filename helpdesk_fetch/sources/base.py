@@ -106,6 +106,10 @@ class Mailbox(ABC):
     def flush(self) -> None:  # noqa: B027 - most sources delete at once; IMAP buffers
         """Make buffered deletions final (after each batch)."""
 
+    def unreadable(self, ref: MessageRef) -> str | None:
+        """Why the listed *ref* must not even be read (it is set aside unread), or None."""
+        return None
+
     def count(self) -> int:
         """How many messages wait (for ``accounts test``)."""
         return len(self.list())

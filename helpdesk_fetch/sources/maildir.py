@@ -2,12 +2,19 @@
 
 Messages that cannot be ingested move into the Maildir++ folder named like the IMAP error folder
 (``<Maildir>/.HD Error Messages``), which an IMAP server on the same Maildir shows as that folder.
+
+Whoever can deliver into the Maildir can put a symbolic link there, to a file only this user may
+read (issue 20.7): a link is never followed. It is listed as unreadable and moved (the link itself)
+into the error folder; a file that became a link (or anything but a regular file) after it was
+listed is not opened (O_NOFOLLOW, O_NONBLOCK: a FIFO would block the run) and waits for the next
+run.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +35,7 @@ class MaildirMailbox(Mailbox):
             raise ConnectError(self.account.name, f"{self.root} is not a Maildir (no "
                                f"{', '.join(missing)} directory)")
         self._touched: set[Path] = set()
+        self._links: dict[str, str] = {}  # key -> why it is not read
 
     def list(self) -> list[MessageRef]:
         found = []
@@ -38,21 +46,39 @@ class MaildirMailbox(Mailbox):
                 raise ConnectError(self.account.name, f"cannot read {self.root / sub}: "
                                    f"{exc.strerror}") from None
             for entry in entries:
-                if entry.name.startswith(".") or not entry.is_file():
-                    continue
-                unique = entry.name.split(":", 1)[0]
-                try:
-                    size = entry.stat().st_size
-                except FileNotFoundError:  # moved (new/ to cur/) or taken meanwhile
-                    continue
-                found.append((unique, MessageRef(f"maildir:{unique}", size, Path(entry.path))))
+                ref = self._ref(entry)
+                if ref is not None:
+                    found.append((ref.key, ref))
         # Maildir names start with the delivery time: their order is the arrival order.
         return [ref for _, ref in sorted(found, key=lambda item: item[0])]
 
+    def _ref(self, entry: os.DirEntry) -> MessageRef | None:
+        """The message a directory entry holds; None for what is no message (a directory)."""
+        link = entry.is_symlink()
+        if entry.name.startswith(".") or not (link or entry.is_file(follow_symlinks=False)):
+            return None
+        key = f"maildir:{entry.name.split(':', 1)[0]}"
+        try:
+            size = entry.stat(follow_symlinks=False).st_size
+        except FileNotFoundError:  # moved (new/ to cur/) or taken meanwhile
+            return None
+        if link:
+            try:
+                target = f" (to {os.readlink(entry.path)})"
+            except OSError:
+                target = ""
+            self._links[key] = f"a symbolic link{target}, not a message: never read"
+        return MessageRef(key, size, Path(entry.path))
+
+    def unreadable(self, ref: MessageRef) -> str | None:
+        return self._links.get(ref.key)
+
     def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         for ref in refs:
+            if ref.key in self._links:
+                continue
             try:
-                raw = ref.handle.read_bytes()
+                raw = _read_regular_file(ref.handle)
             except FileNotFoundError:  # taken by another reader meanwhile
                 continue
             except OSError as exc:  # e.g. delivered by another user, mode 0600: the rest go on
@@ -61,7 +87,7 @@ class MaildirMailbox(Mailbox):
                 continue
             yield ref, raw
 
-    def delete(self, refs: list[MessageRef]) -> None:
+    def delete(self, refs: list[MessageRef]) -> None:  # unlink removes a link, not its target
         if self.dry_run:
             return
         for ref in refs:
@@ -119,3 +145,13 @@ class MaildirMailbox(Mailbox):
 
     def description(self) -> str:
         return f"maildir {self.root}"
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of the regular file at *path*, never through a symbolic link; OSError (ELOOP)
+    for a link, and for anything else that is no regular file (without blocking on a FIFO)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        return handle.read()

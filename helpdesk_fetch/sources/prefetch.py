@@ -9,12 +9,15 @@ and hashlib work.
 - The reader owns the mailbox connection. It fetches batch after batch ahead of the writer and,
   before each batch, carries out the deletes and set-asides the writer has asked for. The writer
   asks only after its commit, so a message is still deleted only once it is stored.
-- The preparer hashes and compresses the next few messages (C code, outside the GIL).
-- The caller's thread parses and writes the messages, one transaction each, in mailbox order.
+- The preparer hashes and compresses the next few messages (C code, outside the GIL); the
+  *prepare* function it is given also hands each message to the parse worker, a process of its
+  own (message/budget.py), so that parsing uses the second core.
+- The caller's thread collects the parses and writes the messages, one transaction each, in
+  mailbox order.
 
-Parsing is pure Python and stays with the writer: in a thread of its own it held the GIL each
-time the writer's statements gave it up for a moment, and a statement that takes SQLite 20 µs
-took 500 µs (profile of ``make bench``); the run was no faster than without the thread.
+Parsing is pure Python, so not in a thread: in a thread of its own it held the GIL each time the
+writer's statements gave it up for a moment, and a statement that takes SQLite 20 µs took 500 µs
+(profile of ``make bench``); the run was no faster than without the thread.
 
 Memory stays bounded: the reader fetches the next batch only while less than ``AHEAD_BYTES`` wait
 to be written, and the preparer works at most ``AHEAD_MESSAGES`` messages ahead.

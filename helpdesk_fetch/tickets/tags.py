@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
+import logging
 import re
 import string
 
 from helpdesk_fetch.config import Settings
 from helpdesk_fetch.errors import TagSecretLost
 from helpdesk_fetch.store import db
+
+# Tags of a subject that are checked. A reply's subject carries one (or two after a forward);
+# checking every tag let one mail try 58 guesses in 998 characters (issue 20.3).
+MAX_TAGS = 3
+FORGERY_LINES = 5  # messages with forged tags logged one by one; after that, only counts
+
+log = logging.getLogger(__name__)
 
 
 def installation_tagger(settings: Settings) -> Tagger:
@@ -28,6 +37,7 @@ class Tagger:
         if not secret:
             raise TagSecretLost()
         self._secret = secret.encode()
+        self.forgeries = ForgeryLog()
         self.keyword = settings.ticket_keywords[0]
         self.prefix, self.suffix = settings.tag_prefix, settings.tag_suffix
         keywords = "|".join(re.escape(k) for k in settings.ticket_keywords)
@@ -46,13 +56,20 @@ class Tagger:
         return f"{self.prefix}{self.keyword} {number}{self.letters(number)}{self.suffix}"
 
     def numbers_in(self, subject: str) -> list[str]:
-        """Ticket numbers of the valid tags in *subject*, in order; forged ones are left out."""
-        found = []
-        for number, letters in self._pattern.findall(subject):
-            number = number.lstrip("0") or "0"
-            if hmac.compare_digest(letters.upper(), self.letters(number)):
-                found.append(number)
-        return found
+        """Ticket numbers of the valid tags among the first MAX_TAGS in *subject*, in order."""
+        return self.scan(subject)[0]
+
+    def scan(self, subject: str) -> tuple[list[str], list[str]]:
+        """(ticket numbers of the valid tags, the forged tags as written) among the first
+        MAX_TAGS tags of *subject*; the tags after those are not looked at."""
+        valid, forged = [], []
+        for tag in itertools.islice(self._pattern.finditer(subject), MAX_TAGS):
+            number = tag.group(1).lstrip("0") or "0"
+            if hmac.compare_digest(tag.group(2).upper(), self.letters(number)):
+                valid.append(number)
+            else:
+                forged.append(tag.group(0))
+        return valid, forged
 
     def signature(self, purpose: str, text: str) -> str:
         """*text* signed for *purpose* with the installation's secret (HMAC-SHA256, 32 hex
@@ -66,3 +83,21 @@ class Tagger:
         if number in self.numbers_in(subject):
             return subject
         return f"{self.tag(number)} {subject}".strip()
+
+
+class ForgeryLog:
+    """Logs messages whose tags have wrong check letters (a guess, or another installation's
+    tag): the first FORGERY_LINES one by one, then a line at every tenfold count, so that a flood
+    of guesses cannot fill the log."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def report(self, tags: list[str], label: str, sender: str) -> None:
+        self.count += 1
+        if self.count <= FORGERY_LINES:
+            log.info("%s from %s: a ticket tag with wrong check letters (%s), ignored",
+                     label, sender, ", ".join(tags))
+        elif str(self.count).rstrip("0") == "1":  # 10, 100, 1000, ...
+            log.info("%d messages with forged ticket tags so far (only the first %d are logged "
+                     "one by one)", self.count, FORGERY_LINES)

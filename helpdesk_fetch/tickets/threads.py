@@ -27,7 +27,11 @@ def find_ticket(parsed: ParsedMessage, tagger: Tagger, *,
     statements = sql.statements()
     by_number, by_id = ((statements.ticket_by_number_locked, statements.ticket_by_id_locked)
                         if lock else (statements.ticket_by_number, statements.ticket_by_id))
-    for number in tagger.numbers_in(parsed.subject):
+    numbers, forged = tagger.scan(parsed.subject)
+    if forged:
+        label = f"<{parsed.message_id}>" if parsed.message_id else "a message without Message-ID"
+        tagger.forgeries.report(forged, label, parsed.from_addr or "no sender")
+    for number in numbers:
         ticket = sql.one_ticket(by_number, (number,))
         if ticket is not None:
             return ticket, "tag"
@@ -42,3 +46,4 @@ def find_ticket(parsed: ParsedMessage, tagger: Tagger, *,
         if message_id in ticket_of:
             return sql.one_ticket(by_id, (ticket_of[message_id],)), "reply"
     return None, None
+

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import http.server
 import secrets
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from helpdesk_fetch.secrets.oauth2 import client, store, tokens
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 BROWSER_WAIT_SECONDS = 600
+CONNECTION_SECONDS = 10  # one connection to the listener, for its whole request
 
 
 def authorize(source: Account | Smtp, *, label: str, state_dir: str, timeout: float,
@@ -152,20 +154,25 @@ def _authorize_url(source: Account | Smtp, redirect: str, state: str, verifier: 
 class _Listener:
     """A one-shot HTTP listener on 127.0.0.1 for the browser's redirect. Only an answer that
     carries the *state* of this sign-in ends the wait: another local process, or a browser's
-    prefetch, gets 400 and the real redirect is still taken."""
+    prefetch, gets 400 and the real redirect is still taken. Connections are served each in a
+    thread of its own, with a timeout: a local process that connects and sends nothing (or
+    slowly) cannot keep the browser's redirect waiting."""
 
     def __init__(self, port: int, label: str, state: str) -> None:
         self.answer: dict[str, str] | None = None
+        self.answered = threading.Event()
         self.label = label
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = CONNECTION_SECONDS
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 params = {k: v[0] for k, v in query.items()}
                 status, body = _reply(params, state)
-                if status == 200 and outer.answer is None:
-                    outer.answer = params
+                if status == 200:
+                    outer.take(params)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -176,10 +183,12 @@ class _Listener:
                 pass
 
         try:
-            self.server = http.server.HTTPServer(("127.0.0.1", port), Handler)
+            self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         except OSError as exc:
             raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+        self.server.daemon_threads = True  # a connection still open never holds up the exit
         self.port = self.server.server_address[1]
+        self._lock = threading.Lock()
 
     def __enter__(self) -> _Listener:
         return self
@@ -187,14 +196,22 @@ class _Listener:
     def __exit__(self, *exc) -> None:
         self.server.server_close()
 
+    def take(self, params: dict[str, str]) -> None:
+        """The first answer with the right state wins."""
+        with self._lock:
+            if self.answer is None:
+                self.answer = params
+                self.answered.set()
+
     def wait(self, seconds: float) -> dict[str, str]:
         deadline = time.monotonic() + seconds
-        while self.answer is None:
+        while not self.answered.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AuthError(self.label, "no answer from the browser in time; start again")
-            self.server.timeout = min(left, 1.0)
-            self.server.handle_request()
+            self.server.timeout = min(left, 0.2)
+            self.server.handle_request()  # accepts one connection and hands it to a thread
+        assert self.answer is not None
         return self.answer
 
 

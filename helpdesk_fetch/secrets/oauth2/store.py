@@ -38,7 +38,10 @@ def locked(path: Path, *, account: str | None):
     """Hold the token file *path* for one read-refresh-write."""
     try:
         _private_directory(path.parent)
+        check_private(path.parent, holds_secret=False)  # or others could swap the tokens
         handle = open(path.with_name(path.name + ".lock"), "a")
+    except ConfigError as exc:
+        raise ConfigError(str(exc), account=account, key="oauth2_token_file") from None
     except OSError as exc:
         raise ConfigError(f"cannot use the token file {path}: {exc.strerror}", account=account,
                           key="oauth2_token_file") from None

@@ -1,0 +1,101 @@
+"""The parse worker (message/budget.py): it parses exactly as the parser in-process does, in
+order and ahead of the caller; a message over the budget is stopped and reported, the worker is
+replaced and the messages after it are parsed; a large attachment never travels to the worker."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from helpdesk_fetch.message.budget import Parser, ParseTimeout, Request, Unparseable
+from helpdesk_fetch.message.parse import ParseError, parse
+from tests import hostile_shapes
+from tests import kinds_samples as samples
+from tests.mails import message
+from tests.mailset import CASES as MAILSET
+from tests.test_bodyruns import CASES
+
+
+@pytest.fixture
+def parser():
+    worker = Parser(60)
+    yield worker
+    worker.close()
+
+
+def slow_message() -> bytes:
+    """Linear, but seconds of work: 150,000 MIME parts (only 1,000 are walked)."""
+    return hostile_shapes.many_parts(5_000_000)
+
+
+@pytest.mark.parametrize("elide_at", [0, 10**9], ids=["long runs left out", "all runs sent"])
+def test_the_worker_parses_like_the_parser(parser, elide_at):
+    """Also when every base64 run is left with the parent: attachments decoded there, text
+    bodies and attached messages fetched by the worker when it needs them."""
+    parser.elide_at = elide_at
+    mail = [*CASES.values(), *(case.raw for case in MAILSET.values()),
+            *(sample() for sample in samples.ALL),
+            *(make(20_000) for make in hostile_shapes.SHAPES.values())]
+
+    tickets = [parser.submit(raw) for raw in mail]  # all ahead, then the results in order
+
+    assert [outcome(parser.result, t) for t in tickets] == [outcome(parse, raw) for raw in mail]
+
+
+def outcome(parsing, *args):
+    """What parsing gives: the ParsedMessage, or that it could not."""
+    try:
+        return parsing(*args)
+    except (ParseError, Unparseable):
+        return "cannot be parsed"
+
+
+def test_a_large_attachment_stays_with_the_parent():
+    content = os.urandom(2_000_000)
+    raw = message("Scan", attachments=[("scan.bin", "application/octet-stream", content)])
+
+    request = Request.of(raw)
+
+    sent = len(request.skeleton) + sum(end - start for (start, end), wanted in zip(
+        request.header.spans, request.header.sent, strict=True) if wanted)
+    assert sent < 10_000
+    with Parser(60) as parser:
+        assert [a.content for a in parser.parse(raw).attachments] == [content]
+
+
+def test_results_not_asked_for_are_dropped(parser):
+    first, second, third = (parser.submit(message(f"m{i}")) for i in range(3))
+
+    assert parser.result(third).subject == "m2"
+    parser.discard()
+    assert parser.parse(message("after")).subject == "after"
+
+
+def test_a_message_over_the_budget_is_stopped_and_the_next_ones_are_parsed():
+    with Parser(1) as parser:
+        tickets = [parser.submit(raw) for raw in (message("before"), slow_message(),
+                                                  message("after"), message("and after"))]
+        assert parser.result(tickets[0]).subject == "before"
+        started = time.monotonic()
+        with pytest.raises(ParseTimeout, match=r"took longer than parse_seconds \(1 s\)"):
+            parser.result(tickets[1])
+        assert time.monotonic() - started < 4
+        assert [parser.result(t).subject for t in tickets[2:]] == ["after", "and after"]
+
+
+def test_a_worker_that_dies_costs_one_message(parser):
+    parser.parse(message("warm"))
+    ticket = parser.submit(slow_message())
+    time.sleep(0.5)
+    parser._worker.proc.kill()  # the OOM killer, an administrator's kill
+
+    with pytest.raises(Unparseable, match="the parse worker ended while parsing it"):
+        parser.result(ticket)
+    assert parser.parse(message("next")).subject == "next"
+
+
+def test_an_empty_message_cannot_be_parsed(parser):
+    with pytest.raises(Unparseable, match="cannot be parsed: ParseError: the message is empty"):
+        parser.parse(b"\r\n\r\n")
