@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -225,6 +226,25 @@ def open_db(database_url):
         return db.open_database(database_url, password=password)
 
     return open_
+
+
+@pytest.fixture
+def database_state(database_url, request):
+    """A function that returns all the test database holds, to be compared byte for byte:
+    the SHA-256 of SQLite's file and of its -wal (None when absent), or PostgreSQL's pg_dump.
+    Run the command under test in a process of its own (tests/proc.py): an in-process command
+    first closes the test process's connection, and SQLite folds the WAL into the file when
+    the last connection closes — a change, but not one of the command's."""
+
+    def state() -> dict[str, str | None]:
+        if database_url.startswith("postgresql:"):
+            return {"dump": request.getfixturevalue("postgres").dump(database_url)}
+        path = Path(database_url.removeprefix("sqlite:///"))
+        wal = path.with_name(path.name + "-wal")
+        return {"file": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "wal": hashlib.sha256(wal.read_bytes()).hexdigest() if wal.exists() else None}
+
+    return state
 
 
 @pytest.fixture(scope="session")

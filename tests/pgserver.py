@@ -127,6 +127,18 @@ class PostgresCluster:
     def url(self, name: str) -> str:
         return f"postgresql://{ROLE}@127.0.0.1:{self.port}/{name}"
 
+    def dump(self, url: str) -> str:
+        """Schema and data of the database at *url*, as pg_dump writes them (plain SQL; rows
+        in their order on disk), less the random ``\\restrict`` key of newer pg_dumps."""
+        done = subprocess.run([str(self.bin / "pg_dump"), "-h", str(self.socket_dir), "-p",
+                               str(self.port), "-U", "postgres", url.rsplit("/", 1)[1]],
+                              capture_output=True, text=True, user=self._user,
+                              stdin=subprocess.DEVNULL, cwd=self.base)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_dump failed ({done.returncode}): {done.stderr}")
+        return "\n".join(line for line in done.stdout.splitlines()
+                         if not line.startswith(("\\restrict", "\\unrestrict")))
+
 
 def public_tables(url: str) -> list[str]:
     """The tables in the public schema of the test database at *url*."""

@@ -337,6 +337,26 @@ pop3_uidl_format = %08Xu%08Xv
         self.messages(user)  # the first login creates the Maildir
         maildir_deliver(self.base / "mail" / user / "Maildir", messages)
 
+    def reset_uidvalidity(self, user: str, first: list[bytes] = ()) -> None:
+        """Make Dovecot renumber *user*'s INBOX, as after a restore from backup or a move to
+        another server: without its UID list and index it gives every message a new UID under
+        the next UIDVALIDITY (kept in dovecot-uidvalidity, so never the same one again). The
+        messages *first* are delivered and numbered before the ones already there (from 1):
+        Dovecot's own order of renumbering is that of the directory listing."""
+        maildir = self.base / "mail" / user / "Maildir"
+        there = [p for folder in ("cur", "new") for p in (maildir / folder).iterdir()]
+        aside = Path(tempfile.mkdtemp(dir=maildir.parent))
+        for path in there:
+            path.rename(aside / f"{path.parent.name}-{path.name}")
+        for path in maildir.iterdir():
+            if path.name == "dovecot-uidlist" or path.name.startswith("dovecot.index"):
+                path.unlink()
+        maildir_deliver(maildir, first)
+        self.messages(user)  # numbered now
+        for path in there:
+            (aside / f"{path.parent.name}-{path.name}").rename(path)
+        aside.rmdir()
+
 
 # Dovecot 2.3's capabilities after login (`imap_capability` replaces them), less MOVE and UIDPLUS.
 DOVECOT_WITHOUT_MOVE_UIDPLUS = (
@@ -408,14 +428,15 @@ def _auth(login: tuple[str, str] | None) -> dict:
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on a free loopback port that keeps what it receives.
 
-    With *tls* it offers STARTTLS with the given certificate and requires it before MAIL;
+    With *tls* (certificate, key) it offers STARTTLS and requires it before MAIL; with
+    *implicit_tls* as well, it speaks TLS from the first byte instead (port 465 style, RFC 8314);
     *smtputf8* offers SMTPUTF8; *login* (username, password) requires AUTH (PLAIN or LOGIN,
     also without TLS); ``refuse`` maps recipients to the reply RCPT TO gets for them
     (e.g. "451 4.7.1 Greylisted").
     """
 
-    def __init__(self, *, tls: tuple[Path, Path] | None = None, smtputf8: bool = False,
-                 login: tuple[str, str] | None = None) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None, implicit_tls: bool = False,
+                 smtputf8: bool = False, login: tuple[str, str] | None = None) -> None:
         try:
             from aiosmtpd.controller import Controller
         except ImportError as exc:  # pragma: no cover - a missing test dependency
@@ -427,9 +448,12 @@ class SmtpSink:
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(tls[0]), str(tls[1]))
+        starttls = context is not None and not implicit_tls
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
-                                      tls_context=context, require_starttls=tls is not None,
-                                      enable_SMTPUTF8=smtputf8, **_auth(login))
+                                      ssl_context=context if implicit_tls else None,
+                                      tls_context=context if starttls else None,
+                                      require_starttls=starttls, enable_SMTPUTF8=smtputf8,
+                                      **_auth(login))
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address in self.refuse:

@@ -124,6 +124,22 @@ def test_member_reply(helpdesk, smtp, run, switch, status, told):
         assert recipients == told
 
 
+@pytest.mark.parametrize("switch", [False, True])
+def test_a_member_who_opens_a_ticket_is_sent_nothing_about_it(helpdesk, smtp, run, switch):
+    """Spec §5.3: nobody is sent an auto-mail about an event their own message caused, with or
+    without no_status_change_from_members. A member of the resource who writes a new request
+    gets no receipt and not the new_ticket_resource notice; the rest of the staff are told."""
+    config, send = helpdesk(no_status_change_from_members=switch)
+    send(message("Server room too warm", sender='"Alice (IT)" <ALICE@Example.COM>'))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    ticket = only_ticket(run, config)
+    assert ticket["status"] == "new" and ticket["requester"] == "alice@example.com"
+    assert mails_of(smtp, "new_ticket;") == []
+    assert [rcpts for rcpts, _ in mails_of(smtp, "new_ticket_resource")] == [["bob@example.com"]]
+
+
 def test_forged_tag_is_not_threaded(helpdesk, run):
     config, send = helpdesk()
     send(message("Laptop"))
@@ -189,6 +205,34 @@ def test_robots_and_lists_are_ingested_but_never_answered(helpdesk, smtp, run, h
     assert {m["Subject"].split("] ", 1)[1] for _, m in smtp.mails()} == {
         "We have received your request: A real request",
         "New request from carol@example.org: A real request"}
+
+
+@pytest.mark.parametrize("headers", [{"Auto-Submitted": "auto-generated"},
+                                     {"Precedence": "junk"}, {"Precedence": "list"}])
+def test_generated_junk_and_list_mail_is_ingested_but_never_answered(helpdesk, smtp, run,
+                                                                     headers):
+    """Spec §6 (RFC 3834): Auto-Submitted other than "no", Precedence bulk, junk or list."""
+    config, send = helpdesk()
+    send(message("Nightly backup report", headers=headers), message("A real request"))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert len(run.json("tickets", "list", config=config)) == 2
+    assert len(smtp.messages) == 2
+    assert all(b"A real request" in raw for _, _, raw in smtp.messages)
+
+
+@pytest.mark.parametrize("value", ["no", "No"])
+def test_auto_submitted_no_is_answered_like_any_request(helpdesk, smtp, run, value):
+    """A person's client may say so outright (RFC 3834: "no" is a message not sent
+    automatically); it is answered like mail without the header."""
+    config, send = helpdesk()
+    send(message("Printer broken", headers={"Auto-Submitted": value}))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert [rcpts for rcpts, _ in mails_of(smtp, "new_ticket;")] == [["carol@example.org"]]
+    assert [sorted(rcpts) for rcpts, _ in mails_of(smtp, "new_ticket_resource")] == [STAFF]
 
 
 @pytest.mark.parametrize("sender", ["MAILER-DAEMON@example.org", "postmaster@example.org",
@@ -280,6 +324,43 @@ def test_smtp_down_queues_and_a_later_run_delivers(dovecot, mail_user, write_con
         assert later.returncode == 0, later.stderr
         assert len(sink.messages) == 2
         assert run.json("status", config=config)["outbox_pending"] == 0
+    finally:
+        sink.stop()
+
+
+def test_a_dry_run_sends_no_queued_automail_and_changes_no_byte(dovecot, mail_user, write_config,
+                                                                run, database_state):
+    """Auto-mails queued while SMTP was down, due now and the server back: a dry run sends
+    none of them (spec §3: it "changes nothing anywhere"), and leaves the database, queue
+    included, byte-identical; the next real run sends them."""
+    sink = SmtpSink()  # not started: nothing listens on its port yet
+    config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                          smtp=sink.config(), resources=[{"name": "it-support",
+                                                          "members": STAFF}])
+    first = message("Printer broken")
+    dovecot.append(mail_user, [first])
+    assert run("fetch", config=config).exit_code == 0
+    assert run.json("status", config=config)["outbox_pending"] == 2
+    number = only_ticket(run, config)["number"]
+    run("tickets", "set-status", number, "in_progress", config=config)
+    dovecot.append(mail_user, [message("Re: Printer broken",
+                                       in_reply_to=f"<{message_id_of(first)}>")])
+    sink.start()
+    try:
+        before = database_state()
+        assert before.get("wal", True)  # SQLite: the last change is still in the WAL
+
+        dry = at("+1d", config, "fetch", "--dry-run")  # the queue's back-off long past
+
+        assert dry.returncode == 0, dry.stderr
+        assert f"-> ticket {number} (by reply)" in dry.stdout
+        assert sink.messages == []
+        assert database_state() == before
+        real = at("+1d", config, "fetch")
+        assert real.returncode == 0, real.stderr
+        assert sorted(kind for kind in (m["X-Helpdesk-Fetch"].split(";")[0]
+                                        for _, m in sink.mails())) == [
+            "customer_reply", "new_ticket", "new_ticket_resource"]
     finally:
         sink.stop()
 

@@ -108,6 +108,30 @@ def test_accounts_test(dovecot, mail_user, write_config, run):
     assert dovecot.messages(mail_user) != []  # nothing changed
 
 
+def test_fetch_account_runs_the_named_account_even_when_disabled(dovecot, mail_user,
+                                                                write_config, run):
+    """A run reads the enabled accounts (spec §3); naming one with --account is asking for it,
+    disabled or not, and only for it (README: "named accounts run even when disabled")."""
+    paused, waiting = message("For the paused mailbox"), message("For the other mailbox")
+    dovecot.append(mail_user, [paused])
+    config = write_config([dovecot.account("paused", mail_user, enabled=False),
+                           dovecot.account("other", mail_user + "-other")])
+    assert run("fetch", config=config).exit_code == 0
+    assert dovecot.messages(mail_user) == [paused]  # a plain run passes it by
+    dovecot.append(mail_user + "-other", [waiting])
+
+    result = run("fetch", "--account", "paused", config=config)
+
+    assert result.exit_code == 0 and result.output == ""
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == [
+        "For the paused mailbox"]
+    assert dovecot.messages(mail_user) == []
+    assert dovecot.messages(mail_user + "-other") == [waiting]  # not named: not read
+    accounts = {a["name"]: a for a in run.json("accounts", "list", config=config)}
+    assert accounts["paused"]["enabled"] is False
+    assert accounts["paused"]["last_run"]["outcome"] == "ok"
+
+
 def test_tickets_commands(maildir_config, run):
     assert run("fetch", config=maildir_config).exit_code == 0
     tickets = run.json("tickets", "list", config=maildir_config)

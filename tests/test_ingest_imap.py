@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from helpdesk_fetch.store.models import SourceKey
 from tests.mails import message, message_id_of
 from tests.pgserver import public_tables
+from tests.proc import environment, helpdesk_fetch
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
@@ -91,6 +94,38 @@ def test_dry_run_changes_nothing(imap_server, mail_user, write_config, run, tmp_
         assert public_tables(database_url) == []  # its schema lived in a temporary one
 
 
+def test_a_dry_run_leaves_the_database_byte_identical(dovecot, mail_user, write_config, run,
+                                                     database_state):
+    """Spec §3: --dry-run "changes nothing anywhere": an existing database keeps every byte
+    (SQLite's file and -wal, PostgreSQL's dump), though its mail would thread, open a ticket
+    and be set aside; the mailbox keeps every message."""
+    first = message("Printer broken")
+    dovecot.append(mail_user, [first])
+    config = write_config([dovecot.account("helpdesk", mail_user)],
+                          settings={"max_message_bytes": 5000})
+    assert run("fetch", config=config).exit_code == 0
+    number = run.json("tickets", "list", config=config)[0]["number"]
+    run("tickets", "set-status", number, "in_progress", config=config)
+    waiting = [message("Re: Printer broken", in_reply_to=f"<{message_id_of(first)}>"),
+               message("Scanner broken"), message("Huge", body="x" * 8000)]
+    dovecot.append(mail_user, waiting)
+    before = database_state()
+    assert before.get("wal", True)  # SQLite: the last change is still in the WAL
+
+    dry = helpdesk_fetch("fetch", "--dry-run", config=config, text=True)  # as cron would
+
+    assert dry.returncode == 0, dry.stderr
+    assert f"-> ticket {number} (by reply)" in dry.stdout and "-> a new ticket" in dry.stdout
+    assert "would set aside" in dry.stdout
+    assert database_state() == before
+    assert dovecot.messages(mail_user) == waiting
+    assert dovecot.messages(mail_user, "HD Error Messages") == []
+    assert run("fetch", config=config).exit_code == 0  # what it left was there to do
+    tickets = run.json("tickets", "list", config=config)
+    assert [(t["status"], t["message_count"]) for t in tickets] == [("confirmed_unread", 2),
+                                                                    ("new", 1)]
+
+
 def test_refetch_of_a_stored_message_adds_nothing(imap_server, mail_user, write_config, run,
                                                   open_db):
     raw = message("Once only")
@@ -106,6 +141,48 @@ def test_refetch_of_a_stored_message_adds_nothing(imap_server, mail_user, write_
     assert imap_server.messages(mail_user) == []
     open_db()
     assert SourceKey.select().count() == 2  # both locations are remembered
+
+
+def uids(dovecot, user: str) -> tuple[int, dict[bytes, int]]:
+    """(UIDVALIDITY, {raw message: UID}) of *user*'s INBOX."""
+    client = dovecot.imap(user)
+    try:
+        validity = client.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"]
+        found = client.fetch(client.search("ALL"), ["BODY.PEEK[]"])
+    finally:
+        client.logout()
+    return validity, {data[b"BODY[]"]: uid for uid, data in found.items()}
+
+
+def test_a_uidvalidity_reset_doubles_nothing_and_stores_new_mail(dovecot, mail_user,
+                                                                 write_config, run, open_db):
+    """The server renumbers the mailbox under a new UIDVALIDITY (spec §4.1) while messages a
+    killed run stored are still in it: they are recognised by their bytes and only deleted. A
+    new message that took one of their old UIDs is stored, not taken for one of them."""
+    stored = [message("Stored before the reset"), message("Also stored before")]
+    dovecot.append(mail_user, stored)
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+    killed = helpdesk_fetch("fetch", config=config,  # between the last commit and any delete
+                            env=environment(HELPDESK_FETCH_CRASH_AT="after_commit:2"))
+    assert killed.returncode == -signal.SIGKILL
+    assert dovecot.messages(mail_user) == stored
+    validity, before = uids(dovecot, mail_user)
+    new = message("Arrived after the reset")
+    dovecot.reset_uidvalidity(mail_user, first=[new])
+    new_validity, after = uids(dovecot, mail_user)
+    assert new_validity != validity and after[new] in before.values()  # truly renumbered
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    tickets = run.json("tickets", "list", config=config)
+    assert sorted((t["subject"], t["message_count"]) for t in tickets) == [
+        ("Also stored before", 1), ("Arrived after the reset", 1),
+        ("Stored before the reset", 1)]
+    assert dovecot.messages(mail_user) == []
+    open_db()
+    keys = {row.key for row in SourceKey.select()}
+    assert {f"imap:{new_validity}:{uid}" for uid in after.values()} <= keys
 
 
 def test_a_failing_account_does_not_stop_the_others(dovecot, mail_user, write_config, run):

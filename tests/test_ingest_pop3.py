@@ -9,6 +9,7 @@ import pytest
 
 from tests.fakepop import FakePop3, Mailbox
 from tests.mails import message, message_id_of
+from tests.proc import helpdesk_fetch
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
@@ -163,6 +164,35 @@ def test_a_size_the_server_miscounts_holds_the_message_and_dismiss_keeps_it(cour
     assert run("errors", "dismiss", str(failed["id"]), config=config).exit_code == 0
     assert courier.messages(mail_user) == []
     assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == raw
+
+
+def test_a_dry_run_leaves_the_database_byte_identical(dovecot, mail_user, write_config, run,
+                                                     database_state):
+    """As over IMAP (test_ingest_imap.py): nothing stored, no UIDL remembered for the message
+    too large to take, every message left on the server."""
+    first = message("Monitor flickers")
+    dovecot.append(mail_user, [first])
+    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")],
+                          settings={"max_message_bytes": 6000})
+    assert run("fetch", config=config).exit_code == 0
+    number = run.json("tickets", "list", config=config)[0]["number"]
+    run("tickets", "set-status", number, "in_progress", config=config)
+    waiting = [message("Re: Monitor flickers", in_reply_to=f"<{message_id_of(first)}>"),
+               message("Mouse lost"), message("Too big", body="y" * 9000)]
+    dovecot.append(mail_user, waiting)
+    before = database_state()
+    assert before.get("wal", True)  # SQLite: the last change is still in the WAL
+
+    dry = helpdesk_fetch("fetch", "--dry-run", config=config, text=True)
+
+    assert dry.returncode == 0, dry.stderr
+    assert f"-> ticket {number} (by reply)" in dry.stdout and "-> a new ticket" in dry.stdout
+    assert "would set aside" in dry.stdout
+    assert database_state() == before
+    assert dovecot.messages(mail_user) == waiting
+    assert run("fetch", config=config).exit_code == 0  # what it left was there to do
+    assert run.json("status", config=config)["error_messages"] == 1
+    assert [t["message_count"] for t in run.json("tickets", "list", config=config)] == [2, 1]
 
 
 # Broken servers (tests/fakepop.py): what Dovecot will not do, but a POP3 server may.

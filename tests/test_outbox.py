@@ -119,3 +119,28 @@ def test_smtp_login_with_a_password_beyond_ascii(desk, run, monkeypatch, passwor
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     assert len(mails_of(sink, "new_ticket;")) == 1
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_smtp_over_implicit_tls(desk, dovecot, run, monkeypatch, trusted):
+    """security = "ssl": TLS from the first byte (port 465, RFC 8314), the login inside it, the
+    certificate verified (here against ca_file; without it, not trusted and nothing sent)."""
+    monkeypatch.setenv("HD_TEST_SMTP_PASSWORD", "smtp-secret")
+    smtp = {"security": "ssl", "username": "helpdesk@example.com",
+            "password_env": "HD_TEST_SMTP_PASSWORD", **({"ca_file": str(dovecot.cert)}
+                                                       if trusted else {})}
+    config, send, sink = desk(smtp=smtp, tls=(dovecot.cert, dovecot.key), implicit_tls=True,
+                              login=("helpdesk@example.com", "smtp-secret"))
+    send(plain("carol@example.org"))
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    if trusted:
+        assert result.stderr == ""
+        assert [rcpts for rcpts, _ in mails_of(sink, "new_ticket;")] == [["carol@example.org"]]
+        assert len(mails_of(sink, "new_ticket_resource")) == 1
+    else:
+        assert "certificate is not trusted" in result.stderr
+        assert sink.messages == []
+        assert run.json("status", config=config)["outbox_pending"] == 2

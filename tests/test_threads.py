@@ -1,10 +1,13 @@
-"""Ticket tags (spec §4.5): written once, read leniently, forged ones ignored."""
+"""Threading (spec §4.5): ticket tags written once, read leniently, forged ones ignored; replies
+found by the Message-IDs they name."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from helpdesk_fetch.config import Settings
 from helpdesk_fetch.tickets.tags import FORGERY_LINES, MAX_TAGS, Tagger
@@ -93,3 +96,29 @@ def test_guesses_are_not_threaded_and_are_logged_without_flooding(tmp_path, writ
     assert len(lines) == FORGERY_LINES, result.stderr  # of 13: the padded subject's too
     assert f"TicketID 1001{wrong}" in lines[0] and "carol@example.org" in lines[0]
     assert "10 messages with forged ticket tags so far" in result.stderr
+
+
+@pytest.mark.both_backends
+def test_a_reply_to_our_receipt_alone_threads_by_its_message_id(dovecot, mail_user,
+                                                                 write_config, smtp, run):
+    """The customer answers our receipt from a client that drops the tag from the subject and
+    names only the receipt (not their own request) in In-Reply-To: one of our own auto-mails
+    is a stored Message-ID like any other."""
+    config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                          smtp=smtp.config())
+    dovecot.append(mail_user, [message("Printer broken", sender="carol@example.org")])
+    assert run("fetch", config=config).exit_code == 0
+    [receipt] = [m for _, m in smtp.mails() if m["X-Helpdesk-Fetch"].startswith("new_ticket;")]
+    reply = message("Re: Printer broken", sender="carol@example.org",
+                    in_reply_to=receipt["Message-ID"])
+    assert b"TicketID" not in reply and b"References" not in reply
+    dovecot.append(mail_user, [reply])
+
+    assert run("fetch", config=config).exit_code == 0
+
+    tickets = run.json("tickets", "list", config=config)
+    assert [(t["message_count"], t["status"]) for t in tickets] == [(2, "confirmed_unread")]
+    ticket = tickets[0]
+    shown = run.json("tickets", "show", ticket["number"], config=config)
+    assert [m["subject"] for m in shown["messages"] if m["direction"] == "in"] == [
+        "Printer broken", "Re: Printer broken"]

@@ -34,8 +34,12 @@ def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, set
     *sender_verified* False (the organisation's mail server did not vouch for the From address,
     see ``authres``) makes a member's message count as a customer's."""
     if ticket is None:
+        # A member's own request earns them no receipt: nobody is sent an auto-mail about an
+        # event their own message caused (§5.3); the rest of the staff are still told.
+        receipt = () if sender_verified and is_member(sender, resource) else (
+            AutomailKind.NEW_TICKET,)
         return Decision(Action.NEW, TicketStatus.NEW, True,
-                        (AutomailKind.NEW_TICKET, AutomailKind.NEW_TICKET_RESOURCE),
+                        (*receipt, AutomailKind.NEW_TICKET_RESOURCE),
                         "no matching ticket: a new one", EventKind.TICKET_CREATED)
     if ticket.status == TicketStatus.CLOSED:
         if within_reactivation(ticket, settings, now):
