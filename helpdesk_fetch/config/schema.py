@@ -9,6 +9,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from helpdesk_fetch.enums import EventKind
 from helpdesk_fetch.errors import ConfigError
@@ -160,7 +161,7 @@ class Account(OAuth2Keys):
             return self.path or ""
         return f"{self.host}:{self.port}"
 
-    def public_dict(self) -> dict:
+    def public_dict(self) -> dict[str, Any]:
         """The account's settings without any secret (for ``accounts list``)."""
         data = dataclasses.asdict(self)
         data["password"] = "(set)" if self.password else None
