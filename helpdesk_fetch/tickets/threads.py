@@ -39,7 +39,7 @@ def find_ticket(parsed: ParsedMessage, tagger: Tagger, *,
     ids = list(dict.fromkeys(i for i in [parsed.in_reply_to, *newest] if i))
     if not ids:
         return None, None
-    ticket_of = {}
+    ticket_of: dict[str, int] = {}
     for message_id, ticket_id in sql.run(statements.tickets_of(ids), ids):
         ticket_of.setdefault(message_id, ticket_id)
     for message_id in ids:
