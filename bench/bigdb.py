@@ -108,7 +108,8 @@ def _fill(conn: sqlite3.Connection, messages: int, account: str) -> None:
         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {messages})
         INSERT INTO message (id, ticket_id, direction, state, account, message_id, in_reply_to,
                              "references", from_addr, from_name, to_addrs, cc_addrs, date,
-                             subject, text, html, auto_submitted, size, sha256, received_at, kind)
+                             subject, text, html, auto_submitted, size, sha256, received_at,
+                             kind)
         SELECT i, (i - 1) / {PER_TICKET} + 1, CASE i % 2 WHEN 1 THEN 'in' ELSE 'out' END,
                'accepted', CASE i % 2 WHEN 1 THEN ? END,
                'old.' || i || '@example.net',

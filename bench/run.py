@@ -37,7 +37,7 @@ RESULTS = ROOT / "bench" / "results"
 LATEST = ROOT / "bench" / "latest.json"
 MiB = 1024 * 1024
 TARGETS = {"imap_ratio": 1.5, "pop3_ratio": 2.0, "noop_ms": 150, "rss_mb": 60,
-           "big_db_share": 0.90}
+           "big_db_share": 0.90, "rules_share": 0.05}
 
 
 @dataclass
@@ -109,15 +109,18 @@ class Bench:
             client.logout()
         return user
 
-    def config(self, user: str, protocol: str, database: Path, **settings) -> Path:
+    def config(self, user: str, protocol: str, database: Path, *, rules: list[dict] = (),
+               **settings) -> Path:
         import tomli_w
 
         directory = Path(tempfile.mkdtemp(dir=self.work))
         data = {"settings": {"database": f"sqlite:///{database}", "state_dir": str(directory),
                              **settings},
-                "resources": [{"name": "it-support", "members": ["alice@example.com"]}],
+                "resources": [{"name": "it-support", "members": ["alice@example.com"]},
+                              {"name": "sales", "members": ["sam@example.com"]}],
                 "accounts": [self.server.account("bench", user, protocol=protocol,
-                                                 resource="it-support")]}
+                                                 resource="it-support")],
+                "rules": list(rules)}
         path = directory / "accounts.toml"
         path.write_text(tomli_w.dumps(data))
         path.chmod(0o600)
@@ -132,15 +135,14 @@ class Bench:
         return path
 
     def ours(self, protocol: str, *, big: bool = False, messages: list[bytes] | None = None,
-             **settings) -> Proc:
+             rules: list[dict] = (), **settings) -> Proc:
         """``helpdesk-fetch fetch`` of a fresh mailbox into a database (empty or big)."""
         messages = self.messages if messages is None else messages
         user = self.user(messages)
         database = self.database(big=big)
         before = _count(database)
-        proc = measure([*cli_argv(), "--config", str(self.config(user, protocol, database,
-                                                                 **settings)), "fetch"],
-                       env=self.env)
+        config = self.config(user, protocol, database, rules=rules, **settings)
+        proc = measure([*cli_argv(), "--config", str(config), "fetch"], env=self.env)
         stored = _count(database) - before
         self._check(proc, user, stored, len(messages), f"ours {protocol}")
         _remove(database)
@@ -213,11 +215,54 @@ def _remove(database: Path) -> None:
     shutil.rmtree(database.parent, ignore_errors=True)
 
 
+def twenty_rules() -> list[dict]:
+    """20 [[rules]] of the kinds an installation has: every condition type, each rule tried for
+    nearly every message of the set (the worst case: only the last matches, 1 message in 97)."""
+    rules = []
+    for i in range(19):
+        rule: dict = {"name": f"rule{i}", "resource": "sales"}
+        kind = i % 5
+        if kind == 0:
+            rule["to"] = [f"team{i}@example.com", f"*+team{i}@example.com", f"desk{i}+*@"]
+        elif kind == 1:
+            rule["from"] = [f"*@partner{i}.example", f"robot{i}@*"]
+        elif kind == 2:
+            rule["subject"] = rf"\b(invoice|quote|order)\s*#?{i}\d+"
+        elif kind == 3:
+            rule["headers"] = {"X-Spam-Flag": "^yes$", "X-Customer": f"^tier{i}$"}
+        else:
+            rule.update(subject=rf"(?P<state>PROBLEM|RECOVERY) Host Alert: (?P<host>\S+){i}",
+                        correlate=["host"], resolve={"state": "RECOVERY"})
+        rules.append(rule)
+    rules.append({"name": "vip", "from": ["user7@example.org"], "resource": "sales"})
+    return rules
+
+
+def rule_cost(messages: list[bytes], rules: list[dict]) -> float:
+    """Seconds per message that matching *rules* costs, in process (parsing not counted): the
+    median of five passes over the message set."""
+    from helpdesk_fetch.config import parse as parse_config
+    from helpdesk_fetch.message.parse import parse
+    from helpdesk_fetch.tickets.routing import Rules
+
+    config = parse_config({"resources": [{"name": "sales"}], "rules": rules}, ROOT / "x.toml")
+    compiled = Rules(config.rules)
+    parsed = [parse(raw) for raw in messages]
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for message in parsed:
+            compiled.first("bench", message)
+        times.append((time.perf_counter() - started) / len(parsed))
+    return statistics.median(times)
+
+
 def rounds(bench: Bench, count: int, log) -> dict[str, list[Proc]]:
-    """Pairs measured back to back, the order alternating: ours/floor per protocol, and ours
-    into an empty and into the big database."""
+    """Pairs measured back to back, the order alternating: ours/floor per protocol, ours
+    into an empty and into the big database, and ours without and with 20 rules."""
     samples: dict[str, list[Proc]] = {k: [] for k in ("imap", "imap_floor", "pop3", "pop3_floor",
-                                                      "empty_db", "big_db")}
+                                                      "empty_db", "big_db", "no_rules",
+                                                      "rules_20")}
     warm = bench.messages[:20]  # page cache, Dovecot's processes, nothing measured
     for protocol in ("imap", "pop3"):
         bench.ours(protocol, messages=warm)
@@ -226,7 +271,9 @@ def rounds(bench: Bench, count: int, log) -> dict[str, list[Proc]]:
         pairs = [("imap", lambda: bench.ours("imap"), "imap_floor", lambda: bench.floor("imap")),
                  ("pop3", lambda: bench.ours("pop3"), "pop3_floor", lambda: bench.floor("pop3")),
                  ("empty_db", lambda: bench.ours("imap"),
-                  "big_db", lambda: bench.ours("imap", big=True))]
+                  "big_db", lambda: bench.ours("imap", big=True)),
+                 ("no_rules", lambda: bench.ours("imap"),
+                  "rules_20", lambda: bench.ours("imap", rules=twenty_rules()))]
         for first, run_first, second, run_second in pairs:
             if index % 2:
                 second, run_second, first, run_first = first, run_first, second, run_second
@@ -238,7 +285,7 @@ def rounds(bench: Bench, count: int, log) -> dict[str, list[Proc]]:
 
 
 def summarize(samples: dict[str, list[Proc]], noop: dict[str, list[float]], big: Proc,
-              big_size: int, messages: int) -> dict:
+              big_size: int, messages: int, rules_seconds: float) -> dict:
     def wall(name: str) -> float:
         return statistics.median(p.seconds for p in samples[name])
 
@@ -257,6 +304,10 @@ def summarize(samples: dict[str, list[Proc]], noop: dict[str, list[float]], big:
     result["imap_ratio"] = round(ratio("imap", "imap_floor"), 2)
     result["pop3_ratio"] = round(ratio("pop3", "pop3_floor"), 2)
     result["big_db_share"] = round(ratio("empty_db", "big_db"), 3)  # throughput big / empty
+    per_message = wall("no_rules") / messages
+    result["rules"] = {"count": 20, "us_per_message": round(rules_seconds * 1e6, 1),
+                       "share": round(rules_seconds / per_message, 4),  # of a message's ingest
+                       "wall_ratio": round(ratio("rules_20", "no_rules"), 3)}
     result["noop_ms"] = {name: {"median": round(statistics.median(t), 1),
                                 "min": round(min(t), 1), "samples": [round(x, 1) for x in t]}
                          for name, t in noop.items()}
@@ -315,6 +366,10 @@ def table(r: dict) -> str:
         f"{'IMAPS msg/s into an empty db':36}{r['empty_db']['msg_per_s']:>9.0f}",
         f"{big_db_label:36}{r['big_db']['msg_per_s']:>9.0f}"
         f"{'':9}{r['big_db_share']:>11.2f}x   >= {t['big_db_share']}x of empty",
+        f"{'20 rules, us per message':36}{r['rules']['us_per_message']:>9.0f}"
+        f"{'':9}{r['rules']['share']:>11.1%}   <= {t['rules_share']:.0%} of a message's ingest",
+        f"{'  IMAPS msg/s without / with them':36}{r['no_rules']['msg_per_s']:>9.0f}"
+        f"{r['rules_20']['msg_per_s']:>9.0f}{r['rules']['wall_ratio']:>11.2f}x",
         *shapes.lines(r["parse_ms_per_kb"]),
     ]
     return "\n".join(lines)
@@ -360,7 +415,9 @@ def main() -> None:
             server.stop()
     parse_times = shapes.parse_times()
     log("adversarial shapes parsed")
-    result = summarize(samples, noop, big, len(big_raw), args.messages)
+    rules_seconds = rule_cost(messages, twenty_rules())
+    log(f"20 rules: {rules_seconds * 1e6:.0f} us per message in process")
+    result = summarize(samples, noop, big, len(big_raw), args.messages, rules_seconds)
     result["parse_ms_per_kb"] = parse_times
     info["load_after"] = os.getloadavg()
     result.update(machine=info, big_db_messages=args.big_db, targets=TARGETS,

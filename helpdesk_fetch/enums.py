@@ -24,6 +24,7 @@ class Action(StrEnum):
     APPEND = "append"
     REOPEN = "reopen"
     REJECT = "reject"  # kept as a rejected message of a closed ticket
+    RESOLVE = "resolve"  # an alert's recovery: appended, and its ticket closed (spec §10.2)
 
 
 class Direction(StrEnum):

@@ -34,7 +34,7 @@ class ConfigPlace(TypedDict, total=False):
 class ConfigError(HelpdeskError):
     """The accounts file (or a file it names) is wrong; the message names file, table and key.
 
-    The table is an account or a resource by name, or, when it has none, by its place
+    The table is an account, a resource or a rule by name, or, when it has none, by its place
     (*table*: "the 2nd [[accounts]] table")."""
 
     exit_code = EXIT_USAGE
@@ -48,9 +48,10 @@ class ConfigError(HelpdeskError):
         resource: str | None = None,
         table: str | None = None,
         key: str | None = None,
+        rule: str | None = None,
     ) -> None:
         self.message, self.path, self.key = message, path, key
-        self.account, self.resource, self.table = account, resource, table
+        self.account, self.resource, self.table, self.rule = account, resource, table, rule
         where = []
         if path is not None:
             where.append(str(path))
@@ -58,6 +59,8 @@ class ConfigError(HelpdeskError):
             where.append(f"account {account!r}")
         if resource is not None:
             where.append(f"resource {resource!r}")
+        if rule is not None:
+            where.append(f"rule {rule!r}")
         if table is not None:
             where.append(table)
         if key is not None:
@@ -70,7 +73,7 @@ class ConfigError(HelpdeskError):
         if self.path is not None:
             return self
         return ConfigError(self.message, path=path, account=self.account, resource=self.resource,
-                           table=self.table, key=self.key)
+                           table=self.table, key=self.key, rule=self.rule)
 
 
 class ConfigUnreadable(ConfigError):

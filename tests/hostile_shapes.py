@@ -145,5 +145,8 @@ SIZES = (100_000, 1_000_000)
 
 
 def generate(sizes=SIZES) -> list[tuple[str, int, bytes]]:
-    """(shape, size, message) for every shape at every size."""
-    return [(name, size, make(size)) for size in sizes for name, make in SHAPES.items()]
+    """(shape, size, message) for every shape at every size; each size has Message-IDs of its
+    own, so that no two are taken for copies of one mail (spec §4.1)."""
+    return [(name, size, make(size).replace(b"@hostile.example.org>", b".%d@hostile.example.org>"
+                                            % size, 1))
+            for size in sizes for name, make in SHAPES.items()]

@@ -175,7 +175,7 @@ def test_reply_after_the_window_is_rejected_and_answered(helpdesk, smtp, run):
     assert mails_of(smtp, "customer_reply") == []
 
 
-@pytest.mark.parametrize("headers", [{"Auto-Submitted": "auto-replied"},
+@pytest.mark.parametrize("headers", [{"Auto-Submitted": "auto-generated"},
                                      {"List-Id": "<users.lists.example.org>"},
                                      {"Precedence": "bulk"},
                                      {"X-Auto-Response-Suppress": "OOF, AutoReply"}])

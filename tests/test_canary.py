@@ -7,6 +7,9 @@ with a forged signature, is ordinary mail."""
 from __future__ import annotations
 
 import json
+import tomllib
+
+import tomli_w
 
 from tests.mails import message
 from tests.proc import helpdesk_fetch
@@ -111,6 +114,32 @@ def test_a_canary_at_the_wrong_account_or_forged_is_ordinary_mail(dovecot, mail_
                                                      "helpdesk"] * 2
     assert canaries(run, config)["helpdesk"]["received_at"] is None
     assert smtp.messages[1:] == []  # ordinary, but ours: never answered
+
+
+def test_no_rule_ignores_a_canary_and_a_diverted_one_is_a_ticket(dovecot, mail_user, smtp,
+                                                                 write_config, run):
+    """A rule that ignores machines' mail matches canaries too: this account's own is still
+    recorded (not ignored mail), and one diverted here still becomes a ticket, the sign that
+    mail to the other account goes astray."""
+    config = probe_setup(dovecot, mail_user, smtp, write_config)
+    data = tomllib.loads(config.read_text())
+    data["rules"] = [{"name": "robots", "headers": {"Auto-Submitted": "^auto-generated$"},
+                      "action": "ignore"}]
+    config.write_text(tomli_w.dumps(data))
+    assert run("probe", "send", config=config).exit_code == 0
+    dovecot.deliver(mail_user, [raw for _, raw in sent(smtp)])  # support's diverted here
+    dovecot.deliver(mail_user, [message("Disk report", headers={
+        "Auto-Submitted": "auto-generated"})])  # what the rule is for
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert canaries(run, config)["helpdesk"]["received_at"] is not None
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == [
+        "helpdesk-fetch canary for account support"]
+    assert [m["subject"] for m in run.json("ignored", "list", config=config)] == ["Disk report"]
+    last_run = run.json("status", config=config)["accounts"][0]["last_run"]
+    assert last_run["ignored"] == 1  # the rule matched the diverted canary, which it did not
+    assert last_run["rule_counts"] == {"robots": 2}  # ignore (as with `ignored restore`)
 
 
 def test_probe_send_needs_smtp_and_an_address(tmp_path, write_config, run, smtp):

@@ -30,9 +30,10 @@ def test_the_sample_file_is_valid_and_documents_every_key():
     assert {a.protocol for a in sample.accounts} == {"imap", "pop3", "maildir"}
     assert any(not a.automail for a in sample.accounts)
     for cls in (config.Settings, config.Smtp, config.Automail, config.Resource, config.Account,
-                config.Alerts, config.Hooks):
-        for field in cls.__dataclass_fields__:
-            assert re.search(rf"^#? *{field} *=", text, re.MULTILINE), f"{cls.__name__}.{field}"
+                config.Rule, config.Alerts, config.Hooks):
+        for field in cls.__dataclass_fields__.values():
+            key = field.metadata.get("key", field.name)
+            assert re.search(rf"^#? *{key} *=", text, re.MULTILINE), f"{cls.__name__}.{key}"
 
 
 def test_defaults(tmp_path):

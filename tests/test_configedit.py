@@ -117,3 +117,53 @@ def test_a_symlinked_file_is_edited_where_it_lives(commented, tmp_path):
     assert link.is_symlink() and link.resolve() == commented
     assert 'name = "helpdesk"' not in commented.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.toml", "link.toml"]
+
+
+WITH_RULES = COMMENTED.replace("# end of file\n", """\
+# Rules: Nagios first, then spam. Keep in this order!
+[[rules]]
+name = "nagios"
+accounts = ["monitoring"]   # only there
+subject = '(?P<state>PROBLEM|RECOVERY).*?Alert: (?P<host>[^/ ]+)'
+correlate = ["host"]
+resolve = { state = "RECOVERY" }
+
+[[rules]]
+name = "spam"
+action = "ignore"
+[rules.headers]             # a sub-table: a header line inside the block
+"X-Spam-Flag" = "^yes$"
+
+# end of file
+""")
+
+
+def test_the_account_commands_keep_rules_blocks_as_written(tmp_path, run):
+    path = tmp_path / "accounts.toml"
+    path.write_text(WITH_RULES)
+    path.chmod(0o600)
+    rules = WITH_RULES[WITH_RULES.index("# Rules:"):]
+
+    for argv in (["add", "pop", "--protocol", "pop3", "--host", "pop.example.com",
+                  "--username", "u", "--password-env", "POP_PW"],
+                 ["disable", "monitoring"], ["enable", "monitoring"], ["disable", "pop"],
+                 ["remove", "helpdesk"]):
+        result = run("accounts", *argv, config=path)
+        assert result.exit_code == 0, (argv, result.output)
+        assert rules in path.read_text(), argv
+
+    data = tomllib.loads(path.read_text())
+    assert [r["name"] for r in data["rules"]] == ["nagios", "spam"]
+    assert [a["name"] for a in data["accounts"]] == ["monitoring", "pop"]
+
+
+def test_an_account_a_rule_names_is_not_removed(tmp_path, run):
+    path = tmp_path / "accounts.toml"
+    path.write_text(WITH_RULES)
+    path.chmod(0o600)
+
+    result = run("accounts", "remove", "monitoring", config=path)
+
+    assert result.exit_code == 2
+    assert "rule 'nagios': key 'rules.accounts': no account 'monitoring'" in result.stderr
+    assert path.read_text() == WITH_RULES

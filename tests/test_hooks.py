@@ -1,6 +1,8 @@
 """Hooks (spec §12): each ticket change queues its event in its own transaction; after commit the
 [hooks] command runs once per event, the event as JSON on stdin, without a shell or our secrets;
-failures, hangs and crashes are retried by later runs, in order per ticket, until max_attempts."""
+failures, hangs and crashes are retried by later runs, in order per ticket, until max_attempts.
+Mail that is not a request (spec §9) and monitoring alerts (§10.2) have events of their own: a
+bounce is message.bounced, an auto-reply, a delay notice and ignored mail are none."""
 
 from __future__ import annotations
 
@@ -9,13 +11,18 @@ import json
 import shutil
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
+import tomli_w
 
+from tests import kinds_samples as samples
 from tests.mails import message, message_id_of
 from tests.proc import ROOT, environment, helpdesk_fetch
 from tests.test_ingest_maildir import make_maildir
+from tests.test_kinds import answering
+from tests.test_routing import NAGIOS_RULE, RESOURCES, alert
 
 KILLED = -9
 ALL_EVENTS = ["ticket.created", "ticket.replied", "ticket.reopened", "ticket.rejected",
@@ -349,3 +356,78 @@ def test_the_chat_webhook_example(tmp_path, write_config, run, monkeypatch):
                                       'carol@example.org'})]
     queue = run.json("status", config=config)["hook_queue"]
     assert queue["pending"] == 1 and "exited with status 22" in queue["last_error"]["error"]
+
+
+# -- mail that is not a request (spec §9) and monitoring alerts (§10.2) ----------------------------
+
+class Hooked:
+    """One IMAP account on Dovecot, auto-mails to the SMTP sink, the recording hook, [[rules]];
+    each ``fetch`` reads the mail it is given, through the command line."""
+
+    def __init__(self, dovecot, mail_user, write_config, smtp, run, tmp_path, *rules: dict):
+        self.dovecot, self.mail_user, self.smtp, self.run = dovecot, mail_user, smtp, run
+        self.config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                                   smtp=smtp.config(), resources=RESOURCES,
+                                   hooks={"command": [str(recorder(tmp_path))]})
+        data = tomllib.loads(self.config.read_text())
+        data["rules"] = list(rules)
+        self.config.write_text(tomli_w.dumps(data))
+
+    def fetch(self, *raws: bytes) -> None:
+        self.dovecot.append(self.mail_user, list(raws))
+        result = self.run("fetch", config=self.config)
+        assert result.exit_code == 0, result.output
+
+    def json(self, *args: str):
+        return self.run.json(*args, config=self.config)
+
+
+def test_a_bounce_is_message_bounced_and_auto_replies_and_ignored_mail_are_no_event(
+        dovecot, mail_user, write_config, smtp, run, tmp_path):
+    desk = Hooked(dovecot, mail_user, write_config, smtp, run, tmp_path)
+    desk.fetch(message("Printer broken", sender="Dana <dana@customer.example>"))
+    [ticket] = desk.json("tickets", "list")
+    [receipt] = [m for _, m in smtp.mails() if m["X-Helpdesk-Fetch"].startswith("new_ticket;")]
+
+    desk.fetch(answering(samples.gmail_vacation, receipt, ticket["tag"]),
+               answering(samples.postfix_delayed, receipt, ticket["tag"]),
+               samples.backscatter())
+
+    shown = desk.json("tickets", "show", ticket["number"])
+    assert [m["kind"] for m in shown["messages"] if m["direction"] == "in"] == [
+        "message", "auto_reply", "bounce"]  # the out-of-office and the delay notice
+    assert [m["reason"] for m in desk.json("ignored", "list")] == ["bounce"]
+    assert [e["event"] for e in events(tmp_path)] == ["ticket.created"]
+
+    desk.fetch(answering(samples.postfix_failed, receipt, ticket["tag"]))
+
+    created, bounced = events(tmp_path)
+    assert bounced["event"] == "message.bounced"
+    assert set(bounced) == {"event", "id", "ticket", "message", "bounced_addresses"}
+    assert set(created) == {"event", "id", "ticket", "message"}
+    assert bounced["bounced_addresses"] == ["dana@customer.example"]
+    assert (bounced["message"]["kind"], bounced["message"]["from"]) == (
+        "bounce", "mailer-daemon@mail.example.com")
+    assert (bounced["ticket"]["number"], bounced["ticket"]["status"]) == (ticket["number"],
+                                                                          "new")
+    assert desk.json("status")["hook_queue"]["pending"] == 0
+
+
+def test_alerts_are_created_then_replied_and_their_recovery_replied_with_the_ticket_closed(
+        dovecot, mail_user, write_config, smtp, run, tmp_path):
+    desk = Hooked(dovecot, mail_user, write_config, smtp, run, tmp_path, NAGIOS_RULE)
+
+    desk.fetch(alert("PROBLEM", "web01"))
+    desk.fetch(alert("PROBLEM", "web01"))  # the monitoring system notifies again
+    desk.fetch(alert("RECOVERY", "web01"))
+    desk.fetch(alert("RECOVERY", "web01"))  # no open ticket of its key: ignored
+    desk.fetch(alert("PROBLEM", "web01"))  # the next problem: a new ticket
+
+    first, second = (t["number"] for t in desk.json("tickets", "list"))
+    assert [(e["event"], e["ticket"]["number"], e["ticket"]["status"], e["message"]["kind"],
+             e["message"]["rule"]) for e in events(tmp_path)] == [
+        ("ticket.created", first, "new", "alert", "nagios"),
+        ("ticket.replied", first, "new", "alert", "nagios"),
+        ("ticket.replied", first, "closed", "alert", "nagios"),
+        ("ticket.created", second, "new", "alert", "nagios")]
+    assert [m["reason"] for m in desk.json("ignored", "list")] == ["nagios"]

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpdesk_fetch.config import load
-from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, STORED, Pipeline, Source
+from helpdesk_fetch.ingest.pipeline import DUPLICATE, FAILED, IGNORED, STORED, Pipeline, Source
 from helpdesk_fetch.store import blobs
-from helpdesk_fetch.store.models import Message, RawMessage
+from helpdesk_fetch.store.models import IgnoredMessage, Message, RawMessage
 from tests import hostile_shapes
 from tests.chaos import ERROR_FOLDER, fetch
 from tests.mails import message
@@ -61,6 +61,12 @@ def failures(database: Path) -> list[tuple[str, str]]:
         return conn.execute("SELECT subject, reason FROM failed_message").fetchall()
 
 
+def ignored(database: Path) -> dict[str, str]:
+    """Message-ID -> reason of the mail that opened no ticket (spec §9.4)."""
+    with sqlite3.connect(database) as conn:
+        return dict(conn.execute("SELECT message_id, reason FROM ignored_message").fetchall())
+
+
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_the_mail_set_over_imap_and_pop3(protocol, dovecot, mail_user, write_config, tmp_path):
     mail = []
@@ -78,8 +84,11 @@ def test_the_mail_set_over_imap_and_pop3(protocol, dovecot, mail_user, write_con
     aside = failures(tmp_path / "helpdesk.db")
     canaries = [v for _, v in stored if v.subject.startswith("canary after")]
     assert len(canaries) == len(CASES) + 1  # nothing blocked the message after it
+    kept = ignored(tmp_path / "helpdesk.db")
     for name, case in CASES.items():
-        if case.expect.set_aside or case.expect.duplicate_of:
+        if case.expect.ignored:  # an auto-reply or bounce of no ticket: its bytes are kept
+            assert kept.get(case.expect.message_id) == case.expect.ignored, name
+        if case.expect.set_aside or case.expect.duplicate_of or case.expect.ignored:
             continue
         field, value = case.key()
         found = [view for _, view in stored if getattr(view, field) == value]
@@ -90,7 +99,8 @@ def test_the_mail_set_over_imap_and_pop3(protocol, dovecot, mail_user, write_con
     assert len(too_large) == 1 and len(aside) == len(set_aside) + 1, aside
     assert "max_message_bytes" in result.stderr
     twins = [c for c in CASES.values() if c.expect.duplicate_of]
-    assert len(stored) + len(aside) + len(twins) == len(mail)
+    assert len(kept) == len([c for c in CASES.values() if c.expect.ignored]), kept
+    assert len(stored) + len(aside) + len(twins) + len(kept) == len(mail)
     left = dovecot.messages(mail_user)
     if protocol == "imap":
         assert left == []
@@ -121,10 +131,12 @@ def test_the_adversarial_shapes_never_stall_the_mailbox(dovecot, mail_user, writ
     with sqlite3.connect(tmp_path / "helpdesk.db") as conn:
         stored = [row[0] for row in conn.execute(
             "SELECT subject FROM message WHERE direction = 'in'")]
+        ignored = [row[0] for row in conn.execute("SELECT subject FROM ignored_message")]
     assert len([s for s in stored if s.startswith("canary after")]) == len(shapes)
     aside = failures(tmp_path / "helpdesk.db")
     assert all("took longer than parse_seconds" in reason for _, reason in aside), aside
-    filed = [s for s in stored if s.startswith("shape ")] + [subject for subject, _ in aside]
+    filed = ([s for s in stored if s.startswith("shape ")] + [subject for subject, _ in aside]
+             + ignored)  # the bounce-shaped one names nothing stored: backscatter
     assert len(filed) == len(shapes) and dovecot.messages(mail_user) == []
 
 
@@ -214,7 +226,11 @@ def test_any_collection_byte_for_byte_over_pop3(mail_collection, dovecot, mail_u
     assert len(failures(tmp_path / "helpdesk.db")) == len(left)
     with sqlite3.connect(tmp_path / "helpdesk.db") as conn:
         count = conn.execute("SELECT count(*) FROM message WHERE direction = 'in'").fetchone()[0]
-    assert count + len(left) == len(set(served))  # byte-identical copies are stored once
+        kept, duplicates = conn.execute("SELECT ignored, duplicates FROM account_run").fetchone()
+    # Byte-identical copies and copies of one mail (spec §4.1) are stored once; bounces and
+    # auto-replies of no ticket are kept as ignored mail (§9.4).
+    assert duplicates >= len(served) - len(set(served))
+    assert count + kept + duplicates + len(left) == len(served)
 
 
 # -- property: mutated mail never crashes the pipeline or blocks the next message --------------
@@ -277,8 +293,11 @@ def test_mutated_mail_is_stored_or_set_aside(mail_collection, pipeline, data):
 
     outcome = pipeline.ingest(source, raw, f"fuzz:{number}")
 
-    assert outcome.kind in (STORED, DUPLICATE, FAILED)
-    if outcome.kind == FAILED:
+    assert outcome.kind in (STORED, IGNORED, DUPLICATE, FAILED)
+    if outcome.kind == IGNORED:  # a bounce or auto-reply of no ticket: kept whole (§9.4)
+        kept = IgnoredMessage.get_by_id(outcome.message_row)
+        assert blobs.decompress(kept.raw) == raw and kept.reason == outcome.ignored
+    elif outcome.kind == FAILED:
         assert outcome.reason
         pipeline.record_failure(source, outcome, raw=raw, size=len(raw), location="test")
     elif outcome.kind == STORED:

@@ -139,15 +139,15 @@ def test_an_error_folder_the_server_refuses_blocks_nothing(dovecot, mail_user, w
     stays in the mailbox and is tried again, the others are filed, and the account is reported
     failed so that someone fixes it. Both ways to a failure: too large (never downloaded) and
     failing after download (a bug of ours, injected)."""
-    from helpdesk_fetch.ingest import pipeline
+    from helpdesk_fetch.ingest import decide
 
     def find_ticket(parsed, tagger, **kwargs):
         if parsed.subject == "boom":
             raise KeyError("boom")
         return real(parsed, tagger, **kwargs)
 
-    real = pipeline.find_ticket
-    monkeypatch.setattr(pipeline, "find_ticket", find_ticket)
+    real = decide.find_ticket
+    monkeypatch.setattr(decide, "find_ticket", find_ticket)
     config = write_config([dovecot.account("helpdesk", mail_user)],
                           settings={"max_message_bytes": 5000, "error_folder": "HD/Err~\x7f"})
     big, boom = message("Huge", body="x" * 8000), message("boom")

@@ -88,15 +88,15 @@ def test_hostile_tags_and_references_are_filed_like_any_mail(tmp_path, write_con
 
 def test_a_bug_met_by_one_message_sets_it_aside_and_spares_the_rest(tmp_path, write_config, run,
                                                                      monkeypatch):
-    from helpdesk_fetch.ingest import pipeline
+    from helpdesk_fetch.ingest import decide
 
     def find_ticket(parsed, tagger, **kwargs):  # a bug of ours that only this message meets
         if parsed.subject == "boom":
             raise KeyError("boom")
         return real(parsed, tagger, **kwargs)
 
-    real = pipeline.find_ticket
-    monkeypatch.setattr(pipeline, "find_ticket", find_ticket)
+    real = decide.find_ticket
+    monkeypatch.setattr(decide, "find_ticket", find_ticket)
     box = make_maildir(tmp_path / "Maildir", [message("boom"), message("Backup failed")])
     config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}])
 

@@ -47,8 +47,9 @@ SPECIAL = {("accounts", "add"): ["leak-new", "--protocol", "imap", "--host", "12
            ("accounts", "authorize"): ["oauth-device"],
            ("deliver",): ["--account", "local"],
            ("tickets", "show"): ["1001"], ("tickets", "close"): ["1001"],  # TICKET
-           ("tickets", "set-status"): ["1001", "in_progress"]}
-STDIN = {"deliver": message("Piped in by the MTA")}
+           ("tickets", "set-status"): ["1001", "in_progress"],
+           ("rules", "test"): ["--account", "local", "-"]}
+STDIN = {"deliver": message("Piped in by the MTA"), "rules": message("Tried on the rules")}
 SKIP_FLAGS = {"--browser"}  # waits for a person's browser
 
 

@@ -13,8 +13,8 @@ from helpdesk_fetch.store.models import database
 from tests.mails import message, message_id_of
 
 # The queries of one message (BEGIN and COMMIT are not counted):
-NEW = 7  # duplicate check, own auto-mail?, ticket number, ticket, message, raw copy, source key
-REPLY = 8  # duplicate check, own auto-mail?, Message-IDs, ticket, ticket update, message, raw, key
+NEW = 7  # duplicate check, own auto-mail or copy?, ticket number, ticket, message, raw, source key
+REPLY = 8  # duplicate check, own auto-mail or copy?, Message-IDs, ticket, update, message, raw, key
 SOURCE = Source("helpdesk", "it-support")
 
 
@@ -78,13 +78,13 @@ def test_a_fetch_adds_no_query_per_message_beyond_the_pipeline(dovecot, mail_use
     assert many - few == 20 * NEW
 
 
-@pytest.mark.parametrize("name", ["duplicate", "own_outbound", "ticket_by_number", "ticket_by_id",
+@pytest.mark.parametrize("name", ["duplicate", "own_or_copy", "ticket_by_number", "ticket_by_id",
                                   "tickets_of"])
 def test_the_lookups_use_indexes(pipeline, name):
     statements = sql.statements()
     text = statements.tickets_of(["a", "b"]) if name == "tickets_of" else getattr(statements,
                                                                                     name)
-    params = {"duplicate": 4, "tickets_of": 2}.get(name, 1) * ["x"]
+    params = {"duplicate": 4, "tickets_of": 2, "own_or_copy": 6}.get(name, 1) * ["x"]
 
     plan = [row[-1] for row in database.execute_sql(f"EXPLAIN QUERY PLAN {text}", params)]
 

@@ -10,6 +10,7 @@ import sys
 import pexpect
 
 from helpdesk_fetch.cli import SYSLOG_ENV
+from tests import kinds_samples as samples
 from tests.mails import message, message_id_of
 from tests.proc import ROOT, environment, helpdesk_fetch
 from tests.servers import PASSWORD
@@ -202,13 +203,13 @@ def test_accounts_add_offers_not_to_keep_an_account_whose_test_failed(dovecot, m
 
 
 def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_config):
-    """fetch's summary with a failing account, status, tickets list, accounts list and
-    errors list: each row one line of at most 80 columns, names whole, headers on one line,
-    a long problem on lines of its own below its row."""
+    """fetch's summary with a failing account (and ignored mail), status, tickets list,
+    accounts list, errors list and ignored list: each row one line of at most 80 columns, names
+    whole, headers on one line, a long problem on lines of its own below its row."""
     long_sender = "Someone With A Long Name <someone.with.a.long.address@customer.example.org>"
     make_maildir(tmp_path / "box", [
         message("The printer on the third floor prints everything twice and then jams",
-                sender=long_sender), b""])
+                sender=long_sender), b"", samples.gmail_vacation()])
     wrong_port = dovecot.account("helpdesk-mailbox", mail_user, resource="it-support",
                                  port=dovecot.ports["pop3s"])  # an IMAP account, POP3S port
     config = write_config([wrong_port, {"name": "local-maildir", "protocol": "maildir",
@@ -218,11 +219,11 @@ def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_conf
     fetched = at_80_columns("fetch", config=config)
     summary = fetched[fetched.index("fetch"):]  # after the log lines and the progress
     assert summary[1].split() == ["account", "outcome", "fetched", "new", "replies",
-                                  "rejected", "dupes", "errors", "time"]
+                                  "rejected", "dupes", "ignored", "errors", "time"]
     assert summary[2].split()[:2] == ["helpdesk-mailbox", "failed"]
     assert summary[3].startswith(problem)
-    assert [line for line in summary if line.startswith("local-maildir")][0].split()[:5] == [
-        "local-maildir", "ok", "2", "1", "0"]
+    assert [line for line in summary if line.startswith("local-maildir")][0].split()[:9] == [
+        "local-maildir", "ok", "3", "1", "0", "0", "0", "1", "1"]
 
     status = at_80_columns("status", config=config)
     row = next(i for i, line in enumerate(status) if line.startswith("helpdesk-mailbox "))
@@ -247,7 +248,12 @@ def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_conf
     assert errors[1].split()[:2] == ["1", "local-maildir"]
     assert errors[2] == "  cannot be parsed: ParseError: the message is empty"
 
+    ignored = at_80_columns("ignored", "list", config=config)
+    assert ignored[0].split() == ["id", "account", "received", "from", "subject", "reason"]
+    assert ignored[1].split()[:2] == ["1", "local-maildir"] and ignored[1].endswith(
+        " auto_reply")
+
     status = [line for line in status if not line.startswith("Database: ")]  # a long path
-    for lines in (summary, status, tickets, accounts, errors):
+    for lines in (summary, status, tickets, accounts, errors, ignored):
         assert all(len(line) <= 80 for line in lines), "\n".join(lines)
         assert not any(line.rstrip().endswith(("helpdesk-", "local-")) for line in lines)

@@ -25,6 +25,7 @@ from helpdesk_fetch.enums import Direction
 from helpdesk_fetch.message.parse import ParsedMessage
 from helpdesk_fetch.store import blobs
 from helpdesk_fetch.store.models import Message, Outbox, RawMessage, Ticket
+from helpdesk_fetch.store.write import bouncing
 from helpdesk_fetch.tickets.rules import Decision
 from helpdesk_fetch.tickets.tags import Tagger
 
@@ -34,50 +35,15 @@ MARKER = "X-Helpdesk-Fetch"  # on every auto-mail we send; mail carrying it is n
 KINDS = ("new_ticket", "new_ticket_resource", "customer_reply", "ticket_closed")
 TO_SENDER = ("new_ticket", "ticket_closed")
 BACKLOG_GRACE = dt.timedelta(hours=1)
-_DAEMON = re.compile(r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"
-                     r"mail-?daemon|majordomo|listserv|.*-request|.*-bounces?)$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _ID_BREAKER = re.compile(r"[\s\x00-\x1f\x7f<>]")
 
 
-def no_reply_reason(parsed: ParsedMessage, own: frozenset[str]) -> str | None:
-    """Why *parsed* must not be answered (RFC 3834, RFC 2919, our own mail), or None."""
-    auto = (parsed.header("auto-submitted") or "no").split(";")[0].strip().lower()
-    if auto != "no":
-        return f"Auto-Submitted: {auto}"
-    precedence = (parsed.header("precedence") or "").strip().lower()
-    if precedence in ("bulk", "junk", "list"):
-        return f"Precedence: {precedence}"
-    if parsed.header("list-id") is not None:
-        return "a mailing-list message (List-Id)"
-    if parsed.header(MARKER) is not None:
-        return "one of our own auto-mails"
-    suppress = (parsed.header("x-auto-response-suppress") or "").lower()
-    if any(word in suppress for word in ("all", "autoreply", "oof")):
-        return "X-Auto-Response-Suppress"
-    if (parsed.header("return-path") or "").strip() == "<>":
-        return "a null sender (bounce)"
-    if not parsed.from_addr:
-        return "no sender address"
-    if "@" not in parsed.from_addr:  # cron's root, list software's moderator: local robots
-        return f"a sender without a domain ({parsed.from_addr})"
-    for address in dict.fromkeys(a for a in (parsed.from_addr, parsed.reply_to) if a):
-        if is_daemon(address):
-            return f"a daemon sender ({address})"
-        if address.lower() in own:
-            return f"one of our own addresses ({address})"
-    return None
-
-
-def is_daemon(address: str) -> bool:
-    """MAILER-DAEMON, postmaster, no-reply and the like, also with a +tag (VERP: bounces+x=y)."""
-    return _DAEMON.match(address.split("@")[0].split("+")[0]) is not None
-
-
 def own_addresses(config: Config) -> frozenset[str]:
     """The addresses mail from which we never answer: our SMTP sender and our mailboxes (their
-    user names and addresses)."""
+    user names and addresses): the ``own`` of ``message.classify``, which makes the no-reply
+    decision."""
     found = {a.username.lower() for a in config.accounts if a.username and "@" in a.username}
     found.update(a.address for a in config.accounts if a.address)
     if config.smtp is not None:
@@ -93,13 +59,14 @@ class Planned:
     recipients: tuple[str, ...]
 
 
-def plan(decision: Decision, parsed: ParsedMessage, *, config: Config, automail: bool,
-         resource: Resource | None, now: dt.datetime,
+def plan(decision: Decision, parsed: ParsedMessage, *, no_reply: str | None, config: Config,
+         automail: bool, resource: Resource | None, now: dt.datetime,
          first_run: dt.datetime | None) -> list[Planned]:
-    """The auto-mails the event calls for, after every rule that can cancel one."""
+    """The auto-mails the event calls for, after every rule that can cancel one. *no_reply*:
+    why the message must never be answered (``Classification.no_reply_reason``), or None."""
     if config.smtp is None or not automail or not decision.automails:
         return []
-    reason = no_reply_reason(parsed, own_addresses(config))
+    reason = no_reply
     if reason is None and first_run and parsed.date and parsed.date < first_run - BACKLOG_GRACE:
         reason = "dated before the account's first run (backlog)"
     if reason is not None:
@@ -108,7 +75,24 @@ def plan(decision: Decision, parsed: ParsedMessage, *, config: Config, automail:
     wanted = [Planned(kind, rcpts) for kind in decision.automails
               if getattr(config.automail, kind)
               and (rcpts := _recipients(kind, parsed, resource))]
+    wanted = _not_bouncing(wanted, parsed, config.settings.bounce_hold_days, now)
     return _within_rate(wanted, parsed, config.settings.automail_per_sender_per_hour, now)
+
+
+def _not_bouncing(wanted: list[Planned], parsed: ParsedMessage, days: int,
+                  now: dt.datetime) -> list[Planned]:
+    """*wanted* without the recipients a bounce reported failed in the last *days* (spec §9.2):
+    spam that forges a dead address must not make us bounce again and again."""
+    addresses = {a for p in wanted for a in p.recipients}
+    if days <= 0 or not addresses:
+        return wanted
+    held = bouncing(addresses, now - dt.timedelta(days=days))
+    if not held:
+        return wanted
+    log.info("%s: no auto-mail to %s: bounced in the last %d days (bounce_hold_days)",
+             _label(parsed), ", ".join(sorted(held)), days)
+    kept = [Planned(p.kind, tuple(a for a in p.recipients if a not in held)) for p in wanted]
+    return [p for p in kept if p.recipients]
 
 
 def _recipients(kind: str, parsed: ParsedMessage, resource: Resource | None) -> tuple[str, ...]:

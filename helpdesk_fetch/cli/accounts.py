@@ -8,7 +8,15 @@ import typing
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import echo_json, is_tty, note, problem_of, table, when
+from helpdesk_fetch.cli.render import (
+    echo_json,
+    is_tty,
+    note,
+    problem_of,
+    rule_counts,
+    table,
+    when,
+)
 from helpdesk_fetch.config import DEFAULT_PORTS, PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
 from helpdesk_fetch.config.oauth2 import AUTHS, FLOWS, PROVIDERS, oauth2_keys
 
@@ -47,6 +55,8 @@ def list_(app: App, as_json: bool) -> None:
             a["username"] or "", a["resource"] or "", _last_run(a["last_run"])] for a in data],
           notes=[problem_of(a["name"], (a["last_run"] or {}).get("error")) for a in data],
           shrink=("user", "server"))
+    if is_tty():  # a pipe gets the table's lines only (--json has "rule_counts")
+        rule_counts([(a["name"], a["last_run"]) for a in data])
 
 
 def _server(account: dict) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import ago, echo_json, note, problem_of, table
+from helpdesk_fetch.cli.render import ago, echo_json, note, problem_of, rule_counts, table
 
 
 @cli.group()
@@ -128,6 +128,7 @@ def _print_status(data: dict) -> None:
                         or (a["last_failure"] or {}).get("reason"))
     table(["account", "last run", "outcome", "fetched", "new", "replies", "errors", "waiting"],
           rows, title="Accounts", notes=problems)
+    rule_counts([(a["name"], a["last_run"]) for a in data["accounts"]])
     _print_canaries(data["accounts"])
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
     if data["automail"]:
@@ -151,6 +152,20 @@ def _print_status(data: dict) -> None:
                  f"{last['attempts']}: {last['error']}", style="yellow")
     counts = ", ".join(f"{k}: {v}" for k, v in data["tickets_by_status"].items())
     note(f"Tickets: {counts}")
+    _print_not_requests(data)
+
+
+def _print_not_requests(data: dict) -> None:
+    """Mail that opened no ticket, and addresses held from auto-mails (spec §9.2, §9.4)."""
+    kept = f"kept {data['ignored_days']} days" if data["ignored_days"] else "kept"
+    note(f"Ignored mail ({kept}): {data['ignored_messages']}"
+         + ("; see `helpdesk-fetch ignored list`" if data["ignored_messages"] else ""))
+    bouncing = data["bouncing_addresses"]
+    if bouncing:
+        shown = ", ".join(f"{b['address']} (until {b['held_until'][:10]})" for b in bouncing[:5])
+        more = f" and {len(bouncing) - 5} more" if len(bouncing) > 5 else ""
+        note(f"Bouncing addresses, sent no auto-mail: {len(bouncing)}: {shown}{more}",
+             style="yellow")
 
 
 def _print_canaries(accounts: list[dict]) -> None:

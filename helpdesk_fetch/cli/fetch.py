@@ -102,10 +102,14 @@ def _print_plan(report) -> None:
 
 
 def _print_summary(report) -> None:
+    """The run at a glance; mail that opened no ticket (spec §9.4) in a column of its own
+    when there was some: without it the table fits 80 columns with longer account names."""
+    ignored = any(a.ignored for a in report.accounts)
     rows = [[a.account, a.outcome, a.fetched, a.new_tickets, a.threaded, a.rejected,
-             a.duplicates, a.errors, f"{a.seconds:.1f}s"] for a in report.accounts]
-    table(["account", "outcome", "fetched", "new", "replies", "rejected", "dupes", "errors",
-           "time"], rows, title="fetch",
+             a.duplicates, *([a.ignored] if ignored else []), a.errors, f"{a.seconds:.1f}s"]
+            for a in report.accounts]
+    table(["account", "outcome", "fetched", "new", "replies", "rejected", "dupes",
+           *(["ignored"] if ignored else []), "errors", "time"], rows, title="fetch",
           notes=[problem_of(a.account, a.error) for a in report.accounts])
 
 

@@ -186,6 +186,15 @@ def when(iso: str | None) -> str:
     return f"{moment:%H:%M}" if moment.date() == dt.date.today() else f"{moment:%Y-%m-%d}"
 
 
+def rule_counts(last_runs: list[tuple[str, dict | None]]) -> None:
+    """How many messages each [[rules]] table decided in each account's last run (spec §10),
+    below a table of accounts; nothing when no rule decided any."""
+    decided = [f"  {name}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+               for name, run in last_runs if (counts := (run or {}).get("rule_counts"))]
+    if decided:
+        note("Messages each rule decided in the last run:\n" + "\n".join(decided))
+
+
 def problem_of(account: str, text: str | None) -> str | None:
     """An account's stored problem as shown below its row: without the "account 'NAME': " the
     row already says."""

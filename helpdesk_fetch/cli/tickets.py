@@ -93,9 +93,14 @@ def _print_thread(t: dict) -> None:
     note(f"status {t['status']}, resource {t['resource'] or '-'}, requester {t['requester']}")
     note(f"opened {local(t['created_at'])}, escalation due {local(t['escalation_due_at']) or '-'}"
          + (f", closed {local(t['closed_at'])}" if t["closed_at"] else ""))
+    if t["bounced_addresses"]:
+        note(f"bounced: {', '.join(t['bounced_addresses'])} (sent no auto-mail for "
+             "bounce_hold_days)", style="yellow")
     for m in t["messages"]:
         arrow = "<-" if m["direction"] == "in" else "->"
         state = "" if m["state"] == "accepted" else f" [{m['state'].upper()}]"
+        if m["direction"] == "in" and m["kind"] != "message":
+            state += f" [{m['kind'].upper().replace('_', '-')}]"
         header = f"\n{arrow} {local(m['date']) or '?'}  {m['from'] or '(no sender)'}{state}"
         note(header, style="bold cyan" if m["direction"] == "in" else "bold magenta")
         note(f"   Subject: {m['subject']}")

@@ -22,6 +22,7 @@ from helpdesk_fetch.config.schema import (
     Hooks,
     OAuth2Keys,
     Resource,
+    Rule,
     Settings,
     Smtp,
 )
@@ -29,6 +30,6 @@ from helpdesk_fetch.config.schema import (
 __all__ = [
     "BARE_ADDRESS_RE", "DATABASE_PASSWORD_KEYS", "DEFAULT_PORTS", "ENV_VAR", "LANGUAGES",
     "NAME_RE", "PASSWORD_KEYS", "PROTOCOLS", "SECURITIES", "Account", "Alerts", "Automail",
-    "Config", "Hooks", "OAuth2Keys", "Resource", "Settings", "Smtp", "check_private",
+    "Config", "Hooks", "OAuth2Keys", "Resource", "Rule", "Settings", "Smtp", "check_private",
     "config_path", "load", "parse", "require_accounts",
 ]

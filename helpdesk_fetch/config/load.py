@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from helpdesk_fetch.config import dburl
 from helpdesk_fetch.config import oauth2 as oauth2_settings
+from helpdesk_fetch.config import rules as rule_checks
 from helpdesk_fetch.config.private import check_private
 from helpdesk_fetch.config.schema import (
     BARE_ADDRESS_RE,
@@ -35,6 +36,7 @@ from helpdesk_fetch.config.schema import (
     Config,
     Hooks,
     Resource,
+    Rule,
     Settings,
     Smtp,
 )
@@ -120,8 +122,8 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
 def parse(data: dict[str, Any], path: Path) -> Config:
     """Validate already-decoded TOML *data* that came from *path*."""
     top = ConfigPlace(path=path)
-    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts", "alerts",
-                           "hooks"}, top, "")
+    _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts", "rules",
+                           "alerts", "hooks"}, top, "")
     settings = _settings(_table(data, "settings", path), path)
     smtp_data = data.get("smtp")
     smtp = _smtp(_table(data, "smtp", path), path) if smtp_data is not None else None
@@ -130,10 +132,14 @@ def parse(data: dict[str, Any], path: Path) -> Config:
                       for n, r in enumerate(_array(data, "resources", path), 1))
     accounts = tuple(_account(a, path, _where(a, path, "account", n))
                      for n, a in enumerate(_array(data, "accounts", path), 1))
+    rules = tuple(_rule(r, _where(r, path, "rule", n))
+                  for n, r in enumerate(_array(data, "rules", path), 1))
     alerts = _alerts(_table(data, "alerts", path), path, smtp) if "alerts" in data else None
     hooks = _hooks(_table(data, "hooks", path), path) if "hooks" in data else None
-    config = Config(path, settings, automail, smtp, resources, accounts, alerts, hooks)
+    config = Config(path, settings, automail, smtp, resources, accounts, rules=rules,
+                    alerts=alerts, hooks=hooks)
     _check_references(config)
+    rule_checks.check_references(config)
     return config
 
 
@@ -179,7 +185,7 @@ def _settings(data: dict[str, Any], path: Path) -> Settings:
                 "parse_seconds", "automail_per_sender_per_hour", "canary_max_minutes"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
-    for key in ("reactivation_days", "history_days"):
+    for key in ("reactivation_days", "history_days", "bounce_hold_days", "ignored_days"):
         if getattr(settings, key) < 0:
             raise ConfigError("must be 0 or more", path=path, key=f"settings.{key}")
     keywords = settings.ticket_keywords
@@ -298,6 +304,11 @@ def _resource(data: dict[str, Any], where: ConfigPlace) -> Resource:
     return dataclasses.replace(resource, members=members, notify=notify)
 
 
+def _rule(data: dict[str, Any], where: ConfigPlace) -> Rule:
+    """A ``[[rules]]`` table: keys and types here, the rest in ``config.rules``."""
+    return rule_checks.check(_build(Rule, rule_checks.lists(data), where, "rules."), where)
+
+
 def _bare_addresses(entries: tuple[str, ...], where: ConfigPlace, key: str) -> tuple[str, ...]:
     """Each entry as the bare, lowercased address the rest of the code compares with
     ("Alice <Alice@Example.com>" -> "alice@example.com"); one without exactly one is refused."""
@@ -406,16 +417,18 @@ def _check_references(config: Config) -> None:
 
 def _build(cls: type[Table], data: dict[str, Any], where: ConfigPlace, prefix: str) -> Table:
     """Make a *cls* from the TOML table *data*, checking keys and types against its fields;
-    errors name the file and table of *where* (ConfigError's keywords)."""
+    errors name the file and table of *where* (ConfigError's keywords). A field's key is its
+    name, or its metadata's "key" where the name cannot be (``from``)."""
     hints = typing.get_type_hints(cls)
-    keys = {f.name for f in dataclasses.fields(cls)}
-    _reject_unknown(data, keys, where, prefix)
+    keys = {f.name: f.metadata.get("key", f.name) for f in dataclasses.fields(cls)}
+    _reject_unknown(data, set(keys.values()), where, prefix)
     values: dict[str, object] = {}
     for f in dataclasses.fields(cls):
-        if f.name in data:
-            values[f.name] = _coerce(data[f.name], hints[f.name], where, prefix + f.name)
+        key = keys[f.name]
+        if key in data:
+            values[f.name] = _coerce(data[key], hints[f.name], where, prefix + key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError("missing (required)", key=prefix + f.name, **where)
+            raise ConfigError("missing (required)", key=prefix + key, **where)
     return cls(**values)
 
 
@@ -436,6 +449,11 @@ def _coerce(value: object, hint: Any, where: ConfigPlace, key: str) -> object:
     args = typing.get_args(hint)
     if type(None) in args:  # "X | None": None is never written in TOML, so X it must be
         hint = next(a for a in args if a is not type(None))
+    if hint == tuple[tuple[str, str], ...]:  # a table of strings, e.g. headers = { ... }
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return tuple(value.items())
+        raise ConfigError(f"expected a table of strings, got {_shown(value)}", key=key,
+                          **where)
     if typing.get_origin(hint) is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)

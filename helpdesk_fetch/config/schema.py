@@ -52,6 +52,8 @@ class Settings:
     templates_dir: str = ""  # the administrator's own auto-mail texts, if any
     automail_per_sender_per_hour: int = 10
     authserv_id: str = ""  # trust a member's From only with an Authentication-Results from it
+    bounce_hold_days: int = 7  # no auto-mail to an address a bounce reported failed; 0: none held
+    ignored_days: int = 30  # mail that opened no ticket is kept this long (spec §9.4); 0: forever
     canary_max_minutes: int = 30  # `check` is CRITICAL when a canary is older and not arrived
 
 
@@ -168,6 +170,30 @@ class Account(OAuth2Keys):
         return data
 
 
+RULE_ACTIONS = ("ticket", "ignore")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``[[rules]]``: conditions on mail and what to do with the mail they hold for (spec §10).
+    Each condition given must hold; within one, a list means any of. ``from`` is a keyword in
+    Python: the field is ``senders``, the key ``from`` (the field's metadata)."""
+
+    name: str
+    # conditions
+    accounts: tuple[str, ...] = ()  # fetched through one of these accounts
+    to: tuple[str, ...] = ()  # globs on To, Cc, Delivered-To, X-Original-To; no case
+    senders: tuple[str, ...] = field(default=(), metadata={"key": "from"})  # globs on From
+    subject: str | None = None  # a regex, searched, no case
+    headers: tuple[tuple[str, str], ...] = ()  # (header name, regex): a TOML table
+    # actions
+    resource: str | None = None  # new tickets go to this resource
+    automail: bool | None = None  # None: as the account says
+    action: str = "ticket"  # ticket | ignore (spec §9.4)
+    correlate: tuple[str, ...] = ()  # named groups of subject: one open ticket per value (§10.2)
+    resolve: tuple[tuple[str, str], ...] = ()  # (group, regex): a TOML table; closes the ticket
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole accounts file, validated."""
@@ -178,6 +204,7 @@ class Config:
     smtp: Smtp | None = None
     resources: tuple[Resource, ...] = ()
     accounts: tuple[Account, ...] = ()
+    rules: tuple[Rule, ...] = ()
     alerts: Alerts | None = None
     hooks: Hooks | None = None
 

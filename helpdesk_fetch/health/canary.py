@@ -85,6 +85,14 @@ def receive(parsed: ParsedMessage, *, account: str, tagger: Tagger, now: dt.date
     return Arrival(token, travel)
 
 
+def marked(parsed: ParsedMessage) -> bool:
+    """Whether *parsed* carries a canary marker, signed rightly or not: one that ``receive``
+    did not take is ordinary mail that must become a ticket (never a copy, never ignored)."""
+    from helpdesk_fetch.automail.plan import MARKER
+
+    return _marker(parsed.header(MARKER)) is not None
+
+
 def _marker(value: str | None) -> dict[str, str] | None:
     """The ``key=value`` pairs of a canary marker ("canary; account=a; token=t; signature=s")."""
     if value is None:

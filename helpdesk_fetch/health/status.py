@@ -1,7 +1,10 @@
 """What ``status`` and ``accounts list`` report: runs, waiting messages, canaries, queues
-(auto-mails, hook events), ticket counts."""
+(auto-mails, hook events), ticket counts, ignored mail and bouncing addresses."""
 
 from __future__ import annotations
+
+import datetime as dt
+import json
 
 from peewee import fn
 
@@ -12,7 +15,14 @@ from helpdesk_fetch.config.dburl import redact as redact_url
 from helpdesk_fetch.enums import RunOutcome, TicketStatus
 from helpdesk_fetch.health import canary
 from helpdesk_fetch.store import db, failures, write
-from helpdesk_fetch.store.models import AccountRun, HookEvent, Outbox, Ticket
+from helpdesk_fetch.store.models import (
+    AccountRun,
+    BouncingAddress,
+    HookEvent,
+    IgnoredMessage,
+    Outbox,
+    Ticket,
+)
 
 NO_CANARY = {"sent_at": None, "received_at": None, "travel_seconds": None}
 
@@ -36,6 +46,8 @@ def run_dict(run: AccountRun, *, longest: float | None = None) -> dict:
         "threaded": run.threaded,
         "rejected": run.rejected,
         "duplicates": run.duplicates,
+        "ignored": run.ignored,
+        "rule_counts": json.loads(run.rule_counts or "{}"),
         "errors": run.errors,
         "error": error,
         "host": run.host,
@@ -89,6 +101,32 @@ def hook_queue() -> dict:
                 "error": latest.last_error}}
 
 
+def bouncing_addresses(hold_days: int, now: dt.datetime) -> list[dict]:
+    """The addresses held from auto-mails because a bounce reported them failed in the last
+    *hold_days* days (spec §9.2), each with its latest bounce, oldest first."""
+    if hold_days <= 0:
+        return []
+    hold = dt.timedelta(days=hold_days)
+    latest = fn.MAX(BouncingAddress.bounced_at)
+    query = (BouncingAddress.select(BouncingAddress.address, latest.alias("bounced_at"))
+             .where(BouncingAddress.bounced_at >= now - hold)
+             .group_by(BouncingAddress.address).order_by(latest, BouncingAddress.address))
+    return [{"address": address, "bounced_at": isoformat(when),
+             "held_until": isoformat(when + hold)} for address, when in _times(query.tuples())]
+
+
+def _times(rows):
+    """(address, bounced_at) with the time as a datetime: an aggregate comes back from SQLite
+    as the stored text."""
+    for address, when in rows:
+        yield address, when if isinstance(when, dt.datetime) else dt.datetime.fromisoformat(when)
+
+
+def ignored_count() -> int:
+    """How much ignored mail is kept (spec §9.4), restored mail not counted."""
+    return IgnoredMessage.select().where(IgnoredMessage.restored_at.is_null()).count()
+
+
 def status(config: Config) -> dict:
     """Everything ``status --json`` shows (spec §3), in one dictionary."""
     switch = state.switch_report(config.settings.state_dir)
@@ -118,4 +156,8 @@ def status(config: Config) -> dict:
         "hook_queue": hook_queue(),
         "tickets_by_status": by_status,
         "history_days": config.settings.history_days,
+        "ignored_messages": ignored_count(),
+        "ignored_days": config.settings.ignored_days,
+        "bouncing_addresses": bouncing_addresses(config.settings.bounce_hold_days, utcnow()),
+        "bounce_hold_days": config.settings.bounce_hold_days,
     }

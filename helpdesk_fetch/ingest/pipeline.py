@@ -1,32 +1,36 @@
-"""One message, from raw bytes to a ticket message: parse, thread, apply the rules, store.
+"""One message, from raw bytes to a ticket message: parse, classify, thread, decide, store.
 
-The pipeline knows nothing about mailboxes: ``fetch`` (ingest.py), ``deliver`` and ``errors retry``
-all hand it raw bytes with a source key and act on the Outcome (delete, set aside, exit code).
-Everything a message changes in the database happens in one transaction (spec §4.2).
+The pipeline knows nothing about mailboxes: ``fetch`` (ingest.py), ``deliver``, ``errors retry``
+and ``ignored restore`` all hand it raw bytes with a source key and act on the Outcome (delete, set
+aside, exit code). What a message is and does is worked out by ``decide.Decider`` (a Verdict);
+everything it changes in the database happens in one transaction (spec §4.2): the ticket and the
+message, or the ignored mail (§9.4), the bouncing addresses (§9.2), the auto-mails it causes and
+its ``[hooks]`` event (§12). A canary of ``probe send`` (§11.3) is recognised before all that: its
+arrival is recorded, and it is neither a copy, nor ignored mail, nor a ticket.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import peewee
 
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
+from helpdesk_fetch.enums import MessageKind
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import canary
 from helpdesk_fetch.hooks import queue as hooks
-from helpdesk_fetch.message import authres
+from helpdesk_fetch.ingest.decide import Decider, Source, Verdict
 from helpdesk_fetch.store import blobs, db, failures, write
-from helpdesk_fetch.store.models import Ticket
 from helpdesk_fetch.tickets import rules
 from helpdesk_fetch.tickets.tags import installation_tagger
-from helpdesk_fetch.tickets.threads import find_ticket
 
 if TYPE_CHECKING:
+    from helpdesk_fetch.automail.plan import Planned
     from helpdesk_fetch.message.budget import Parser
     from helpdesk_fetch.message.parse import ParsedMessage
 
@@ -35,32 +39,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STORED, DUPLICATE, FAILED, PLANNED = "stored", "duplicate", "failed", "planned"
+STORED, IGNORED, DUPLICATE, FAILED, PLANNED = "stored", "ignored", "duplicate", "failed", "planned"
 CANARY = "canary"  # a canary of `probe send` (spec §11.3): its arrival recorded, no ticket
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a message comes from, as far as tickets care."""
-
-    name: str  # the account (or "deliver"): source keys and duplicates are per source
-    resource: str | None
-    automail: bool = True
+__all__ = ["CANARY", "DUPLICATE", "FAILED", "IGNORED", "PLANNED", "STORED", "Outcome", "Pipeline",
+           "Prepared", "Source", "prepare"]
 
 
 @dataclass
 class Outcome:
-    """What happened to one message."""
+    """What happened to one message (or, in a dry run, would happen)."""
 
-    kind: str  # stored | duplicate | failed | planned (dry run) | canary
+    kind: str  # stored | ignored | duplicate | failed | planned (dry run) | canary
     key: str
     sha256: str = ""
     reason: str = ""
     parsed: ParsedMessage | None = None
     decision: rules.Decision | None = None
     ticket_number: str | None = None
-    found_by: str | None = None  # "tag" | "reply" | None (a new ticket)
+    found_by: str | None = None  # "tag" | "reply" | "bounce" | None (a new ticket)
     duplicate_of: int | None = None
+    verdict: Verdict | None = None
+    ticket_id: int | None = None  # the ticket stored on (stored) or found (planned)
+    message_row: int | None = None  # the id of the stored Message (stored) or IgnoredMessage
+    automails: list[Planned] = field(default_factory=list)  # queued (stored) or planned
 
     @property
     def label(self) -> str:
@@ -68,6 +69,23 @@ class Outcome:
         if self.parsed is not None and self.parsed.message_id:
             return f"<{self.parsed.message_id}>"
         return self.key
+
+    @property
+    def message_kind(self) -> MessageKind | None:
+        """The message's kind (spec §9), where it was classified."""
+        return self.verdict.kind if self.verdict and self.verdict.classification else None
+
+    @property
+    def ignored(self) -> str | None:
+        """Why the message opens no ticket (spec §9.4), or None."""
+        return self.verdict.ignored if self.verdict else None
+
+    def describe(self) -> str:
+        """One line on what happens to the message: kind, deciding rule, its ticket or the
+        resource of a new one, the auto-mails (``fetch --dry-run``, ``rules test``, retries)."""
+        from helpdesk_fetch.ingest.report import describe
+
+        return describe(self)
 
 
 @dataclass
@@ -104,6 +122,7 @@ class Pipeline:
         self.dry_run = dry_run
         self.database = db.open_configured(self.settings, read_only=dry_run)
         self.tagger = self.call_db(installation_tagger, self.settings)
+        self.decider = Decider(config, self.tagger)
         self._parser: Parser | None = None
 
     @property
@@ -139,9 +158,10 @@ class Pipeline:
         return self.parser.parse(raw)
 
     def ingest(self, source: Source, raw: bytes, key: str, *,
-               prepared: Prepared | None = None) -> Outcome:
+               prepared: Prepared | None = None, restore: bool = False) -> Outcome:
         """Store *raw* (known to *source* as *key*) on its ticket, or say why not. *prepared*:
-        ``prepare(raw)``, done ahead; without it the work is done here when needed.
+        ``prepare(raw)``, done ahead; without it the work is done here when needed. *restore*
+        (``ignored restore``): a request after all, never ignored.
 
         A database failure that is not about this message raises DatabaseError: the caller must
         then delete nothing and stop."""
@@ -158,64 +178,51 @@ class Pipeline:
             if not self.dry_run:
                 self.call_db(write.remember_key, source.name, key, duplicate or None)
             return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate,
-                           parsed=parse_headers(raw))
+                           reason="stored before", parsed=parse_headers(raw))
         try:
             parsed = self.parse(raw, prepared)
         except Unparseable as exc:  # it cannot be parsed, or not within parse_seconds
             return Outcome(FAILED, key, sha256, str(exc), parsed=parse_headers(raw))
         if self.dry_run:
-            return self._plan(source, key, sha256, parsed)
-        return self._store(source, raw, key, sha256, parsed,
+            return self._plan(source, key, sha256, parsed, restore=restore)
+        return self._store(source, raw, key, sha256, parsed, restore=restore,
                            compressed=prepared.compressed if prepared else None)
 
-    def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
+    def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, *,
+              restore: bool) -> Outcome:
+        now = utcnow()
         try:
-            arrived = self._canary(source, key, sha256, parsed, utcnow(), record=False)
+            arrived = self._canary(source, key, sha256, parsed, now, record=False)
             if arrived is not None:
                 return arrived
-            found = self._classify(source, key, sha256, parsed, utcnow())
+            verdict = self.decider.verdict(source, parsed, now, restore=restore)
+            outcome = self._outcome(PLANNED, key, sha256, parsed, verdict)
+            if verdict.decision is not None:
+                outcome.automails = self._automails(source, verdict, parsed, now, record=False)
         except peewee.PeeweeException as exc:
             raise db.as_database_error(exc) from None
         except Exception as exc:  # as in _store
             return _unexpected(exc, key, sha256, parsed)
-        if isinstance(found, Outcome):
-            return found
-        ticket, how, decision = found
-        return Outcome(PLANNED, key, sha256, parsed=parsed, decision=decision,
-                       ticket_number=ticket.number if ticket else None, found_by=how)
-
-    def _classify(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, now, *,
-                  lock: bool = False):
-        """(ticket, found by, decision) for *parsed*, or the Outcome that ends it here; *lock*:
-        the ticket's row stays locked until commit (PostgreSQL)."""
-        if write.is_own_outbound(parsed.message_id):
-            return Outcome(DUPLICATE, key, sha256, parsed=parsed,
-                           reason="one of our own auto-mails, already stored")
-        ticket, how = find_ticket(parsed, self.tagger, lock=lock)
-        return ticket, how, self._decide(source, ticket, parsed, now)
+        return outcome
 
     def _store(self, source: Source, raw: bytes, key: str, sha256: str,
-               parsed: ParsedMessage, *, compressed: list[bytes] | None) -> Outcome:
+               parsed: ParsedMessage, *, restore: bool,
+               compressed: list[bytes] | None) -> Outcome:
         now = utcnow()
         try:
             with self.database.atomic():
+                # A canary first: the copy check and the rules never see it (it would be a
+                # copy of nothing, or an ignored auto-generated mail by some rule).
                 arrived = self._canary(source, key, sha256, parsed, now)
                 if arrived is not None:
                     return arrived
-                found = self._classify(source, key, sha256, parsed, now, lock=True)
-                if isinstance(found, Outcome):
-                    if found.kind == DUPLICATE:
-                        write.remember_key(source.name, key, None)
-                    return found
-                ticket, how, decision = found
-                ticket, message_id = write.store_inbound(
-                    parsed, raw, sha256, account=source.name, key=key, ticket=ticket,
-                    decision=decision, resource=source.resource, now=now, compressed=compressed,
-                    escalation_due=rules.escalation_due(self.settings, now))
+                verdict = self.decider.verdict(source, parsed, now, lock=True, restore=restore)
+                outcome = self._file(source, raw, key, sha256, parsed, verdict, now=now,
+                                     compressed=compressed)
                 crashpoint("mid_transaction")
-                self._queue_automails(source, ticket, parsed, decision, now)
-                hooks.queue(self.config, decision.event, ticket=ticket, message_id=message_id,
-                            tagger=self.tagger, now=now)
+                if verdict.decision is not None:  # a ticket changed: in its transaction
+                    outcome.automails = self._queue_automails(source, outcome, now)
+                    self._queue_event(outcome, now)
         except write.AlreadyStored:
             return Outcome(DUPLICATE, key, sha256, parsed=parsed,
                            reason="stored by another process at the same moment")
@@ -226,11 +233,9 @@ class Pipeline:
         except Exception as exc:  # a bug met by this message: it must not block the others
             return _unexpected(exc, key, sha256, parsed)
         crashpoint("after_commit")
-        log.info("account %s: %s -> ticket %s: %s", source.name,
-                 f"<{parsed.message_id}>" if parsed.message_id else key, ticket.number,
-                 decision.why)
-        return Outcome(STORED, key, sha256, parsed=parsed, decision=decision,
-                       ticket_number=ticket.number, found_by=how)
+        if outcome.kind != DUPLICATE:  # the caller logs duplicates, found here or before
+            log.info("account %s: %s", source.name, outcome.describe())
+        return outcome
 
     def _canary(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, now, *,
                 record: bool = True) -> Outcome | None:
@@ -248,33 +253,83 @@ class Pipeline:
         return Outcome(CANARY, key, sha256, parsed=parsed,
                        reason=f"the canary {arrival.token} of probe send arrived{travel}")
 
-    def _queue_automails(self, source: Source, ticket: Ticket, parsed: ParsedMessage,
-                         decision: rules.Decision, now) -> None:
-        if not decision.automails or self.config.smtp is None:
-            return
+    def _file(self, source: Source, raw: bytes, key: str, sha256: str, parsed: ParsedMessage,
+              verdict: Verdict, *, now, compressed: list[bytes] | None) -> Outcome:
+        """Store what *verdict* says: a copy's key, ignored mail, or the message on its ticket."""
+        if verdict.copy_of is not None:  # recorded by its key: deleted, never fetched again
+            write.remember_key(source.name, key, verdict.copy_of[1])
+            return self._outcome(DUPLICATE, key, sha256, parsed, verdict)
+        store = self._store_ignored if verdict.decision is None else self._store_message
+        return store(source, raw, key, sha256, parsed, verdict, now=now, compressed=compressed)
+
+    def _store_message(self, source: Source, raw: bytes, key: str, sha256: str,
+                       parsed: ParsedMessage, verdict: Verdict, *, now,
+                       compressed: list[bytes] | None) -> Outcome:
+        """The message on its ticket (opened when new), and what a bounce reports failed."""
+        ticket, message_row = write.store_inbound(
+            parsed, raw, sha256, account=source.name, key=key, ticket=verdict.ticket,
+            decision=verdict.decision, filed=verdict.filed, now=now, compressed=compressed,
+            escalation_due=rules.escalation_due(self.settings, now))
+        verdict.ticket = ticket
+        if verdict.bounced:
+            write.record_bounces(verdict.bounced, ticket_id=ticket.id, message_id=message_row,
+                                 status=verdict.classification.reason, now=now)
+        outcome = self._outcome(STORED, key, sha256, parsed, verdict)
+        outcome.message_row = message_row
+        return outcome
+
+    def _store_ignored(self, source: Source, raw: bytes, key: str, sha256: str,
+                       parsed: ParsedMessage, verdict: Verdict, *, now,
+                       compressed: list[bytes] | None) -> Outcome:
+        """Mail that opens no ticket, kept for ``ignored_days`` (spec §9.4)."""
+        outcome = self._outcome(IGNORED, key, sha256, parsed, verdict)
+        outcome.message_row = write.store_ignored(
+            parsed, raw, sha256, account=source.name, key=key, kind=verdict.kind,
+            reason=verdict.ignored, now=now, compressed=compressed)
+        return outcome
+
+    @staticmethod
+    def _outcome(kind: str, key: str, sha256: str, parsed: ParsedMessage,
+                 verdict: Verdict) -> Outcome:
+        ticket = verdict.ticket
+        return Outcome(kind, key, sha256, parsed=parsed, decision=verdict.decision,
+                       verdict=verdict, ticket_number=ticket.number if ticket else None,
+                       ticket_id=ticket.id if ticket else None, found_by=verdict.found_by,
+                       duplicate_of=verdict.copy_of[1] if verdict.copy_of else None,
+                       reason=verdict.ignored or "")
+
+    def _automails(self, source: Source, verdict: Verdict, parsed: ParsedMessage, now, *,
+                   record: bool = True) -> list[Planned]:
+        """The auto-mails the message causes (*record* False: a dry run, nothing written)."""
+        if not verdict.decision.automails or self.config.smtp is None:
+            return []
         from helpdesk_fetch.automail import plan as automail
 
-        planned = automail.plan(decision, parsed, config=self.config, automail=source.automail,
-                                resource=self.config.resource(ticket.resource), now=now,
-                                first_run=write.first_run(source.name, now))
-        for mail in planned:
-            automail.queue(mail, ticket=ticket, parsed=parsed, config=self.config,
-                           tagger=self.tagger, now=now)
+        return automail.plan(
+            verdict.decision, parsed, no_reply=verdict.classification.no_reply_reason,
+            config=self.config, automail=verdict.automail,
+            resource=self.config.resource(verdict.resource), now=now,
+            first_run=write.first_run(source.name, now, record=record))
 
-    def _decide(self, source: Source, ticket: Ticket | None, parsed: ParsedMessage,
-                now) -> rules.Decision:
-        """The rules' decision. A copy of one of our auto-mails (our marker, a Message-ID we did
-        not send: rewritten on its way back) changes nothing on its ticket; without a ticket it
-        is new mail like any other, and is never answered (``automail.no_reply_reason``)."""
-        from helpdesk_fetch.automail import plan as automail
+    def _queue_automails(self, source: Source, outcome: Outcome, now) -> list[Planned]:
+        verdict, parsed = outcome.verdict, outcome.parsed
+        planned = self._automails(source, verdict, parsed, now)
+        if planned:
+            from helpdesk_fetch.automail import plan as automail
 
-        if parsed.header(automail.MARKER) is not None and ticket is not None:
-            return rules.own_mail_returned()
-        resource = self.config.resource(ticket.resource if ticket else source.resource)
-        verified = authres.sender_trusted(parsed.headers.get("authentication-results", []),
-                                          parsed.from_addr, authserv_id=self.settings.authserv_id)
-        return rules.decide(ticket, parsed.from_addr, resource=resource, settings=self.settings,
-                            now=now, sender_verified=verified)
+            for mail in planned:
+                automail.queue(mail, ticket=verdict.ticket, parsed=parsed, config=self.config,
+                               tagger=self.tagger, now=now)
+        return planned
+
+    def _queue_event(self, outcome: Outcome, now) -> None:
+        """The [hooks] event of the ticket change (spec §12), queued in its transaction: what
+        the decision says happened (``rules.Decision.event``); a bounce's names the addresses
+        it reported failed."""
+        verdict = outcome.verdict
+        hooks.queue(self.config, verdict.decision.event, ticket=verdict.ticket,
+                    message_id=outcome.message_row, tagger=self.tagger, now=now,
+                    bounced=verdict.bounced)
 
     def record_failure(self, source: Source, outcome: Outcome, *, raw: bytes | None, size: int,
                        location: str) -> bool:

@@ -29,7 +29,7 @@ from helpdesk_fetch import state
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.enums import FailureState
 from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError, MailboxError, UsageError
-from helpdesk_fetch.ingest.pipeline import FAILED, STORED, Outcome, Pipeline, Source
+from helpdesk_fetch.ingest.pipeline import FAILED, IGNORED, STORED, Outcome, Pipeline, Source
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import failures, write
@@ -38,8 +38,8 @@ from helpdesk_fetch.store.models import FailedMessage
 log = logging.getLogger(__name__)
 
 SEARCHED = ("imap", "quarantine")  # places where a message's key changed on the way there
-INGESTED, ALREADY, STILL_FAILS, MISSING, SKIPPED, DISMISSED = (
-    "ingested", "already stored", "still fails", "missing", "skipped", "dismissed")
+INGESTED, ALREADY, STILL_FAILS, MISSING, SKIPPED, DISMISSED, IGNORED_ = (
+    "ingested", "already stored", "still fails", "missing", "skipped", "dismissed", "ignored")
 
 
 @dataclass
@@ -48,13 +48,14 @@ class RetryResult:
 
     id: int
     account: str
-    outcome: str  # ingested | already stored | still fails | missing | skipped | dismissed
+    outcome: str  # ingested | ignored | already stored | still fails | missing | skipped |
+    # dismissed
     detail: str = ""
     ticket_number: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (INGESTED, ALREADY, DISMISSED)
+        return self.outcome in (INGESTED, IGNORED_, ALREADY, DISMISSED)
 
 
 def retry(config: Config, ids: list[int] | None) -> list[RetryResult]:
@@ -267,6 +268,10 @@ class PlaceWork:
         if outcome.kind == STORED:
             return RetryResult(row.id, row.account, INGESTED, outcome.decision.why + found,
                                outcome.ticket_number)
+        if outcome.kind == IGNORED:  # opened no ticket: `ignored list` has it (spec §9.4)
+            return RetryResult(row.id, row.account, IGNORED_,
+                               f"opened no ticket ({outcome.ignored}); see `helpdesk-fetch "
+                               f"ignored list`{found}")
         return RetryResult(row.id, row.account, ALREADY, "it was stored before" + found)
 
     def _still_fails(self, source: Source, row: FailedMessage, outcome: Outcome, *,

@@ -8,6 +8,7 @@ blocks the others; an account that cannot be processed is reported and skipped.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -28,15 +29,7 @@ from helpdesk_fetch.errors import (
 )
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import alerts
-from helpdesk_fetch.ingest.pipeline import (
-    CANARY,
-    DUPLICATE,
-    FAILED,
-    PLANNED,
-    Outcome,
-    Pipeline,
-    Source,
-)
+from helpdesk_fetch.ingest.pipeline import CANARY, DUPLICATE, FAILED, Outcome, Pipeline, Source
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
@@ -56,6 +49,8 @@ class AccountReport:
     threaded: int = 0
     rejected: int = 0
     duplicates: int = 0
+    ignored: int = 0  # opened no ticket (spec §9.4)
+    rule_counts: dict[str, int] = field(default_factory=dict)  # [[rules]] name -> messages
     errors: int = 0
     error: str | None = None
     failing: alerts.Streak | None = None  # the account's failures before this run (spec §11.2)
@@ -68,8 +63,9 @@ class AccountReport:
 
     @property
     def stored(self) -> int:
-        """Messages this run stored (on new or existing tickets)."""
-        return self.new_tickets + self.threaded + self.rejected
+        """Messages this run stored (on new or existing tickets, or as ignored mail: deleted
+        from the server too)."""
+        return self.new_tickets + self.threaded + self.rejected + self.ignored
 
 
 @dataclass
@@ -184,9 +180,10 @@ class Run:
             self.pipeline.close()
 
     def prune(self) -> None:
-        """Keep the run history to ``history_days``."""
+        """Keep the run history to ``history_days``, ignored mail to ``ignored_days``."""
         if not self.dry_run:
             self.pipeline.call_db(write.prune_history, self.settings.history_days)
+            self.pipeline.call_db(write.prune_ignored, self.settings.ignored_days)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -262,8 +259,9 @@ class Run:
                 started_at=from_timestamp(report.started_at), outcome=report.outcome,
                 fetched=report.fetched, new_tickets=report.new_tickets,
                 threaded=report.threaded, rejected=report.rejected,
-                duplicates=report.duplicates, errors=report.errors, error=report.error,
-                host=self.host)
+                duplicates=report.duplicates, ignored=report.ignored,
+                rule_counts=json.dumps(report.rule_counts), errors=report.errors,
+                error=report.error, host=self.host)
 
 
 def _failed(report: AccountReport,
@@ -345,22 +343,22 @@ class MailboxRun:
             return self._set_aside(ref, outcome, raw=raw)
         if outcome.kind == DUPLICATE:
             self.report.duplicates += 1
-            log.info("account %s: %s is already stored; deleting it", self.account.name,
-                     outcome.label)
+            log.info("account %s: %s", self.account.name, outcome.describe())
         elif outcome.kind == CANARY:
             log.info("account %s: %s; deleting it", self.account.name, outcome.reason)
-            if self.run.dry_run:
-                self.report.actions.append(f"{outcome.label} -> no ticket: {outcome.reason}")
-        elif outcome.kind == PLANNED:
-            target = (f"ticket {outcome.ticket_number} (by {outcome.found_by})"
-                      if outcome.ticket_number else "a new ticket")
-            self.report.actions.append(f"{outcome.label} -> {target}: {outcome.decision.why}")
+        if self.run.dry_run:
+            self.report.actions.append(outcome.describe())
         self._count(outcome)
         self.actions.delete([ref])
 
     def _count(self, outcome: Outcome) -> None:
         action = outcome.decision.action if outcome.decision else None
-        if action == Action.NEW:
+        rule = outcome.verdict.rule if outcome.verdict else None
+        if rule is not None:
+            self.report.rule_counts[rule] = self.report.rule_counts.get(rule, 0) + 1
+        if outcome.ignored:
+            self.report.ignored += 1
+        elif action == Action.NEW:
             self.report.new_tickets += 1
         elif action == Action.REJECT:
             self.report.rejected += 1

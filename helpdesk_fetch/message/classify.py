@@ -168,6 +168,8 @@ def _refusal_reason(parsed: ParsedMessage, own: frozenset[str]) -> str | None:
         return "X-Auto-Response-Suppress"
     if not parsed.from_addr:
         return "no sender address"
+    if "@" not in parsed.from_addr:  # cron's root, list software's moderator: local robots
+        return f"a sender without a domain ({parsed.from_addr})"
     for address in _senders(parsed):
         if address.lower() in own:
             return f"one of our own addresses ({address})"

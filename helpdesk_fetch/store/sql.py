@@ -100,8 +100,18 @@ class Statements:
             f'FROM "source_key" WHERE "account" = {p} AND "key" = {p} '
             'UNION ALL SELECT 2, "id" FROM "message" '
             f'WHERE "account" = {p} AND "sha256" = {p}) AS "hit" ORDER BY "how" LIMIT 1')
-        self.own_outbound = (f'SELECT 1 FROM "message" WHERE "message_id" = {p} '
-                             "AND \"direction\" = 'out' LIMIT 1")
+        # One of our own auto-mails, else a copy of an inbound mail stored through any account
+        # lately (spec §4.1): both found through the Message-ID index.
+        self.own_or_copy = (
+            'SELECT "direction", "id" FROM "message" '
+            f'WHERE "message_id" = {p} AND ("direction" = \'out\' OR ("direction" = \'in\' '
+            f'AND "from_addr" = {p} AND "subject" = {p} '
+            f'AND ("date" = {p} OR ("date" IS NULL AND {p} IS NULL)) AND "received_at" >= {p})) '
+            'ORDER BY "direction" DESC, "id" LIMIT 1')
+        # A lock on a text until commit (a Message-ID, an alert's key) on PostgreSQL: two workers
+        # reading two copies of a mail, or two alerts of one key, at once: the second waits for
+        # the first's commit (SQLite's BEGIN IMMEDIATE already serialises them).
+        self.text_lock = None if sqlite else f"SELECT pg_advisory_xact_lock(hashtext({p}))"
         self.ticket_by_number = f'SELECT * FROM "ticket" WHERE "number" = {p}'
         self.ticket_by_id = f'SELECT * FROM "ticket" WHERE "id" = {p}'
         # The write path's: on PostgreSQL the row stays locked until commit, so that an agent's
@@ -109,11 +119,17 @@ class Statements:
         lock = "" if sqlite else " FOR UPDATE"
         self.ticket_by_number_locked = self.ticket_by_number + lock
         self.ticket_by_id_locked = self.ticket_by_id + lock
+        # The open ticket of an alert's key (spec §10.2): one at a time, the newest if ever more.
+        self.alert_ticket = (f'SELECT * FROM "ticket" WHERE "correlation" = {p} '
+                             "AND \"status\" <> 'closed' ORDER BY \"id\" DESC LIMIT 1")
+        self.alert_ticket_locked = self.alert_ticket + lock
         self.ticket = Insert(Ticket, p)
         self.message = Insert(Message, p)
         self.raw_message = Insert(models.RawMessage, p, stream=sqlite)
         self.attachment = Insert(models.Attachment, p, stream=sqlite)
         self.source_key = Insert(SourceKey, p, ignore_conflict=True)
+        self.ignored = Insert(models.IgnoredMessage, p, stream=sqlite)
+        self.bouncing = Insert(models.BouncingAddress, p)
 
     @functools.cache  # noqa: B019 - a few column sets, alive as long as the process anyway
     def update_ticket(self, columns: tuple[str, ...]) -> str:

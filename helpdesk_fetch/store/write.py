@@ -1,11 +1,13 @@
-"""What ingest writes: a message on its ticket, the source keys that make re-fetches harmless, and
-the record of messages that could not be ingested. Callers hold the transaction (one per message).
+"""What ingest writes: a message on its ticket, the source keys that make re-fetches harmless, mail
+that opened no ticket (ignored), the addresses bounces reported failed, and the record of messages
+that could not be ingested. Callers hold the transaction (one per message).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from helpdesk_fetch.clock import utcnow
@@ -13,6 +15,7 @@ from helpdesk_fetch.enums import (
     Action,
     Direction,
     FailureState,
+    MessageKind,
     MessageState,
     RunOutcome,
     TicketStatus,
@@ -21,9 +24,11 @@ from helpdesk_fetch.store import db, models, peewee_adapter, sql
 from helpdesk_fetch.store.blobs import compress_pieces
 from helpdesk_fetch.store.models import (
     AccountRun,
+    BouncingAddress,
     Canary,
     FailedMessage,
     HookEvent,
+    IgnoredMessage,
     SourceKey,
     Ticket,
 )
@@ -32,6 +37,7 @@ if TYPE_CHECKING:  # the email package is imported only when there is mail
     from helpdesk_fetch.message.parse import ParsedMessage
 
 KEY_CHUNK = 500  # keys per IN (...) query
+COPY_DAYS = 30  # a copy of a mail stored this recently through any account is a duplicate (§4.1)
 
 
 class TicketChange(Protocol):
@@ -73,8 +79,21 @@ def remember_key(account: str, key: str, message_id: int | None) -> bool:
                                                 created_at=utcnow())) is not None
 
 
+@dataclass(frozen=True)
+class Filed:
+    """What is stored with an inbound message besides its content: its kind (spec §9), whether
+    a machine wrote it, the ``[[rules]]`` table that decided it and, for a ticket it opens, the
+    resource and the alert correlation key (§10.2)."""
+
+    kind: MessageKind = MessageKind.MESSAGE
+    automatic: bool = False
+    rule: str | None = None
+    resource: str | None = None
+    correlation: str | None = None
+
+
 def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
-                  ticket: Ticket | None, decision: TicketChange, resource: str | None,
+                  ticket: Ticket | None, decision: TicketChange, filed: Filed,
                   escalation_due: dt.datetime, now: dt.datetime,
                   compressed: list[bytes] | None = None) -> tuple[Ticket, int]:
     """Apply *decision*: open or update the ticket, store the message with its raw bytes
@@ -82,7 +101,7 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
     ticket and the new message's id."""
     statements = sql.statements()
     if decision.action == Action.NEW:
-        ticket = _open_ticket(parsed, account=account, resource=resource, now=now,
+        ticket = _open_ticket(parsed, account=account, filed=filed, now=now,
                               escalation_due=escalation_due)
     else:
         _update_ticket(ticket, decision, now=now, escalation_due=escalation_due)
@@ -94,8 +113,9 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
         references=" ".join(parsed.references), from_addr=parsed.from_addr,
         from_name=parsed.from_name, to_addrs=json.dumps(parsed.to_addrs),
         cc_addrs=json.dumps(parsed.cc_addrs), date=parsed.date, subject=parsed.subject,
-        text=parsed.text, html=parsed.html, auto_submitted=is_automatic(parsed), size=len(raw),
-        sha256=sha256, received_at=now, notice="; ".join(dict.fromkeys(parsed.notices)) or None))
+        text=parsed.text, html=parsed.html, auto_submitted=filed.automatic, size=len(raw),
+        sha256=sha256, received_at=now, kind=filed.kind, rule=filed.rule,
+        notice="; ".join(dict.fromkeys(parsed.notices)) or None))
     statements.raw_message.run(dict(message=message_id, data=compressed or compress_pieces(raw)))
     for a in parsed.attachments:
         statements.attachment.run(dict(message=message_id, filename=a.filename,
@@ -106,13 +126,14 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
     return ticket, message_id
 
 
-def _open_ticket(parsed: ParsedMessage, *, account: str, resource: str | None,
-                 now: dt.datetime, escalation_due: dt.datetime) -> Ticket:
+def _open_ticket(parsed: ParsedMessage, *, account: str, filed: Filed, now: dt.datetime,
+                 escalation_due: dt.datetime) -> Ticket:
     values = dict(number=db.next_ticket_number(models.database.obj),
                   subject=parsed.subject or "(no subject)", status=TicketStatus.NEW,
-                  resource=resource,
+                  resource=filed.resource,
                   requester=parsed.from_addr, requester_name=parsed.from_name, account=account,
-                  created_at=now, updated_at=now, closed_at=None, escalation_due_at=escalation_due)
+                  created_at=now, updated_at=now, closed_at=None, escalation_due_at=escalation_due,
+                  correlation=filed.correlation)
     return peewee_adapter.as_saved(Ticket(id=sql.statements().ticket.run(values), **values))
 
 
@@ -127,6 +148,8 @@ def _update_ticket(ticket: Ticket, decision: TicketChange, *, now: dt.datetime,
         changes["escalation_due_at"] = escalation_due
     if decision.action == Action.REOPEN:
         changes["closed_at"] = None
+    if decision.status == TicketStatus.CLOSED:  # an alert's recovery (spec §10.2)
+        changes["closed_at"] = now
     update_ticket(ticket, **changes)
 
 
@@ -148,33 +171,78 @@ def update_ticket(ticket: Ticket, **changes) -> None:
     peewee_adapter.as_saved(ticket)
 
 
-def first_run(source: str, now: dt.datetime) -> dt.datetime:
-    """When helpdesk-fetch first stored mail of *source*: older mail is backlog (no auto-mail)."""
+def first_run(source: str, now: dt.datetime, *, record: bool = True) -> dt.datetime:
+    """When helpdesk-fetch first stored mail of *source*: older mail is backlog (no auto-mail).
+    Without *record* (a dry run) a source never seen before has its first run *now*."""
     key = f"first_run:{source}"
-    models.Setting.insert(key=key, value=now.isoformat()).on_conflict_ignore().execute()
-    return dt.datetime.fromisoformat(models.Setting.get_by_id(key).value)
+    if record:
+        models.Setting.insert(key=key, value=now.isoformat()).on_conflict_ignore().execute()
+    row = models.Setting.get_or_none(models.Setting.key == key)
+    return dt.datetime.fromisoformat(row.value) if row is not None else now
 
 
-def is_own_outbound(message_id: str | None) -> bool:
-    """Whether *message_id* is one of our own auto-mails."""
-    return message_id is not None and sql.run(sql.statements().own_outbound,
-                                              (message_id,)).fetchone() is not None
+def find_copy(parsed: ParsedMessage, now: dt.datetime, *,
+              lock: bool = False) -> tuple[str, int] | None:
+    """("out", id) when *parsed* is one of our own auto-mails; ("in", id) when it is a copy of
+    a mail stored through any account in the last ``COPY_DAYS`` days (the same Message-ID, From,
+    Date and Subject: one mail sent to helpdesk@ and support@, spec §4.1); else None. One query
+    on the Message-ID index; with *lock* (the write path) on PostgreSQL a lock on the
+    Message-ID until commit first, so that two workers reading both copies at once cannot both
+    store it."""
+    if not parsed.message_id:
+        return None
+    statements = sql.statements()
+    if lock and statements.text_lock is not None:
+        sql.run(statements.text_lock, (f"message-id:{parsed.message_id}",))
+    date = models.Message.date.db_value(parsed.date)
+    since = now - dt.timedelta(days=COPY_DAYS)
+    row = sql.run(statements.own_or_copy, (parsed.message_id, parsed.from_addr, parsed.subject,
+                                           date, date, since)).fetchone()
+    return None if row is None else (row[0], row[1])
 
 
-def is_automatic(parsed: ParsedMessage) -> bool:
-    """An auto-reply, bounce, list or bulk mail (RFC 3834 §2, RFC 2919, RFC 2076)."""
-    auto = (parsed.header("auto-submitted") or "no").split(";")[0].strip().lower()
-    precedence = (parsed.header("precedence") or "").strip().lower()
-    return (auto != "no" or precedence in ("bulk", "junk", "list")
-            or parsed.header("list-id") is not None)
+def store_ignored(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
+                  kind: MessageKind, reason: str, now: dt.datetime,
+                  compressed: list[bytes] | None = None) -> int:
+    """Keep mail that opens no ticket (spec §9.4) with its raw bytes and the *reason* (bounce,
+    auto_reply or a rule's name), and its source key, so that it is deleted from the server and
+    never fetched again. Returns its id."""
+    ignored_id = sql.statements().ignored.run(dict(
+        account=account, source_key=key, message_id=parsed.message_id,
+        from_addr=parsed.from_addr, subject=parsed.subject, date=parsed.date, kind=kind,
+        reason=reason, size=len(raw), sha256=sha256, raw=compressed or compress_pieces(raw),
+        received_at=now))
+    if not remember_key(account, key, None):
+        raise AlreadyStored(key)
+    return ignored_id
+
+
+def record_bounces(addresses: tuple[str, ...], *, ticket_id: int, message_id: int, status: str,
+                   now: dt.datetime) -> None:
+    """The recipients a bounce reported failed (spec §9.2): held from auto-mails from *now*."""
+    for address in addresses:
+        sql.statements().bouncing.run(dict(address=address.lower(), ticket=ticket_id,
+                                           message=message_id, status=status[:500],
+                                           bounced_at=now))
+
+
+def bouncing(addresses: set[str], since: dt.datetime) -> set[str]:
+    """Which of *addresses* (bare, lower case) a bounce reported failed after *since*."""
+    query = (BouncingAddress.select(BouncingAddress.address)
+             .where(BouncingAddress.address.in_(sorted(addresses))
+                    & (BouncingAddress.bounced_at >= since)))
+    return {row[0] for row in query.tuples()}
 
 
 def died(account: str, started_at: dt.datetime) -> str:
     """What is known of a run of *account* that died without recording its end: the messages
-    stored for the account since it started (the account was its alone until it died)."""
+    stored for the account since it started, on tickets or as ignored mail (the account was
+    its alone until it died)."""
     stored = models.Message.select().where(
         (models.Message.account == account) & (models.Message.direction == Direction.IN)
         & (models.Message.received_at >= started_at)).count()
+    stored += IgnoredMessage.select().where((IgnoredMessage.account == account)
+                                            & (IgnoredMessage.received_at >= started_at)).count()
     return (f"ended without recording its end (killed, or the machine went down) after "
             f"storing {stored} messages; the rest stayed on the server")
 
@@ -218,3 +286,12 @@ def prune_history(days: int) -> int:
                                        | HookEvent.failed_at.is_null(False))
                                       & (HookEvent.created_at < before)).execute()
     return runs + resolved + canaries + events
+
+
+def prune_ignored(days: int) -> int:
+    """Forget ignored mail received more than *days* ago (0: never). Its source keys stay, so
+    that a copy still on a server is deleted, not fetched again."""
+    if days <= 0:
+        return 0
+    before = utcnow() - dt.timedelta(days=days)
+    return IgnoredMessage.delete().where(IgnoredMessage.received_at < before).execute()

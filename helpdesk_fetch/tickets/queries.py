@@ -15,7 +15,7 @@ from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.enums import Direction, TicketStatus
 from helpdesk_fetch.errors import UsageError
 from helpdesk_fetch.store import models, write
-from helpdesk_fetch.store.models import Attachment, Message, Ticket
+from helpdesk_fetch.store.models import Attachment, BouncingAddress, Message, Ticket
 from helpdesk_fetch.tickets.tags import Tagger
 
 
@@ -58,6 +58,8 @@ MessageDict = TypedDict("MessageDict", {
     "text": NotRequired[str],  # not in hook events (event_dicts)
     "html": NotRequired[str | None],
     "attachments": list[AttachmentDict],
+    "kind": str,  # a MessageKind (spec §9)
+    "rule": str | None,  # the [[rules]] table that decided it
     "notice": str | None,
 })
 
@@ -65,6 +67,7 @@ MessageDict = TypedDict("MessageDict", {
 class ShownTicket(TicketDict):
     """A ticket with its thread, as ``tickets show --json`` shows it."""
 
+    bounced_addresses: list[str]  # what its bounces reported failed (spec §9.2)
     messages: list[MessageDict]
 
 
@@ -145,12 +148,21 @@ def ticket_number(text: str, tagger: Tagger) -> str:
 
 
 def show_ticket(ticket: Ticket, tagger: Tagger) -> ShownTicket:
-    """The ticket with its messages, oldest first, and their attachments (three queries)."""
+    """The ticket with its messages, oldest first, their attachments and the addresses its
+    bounces reported failed (four queries)."""
     messages = list(Message.select().where(Message.ticket == ticket).order_by(Message.id))
     attachments = attachments_of([m.id for m in messages])
     inbound = sum(1 for m in messages if m.direction == Direction.IN)
     return {**ticket_dict(ticket, tagger, inbound),
+            "bounced_addresses": bounced_addresses(ticket),
             "messages": [message_dict(m, attachments.get(m.id, [])) for m in messages]}
+
+
+def bounced_addresses(ticket: Ticket) -> list[str]:
+    """The addresses bounces on *ticket* reported failed (spec §9.2), in the order reported."""
+    query = (BouncingAddress.select(BouncingAddress.address)
+             .where(BouncingAddress.ticket == ticket).order_by(BouncingAddress.id))
+    return list(dict.fromkeys(row[0] for row in query.tuples()))
 
 
 def attachments_of(message_ids: list[int]) -> dict[int, list[AttachmentDict]]:
@@ -192,6 +204,8 @@ def message_dict(m: Message, attachments: list[AttachmentDict]) -> MessageDict:
         "text": m.text,
         "html": m.html,
         "attachments": attachments,
+        "kind": m.kind,
+        "rule": m.rule,
         "notice": m.notice,  # what is shown only in the raw message, e.g. parts past 1000
     }
 

@@ -1,4 +1,5 @@
-"""The ticket rules of spec §5, as plain functions of (ticket, sender, settings, now)."""
+"""The ticket rules of spec §5, as plain functions of (ticket, sender, settings, now); and what mail
+that is not a person's request does to its ticket (§9: auto-replies, bounces)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from helpdesk_fetch.config import Resource, Settings
-from helpdesk_fetch.enums import Action, AutomailKind, EventKind, TicketStatus
+from helpdesk_fetch.enums import Action, AutomailKind, EventKind, MessageKind, TicketStatus
 
 if TYPE_CHECKING:
     from helpdesk_fetch.store.models import Ticket
@@ -59,6 +60,45 @@ def own_mail_returned() -> Decision:
     (no auto-mail, no hook event)."""
     return Decision(Action.REJECT, None, False, (),
                     "one of our own auto-mails came back: kept on its ticket, nothing changed")
+
+
+def machine_reply(kind: MessageKind, *, delay_only: bool = False) -> Decision:
+    """An auto-reply or a bounce that found its ticket (spec §9.1, §9.2): appended, and nothing
+    else changes: not the status (a closed ticket stays closed), not the escalation deadline, and
+    no auto-mail goes out. The team sees it on the ticket; nobody is told "the customer replied".
+
+    Hooks hear of a bounce (``message.bounced``: an address of the ticket is dead, someone may
+    have to call); not of an auto-reply (an out-of-office to every receipt would ping a chat
+    for nothing), nor of a delay notice (*delay_only*: nothing failed yet)."""
+    if kind == MessageKind.AUTO_REPLY:
+        return Decision(Action.APPEND, None, False, (),
+                        "an auto-reply: appended, status and escalation unchanged, no auto-mail")
+    if delay_only:
+        return Decision(Action.APPEND, None, False, (),
+                        "a delay notice: appended, status and escalation unchanged, no auto-mail")
+    return Decision(Action.APPEND, None, False, (),
+                    f"a {kind}: appended, status and escalation unchanged, no auto-mail",
+                    EventKind.MESSAGE_BOUNCED)
+
+
+def alert(ticket: Ticket | None, *, resolves: bool) -> Decision:
+    """A monitoring alert (spec §10.2) with the open ticket of its key, or None: the first
+    opens a ticket (the resource is told, the monitoring system is not answered), the next are
+    appended with nothing changed, a recovery is appended and closes the ticket.
+
+    Hooks hear of each (spec §12 has five event names, none for closing): ``ticket.created``
+    for the first, ``ticket.replied`` for the next and for the recovery, whose event's ticket
+    says ``"status": "closed"``."""
+    if ticket is None:
+        return Decision(Action.NEW, TicketStatus.NEW, True, (AutomailKind.NEW_TICKET_RESOURCE,),
+                        "an alert with no open ticket for its key: a new one",
+                        EventKind.TICKET_CREATED)
+    if resolves:
+        return Decision(Action.RESOLVE, TicketStatus.CLOSED, False, (),
+                        "an alert's recovery: appended, ticket closed", EventKind.TICKET_REPLIED)
+    return Decision(Action.APPEND, None, False, (),
+                    "an alert: appended to the open ticket of its key, status unchanged, "
+                    "no auto-mail", EventKind.TICKET_REPLIED)
 
 
 def within_reactivation(ticket: Ticket, settings: Settings, now: dt.datetime) -> bool:

@@ -43,6 +43,7 @@ class Expect:
     attachments: tuple[tuple, ...] | None = None
     set_aside: bool = False  # cannot be ingested: error folder / left on the POP3 server
     duplicate_of: str | None = None  # served as the same bytes as that case: stored once
+    ignored: str | None = None  # opens no ticket (spec §9.4): kept as ignored mail, this reason
 
     def problems(self, got: View) -> list[str]:
         """What *got* lacks of this expectation, as readable lines (empty: all there)."""

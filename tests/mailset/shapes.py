@@ -139,7 +139,7 @@ def outlook_tnef(mid):
 
 
 @case(name="exchange-automatic-reply", subject="Automatic reply: Papierstau",
-      text="out of the office")
+      text="out of the office", ignored="auto_reply")
 def exchange_automatic_reply(mid):
     """Exchange's out-of-office answer: "Automatic reply:" and X-Auto-Response-Suppress."""
     return entity(top(mid, b"Automatic reply: Papierstau", b"Auto-Submitted: auto-replied",
@@ -232,7 +232,8 @@ ORIGINAL = entity([b"From: helpdesk@example.com", b"To: gone@example.net",
 @case(from_addr="mailer-daemon@mx.example.com", from_name="Mail Delivery System",
       text="could not be delivered",
       attachments=[("details.txt", "text/plain"),
-                   ("[TicketID 1042QKXP] We have your request.eml", "message/rfc822")])
+                   ("[TicketID 1042QKXP] We have your request.eml", "message/rfc822")],
+      ignored="bounce")
 def delivery_report(mid):
     """A delivery status notification (RFC 3464) from Postfix: explanation, machine-readable
     status and the returned message."""
@@ -252,7 +253,8 @@ def delivery_report(mid):
 
 @case(from_addr="postmaster", text="delayed",
       attachments=[("details.txt", "text/plain"),
-                   ("attachment.rfc822-headers", "text/rfc822-headers")])
+                   ("attachment.rfc822-headers", "text/rfc822-headers")],
+      ignored="bounce")
 def delay_report_headers_only(mid):
     """A delay notice (Action: delayed) from a local postmaster without a domain, returning
     only the original's headers (text/rfc822-headers)."""

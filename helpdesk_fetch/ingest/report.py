@@ -1,0 +1,71 @@
+"""One line per message on what happens to it: ``fetch --dry-run``, ``rules test`` and the log
+of ``fetch -v`` say the same (spec §10.1): its kind, the rule that decided it, the ticket it
+threads to or the resource a new one opens in, and the auto-mails it causes.
+
+    <CAE7x1@mail.example.org> -> a new ticket in it-support [message]: no matching ticket: a
+    new one; auto-mails: new_ticket to carol@example.org; new_ticket_resource to alice@...
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from helpdesk_fetch.enums import MessageKind
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.ingest.pipeline import Outcome
+
+_IGNORED = {MessageKind.BOUNCE: "a bounce of no mail stored here (backscatter)",
+            MessageKind.AUTO_REPLY: "an auto-reply to no ticket"}
+
+
+def describe(outcome: Outcome) -> str:
+    """What *outcome* says, on one line (see the module's docstring)."""
+    from helpdesk_fetch.ingest.pipeline import CANARY
+
+    if outcome.kind == CANARY:  # neither classified nor decided (spec §11.3)
+        return f"{outcome.label} -> no ticket: {outcome.reason}"
+    verdict = outcome.verdict
+    if verdict is None or verdict.classification is None:
+        return f"{outcome.label} -> {_duplicate(outcome)}"
+    kind = f" [{verdict.kind}" + (f", rule {verdict.rule}" if verdict.rule else "") + "]"
+    if verdict.ignored:
+        if verdict.ignored == verdict.kind:
+            why = _IGNORED.get(verdict.kind, "")
+        elif verdict.kind == MessageKind.ALERT:
+            why = f"rule {verdict.ignored}: a recovery, and no ticket of its key is open"
+        else:
+            why = f'rule {verdict.ignored}: action = "ignore"'
+
+        return (f"{outcome.label} -> ignored ({verdict.ignored}){kind}: {why}; opens no "
+                "ticket, no auto-mail")
+    if outcome.ticket_number is None:  # planned
+        target = "a new ticket" + _in(verdict.resource)
+    elif outcome.found_by is None:  # stored: the ticket it opened
+        target = f"ticket {outcome.ticket_number} (new{_in(verdict.resource)})"
+    else:
+        target = f"ticket {outcome.ticket_number} (by {outcome.found_by})"
+    return f"{outcome.label} -> {target}{kind}: {outcome.decision.why}; {mails(outcome)}"
+
+
+def mails(outcome: Outcome) -> str:
+    """The auto-mails of *outcome*: "auto-mails: KIND to ADDRESS, ...; ..." or "no auto-mail"."""
+    if not outcome.automails:
+        return "no auto-mail"
+    return "auto-mails: " + "; ".join(f"{p.kind} to {', '.join(p.recipients)}"
+                                      for p in outcome.automails)
+
+
+def _in(resource: str | None) -> str:
+    return f" in {resource}" if resource else ""
+
+
+def _duplicate(outcome: Outcome) -> str:
+    verdict = outcome.verdict
+    if verdict is not None and verdict.copy_of is not None:
+        direction, row = verdict.copy_of
+        if direction == "out":
+            return "one of our own auto-mails, already stored: deleted"
+        return (f"a copy of message {row}, stored before through this or another account (the "
+                "same Message-ID, From, Date and Subject): recorded and deleted")
+    return f"already stored ({outcome.reason or 'the same source key or bytes'}): deleted"
