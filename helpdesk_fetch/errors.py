@@ -28,6 +28,7 @@ class ConfigPlace(TypedDict, total=False):
     path: Required[Path]
     account: str | None
     resource: str
+    rule: str
     table: str
 
 

@@ -13,7 +13,7 @@ import stat
 import tomllib
 import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from helpdesk_fetch.config import dburl
 from helpdesk_fetch.config import oauth2 as oauth2_settings
@@ -283,13 +283,15 @@ def _resolved_paths(obj: Account | Smtp, directory: Path) -> dict[str, Any]:
     return paths
 
 
-def _where(data: dict[str, Any], path: Path, kind: str, index: int) -> ConfigPlace:
+def _where(data: dict[str, Any], path: Path, kind: Literal["account", "resource", "rule"],
+           index: int) -> ConfigPlace:
     """How errors name an ``[[accounts]]`` or ``[[resources]]`` table: by its name, else by its
     place in the file ("the 2nd [[accounts]] table")."""
     name = data.get("name")
     if isinstance(name, str):
-        return ConfigPlace(path=path, account=name) if kind == "account" else ConfigPlace(
-            path=path, resource=name)
+        place = ConfigPlace(path=path)
+        place[kind] = name
+        return place
     suffix = "th" if 10 <= index % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(index % 10, "th")
     return ConfigPlace(path=path, table=f"the {index}{suffix} [[{kind}s]] table")
 

@@ -16,6 +16,7 @@ from helpdesk_fetch.enums import Direction, TicketStatus
 from helpdesk_fetch.errors import UsageError
 from helpdesk_fetch.store import models, write
 from helpdesk_fetch.store.models import Attachment, BouncingAddress, Message, Ticket
+from helpdesk_fetch.store.peewee_adapter import tuples
 from helpdesk_fetch.tickets.tags import Tagger
 
 
@@ -162,7 +163,7 @@ def bounced_addresses(ticket: Ticket) -> list[str]:
     """The addresses bounces on *ticket* reported failed (spec §9.2), in the order reported."""
     query = (BouncingAddress.select(BouncingAddress.address)
              .where(BouncingAddress.ticket == ticket).order_by(BouncingAddress.id))
-    return list(dict.fromkeys(row[0] for row in query.tuples()))
+    return list(dict.fromkeys(row[0] for row in tuples(query)))
 
 
 def attachments_of(message_ids: list[int]) -> dict[int, list[AttachmentDict]]:
