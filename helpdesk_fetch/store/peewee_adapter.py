@@ -12,11 +12,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from peewee import (
-    Model,
-    ModelSelect,
-    __exception_wrapper__,  # type: ignore[attr-defined]  # private: not in peewee's stubs
-)
+# __exception_wrapper__ is private, so not in peewee's stubs.
+from peewee import Model, ModelSelect, __exception_wrapper__  # type: ignore[attr-defined]
 
 M = TypeVar("M", bound=Model)
 
