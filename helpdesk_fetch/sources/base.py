@@ -8,6 +8,7 @@ source may buffer deletions and make them final in ``flush()`` or ``close()``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import socket
@@ -16,9 +17,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, TypeVar
 
 from helpdesk_fetch.config import Account
+from helpdesk_fetch.errors import ConfigError
+
+T = TypeVar("T")
 
 FETCH_BATCH_MESSAGES = 100
 FETCH_BATCH_BYTES = 2 * 1024 * 1024
@@ -67,7 +72,8 @@ class Mailbox(ABC):
             raise
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         try:
             if exc_type is None:
                 self.close()
@@ -85,11 +91,11 @@ class Mailbox(ABC):
         """Every message waiting, oldest first."""
 
     @abstractmethod
-    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+    def fetch(self, refs: builtins.list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         """The raw bytes of *refs* (which fit one batch), without marking anything as read."""
 
     @abstractmethod
-    def delete(self, refs: list[MessageRef]) -> None:
+    def delete(self, refs: builtins.list[MessageRef]) -> None:
         """Remove *refs*, which the caller has durably stored; may be buffered until flush()."""
 
     @abstractmethod
@@ -131,8 +137,17 @@ class Mailbox(ABC):
     def description(self) -> str:
         return f"{self.account.protocol} {self.account.server}"
 
+    def given(self, value: T | None, key: str) -> T:
+        """*value*, the account's *key*, which loading the accounts file made sure of for this
+        protocol (a server's host, port and username; a Maildir's path), or the password (or
+        token) the caller got for a server."""
+        if value is None:
+            raise ConfigError("missing: this account needs it", account=self.account.name,
+                              key=key)
+        return value
+
     @contextlib.contextmanager
-    def deadline(self, seconds: float, *, why: str):
+    def deadline(self, seconds: float, *, why: str) -> Iterator[None]:
         """Cut the connection if the session (opening included) lasts longer than *seconds*;
         *why* tells the user which limit that was."""
         timer = threading.Timer(max(seconds, 0.0), self.cutoff.cut, args=(why,))
@@ -197,6 +212,13 @@ class Cutoff:
 def _shut(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def handle(ref: MessageRef, kind: type[T]) -> T:
+    """*ref*'s handle, of the *kind* its mailbox made it (a UID, a message number, a path)."""
+    if not isinstance(ref.handle, kind):
+        raise TypeError(f"{ref.key} is not a message of this mailbox")
+    return ref.handle
 
 
 def batches(refs: list[MessageRef]) -> Iterator[list[MessageRef]]:
