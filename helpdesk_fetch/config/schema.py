@@ -230,6 +230,12 @@ class Config:
     def resource(self, name: str | None) -> Resource | None:
         return next((r for r in self.resources if r.name == name), None)
 
+    def outgoing(self) -> Smtp:
+        """``[smtp]``, for what is only sent when it is given (auto-mails, canaries)."""
+        if self.smtp is None:
+            raise ConfigError("sending mail needs an [smtp] section", path=self.path, key="smtp")
+        return self.smtp
+
     def timeout_for(self, account: Account | Smtp) -> int:
         if account.timeout_seconds is not None:
             return account.timeout_seconds

@@ -36,3 +36,9 @@ def tuples(query: ModelSelect[Any]) -> Iterator[tuple[Any, ...]]:
     those rows as model instances still, so the checker learns the truth here, once."""
     rows: Iterator[tuple[Any, ...]] = iter(query.tuples().execute())  # execute(): untyped
     return rows
+
+
+def one_tuple(query: ModelSelect[Any]) -> tuple[Any, ...]:
+    """``query.tuples().get()``: the first row of *query*, as a tuple (see ``tuples``)."""
+    row: tuple[Any, ...] = query.tuples().get()  # type: ignore[assignment]  # a tuple, truly
+    return row

@@ -77,6 +77,7 @@ class EventDicts(TypedDict):
 
     ticket: TicketDict
     message: MessageDict
+    bounced_addresses: NotRequired[list[str]]  # message.bounced only (hooks.queue)
 
 
 def ticket_dict(ticket: Ticket, tagger: Tagger, message_count: int) -> TicketDict:
