@@ -13,6 +13,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from helpdesk_fetch import interrupts, state
 from helpdesk_fetch.clock import from_timestamp
@@ -29,11 +30,24 @@ from helpdesk_fetch.errors import (
 )
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import alerts
-from helpdesk_fetch.ingest.pipeline import CANARY, DUPLICATE, FAILED, Outcome, Pipeline, Source
+from helpdesk_fetch.ingest.pipeline import (
+    CANARY,
+    DUPLICATE,
+    FAILED,
+    Outcome,
+    Pipeline,
+    Prepared,
+    Source,
+)
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.automail.outbox import SendReport
+    from helpdesk_fetch.hooks.runner import HookReport
+    from helpdesk_fetch.state import IngestSwitch
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +85,7 @@ class AccountReport:
 @dataclass
 class RunReport:
     accounts: list[AccountReport] = field(default_factory=list)
-    ingest_disabled: dict | None = None
+    ingest_disabled: IngestSwitch | None = None
     database_error: str | None = None
     automail: object = None  # outbox.SendReport of this run
     interrupted: bool = False  # Ctrl-C or SIGTERM: the run stopped where it was
@@ -138,7 +152,7 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
     return report
 
 
-def send_automails(config: Config, *, deadline: float | None = None):
+def send_automails(config: Config, *, deadline: float | None = None) -> SendReport | None:
     """Send the queued auto-mails that are due (after the ticket changes have committed);
     None without an [smtp] section."""
     if config.smtp is None:  # nothing is ever queued: not even smtplib is imported
@@ -149,7 +163,7 @@ def send_automails(config: Config, *, deadline: float | None = None):
         return outbox.send_due(config, deadline=deadline)
 
 
-def run_hooks(config: Config, *, deadline: float | None = None):
+def run_hooks(config: Config, *, deadline: float | None = None) -> HookReport | None:
     """Run the queued hook events that are due (after the ticket changes have committed);
     None without a [hooks] section."""
     if config.hooks is None:  # then nothing is queued
@@ -336,7 +350,7 @@ class MailboxRun:
             self.box.flush()
         return [r for r in refs if r.key not in stored]
 
-    def _one(self, ref: MessageRef, raw: bytes, prepared=None) -> None:
+    def _one(self, ref: MessageRef, raw: bytes, prepared: Prepared | None = None) -> None:
         self.report.fetched += 1
         outcome = self.pipeline.ingest(self.source, raw, ref.key, prepared=prepared)
         if outcome.kind == FAILED:
