@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from helpdesk_fetch import interrupts, state
 from helpdesk_fetch.clock import from_timestamp
@@ -106,6 +106,16 @@ class RunReport:
         return 0
 
 
+class ProgressEvents(Protocol):
+    """What receives the events of a run: ``Progress``, or the CLI's display at a terminal."""
+
+    def account_started(self, account: str, count: int, size: int) -> None: ...
+
+    def message_done(self, account: str, size: int) -> None: ...
+
+    def account_finished(self, report: AccountReport) -> None: ...
+
+
 class Progress:
     """Receives events during a run; the CLI shows them on a terminal. This one shows nothing."""
 
@@ -120,7 +130,7 @@ class Progress:
 
 
 def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = False,
-          progress: Progress | None = None) -> RunReport:
+          progress: ProgressEvents | None = None) -> RunReport:
     """One pass over the selected accounts."""
     accounts = config.selected_accounts(names)
     switch = state.ingest_switch(config.settings.state_dir)
@@ -177,7 +187,7 @@ def run_hooks(config: Config, *, deadline: float | None = None) -> HookReport | 
 class Run:
     """The state one run shares across its accounts."""
 
-    def __init__(self, config: Config, *, dry_run: bool, progress: Progress) -> None:
+    def __init__(self, config: Config, *, dry_run: bool, progress: ProgressEvents) -> None:
         self.config = config
         self.settings = config.settings
         self.dry_run = dry_run
