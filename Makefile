@@ -48,8 +48,9 @@ test-corpus: $(VENV)/.test-installed  ## the corpus tests on a directory of mess
 	@test -n "$(CORPUS)" || { echo "make test-corpus needs CORPUS=DIR, a directory of messages (*.eml, Maildir)" >&2; exit 2; }
 	$(BIN)/python -m pytest -m corpus --corpus="$(CORPUS)" $(PYTEST_ARGS)
 
-lint: $(VENV)/.test-installed
+lint: $(VENV)/.test-installed  ## ruff, and mypy (strict; pyproject.toml [tool.mypy])
 	$(BIN)/ruff check helpdesk_fetch tests bench
+	$(BIN)/mypy
 
 docs: $(VENV)/.installed  ## regenerate README.md's command reference from the CLI's help
 	$(BIN)/python -m helpdesk_fetch.cli.docs

@@ -7,6 +7,7 @@ the exit code it maps to, so the translation happens in exactly one place.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Required, TypedDict
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -19,6 +20,16 @@ class HelpdeskError(Exception):
     """Base class: something went wrong that the user should read about."""
 
     exit_code = EXIT_FAILED
+
+
+class ConfigPlace(TypedDict, total=False):
+    """Where in the accounts file a ConfigError is: its keywords, passed around by validation."""
+
+    path: Required[Path]
+    account: str | None
+    resource: str
+    rule: str
+    table: str
 
 
 class ConfigError(HelpdeskError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Iterator
+from types import FrameType
 
 _depth = 0
 _pending: int | None = None
@@ -26,7 +27,7 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def handle(signum: int, frame) -> None:
+def handle(signum: int, frame: FrameType | None) -> None:
     """The signal handler: interrupt now, or when the message being stored is done."""
     global _pending, received
     received = signum

@@ -13,15 +13,36 @@ import contextlib
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, TypedDict
 
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError
 
+if TYPE_CHECKING:
+    from peewee import Database
+
 SWITCH_FILE = "ingest-disabled"
 
 
-def ingest_switch(state_dir: str | Path) -> dict | None:
+class IngestSwitch(TypedDict):
+    """Who switched ingest off, when and why (the switch file's JSON; all None when unknown)."""
+
+    disabled_at: str | None
+    by: str | None
+    reason: str
+
+
+class SwitchReport(TypedDict):
+    """The switch as ``status`` and ``ingest status --json`` show it."""
+
+    ingest_disabled: bool
+    ingest_switch: IngestSwitch | None
+    ingest_switch_error: str | None
+
+
+def ingest_switch(state_dir: str | Path) -> IngestSwitch | None:
     """None when ingest is enabled; else who disabled it, when and why.
 
     A switch that cannot be read (state_dir a file, no permission) is a ConfigError, not "off":
@@ -34,14 +55,15 @@ def ingest_switch(state_dir: str | Path) -> dict | None:
         except FileNotFoundError:
             return None
     try:
-        return json.loads(text)
+        switch: IngestSwitch = json.loads(text)  # the file disable_ingest wrote
     except ValueError:
         return {"disabled_at": None, "by": None, "reason": text.strip()}
+    return switch
 
 
-def disable_ingest(state_dir: str | Path, reason: str | None) -> dict:
+def disable_ingest(state_dir: str | Path, reason: str | None) -> IngestSwitch:
     """Switch ingest off on this machine (atomically; survives reboots and VM clones)."""
-    info = {"disabled_at": isoformat(utcnow()), "by": _who(), "reason": reason or ""}
+    info: IngestSwitch = {"disabled_at": isoformat(utcnow()), "by": _who(), "reason": reason or ""}
     directory = Path(state_dir)
     temp = directory / f".{SWITCH_FILE}.{os.getpid()}"
     with _switch_errors(directory, "write"):
@@ -61,7 +83,7 @@ def enable_ingest(state_dir: str | Path) -> bool:
     return True
 
 
-def switch_report(state_dir: str | Path) -> dict:
+def switch_report(state_dir: str | Path) -> SwitchReport:
     """The switch as ``status`` and ``ingest status`` show it: a switch that cannot be read counts
     as off (nothing is ingested), with the reason in ``ingest_switch_error``."""
     try:
@@ -73,7 +95,7 @@ def switch_report(state_dir: str | Path) -> dict:
 
 
 @contextlib.contextmanager
-def _switch_errors(directory: Path, verb: str, *, then: str = ""):
+def _switch_errors(directory: Path, verb: str, *, then: str = "") -> Iterator[None]:
     """An OSError on the switch becomes a ConfigError naming state_dir and the reason."""
     try:
         yield
@@ -102,7 +124,7 @@ def quarantine_lock() -> str:
 
 
 @contextlib.contextmanager
-def delivery_lock(state_dir: str | Path, *, exclusive: bool = False):
+def delivery_lock(state_dir: str | Path, *, exclusive: bool = False) -> Iterator[None]:
     """Shared by every running ``deliver``; exclusive for ``db copy``, which must see no write
     into the database it copies. AccountBusy when the other kind holds it."""
     with _lock_file(Path(state_dir) / "locks", "@deliver", "deliver") as handle:
@@ -115,7 +137,8 @@ def delivery_lock(state_dir: str | Path, *, exclusive: bool = False):
 
 
 @contextlib.contextmanager
-def account_lock(account: str, *, state_dir: str | Path, database=None):
+def account_lock(account: str, *, state_dir: str | Path,
+                 database: Database | None = None) -> Iterator[None]:
     """Hold *account* for this run, or raise AccountBusy when another run holds it."""
     from peewee import PostgresqlDatabase
 
@@ -131,7 +154,7 @@ def account_lock(account: str, *, state_dir: str | Path, database=None):
         yield
 
 
-def _lock_file(directory: Path, name: str, what: str):
+def _lock_file(directory: Path, name: str, what: str) -> IO[str]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         return open(directory / f"{name}.lock", "a")
@@ -141,7 +164,7 @@ def _lock_file(directory: Path, name: str, what: str):
 
 
 @contextlib.contextmanager
-def _advisory_lock(account: str, database):
+def _advisory_lock(account: str, database: Database) -> Iterator[None]:
     import hashlib
 
     key = int.from_bytes(hashlib.sha256(f"helpdesk-fetch:{account}".encode()).digest()[:8],

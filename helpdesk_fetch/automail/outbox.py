@@ -87,7 +87,7 @@ def _claim(row: Outbox) -> bool:
     ``deliver``) never send one mail twice. The claim is a lease: if this process dies before
     recording the result, the mail is due again after CLAIM_LEASE."""
     now = utcnow()
-    taken = (Outbox.update(next_attempt_at=now + CLAIM_LEASE)
+    taken: int = (Outbox.update(next_attempt_at=now + CLAIM_LEASE)
              .where((Outbox.id == row.id) & Outbox.sent_at.is_null()
                     & (Outbox.next_attempt_at == row.next_attempt_at))
              .execute())
@@ -161,14 +161,16 @@ def connect(smtp: Smtp, *, timeout: float, state_dir: str) -> smtplib.SMTP:
     where = f"SMTP server {smtp.host}:{smtp.port}"
     try:
         context = tls_context("smtp", smtp.ca_file)
+        port = smtp.port or 0  # load() sets it; smtplib takes 0 (like None) for its default
+        connection: smtplib.SMTP
         if smtp.security == "ssl":
-            connection = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
+            connection = smtplib.SMTP_SSL(smtp.host, port, timeout=timeout, context=context)
         else:
-            connection = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+            connection = smtplib.SMTP(smtp.host, port, timeout=timeout)
             if smtp.security == "starttls":
                 _starttls(connection, context, where)
         if smtp.username:
-            _login(connection, smtp, timeout=timeout, state_dir=state_dir)
+            _login(connection, smtp, smtp.username, timeout=timeout, state_dir=state_dir)
         return connection
     except ssl.SSLCertVerificationError as exc:
         raise SmtpUnavailable(f"{where}: the TLS certificate is not trusted "
@@ -185,12 +187,14 @@ def connect(smtp: Smtp, *, timeout: float, state_dir: str) -> smtplib.SMTP:
         raise SmtpUnavailable(f"{where}: {exc}") from None
 
 
-def _login(connection: smtplib.SMTP, smtp: Smtp, *, timeout: float, state_dir: str) -> None:
+def _login(connection: smtplib.SMTP, smtp: Smtp, username: str, *, timeout: float,
+           state_dir: str) -> None:
     with login_secret(smtp, label="smtp", state_dir=state_dir, timeout=timeout) as secret:
+        assert secret is not None, "only a Maildir logs in with nothing"
         if smtp.auth != "oauth2":
-            return _password_login(connection, smtp.username, secret)
+            return _password_login(connection, username, secret)
         connection.ehlo_or_helo_if_needed()
-        mechanism = XOAuth2(smtp.username, secret)
+        mechanism = XOAuth2(username, secret)
         try:
             connection.auth("XOAUTH2", mechanism)
         except smtplib.SMTPAuthenticationError as exc:  # AuthError: the saved token is dropped
@@ -204,7 +208,8 @@ def _password_login(connection: smtplib.SMTP, username: str, password: str) -> N
     """LOGIN or PLAIN as smtplib chooses; for a username or password beyond ASCII (which smtplib
     cannot encode) AUTH PLAIN in UTF-8 (RFC 4616)."""
     if (username + password).isascii():
-        return connection.login(username, password)
+        connection.login(username, password)
+        return
     connection.ehlo_or_helo_if_needed()
     if "PLAIN" not in connection.esmtp_features.get("auth", "").upper().split():
         raise SmtpUnavailable("the SMTP username or password has characters outside ASCII, and "
@@ -223,9 +228,9 @@ def _starttls(connection: smtplib.SMTP, context: ssl.SSLContext, where: str) -> 
     connection.ehlo()
 
 
-def _refusals(recipients: dict) -> str:
+def _refusals(recipients: dict[str, tuple[int, bytes]]) -> str:
     return "; ".join(f"{rcpt}: {code} {_text(text)}" for rcpt, (code, text) in recipients.items())
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -140,7 +140,7 @@ def queue(planned: Planned, *, ticket: Ticket, parsed: ParsedMessage, config: Co
     message = Message.create(
         ticket=ticket, direction=Direction.OUT, message_id=mail["Message-ID"].strip("<>"),
         in_reply_to=parsed.message_id, references=" ".join(_references(parsed)),
-        from_addr=parseaddr(config.smtp.from_address)[1].lower(),
+        from_addr=parseaddr(config.outgoing().from_address)[1].lower(),
         to_addrs=json.dumps(list(planned.recipients)), date=now, subject=str(mail["Subject"]),
         text=body, size=len(raw), received_at=now, auto_submitted=True)
     RawMessage.insert(message=message, data=blobs.compress(raw)).execute()
@@ -149,7 +149,8 @@ def queue(planned: Planned, *, ticket: Ticket, parsed: ParsedMessage, config: Co
                          rate_key=parsed.from_addr or None, created_at=now, next_attempt_at=now)
 
 
-def _values(ticket: Ticket, parsed: ParsedMessage, config: Config, tagger: Tagger) -> dict:
+def _values(ticket: Ticket, parsed: ParsedMessage, config: Config,
+            tagger: Tagger) -> dict[str, str]:
     return {
         "number": ticket.number,
         "tag": tagger.tag(ticket.number),
@@ -163,7 +164,7 @@ def _values(ticket: Ticket, parsed: ParsedMessage, config: Config, tagger: Tagge
     }
 
 
-def render(kind: str, values: dict, config: Config) -> tuple[str, str]:
+def render(kind: str, values: dict[str, str], config: Config) -> tuple[str, str]:
     """(subject, body) of *kind* from the administrator's template or the built-in one."""
     text, origin = template_text(kind, config)
     head, _, body = text.partition("\n\n")
@@ -172,7 +173,7 @@ def render(kind: str, values: dict, config: Config) -> tuple[str, str]:
         text, origin = _builtin(kind, config.settings.language)
         head, _, body = text.partition("\n\n")
 
-    def fill(match: re.Match) -> str:
+    def fill(match: re.Match[str]) -> str:
         return values.get(match.group(1), match.group(0))
 
     subject = _one_line(_PLACEHOLDER.sub(fill, head[len("subject:"):]))
@@ -203,7 +204,7 @@ def _builtin(kind: str, language: str) -> tuple[str, str]:
 
 def _build(planned: Planned, *, subject: str, body: str, inbound: ParsedMessage, config: Config,
            now: dt.datetime, ticket: Ticket) -> EmailMessage:
-    sender = config.smtp.from_address
+    sender = config.outgoing().from_address
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = ", ".join(planned.recipients)
@@ -242,7 +243,7 @@ def _one_line(text: str) -> str:
 def _header_safe(message_id: str | None) -> bool:
     """Whether a Message-ID from a message can go into our headers as it is (no white space or
     control character: those only come from broken or hostile mail)."""
-    return bool(message_id) and _ID_BREAKER.search(message_id) is None
+    return message_id is not None and message_id != "" and _ID_BREAKER.search(message_id) is None
 
 
 def _label(parsed: ParsedMessage) -> str:

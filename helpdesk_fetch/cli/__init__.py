@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from helpdesk_fetch import __version__
 from helpdesk_fetch.errors import HelpdeskError
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +29,7 @@ class App:
 
     config_option: str | None = None
     verbosity: int = 0
-    _config: object = None
+    _config: Config | None = None
     _database: object = None
     _tagger: object = None
     read_only: bool = field(default=False)
@@ -117,7 +121,7 @@ class Group(click.Group):
             _fail(ctx, translated)
 
 
-def _fail(ctx: click.Context, exc: HelpdeskError) -> None:
+def _fail(ctx: click.Context, exc: HelpdeskError) -> NoReturn:
     """The one line a failed command prints, and its exit code (spec §3)."""
     from helpdesk_fetch.cli.render import echo
 
@@ -125,7 +129,7 @@ def _fail(ctx: click.Context, exc: HelpdeskError) -> None:
     ctx.exit(exc.exit_code)
 
 
-def _crash(ctx: click.Context) -> None:
+def _crash(ctx: click.Context) -> NoReturn:
     """A bug of ours: its traceback, through the filter every output goes through (a secret
     or a subject's escape sequence can be part of an exception's text), and exit 1."""
     log.critical("unexpected error (please report it)", exc_info=True)
@@ -297,7 +301,8 @@ def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: bool
 def subcommands(group: click.Group) -> dict[str, click.Command]:
     """A group's commands by name, the lazily loaded ones included (for help, docs and tests)."""
     ctx = click.Context(group)
-    return {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: command for name in group.list_commands(ctx)
+            if (command := group.get_command(ctx, name)) is not None}
 
 
 def main() -> None:

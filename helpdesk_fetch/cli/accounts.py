@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import typing
 
 import click
@@ -148,7 +149,8 @@ def _account_options(function):
         elif typing.get_origin(hint) is tuple:
             option = click.option(flag, f.name, multiple=True, help=_HELP[f.name])
         else:
-            kind = int if int in typing.get_args(hint) or hint is int else str
+            kind: type[int] | type[str] | click.Choice[str] = (
+                int if int in typing.get_args(hint) or hint is int else str)
             if f.name in _CHOICES:
                 kind = click.Choice(_CHOICES[f.name])
             option = click.option(flag, f.name, type=kind, default=None, help=_HELP[f.name])
@@ -161,7 +163,7 @@ def _account_options(function):
 @_account_options
 @click.pass_context
 @pass_app
-def add(app: App, ctx: click.Context, name: str, **values) -> None:
+def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
     """Add the account NAME to the accounts file (its comments and layout are kept).
 
     At a terminal it asks for whatever is missing (the password hidden; it is then kept in the
@@ -183,7 +185,8 @@ def add(app: App, ctx: click.Context, name: str, **values) -> None:
     path = cfg.config_path(app.config_option)
     if path.exists():
         app.config()  # like every command: a file holding a secret must be private
-    interactive = is_tty() and click.get_text_stream("stdin").isatty()
+    # sys.stdin, as click.get_text_stream("stdin") wraps it (deprecated since click 8.5)
+    interactive = is_tty() and is_tty(sys.stdin)
     values = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in values.items()}
     if interactive:
         _ask_missing(values)
@@ -378,7 +381,7 @@ def authorize(app: App, name: str | None, smtp: bool, browser: bool, port: int) 
     source = config.smtp if smtp else config.account(name)
     if source is None:
         raise UsageError("there is no [smtp] section in the accounts file")
-    label = "smtp" if smtp else name
+    label = name if name is not None else "smtp"  # exactly one of the two, checked above
     path = sign_in(source, label=label, state_dir=config.settings.state_dir,
                    timeout=config.timeout_for(source), say=note, browser=browser, port=port)
     check = "" if smtp else f"; `helpdesk-fetch accounts test {name}` checks the login"

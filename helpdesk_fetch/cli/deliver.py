@@ -22,7 +22,8 @@ class _MtaCommand(click.Command):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:
-            exc.exit_code = EXIT_TEMPFAIL
+            # click declares exit_code per class; this error's is the MTA's "try again later"
+            exc.exit_code = EXIT_TEMPFAIL  # type: ignore[misc]
             raise
 
 

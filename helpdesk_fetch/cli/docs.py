@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -76,7 +76,7 @@ def update(text: str) -> str:
         if not pattern.search(text):
             raise SystemExit(f"{README}: no section marked {begin(name)!r} ... {end(name)!r}")
         block = f"{begin(name)}\n{generate()}\n{end(name)}"
-        text = pattern.sub(lambda _, block=block: block, text, count=1)
+        text = pattern.sub(_literally(block), text, count=1)
     return text
 
 
@@ -97,3 +97,8 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def _literally(text: str) -> Callable[[re.Match[str]], str]:
+    """A replacement for re.sub that is *text* as it is (no group references, no escapes)."""
+    return lambda _: text

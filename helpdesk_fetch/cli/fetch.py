@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo, is_tty, note, problem_of, table
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from helpdesk_fetch.state import IngestSwitch
 
 
 @cli.command()
@@ -81,7 +87,7 @@ def _run(config, *, names: list[str] | None, dry_run: bool):
             progress.stop()
 
 
-def _switch_text(switch: dict) -> str:
+def _switch_text(switch: IngestSwitch) -> str:
     parts = [f"since {switch['disabled_at']}" if switch.get("disabled_at") else "",
              f"by {switch['by']}" if switch.get("by") else "",
              f"reason: {switch['reason']}" if switch.get("reason") else ""]
@@ -168,7 +174,7 @@ class _TerminalProgress:
             TextColumn("{task.description}"), BarColumn(),
             TextColumn("{task.fields[done]}/{task.fields[count]} messages"), DownloadColumn(),
             TransferSpeedColumn(), TimeElapsedColumn(), console=Console(stderr=True))
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._progress.start()
 
     def account_started(self, account: str, count: int, size: int) -> None:

@@ -72,7 +72,7 @@ def table(columns: list[str], rows: list[list], *, title: str | None = None,
         with_notes = notes is not None
         click.echo("\t".join(columns + ([notes_column] if with_notes else [])))
         for index, row in enumerate(cells):
-            extra = [_cell(notes[index])] if with_notes else []
+            extra = [_cell(notes[index])] if notes is not None else []
             click.echo("\t".join(row + extra))
         return
     width = _terminal_width()

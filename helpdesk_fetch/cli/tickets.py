@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
 from helpdesk_fetch.cli.render import echo, echo_json, is_tty, local, note, scrub, table, when
 from helpdesk_fetch.enums import TicketStatus
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.tickets.queries import ShownTicket
 
 
 @cli.group()
@@ -88,7 +93,7 @@ def show(app: App, ticket: str | None, number: str | None, ticket_id: int | None
     _print_thread(data)
 
 
-def _print_thread(t: dict) -> None:
+def _print_thread(t: ShownTicket) -> None:
     note(f"{t['tag']} {t['subject']}", style="bold")
     note(f"status {t['status']}, resource {t['resource'] or '-'}, requester {t['requester']}")
     note(f"opened {local(t['created_at'])}, escalation due {local(t['escalation_due_at']) or '-'}"

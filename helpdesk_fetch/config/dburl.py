@@ -18,7 +18,7 @@ KEY = "settings.database"
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&]*")
 
 
-def parameters(url: str) -> dict:
+def parameters(url: str) -> dict[str, str | int]:
     """libpq's keyword parameters for the PostgreSQL *url* (ConfigError when it is malformed)."""
     parts = urlsplit(url)
     pairs = [p for p in parts.query.split("&") if p]
@@ -26,17 +26,17 @@ def parameters(url: str) -> dict:
         raise ConfigError("cannot read the PostgreSQL URL: percent-encode / # ? @ in the user "
                           "name, password or database name (%2F %23 %3F %40)", key=KEY)
     port = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2] or None
-    params = {"dbname": unquote(parts.path.lstrip("/")) or None,
+    params: dict[str, str | int | None] = {"dbname": unquote(parts.path.lstrip("/")) or None,
               "user": unquote(parts.username) if parts.username else None,
               "password": unquote(parts.password) if parts.password is not None else None,
               "host": unquote(parts.hostname) if parts.hostname else None, "port": port}
     params.update(parse_qsl(parts.query))  # the query wins, as with libpq
     if params["port"] is not None:
         params["port"] = _port(params["port"])
-    return {key: value for key, value in params.items() if value not in (None, "")}
+    return {key: value for key, value in params.items() if value is not None and value != ""}
 
 
-def _port(value) -> int:
+def _port(value: str | int) -> int:
     try:
         port = int(value)
     except ValueError:
@@ -49,7 +49,8 @@ def _port(value) -> int:
 def password(url: str) -> str | None:
     """The password written in *url* (user-info or query), however the URL parses; else None."""
     try:
-        return parameters(url).get("password")
+        given = parameters(url).get("password")
+        return given if isinstance(given, str) else None  # only the port is an int
     except ConfigError:
         pass
     userinfo = _userinfo(url)

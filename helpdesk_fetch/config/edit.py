@@ -15,7 +15,9 @@ import os
 import re
 import tempfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
@@ -27,7 +29,8 @@ _ACCOUNTS_HEADER = re.compile(r"^\s*\[\[\s*accounts\s*\]\]\s*(#.*)?$")
 _COMMENT = re.compile(r"^\s*#")
 
 
-def add_account(path: Path, values: dict, *, check=None) -> None:
+def add_account(path: Path, values: dict[str, object], *,
+                check: Callable[[cfg.Config], object] | None = None) -> None:
     """Append a ``[[accounts]]`` block for *values* (TOML keys -> values, None left out).
 
     *check*, if given, is called with the file's new contents (a Config) before it is written;
@@ -62,7 +65,7 @@ def remove_account(path: Path, name: str) -> None:
     _write_checked(path, new_text, expected)
 
 
-def set_account_key(path: Path, name: str, key: str, value) -> None:
+def set_account_key(path: Path, name: str, key: str, value: object) -> None:
     """Set *key* of account *name* to *value*, in place when the key is already written."""
     text = _read(path)
     lines = text.splitlines(keepends=True)
@@ -121,14 +124,15 @@ def _after_name_line(lines: list[str], start: int, end: int) -> int:
     return start + 1
 
 
-def _write_checked(path: Path, text: str, expected: dict, *, check=None) -> None:
+def _write_checked(path: Path, text: str, expected: dict[str, Any], *,
+                   check: Callable[[cfg.Config], object] | None = None) -> None:
     """Write *text* to *path* if it parses to *expected*, validates and passes *check*; else
     change nothing."""
     try:
-        actual = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        actual = exc
-    if actual != expected:
+        actual: dict[str, Any] | None = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        actual = None
+    if actual is None or actual != expected:
         raise ConfigError("this edit cannot be made without disturbing the file's layout; "
                           "please edit it by hand", path=path)
     config = cfg.parse(actual, path)

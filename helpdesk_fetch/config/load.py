@@ -13,6 +13,7 @@ import stat
 import tomllib
 import typing
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from helpdesk_fetch.config import dburl
 from helpdesk_fetch.config import oauth2 as oauth2_settings
@@ -40,12 +41,17 @@ from helpdesk_fetch.config.schema import (
     Smtp,
 )
 from helpdesk_fetch.enums import EventKind
-from helpdesk_fetch.errors import ConfigError, ConfigUnreadable
+from helpdesk_fetch.errors import ConfigError, ConfigPlace, ConfigUnreadable
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    Table = TypeVar("Table", bound=DataclassInstance)  # one of schema's dataclasses
 
 ENV_VAR = "HELPDESK_FETCH_CONFIG"
 
 
-def config_path(option: str | os.PathLike | None = None) -> Path:
+def config_path(option: str | os.PathLike[str] | None = None) -> Path:
     """Where the accounts file is: ``--config``, else ``$HELPDESK_FETCH_CONFIG``, else
     ``$XDG_CONFIG_HOME/helpdesk-fetch/accounts.toml`` (``~/.config/...`` when that is unset)."""
     if option:
@@ -113,9 +119,9 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
             "save it again as UTF-8)")
 
 
-def parse(data: dict, path: Path) -> Config:
+def parse(data: dict[str, Any], path: Path) -> Config:
     """Validate already-decoded TOML *data* that came from *path*."""
-    top = {"path": path}
+    top = ConfigPlace(path=path)
     _reject_unknown(data, {"settings", "smtp", "automail", "resources", "accounts", "rules",
                            "alerts", "hooks"}, top, "")
     settings = _settings(_table(data, "settings", path), path)
@@ -152,22 +158,22 @@ def _holds_inline_secret(config: Config) -> bool:
             or dburl.password(config.settings.database) is not None)
 
 
-def _table(data: dict, name: str, path: Path) -> dict:
+def _table(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, dict):
         raise ConfigError(f"must be a table ([{name}])", path=path, key=name)
     return value
 
 
-def _array(data: dict, name: str, path: Path) -> list[dict]:
+def _array(data: dict[str, Any], name: str, path: Path) -> list[dict[str, Any]]:
     value = data.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ConfigError(f"must be an array of tables ([[{name}]])", path=path, key=name)
     return value
 
 
-def _settings(data: dict, path: Path) -> Settings:
-    settings = _build(Settings, data, {"path": path}, "settings.")
+def _settings(data: dict[str, Any], path: Path) -> Settings:
+    settings = _build(Settings, data, ConfigPlace(path=path), "settings.")
     directory = path.parent
     database = settings.database or f"sqlite:///{directory / 'helpdesk.db'}"
     if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
@@ -188,7 +194,7 @@ def _settings(data: dict, path: Path) -> Settings:
                           path=path, key="settings.ticket_keywords")
     if not settings.error_folder.strip():
         raise ConfigError("must not be empty", path=path, key="settings.error_folder")
-    _check_choice(settings.language, LANGUAGES, {"path": path}, "settings.language")
+    _check_choice(settings.language, LANGUAGES, ConfigPlace(path=path), "settings.language")
     templates = _templates_dir(directory, settings.templates_dir, path)
     return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
                                templates_dir=templates,
@@ -211,7 +217,7 @@ def _templates_dir(directory: Path, value: str, path: Path) -> str:
     return str(templates)
 
 
-def _database_password(settings: Settings, database: str, path: Path) -> dict:
+def _database_password(settings: Settings, database: str, path: Path) -> dict[str, Any]:
     """Check the ``database_password_*`` keys: at most one, and only for PostgreSQL."""
     given = [k for k in DATABASE_PASSWORD_KEYS if getattr(settings, k) is not None]
     if len(given) > 1:
@@ -226,8 +232,8 @@ def _database_password(settings: Settings, database: str, path: Path) -> dict:
     return {}
 
 
-def _smtp(data: dict, path: Path) -> Smtp:
-    where = {"path": path}
+def _smtp(data: dict[str, Any], path: Path) -> Smtp:
+    where = ConfigPlace(path=path)
     smtp = _build(Smtp, data, where, "smtp.")
     _check_choice(smtp.security, SECURITIES, where, "smtp.security")
     _check_one_password(smtp, where, "smtp.", required=False)
@@ -238,9 +244,9 @@ def _smtp(data: dict, path: Path) -> Smtp:
     return dataclasses.replace(smtp, port=port, **_resolved_paths(smtp, path.parent))
 
 
-def _alerts(data: dict, path: Path, smtp: Smtp | None) -> Alerts:
+def _alerts(data: dict[str, Any], path: Path, smtp: Smtp | None) -> Alerts:
     """``[alerts]``: bare addresses, mailed through ``[smtp]`` (so there must be one)."""
-    where = {"path": path}
+    where = ConfigPlace(path=path)
     alerts = _build(Alerts, data, where, "alerts.")
     if smtp is None:
         raise ConfigError("alerts are mailed through [smtp]; add an [smtp] section",
@@ -248,9 +254,9 @@ def _alerts(data: dict, path: Path, smtp: Smtp | None) -> Alerts:
     return dataclasses.replace(alerts, to=_bare_addresses(alerts.to, where, "alerts.to"))
 
 
-def _hooks(data: dict, path: Path) -> Hooks:
+def _hooks(data: dict[str, Any], path: Path) -> Hooks:
     """``[hooks]``: an argv (no shell), known event names, limits above 0."""
-    where = {"path": path}
+    where = ConfigPlace(path=path)
     hooks = _build(Hooks, data, where, "hooks.")
     if not hooks.command or not hooks.command[0]:
         raise ConfigError("must name the program to run: a list such as "
@@ -261,12 +267,12 @@ def _hooks(data: dict, path: Path) -> Hooks:
     for key in ("timeout_seconds", "max_attempts"):
         if getattr(hooks, key) <= 0:
             raise ConfigError("must be greater than 0", key=f"hooks.{key}", **where)
-    path_keys = {"command": (str(path.parent / Path(hooks.command[0]).expanduser()),
+    path_keys: dict[str, Any] = {"command": (str(path.parent / Path(hooks.command[0]).expanduser()),
                              *hooks.command[1:])} if "/" in hooks.command[0] else {}
     return dataclasses.replace(hooks, events=tuple(dict.fromkeys(hooks.events)), **path_keys)
 
 
-def _resolved_paths(obj, directory: Path) -> dict:
+def _resolved_paths(obj: Account | Smtp, directory: Path) -> dict[str, Any]:
     """Relative file keys are relative to the accounts file's directory."""
     paths = {}
     for key in ("path", "ca_file", "password_file", "oauth2_certificate_file",
@@ -277,17 +283,20 @@ def _resolved_paths(obj, directory: Path) -> dict:
     return paths
 
 
-def _where(data: dict, path: Path, kind: str, index: int) -> dict:
+def _where(data: dict[str, Any], path: Path, kind: Literal["account", "resource", "rule"],
+           index: int) -> ConfigPlace:
     """How errors name an ``[[accounts]]`` or ``[[resources]]`` table: by its name, else by its
     place in the file ("the 2nd [[accounts]] table")."""
     name = data.get("name")
     if isinstance(name, str):
-        return {"path": path, kind: name}
+        place = ConfigPlace(path=path)
+        place[kind] = name
+        return place
     suffix = "th" if 10 <= index % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(index % 10, "th")
-    return {"path": path, "table": f"the {index}{suffix} [[{kind}s]] table"}
+    return ConfigPlace(path=path, table=f"the {index}{suffix} [[{kind}s]] table")
 
 
-def _resource(data: dict, where: dict) -> Resource:
+def _resource(data: dict[str, Any], where: ConfigPlace) -> Resource:
     resource = _build(Resource, data, where, "resources.")
     if not NAME_RE.match(resource.name):
         raise ConfigError("resource names are 1 to 64 of a-z 0-9 . _ -", key="resources.name",
@@ -297,12 +306,12 @@ def _resource(data: dict, where: dict) -> Resource:
     return dataclasses.replace(resource, members=members, notify=notify)
 
 
-def _rule(data: dict, where: dict) -> Rule:
+def _rule(data: dict[str, Any], where: ConfigPlace) -> Rule:
     """A ``[[rules]]`` table: keys and types here, the rest in ``config.rules``."""
     return rule_checks.check(_build(Rule, rule_checks.lists(data), where, "rules."), where)
 
 
-def _bare_addresses(entries: tuple[str, ...], where: dict, key: str) -> tuple[str, ...]:
+def _bare_addresses(entries: tuple[str, ...], where: ConfigPlace, key: str) -> tuple[str, ...]:
     """Each entry as the bare, lowercased address the rest of the code compares with
     ("Alice <Alice@Example.com>" -> "alice@example.com"); one without exactly one is refused."""
     bare = []
@@ -319,9 +328,9 @@ def _bare_addresses(entries: tuple[str, ...], where: dict, key: str) -> tuple[st
     return tuple(dict.fromkeys(bare))
 
 
-def _account(data: dict, path: Path, where: dict) -> Account:
+def _account(data: dict[str, Any], path: Path, where: ConfigPlace) -> Account:
     account = _build(Account, data, where, "")
-    where = dict(path=path, account=account.name)
+    where = ConfigPlace(path=path, account=account.name)
     if not NAME_RE.match(account.name):
         raise ConfigError("account names are 1 to 64 of a-z 0-9 . _ -", key="name", **where)
     _check_choice(account.protocol, PROTOCOLS, where, "protocol")
@@ -345,7 +354,7 @@ def _account(data: dict, path: Path, where: dict) -> Account:
     return dataclasses.replace(account, port=port, **_resolved_paths(account, path.parent))
 
 
-def _with_address(account: Account, where: dict) -> Account:
+def _with_address(account: Account, where: ConfigPlace) -> Account:
     """``address`` as a bare address; by default the username when that is one."""
     if account.address is None:
         username = (account.username or "").strip().lower()
@@ -355,7 +364,7 @@ def _with_address(account: Account, where: dict) -> Account:
     return dataclasses.replace(account, address=address)
 
 
-def _maildir(account: Account, data: dict, where: dict) -> Account:
+def _maildir(account: Account, data: dict[str, Any], where: ConfigPlace) -> Account:
     """A local Maildir: a path, and none of the keys of a mail server."""
     for key in data:
         if key not in MAILDIR_KEYS:
@@ -366,7 +375,7 @@ def _maildir(account: Account, data: dict, where: dict) -> Account:
     return dataclasses.replace(account, **_resolved_paths(account, where["path"].parent))
 
 
-def _check_network_numbers(obj: Account | Smtp, where: dict, prefix: str) -> None:
+def _check_network_numbers(obj: Account | Smtp, where: ConfigPlace, prefix: str) -> None:
     """``port`` and ``timeout_seconds``, where given: a real port, a timeout above 0."""
     if obj.port is not None and not 0 < obj.port < 65536:
         raise ConfigError("must be between 1 and 65535", key=prefix + "port", **where)
@@ -374,7 +383,8 @@ def _check_network_numbers(obj: Account | Smtp, where: dict, prefix: str) -> Non
         raise ConfigError("must be greater than 0", key=prefix + "timeout_seconds", **where)
 
 
-def _check_one_password(obj, where: dict, prefix: str, *, required: bool):
+def _check_one_password(obj: Account | Smtp, where: ConfigPlace, prefix: str, *,
+                        required: bool) -> None:
     given = [k for k in PASSWORD_KEYS if getattr(obj, k) is not None]
     if len(given) > 1:
         raise ConfigError(f"give only one of {', '.join(given)}", key=prefix + given[1], **where)
@@ -383,7 +393,7 @@ def _check_one_password(obj, where: dict, prefix: str, *, required: bool):
                           key=prefix + "password_env", **where)
 
 
-def _check_choice(value: str, choices: tuple[str, ...], where: dict, key: str):
+def _check_choice(value: str, choices: tuple[str, ...], where: ConfigPlace, key: str) -> None:
     if value not in choices:
         raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", key=key, **where)
 
@@ -407,14 +417,14 @@ def _check_references(config: Config) -> None:
                               path=config.path, account=account.name, key="resource")
 
 
-def _build(cls, data: dict, where: dict, prefix: str):
+def _build(cls: type[Table], data: dict[str, Any], where: ConfigPlace, prefix: str) -> Table:
     """Make a *cls* from the TOML table *data*, checking keys and types against its fields;
     errors name the file and table of *where* (ConfigError's keywords). A field's key is its
     name, or its metadata's "key" where the name cannot be (``from``)."""
     hints = typing.get_type_hints(cls)
     keys = {f.name: f.metadata.get("key", f.name) for f in dataclasses.fields(cls)}
     _reject_unknown(data, set(keys.values()), where, prefix)
-    values = {}
+    values: dict[str, object] = {}
     for f in dataclasses.fields(cls):
         key = keys[f.name]
         if key in data:
@@ -424,7 +434,8 @@ def _build(cls, data: dict, where: dict, prefix: str):
     return cls(**values)
 
 
-def _reject_unknown(data: dict, known: set[str], where: dict, prefix: str):
+def _reject_unknown(data: dict[str, Any], known: set[str], where: ConfigPlace,
+                    prefix: str) -> None:
     for key in data:
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
@@ -435,7 +446,7 @@ def _reject_unknown(data: dict, known: set[str], where: dict, prefix: str):
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
 
 
-def _coerce(value, hint, where: dict, key: str):
+def _coerce(value: object, hint: Any, where: ConfigPlace, key: str) -> object:
     """Check *value* against the type *hint*; lists become tuples."""
     args = typing.get_args(hint)
     if type(None) in args:  # "X | None": None is never written in TOML, so X it must be
@@ -457,7 +468,7 @@ def _coerce(value, hint, where: dict, key: str):
     return value
 
 
-def _shown(value) -> str:
+def _shown(value: object) -> str:
     """The kind of *value*, never the value itself: it may be a secret."""
     return {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)

@@ -10,9 +10,16 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import urllib.parse
+from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.errors import ConfigError, ConfigPlace
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.config.schema import Account, OAuth2Keys, Smtp
+
+    Keys = TypeVar("Keys", Account, Smtp)
 
 PROVIDERS = ("microsoft", "google")
 FLOWS = ("refresh_token", "client_credentials")
@@ -42,10 +49,11 @@ def _password_keys() -> tuple[str, ...]:
     return PASSWORD_KEYS
 
 
-def check(obj, data: dict, path: Path, account: str | None, prefix: str, *, protocol: str):
+def check(obj: Keys, data: dict[str, Any], path: Path, account: str | None, prefix: str, *,
+          protocol: str) -> Keys:
     """*obj* (an Account or Smtp) with its auth keys checked and the provider preset applied."""
-    where = dict(path=path, account=account)
-    given = [k for k in oauth2_keys() if k in data and k != "auth"]
+    where = ConfigPlace(path=path, account=account)
+    given: list[str] = [k for k in oauth2_keys() if k in data and k != "auth"]
     if obj.auth not in AUTHS:
         raise ConfigError(f"{obj.auth!r} is not one of {', '.join(AUTHS)}", key=prefix + "auth",
                           **where)
@@ -57,7 +65,7 @@ def check(obj, data: dict, path: Path, account: str | None, prefix: str, *, prot
         raise ConfigError("missing: an OAuth2 login needs the mailbox's user name",
                           key=prefix + "username", **where)
     if obj.oauth2_token_command is not None:
-        extra = [k for k in (*given, *_password_keys()) if k in data
+        extra: list[str] = [k for k in (*given, *_password_keys()) if k in data
                  and k != "oauth2_token_command"]
         if extra:
             raise ConfigError("does not apply with oauth2_token_command (the command gets the "
@@ -70,18 +78,20 @@ def check(obj, data: dict, path: Path, account: str | None, prefix: str, *, prot
     return obj
 
 
-def _check_choice(value, choices, *, key, **where) -> None:
+def _check_choice(value: str | None, choices: Collection[str], *, key: str,
+                  **where: Unpack[ConfigPlace]) -> None:
     if value is not None and value not in choices:
         raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", key=key, **where)
 
 
-def _apply_preset(obj, data: dict, protocol: str, prefix: str, where: dict):
+def _apply_preset(obj: Keys, data: dict[str, Any], protocol: str, prefix: str,
+                  where: ConfigPlace) -> Keys:
     """Fill in what the provider implies and the file did not say."""
     cc = obj.oauth2_flow == "client_credentials"
     if obj.oauth2_tenant is not None and obj.provider != "microsoft":
         raise ConfigError('applies only with provider = "microsoft"',
                           key=prefix + "oauth2_tenant", **where)
-    preset: dict = {}
+    preset: dict[str, Any] = {}  # OAuth2Keys' keys and values
     if obj.provider == "microsoft":
         tenant = obj.oauth2_tenant or "common"
         if cc and tenant in _MULTI_TENANT:
@@ -105,7 +115,7 @@ def _apply_preset(obj, data: dict, protocol: str, prefix: str, where: dict):
     return dataclasses.replace(obj, **changes)
 
 
-def _check_flow(obj, data: dict, prefix: str, where: dict) -> None:
+def _check_flow(obj: OAuth2Keys, data: dict[str, Any], prefix: str, where: ConfigPlace) -> None:
     for key in ("oauth2_token_url", "oauth2_client_id"):
         if not getattr(obj, key):
             raise ConfigError("missing: the OAuth2 login needs it (or provider = \"microsoft\" "
@@ -127,7 +137,7 @@ def _check_flow(obj, data: dict, prefix: str, where: dict) -> None:
                           key=prefix + "oauth2_certificate_file", **where)
 
 
-def _check_url(url: str, *, key: str, **where) -> None:
+def _check_url(url: str, *, key: str, **where: Unpack[ConfigPlace]) -> None:
     """https only: a token must never cross the network in the clear (http on loopback is fine,
     for a local token helper and for the tests)."""
     parts = urllib.parse.urlsplit(url)

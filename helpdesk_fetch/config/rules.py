@@ -6,24 +6,25 @@ and types first). ``tickets.routing`` compiles the checked rules once per run.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from helpdesk_fetch.config.schema import NAME_RE, RULE_ACTIONS, Config, Rule
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.errors import ConfigError, ConfigPlace
 
 LIST_KEYS = ("accounts", "to", "from")  # a single string is a list of one
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 field names: printable, no colon
 
 
-def lists(data: dict) -> dict:
+def lists(data: dict[str, Any]) -> dict[str, Any]:
     """*data* with a single string given for a list condition made a list of one."""
     return {k: [v] if k in LIST_KEYS and isinstance(v, str) else v for k, v in data.items()}
 
 
-def check(rule: Rule, where: dict) -> Rule:
+def check(rule: Rule, where: ConfigPlace) -> Rule:
     """*rule* if its values make sense, else ConfigError naming the rule and the key."""
     if not NAME_RE.match(rule.name):
         raise ConfigError("rule names are 1 to 64 of a-z 0-9 . _ -", key="rules.name", **where)
-    where = {"path": where["path"], "rule": rule.name}
+    where = ConfigPlace(path=where["path"], rule=rule.name)
     if rule.action not in RULE_ACTIONS:
         raise ConfigError(f"{rule.action!r} is not one of {', '.join(RULE_ACTIONS)}",
                           key="rules.action", **where)
@@ -47,14 +48,15 @@ def check(rule: Rule, where: dict) -> Rule:
     return rule
 
 
-def _regex(pattern: str, where: dict, key: str) -> re.Pattern:
+def _regex(pattern: str, where: ConfigPlace, key: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
         raise ConfigError(f"not a valid regular expression: {exc}", key=key, **where) from None
 
 
-def _check_correlation(rule: Rule, subject: re.Pattern | None, where: dict) -> None:
+def _check_correlation(rule: Rule, subject: re.Pattern[str] | None,
+                       where: ConfigPlace) -> None:
     """``correlate`` names groups of the subject regex; ``resolve`` needs ``correlate``."""
     groups = set(subject.groupindex) if subject is not None else set()
     for group in rule.correlate:
@@ -84,7 +86,7 @@ def check_references(config: Config) -> None:
     resources = {r.name for r in config.resources}
     accounts = {a.name for a in config.accounts}
     for rule in config.rules:
-        where = {"path": config.path, "rule": rule.name}
+        where = ConfigPlace(path=config.path, rule=rule.name)
         if rule.name in seen:
             raise ConfigError("two rules have this name", key="rules.name", **where)
         seen.add(rule.name)

@@ -9,6 +9,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from helpdesk_fetch.enums import EventKind
 from helpdesk_fetch.errors import ConfigError
@@ -162,7 +163,7 @@ class Account(OAuth2Keys):
             return self.path or ""
         return f"{self.host}:{self.port}"
 
-    def public_dict(self) -> dict:
+    def public_dict(self) -> dict[str, Any]:
         """The account's settings without any secret (for ``accounts list``)."""
         data = dataclasses.asdict(self)
         data["password"] = "(set)" if self.password else None
@@ -228,6 +229,12 @@ class Config:
 
     def resource(self, name: str | None) -> Resource | None:
         return next((r for r in self.resources if r.name == name), None)
+
+    def outgoing(self) -> Smtp:
+        """``[smtp]``, for what is only sent when it is given (auto-mails, canaries)."""
+        if self.smtp is None:
+            raise ConfigError("sending mail needs an [smtp] section", path=self.path, key="smtp")
+        return self.smtp
 
     def timeout_for(self, account: Account | Smtp) -> int:
         if account.timeout_seconds is not None:

@@ -19,9 +19,13 @@ import datetime as dt
 import logging
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from helpdesk_fetch.clock import isoformat
-from helpdesk_fetch.config import Config
+from helpdesk_fetch.config import Alerts, Config, Smtp
+
+if TYPE_CHECKING:
+    import smtplib
 from helpdesk_fetch.enums import RunOutcome
 
 # The database and mail modules are imported where they are used: the command line reads
@@ -55,6 +59,7 @@ def failing(account: str) -> Streak | None:
     from peewee import fn
 
     from helpdesk_fetch.store.models import AccountRun
+    from helpdesk_fetch.store.peewee_adapter import one_tuple
 
     decisive = AccountRun.outcome.in_([RunOutcome.OK, RunOutcome.FAILED])
     latest = (AccountRun.select(AccountRun.outcome)
@@ -65,15 +70,17 @@ def failing(account: str) -> Streak | None:
     last_ok = (AccountRun.select(AccountRun.id)
                .where((AccountRun.account == account) & (AccountRun.outcome == RunOutcome.OK))
                .order_by(AccountRun.id.desc()).limit(1).scalar())
-    runs, since = (AccountRun.select(fn.COUNT(AccountRun.id), fn.MIN(AccountRun.started_at))
-                   .where((AccountRun.account == account)
-                          & (AccountRun.outcome == RunOutcome.FAILED)
-                          & (AccountRun.id > (last_ok or 0))).tuples().get())
+    runs, since = one_tuple(AccountRun.select(fn.COUNT(AccountRun.id),
+                                              fn.MIN(AccountRun.started_at))
+                            .where((AccountRun.account == account)
+                                   & (AccountRun.outcome == RunOutcome.FAILED)
+                                   & (AccountRun.id > (last_ok or 0))))
     return Streak(runs, since)
 
 
 def recovered_text(news: News) -> str:
     """The line that says an account's failures are over."""
+    assert news.streak is not None, "news of a recovery has the streak that ended"
     runs = news.streak.runs
     return (f"account {news.account}: recovered after {runs} failed run{'' if runs == 1 else 's'}"
             f" (failing since {isoformat(news.streak.since)})")
@@ -82,7 +89,8 @@ def recovered_text(news: News) -> str:
 def mail(config: Config, news: list[News]) -> None:
     """Mail *news* to ``[alerts] to`` through ``[smtp]``, one mail per event; never raises for
     SMTP trouble (it is logged)."""
-    if not news or config.alerts is None or config.smtp is None:
+    alerts, smtp = config.alerts, config.smtp
+    if not news or alerts is None or smtp is None:
         return
     import contextlib
     import smtplib
@@ -90,16 +98,16 @@ def mail(config: Config, news: list[News]) -> None:
     from helpdesk_fetch.automail import outbox
 
     try:
-        connection = outbox.connect(config.smtp, timeout=config.timeout_for(config.smtp),
+        connection = outbox.connect(smtp, timeout=config.timeout_for(smtp),
                                     state_dir=config.settings.state_dir)
         with contextlib.closing(connection):
             for item in news:
-                _send(connection, config, item)
+                _send(connection, smtp, alerts, item)
     except (outbox.SmtpUnavailable, smtplib.SMTPException, OSError, UnicodeError) as exc:
-        log.warning("alert mail to %s not sent: %s", ", ".join(config.alerts.to), exc)
+        log.warning("alert mail to %s not sent: %s", ", ".join(alerts.to), exc)
 
 
-def _send(connection, config: Config, news: News) -> None:
+def _send(connection: smtplib.SMTP, smtp: Smtp, alerts: Alerts, news: News) -> None:
     from email.message import EmailMessage
     from email.policy import SMTP
     from email.utils import format_datetime, make_msgid, parseaddr
@@ -117,10 +125,10 @@ def _send(connection, config: Config, news: News) -> None:
     else:
         subject = f"helpdesk-fetch: account {news.account} recovered"
         body = f"helpdesk-fetch on {host}: {recovered_text(news)}.\n"
-    sender = parseaddr(config.smtp.from_address)[1]
+    sender = parseaddr(smtp.from_address)[1]
     message = EmailMessage()
-    message["From"] = config.smtp.from_address
-    message["To"] = ", ".join(config.alerts.to)
+    message["From"] = smtp.from_address
+    message["To"] = ", ".join(alerts.to)
     message["Subject"] = subject
     message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     message["Message-ID"] = make_msgid("alert", sender.rpartition("@")[2] or None)
@@ -128,5 +136,5 @@ def _send(connection, config: Config, news: News) -> None:
     message["X-Auto-Response-Suppress"] = "All"
     message[MARKER] = f"alert; account={news.account}"
     message.set_content(body)
-    connection.sendmail(ascii_domain(sender), [ascii_domain(a) for a in config.alerts.to],
+    connection.sendmail(ascii_domain(sender), [ascii_domain(a) for a in alerts.to],
                         message.as_bytes(policy=SMTP))

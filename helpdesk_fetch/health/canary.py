@@ -16,18 +16,22 @@ import datetime as dt
 import hmac
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
 from helpdesk_fetch import state
 from helpdesk_fetch.clock import isoformat, utcnow
-from helpdesk_fetch.config import Account, Config
+from helpdesk_fetch.config import Account, Config, Smtp
 from helpdesk_fetch.errors import UsageError
 from helpdesk_fetch.store.models import Canary
+from helpdesk_fetch.store.peewee_adapter import tuples
 from helpdesk_fetch.tickets.tags import Tagger
 
 if TYPE_CHECKING:  # the email package is imported only when there is mail
+    import smtplib
+    from email.message import EmailMessage
+
     from helpdesk_fetch.message.parse import ParsedMessage
 
 log = logging.getLogger(__name__)
@@ -105,7 +109,7 @@ def _marker(value: str | None) -> dict[str, str] | None:
 
 # -- what status and check see ----------------------------------------------------------------
 
-def last_by_account() -> dict[str, dict]:
+def last_by_account() -> dict[str, dict[str, Any]]:
     """Each account's latest canary: when it was sent and received, and its travel time."""
     latest = Canary.select(fn.MAX(Canary.id)).group_by(Canary.account)
     return {row.account: {"sent_at": isoformat(row.sent_at),
@@ -118,9 +122,9 @@ def overdue(now: dt.datetime, max_minutes: int) -> dict[str, Canary]:
     """Per account, the oldest canary sent more than *max_minutes* ago that has not arrived
     and that no later canary of the account overtook: one lost last week is forgotten once a
     newer one arrived."""
-    arrived = {account: last for account, last in Canary.select(
+    arrived = {account: last for account, last in tuples(Canary.select(
         Canary.account, fn.MAX(Canary.sent_at)).where(Canary.received_at.is_null(False))
-        .group_by(Canary.account).tuples()}
+        .group_by(Canary.account))}
     late = (Canary.select().where(Canary.received_at.is_null()
                                   & (Canary.sent_at < now - dt.timedelta(minutes=max_minutes)))
             .order_by(Canary.sent_at))
@@ -162,8 +166,9 @@ def _send_all(config: Config, probes: list[Probe], tagger: Tagger) -> None:
 
     from helpdesk_fetch.automail import outbox
 
+    smtp = config.outgoing()
     try:
-        connection = outbox.connect(config.smtp, timeout=config.timeout_for(config.smtp),
+        connection = outbox.connect(smtp, timeout=config.timeout_for(smtp),
                                     state_dir=config.settings.state_dir)
     except outbox.SmtpUnavailable as exc:
         for probe in probes:
@@ -171,14 +176,18 @@ def _send_all(config: Config, probes: list[Probe], tagger: Tagger) -> None:
         return
     with contextlib.closing(connection):
         for probe in probes:
+            if probe.address is None:  # send() hands over only probes with an address
+                continue
             try:
-                _send_one(connection, config, config.account(probe.account), tagger)
+                _send_one(connection, smtp, config.account(probe.account), probe.address,
+                          tagger)
                 probe.sent = True
             except (smtplib.SMTPException, OSError, UnicodeError) as exc:
                 probe.problem = f"the SMTP server did not take it: {exc}"
 
 
-def _send_one(connection, config: Config, account: Account, tagger: Tagger) -> None:
+def _send_one(connection: smtplib.SMTP, smtp: Smtp, account: Account, address: str,
+              tagger: Tagger) -> None:
     """Record the canary, then send it: it may arrive before sendmail returns (an MTA piping
     into ``deliver``), and must be known by then. A send that fails takes the record back."""
     import secrets
@@ -189,29 +198,29 @@ def _send_one(connection, config: Config, account: Account, tagger: Tagger) -> N
 
     token = secrets.token_hex(8)
     signature = tagger.signature(KIND, f"{account.name}:{token}")
-    mail = _build(config, account, f"{KIND}; account={account.name}; token={token}; "
+    mail = _build(smtp, account, address, f"{KIND}; account={account.name}; token={token}; "
                                    f"signature={signature}")
     row = Canary.create(account=account.name, token=token,
                         message_id=mail["Message-ID"].strip("<>"), sent_at=utcnow())
     try:
-        connection.sendmail(ascii_domain(parseaddr(config.smtp.from_address)[1]),
-                            [ascii_domain(account.address)], mail.as_bytes(policy=SMTP))
+        connection.sendmail(ascii_domain(parseaddr(smtp.from_address)[1]),
+                            [ascii_domain(address)], mail.as_bytes(policy=SMTP))
     except BaseException:
         row.delete_instance()
         raise
-    log.info("account %s: canary %s sent to %s", account.name, token, account.address)
+    log.info("account %s: canary %s sent to %s", account.name, token, address)
 
 
-def _build(config: Config, account: Account, marker: str):
+def _build(smtp: Smtp, account: Account, address: str, marker: str) -> EmailMessage:
     from email.message import EmailMessage
     from email.utils import format_datetime, make_msgid, parseaddr
 
     from helpdesk_fetch.automail.plan import MARKER
 
-    sender = config.smtp.from_address
+    sender = smtp.from_address
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = account.address
+    mail["To"] = address
     mail["Subject"] = f"helpdesk-fetch canary for account {account.name}"
     mail["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     mail["Message-ID"] = make_msgid(KIND, parseaddr(sender)[1].rpartition("@")[2] or None)

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
-from peewee import fn
+from peewee import ModelSelect, fn
 
 from helpdesk_fetch import state
 from helpdesk_fetch.clock import isoformat, utcnow
@@ -32,6 +34,7 @@ from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.enums import FailureState, RunOutcome
 from helpdesk_fetch.health import canary
 from helpdesk_fetch.store.models import AccountRun, FailedMessage, HookEvent, Outbox
+from helpdesk_fetch.store.peewee_adapter import tuples
 
 PREFIX = "HELPDESK-FETCH"
 QUEUED_TOO_LONG = dt.timedelta(minutes=30)
@@ -98,7 +101,7 @@ class Result:
         return f"{PREFIX} {self.state.name} - {self.summary()}" + (
             f" | {perfdata}" if perfdata else "")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """The same as ``line()``, for ``check --json``."""
         return {"state": self.state.name, "exit_code": int(self.state),
                 "summary": self.summary(),
@@ -152,7 +155,7 @@ def _ingest(config: Config, result: Result) -> bool:
                                                        "fetch reads no mailbox"))
         return False
     if switch["ingest_disabled"]:
-        info = switch["ingest_switch"] or {}
+        info: Mapping[str, object] = switch["ingest_switch"] or {}
         why = f": {info['reason']}" if info.get("reason") else ""
         result.problems.append(Problem(State.WARNING, f"ingest disabled on this machine since "
                                                       f"{info.get('disabled_at') or '?'} by "
@@ -164,9 +167,9 @@ def _ingest(config: Config, result: Result) -> bool:
 def _accounts(ages: dict[str, float | None], result: Result, *, max_age: int) -> None:
     """Each account's age since its last success, and its last runs."""
     for name, age in ages.items():
-        recent = list(AccountRun.select(AccountRun.outcome, AccountRun.error)
-                      .where(AccountRun.account == name)
-                      .order_by(AccountRun.id.desc()).limit(FAILED_RUNS).tuples())
+        recent = list(tuples(AccountRun.select(AccountRun.outcome, AccountRun.error)
+                             .where(AccountRun.account == name)
+                             .order_by(AccountRun.id.desc()).limit(FAILED_RUNS)))
         wrong = []
         if age is None:
             wrong.append("no successful run recorded")
@@ -182,9 +185,11 @@ def _accounts(ages: dict[str, float | None], result: Result, *, max_age: int) ->
 
 
 def _last_success(account: str) -> dt.datetime | None:
-    return (AccountRun.select(fn.MAX(AccountRun.finished_at))
-            .where((AccountRun.account == account) & (AccountRun.outcome == RunOutcome.OK))
-            .scalar())
+    last: dt.datetime | None = (
+        AccountRun.select(fn.MAX(AccountRun.finished_at))
+        .where((AccountRun.account == account) & (AccountRun.outcome == RunOutcome.OK))
+        .scalar())
+    return last
 
 
 def _age(when: dt.datetime | None, now: dt.datetime) -> float | None:
@@ -200,8 +205,9 @@ def _canaries(accounts: list[Account], result: Result, *, max_minutes: int,
     for account in accounts:
         if account.name in late:
             sent = late[account.name].sent_at
+            minutes = math.floor(_age(sent, now) or 0)  # a time: never None
             result.problems.append(Problem(
-                State.CRITICAL, f"{account.name}: the canary sent {math.floor(_age(sent, now))} "
+                State.CRITICAL, f"{account.name}: the canary sent {minutes} "
                                 f"min ago ({isoformat(sent)}) has not arrived "
                                 f"(canary_max_minutes {max_minutes})", account.name))
         travel = (last.get(account.name) or {}).get("travel_seconds")
@@ -231,7 +237,7 @@ def _waiting(config: Config, result: Result, *, now: dt.datetime) -> None:
                          "hook event")
 
 
-def _queued_too_long(result: Result, query, what: str) -> None:
+def _queued_too_long(result: Result, query: ModelSelect[Any], what: str) -> None:
     count = query.count()
     if count:
         result.problems.append(Problem(State.WARNING, f"{count} {what}{'' if count == 1 else 's'}"

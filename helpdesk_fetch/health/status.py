@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from peewee import fn
 
@@ -23,11 +25,12 @@ from helpdesk_fetch.store.models import (
     Outbox,
     Ticket,
 )
+from helpdesk_fetch.store.peewee_adapter import tuples
 
 NO_CANARY = {"sent_at": None, "received_at": None, "travel_seconds": None}
 
 
-def run_dict(run: AccountRun, *, longest: float | None = None) -> dict:
+def run_dict(run: AccountRun, *, longest: float | None = None) -> dict[str, Any]:
     """A run as ``status`` and ``accounts list`` show it. A run still "running" after
     *longest* seconds, the most a live run can take, died without recording its end (SIGKILL,
     a power cut): it is shown as interrupted, as the account's next run will record it."""
@@ -54,7 +57,7 @@ def run_dict(run: AccountRun, *, longest: float | None = None) -> dict:
     }
 
 
-def last_runs(config: Config | None = None) -> dict[str, dict]:
+def last_runs(config: Config | None = None) -> dict[str, dict[str, Any]]:
     """Each account's latest recorded run (with *config*: one that died is told apart from
     one still running)."""
     latest = AccountRun.select(fn.MAX(AccountRun.id)).group_by(AccountRun.account)
@@ -65,14 +68,16 @@ def last_runs(config: Config | None = None) -> dict[str, dict]:
 def _longest_run(config: Config | None, name: str) -> float | None:
     """The most seconds a live run spends on account *name*: the run's budget, then one
     timeout for the session it cuts, with room for waiting on the database's locks."""
-    account = next((a for a in config.accounts if a.name == name), None) if config else None
+    if config is None:
+        return None
+    account = next((a for a in config.accounts if a.name == name), None)
     if account is None:
         return None
     return (config.settings.run_budget_seconds + 2 * config.timeout_for(account)
             + 2 * db.BUSY_SECONDS)
 
 
-def outbox() -> dict:
+def outbox() -> dict[str, Any]:
     """The auto-mail queue: how many wait, how many of those failed to send so far (and wait for
     a retry), the oldest waiting, and how many the server refused for good."""
     unsent = Outbox.select().where(Outbox.sent_at.is_null())
@@ -83,7 +88,7 @@ def outbox() -> dict:
             "refused": unsent.where(Outbox.failed_at.is_null(False)).count()}
 
 
-def hook_queue() -> dict:
+def hook_queue() -> dict[str, Any]:
     """The hook events (spec §12): how many wait, how many of those failed so far (and wait for
     a retry), the oldest waiting, and how many were given up after max_attempts."""
     waiting = HookEvent.select().where(HookEvent.delivered_at.is_null()
@@ -101,7 +106,7 @@ def hook_queue() -> dict:
                 "error": latest.last_error}}
 
 
-def bouncing_addresses(hold_days: int, now: dt.datetime) -> list[dict]:
+def bouncing_addresses(hold_days: int, now: dt.datetime) -> list[dict[str, Any]]:
     """The addresses held from auto-mails because a bounce reported them failed in the last
     *hold_days* days (spec §9.2), each with its latest bounce, oldest first."""
     if hold_days <= 0:
@@ -112,10 +117,10 @@ def bouncing_addresses(hold_days: int, now: dt.datetime) -> list[dict]:
              .where(BouncingAddress.bounced_at >= now - hold)
              .group_by(BouncingAddress.address).order_by(latest, BouncingAddress.address))
     return [{"address": address, "bounced_at": isoformat(when),
-             "held_until": isoformat(when + hold)} for address, when in _times(query.tuples())]
+             "held_until": isoformat(when + hold)} for address, when in _times(tuples(query))]
 
 
-def _times(rows):
+def _times(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, dt.datetime]]:
     """(address, bounced_at) with the time as a datetime: an aggregate comes back from SQLite
     as the stored text."""
     for address, when in rows:
@@ -127,16 +132,16 @@ def ignored_count() -> int:
     return IgnoredMessage.select().where(IgnoredMessage.restored_at.is_null()).count()
 
 
-def status(config: Config) -> dict:
+def status(config: Config) -> dict[str, Any]:
     """Everything ``status --json`` shows (spec §3), in one dictionary."""
     switch = state.switch_report(config.settings.state_dir)
     runs = last_runs(config)
     canaries = canary.last_by_account()
     waiting = failures.waiting()
     queue = outbox()
-    by_status = dict.fromkeys(TicketStatus, 0)
-    by_status.update(Ticket.select(Ticket.status, fn.COUNT(Ticket.id))
-                     .group_by(Ticket.status).tuples())
+    by_status: dict[str, int] = dict.fromkeys(TicketStatus, 0)
+    by_status.update(tuples(Ticket.select(Ticket.status, fn.COUNT(Ticket.id))
+                            .group_by(Ticket.status)))
     return {
         **switch,
         "database": redact_url(config.settings.database),

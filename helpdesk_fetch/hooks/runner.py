@@ -27,12 +27,16 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import IO
+
+from peewee import ModelSelect
 
 from helpdesk_fetch.clock import retry_delay, utcnow
 from helpdesk_fetch.config import Config, Hooks
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.secrets.redact import is_secret
 from helpdesk_fetch.store.models import HookEvent
+from helpdesk_fetch.store.peewee_adapter import tuples
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ class HookReport:
     waiting: int = 0  # not run now: not due yet, or behind an earlier event of their ticket
 
 
-def pending():
+def pending() -> ModelSelect[HookEvent]:
     """Events neither delivered nor given up."""
     return HookEvent.select().where(HookEvent.delivered_at.is_null()
                                     & HookEvent.failed_at.is_null())
@@ -66,14 +70,14 @@ def run_due(config: Config, *, deadline: float | None = None) -> HookReport:
     if hooks is None:
         return report
     blocked: set[int] = set()  # tickets with an earlier event still waiting
-    rows = list(pending().select(HookEvent.id, HookEvent.ticket, HookEvent.next_attempt_at)
-                .order_by(HookEvent.id).tuples())
+    rows = list(tuples(pending().select(HookEvent.id, HookEvent.ticket, HookEvent.next_attempt_at)
+                       .order_by(HookEvent.id)))
     for event_id, ticket_id, due_at in rows:
         if deadline is not None and time.monotonic() > deadline:
             break
         if ticket_id in blocked or due_at > utcnow() or not _claim(event_id, due_at, hooks):
             report.waiting += 1
-        elif _attempt(config, event_id, report):
+        elif _attempt(config, hooks, event_id, report):
             continue
         if ticket_id is not None:  # an event of no ticket holds nothing up
             blocked.add(ticket_id)
@@ -84,21 +88,21 @@ def _claim(event_id: int, due_at: dt.datetime, hooks: Hooks) -> bool:
     """Take the event for this process (a lease: should it die, the event is due again when
     the lease ends); False when another process took it or finished it first."""
     lease = dt.timedelta(seconds=hooks.timeout_seconds) + LEASE_MARGIN
-    taken = (HookEvent.update(next_attempt_at=utcnow() + lease)
+    taken: int = (HookEvent.update(next_attempt_at=utcnow() + lease)
              .where((HookEvent.id == event_id) & (HookEvent.next_attempt_at == due_at)
                     & HookEvent.delivered_at.is_null() & HookEvent.failed_at.is_null())
              .execute())
     return taken == 1
 
 
-def _attempt(config: Config, event_id: int, report: HookReport) -> bool:
+def _attempt(config: Config, hooks: Hooks, event_id: int, report: HookReport) -> bool:
     """Run the claimed event once and record the result; True when it was delivered."""
     row = HookEvent.get_by_id(event_id)
     stdin = json.dumps({"event": row.event, "id": row.id, **json.loads(row.payload)},
                        ensure_ascii=False).encode("utf-8") + b"\n"
     env = environment(config, {"HELPDESK_FETCH_EVENT": row.event,
                                "HELPDESK_FETCH_EVENT_ID": str(row.id)})
-    error = execute(config.hooks, stdin, env=env, cwd=str(config.directory.resolve()))
+    error = execute(hooks, stdin, env=env, cwd=str(config.directory.resolve()))
     if error is None:
         crashpoint("after_hook_run")
         row.attempts += 1
@@ -107,7 +111,7 @@ def _attempt(config: Config, event_id: int, report: HookReport) -> bool:
         report.delivered += 1
         log.info("hook: event %d (%s) delivered", row.id, row.event)
         return True
-    _failed(row, error, config.hooks, report)
+    _failed(row, error, hooks, report)
     return False
 
 
@@ -158,7 +162,7 @@ def execute(hooks: Hooks, stdin: bytes, *, env: dict[str, str], cwd: str) -> str
         return f"{status}: {said}" if said else status
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:  # it ended in the meantime
@@ -166,7 +170,7 @@ def _kill_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _tail(file) -> str:
+def _tail(file: IO[bytes]) -> str:
     """The last ERROR_TAIL characters of what the command wrote to stderr, on one line."""
     size = file.seek(0, os.SEEK_END)
     file.seek(max(0, size - ERROR_TAIL * 4))

@@ -131,10 +131,12 @@ class Decider:
 
     def _thread(self, verdict: Verdict, parsed: ParsedMessage, *, lock: bool) -> None:
         if verdict.kind == MessageKind.ALERT:  # its key, not its subject or references
+            assert verdict.correlation is not None, "an alert has its key"
             verdict.ticket = alert_ticket(verdict.correlation, lock=lock)
             verdict.found_by = "correlation" if verdict.ticket else None
         elif verdict.kind == MessageKind.BOUNCE:
             # The mail that bounced: one of our auto-mails or a stored message (else backscatter)
+            assert verdict.classification is not None, "a bounce is one by its classification"
             verdict.ticket = ticket_of_message_ids(list(verdict.classification.original_ids),
                                                    lock=lock)
             verdict.found_by = "bounce" if verdict.ticket else None
@@ -146,6 +148,7 @@ class Decider:
         """The decision, or why the message opens no ticket: an alert's recovery of no open
         problem, an auto-reply or bounce that found no ticket (unless it is being restored)."""
         if verdict.kind == MessageKind.ALERT:
+            assert match is not None, "an alert is one by its rule"
             if verdict.ticket is None and match.resolves and not restore:
                 verdict.ignored = match.rule.name
             else:
@@ -163,6 +166,7 @@ class Decider:
         if ticket is not None and parsed.header(MARKER) is not None:
             return rules.own_mail_returned()
         if ticket is not None and verdict.kind in MACHINE_KINDS:
+            assert verdict.classification is not None, "machine kinds are classified ones"
             return rules.machine_reply(verdict.kind,
                                        delay_only=verdict.classification.delay_only)
         settings = self.config.settings

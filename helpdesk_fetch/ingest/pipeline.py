@@ -11,10 +11,12 @@ arrival is recorded, and it is neither a copy, nor ignored mail, nor a ticket.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import peewee
 
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 # they are used: a cron run that finds no mail never needs them (issue 7: the no-op run).
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 STORED, IGNORED, DUPLICATE, FAILED, PLANNED = "stored", "ignored", "duplicate", "failed", "planned"
 CANARY = "canary"  # a canary of `probe send` (spec §11.3): its arrival recorded, no ticket
@@ -237,8 +241,8 @@ class Pipeline:
             log.info("account %s: %s", source.name, outcome.describe())
         return outcome
 
-    def _canary(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, now, *,
-                record: bool = True) -> Outcome | None:
+    def _canary(self, source: Source, key: str, sha256: str, parsed: ParsedMessage,
+                now: dt.datetime, *, record: bool = True) -> Outcome | None:
         """The Outcome of a canary of ours for this account: its arrival recorded and its
         source key stored (so that it is deleted like any message, and never read twice);
         None for every other message."""
@@ -254,7 +258,7 @@ class Pipeline:
                        reason=f"the canary {arrival.token} of probe send arrived{travel}")
 
     def _file(self, source: Source, raw: bytes, key: str, sha256: str, parsed: ParsedMessage,
-              verdict: Verdict, *, now, compressed: list[bytes] | None) -> Outcome:
+              verdict: Verdict, *, now: dt.datetime, compressed: list[bytes] | None) -> Outcome:
         """Store what *verdict* says: a copy's key, ignored mail, or the message on its ticket."""
         if verdict.copy_of is not None:  # recorded by its key: deleted, never fetched again
             write.remember_key(source.name, key, verdict.copy_of[1])
@@ -263,15 +267,17 @@ class Pipeline:
         return store(source, raw, key, sha256, parsed, verdict, now=now, compressed=compressed)
 
     def _store_message(self, source: Source, raw: bytes, key: str, sha256: str,
-                       parsed: ParsedMessage, verdict: Verdict, *, now,
+                       parsed: ParsedMessage, verdict: Verdict, *, now: dt.datetime,
                        compressed: list[bytes] | None) -> Outcome:
         """The message on its ticket (opened when new), and what a bounce reports failed."""
+        assert verdict.decision is not None, "_file stores a message with a decision"
         ticket, message_row = write.store_inbound(
             parsed, raw, sha256, account=source.name, key=key, ticket=verdict.ticket,
             decision=verdict.decision, filed=verdict.filed, now=now, compressed=compressed,
             escalation_due=rules.escalation_due(self.settings, now))
         verdict.ticket = ticket
-        if verdict.bounced:
+        if verdict.bounced:  # found by the classifier
+            assert verdict.classification is not None
             write.record_bounces(verdict.bounced, ticket_id=ticket.id, message_id=message_row,
                                  status=verdict.classification.reason, now=now)
         outcome = self._outcome(STORED, key, sha256, parsed, verdict)
@@ -279,9 +285,10 @@ class Pipeline:
         return outcome
 
     def _store_ignored(self, source: Source, raw: bytes, key: str, sha256: str,
-                       parsed: ParsedMessage, verdict: Verdict, *, now,
+                       parsed: ParsedMessage, verdict: Verdict, *, now: dt.datetime,
                        compressed: list[bytes] | None) -> Outcome:
         """Mail that opens no ticket, kept for ``ignored_days`` (spec §9.4)."""
+        assert verdict.ignored is not None, "_file stores as ignored what has no decision"
         outcome = self._outcome(IGNORED, key, sha256, parsed, verdict)
         outcome.message_row = write.store_ignored(
             parsed, raw, sha256, account=source.name, key=key, kind=verdict.kind,
@@ -298,9 +305,10 @@ class Pipeline:
                        duplicate_of=verdict.copy_of[1] if verdict.copy_of else None,
                        reason=verdict.ignored or "")
 
-    def _automails(self, source: Source, verdict: Verdict, parsed: ParsedMessage, now, *,
-                   record: bool = True) -> list[Planned]:
+    def _automails(self, source: Source, verdict: Verdict, parsed: ParsedMessage,
+                   now: dt.datetime, *, record: bool = True) -> list[Planned]:
         """The auto-mails the message causes (*record* False: a dry run, nothing written)."""
+        assert verdict.decision is not None and verdict.classification is not None
         if not verdict.decision.automails or self.config.smtp is None:
             return []
         from helpdesk_fetch.automail import plan as automail
@@ -311,22 +319,26 @@ class Pipeline:
             resource=self.config.resource(verdict.resource), now=now,
             first_run=write.first_run(source.name, now, record=record))
 
-    def _queue_automails(self, source: Source, outcome: Outcome, now) -> list[Planned]:
+    def _queue_automails(self, source: Source, outcome: Outcome, now: dt.datetime) -> list[Planned]:
         verdict, parsed = outcome.verdict, outcome.parsed
+        assert verdict is not None and parsed is not None, "of a stored message"
         planned = self._automails(source, verdict, parsed, now)
         if planned:
             from helpdesk_fetch.automail import plan as automail
 
+            assert verdict.ticket is not None, "stored on it"
             for mail in planned:
                 automail.queue(mail, ticket=verdict.ticket, parsed=parsed, config=self.config,
                                tagger=self.tagger, now=now)
         return planned
 
-    def _queue_event(self, outcome: Outcome, now) -> None:
+    def _queue_event(self, outcome: Outcome, now: dt.datetime) -> None:
         """The [hooks] event of the ticket change (spec §12), queued in its transaction: what
         the decision says happened (``rules.Decision.event``); a bounce's names the addresses
         it reported failed."""
         verdict = outcome.verdict
+        assert verdict is not None and verdict.decision is not None, "of a stored message"
+        assert verdict.ticket is not None and outcome.message_row is not None
         hooks.queue(self.config, verdict.decision.event, ticket=verdict.ticket,
                     message_id=outcome.message_row, tagger=self.tagger, now=now,
                     bounced=verdict.bounced)
@@ -346,7 +358,7 @@ class Pipeline:
                     size=size, raw=raw, parsed=outcome.parsed, sha256=outcome.sha256 or None)
         return row.attempts > 1
 
-    def call_db(self, function, *args, **kwargs):
+    def call_db(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Call a store function; a database failure stops the caller (nothing is deleted)."""
         with db.errors():
             return function(*args, **kwargs)

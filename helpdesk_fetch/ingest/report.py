@@ -45,6 +45,7 @@ def describe(outcome: Outcome) -> str:
         target = f"ticket {outcome.ticket_number} (new{_in(verdict.resource)})"
     else:
         target = f"ticket {outcome.ticket_number} (by {outcome.found_by})"
+    assert outcome.decision is not None, "a message that is not ignored has a decision"
     return f"{outcome.label} -> {target}{kind}: {outcome.decision.why}; {mails(outcome)}"
 
 

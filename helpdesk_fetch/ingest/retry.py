@@ -91,7 +91,8 @@ def _each_place(config: Config, ids: list[int] | None, *, dismiss: bool) -> list
     return sorted(results, key=lambda r: r.id)
 
 
-def _select(pipeline: Pipeline, ids: list[int] | None) -> tuple[list, list[RetryResult]]:
+def _select(pipeline: Pipeline,
+            ids: list[int] | None) -> tuple[list[FailedMessage], list[RetryResult]]:
     """The waiting rows to retry, and results for named rows that were resolved before."""
     if ids is None:
         return pipeline.call_db(list, FailedMessage.select().where(
@@ -111,6 +112,7 @@ def _select(pipeline: Pipeline, ids: list[int] | None) -> tuple[list, list[Retry
 def source_and_place(config: Config, account_name: str, place: str) -> tuple[Source, Account]:
     """Who a failed message belongs to (for the pipeline), and its place opened as an account."""
     settings = config.settings
+    account: Account | None
     if account_name.startswith(failures.DELIVER_PREFIX):  # `deliver --resource R`
         source, account = Source(account_name, account_name.split(":", 1)[1]), None
     else:
@@ -119,9 +121,11 @@ def source_and_place(config: Config, account_name: str, place: str) -> tuple[Sou
     if place == "quarantine":
         path = failures.quarantine_dir(settings.state_dir)
         return source, Account(name=account_name, protocol="maildir", path=str(path))
+    assert account is not None, "what deliver set aside is in the quarantine"
     if place == "imap":
         return source, dataclasses.replace(account, folder=settings.error_folder)
     if place == "maildir":
+        assert account.path is not None, "a Maildir account has its path (load())"
         path = Path(account.path) / f".{settings.error_folder}"
         return source, dataclasses.replace(account, path=str(path))
     return source, account
@@ -134,7 +138,7 @@ def open_place(config: Config, view: Account, place: str, *,
     exist holds nothing."""
     limit = config.settings.max_message_bytes
     search = place in SEARCHED
-    if view.protocol == "maildir" and not Path(view.path).is_dir():
+    if view.protocol == "maildir" and not Path(view.path or "").is_dir():  # load(): a path
         yield Place(None, [], limit, search=search)
         return
     with open_mailbox(view, settings=config.settings, timeout=config.timeout_for(view),
@@ -164,11 +168,17 @@ class Place:
         if ref is None and self.search and row.sha256 is None:
             # Never downloaded (it was too large): its size is all that is known of it.
             ref = next((r for r in self._free() if r.size == row.size), None)
-        elif ref is None and self.search:
+        elif ref is None and self.search and row.sha256 is not None:
             ref = self._by_hash(row.sha256, row.size)
         if ref is not None:
             self.taken.add(ref.key)
         return ref
+
+    @property
+    def mailbox(self) -> Mailbox:
+        """The open mailbox; a place without one holds no message to act on."""
+        assert self.box is not None, "no message is found in a place without a mailbox"
+        return self.box
 
     def _free(self) -> list[MessageRef]:
         return [r for r in self.refs if r.key not in self.taken]
@@ -186,25 +196,25 @@ class Place:
 
     def _hash(self, refs: list[MessageRef]) -> None:
         for batch in batches([r for r in refs if r.key not in self.hashes]):
-            for ref, raw in self.box.fetch(batch):
+            for ref, raw in self.mailbox.fetch(batch):
                 self.hashes[ref.key] = hashlib.sha256(raw).hexdigest()
 
     def read(self, ref: MessageRef) -> bytes | None:
         """The message's bytes; None when the server did not hand it over, and then
         ``refused`` says why where the server handed over something else (POP3), and
         ``handed_over`` has that."""
-        raw = next((raw for _, raw in self.box.fetch([ref])), None)
-        held = next(iter(self.box.withheld()), None)
+        raw = next((raw for _, raw in self.mailbox.fetch([ref])), None)
+        held = next(iter(self.mailbox.withheld()), None)
         self.refused, self.handed_over = (held.reason, held.handed_over) if held else (None, None)
         return raw
 
     def unreadable(self, ref: MessageRef) -> str | None:
-        return self.box.unreadable(ref)
+        return self.mailbox.unreadable(ref)
 
     def remove(self, ref: MessageRef) -> None:
         """Delete a message that is stored now, at once (the caller has committed)."""
-        self.box.delete([ref])
-        self.box.flush()
+        self.mailbox.delete([ref])
+        self.mailbox.flush()
 
 
 class PlaceWork:
@@ -236,7 +246,8 @@ class PlaceWork:
             return results + self._skipped(rows, results, str(exc))
         return results
 
-    def _skipped(self, rows, done: list[RetryResult], why: str) -> list[RetryResult]:
+    def _skipped(self, rows: list[FailedMessage], done: list[RetryResult],
+                 why: str) -> list[RetryResult]:
         seen = {r.id for r in done}
         return [RetryResult(r.id, r.account, SKIPPED, why) for r in rows if r.id not in seen]
 
@@ -263,6 +274,7 @@ class PlaceWork:
         if ref is not None and why is None and ref.size > self.limit:
             why = f"{ref.size} bytes is over max_message_bytes ({self.limit}); not downloaded"
         if why is not None:
+            assert ref is not None, "only a message found is unreadable or too large"
             return self._still_fails(source, row, Outcome(FAILED, row.source_key, reason=why),
                                      raw=None, size=ref.size)
         raw = place.read(ref) if ref is not None else failures.stored_copy(row)
@@ -283,6 +295,7 @@ class PlaceWork:
         log.info("account %s: %s (error %d) re-processed: %s%s", row.account, outcome.label,
                  row.id, outcome.kind, found)
         if outcome.kind == STORED:
+            assert outcome.decision is not None, "stored by a decision"
             return RetryResult(row.id, row.account, INGESTED, outcome.decision.why + found,
                                outcome.ticket_number)
         if outcome.kind == IGNORED:  # opened no ticket: `ignored list` has it (spec §9.4)

@@ -13,6 +13,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from helpdesk_fetch import interrupts, state
 from helpdesk_fetch.clock import from_timestamp
@@ -29,11 +30,24 @@ from helpdesk_fetch.errors import (
 )
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import alerts
-from helpdesk_fetch.ingest.pipeline import CANARY, DUPLICATE, FAILED, Outcome, Pipeline, Source
+from helpdesk_fetch.ingest.pipeline import (
+    CANARY,
+    DUPLICATE,
+    FAILED,
+    Outcome,
+    Pipeline,
+    Prepared,
+    Source,
+)
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches, set_aside
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.automail.outbox import SendReport
+    from helpdesk_fetch.hooks.runner import HookReport
+    from helpdesk_fetch.state import IngestSwitch
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +85,7 @@ class AccountReport:
 @dataclass
 class RunReport:
     accounts: list[AccountReport] = field(default_factory=list)
-    ingest_disabled: dict | None = None
+    ingest_disabled: IngestSwitch | None = None
     database_error: str | None = None
     automail: object = None  # outbox.SendReport of this run
     interrupted: bool = False  # Ctrl-C or SIGTERM: the run stopped where it was
@@ -92,6 +106,16 @@ class RunReport:
         return 0
 
 
+class ProgressEvents(Protocol):
+    """What receives the events of a run: ``Progress``, or the CLI's display at a terminal."""
+
+    def account_started(self, account: str, count: int, size: int) -> None: ...
+
+    def message_done(self, account: str, size: int) -> None: ...
+
+    def account_finished(self, report: AccountReport) -> None: ...
+
+
 class Progress:
     """Receives events during a run; the CLI shows them on a terminal. This one shows nothing."""
 
@@ -106,7 +130,7 @@ class Progress:
 
 
 def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = False,
-          progress: Progress | None = None) -> RunReport:
+          progress: ProgressEvents | None = None) -> RunReport:
     """One pass over the selected accounts."""
     accounts = config.selected_accounts(names)
     switch = state.ingest_switch(config.settings.state_dir)
@@ -138,7 +162,7 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
     return report
 
 
-def send_automails(config: Config, *, deadline: float | None = None):
+def send_automails(config: Config, *, deadline: float | None = None) -> SendReport | None:
     """Send the queued auto-mails that are due (after the ticket changes have committed);
     None without an [smtp] section."""
     if config.smtp is None:  # nothing is ever queued: not even smtplib is imported
@@ -149,7 +173,7 @@ def send_automails(config: Config, *, deadline: float | None = None):
         return outbox.send_due(config, deadline=deadline)
 
 
-def run_hooks(config: Config, *, deadline: float | None = None):
+def run_hooks(config: Config, *, deadline: float | None = None) -> HookReport | None:
     """Run the queued hook events that are due (after the ticket changes have committed);
     None without a [hooks] section."""
     if config.hooks is None:  # then nothing is queued
@@ -163,7 +187,7 @@ def run_hooks(config: Config, *, deadline: float | None = None):
 class Run:
     """The state one run shares across its accounts."""
 
-    def __init__(self, config: Config, *, dry_run: bool, progress: Progress) -> None:
+    def __init__(self, config: Config, *, dry_run: bool, progress: ProgressEvents) -> None:
         self.config = config
         self.settings = config.settings
         self.dry_run = dry_run
@@ -340,7 +364,7 @@ class MailboxRun:
             self.box.flush()
         return [r for r in refs if r.key not in stored]
 
-    def _one(self, ref: MessageRef, raw: bytes, prepared=None) -> None:
+    def _one(self, ref: MessageRef, raw: bytes, prepared: Prepared | None = None) -> None:
         self.report.fetched += 1
         outcome = self.pipeline.ingest(self.source, raw, ref.key, prepared=prepared)
         if outcome.kind == FAILED:

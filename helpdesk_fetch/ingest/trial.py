@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
-from helpdesk_fetch.config import Config
+from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.ingest.decide import Source
 from helpdesk_fetch.ingest.deliver import strip_envelope
 from helpdesk_fetch.ingest.pipeline import FAILED, Outcome, Pipeline
@@ -21,7 +22,7 @@ class Trial:
     name: str  # the file it was read from ("-": standard input)
     outcome: Outcome
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """The JSON of ``rules test --json``."""
         o, verdict = self.outcome, self.outcome.verdict
         return {
@@ -45,6 +46,7 @@ class Trial:
 def source_for_test(config: Config, account: str | None) -> Source:
     """The account the messages are taken to come through: *account*, else the first enabled
     one, else the first; without any, a source of no account and no resource."""
+    chosen: Account | None
     if account is not None:
         chosen = config.account(account)
     else:

@@ -135,7 +135,9 @@ def _strip_comments(text: str) -> str | None:
 
 def _split(text: str) -> list[str] | None:
     """*text* split at the semicolons outside quoted-strings; None for an unclosed quote."""
-    parts, current, quoted, escaped = [], [], False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
     for char in text:
         if escaped:
             escaped = False
@@ -161,7 +163,8 @@ def _result(segment: str) -> Result | None:
         return None
     # Matched in place from *pos*: slicing off the rest after each property copied the rest of
     # the header once per property, quadratic in a crafted one.
-    pos, reason, properties = found.end(), None, {}
+    pos, reason = found.end(), None
+    properties: dict[str, str] = {}
     if (why := _REASON_RE.match(segment, pos)) is not None:
         reason, pos = _unquote(why.group("value")), why.end()
     while (prop := _PROPERTY_RE.match(segment, pos)) is not None:

@@ -69,7 +69,9 @@ class Runs:
         while nonce.encode() in raw:  # a placeholder must never be found in the message itself
             nonce = secrets.token_hex(8)
         start = _body_start(raw)
-        pieces, spans, last = [], [], 0
+        pieces: list[bytes] = []
+        spans: list[tuple[int, int]] = []
+        last = 0
         for match in pattern.finditer(raw, start):
             end = match.end() - (2 if raw[match.end() - 2:match.end()] == b"\r\n" else 1)
             pieces += [raw[last:match.start()], b"HDRUN%s.%d." % (nonce.encode(), len(spans))]
@@ -126,9 +128,11 @@ class Runs:
         if not self.spans:
             return
         for inner in part.walk():
-            payload = inner._payload
+            # The payload as the parser left it, private (and not in the stdlib's stubs): the
+            # public get_payload() would decode it, and set_payload() reset the charset.
+            payload = inner._payload  # type: ignore[attr-defined]
             if isinstance(payload, str):
-                inner._payload = self.restore_text(payload)
+                inner._payload = self.restore_text(payload)  # type: ignore[attr-defined]
             for name in ("preamble", "epilogue"):
                 value = getattr(inner, name, None)
                 if isinstance(value, str):
@@ -139,7 +143,7 @@ class Runs:
         """The decoded body of a base64 *part* whose payload is one run, read straight from the
         raw bytes; None when it is anything else (then ``restore`` and decode as usual).
         *defer*: Deferred instead, where the run was not sent (``Received``)."""
-        payload = part._payload
+        payload = part._payload  # type: ignore[attr-defined]  # as in restore()
         if not (self.spans and isinstance(payload, str) and len(payload) < 100):
             return None
         if str(part.get("content-transfer-encoding", "")).lower() != "base64":

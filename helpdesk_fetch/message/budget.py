@@ -27,8 +27,10 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from helpdesk_fetch.errors import ParserUnavailable
 from helpdesk_fetch.message import worker as wire
@@ -65,7 +67,7 @@ class Request:
         header = wire.Header(runs.nonce, runs.spans, sent, len(skeleton))
         return cls(header, skeleton, runs)
 
-    def chunks(self):
+    def chunks(self) -> Iterator[bytes | memoryview]:
         """The bytes on the wire: header, skeleton, the runs sent, then the others."""
         header = pickle.dumps(self.header, protocol=pickle.HIGHEST_PROTOCOL)
         yield wire.LENGTH.pack(len(header)) + header
@@ -96,7 +98,7 @@ class Parser:
     def __enter__(self) -> Parser:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def start(self) -> None:
@@ -182,7 +184,8 @@ class Parser:
             return ParseTimeout(f"parsing took longer than parse_seconds ({self.seconds:g} s)")
         if kind == wire.FAILED:
             return Unparseable(f"cannot be parsed: {payload.decode('utf-8', 'replace')}")
-        return pickle.loads(payload)
+        parsed: ParsedMessage = pickle.loads(payload)  # what the worker pickled
+        return parsed
 
     def _replace(self, *, after: int) -> None:
         """Kill the worker and start another, which gets the messages after *after* again."""
@@ -225,11 +228,13 @@ class _Worker:
                 close_fds=True)
         except OSError as exc:
             raise ParserUnavailable(f"cannot start the parse worker: {exc.strerror}") from None
-        self.fd = self.proc.stdout.fileno()
+        assert self.proc.stdout is not None and self.proc.stdin is not None  # PIPEs, above
+        self.stdout = self.proc.stdout
+        self.fd = self.stdout.fileno()
         self.buffer = bytearray()
         self.ready = False
         self.started = 0.0  # when the worker began its current message, by its clock
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         feeder = threading.Thread(target=_feed, args=(self.queue, self.proc.stdin),
                                   name="parse-feeder", daemon=True)
         feeder.start()
@@ -295,11 +300,11 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
+        self.stdout.close()
         self._finalizer.detach()
 
 
-def _feed(requests: queue.SimpleQueue, stdin) -> None:
+def _feed(requests: queue.SimpleQueue[Request | None], stdin: IO[bytes]) -> None:
     """The feeder thread: writes requests to the worker (a write blocks while it is busy, so not
     in the thread that reads its answers)."""
     fd = stdin.fileno()
@@ -315,7 +320,7 @@ def _feed(requests: queue.SimpleQueue, stdin) -> None:
         stdin.close()
 
 
-def _shut(proc: subprocess.Popen, requests: queue.SimpleQueue) -> None:
+def _shut(proc: subprocess.Popen[bytes], requests: queue.SimpleQueue[Request | None]) -> None:
     """A worker whose Parser was dropped without close() (or at interpreter exit)."""
     requests.put(None)
     proc.kill()

@@ -38,6 +38,7 @@ a bounce that is searched for addresses is cut to a few kilobytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from helpdesk_fetch.enums import MessageKind
@@ -390,7 +391,7 @@ def _explanation(parsed: ParsedMessage) -> str:
     return text[:cut.start()] if cut else text
 
 
-def _unique(items) -> tuple[str, ...]:
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
     kept: dict[str, None] = {}
     for item in items:
         if len(kept) >= MAX_RECIPIENTS:

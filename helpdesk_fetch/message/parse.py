@@ -19,8 +19,10 @@ import email.utils
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.errors import MissingHeaderBodySeparatorDefect
+from typing import Any, TypeVar, overload
 
 from helpdesk_fetch.message.bodyruns import MIN_LINES, Deferred, Runs
 from helpdesk_fetch.message.htmltext import html_to_text
@@ -151,6 +153,9 @@ def _parse_bytes(raw: bytes, *, headersonly: bool = False) -> email.message.Mess
     return msg
 
 
+_T = TypeVar("_T")
+
+
 class _Message(email.message.Message):
     """compat32's message, with two changes.
 
@@ -164,11 +169,16 @@ class _Message(email.message.Message):
     minutes for a crafted Content-Disposition, and the parser itself asks for the boundary of
     every multipart part."""
 
-    def get_boundary(self, failobj=None):
+    @overload
+    def get_boundary(self, failobj: None = None) -> str | None: ...
+    @overload
+    def get_boundary(self, failobj: _T) -> str | _T: ...
+    def get_boundary(self, failobj: object = None) -> object:
         boundary = super().get_boundary(failobj)
         return _FOLD_RE.sub("", boundary) if isinstance(boundary, str) else boundary
 
-    def _get_params_preserve(self, failobj, header):  # overrides the stdlib's private method
+    # overrides the stdlib's private method
+    def _get_params_preserve(self, failobj: _T, header: str) -> list[tuple[str, Any]] | _T:
         value = self.get(header, None)
         if value is None:
             return failobj
@@ -207,15 +217,16 @@ def _normalize_headers(part: email.message.Message) -> None:
 
     In one pass over the header list: deleting and re-adding the headers through the public
     interface costs a pass per name (10,000 crafted 8-bit headers took 11 s)."""
-    items = part._headers  # compat32's list of (name, value), in order
+    # compat32's list of (name, value), in order: private, and not in the stdlib's stubs
+    items: list[tuple[str, object]] = part._headers  # type: ignore[attr-defined]
     if not any(_has_surrogates(value) for _, value in items):
         return
     charset = _charset(part)  # 8-bit headers that are not UTF-8 are often in the body's charset
-    part._headers = [(name, clean(value, charset) if isinstance(value, str) else value)
-                     for name, value in items]
+    part._headers = [  # type: ignore[attr-defined]
+        (name, clean(value, charset) if isinstance(value, str) else value) for name, value in items]
 
 
-def _has_surrogates(value) -> bool:
+def _has_surrogates(value: object) -> bool:
     return isinstance(value, str) and _SURROGATE.search(value) is not None
 
 
@@ -373,8 +384,8 @@ def _local_sender(value: str | None) -> list[tuple[str, str]]:
     """The (display name, lower-case local part) of a From field that names one mailbox
     without a domain; empty for anything else. No auto-mail ever goes to such an address."""
     found = _LOCAL_SENDER.fullmatch(clean(value or ""))
-    local = found and (found["local"] or found["bare"])
-    if not local or "=?" in local:
+    local = (found["local"] or found["bare"]) if found else None
+    if found is None or not local or "=?" in local:
         return []
     name = decode_header(found["name"] or found["comment"] or "")
     return [(name.strip().strip('"').strip(), local.lower())]
@@ -412,7 +423,7 @@ def _body(msg: email.message.Message, p: ParsedMessage, runs: Runs, defer: bool)
         p.text = html_to_text(p.html)
 
 
-def _leaves(msg: email.message.Message, p: ParsedMessage):
+def _leaves(msg: email.message.Message, p: ParsedMessage) -> Iterator[email.message.Message]:
     """The leaf parts in document order; message/rfc822 parts count as leaves."""
     stack = [msg]
     seen = 0
@@ -422,8 +433,8 @@ def _leaves(msg: email.message.Message, p: ParsedMessage):
             _normalize_headers(part)
         if part.is_multipart() and part.get_content_maintype() == "multipart":
             children = part.get_payload()
-            if isinstance(children, list):
-                stack.extend(reversed(children))
+            if isinstance(children, list):  # of Message: is_multipart() said so
+                stack.extend(c for c in reversed(children) if isinstance(c, email.message.Message))
             continue
         seen += 1
         if seen > MAX_PARTS:
@@ -434,7 +445,7 @@ def _leaves(msg: email.message.Message, p: ParsedMessage):
         yield part
 
 
-def _take_part(part: email.message.Message, p: ParsedMessage, texts: list, htmls: list,
+def _take_part(part: email.message.Message, p: ParsedMessage, texts: list[str], htmls: list[str],
                runs: Runs, defer: bool) -> None:
     ctype = clean(part.get_content_type())
     disposition = str(part.get("content-disposition") or "").split(";")[0].strip().lower()
@@ -474,15 +485,16 @@ def _header_blocks(part: email.message.Message) -> str:
 
 def _payload(part: email.message.Message, runs: Runs, *, defer: bool = False) -> bytes | Deferred:
     """The decoded body of *part*; its encoded form when decoding yields nothing."""
-    decoded = runs.base64_body(part, defer=defer)
-    if decoded:
-        return decoded
+    run = runs.base64_body(part, defer=defer)
+    if run:
+        return run
     runs.restore(part)
-    decoded = part.get_payload(decode=True) or b""
-    if not decoded:
+    decoded = part.get_payload(decode=True)  # bytes, or None: a leaf is never multipart
+    if not isinstance(decoded, bytes) or not decoded:
         raw = part.get_payload()
         if isinstance(raw, str) and raw.strip():
             return raw.encode("ascii", "surrogateescape")
+        return b""
     return decoded
 
 
@@ -504,7 +516,8 @@ def _attached_message(part: email.message.Message, filename: str | None) -> Atta
             content = str(inner).encode("utf-8", "surrogateescape")
         subject = decode_header(str(inner.get("subject", "") or "")).strip()
     else:
-        content, subject = part.get_payload(decode=True) or b"", ""
+        body = part.get_payload(decode=True)
+        content, subject = body if isinstance(body, bytes) else b"", ""
     name = filename or f"{safe_filename(subject) if subject else 'message'}.eml"
     return AttachmentData(safe_filename(name), "message/rfc822", content)
 

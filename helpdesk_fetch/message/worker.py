@@ -21,11 +21,24 @@ import struct
 import sys
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 READY, STARTED, DONE, FAILED = b"H", b"S", b"R", b"E"
 TIME = struct.Struct("<d")
 LENGTH = struct.Struct("<Q")
 _SKIP_CHUNK = 1 << 20
+
+
+class Reader(Protocol):
+    """An unbuffered binary stream to read (a pipe's FileIO)."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+class Writer(Protocol):
+    def write(self, data: memoryview, /) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -85,7 +98,7 @@ class _Stream:
     """One message as it arrives: the skeleton and sent runs read at once, the others when
     needed (in their order on the wire) or skipped at the end."""
 
-    def __init__(self, inp, header: Header) -> None:
+    def __init__(self, inp: Reader, header: Header) -> None:
         from helpdesk_fetch.message.bodyruns import Received
 
         self.inp = inp
@@ -116,15 +129,16 @@ class _Stream:
         self.waiting = []
 
 
-def _read_header(inp) -> Header | None:
+def _read_header(inp: Reader) -> Header | None:
     size = inp.read(LENGTH.size)
     if not size:
         return None
-    return pickle.loads(read_exact(inp, LENGTH.unpack(size + read_exact(
-        inp, LENGTH.size - len(size)))[0]))
+    header: Header = pickle.loads(read_exact(inp, LENGTH.unpack(size + read_exact(
+        inp, LENGTH.size - len(size)))[0]))  # what budget.Request pickled
+    return header
 
 
-def read_exact(stream, size: int) -> bytes:
+def read_exact(stream: Reader, size: int) -> bytes:
     """*size* bytes from the unbuffered *stream*; EOFError when it ends first."""
     buffer = bytearray(size)
     view, got = memoryview(buffer), 0
@@ -136,7 +150,7 @@ def read_exact(stream, size: int) -> bytes:
     return bytes(buffer)
 
 
-def _write(out, *chunks: bytes) -> None:
+def _write(out: Writer, *chunks: bytes) -> None:
     for chunk in chunks:
         view = memoryview(chunk)
         while view:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from helpdesk_fetch.config import Account, Smtp
 from helpdesk_fetch.errors import AuthError, HelpdeskError
@@ -10,7 +11,8 @@ from helpdesk_fetch.secrets.passwords import password_for
 
 
 @contextlib.contextmanager
-def login_secret(source: Account | Smtp, *, label: str, state_dir: str, timeout: float):
+def login_secret(source: Account | Smtp, *, label: str, state_dir: str,
+                 timeout: float) -> Iterator[str | None]:
     """What *source* logs in with: its password, or (``auth = "oauth2"``) a current access
     token. A token that the server refuses is forgotten, so the next attempt gets a new one.
     A Maildir needs nothing (None)."""

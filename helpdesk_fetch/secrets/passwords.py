@@ -8,8 +8,8 @@ any text that reaches an output (log lines, error messages) as a second line of 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 from helpdesk_fetch.config import Account, Settings, Smtp, check_private
 from helpdesk_fetch.errors import ConfigError
@@ -37,12 +37,23 @@ def password_from(*, env: str | None, file: str | None, command: str | None, key
     """The password from whichever of the three sources is given; None when none is."""
     if env is None and file is None and command is None:
         return None
-    source = SimpleNamespace(password=None, password_env=env, password_file=file,
-                             password_command=command)
+    source = _Sources(password=None, password_env=env, password_file=file,
+                      password_command=command)
     return remember_secret(_password(source, None, key_prefix, timeout))
 
 
-def _password(source, account: str | None, key_prefix: str, timeout: float) -> str:
+@dataclass(frozen=True)
+class _Sources:
+    """The password keys of a source that is not an account: the database's."""
+
+    password: str | None
+    password_env: str | None
+    password_file: str | None
+    password_command: str | None
+
+
+def _password(source: Account | Smtp | _Sources, account: str | None, key_prefix: str,
+              timeout: float) -> str:
     """The password from the first source *source* names; errors name *account* and the key."""
     if source.password is not None:
         return source.password

@@ -8,6 +8,7 @@ source may buffer deletions and make them final in ``flush()`` or ``close()``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import socket
@@ -16,10 +17,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, TypeVar
 
 from helpdesk_fetch.config import Account
-from helpdesk_fetch.errors import SetAsideRefused
+from helpdesk_fetch.errors import ConfigError, SetAsideRefused
+
+T = TypeVar("T")
 
 FETCH_BATCH_MESSAGES = 100
 FETCH_BATCH_BYTES = 2 * 1024 * 1024
@@ -78,7 +82,8 @@ class Mailbox(ABC):
             raise
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         try:
             if exc_type is None:
                 self.close()
@@ -96,11 +101,11 @@ class Mailbox(ABC):
         """Every message waiting, oldest first."""
 
     @abstractmethod
-    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+    def fetch(self, refs: builtins.list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         """The raw bytes of *refs* (which fit one batch), without marking anything as read."""
 
     @abstractmethod
-    def delete(self, refs: list[MessageRef]) -> None:
+    def delete(self, refs: builtins.list[MessageRef]) -> None:
         """Remove *refs*, which the caller has durably stored; may be buffered until flush()."""
 
     @abstractmethod
@@ -114,7 +119,7 @@ class Mailbox(ABC):
         *again*: an earlier run already began to set this very message aside, and may have died
         half-way; the move must not leave it there twice."""
 
-    def withheld(self) -> list[Withheld]:
+    def withheld(self) -> builtins.list[Withheld]:
         """Messages fetch() skipped since the last call because the server handed over
         something other than what it listed (POP3, ``as_listed``); the caller records them as
         failed. They stay on the server."""
@@ -158,8 +163,17 @@ class Mailbox(ABC):
     def description(self) -> str:
         return f"{self.account.protocol} {self.account.server}"
 
+    def given(self, value: T | None, key: str) -> T:
+        """*value*, the account's *key*, which loading the accounts file made sure of for this
+        protocol (a server's host, port and username; a Maildir's path), or the password (or
+        token) the caller got for a server."""
+        if value is None:
+            raise ConfigError("missing: this account needs it", account=self.account.name,
+                              key=key)
+        return value
+
     @contextlib.contextmanager
-    def deadline(self, seconds: float, *, why: str):
+    def deadline(self, seconds: float, *, why: str) -> Iterator[None]:
         """Cut the connection if the session (opening included) lasts longer than *seconds*;
         *why* tells the user which limit that was."""
         timer = threading.Timer(max(seconds, 0.0), self.cutoff.cut, args=(why,))
@@ -238,6 +252,13 @@ def set_aside(box: Mailbox, ref: MessageRef, *, again: bool, told: Told) -> None
     except SetAsideRefused as exc:
         return told(ref, exc)
     told(ref, None)
+
+
+def handle(ref: MessageRef, kind: type[T]) -> T:
+    """*ref*'s handle, of the *kind* its mailbox made it (a UID, a message number, a path)."""
+    if not isinstance(ref.handle, kind):
+        raise TypeError(f"{ref.key} is not a message of this mailbox")
+    return ref.handle
 
 
 def batches(refs: list[MessageRef]) -> Iterator[list[MessageRef]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import imaplib
 import logging
@@ -13,7 +14,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from helpdesk_fetch.errors import AuthError, ConnectError, SetAsideRefused
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import imapclient_adapter
-from helpdesk_fetch.sources.base import Mailbox, MessageRef
+from helpdesk_fetch.sources.base import Mailbox, MessageRef, handle
 from helpdesk_fetch.sources.imapserver import ServerTraits
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.sasl import XOAuth2
@@ -28,19 +29,26 @@ class ImapMailbox(Mailbox):
     server announces there (``traits``, sources/imapserver.py); folder names are full names
     from then on (``folder``, ``aside_folder``)."""
 
-    client: IMAPClient | None = None
+    _client: IMAPClient | None = None
     uidvalidity: int = 0
     traits = ServerTraits()
     folder = ""  # the account's folder, full name (after open)
     aside_folder = ""  # error_folder, full name (after open)
 
+    @property
+    def client(self) -> IMAPClient:
+        """The session, from open() on."""
+        if self._client is None:
+            raise RuntimeError("the IMAP mailbox is not open")
+        return self._client
+
     def open(self) -> None:
         a = self.account
         context = tls_context(a.name, a.ca_file)
         with self._translate("connecting to"):
-            self.client = imapclient_adapter.connect(self.cutoff, a.host, a.port,
-                                                     timeout=self.timeout, context=context,
-                                                     tls=a.security == "ssl")
+            self._client = imapclient_adapter.connect(
+                self.cutoff, self.given(a.host, "host"), self.given(a.port, "port"),
+                timeout=self.timeout, context=context, tls=a.security == "ssl")
             if a.security == "starttls":
                 if not self.client.has_capability("STARTTLS"):
                     raise ConnectError(a.name, f"{a.host}:{a.port} does not offer STARTTLS; "
@@ -59,15 +67,17 @@ class ImapMailbox(Mailbox):
         a = self.account
         if a.auth == "oauth2":
             return self._xoauth2()
-        ascii_only = (a.username + self.password).isascii()
+        username = self.given(a.username, "username")
+        password = self.given(self.password, "password_env")
+        ascii_only = (username + password).isascii()
         if not ascii_only and not self.client.has_capability("AUTH=PLAIN"):
             raise AuthError(a.name, "the username or password has characters outside ASCII, "
                             "which IMAP LOGIN cannot carry, and the server offers no AUTH=PLAIN")
         try:
             if ascii_only:
-                self.client.login(a.username, self.password)
+                self.client.login(username, password)
             else:
-                self.client.plain_login(a.username, self.password)  # UTF-8
+                self.client.plain_login(username, password)  # UTF-8
         except LoginError as exc:
             raise AuthError(a.name, f"login as {a.username!r} refused: {_server_text(exc)}; "
                             "check the username and the password source") from None
@@ -77,7 +87,8 @@ class ImapMailbox(Mailbox):
         if not self.client.has_capability("AUTH=XOAUTH2"):
             raise AuthError(a.name, f"{a.host}:{a.port} does not offer AUTH=XOAUTH2; it cannot "
                             "log in with OAuth2")
-        mechanism = XOAuth2(a.username, self.password)
+        mechanism = XOAuth2(self.given(a.username, "username"),
+                            self.given(self.password, "oauth2_token_file"))
         try:
             self.client.sasl_login("XOAUTH2", mechanism)
         except LoginError as exc:
@@ -107,7 +118,7 @@ class ImapMailbox(Mailbox):
                          if (size := found.get(uid, {}).get(b"RFC822.SIZE")) is not None)
         return sizes
 
-    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+    def fetch(self, refs: builtins.list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         with self._translate("fetching from"):
             data = self.client.fetch([r.handle for r in refs], ["BODY.PEEK[]", "RFC822.SIZE"])
         for ref in refs:
@@ -123,8 +134,8 @@ class ImapMailbox(Mailbox):
                 continue
             yield ref, body
 
-    def delete(self, refs: list[MessageRef]) -> None:
-        self._pending.extend(r.handle for r in refs)
+    def delete(self, refs: builtins.list[MessageRef]) -> None:
+        self._pending.extend(handle(r, int) for r in refs)
 
     def flush(self) -> None:
         if not self._pending or self.dry_run:
@@ -134,7 +145,7 @@ class ImapMailbox(Mailbox):
             self._expunge(self._pending)
         self._pending = []
 
-    def _expunge(self, uids: list[int]) -> None:
+    def _expunge(self, uids: builtins.list[int]) -> None:
         """Flag and expunge *uids*, in commands of bounded length (a backlog of 15,000 stored
         messages in one UID list is too long a command for Dovecot)."""
         for start in range(0, len(uids), SIZE_BATCH):
@@ -175,7 +186,7 @@ class ImapMailbox(Mailbox):
                 raise SetAsideRefused(self.account.name, f"the server refused to move a message "
                                       f"into {folder!r}: {_server_text(exc)}") from None
             crashpoint("after_copy")
-            self._expunge([ref.handle])
+            self._expunge([handle(ref, int)])
 
     def _in_error_folder(self, ref: MessageRef) -> bool:
         """Whether a run that died between COPY and EXPUNGE left a copy of *ref* in the error
@@ -212,11 +223,11 @@ class ImapMailbox(Mailbox):
                 self.client.logout()
 
     def abort(self) -> None:
-        if self.client is not None:
+        if self._client is not None:
             with contextlib.suppress(Exception):
-                self.client.shutdown()
+                self._client.shutdown()
 
-    def _translate(self, doing: str):
+    def _translate(self, doing: str) -> contextlib.AbstractContextManager[None]:
         return network_errors(self.account, doing, self.timeout, lost=(imaplib.IMAP4.abort,),
                               protocol=(IMAPClientError, imaplib.IMAP4.error), text=_server_text,
                               cutoff=self.cutoff)

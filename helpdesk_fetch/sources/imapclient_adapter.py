@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import imaplib
 import logging
+import socket
 import ssl
+from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.imapclient import SocketTimeout
@@ -33,11 +35,11 @@ class _Client(IMAPClient):
     """IMAPClient whose raw socket the cutoff watches from the start: imaplib connects, does
     TLS and reads the greeting inside its constructor, where nothing else could reach it."""
 
-    def __init__(self, *args, cutoff: Cutoff, **kwargs) -> None:
+    def __init__(self, *args: Any, cutoff: Cutoff, **kwargs: Any) -> None:
         self._cutoff = cutoff
         super().__init__(*args, **kwargs)
 
-    def _create_IMAP4(self):  # imapclient's factory; ours serves plain and TLS alike
+    def _create_IMAP4(self) -> _Connection:  # imapclient's factory; ours: plain and TLS alike
         return _Connection(self._cutoff, self.host, self.port,
                            self.ssl_context if self.ssl else None, self._timeout.connect)
 
@@ -53,12 +55,15 @@ class _Connection(imaplib.IMAP4):
         self._cutoff, self._context = cutoff, context
         super().__init__(host, port, timeout=timeout)
 
-    def _create_socket(self, timeout):
+    def _create_socket(self, timeout: float | None) -> socket.socket:
         return self._cutoff.connect(self.host, self.port, timeout, self._context)
 
-    def _connect(self):
+    # imaplib's private methods are not in the stdlib's stubs: these overrides declare them,
+    # and their calls into imaplib's own are marked.
+
+    def _connect(self) -> None:
         try:
-            return super()._connect()
+            super()._connect()  # type: ignore[misc]
         except TimeoutError:
             if self._greeting is None:  # connected, and then nothing: a TLS port?
                 raise BadGreeting(None) from None
@@ -71,8 +76,8 @@ class _Connection(imaplib.IMAP4):
                 raise  # greeted as IMAP: something after the greeting
             raise BadGreeting(greeting) from None
 
-    def _get_line(self):
-        line = super()._get_line()
+    def _get_line(self) -> bytes:
+        line: bytes = super()._get_line()  # type: ignore[misc]
         if self._greeting is None:
             self._greeting = line.decode("utf-8", "replace")
         return line

@@ -88,7 +88,7 @@ class ServerTraits:
     namespaces: Namespaces | None = None  # None: the server has no NAMESPACE; names as given
 
     @classmethod
-    def after_login(cls, client) -> ServerTraits:
+    def after_login(cls, client: Any) -> ServerTraits:
         """Read from an imapclient session that has logged in (one CAPABILITY at most, and
         NAMESPACE where announced)."""
         capabilities = set(client.capabilities())

@@ -12,6 +12,7 @@ run.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import stat
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from helpdesk_fetch.errors import ConnectError, MailboxError, SetAsideRefused
-from helpdesk_fetch.sources.base import Mailbox, MessageRef
+from helpdesk_fetch.sources.base import Mailbox, MessageRef, handle
 
 log = logging.getLogger(__name__)
 SUBDIRS = ("new", "cur", "tmp")
@@ -29,7 +30,7 @@ class MaildirMailbox(Mailbox):
     root: Path
 
     def open(self) -> None:
-        self.root = Path(self.account.path).expanduser()
+        self.root = Path(self.given(self.account.path, "path")).expanduser()
         missing = [d for d in SUBDIRS if not (self.root / d).is_dir()]
         if missing:
             raise ConnectError(self.account.name, f"{self.root} is not a Maildir (no "
@@ -52,7 +53,7 @@ class MaildirMailbox(Mailbox):
         # Maildir names start with the delivery time: their order is the arrival order.
         return [ref for _, ref in sorted(found, key=lambda item: item[0])]
 
-    def _ref(self, entry: os.DirEntry) -> MessageRef | None:
+    def _ref(self, entry: os.DirEntry[str]) -> MessageRef | None:
         """The message a directory entry holds; None for what is no message (a directory)."""
         link = entry.is_symlink()
         if entry.name.startswith(".") or not (link or entry.is_file(follow_symlinks=False)):
@@ -73,12 +74,12 @@ class MaildirMailbox(Mailbox):
     def unreadable(self, ref: MessageRef) -> str | None:
         return self._links.get(ref.key)
 
-    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+    def fetch(self, refs: builtins.list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         for ref in refs:
             if ref.key in self._links:
                 continue
             try:
-                raw = _read_regular_file(ref.handle)
+                raw = _read_regular_file(handle(ref, Path))
             except FileNotFoundError:  # taken by another reader meanwhile
                 continue
             except OSError as exc:  # e.g. delivered by another user, mode 0600: the rest go on
@@ -87,17 +88,18 @@ class MaildirMailbox(Mailbox):
                 continue
             yield ref, raw
 
-    def delete(self, refs: list[MessageRef]) -> None:  # unlink removes a link, not its target
+    def delete(self, refs: builtins.list[MessageRef]) -> None:
         if self.dry_run:
             return
         for ref in refs:
+            path = handle(ref, Path)
             try:
-                ref.handle.unlink()
+                path.unlink()  # a link's, not its target's
             except FileNotFoundError:
                 pass
             except OSError as exc:  # stored already: the next run only deletes it
-                raise self._error(f"cannot delete {ref.handle}", exc) from None
-            self._touched.add(ref.handle.parent)
+                raise self._error(f"cannot delete {path}", exc) from None
+            self._touched.add(path.parent)
 
     def aside_location(self) -> str:
         return f"moved to the Maildir folder {self._error_dir()}"
@@ -110,19 +112,19 @@ class MaildirMailbox(Mailbox):
 
     def set_aside(self, ref: MessageRef, *, again: bool = False) -> None:
         """A rename: atomic, so a crash never leaves two copies, whatever *again* says."""
-        target = self._error_dir()
+        target, path = self._error_dir(), handle(ref, Path)
         if self.dry_run:
             return
         try:
             for sub in SUBDIRS:
                 (target / sub).mkdir(parents=True, exist_ok=True)
-            os.rename(ref.handle, target / "cur" / ref.handle.name)
+            os.rename(path, target / "cur" / path.name)
         except FileNotFoundError:  # taken meanwhile
             return
         except OSError as exc:
-            raise SetAsideRefused(self.account.name, f"cannot move {ref.handle} into {target}: "
+            raise SetAsideRefused(self.account.name, f"cannot move {path} into {target}: "
                                   f"{exc.strerror or exc}") from None
-        self._touched.update({ref.handle.parent, target / "cur"})
+        self._touched.update({path.parent, target / "cur"})
 
     def flush(self) -> None:
         """fsync the directories we changed, so a crash cannot bring a message back twice."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections.abc import Callable, Iterator
 
 from helpdesk_fetch.config import DEFAULT_PORTS, Account
 from helpdesk_fetch.errors import ConnectError, MailboxError, ProtocolError
@@ -28,8 +29,11 @@ class BadGreeting(Exception):
 
 
 @contextlib.contextmanager
-def network_errors(account: Account, doing: str, timeout: float, *, lost: tuple = (),
-                   protocol: tuple = (), text=str, cutoff: Cutoff | None = None):
+def network_errors(account: Account, doing: str, timeout: float, *,
+                   lost: tuple[type[Exception], ...] = (),
+                   protocol: tuple[type[Exception], ...] = (),
+                   text: Callable[[Exception], str] = str,
+                   cutoff: Cutoff | None = None) -> Iterator[None]:
     """Turn socket, TLS and protocol exceptions into MailboxError naming account and server.
 
     *lost* are the library's "connection broke" exceptions, *protocol* its "server said no" ones;
@@ -46,8 +50,9 @@ def network_errors(account: Account, doing: str, timeout: float, *, lost: tuple 
 
 
 @contextlib.contextmanager
-def _network_errors(account: Account, doing: str, timeout: float, *, lost: tuple,
-                    protocol: tuple, text):
+def _network_errors(account: Account, doing: str, timeout: float, *,
+                    lost: tuple[type[Exception], ...], protocol: tuple[type[Exception], ...],
+                    text: Callable[[Exception], str]) -> Iterator[None]:
     where = f"{doing} {account.host}:{account.port}"
     try:
         yield
@@ -68,7 +73,7 @@ def _network_errors(account: Account, doing: str, timeout: float, *, lost: tuple
     except TimeoutError:
         raise ConnectError(account.name, f"{where}: no answer within {timeout:g} s "
                            "(timeout_seconds); the next run tries again") from None
-    except (ConnectionError, EOFError, *lost) as exc:
+    except ((ConnectionError, EOFError) + lost) as exc:
         raise ProtocolError(account.name, f"{where}: connection lost ({exc}); the next run "
                            "tries again") from None
     except OSError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from helpdesk_fetch.config import Account, Settings
 from helpdesk_fetch.secrets.login import login_secret
@@ -28,7 +29,7 @@ def open_mailbox(account: Account, *, settings: Settings, timeout: float, dry_ru
             yield box
 
 
-def get_mailbox(account: Account, **kwargs) -> Mailbox:
+def get_mailbox(account: Account, **kwargs: Any) -> Mailbox:
     """The source for *account*'s protocol (not yet connected)."""
     if account.protocol == "imap":
         from helpdesk_fetch.sources.imap import ImapMailbox

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import collections
 import contextlib
 import logging
@@ -29,7 +30,7 @@ from collections.abc import Iterator
 from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import poplib_adapter
-from helpdesk_fetch.sources.base import Mailbox, MessageRef, Withheld
+from helpdesk_fetch.sources.base import Mailbox, MessageRef, Withheld, handle
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.poplib_adapter import error_text
 from helpdesk_fetch.sources.sasl import describe_challenge, xoauth2_base64
@@ -39,14 +40,22 @@ log = logging.getLogger(__name__)
 
 
 class Pop3Mailbox(Mailbox):
-    conn: poplib.POP3 | None = None
+    _conn: poplib_adapter.Session | None = None
+
+    @property
+    def conn(self) -> poplib_adapter.Session:
+        """The session, from open() on."""
+        if self._conn is None:
+            raise RuntimeError("the POP3 mailbox is not open")
+        return self._conn
 
     def open(self) -> None:
         a = self.account
         context = tls_context(a.name, a.ca_file)
         with self._translate("connecting to"):
-            self.conn = poplib_adapter.connect(
-                self.cutoff, a.host, a.port, timeout=self.timeout,
+            self._conn = poplib_adapter.connect(
+                self.cutoff, self.given(a.host, "host"), self.given(a.port, "port"),
+                timeout=self.timeout,
                 context=context if a.security == "ssl" else None)
             capabilities = self._capa()
             if a.security == "starttls":
@@ -57,7 +66,7 @@ class Pop3Mailbox(Mailbox):
             self._login()
         self._withheld: list[Withheld] = []
 
-    def _capa(self) -> dict:
+    def _capa(self) -> dict[str, builtins.list[str]]:
         try:
             return self.conn.capa()
         except poplib.error_proto:  # RFC 1939 servers know no CAPA (RFC 2449): no extensions
@@ -70,7 +79,7 @@ class Pop3Mailbox(Mailbox):
         with contextlib.suppress(poplib.error_proto):
             poplib_adapter.command(self.conn, "UTF8")
 
-    def _stls(self, context: ssl.SSLContext, capabilities: dict) -> None:
+    def _stls(self, context: ssl.SSLContext, capabilities: dict[str, builtins.list[str]]) -> None:
         if "STLS" not in capabilities:
             a = self.account
             raise ConnectError(a.name, f"{a.host}:{a.port} does not offer STLS; refusing to log "
@@ -81,8 +90,8 @@ class Pop3Mailbox(Mailbox):
         if self.account.auth == "oauth2":
             return self._xoauth2()
         try:
-            self.conn.user(self.account.username)
-            self.conn.pass_(self.password)
+            self.conn.user(self.given(self.account.username, "username"))
+            self.conn.pass_(self.given(self.password, "password_env"))
         except poplib.error_proto as exc:
             raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
                             f"{error_text(exc)}; check the username and the password "
@@ -98,7 +107,8 @@ class Pop3Mailbox(Mailbox):
             raise AuthError(a.name, f"{a.host}:{a.port} does not accept AUTH XOAUTH2: "
                             f"{error_text(exc)}") from None
         try:
-            answer = poplib_adapter.command(self.conn, xoauth2_base64(a.username, self.password))
+            answer = poplib_adapter.command(self.conn, xoauth2_base64(
+                self.given(a.username, "username"), self.given(self.password, "oauth2_token_file")))
             if answer.startswith(b"+OK"):
                 return
             detail = describe_challenge(_unbase64(answer[1:].strip()))
@@ -119,7 +129,7 @@ class Pop3Mailbox(Mailbox):
                 for num, uidl in sorted(uidls.items(), key=lambda item: int(item[0]))]
         return self._unique(refs)
 
-    def _uidl(self) -> list[bytes]:
+    def _uidl(self) -> builtins.list[bytes]:
         try:
             return self.conn.uidl()[1]
         except poplib.error_proto as exc:
@@ -128,7 +138,7 @@ class Pop3Mailbox(Mailbox):
                                 f"({error_text(exc)}); helpdesk-fetch needs it to tell messages "
                                 "apart, and reads nothing from this mailbox") from None
 
-    def _unique(self, refs: list[MessageRef]) -> list[MessageRef]:
+    def _unique(self, refs: builtins.list[MessageRef]) -> builtins.list[MessageRef]:
         """*refs* without those whose key another message has too (a broken server): they
         stay on the server, since one could pass for the other."""
         keys = collections.Counter(ref.key for ref in refs)
@@ -137,11 +147,11 @@ class Pop3Mailbox(Mailbox):
                       "they stay on the server", self.account.name, keys[key], key)
         return [ref for ref in refs if keys[ref.key] == 1]
 
-    def fetch(self, refs: list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+    def fetch(self, refs: builtins.list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         for ref in refs:
             with self._translate("fetching from"):
                 try:
-                    raw = poplib_adapter.retr(self.conn, ref.handle)
+                    raw = poplib_adapter.retr(self.conn, handle(ref, int))
                 except poplib.error_proto as exc:  # this one message; the session goes on
                     log.error("account %s: the server would not hand over message %s (%s); "
                               "it stays on the server", self.account.name, ref.key,
@@ -155,11 +165,11 @@ class Pop3Mailbox(Mailbox):
                 continue
             yield ref, raw
 
-    def withheld(self) -> list[Withheld]:
+    def withheld(self) -> builtins.list[Withheld]:
         taken, self._withheld = self._withheld, []
         return taken
 
-    def delete(self, refs: list[MessageRef]) -> None:
+    def delete(self, refs: builtins.list[MessageRef]) -> None:
         if self.dry_run:
             return
         with self._translate("deleting on"):
@@ -178,11 +188,11 @@ class Pop3Mailbox(Mailbox):
             self.conn.quit()  # makes the DELEs final
 
     def abort(self) -> None:
-        if self.conn is not None:
+        if self._conn is not None:
             with contextlib.suppress(Exception):
-                self.conn.close()  # no QUIT: the server keeps every message
+                self._conn.close()  # no QUIT: the server keeps every message
 
-    def _translate(self, doing: str):
+    def _translate(self, doing: str) -> contextlib.AbstractContextManager[None]:
         return network_errors(self.account, doing, self.timeout, protocol=(poplib.error_proto,),
                               text=error_text, cutoff=self.cutoff)
 
@@ -198,7 +208,7 @@ def as_listed(raw: bytes, listed: int) -> bool:
     return listed in (size, size - 2, size - ends, size - ends - 1)
 
 
-def _pairs(lines: list[bytes]) -> Iterator[tuple[str, str]]:
+def _pairs(lines: builtins.list[bytes]) -> Iterator[tuple[str, str]]:
     for line in lines:
         num, _, value = line.decode("ascii", "replace").partition(" ")
         yield num, value.strip()

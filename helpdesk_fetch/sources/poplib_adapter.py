@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import poplib
+import socket
 import ssl
+from typing import Any
 
 from helpdesk_fetch.sources.base import Cutoff
 from helpdesk_fetch.sources.net import BadGreeting
@@ -25,7 +27,7 @@ MAX_LINE = 4 * 1024 * 1024
 TRACE = logging.getLogger("helpdesk_fetch.sources.pop3.protocol")
 
 
-class _Session:
+class Session(poplib.POP3):
     """poplib with long lines allowed, a greeting that is not POP3's told from other errors
     (BadGreeting), a protocol trace in which no secret appears (poplib's own debug output
     prints PASS in the clear, so it is never turned on), and its raw socket shown to the cutoff
@@ -34,7 +36,7 @@ class _Session:
 
     _secret_next = False
 
-    def __init__(self, cutoff: Cutoff, *args, **kwargs) -> None:
+    def __init__(self, cutoff: Cutoff, *args: Any, **kwargs: Any) -> None:
         self._cutoff = cutoff
         try:
             super().__init__(*args, **kwargs)
@@ -45,11 +47,14 @@ class _Session:
                 raise
             raise BadGreeting(None) from None  # connected, then nothing: a TLS port?
 
-    def _create_socket(self, timeout):
-        context = self.context if isinstance(self, poplib.POP3_SSL) else None
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        context = self.context if isinstance(self, _POP3_SSL) else None
         return self._cutoff.connect(self.host, self.port, timeout, context)
 
-    def _putcmd(self, line):
+    # poplib's private methods are not in the stdlib's stubs: the overrides below declare them
+    # (their types), and their calls into poplib's own are marked.
+
+    def _putcmd(self, line: str) -> None:
         upper = line.upper()
         if upper.startswith(("PASS ", "APOP ")):
             shown = line.split(" ", 1)[0] + " ***"
@@ -61,18 +66,18 @@ class _Session:
             shown = line
         self._secret_next = upper.startswith("AUTH ") or (self._secret_next and not line)
         TRACE.debug("> %s", shown)
-        super()._putcmd(line)
+        super()._putcmd(line)  # type: ignore[misc]
 
-    def _getresp(self):
+    def _getresp(self) -> bytes:
         try:
-            resp = super()._getresp()
+            resp: bytes = super()._getresp()  # type: ignore[misc]
         except poplib.error_proto as exc:
             TRACE.debug("< %s", error_text(exc))
             raise
         TRACE.debug("< %s", resp.decode("utf-8", "replace"))
         return resp
 
-    def _getline(self):
+    def _getline(self) -> tuple[bytes, int]:
         line = self.file.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
             raise poplib.error_proto(f"-ERR line longer than {MAX_LINE} bytes")
@@ -86,26 +91,27 @@ class _Session:
         return line[:-1], octets
 
 
-class _POP3(_Session, poplib.POP3):
+class _POP3(Session, poplib.POP3):
     pass
 
 
-class _POP3_SSL(_Session, poplib.POP3_SSL):
-    pass
+class _POP3_SSL(Session, poplib.POP3_SSL):
+    context: ssl.SSLContext  # set by POP3_SSL (not in the stdlib's stubs)
 
 
 def connect(cutoff: Cutoff, host: str, port: int, *, timeout: float,
-            context: ssl.SSLContext | None) -> poplib.POP3:
+            context: ssl.SSLContext | None) -> Session:
     """A POP3 session, in TLS from the start when *context* is given (POP3S)."""
     if context is not None:
         return _POP3_SSL(cutoff, host, port, timeout=timeout, context=context)
     return _POP3(cutoff, host, port, timeout=timeout)
 
 
-def command(conn: poplib.POP3, line: str) -> bytes:
+def command(conn: Session, line: str) -> bytes:
     """Send *line* and return the server's one-line answer (``+OK``, or a SASL ``+``
     challenge, which poplib's public commands cannot take); ``poplib.error_proto`` on -ERR."""
-    return conn._shortcmd(line)
+    answer: bytes = conn._shortcmd(line)  # type: ignore[attr-defined]  # private, as above
+    return answer
 
 
 def error_text(exc: Exception) -> str:
@@ -114,7 +120,7 @@ def error_text(exc: Exception) -> str:
     return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
 
 
-def retr(conn: poplib.POP3, which: int) -> bytes:
+def retr(conn: Session, which: int) -> bytes:
     """RETR *which*: the message with CRLF line ends, as ``b"\\r\\n".join(retr()[1]) + CRLF``
     would be, without poplib's list of lines (for a 25 MB attachment 440,000 bytes objects,
     50 MB, before the join)."""

@@ -29,7 +29,8 @@ import collections
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
 from typing import TypeVar
 
 from helpdesk_fetch.sources.base import FETCH_BATCH_BYTES, Mailbox, MessageRef, Told, set_aside
@@ -68,7 +69,8 @@ class Reader:
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
@@ -153,7 +155,8 @@ class Reader:
 
 
 @contextlib.contextmanager
-def prepared(items: Iterable[tuple[MessageRef, bytes]], prepare: Callable[[bytes], P]):
+def prepared(items: Iterable[tuple[MessageRef, bytes]],
+             prepare: Callable[[bytes], P]) -> Iterator[Iterator[tuple[MessageRef, bytes, P]]]:
     """*items* as (ref, raw, prepare(raw)), each prepared in a thread up to AHEAD_MESSAGES ahead
     of the caller. A context manager, so that the thread is done with when the caller is."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
@@ -165,7 +168,7 @@ def prepared(items: Iterable[tuple[MessageRef, bytes]], prepare: Callable[[bytes
 
 def _ahead(items: Iterable[tuple[MessageRef, bytes]], prepare: Callable[[bytes], P],
            pool: ThreadPoolExecutor) -> Iterator[tuple[MessageRef, bytes, P]]:
-    pending: collections.deque = collections.deque()
+    pending: collections.deque[tuple[MessageRef, bytes, Future[P]]] = collections.deque()
     for ref, raw in items:
         pending.append((ref, raw, pool.submit(prepare, raw)))
         if len(pending) > AHEAD_MESSAGES:

@@ -22,7 +22,7 @@ class ProbeResult:
     namespace: dict[str, str] | None = None  # IMAP: the personal namespace (prefix, separator)
     error_folder: str | None = None  # the full name of the error folder; None for POP3
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         """The stable JSON of ``accounts test --json``."""
         return {"account": self.account, "where": self.where, "ok": self.error is None,
                 **{k: v for k, v in asdict(self).items() if k not in ("account", "where")}}

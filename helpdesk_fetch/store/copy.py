@@ -16,9 +16,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from peewee import AutoField, BlobField, Database, Model, PeeweeException, PostgresqlDatabase
+from peewee import AutoField, BlobField, Database, Model, PeeweeException
 
 from helpdesk_fetch import state
 from helpdesk_fetch.config import Config, dburl
@@ -67,7 +70,7 @@ def copy_database(config: Config, source: Database, target_url: str, *,
 
 
 @contextlib.contextmanager
-def shut_out(config: Config, source: Database):
+def shut_out(config: Config, source: Database) -> Iterator[None]:
     """Hold everything that writes to *source*: ingest off, every lock taken, or an error."""
     state_dir = config.settings.state_dir
     if state.ingest_switch(state_dir) is None:
@@ -85,7 +88,7 @@ def shut_out(config: Config, source: Database):
         raise AccountBusy(f"db copy: {exc}; let it finish, then try again") from None
 
 
-def _copy(source: Database, path, target_url: str, *, password: str | None,
+def _copy(source: Database, path: Path, target_url: str, *, password: str | None,
           timeout: float) -> CopyReport:
     target = db.connect(target_url, password=password, timeout=timeout)
     report = CopyReport(f"sqlite:///{path}", dburl.redact(target_url))
@@ -105,7 +108,7 @@ def _copy(source: Database, path, target_url: str, *, password: str | None,
     return report
 
 
-def _refuse_non_empty(target: PostgresqlDatabase, url: str) -> None:
+def _refuse_non_empty(target: Database, url: str) -> None:
     """Only an empty database is filled: nothing in it may be overwritten or mixed."""
     filled = {m._meta.table_name: m.select().count(target) for m in MODELS if m not in SEEDED}
     filled = {table: rows for table, rows in filled.items() if rows}
@@ -114,7 +117,7 @@ def _refuse_non_empty(target: PostgresqlDatabase, url: str) -> None:
         raise UsageError(f"{url} is not empty ({what}); db copy only fills an empty database")
 
 
-def _copy_table(model: type[Model], source: Database, target: PostgresqlDatabase) -> None:
+def _copy_table(model: type[Model], source: Database, target: Database) -> None:
     fields = model._meta.sorted_fields
     if model in SEEDED:  # the source's values win, the tag secret above all
         model.delete().execute(target)
@@ -122,7 +125,7 @@ def _copy_table(model: type[Model], source: Database, target: PostgresqlDatabase
         model.insert_many(rows, fields=fields).as_rowcount().execute(target)
 
 
-def _pages(model: type[Model], source: Database):
+def _pages(model: type[Model], source: Database) -> Iterator[list[tuple[Any, ...]]]:
     """All rows of *model* in *source*, in pages, in primary-key order."""
     pk = model._meta.primary_key
     if not _ordered_by_id(model):
@@ -147,7 +150,7 @@ def _ordered_by_id(model: type[Model]) -> bool:
     return model not in SEEDED
 
 
-def _move_sequences(source: Database, target: PostgresqlDatabase) -> int:
+def _move_sequences(source: Database, target: Database) -> int:
     """Past the copied ids, and ticket numbers past every number ever issued; the next one."""
     for model in MODELS:
         if isinstance(model._meta.primary_key, AutoField):
@@ -163,7 +166,7 @@ def _move_sequences(source: Database, target: PostgresqlDatabase) -> int:
     return last + 1
 
 
-def _verify(source: Database, target: PostgresqlDatabase) -> list[TableReport]:
+def _verify(source: Database, target: Database) -> list[TableReport]:
     """Row counts and checksums of every table, equal on both sides, or DatabaseError."""
     reports = []
     for model in MODELS:
@@ -181,7 +184,7 @@ def _verify(source: Database, target: PostgresqlDatabase) -> list[TableReport]:
 def _checksum(model: type[Model], database: Database) -> tuple[int, str]:
     digest = hashlib.sha256()
     count = 0
-    pages = _pages(model, database)
+    pages: Iterable[list[tuple[Any, ...]]] = _pages(model, database)
     if not _ordered_by_id(model):
         pages = [sorted(row for page in pages for row in page)]
     for page in pages:
@@ -191,7 +194,7 @@ def _checksum(model: type[Model], database: Database) -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
-def _portable(value):
+def _portable(value: object) -> object:
     """A value as both databases give it back: bytes for blobs (PostgreSQL hands out
     memoryviews), ISO text for times, NUL as stored on PostgreSQL."""
     if isinstance(value, memoryview):

@@ -10,13 +10,14 @@ brings them back; the dictionaries here are the stable JSON of ``errors list --j
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.enums import FailureState
 from helpdesk_fetch.errors import UsageError
 from helpdesk_fetch.store import blobs
 from helpdesk_fetch.store.models import FailedMessage
+from helpdesk_fetch.store.peewee_adapter import tuples
 
 if TYPE_CHECKING:
     from helpdesk_fetch.message.parse import ParsedMessage
@@ -38,7 +39,7 @@ def place_of(source_key: str) -> str:
     return "quarantine" if prefix == "deliver" else prefix
 
 
-def failure_dict(row: FailedMessage, *, has_copy: bool) -> dict:
+def failure_dict(row: FailedMessage, *, has_copy: bool) -> dict[str, Any]:
     return {
         "id": row.id,
         "account": row.account,
@@ -60,7 +61,8 @@ def failure_dict(row: FailedMessage, *, has_copy: bool) -> dict:
     }
 
 
-def list_failures(*, include_resolved: bool = False, account: str | None = None) -> list[dict]:
+def list_failures(*, include_resolved: bool = False,
+                  account: str | None = None) -> list[dict[str, Any]]:
     """Failed messages, oldest first: those waiting, or all that history still holds."""
     without_raw = [f for f in FailedMessage._meta.sorted_fields if f is not FailedMessage.raw]
     query = FailedMessage.select(*without_raw, FailedMessage.raw.is_null(False).alias("has_raw"))
@@ -68,8 +70,9 @@ def list_failures(*, include_resolved: bool = False, account: str | None = None)
         query = query.where(FailedMessage.state == FailureState.PENDING)
     if account is not None:
         query = query.where(FailedMessage.account == account)
-    return [failure_dict(row, has_copy=bool(row.has_raw)) for row in query.order_by(
-        FailedMessage.id)]
+    # "has_raw" is selected above: peewee sets it on each row it makes.
+    return [failure_dict(row, has_copy=bool(row.has_raw))  # type: ignore[attr-defined]
+            for row in query.order_by(FailedMessage.id)]
 
 
 def get_failure(ident: str | int) -> FailedMessage:
@@ -88,11 +91,11 @@ def stored_copy(row: FailedMessage) -> bytes | None:
     return blobs.decompress(row.raw) if row.raw is not None else None
 
 
-def waiting() -> dict:
+def waiting() -> dict[str, Any]:
     """Counts of waiting messages per account and per place, and each account's latest."""
     counts: dict[str, int] = {}
     places = dict.fromkeys(PLACES, 0)
-    latest: dict[str, dict] = {}
+    latest: dict[str, dict[str, Any]] = {}
     query = (FailedMessage.select(FailedMessage.id, FailedMessage.account,
                                   FailedMessage.source_key, FailedMessage.reason,
                                   FailedMessage.updated_at)
@@ -132,7 +135,7 @@ def pending_failure_keys(account: str) -> set[str]:
     server; later runs skip them)."""
     query = FailedMessage.select(FailedMessage.source_key).where(
         (FailedMessage.account == account) & (FailedMessage.state == FailureState.PENDING))
-    return {row[0] for row in query.tuples()}
+    return {row[0] for row in tuples(query)}
 
 
 def resolve_failure(failure_id: int) -> None:

@@ -9,6 +9,7 @@ how a second restore finds the first (and the ticket it went to).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from helpdesk_fetch.clock import isoformat
 from helpdesk_fetch.errors import UsageError
@@ -23,7 +24,7 @@ def restored_key(row: IgnoredMessage) -> str:
     return f"{RESTORED_PREFIX}{row.id}"
 
 
-def ignored_dict(row: IgnoredMessage) -> dict:
+def ignored_dict(row: IgnoredMessage) -> dict[str, Any]:
     """The stable JSON of ``ignored list --json`` (more keys may be added)."""
     return {
         "id": row.id,
@@ -41,7 +42,7 @@ def ignored_dict(row: IgnoredMessage) -> dict:
     }
 
 
-def list_ignored(*, account: str | None = None) -> list[dict]:
+def list_ignored(*, account: str | None = None) -> list[dict[str, Any]]:
     """The ignored mail kept, oldest first (its raw bytes not loaded)."""
     fields = [f for f in IgnoredMessage._meta.sorted_fields if f is not IgnoredMessage.raw]
     query = IgnoredMessage.select(*fields)

@@ -10,6 +10,7 @@ released migrations never change.
 from __future__ import annotations
 
 from peewee import (
+    AutoField,
     BigIntegerField,
     BlobField,
     BooleanField,
@@ -29,6 +30,11 @@ database = DatabaseProxy()
 
 
 class BaseModel(Model):
+    # Each table's implicit ``id = AutoField()`` is written out below for the type checker
+    # (peewee's stubs cannot see the one peewee adds); the schema is the same. So are the
+    # ``<foreign key>_id`` attributes peewee adds to a row (the raw id, read without a query):
+    # annotations only, for rows (the class attribute is the foreign key field itself).
+
     class Meta:
         database = database
         legacy_table_names = False
@@ -49,6 +55,7 @@ class Counter(BaseModel):
 
 
 class Ticket(BaseModel):
+    id = AutoField()
     number = CharField(unique=True)
     subject = TextField()
     status = CharField(index=True)  # TicketStatus
@@ -66,7 +73,9 @@ class Ticket(BaseModel):
 class Message(BaseModel):
     """One mail of a ticket: inbound (accepted or rejected) or one of our own auto-mails."""
 
+    id = AutoField()
     ticket = ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
+    ticket_id: int
     direction = CharField()  # Direction
     state = CharField(default=MessageState.ACCEPTED)
     account = CharField(null=True)
@@ -97,11 +106,14 @@ class RawMessage(BaseModel):
     """The message exactly as received (zlib), apart from Message so lists never load it."""
 
     message = ForeignKeyField(Message, primary_key=True, on_delete="CASCADE")
+    message_id: int
     data = BlobField()
 
 
 class Attachment(BaseModel):
+    id = AutoField()
     message = ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
+    message_id: int
     filename = TextField()
     content_type = TextField()  # as the sender wrote it: no length limit
     size = IntegerField()
@@ -112,9 +124,11 @@ class Attachment(BaseModel):
 class SourceKey(BaseModel):
     """Where a stored message came from: (account, key) is never ingested twice (spec §4.1)."""
 
+    id = AutoField()
     account = CharField()
     key = TextField()
     message = ForeignKeyField(Message, null=True, on_delete="CASCADE")
+    message_id: int | None
     created_at = DateTimeField()
 
     class Meta:
@@ -124,6 +138,7 @@ class SourceKey(BaseModel):
 class FailedMessage(BaseModel):
     """A message that did not ingest, and where it waits (error folder, server, quarantine)."""
 
+    id = AutoField()
     account = CharField(index=True)
     source_key = TextField()
     location = TextField(default="")
@@ -134,7 +149,8 @@ class FailedMessage(BaseModel):
     date = DateTimeField(null=True)
     size = IntegerField(default=0)
     sha256 = CharField(null=True)
-    raw = BlobField(null=True)  # zlib copy when it was downloaded
+    # A column named raw hides Model.raw() (raw SQL), which no one calls on this table.
+    raw = BlobField(null=True)  # type: ignore[assignment]  # zlib copy when it was downloaded
     state = CharField(default=FailureState.PENDING, index=True)
     attempts = IntegerField(default=1)
     created_at = DateTimeField()
@@ -147,7 +163,9 @@ class FailedMessage(BaseModel):
 class Outbox(BaseModel):
     """An auto-mail waiting to be sent; the mail itself is an outbound Message."""
 
+    id = AutoField()
     message = ForeignKeyField(Message, on_delete="CASCADE")
+    message_id: int
     kind = CharField()
     recipients = TextField()  # JSON list
     rate_key = TextField(null=True, index=True)  # the sender it answers, for the hourly cap
@@ -163,6 +181,7 @@ class IgnoredMessage(BaseModel):
     """Mail that opened no ticket (spec §9.4): kept with its raw bytes for ``ignored_days``, so
     that ``ignored restore`` can still make it a request."""
 
+    id = AutoField()
     account = CharField(index=True)
     source_key = TextField()
     message_id = TextField(null=True)
@@ -173,7 +192,7 @@ class IgnoredMessage(BaseModel):
     reason = TextField()  # bounce | auto_reply | the deciding rule's name
     size = IntegerField(default=0)
     sha256 = CharField(null=True)
-    raw = BlobField()  # zlib
+    raw = BlobField()  # type: ignore[assignment]  # zlib; hides Model.raw() as above
     received_at = DateTimeField(index=True)
     restored_at = DateTimeField(null=True)
 
@@ -185,9 +204,12 @@ class BouncingAddress(BaseModel):
     """A recipient a bounce reported as failed (spec §9.2): no auto-mail goes to it for
     ``bounce_hold_days`` after *bounced_at*."""
 
+    id = AutoField()
     address = TextField(index=True)  # bare, lower case
     ticket = ForeignKeyField(Ticket, null=True, on_delete="CASCADE")
+    ticket_id: int | None
     message = ForeignKeyField(Message, null=True, on_delete="CASCADE")  # the bounce
+    message_id: int | None
     status = TextField(default="")  # what the report said (Status, Diagnostic-Code)
     bounced_at = DateTimeField(index=True)
 
@@ -196,8 +218,10 @@ class HookEvent(BaseModel):
     """A ticket event for the ``[hooks]`` command (spec §12), queued in the ticket's own
     transaction and run after commit, in order per ticket, until it exits 0."""
 
+    id = AutoField()
     event = CharField()
     ticket = ForeignKeyField(Ticket, null=True, on_delete="CASCADE")
+    ticket_id: int | None
     payload = TextField()  # the JSON the command reads on stdin
     created_at = DateTimeField()
     attempts = IntegerField(default=0)
@@ -210,6 +234,7 @@ class HookEvent(BaseModel):
 class Canary(BaseModel):
     """A test message ``probe send`` sent to an account (spec §11.3), and when it arrived."""
 
+    id = AutoField()
     account = CharField(index=True)
     token = CharField(unique=True)  # in its marker header, signed with the tag secret
     message_id = TextField()
@@ -221,6 +246,7 @@ class Canary(BaseModel):
 class AccountRun(BaseModel):
     """One account in one run: the history behind ``status`` and ``accounts list``."""
 
+    id = AutoField()
     account = CharField(index=True)
     started_at = DateTimeField(index=True)
     finished_at = DateTimeField(null=True)

@@ -8,10 +8,12 @@ instance.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from peewee import Model, __exception_wrapper__
+# __exception_wrapper__ is private, so not in peewee's stubs.
+from peewee import Model, ModelSelect, __exception_wrapper__  # type: ignore[attr-defined]
 
 M = TypeVar("M", bound=Model)
 
@@ -19,10 +21,24 @@ M = TypeVar("M", bound=Model)
 def driver_errors() -> AbstractContextManager[None]:
     """A context in which sqlite3's and psycopg2's exceptions become peewee's, as inside
     ``Database.execute_sql`` (for SQLite's incremental blob I/O, which peewee does not wrap)."""
-    return __exception_wrapper__
+    wrapper: AbstractContextManager[None] = __exception_wrapper__
+    return wrapper
 
 
 def as_saved(instance: M) -> M:
     """*instance*, built from a stored row, marked as having no unsaved changes."""
-    instance._dirty.clear()
+    instance._dirty.clear()  # type: ignore[attr-defined]  # private
     return instance
+
+
+def tuples(query: ModelSelect[Any]) -> Iterator[tuple[Any, ...]]:
+    """The rows of *query* as tuples, as ``query.tuples()`` gives them: peewee's stubs type
+    those rows as model instances still, so the checker learns the truth here, once."""
+    rows: Iterator[tuple[Any, ...]] = iter(query.tuples().execute())  # execute(): untyped
+    return rows
+
+
+def one_tuple(query: ModelSelect[Any]) -> tuple[Any, ...]:
+    """``query.tuples().get()``: the first row of *query*, as a tuple (see ``tuples``)."""
+    row: tuple[Any, ...] = query.tuples().get()  # typed Any: the query's model is Any
+    return row

@@ -12,7 +12,8 @@ PostgreSQL.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 from peewee import AutoField, BlobField, Field, Model, SqliteDatabase
 
@@ -38,10 +39,14 @@ class Insert:
                  stream: bool = False) -> None:
         meta = model._meta
         self.table = meta.table_name
-        self.fields: list[Field] = [f for f in meta.sorted_fields if not isinstance(f, AutoField)]
+        self.fields: list[Field[Any]] = [f for f in meta.sorted_fields
+                                         if not isinstance(f, AutoField)]
         self.param, self.ignore_conflict, self.stream = param, ignore_conflict, stream
-        self.returning = isinstance(meta.primary_key, AutoField)
-        self.pk = meta.primary_key.column_name
+        primary_key = meta.primary_key
+        if primary_key is False:  # peewee's word for a table without one: none of ours
+            raise ValueError(f"{self.table} has no primary key")
+        self.returning = isinstance(primary_key, AutoField)
+        self.pk = primary_key.column_name
         self.sql = self._sql(frozenset())
 
     @functools.cache  # noqa: B019 - a few statements, alive as long as the process anyway
@@ -53,9 +58,10 @@ class Insert:
                 + (" ON CONFLICT DO NOTHING" if self.ignore_conflict else "")
                 + (f" RETURNING {quote(self.pk)}" if self.returning else ""))
 
-    def run(self, values: dict) -> int | None:
+    def run(self, values: dict[str, Any]) -> int | None:
         """Insert *values* (by field name; missing ones take the field's default)."""
-        params, streams = [], {}
+        params: list[object] = []
+        streams: dict[str, list[bytes]] = {}
         for f in self.fields:
             value = values[f.name] if f.name in values else _default(f)
             if isinstance(f, BlobField) and value is not None:
@@ -73,7 +79,7 @@ class Insert:
             self._write(cursor.lastrowid, streams)
         return row[0] if row else None
 
-    def _write(self, rowid: int, streams: dict[str, list]) -> None:
+    def _write(self, rowid: int, streams: dict[str, list[bytes]]) -> None:
         connection = models.database.connection()
         with peewee_adapter.driver_errors():  # sqlite3 errors as peewee's, like execute_sql's
             for column, pieces in streams.items():
@@ -84,7 +90,7 @@ class Insert:
                             blob.write(view[start:start + STREAM_BYTES])
 
 
-def _default(field: Field):
+def _default(field: Field[Any]) -> Any:  # a value of the field's type
     return field.default() if callable(field.default) else field.default
 
 
@@ -155,12 +161,27 @@ def statements() -> Statements:
     return _statements(models.database.param, isinstance(models.database.obj, SqliteDatabase))
 
 
-def run(sql: str, params: Iterable = ()):
+class Cursor(Protocol):
+    """What the per-message path uses of a DB-API cursor (sqlite3's, psycopg2's)."""
+
+    @property
+    def description(self) -> Sequence[tuple[Any, ...]]: ...
+
+    @property
+    def lastrowid(self) -> int: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]: ...
+
+
+def run(sql: str, params: Iterable[object] = ()) -> Cursor:
     """Execute *sql* on the models' database; the cursor."""
-    return models.database.execute_sql(sql, tuple(params))
+    cursor: Cursor = models.database.execute_sql(sql, tuple(params))  # untyped in peewee
+    return cursor
 
 
-def one_ticket(sql: str, params: Iterable) -> Ticket | None:
+def one_ticket(sql: str, params: Iterable[object]) -> Ticket | None:
     """The Ticket that *sql* selects (``SELECT *``), converted as peewee would, or None."""
     cursor = run(sql, params)
     row = cursor.fetchone()

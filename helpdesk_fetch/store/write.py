@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.enums import (
@@ -44,9 +44,14 @@ class TicketChange(Protocol):
     """What a message does to its ticket (``tickets.rules.Decision``): store/ applies it and
     knows nothing of the rules that decided it."""
 
-    action: Action
-    status: TicketStatus | None  # None: unchanged
-    rearm: bool  # escalation deadline set to *escalation_due*
+    @property
+    def action(self) -> Action: ...
+
+    @property
+    def status(self) -> TicketStatus | None: ...  # None: unchanged
+
+    @property
+    def rearm(self) -> bool: ...  # escalation deadline set to *escalation_due*
 
 
 def stored_keys(account: str, keys: list[str]) -> set[str]:
@@ -56,7 +61,7 @@ def stored_keys(account: str, keys: list[str]) -> set[str]:
         chunk = keys[start:start + KEY_CHUNK]
         query = SourceKey.select(SourceKey.key).where(
             (SourceKey.account == account) & SourceKey.key.in_(chunk))
-        found.update(row[0] for row in query.tuples())
+        found.update(row[0] for row in peewee_adapter.tuples(query))
     return found
 
 
@@ -104,6 +109,7 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
         ticket = _open_ticket(parsed, account=account, filed=filed, now=now,
                               escalation_due=escalation_due)
     else:
+        assert ticket is not None, "every decision but NEW is about the ticket found"
         _update_ticket(ticket, decision, now=now, escalation_due=escalation_due)
     message_id = statements.message.run(dict(
         ticket=ticket.id, direction=Direction.IN,
@@ -116,6 +122,7 @@ def store_inbound(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
         text=parsed.text, html=parsed.html, auto_submitted=filed.automatic, size=len(raw),
         sha256=sha256, received_at=now, kind=filed.kind, rule=filed.rule,
         notice="; ".join(dict.fromkeys(parsed.notices)) or None))
+    assert message_id is not None, "RETURNING its id"
     statements.raw_message.run(dict(message=message_id, data=compressed or compress_pieces(raw)))
     for a in parsed.attachments:
         statements.attachment.run(dict(message=message_id, filename=a.filename,
@@ -141,7 +148,7 @@ def _update_ticket(ticket: Ticket, decision: TicketChange, *, now: dt.datetime,
                    escalation_due: dt.datetime) -> None:
     if decision.action == Action.REJECT:
         return
-    changes: dict = {"updated_at": now}
+    changes: dict[str, Any] = {"updated_at": now}
     if decision.status is not None:
         changes["status"] = decision.status
     if decision.rearm:
@@ -159,7 +166,7 @@ def lock_ticket(ticket_id: int) -> Ticket | None:
     return sql.one_ticket(sql.statements().ticket_by_id_locked, (ticket_id,))
 
 
-def update_ticket(ticket: Ticket, **changes) -> None:
+def update_ticket(ticket: Ticket, **changes: Any) -> None:
     """The one write path of a ticket row, for ingest and for agents alike: only the columns
     named in *changes*, of a row read with ``lock_ticket`` (or ``find_ticket(lock=True)``) in
     the caller's transaction, so that no change made in between is overwritten."""
@@ -212,6 +219,7 @@ def store_ignored(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: st
         from_addr=parsed.from_addr, subject=parsed.subject, date=parsed.date, kind=kind,
         reason=reason, size=len(raw), sha256=sha256, raw=compressed or compress_pieces(raw),
         received_at=now))
+    assert ignored_id is not None, "RETURNING its id"
     if not remember_key(account, key, None):
         raise AlreadyStored(key)
     return ignored_id
@@ -231,7 +239,7 @@ def bouncing(addresses: set[str], since: dt.datetime) -> set[str]:
     query = (BouncingAddress.select(BouncingAddress.address)
              .where(BouncingAddress.address.in_(sorted(addresses))
                     & (BouncingAddress.bounced_at >= since)))
-    return {row[0] for row in query.tuples()}
+    return {row[0] for row in peewee_adapter.tuples(query)}
 
 
 def died(account: str, started_at: dt.datetime) -> str:
@@ -258,11 +266,12 @@ def begin_run(account: str, *, host: str, started_at: dt.datetime) -> int:
         AccountRun.update(outcome=RunOutcome.INTERRUPTED,
                           error=died(account, dead.started_at)).where(
             AccountRun.id == dead.id).execute()
-    return AccountRun.insert(account=account, started_at=started_at, outcome=RunOutcome.RUNNING,
-                             host=host).execute()
+    run_id: int = AccountRun.insert(account=account, started_at=started_at,
+                                    outcome=RunOutcome.RUNNING, host=host).execute()
+    return run_id
 
 
-def finish_run(run_id: int | None, **values) -> None:
+def finish_run(run_id: int | None, **values: Any) -> None:
     """Record how the run of ``begin_run`` (or, without *run_id*, one that never began: it was
     skipped) ended: *values* are AccountRun's columns."""
     values.setdefault("finished_at", utcnow())
@@ -278,11 +287,11 @@ def prune_history(days: int) -> int:
     if days <= 0:
         return 0
     before = utcnow() - dt.timedelta(days=days)
-    runs = AccountRun.delete().where(AccountRun.started_at < before).execute()
-    resolved = FailedMessage.delete().where((FailedMessage.state != FailureState.PENDING)
+    runs: int = AccountRun.delete().where(AccountRun.started_at < before).execute()
+    resolved: int = FailedMessage.delete().where((FailedMessage.state != FailureState.PENDING)
                                             & (FailedMessage.updated_at < before)).execute()
-    canaries = Canary.delete().where(Canary.sent_at < before).execute()
-    events = HookEvent.delete().where((HookEvent.delivered_at.is_null(False)
+    canaries: int = Canary.delete().where(Canary.sent_at < before).execute()
+    events: int = HookEvent.delete().where((HookEvent.delivered_at.is_null(False)
                                        | HookEvent.failed_at.is_null(False))
                                       & (HookEvent.created_at < before)).execute()
     return runs + resolved + canaries + events
@@ -294,4 +303,5 @@ def prune_ignored(days: int) -> int:
     if days <= 0:
         return 0
     before = utcnow() - dt.timedelta(days=days)
-    return IgnoredMessage.delete().where(IgnoredMessage.received_at < before).execute()
+    pruned: int = IgnoredMessage.delete().where(IgnoredMessage.received_at < before).execute()
+    return pruned

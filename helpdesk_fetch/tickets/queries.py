@@ -7,18 +7,80 @@ from __future__ import annotations
 
 import json
 import re
+from typing import NotRequired, TypedDict
 
-from peewee import JOIN, fn
+from peewee import JOIN, ModelSelect, fn
 
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.enums import Direction, TicketStatus
 from helpdesk_fetch.errors import UsageError
 from helpdesk_fetch.store import models, write
 from helpdesk_fetch.store.models import Attachment, BouncingAddress, Message, Ticket
+from helpdesk_fetch.store.peewee_adapter import tuples
 from helpdesk_fetch.tickets.tags import Tagger
 
 
-def ticket_dict(ticket: Ticket, tagger: Tagger, message_count: int) -> dict:
+class TicketDict(TypedDict):
+    """A ticket as ``tickets list --json`` shows it."""
+
+    id: int
+    number: str
+    subject: str
+    status: str  # a TicketStatus
+    resource: str | None
+    requester: str
+    created_at: str | None  # ISO 8601 (clock.isoformat), None for no time
+    updated_at: str | None
+    closed_at: str | None
+    escalation_due_at: str | None
+    message_count: int  # inbound messages, accepted and rejected
+    tag: str
+
+
+class AttachmentDict(TypedDict):
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+# Functional form: "from" is a keyword.
+MessageDict = TypedDict("MessageDict", {
+    "id": int,
+    "direction": str,  # a Direction
+    "state": str,  # a MessageState
+    "account": str | None,
+    "message_id": str | None,
+    "from": str,
+    "to": list[str],
+    "cc": list[str],
+    "date": str | None,
+    "subject": str,
+    "text": NotRequired[str],  # not in hook events (event_dicts)
+    "html": NotRequired[str | None],
+    "attachments": list[AttachmentDict],
+    "kind": str,  # a MessageKind (spec §9)
+    "rule": str | None,  # the [[rules]] table that decided it
+    "notice": str | None,
+})
+
+
+class ShownTicket(TicketDict):
+    """A ticket with its thread, as ``tickets show --json`` shows it."""
+
+    bounced_addresses: list[str]  # what its bounces reported failed (spec §9.2)
+    messages: list[MessageDict]
+
+
+class EventDicts(TypedDict):
+    """What a hook event says about its ticket and message (spec §12)."""
+
+    ticket: TicketDict
+    message: MessageDict
+    bounced_addresses: NotRequired[list[str]]  # message.bounced only (hooks.queue)
+
+
+def ticket_dict(ticket: Ticket, tagger: Tagger, message_count: int) -> TicketDict:
     return {
         "id": ticket.id,
         "number": str(ticket.number),
@@ -35,7 +97,7 @@ def ticket_dict(ticket: Ticket, tagger: Tagger, message_count: int) -> dict:
     }
 
 
-def _with_counts():
+def _with_counts() -> ModelSelect[Ticket]:
     """Tickets with the number of inbound messages (accepted and rejected) in one query."""
     inbound = fn.COUNT(Message.id).alias("inbound")
     return (Ticket.select(Ticket, inbound)
@@ -45,14 +107,16 @@ def _with_counts():
 
 
 def list_tickets(tagger: Tagger, *, status: str | None = None,
-                 resource: str | None = None) -> list[dict]:
+                 resource: str | None = None) -> list[TicketDict]:
     """Tickets, oldest first, optionally of one status and/or resource."""
     query = _with_counts()
     if status is not None:
         query = query.where(Ticket.status == check_status(status))
     if resource is not None:
         query = query.where(Ticket.resource == resource)
-    return [ticket_dict(t, tagger, t.inbound) for t in query.order_by(Ticket.id)]
+    # "inbound" is the count _with_counts selects: peewee sets it on each row it makes.
+    return [ticket_dict(t, tagger, t.inbound)  # type: ignore[attr-defined]
+            for t in query.order_by(Ticket.id)]
 
 
 def find_ticket(text: str | None, tagger: Tagger, *, ticket_id: int | None = None) -> Ticket:
@@ -61,7 +125,7 @@ def find_ticket(text: str | None, tagger: Tagger, *, ticket_id: int | None = Non
     ``--json`` shows. Exactly one of them; UsageError when there is no such ticket."""
     if (text is None) == (ticket_id is None):
         raise UsageError("give the ticket's number (or its tag), or --id N; not both")
-    if ticket_id is not None:
+    if text is None:
         ticket = Ticket.get_or_none(Ticket.id == ticket_id)
         if ticket is None:
             raise UsageError(f"no ticket with id {ticket_id}")
@@ -85,28 +149,27 @@ def ticket_number(text: str, tagger: Tagger) -> str:
     return found[0]
 
 
-def show_ticket(ticket: Ticket, tagger: Tagger) -> dict:
+def show_ticket(ticket: Ticket, tagger: Tagger) -> ShownTicket:
     """The ticket with its messages, oldest first, their attachments and the addresses its
     bounces reported failed (four queries)."""
     messages = list(Message.select().where(Message.ticket == ticket).order_by(Message.id))
     attachments = attachments_of([m.id for m in messages])
     inbound = sum(1 for m in messages if m.direction == Direction.IN)
-    data = ticket_dict(ticket, tagger, inbound)
-    data["bounced_addresses"] = bounced_addresses(ticket)
-    data["messages"] = [message_dict(m, attachments.get(m.id, [])) for m in messages]
-    return data
+    return {**ticket_dict(ticket, tagger, inbound),
+            "bounced_addresses": bounced_addresses(ticket),
+            "messages": [message_dict(m, attachments.get(m.id, [])) for m in messages]}
 
 
 def bounced_addresses(ticket: Ticket) -> list[str]:
     """The addresses bounces on *ticket* reported failed (spec §9.2), in the order reported."""
     query = (BouncingAddress.select(BouncingAddress.address)
              .where(BouncingAddress.ticket == ticket).order_by(BouncingAddress.id))
-    return list(dict.fromkeys(row[0] for row in query.tuples()))
+    return list(dict.fromkeys(row[0] for row in tuples(query)))
 
 
-def attachments_of(message_ids: list[int]) -> dict[int, list[dict]]:
+def attachments_of(message_ids: list[int]) -> dict[int, list[AttachmentDict]]:
     """The attachments of these messages, by message id, in their order (one query)."""
-    attachments: dict[int, list[dict]] = {}
+    attachments: dict[int, list[AttachmentDict]] = {}
     query = (Attachment.select(Attachment.message, Attachment.filename, Attachment.content_type,
                                Attachment.size, Attachment.sha256)
              .where(Attachment.message.in_(message_ids)).order_by(Attachment.id))
@@ -117,7 +180,7 @@ def attachments_of(message_ids: list[int]) -> dict[int, list[dict]]:
     return attachments
 
 
-def event_dicts(ticket: Ticket, message_id: int, tagger: Tagger) -> dict:
+def event_dicts(ticket: Ticket, message_id: int, tagger: Tagger) -> EventDicts:
     """What a hook event (spec §12) says about its ticket and message: the ticket as ``tickets
     list`` shows it, the message as ``tickets show`` does, without its text and HTML."""
     inbound = (Message.select().where((Message.ticket == ticket.id)
@@ -128,7 +191,7 @@ def event_dicts(ticket: Ticket, message_id: int, tagger: Tagger) -> dict:
     return {"ticket": ticket_dict(ticket, tagger, inbound), "message": message}
 
 
-def message_dict(m: Message, attachments: list[dict]) -> dict:
+def message_dict(m: Message, attachments: list[AttachmentDict]) -> MessageDict:
     return {
         "id": m.id,
         "direction": m.direction,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -123,7 +123,7 @@ def recipients_of(parsed: ParsedMessage) -> list[str]:
     return list(dict.fromkeys([*found, *plain]))
 
 
-def _globs(patterns) -> re.Pattern | None:
+def _globs(patterns: Iterable[str]) -> re.Pattern[str] | None:
     """One regex for a list of globs (any of them, whole, without case), or None for none."""
     translated = [fnmatch.translate(p.strip().lower()) for p in patterns]
     if not translated:

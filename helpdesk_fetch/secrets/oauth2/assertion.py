@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from helpdesk_fetch.config import check_private
@@ -76,7 +77,7 @@ def _sign(path: Path, data: bytes, account: str | None, timeout: float) -> bytes
     return done.stdout
 
 
-def _json(data: dict) -> bytes:
+def _json(data: Mapping[str, object]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 

@@ -24,6 +24,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from helpdesk_fetch.config import Account, Smtp
 from helpdesk_fetch.errors import AuthError, UsageError
@@ -49,9 +50,9 @@ def authorize(source: Account | Smtp, *, label: str, state_dir: str, timeout: fl
         if not source.oauth2_authorize_url:
             raise UsageError(f"{label}: set oauth2_device_url or oauth2_authorize_url (or a "
                              "provider) to sign in")
-        answer = _browser_flow(source, label, timeout, say, port)
+        answer = _browser_flow(source, label, timeout, say, port, source.oauth2_authorize_url)
     else:
-        answer = _device_flow(source, label, timeout, say)
+        answer = _device_flow(source, label, timeout, say, source.oauth2_device_url)
     data = tokens.token_data(source, label, answer, {})
     if "refresh_token" not in data:
         raise AuthError(label, "signed in, but the provider gave no refresh token (Microsoft: "
@@ -66,10 +67,10 @@ def authorize(source: Account | Smtp, *, label: str, state_dir: str, timeout: fl
 # -- device code (RFC 8628) ---------------------------------------------------------------------
 
 def _device_flow(source: Account | Smtp, label: str, timeout: float,
-                 say: Callable[[str], None]) -> dict:
+                 say: Callable[[str], None], device_url: str) -> dict[str, Any]:
     fields = {"client_id": source.oauth2_client_id, "scope": " ".join(source.oauth2_scopes)}
     try:
-        grant = client.post_form(source.oauth2_device_url, fields, account=label,
+        grant = client.post_form(device_url, fields, account=label,
                                  timeout=timeout, ca_file=source.ca_file)
     except client.Refused as exc:
         raise AuthError(label, f"{source.oauth2_device_url} refused to start the sign-in "
@@ -82,7 +83,8 @@ def _device_flow(source: Account | Smtp, label: str, timeout: float,
     return _poll(source, label, grant, timeout)
 
 
-def _poll(source: Account | Smtp, label: str, grant: dict, timeout: float) -> dict:
+def _poll(source: Account | Smtp, label: str, grant: dict[str, Any],
+          timeout: float) -> dict[str, Any]:
     interval = max(1, int(grant.get("interval") or 5))
     deadline = time.monotonic() + int(grant.get("expires_in") or 900)
     fields = tokens.grant_fields(source, label, {"grant_type": DEVICE_GRANT,
@@ -91,7 +93,7 @@ def _poll(source: Account | Smtp, label: str, grant: dict, timeout: float) -> di
     while time.monotonic() < deadline:
         time.sleep(interval)
         try:
-            return client.post_form(source.oauth2_token_url, fields, account=label,
+            return client.post_form(tokens.token_url(source, label), fields, account=label,
                                     timeout=timeout, ca_file=source.ca_file)
         except client.Refused as exc:
             if exc.error == "authorization_pending":
@@ -115,13 +117,13 @@ def _device_refusal(exc: client.Refused) -> str:
 # -- authorization code with PKCE and a loopback redirect (RFC 7636, RFC 8252) ------------------
 
 def _browser_flow(source: Account | Smtp, label: str, timeout: float,
-                  say: Callable[[str], None], port: int) -> dict:
+                  say: Callable[[str], None], port: int, authorize_url: str) -> dict[str, Any]:
     verifier = secrets.token_urlsafe(64)
     state = secrets.token_urlsafe(24)
     with _Listener(port, label, state) as listener:
         redirect = f"http://127.0.0.1:{listener.port}/"
         say(f"Sign in as {source.username}: open this address in a browser:\n\n"
-            f"  {_authorize_url(source, redirect, state, verifier)}\n\n"
+            f"  {_authorize_url(source, authorize_url, redirect, state, verifier)}\n\n"
             f"The browser then comes back to {redirect} on this machine. If the browser runs "
             f"elsewhere, first forward the port: ssh -L {listener.port}:127.0.0.1:"
             f"{listener.port} THIS-HOST (and use --port to keep it fixed).")
@@ -133,13 +135,14 @@ def _browser_flow(source: Account | Smtp, label: str, timeout: float,
         "grant_type": "authorization_code", "code": answer.get("code", ""),
         "redirect_uri": redirect, "code_verifier": verifier}, timeout=timeout)
     try:
-        return client.post_form(source.oauth2_token_url, fields, account=label, timeout=timeout,
-                                ca_file=source.ca_file)
+        return client.post_form(tokens.token_url(source, label), fields, account=label,
+                                timeout=timeout, ca_file=source.ca_file)
     except client.Refused as exc:
         raise AuthError(label, f"the sign-in failed ({exc.text()})") from None
 
 
-def _authorize_url(source: Account | Smtp, redirect: str, state: str, verifier: str) -> str:
+def _authorize_url(source: Account | Smtp, authorize_url: str, redirect: str, state: str,
+                   verifier: str) -> str:
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     query = {"response_type": "code", "client_id": source.oauth2_client_id,
              "redirect_uri": redirect, "scope": " ".join(source.oauth2_scopes), "state": state,
@@ -147,8 +150,8 @@ def _authorize_url(source: Account | Smtp, redirect: str, state: str, verifier: 
              "login_hint": source.username}
     if source.provider == "google":  # a refresh token only with offline access and consent
         query.update(access_type="offline", prompt="consent")
-    separator = "&" if "?" in source.oauth2_authorize_url else "?"
-    return source.oauth2_authorize_url + separator + urllib.parse.urlencode(query)
+    separator = "&" if "?" in authorize_url else "?"
+    return authorize_url + separator + urllib.parse.urlencode(query)
 
 
 class _Listener:
@@ -179,7 +182,7 @@ class _Listener:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args) -> None:  # the query holds the code: never log it
+            def log_message(self, *args: object) -> None:  # the query holds the code: never log it
                 pass
 
         try:
@@ -193,7 +196,7 @@ class _Listener:
     def __enter__(self) -> _Listener:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.server.server_close()
 
     def take(self, params: dict[str, str]) -> None:

@@ -13,6 +13,8 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from typing import Any
 
 from helpdesk_fetch import __version__
 from helpdesk_fetch.config.oauth2 import is_loopback
@@ -36,18 +38,19 @@ class Refused(Exception):
         return redact(f"{self.error}: {first[:300]}" if first else self.error)
 
 
-def _opener(url: str, context) -> urllib.request.OpenerDirector:
+def _opener(url: str, context: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
     """The environment's proxy settings apply, except to a token helper on this machine: a
     proxy would see its refresh token and client secret (plain http is allowed only there)."""
-    handlers = [urllib.request.HTTPSHandler(context=context)] if context is not None else []
+    handlers: list[urllib.request.BaseHandler] = (
+        [urllib.request.HTTPSHandler(context=context)] if context is not None else [])
     if is_loopback(urllib.parse.urlsplit(url).hostname):
         handlers.append(urllib.request.ProxyHandler({}))
     return urllib.request.build_opener(*handlers)
 
 
-def post_form(url: str, fields: dict[str, str], *, account: str, timeout: float,
-              ca_file: str | None = None) -> dict:
-    """POST *fields* form-encoded to *url*; the JSON object it answers with."""
+def post_form(url: str, fields: Mapping[str, str | None], *, account: str, timeout: float,
+              ca_file: str | None = None) -> dict[str, Any]:
+    """POST *fields* (those not None) form-encoded to *url*; the JSON object it answers with."""
     body = urllib.parse.urlencode({k: v for k, v in fields.items() if v is not None}).encode()
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json",
@@ -72,7 +75,7 @@ def post_form(url: str, fields: dict[str, str], *, account: str, timeout: float,
         raise ConnectError(account, f"{url}: {exc.strerror or exc}") from None
 
 
-def _reason(reason, timeout: float) -> str:
+def _reason(reason: str | BaseException, timeout: float) -> str:
     if isinstance(reason, ssl.SSLCertVerificationError):
         return (f"the TLS certificate is not trusted ({reason.verify_message}); for a private "
                 "CA set ca_file")
@@ -83,7 +86,7 @@ def _reason(reason, timeout: float) -> str:
     return str(reason)
 
 
-def _object(data: bytes, url: str, account: str) -> dict:
+def _object(data: bytes, url: str, account: str) -> dict[str, Any]:
     answer = _try_object(data)
     if answer is None:
         raise ConnectError(account, f"{url}: the answer is not a JSON object")
@@ -92,7 +95,7 @@ def _object(data: bytes, url: str, account: str) -> dict:
     return answer
 
 
-def _try_object(data: bytes) -> dict | None:
+def _try_object(data: bytes) -> dict[str, Any] | None:
     try:
         answer = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

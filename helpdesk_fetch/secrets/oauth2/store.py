@@ -18,7 +18,9 @@ import contextlib
 import fcntl
 import json
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from helpdesk_fetch.config import Account, Smtp, check_private
 from helpdesk_fetch.config.edit import write_atomically
@@ -34,7 +36,7 @@ def token_path(source: Account | Smtp, *, label: str, state_dir: str) -> Path:
 
 
 @contextlib.contextmanager
-def locked(path: Path, *, account: str | None):
+def locked(path: Path, *, account: str | None) -> Iterator[None]:
     """Hold the token file *path* for one read-refresh-write."""
     try:
         _private_directory(path.parent)
@@ -50,7 +52,7 @@ def locked(path: Path, *, account: str | None):
         yield
 
 
-def load(path: Path, *, account: str | None) -> dict:
+def load(path: Path, *, account: str | None) -> dict[str, Any]:
     """The saved tokens; {} when there are none yet. Refuses a file others can read."""
     if not path.exists():
         return {}
@@ -73,7 +75,7 @@ def load(path: Path, *, account: str | None) -> dict:
     return data
 
 
-def save(path: Path, data: dict, *, label: str) -> None:
+def save(path: Path, data: Mapping[str, object], *, label: str) -> None:
     """Replace the token file atomically, mode 0600. A file that cannot be written (a full disk)
     fails the account with what it means: a rotated refresh token may now be lost."""
     try:

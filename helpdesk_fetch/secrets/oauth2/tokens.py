@@ -8,17 +8,31 @@ token is used, so a crash can never lose the only refresh token that still works
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import PASSWORD_KEYS, Account, Smtp
-from helpdesk_fetch.errors import AuthError, ProtocolError
+from helpdesk_fetch.errors import AuthError, ConfigError, ProtocolError
 from helpdesk_fetch.secrets.oauth2 import client, store
 from helpdesk_fetch.secrets.passwords import password_for, run_secret_command
 from helpdesk_fetch.secrets.redact import remember_secret
 
 EARLY_SECONDS = 120  # an access token this close to its expiry is replaced first
 DEFAULT_LIFETIME = 3600
+
+
+class SavedTokens(TypedDict):
+    """What the token file holds after a sign-in or a refresh (``token_data``)."""
+
+    access_token: str
+    expires_at: float  # time.time()
+    token_url: str | None
+    client_id: str | None
+    scope: str
+    updated_at: str | None
+    refresh_token: NotRequired[str]  # none in the client-credentials flow
 
 
 def access_token(source: Account | Smtp, *, label: str, state_dir: str, timeout: float) -> str:
@@ -59,34 +73,50 @@ def discard_access_token(source: Account | Smtp, *, label: str, state_dir: str) 
 
 
 def request_token(source: Account | Smtp, label: str, fields: dict[str, str], *,
-                  timeout: float) -> dict:
+                  timeout: float) -> dict[str, Any]:
     """POST a refresh or client-credentials grant to the token endpoint; refusals become
     AuthErrors that say what to do."""
     scope = " ".join(source.oauth2_scopes) or None
-    fields = grant_fields(source, label, {**fields, "scope": scope}, timeout=timeout)
+    form = grant_fields(source, label, {**fields, "scope": scope}, timeout=timeout)
     try:
-        return client.post_form(source.oauth2_token_url, fields, account=label, timeout=timeout,
+        return client.post_form(token_url(source, label), form, account=label, timeout=timeout,
                                 ca_file=source.ca_file)
     except client.Refused as exc:
         raise AuthError(label, _refusal(source, label, exc, fields["grant_type"])) from None
 
 
-def grant_fields(source: Account | Smtp, label: str, fields: dict[str, str], *,
-                 timeout: float) -> dict[str, str]:
+def token_url(source: Account | Smtp, label: str) -> str:
+    """The token endpoint of *source* (a preset's or the key's)."""
+    return required(source.oauth2_token_url, source, label, "oauth2_token_url")
+
+
+def required(value: str | None, source: Account | Smtp, label: str, key: str) -> str:
+    """*value*, the OAuth2 key *key* of *source*, which loading the accounts file made sure of
+    for every OAuth2 login without oauth2_token_command (oauth2.check)."""
+    if value is None:
+        account, prefix = _where(source, label)
+        raise ConfigError("missing: the OAuth2 login needs it", account=account,
+                          key=prefix + key)
+    return value
+
+
+def grant_fields(source: Account | Smtp, label: str, fields: Mapping[str, str | None], *,
+                 timeout: float) -> dict[str, str | None]:
     """*fields* of a token request plus the client's id and credentials."""
     return {**fields, "client_id": source.oauth2_client_id,
             **client_credentials(source, label, timeout=timeout)}
 
 
-def client_credentials(source: Account | Smtp, label: str, *, timeout: float) -> dict:
+def client_credentials(source: Account | Smtp, label: str, *, timeout: float) -> dict[str, str]:
     """How the client proves who it is: a secret, a signed assertion (certificate), or nothing
     (a public client, e.g. one registered for the device-code flow)."""
     if source.oauth2_certificate_file:
         from helpdesk_fetch.secrets.oauth2.assertion import client_assertion
 
         assertion = client_assertion(source.oauth2_certificate_file,
-                                     client_id=source.oauth2_client_id,
-                                     audience=source.oauth2_token_url, account=label,
+                                     client_id=required(source.oauth2_client_id, source, label,
+                                                         "oauth2_client_id"),
+                                     audience=token_url(source, label), account=label,
                                      timeout=timeout)
         return {"client_assertion_type":
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
@@ -96,7 +126,8 @@ def client_credentials(source: Account | Smtp, label: str, *, timeout: float) ->
     return {}
 
 
-def token_data(source: Account | Smtp, label: str, answer: dict, saved: dict) -> dict:
+def token_data(source: Account | Smtp, label: str, answer: dict[str, Any],
+               saved: Mapping[str, Any]) -> SavedTokens:
     """What is saved from a token endpoint's *answer*; the refresh token is kept unless a new
     one came (rotation)."""
     token = answer.get("access_token")
@@ -109,10 +140,11 @@ def token_data(source: Account | Smtp, label: str, answer: dict, saved: dict) ->
         lifetime = int(answer.get("expires_in", DEFAULT_LIFETIME))
     except (TypeError, ValueError):
         lifetime = DEFAULT_LIFETIME
-    data = {"access_token": remember_secret(token), "expires_at": time.time() + lifetime,
-            "token_url": source.oauth2_token_url, "client_id": source.oauth2_client_id,
-            "scope": str(answer.get("scope") or " ".join(source.oauth2_scopes)),
-            "updated_at": isoformat(utcnow())}
+    data: SavedTokens = {
+        "access_token": remember_secret(token), "expires_at": time.time() + lifetime,
+        "token_url": source.oauth2_token_url, "client_id": source.oauth2_client_id,
+        "scope": str(answer.get("scope") or " ".join(source.oauth2_scopes)),
+        "updated_at": isoformat(utcnow())}
     refresh = answer.get("refresh_token") or saved.get("refresh_token")
     if isinstance(refresh, str) and refresh and source.oauth2_flow != "client_credentials":
         data["refresh_token"] = remember_secret(refresh)
@@ -126,7 +158,7 @@ def authorize_hint(source: Account | Smtp, label: str) -> str:
     return f"helpdesk-fetch accounts authorize {label}"
 
 
-def _saved_for(source: Account | Smtp, label: str, path: Path) -> dict:
+def _saved_for(source: Account | Smtp, label: str, path: Path) -> dict[str, Any]:
     """The saved tokens, unless they were issued by another token endpoint or to another
     client than the configured ones (the login moved to another tenant or app registration)."""
     saved = store.load(path, account=_where(source, label)[0])
@@ -142,13 +174,14 @@ def _saved_for(source: Account | Smtp, label: str, path: Path) -> dict:
                     f"`{authorize_hint(source, label)}`")
 
 
-def _fresh(saved: dict) -> bool:
+def _fresh(saved: dict[str, Any]) -> bool:
     token, expires = saved.get("access_token"), saved.get("expires_at")
     return (isinstance(token, str) and bool(token) and isinstance(expires, (int, float))
             and expires - time.time() > EARLY_SECONDS)
 
 
-def _refresh_token(source: Account | Smtp, label: str, saved: dict, path: Path) -> str:
+def _refresh_token(source: Account | Smtp, label: str, saved: dict[str, Any],
+                   path: Path) -> str:
     refresh = saved.get("refresh_token")
     if not isinstance(refresh, str) or not refresh:
         raise AuthError(label, f"not signed in to OAuth2 yet (no refresh token in {path}); run "

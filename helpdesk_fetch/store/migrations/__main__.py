@@ -18,9 +18,11 @@ def generate(name: str) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "schema.db"
         db.open_database(f"sqlite:///{path}").close()
-        return peewee_migrations([str(path), "generate", name,
-                                  "helpdesk_fetch.store.models:MODELS",
-                                  "--directory", str(db.MIGRATIONS), "--table", db.HISTORY_TABLE])
+        status: int = peewee_migrations([str(path), "generate", name,
+                                         "helpdesk_fetch.store.models:MODELS",
+                                         "--directory", str(db.MIGRATIONS),
+                                         "--table", db.HISTORY_TABLE])  # its exit status
+        return status
 
 
 if __name__ == "__main__":
