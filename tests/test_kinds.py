@@ -13,6 +13,7 @@ from helpdesk_fetch.message.parse import parse
 from tests import kinds_samples as samples
 from tests.chaos import KILLED
 from tests.chaos import fetch as fetch_process
+from tests.desk import Desk as CliDesk
 from tests.mails import message, message_id_of
 from tests.test_automail import at
 
@@ -22,23 +23,8 @@ STAFF = ["alice@example.com", "bob@example.com"]
 SAMPLE_TAG = "[TicketID 1042QKXP]"
 
 
-class Desk:
+class Desk(CliDesk):
     """A helpdesk with an IMAP mailbox per account and auto-mails on, seen through the CLI."""
-
-    def __init__(self, dovecot, users: dict[str, str], config, smtp, run) -> None:
-        self.dovecot, self.users, self.config, self.smtp, self.run = (dovecot, users, config,
-                                                                      smtp, run)
-
-    def send(self, *raws: bytes, account: str = "helpdesk") -> None:
-        self.dovecot.append(self.users[account], list(raws))
-
-    def fetch(self, *args: str):
-        result = self.run("fetch", *args, config=self.config)
-        assert result.exit_code == 0, result.output
-        return result
-
-    def json(self, *args: str):
-        return self.run.json(*args, config=self.config)
 
     def tickets(self) -> list[dict]:
         return self.json("tickets", "list")

@@ -13,6 +13,7 @@ from tests.mails import message
 from tests.test_ingest_maildir import make_maildir
 from tests.test_oauth2 import oauth_account, signed_in, token_file
 
+
 def maildir_config(write_config, tmp_path, **settings):
     make_maildir(tmp_path / "box", [message("Hello")])
     return write_config([{"name": "local", "protocol": "maildir", "path": "box"}],

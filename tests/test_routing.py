@@ -15,6 +15,7 @@ import pytest
 import tomli_w
 
 from tests import kinds_samples as samples
+from tests.desk import Desk as CliDesk
 from tests.mails import message, message_id_of
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
@@ -26,13 +27,13 @@ RESOURCES = [{"name": name, "members": [f"{name}-lead@example.com"]}
 NAGIOS = "nagios@monitor.example.com"
 
 
-class Desk:
+class Desk(CliDesk):
     """Two IMAP accounts (helpdesk, monitoring) with rules, auto-mails on, through the CLI."""
 
     def __init__(self, dovecot, mail_user, write_config, smtp, run) -> None:
-        self.dovecot, self.smtp, self.run, self._write = dovecot, smtp, run, write_config
-        self.users = {"helpdesk": mail_user, "monitoring": f"{mail_user}-mon"}
-        self.config = None
+        users = {"helpdesk": mail_user, "monitoring": f"{mail_user}-mon"}
+        super().__init__(dovecot, users, None, smtp, run)
+        self._write = write_config
 
     def rules(self, *rules: dict, **account_keys) -> Desk:
         """(Re)write the accounts file with these [[rules]]."""
@@ -44,17 +45,6 @@ class Desk:
         data["rules"] = list(rules)
         self.config.write_text(tomli_w.dumps(data))
         return self
-
-    def send(self, *raws: bytes, account: str = "helpdesk") -> None:
-        self.dovecot.append(self.users[account], list(raws))
-
-    def fetch(self, *args: str):
-        result = self.run("fetch", *args, config=self.config)
-        assert result.exit_code == 0, result.output
-        return result
-
-    def json(self, *args: str):
-        return self.run.json(*args, config=self.config)
 
     def tickets(self) -> dict[str, dict]:
         """Tickets by subject, each with its messages."""
