@@ -173,9 +173,9 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
 
     \b
     Examples:
-      helpdesk-fetch accounts add helpdesk --protocol imap --host mail.example.com \\
-          --username helpdesk@example.com --password-env HELPDESK_IMAP_PASSWORD \\
-          --resource it-support
+      helpdesk-fetch accounts add helpdesk --protocol imap \\
+          --host mail.example.com --username helpdesk@example.com \\
+          --password-env HELPDESK_IMAP_PASSWORD --resource it-support
       helpdesk-fetch accounts add monitoring   # asks for the rest
     """
     from helpdesk_fetch import config as cfg
@@ -370,7 +370,8 @@ def authorize(app: App, name: str | None, smtp: bool, browser: bool, port: int) 
     Examples:
       helpdesk-fetch accounts authorize helpdesk
       helpdesk-fetch accounts authorize --smtp
-      helpdesk-fetch accounts authorize gmail --port 8765   # with ssh -L 8765:127.0.0.1:8765
+      # with ssh -L 8765:127.0.0.1:8765 from the workstation:
+      helpdesk-fetch accounts authorize gmail --port 8765
     """
     from helpdesk_fetch.errors import UsageError
     from helpdesk_fetch.secrets.oauth2.authorize import authorize as sign_in

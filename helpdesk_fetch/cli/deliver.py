@@ -45,9 +45,11 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
     \b
     Examples:
       helpdesk-fetch deliver --resource it-support < message.eml
-      # Postfix master.cf:
-      helpdesk unix - n n - - pipe flags=DR user=helpdesk argv=/opt/helpdesk-fetch/bin/helpdesk-fetch --config /etc/helpdesk-fetch/accounts.toml deliver --resource it-support
-    """  # noqa: E501 - the master.cf line must stay one line to be copied
+      # Postfix master.cf (a line that starts with a space goes on):
+      helpdesk unix - n n - - pipe flags=DR user=helpdesk
+        argv=/opt/helpdesk-fetch/bin/helpdesk-fetch
+        --config /etc/helpdesk-fetch/accounts.toml deliver --resource it-support
+    """
     if (resource is None) == (account is None):
         echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME", err=True)
         ctx.exit(EXIT_TEMPFAIL)

@@ -19,7 +19,7 @@ import click
 from helpdesk_fetch.cli import cli, subcommands
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-WIDTH = 100
+WIDTH = 80
 PROG = "helpdesk-fetch"
 
 
@@ -69,6 +69,11 @@ def reference() -> str:
 SECTIONS = {"COMMAND TABLE": command_table, "COMMAND REFERENCE": reference}
 
 
+def _literally(text: str) -> Callable[[re.Match[str]], str]:
+    """A replacement for re.sub that is *text* as it is (no group references, no escapes)."""
+    return lambda _: text
+
+
 def update(text: str) -> str:
     """*text* (the README) with its marked sections replaced by what the CLI says now."""
     for name, generate in SECTIONS.items():
@@ -97,8 +102,3 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
-
-
-def _literally(text: str) -> Callable[[re.Match[str]], str]:
-    """A replacement for re.sub that is *text* as it is (no group references, no escapes)."""
-    return lambda _: text

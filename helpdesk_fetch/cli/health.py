@@ -117,7 +117,9 @@ def probe_send(app: App, ctx: click.Context, names: tuple[str, ...]) -> None:
     Examples:
       helpdesk-fetch probe send
       helpdesk-fetch probe send --account helpdesk
-      0 * * * *  helpdesk-fetch --config /etc/helpdesk-fetch/accounts.toml probe send
+      # crontab of the helpdesk user, hourly:
+      HELPDESK_FETCH_CONFIG=/etc/helpdesk-fetch/accounts.toml
+      0 * * * *  helpdesk-fetch probe send
     """
     from helpdesk_fetch.health import canary
 
