@@ -14,6 +14,7 @@ import os
 import pwd
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from tests.daemons import Daemons
@@ -179,6 +180,12 @@ class Courier(MailServer):
                              f"|systempw={self._hash}\n")
             self._make_userdb()
             self._users.add(user)
+
+    def later_arrival(self) -> None:
+        """Courier's POP3 sorts a Maildir by the file name's leading second, then by the rest of
+        the name as text, where its microseconds are not zero-padded: within one second the
+        order of arrival is lost. Wait for the next second."""
+        time.sleep(1.05 - time.time() % 1)
 
     def deliver(self, user: str, messages: list[bytes]) -> None:
         """Write *messages* into *user*'s Maildir as an MTA on Unix does: CRLF line ends

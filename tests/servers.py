@@ -187,6 +187,10 @@ class MailServer:
         """Put *messages* into *user*'s INBOX as a local MTA would (see ``delivery``)."""
         raise NotImplementedError
 
+    def later_arrival(self) -> None:
+        """Make what is appended next arrive after what came before, in the POP3 order too.
+        Dovecot and Cyrus list POP3 messages by UID, in the order of arrival."""
+
     def account(self, name: str, user: str, protocol: str = "imap", security: str = "ssl",
                 **extra) -> dict:
         """An [[accounts]] table for *user* on this server."""

@@ -80,8 +80,9 @@ def open_database(url: str, *, password: str | None = None, read_only: bool = Fa
             previous.close()
     models.database.initialize(database)
     try:
-        database.connect(reuse_if_open=True)
-        _prepare(database, read_only=read_only)
+        with _opening(database, read_only=read_only):
+            database.connect(reuse_if_open=True)
+            _prepare(database, read_only=read_only)
     except PeeweeException as exc:
         raise DatabaseError(f"cannot open the database {dburl.redact(url)}: "
                             f"{describe_error(exc)}") from None
@@ -218,20 +219,36 @@ def _pending(database: Database) -> bool:
 
 
 @contextlib.contextmanager
-def _migration_lock(database: Database) -> Iterator[None]:
-    path = sqlite_path(database)
-    if isinstance(database, PostgresqlDatabase):
-        database.execute_sql("SELECT pg_advisory_lock(7460140001)")
-        try:
-            yield
-        finally:
-            database.execute_sql("SELECT pg_advisory_unlock(7460140001)")
-    elif path is not None:
-        with open(f"{path}.migrate-lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
-    else:
+def _opening(database: Database, *, read_only: bool) -> Iterator[None]:
+    """One process at a time opens a writable SQLite file: its first connection switches the
+    file to WAL and may create the schema, and SQLite answers two processes doing that together
+    with "database is locked" at once (one holds a shared lock and wants to write while the
+    other waits for it), without waiting for busy_timeout. The lock is held for the open only."""
+    path = None if read_only else sqlite_path(database)
+    if path is None:
         yield
+        return
+    try:
+        handle = open(f"{path}.migrate-lock", "a")
+    except OSError as exc:
+        raise DatabaseError(f"cannot open the database's lock file {path}.migrate-lock: "
+                            f"{exc.strerror}") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def _migration_lock(database: Database) -> Iterator[None]:
+    """PostgreSQL's workers take an advisory lock; a SQLite file is already held by _opening."""
+    if not isinstance(database, PostgresqlDatabase):
+        yield
+        return
+    database.execute_sql("SELECT pg_advisory_lock(7460140001)")
+    try:
+        yield
+    finally:
+        database.execute_sql("SELECT pg_advisory_unlock(7460140001)")
 
 
 def next_ticket_number(database: Database) -> str:
