@@ -4,8 +4,12 @@ are never shown."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +18,8 @@ from helpdesk_fetch.config import dburl
 from helpdesk_fetch.errors import ConfigError, DatabaseError
 from helpdesk_fetch.store import db
 from tests.pgserver import PASSWORD
+
+ROOT = Path(__file__).parent.parent
 
 
 def test_a_new_sqlite_database_is_private_whatever_the_umask(tmp_path):
@@ -29,6 +35,30 @@ def test_a_new_sqlite_database_is_private_whatever_the_umask(tmp_path):
                          "helpdesk.db-shm": 0o600}
     finally:
         database.close()
+
+
+def test_processes_opening_a_new_database_together_take_turns(tmp_path):
+    """Two runs started together on a new file got "database is locked" at once (SQLite does
+    not wait for busy_timeout when one switches to WAL while the other reads)."""
+    url = f"sqlite:///{tmp_path}/helpdesk.db"
+    script = ("import sys; from helpdesk_fetch.store import db; db.open_database(sys.argv[1]); "
+              "print(db.next_ticket_number(db.models.database.obj))")
+    runs = [subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(8)]
+    results = [(run.wait(60), *run.communicate()) for run in runs]
+
+    assert [code for code, _, _ in results] == [0] * 8, results
+    assert sorted(int(out) for _, out, _ in results) == list(range(1001, 1009))
+
+
+def test_a_process_stuck_while_opening_stops_the_others_with_an_error(tmp_path, monkeypatch):
+    path = tmp_path / "helpdesk.db"
+    db.open_database(f"sqlite:///{path}").close()
+    monkeypatch.setattr(db, "BUSY_SECONDS", 0.2)
+    with open(f"{path}.migrate-lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(DatabaseError, match="another process has held its lock file"):
+            db.open_database(f"sqlite:///{path}")
 
 
 @pytest.mark.parametrize("command", [["fetch"], ["status"], ["tickets", "list"],

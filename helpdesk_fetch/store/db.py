@@ -29,9 +29,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from peewee import Database, OperationalError, PeeweeException, PostgresqlDatabase, SqliteDatabase
@@ -223,19 +224,34 @@ def _opening(database: Database, *, read_only: bool) -> Iterator[None]:
     """One process at a time opens a writable SQLite file: its first connection switches the
     file to WAL and may create the schema, and SQLite answers two processes doing that together
     with "database is locked" at once (one holds a shared lock and wants to write while the
-    other waits for it), without waiting for busy_timeout. The lock is held for the open only."""
+    other waits for it), without waiting for busy_timeout. The lock is held for the open only.
+    Where the lock file cannot be made (a read-only mount), SQLite's own open says why."""
     path = None if read_only else sqlite_path(database)
-    if path is None:
+    try:
+        handle = open(f"{path}.migrate-lock", "a") if path else None
+    except OSError:
+        handle = None
+    if handle is None:
         yield
         return
-    try:
-        handle = open(f"{path}.migrate-lock", "a")
-    except OSError as exc:
-        raise DatabaseError(f"cannot open the database's lock file {path}.migrate-lock: "
-                            f"{exc.strerror}") from None
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        _wait_for_lock(handle, path)
         yield
+
+
+def _wait_for_lock(handle: IO[str], path: Path | None) -> None:
+    waited = 0.0
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if waited >= BUSY_SECONDS:
+                raise DatabaseError(f"cannot open the database {path}: another process has held "
+                                    f"its lock file {handle.name} for {BUSY_SECONDS} s while "
+                                    "opening it; try again") from None
+            time.sleep(0.05)
+            waited += 0.05
 
 
 @contextlib.contextmanager
