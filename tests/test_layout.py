@@ -135,3 +135,32 @@ def _lists(row: str, path: str, folder: str, name: str) -> bool:
     if folder:
         return f"`{folder}" in first and f"`{name}`" in row
     return f"`{name}`" in first
+
+
+def test_a_run_that_finds_no_mail_imports_nothing_that_handles_mail(tmp_path, write_config):
+    """The cron tick that finds nothing (issue 18): no parser, classifier, rules, auto-mails or
+    SMTP; they are imported at the first message. The same run with a message imports them."""
+    import subprocess
+
+    box = tmp_path / "box"
+    for sub in ("cur", "new", "tmp"):
+        (box / sub).mkdir(parents=True)
+    config = write_config([{"name": "box", "protocol": "maildir", "path": str(box)}])
+    script = ("import sys; from helpdesk_fetch.cli import main\n"
+              "sys.argv[1:] = ['--config', sys.argv[1], 'fetch']\n"
+              "try: main()\n"
+              "except SystemExit: pass\n"
+              "names = ('email.parser', 'smtplib', 'helpdesk_fetch.message.parse', "
+              "'helpdesk_fetch.message.classify', 'helpdesk_fetch.ingest.decide', "
+              "'helpdesk_fetch.tickets.routing', 'helpdesk_fetch.automail.plan')\n"
+              "print(' '.join(n for n in names if n in sys.modules))")
+
+    def imported() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True,
+                              text=True, cwd=PACKAGE.parent, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert imported() == []
+    (box / "new" / "1.test").write_bytes(b"From: a@example.org\nSubject: Hi\n\nHello\n")
+    assert {"helpdesk_fetch.ingest.decide", "helpdesk_fetch.message.classify"} <= set(imported())

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.enums import MessageKind
 from helpdesk_fetch.health import canary
+from helpdesk_fetch.ingest.source import Source
 from helpdesk_fetch.message import authres
 from helpdesk_fetch.message.classify import MARKER, Classification, classify
 from helpdesk_fetch.store import write
@@ -37,15 +38,6 @@ if TYPE_CHECKING:
     from helpdesk_fetch.message.parse import ParsedMessage
 
 MACHINE_KINDS = (MessageKind.AUTO_REPLY, MessageKind.BOUNCE)  # they open no ticket (§9.1, §9.2)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a message comes from, as far as tickets care."""
-
-    name: str  # the account (or "deliver"): source keys and duplicates are per source
-    resource: str | None
-    automail: bool = True
 
 
 @dataclass

@@ -12,6 +12,7 @@ arrival is recorded, and it is neither a copy, nor ignored mail, nor a ticket.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -26,18 +27,20 @@ from helpdesk_fetch.enums import MessageKind
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import canary
 from helpdesk_fetch.hooks import queue as hooks
-from helpdesk_fetch.ingest.decide import Decider, Source, Verdict
+from helpdesk_fetch.ingest.source import Source
 from helpdesk_fetch.store import blobs, db, failures, write
 from helpdesk_fetch.tickets import rules
 from helpdesk_fetch.tickets.tags import installation_tagger
 
 if TYPE_CHECKING:
     from helpdesk_fetch.automail.plan import Planned
+    from helpdesk_fetch.ingest.decide import Decider, Verdict
     from helpdesk_fetch.message.budget import Parser
     from helpdesk_fetch.message.parse import ParsedMessage
 
-# The parser and the auto-mails (the email package, html.parser, templates) are imported where
-# they are used: a cron run that finds no mail never needs them (issue 7: the no-op run).
+# The parser, the decider (the classifier, the rules) and the auto-mails (the email package,
+# html.parser, templates) are imported where they are used: a cron run that finds no mail never
+# needs them (the no-op run of issues 7 and 18).
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -126,8 +129,14 @@ class Pipeline:
         self.dry_run = dry_run
         self.database = db.open_configured(self.settings, read_only=dry_run)
         self.tagger = self.call_db(installation_tagger, self.settings)
-        self.decider = Decider(config, self.tagger)
         self._parser: Parser | None = None
+
+    @functools.cached_property
+    def decider(self) -> Decider:
+        """What decides about messages, made at the first message."""
+        from helpdesk_fetch.ingest.decide import Decider
+
+        return Decider(self.config, self.tagger)
 
     @property
     def parser(self) -> Parser:

@@ -16,8 +16,8 @@ from helpdesk_fetch import state
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.errors import HelpdeskError
-from helpdesk_fetch.ingest.decide import Source
 from helpdesk_fetch.ingest.pipeline import DUPLICATE, STORED, Pipeline
+from helpdesk_fetch.ingest.source import Source
 from helpdesk_fetch.store import ignored
 
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpdesk_fetch.config import Account, Config
-from helpdesk_fetch.ingest.decide import Source
 from helpdesk_fetch.ingest.deliver import strip_envelope
 from helpdesk_fetch.ingest.pipeline import FAILED, Outcome, Pipeline
+from helpdesk_fetch.ingest.source import Source
 
 
 @dataclass
