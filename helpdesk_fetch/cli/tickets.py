@@ -156,8 +156,12 @@ def set_status(app: App, ticket: str | None, number: str | None, ticket_id: int 
 
 def _set_status(app: App, ticket: str | None, number: str | None, ticket_id: int | None,
                 status: str) -> None:
+    from helpdesk_fetch.errors import NoDatabase
     from helpdesk_fetch.tickets import queries as core
 
-    app.database()
+    try:
+        app.database(create=False)  # a database that is not there holds no ticket
+    except NoDatabase as exc:
+        raise NoDatabase(f"no such ticket: {exc}") from None
     changed = core.set_status(_ticket(app, ticket, number, ticket_id), status)
     note(f"Ticket {changed.number} is now {changed.status}.")
