@@ -125,6 +125,9 @@ def close(app: App, ticket: str | None, number: str | None, ticket_id: int | Non
     """Close the ticket TICKET (its number or tag). A reply within the reactivation window
     reopens it.
 
+    Before the first `fetch` or `deliver` there is no database, so no such ticket: it says so
+    (exit status 2) and creates none.
+
     \b
     Examples:
       helpdesk-fetch tickets close 1042
@@ -141,6 +144,9 @@ def set_status(app: App, ticket: str | None, number: str | None, ticket_id: int 
                status: str | None) -> None:
     """Set the status of the ticket TICKET (its number or tag). STATUS: new,
     confirmed_unread, in_progress or closed.
+
+    Before the first `fetch` or `deliver` there is no database, so no such ticket: it says so
+    (exit status 2) and creates none.
 
     \b
     Examples:
