@@ -188,6 +188,7 @@ def test_warning_for_auto_mails_and_hook_events_queued_too_long(tmp_path, write_
     assert (perfdata["outbox"], perfdata["hook_events"]) == ("2;;;0", "1;;;0")
 
 
+@pytest.mark.both_backends
 def test_warning_for_hook_events_given_up_in_the_last_day(tmp_path, write_config, run):
     hook = tmp_path / "ticket-event"
     hook.write_text("#!/bin/sh\necho 'chat server down' >&2\nexit 1\n")
@@ -233,6 +234,7 @@ def test_no_accounts_deliver_only_is_judged_by_what_comes_in(tmp_path, write_con
         "WARNING", "1 message waits in error folders or quarantine (errors list)")
 
 
+@pytest.mark.both_backends
 def test_no_accounts_after_fetch_ran_or_nothing_at_all_is_critical(tmp_path, write_config,
                                                                    run):
     empty = write_config([], resources=[], path=tmp_path / "empty.toml")
