@@ -7,9 +7,12 @@ import json
 import re
 import shutil
 import signal
+import socket
+import time
 
 import pytest
 
+from tests.chaos import start_fetch
 from tests.mails import message
 from tests.proc import environment, helpdesk_fetch
 from tests.servers import PASSWORD
@@ -147,6 +150,35 @@ def test_a_streak_counts_finished_runs_only(tmp_path, write_config, run):
     assert "failed its last 3 runs" in judged()
     assert run("fetch", config=config).exit_code == 1
     assert "failed its last 4 runs" in judged()
+
+
+def test_a_run_still_going_hides_no_streak(tmp_path, write_config, run):
+    """A server that accepts and never greets: three runs fail by their timeout; while a
+    fourth waits (a longer timeout), its "running" row is the account's latest."""
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody answers
+    account = {"name": "silent", "protocol": "imap", "host": "127.0.0.1",
+               "port": silent.getsockname()[1], "security": "none", "username": "u",
+               "password": "p", "timeout_seconds": 1}
+    config = write_config([account])
+    with silent:
+        for _ in range(3):
+            assert run("fetch", config=config).exit_code == 1
+        write_config([dict(account, timeout_seconds=300)])
+        going = start_fetch(config)
+        try:
+            while run.json("status", config=config)["accounts"][0]["last_run"][
+                    "outcome"] != "running":
+                assert going.poll() is None, going.communicate()
+                time.sleep(0.1)
+
+            state, summary, _ = plugin(run("check", config=config))
+        finally:
+            going.terminate()
+            going.communicate()
+
+    assert state == "CRITICAL"
+    assert summary.startswith("silent: no successful run recorded, failed its last 3 runs: "
+                              "account 'silent': "), summary
 
 
 def test_warning_for_failed_messages_and_a_disabled_ingest(tmp_path, write_config, run):
