@@ -316,6 +316,7 @@ SPEC: dict[str, list[str]] = {
         "test_check::test_warning_for_failed_messages_and_a_disabled_ingest",
         "test_check::test_unknown_when_the_database_cannot_be_read",
         "test_check::test_a_streak_counts_finished_runs_only",
+        "test_check::test_a_run_still_going_hides_no_streak",
         "test_check::test_warning_for_hook_events_given_up_in_the_last_day",
         "test_check::test_no_accounts_deliver_only_is_judged_by_what_comes_in",
         "test_check::test_no_accounts_after_fetch_ran_or_nothing_at_all_is_critical",
