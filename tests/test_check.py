@@ -83,8 +83,12 @@ def test_critical_when_an_account_had_no_success_for_max_age(tmp_path, write_con
     assert never[:2] == ("CRITICAL", "local: no successful run recorded")
     assert never[2]["age_local"] == "U;;15;0"
     assert run("fetch", config=config).exit_code == 0
+    assert run("deliver", "--resource", "it-support", config=config,
+               input=message("Piped")).exit_code == 0
 
-    assert plugin(helpdesk_fetch("check", config=config, wrapper=later(14)))[0] == "OK"
+    assert plugin(helpdesk_fetch("check", config=config, wrapper=later(14)))[:2] == (
+        "OK", "1 enabled account fetched within 15 min, 0 messages in the last hour, "
+              "1 piped in by deliver")
     state, summary, perfdata = plugin(helpdesk_fetch("check", config=config,
                                                      wrapper=later(20)))
     assert (state, summary) == ("CRITICAL", "local: no successful run for 20 min")
@@ -280,7 +284,7 @@ def test_no_accounts_after_fetch_ran_or_nothing_at_all_is_critical(tmp_path, wri
     state, summary, _ = plugin(run("check", config=config))
 
     assert (state, summary) == ("CRITICAL", "the accounts file defines no [[accounts]] table, "
-                                            "yet fetch read local in the last 24 h: every "
+                                            "yet fetch read local here in the last 24 h: every "
                                             "fetch now fails (exit 2); is the file cut short, "
                                             "or the wrong one?")
     assert run("fetch", config=config).exit_code == 2

@@ -12,7 +12,7 @@ What is judged:
   all), or failed its last 3 finished runs (alerts.failing: a run still going, killed or
   skipped neither breaks nor makes a streak); a canary is overdue; the ingest switch cannot be
   read (every ``fetch`` exits 2 then); the accounts file defines no account although ``fetch``
-  ran in the last 24 hours, or neither an account nor a resource (spec §2: nothing is read).
+  ran on this machine in the last 24 hours, or neither an account nor a resource (spec §2).
 - WARNING: ingest is disabled on this machine (then no run is expected, and account ages and
   canaries are not judged); messages wait in error folders or quarantine; auto-mails (with
   ``[smtp]``) or hook events (with ``[hooks]``) have been queued for more than 30 minutes;
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -163,7 +164,7 @@ def check(config: Config, *, max_age: int, now: dt.datetime | None = None) -> Re
 def _summary(config: Config, accounts: list[Account], *, max_age: int, fetched: int,
              delivered: int) -> str:
     """What an OK judged: the accounts, or that there are none to judge and why."""
-    piped = f", {delivered} delivered by deliver" if delivered else ""
+    piped = f", {delivered} piped in by deliver" if delivered else ""
     if accounts:
         return (f"{len(accounts)} enabled account{'' if len(accounts) == 1 else 's'} fetched "
                 f"within {max_age} min, {fetched} messages in the last hour{piped}")
@@ -176,15 +177,18 @@ def _summary(config: Config, accounts: list[Account], *, max_age: int, fetched: 
 
 def _no_accounts(config: Config, result: Result, *, now: dt.datetime) -> None:
     """Spec §2: a file without any account stops every fetch (exit 2). That is news when fetch
-    ran lately (the file was cut short, or --config names the wrong one), and when nothing
-    could come in at all: no account, and no resource for deliver either."""
+    ran on this machine lately (the file was cut short, or --config names the wrong one; a
+    machine that only pipes mail into a PostgreSQL database other machines fetch into is
+    fine), and when nothing could come in at all: no account, and no resource for deliver
+    either."""
     ran = [name for name, in tuples(AccountRun.select(AccountRun.account).distinct()
-                                     .where(AccountRun.started_at > now - RECENT)
+                                     .where((AccountRun.started_at > now - RECENT)
+                                            & (AccountRun.host == socket.gethostname()))
                                      .order_by(AccountRun.account))]
     if ran:
         result.problems.append(Problem(
             State.CRITICAL, f"the accounts file defines no [[accounts]] table, yet fetch read "
-                            f"{', '.join(ran)} in the last 24 h: every fetch now fails "
+                            f"{', '.join(ran)} here in the last 24 h: every fetch now fails "
                             "(exit 2); is the file cut short, or the wrong one?"))
     elif not config.resources:
         result.problems.append(Problem(
