@@ -89,6 +89,12 @@ class UsageError(HelpdeskError):
     exit_code = EXIT_USAGE
 
 
+class NoDatabase(UsageError):
+    """A command that changes what is stored (``tickets close``) found no database: it creates
+    none, since there is nothing in it to change (and a mistyped --config would otherwise leave
+    an empty database behind)."""
+
+
 class MailboxError(HelpdeskError):
     """An account could not be processed (connect, TLS, login, protocol)."""
 

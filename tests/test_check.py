@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import signal
+import socket
+import time
 
 import pytest
 
+from tests.chaos import start_fetch
 from tests.mails import message
-from tests.proc import helpdesk_fetch
+from tests.proc import environment, helpdesk_fetch
 from tests.servers import PASSWORD
 from tests.test_ingest_maildir import make_maildir
 
@@ -57,16 +62,16 @@ def test_ok_with_perfdata(tmp_path, write_config, run):
 
     assert state == "OK"
     assert summary == "1 enabled account fetched within 15 min, 2 messages in the last hour"
-    assert list(perfdata) == ["age_local", "fetched_1h", "failed_messages", "outbox",
-                              "hook_events"]  # disabled accounts are not watched
+    assert list(perfdata) == ["age_local", "fetched_1h", "delivered_1h", "failed_messages",
+                              "outbox", "hook_events"]  # disabled accounts are not watched
     assert re.fullmatch(r"0(\.[0-9])?;;15;0", perfdata["age_local"])
     assert perfdata["fetched_1h"] == "2;;;0" and perfdata["failed_messages"] == "0;0;;0"
     data = run.json("check", config=config)
     assert (data["state"], data["exit_code"], data["summary"], data["problems"]) == (
         "OK", 0, summary, [])
     assert {d["label"]: d["value"] for d in data["perfdata"]} == {
-        "age_local": data["perfdata"][0]["value"], "fetched_1h": 2, "failed_messages": 0,
-        "outbox": 0, "hook_events": 0}
+        "age_local": data["perfdata"][0]["value"], "fetched_1h": 2, "delivered_1h": 0,
+        "failed_messages": 0, "outbox": 0, "hook_events": 0}
     assert data["perfdata"][0] == {"label": "age_local", "metric": "age",
                                    "value": data["perfdata"][0]["value"], "uom": "",
                                    "warn": None, "crit": "15", "min": "0", "account": "local"}
@@ -78,8 +83,12 @@ def test_critical_when_an_account_had_no_success_for_max_age(tmp_path, write_con
     assert never[:2] == ("CRITICAL", "local: no successful run recorded")
     assert never[2]["age_local"] == "U;;15;0"
     assert run("fetch", config=config).exit_code == 0
+    assert run("deliver", "--resource", "it-support", config=config,
+               input=message("Piped")).exit_code == 0
 
-    assert plugin(helpdesk_fetch("check", config=config, wrapper=later(14)))[0] == "OK"
+    assert plugin(helpdesk_fetch("check", config=config, wrapper=later(14)))[:2] == (
+        "OK", "1 enabled account fetched within 15 min, 0 messages in the last hour, "
+              "1 piped in by deliver")
     state, summary, perfdata = plugin(helpdesk_fetch("check", config=config,
                                                      wrapper=later(20)))
     assert (state, summary) == ("CRITICAL", "local: no successful run for 20 min")
@@ -110,6 +119,70 @@ def test_critical_after_three_failed_runs_naming_each_account(dovecot, mail_user
     assert PASSWORD not in summary and "not-the-password" not in summary
     problems = json.loads(run("check", "--json", config=config).stdout)["problems"]
     assert [(p["state"], p["account"]) for p in problems] == [("CRITICAL", "helpdesk")]
+
+
+def test_a_streak_counts_finished_runs_only(tmp_path, write_config, run):
+    """A run still going, or killed, is no failure, and hides none: the failures in a row are
+    those of the runs that ended, as for the news of spec §11.2."""
+    box = tmp_path / "box"
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    missing = f"local: no successful run recorded: account 'local': {box} is not a Maildir"
+
+    def killed(subject: str) -> None:
+        make_maildir(box, [])
+        (box / "new" / f"{subject.replace(' ', '-')}.test").write_bytes(message(subject))
+        dies = helpdesk_fetch("fetch", config=config,
+                              env=environment(HELPDESK_FETCH_CRASH_AT="after_commit"))
+        assert dies.returncode == -signal.SIGKILL, dies.stderr
+        shutil.rmtree(box)
+
+    def judged() -> str:
+        state, summary, _ = plugin(run("check", "--max-age", "60", config=config))
+        assert state == "CRITICAL"  # never a success
+        return summary
+
+    for _ in range(2):
+        assert run("fetch", config=config).exit_code == 1
+    killed("Stored, then the run is killed")  # its row says "running": it died, not failed
+    assert judged().startswith(missing)
+    assert "failed its last" not in judged()
+    assert run("fetch", config=config).exit_code == 1  # the third failure: the killed run
+    # is recorded as interrupted now, between the second and the third
+    assert judged().startswith("local: no successful run recorded, failed its last 3 runs: "
+                               f"account 'local': {box} is not a Maildir")
+    killed("Killed again")  # a run that died (or one still going) hides no streak
+    assert "failed its last 3 runs" in judged()
+    assert run("fetch", config=config).exit_code == 1
+    assert "failed its last 4 runs" in judged()
+
+
+def test_a_run_still_going_hides_no_streak(tmp_path, write_config, run):
+    """A server that accepts and never greets: three runs fail by their timeout; while a
+    fourth waits (a longer timeout), its "running" row is the account's latest."""
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody answers
+    account = {"name": "silent", "protocol": "imap", "host": "127.0.0.1",
+               "port": silent.getsockname()[1], "security": "none", "username": "u",
+               "password": "p", "timeout_seconds": 1}
+    config = write_config([account])
+    with silent:
+        for _ in range(3):
+            assert run("fetch", config=config).exit_code == 1
+        write_config([dict(account, timeout_seconds=300)])
+        going = start_fetch(config)
+        try:
+            while run.json("status", config=config)["accounts"][0]["last_run"][
+                    "outcome"] != "running":
+                assert going.poll() is None, going.communicate()
+                time.sleep(0.1)
+
+            state, summary, _ = plugin(run("check", config=config))
+        finally:
+            going.terminate()
+            going.communicate()
+
+    assert state == "CRITICAL"
+    assert summary.startswith("silent: no successful run recorded, failed its last 3 runs: "
+                              "account 'silent': "), summary
 
 
 def test_warning_for_failed_messages_and_a_disabled_ingest(tmp_path, write_config, run):
@@ -149,6 +222,78 @@ def test_warning_for_auto_mails_and_hook_events_queued_too_long(tmp_path, write_
     assert (state, summary) == ("WARNING", "2 auto-mails queued for more than 30 min; 1 hook "
                                            "event queued for more than 30 min")
     assert (perfdata["outbox"], perfdata["hook_events"]) == ("2;;;0", "1;;;0")
+
+
+@pytest.mark.both_backends
+def test_warning_for_hook_events_given_up_in_the_last_day(tmp_path, write_config, run):
+    hook = tmp_path / "ticket-event"
+    hook.write_text("#!/bin/sh\necho 'chat server down' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    config = write_config([local_box(tmp_path)],
+                          hooks={"command": [str(hook)], "max_attempts": 1})
+    run("fetch", config=config)
+    for subject in ("One", "Two"):  # each event is tried once after its commit, and dropped
+        assert run("deliver", "--resource", "it-support", config=config,
+                   input=message(subject)).exit_code == 0
+
+    state, summary, perfdata = plugin(run("check", "--max-age", "60", config=config))
+
+    assert (state, summary) == ("WARNING", f"2 hook events were given up after max_attempts "
+                                           f"in the last 24 h, never delivered to the hook "
+                                           f"{hook} (2 ticket.created; status shows the last "
+                                           f"error)")
+    assert perfdata["hook_events"] == "0;;;0"  # none waits: they are lost
+    assert run.json("status", config=config)["hook_queue"]["given_up"] == 2
+    a_day_later = helpdesk_fetch("check", "--max-age", "2000", config=config,
+                                 wrapper=later(24 * 60 + 1))
+    assert plugin(a_day_later)[0] == "OK"
+
+
+def test_no_accounts_deliver_only_is_judged_by_what_comes_in(tmp_path, write_config, run):
+    """Spec §2: a file without accounts stops fetch, not deliver. Fed by deliver alone, the
+    check says so instead of "0 accounts", and what it judged."""
+    config = write_config([])
+
+    state, summary, perfdata = plugin(run("check", config=config))
+
+    assert (state, summary) == ("OK", "no [[accounts]]: mail comes by deliver only; 0 messages "
+                                      "delivered in the last hour, error folders, quarantine "
+                                      "and queues checked")
+    assert perfdata["delivered_1h"] == "0;;;0" and not any(k.startswith("age_")
+                                                           for k in perfdata)
+    assert run("deliver", "--resource", "it-support", config=config,
+               input=message("Piped")).exit_code == 0
+    assert plugin(run("check", config=config))[1].startswith(
+        "no [[accounts]]: mail comes by deliver only; 1 message delivered in the last hour")
+    assert run("deliver", "--resource", "it-support", config=config, input=b"").exit_code == 65
+    assert plugin(run("check", config=config))[:2] == (
+        "WARNING", "1 message waits in error folders or quarantine (errors list)")
+
+
+@pytest.mark.both_backends
+def test_no_accounts_after_fetch_ran_or_nothing_at_all_is_critical(tmp_path, write_config,
+                                                                   run):
+    empty = write_config([], resources=[], path=tmp_path / "empty.toml")
+    assert plugin(run("check", config=empty))[:2] == (
+        "CRITICAL", "the accounts file defines no [[accounts]] and no [[resources]]: no mail "
+                    "can be fetched or delivered; is it empty, cut short, or the wrong file?")
+    config = write_config([local_box(tmp_path, [message("One")])])
+    assert run("fetch", config=config).exit_code == 0
+    write_config([])  # cut short: every fetch now exits 2
+
+    state, summary, _ = plugin(run("check", config=config))
+
+    assert (state, summary) == ("CRITICAL", "the accounts file defines no [[accounts]] table, "
+                                            "yet fetch read local here in the last 24 h: every "
+                                            "fetch now fails (exit 2); is the file cut short, "
+                                            "or the wrong one?")
+    assert run("fetch", config=config).exit_code == 2
+    # A day on, an installation that turned to deliver is judged as one.
+    assert plugin(helpdesk_fetch("check", config=config, wrapper=later(24 * 60 + 1)))[0] == "OK"
+    write_config([{"name": "local", "protocol": "maildir", "path": "box", "enabled": False}])
+    assert plugin(run("check", config=config))[:2] == (
+        "OK", "no enabled account (1 disabled): no mailbox is read; 0 messages delivered in "
+              "the last hour, error folders, quarantine and queues checked")
 
 
 def test_unknown_when_the_database_cannot_be_read(tmp_path, write_config, run):

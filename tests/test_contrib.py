@@ -157,5 +157,6 @@ def test_the_prometheus_textfile_script(tmp_path, write_config):
     assert samples["helpdesk_fetch_state"] == 0
     assert samples['helpdesk_fetch_minutes_since_success{account="local"}'] < 5
     assert samples["helpdesk_fetch_failed_messages"] == 0
+    assert samples["helpdesk_fetch_messages_delivered_last_hour"] == 0
     assert oct(output.stat().st_mode & 0o777) == "0o644"
     assert [p.name for p in output.parent.iterdir()] == ["helpdesk_fetch.prom"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from helpdesk_fetch.cli import cli, docs, subcommands
-from tests.proc import environment, helpdesk_fetch
+from tests.proc import ROOT, environment, helpdesk_fetch
 
 
 def test_readme_command_reference_is_generated_from_the_cli():
@@ -37,6 +40,31 @@ def test_check_mode_fails_on_a_stale_readme(tmp_path, monkeypatch):
     assert docs.main([]) == 0
     assert docs.main(["--check"]) == 0
     assert "| `fetch` |" in stale.read_text()
+
+
+def test_the_generator_runs_as_a_script(tmp_path):
+    """`make docs` runs the module as __main__, where a name defined below the guard, or a
+    module-level mistake, fails only then: run it so, on a copy of the README."""
+    stale = tmp_path / "README.md"
+    readme = docs.README.read_text(encoding="utf-8")
+    stale.write_text(docs.update(readme).replace("| `fetch` |", "| `fetch` (old) |", 1),
+                     encoding="utf-8")
+
+    def script(*args: str):
+        return subprocess.run([sys.executable, "-m", "helpdesk_fetch.cli.docs", *args],
+                              capture_output=True, text=True, cwd=ROOT, env=environment(),
+                              timeout=120)
+
+    checked = script("--check", str(stale))
+    assert (checked.returncode, checked.stderr) == (
+        1, f"{stale}: the command reference is out of date; run "
+           "`python -m helpdesk_fetch.cli.docs`\n")
+    updated = script(str(stale))
+    assert (updated.returncode, updated.stdout, updated.stderr) == (
+        0, f"{stale}: command reference updated\n", "")
+    assert stale.read_text(encoding="utf-8") == docs.update(readme)
+    assert script("--check", str(stale)).returncode == 0
+    assert docs.README.read_text(encoding="utf-8") == readme  # the real one untouched
 
 
 def test_shell_completion():

@@ -29,6 +29,7 @@ SPEC: dict[str, list[str]] = {
         "test_config::test_a_file_without_accounts_stops_every_command_that_reads_mail",
         "test_config::test_a_file_whose_accounts_are_all_disabled_is_not_an_error",
         "test_config::test_dev_null_is_no_accounts_file",
+        "test_check::test_no_accounts_after_fetch_ran_or_nothing_at_all_is_critical",
     ],
     "§2 maildir accounts read a local Maildir": [
         "test_ingest_maildir::test_maildir_mail_becomes_tickets",
@@ -189,6 +190,7 @@ SPEC: dict[str, list[str]] = {
         "test_ingest_imap::test_a_failing_account_does_not_stop_the_others",
         "test_network_faults::test_stalled_server_times_out",
         "test_network_faults::test_trickling_server_is_cut_off_by_the_run_budget",
+        "test_status::test_accounts_the_run_budget_left_out_are_recorded_as_skipped",
     ],
     "§4.7 overlapping runs never process one account at once": [
         "test_concurrency::test_two_runs_started_together_share_the_work",
@@ -313,6 +315,11 @@ SPEC: dict[str, list[str]] = {
         "test_check::test_critical_after_three_failed_runs_naming_each_account",
         "test_check::test_warning_for_failed_messages_and_a_disabled_ingest",
         "test_check::test_unknown_when_the_database_cannot_be_read",
+        "test_check::test_a_streak_counts_finished_runs_only",
+        "test_check::test_a_run_still_going_hides_no_streak",
+        "test_check::test_warning_for_hook_events_given_up_in_the_last_day",
+        "test_check::test_no_accounts_deliver_only_is_judged_by_what_comes_in",
+        "test_check::test_no_accounts_after_fetch_ran_or_nothing_at_all_is_critical",
     ],
     "§11.2 quiet repeats; [alerts] mails": [
         "test_alerts::test_failure_is_news_when_it_starts_and_when_it_ends",

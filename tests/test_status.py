@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import socket
 
 from tests.mails import message
 from tests.proc import helpdesk_fetch
+from tests.test_cli import held
 from tests.test_ingest_maildir import make_maildir
 
 RUN_KEYS = {"started_at": str, "finished_at": str, "seconds": float, "outcome": str,
@@ -130,3 +132,43 @@ def test_run_history_is_pruned_after_history_days(tmp_path, write_config, run):
     assert left["state"] == "pending"  # waiting messages are never pruned
     assert run.json("status", config=config)["accounts"][0]["last_run"]["fetched"] == 0
 
+
+
+def test_accounts_the_run_budget_left_out_are_recorded_as_skipped(tmp_path, write_config,
+                                                                   run):
+    """A server that accepts the connection and never greets takes the account's timeout,
+    which is the whole run_budget_seconds: the account after it is skipped, and its history
+    says so, unless another run holds it (then it is that run's account, which records it)."""
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody answers
+    make_maildir(tmp_path / "box", [message("Waits for the next run")])
+    config = write_config(
+        [{"name": "silent", "protocol": "imap", "host": "127.0.0.1",
+          "port": silent.getsockname()[1], "security": "none", "username": "u",
+          "password": "p", "timeout_seconds": 1},
+         {"name": "later", "protocol": "maildir", "path": "box"}],
+        settings={"run_budget_seconds": 1})
+
+    with silent:
+        with held("later", config):
+            assert run("fetch", config=config).exit_code == 1
+        assert _last_run(run, config, "later") is None  # the other run's: not skipped here
+        result = run("fetch", config=config)
+        data = run.json("status", config=config)
+        text = run("status", config=config).output
+
+    assert result.exit_code == 1
+    assert "account later: skipped, run_budget_seconds used up" in result.stderr
+    later = _last_run(run, config, "later")
+    assert (later["outcome"], later["error"], later["fetched"]) == (
+        "skipped", "the run's time budget was used up", 0)
+    assert data["accounts"][0]["last_run"]["outcome"] == "failed"
+    [row] = [line.split("\t") for line in text.splitlines() if line.startswith("later\t")]
+    assert row[2] == "skipped" and row[-1] == "the run's time budget was used up"
+    [listed] = [a for a in run.json("accounts", "list", config=config) if a["name"] == "later"]
+    assert listed["last_run"]["outcome"] == "skipped"
+    assert run.json("tickets", "list", config=config) == []  # nothing of it was read
+
+
+def _last_run(run, config, name: str):
+    [account] = [a for a in run.json("status", config=config)["accounts"] if a["name"] == name]
+    return account["last_run"]

@@ -83,6 +83,22 @@ def test_an_agent_status_change_keeps_a_reply_stored_since_it_was_read(tmp_path,
     assert len(after["messages"]) == 2
 
 
+def test_changing_a_ticket_before_there_is_a_database_creates_none(tmp_path, write_config, run):
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    database = tmp_path / "helpdesk.db"
+    said = (f"helpdesk-fetch: error: no such ticket: there is no database yet at {database} "
+            "(the first fetch or deliver creates it)\n")
+
+    for command in (("close", "1042"), ("set-status", "1042", "in_progress"),
+                    ("set-status", "--id", "1", "closed"), ("close", "[TicketID 1042QKXP]")):
+        result = run("tickets", *command, config=config)
+        assert (result.exit_code, result.stderr) == (2, said), command
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.toml"]
+    assert run.json("tickets", "list", config=config) == []  # reading creates nothing either
+    assert not database.exists()
+
+
 def test_a_database_error_in_a_ticket_command_is_one_line(tmp_path, write_config, run):
     """Spec §3: every command, not only fetch, meets a broken database with one line, exit 1."""
     config, ticket = _one_ticket(tmp_path, write_config, run)

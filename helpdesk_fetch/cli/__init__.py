@@ -50,15 +50,17 @@ class App:
             remember_secret(dburl.password(self._config.settings.database) or "")
         return config.require_accounts(self._config) if reads_mail else self._config
 
-    def database(self, *, read_only: bool = False):
-        """The database, opened once (read-only commands never create or migrate it)."""
+    def database(self, *, read_only: bool = False, create: bool = True):
+        """The database, opened once (read-only commands never create or migrate it; without
+        *create*, a database not created yet is NoDatabase)."""
         if self._database is None:
             from helpdesk_fetch.errors import ConfigError
             from helpdesk_fetch.store import db
 
             config = self.config()
             try:
-                self._database = db.open_configured(config.settings, read_only=read_only)
+                self._database = db.open_configured(config.settings, read_only=read_only,
+                                                    create=create)
             except ConfigError as exc:  # its password source, its URL: name the file too
                 raise exc.in_file(config.path) from None
         return self._database

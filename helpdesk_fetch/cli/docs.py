@@ -2,6 +2,7 @@
 
     python -m helpdesk_fetch.cli.docs            # rewrite the marked section of README.md
     python -m helpdesk_fetch.cli.docs --check    # exit 1 when README.md is out of date
+    python -m helpdesk_fetch.cli.docs [--check] PATH    # another copy of the README
 
 A test runs the check, so a changed option or help text fails the suite until the README is
 regenerated.
@@ -74,29 +75,31 @@ def _literally(text: str) -> Callable[[re.Match[str]], str]:
     return lambda _: text
 
 
-def update(text: str) -> str:
-    """*text* (the README) with its marked sections replaced by what the CLI says now."""
+def update(text: str, *, path: Path = README) -> str:
+    """*text* (the README at *path*) with its marked sections replaced by what the CLI says now."""
     for name, generate in SECTIONS.items():
         pattern = re.compile(re.escape(begin(name)) + ".*?" + re.escape(end(name)), re.DOTALL)
         if not pattern.search(text):
-            raise SystemExit(f"{README}: no section marked {begin(name)!r} ... {end(name)!r}")
+            raise SystemExit(f"{path}: no section marked {begin(name)!r} ... {end(name)!r}")
         block = f"{begin(name)}\n{generate()}\n{end(name)}"
         text = pattern.sub(_literally(block), text, count=1)
     return text
 
 
 def main(argv: list[str]) -> int:
-    text = README.read_text(encoding="utf-8")
-    fresh = update(text)
+    paths = [arg for arg in argv if not arg.startswith("--")]
+    readme = Path(paths[0]) if paths else README
+    text = readme.read_text(encoding="utf-8")
+    fresh = update(text, path=readme)
     if "--check" in argv:
         if fresh != text:
-            print(f"{README}: the command reference is out of date; run "
+            print(f"{readme}: the command reference is out of date; run "
                   "`python -m helpdesk_fetch.cli.docs`", file=sys.stderr)
             return 1
         return 0
     if fresh != text:
-        README.write_text(fresh, encoding="utf-8")
-        print(f"{README}: command reference updated")
+        readme.write_text(fresh, encoding="utf-8")
+        print(f"{readme}: command reference updated")
     return 0
 
 

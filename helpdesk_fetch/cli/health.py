@@ -41,10 +41,13 @@ def check(app: App, ctx: click.Context, max_age: int, as_json: bool) -> None:
     summary | perfdata", exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
     CRITICAL: an enabled account had no successful run for --max-age minutes or failed its
-    last 3 runs; a canary of `probe send` is overdue (canary_max_minutes); the ingest switch
-    cannot be read; the accounts file is invalid. WARNING: ingest disabled; failed messages
-    waiting; auto-mails or hook events queued for more than 30 minutes. UNKNOWN: the database
-    or the accounts file cannot be read by this user. Run it as the user that runs `fetch`.
+    last 3 finished runs; a canary of `probe send` is overdue (canary_max_minutes); the
+    ingest switch cannot be read; the accounts file is invalid, defines neither an account
+    nor a resource, or no account although `fetch` ran here in the last 24 hours. WARNING:
+    ingest disabled; failed messages waiting; auto-mails or hook events queued for more than 30
+    minutes; hook events given up in the last 24 hours. UNKNOWN: the database or the accounts
+    file cannot be read by this user. Without accounts (mail piped in by `deliver` only) the
+    summary says so. Run it as the user that runs `fetch`.
 
     \b
     Examples:

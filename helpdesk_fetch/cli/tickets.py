@@ -125,6 +125,9 @@ def close(app: App, ticket: str | None, number: str | None, ticket_id: int | Non
     """Close the ticket TICKET (its number or tag). A reply within the reactivation window
     reopens it.
 
+    Before the first `fetch` or `deliver` there is no database, so no such ticket: it says so
+    (exit status 2) and creates none.
+
     \b
     Examples:
       helpdesk-fetch tickets close 1042
@@ -142,6 +145,9 @@ def set_status(app: App, ticket: str | None, number: str | None, ticket_id: int 
     """Set the status of the ticket TICKET (its number or tag). STATUS: new,
     confirmed_unread, in_progress or closed.
 
+    Before the first `fetch` or `deliver` there is no database, so no such ticket: it says so
+    (exit status 2) and creates none.
+
     \b
     Examples:
       helpdesk-fetch tickets set-status 1042 in_progress
@@ -156,8 +162,12 @@ def set_status(app: App, ticket: str | None, number: str | None, ticket_id: int 
 
 def _set_status(app: App, ticket: str | None, number: str | None, ticket_id: int | None,
                 status: str) -> None:
+    from helpdesk_fetch.errors import NoDatabase
     from helpdesk_fetch.tickets import queries as core
 
-    app.database()
+    try:
+        app.database(create=False)  # a database that is not there holds no ticket
+    except NoDatabase as exc:
+        raise NoDatabase(f"no such ticket: {exc}") from None
     changed = core.set_status(_ticket(app, ticket, number, ticket_id), status)
     note(f"Ticket {changed.number} is now {changed.status}.")

@@ -9,18 +9,25 @@ what they count.
 What is judged:
 
 - CRITICAL: an enabled account has had no successful run for ``max_age`` minutes (or none at
-  all), or failed its last 3 runs; a canary is overdue; the ingest switch cannot be read (every
-  ``fetch`` exits 2 then).
+  all), or failed its last 3 finished runs (alerts.failing: a run still going, killed or
+  skipped neither breaks nor makes a streak); a canary is overdue; the ingest switch cannot be
+  read (every ``fetch`` exits 2 then); the accounts file defines no account although ``fetch``
+  ran on this machine in the last 24 hours, or neither an account nor a resource (spec §2).
 - WARNING: ingest is disabled on this machine (then no run is expected, and account ages and
   canaries are not judged); messages wait in error folders or quarantine; auto-mails (with
-  ``[smtp]``) or hook events (with ``[hooks]``) have been queued for more than 30 minutes.
+  ``[smtp]``) or hook events (with ``[hooks]``) have been queued for more than 30 minutes;
+  hook events were given up after ``max_attempts`` in the last 24 hours.
 - UNKNOWN: made by the caller, when the database (or the accounts file) cannot be read.
+
+Without any enabled account (an installation fed by ``deliver`` alone, or every account
+disabled) the summary says so, and what was judged, rather than a bare "0 accounts".
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -31,13 +38,15 @@ from peewee import ModelSelect, fn
 from helpdesk_fetch import state
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Account, Config
-from helpdesk_fetch.enums import FailureState, RunOutcome
-from helpdesk_fetch.health import canary
-from helpdesk_fetch.store.models import AccountRun, FailedMessage, HookEvent, Outbox
+from helpdesk_fetch.enums import Direction, FailureState, RunOutcome
+from helpdesk_fetch.health import alerts, canary
+from helpdesk_fetch.store.failures import DELIVER_PREFIX
+from helpdesk_fetch.store.models import AccountRun, FailedMessage, HookEvent, Message, Outbox
 from helpdesk_fetch.store.peewee_adapter import tuples
 
 PREFIX = "HELPDESK-FETCH"
 QUEUED_TOO_LONG = dt.timedelta(minutes=30)
+RECENT = dt.timedelta(hours=24)  # given-up hook events, and runs of a file now without accounts
 FAILED_RUNS = 3  # this many failed runs in a row are CRITICAL at once
 ERROR_CHARS = 120  # of an account's last error, in the summary
 
@@ -135,16 +144,57 @@ def check(config: Config, *, max_age: int, now: dt.datetime | None = None) -> Re
                        for name, age in ages.items()]
     if reading:
         _accounts(ages, result, max_age=max_age)
+    if not config.accounts:
+        _no_accounts(config, result, now=now)
     _canaries(accounts, result, max_minutes=config.settings.canary_max_minutes, now=now,
               judge=reading)
+    hour_ago = now - dt.timedelta(hours=1)
     fetched = (AccountRun.select(fn.COALESCE(fn.SUM(AccountRun.fetched), 0))
-               .where(AccountRun.started_at > now - dt.timedelta(hours=1)).scalar())
-    result.metrics.append(Metric("fetched_1h", fetched))
+               .where(AccountRun.started_at > hour_ago).scalar())
+    delivered = (Message.select().where((Message.direction == Direction.IN)
+                                        & Message.account.startswith(DELIVER_PREFIX)
+                                        & (Message.received_at > hour_ago)).count())
+    result.metrics += [Metric("fetched_1h", fetched), Metric("delivered_1h", delivered)]
     _waiting(config, result, now=now)
-    result.summary_when_ok = (f"{len(accounts)} enabled account"
-                              f"{'' if len(accounts) == 1 else 's'} fetched within {max_age} "
-                              f"min, {fetched} messages in the last hour")
+    result.summary_when_ok = _summary(config, accounts, max_age=max_age, fetched=fetched,
+                                      delivered=delivered)
     return result
+
+
+def _summary(config: Config, accounts: list[Account], *, max_age: int, fetched: int,
+             delivered: int) -> str:
+    """What an OK judged: the accounts, or that there are none to judge and why."""
+    piped = f", {delivered} piped in by deliver" if delivered else ""
+    if accounts:
+        return (f"{len(accounts)} enabled account{'' if len(accounts) == 1 else 's'} fetched "
+                f"within {max_age} min, {fetched} messages in the last hour{piped}")
+    disabled = len(config.accounts)
+    what = (f"no enabled account ({disabled} disabled): no mailbox is read" if disabled
+            else "no [[accounts]]: mail comes by deliver only")
+    return (f"{what}; {delivered} message{'' if delivered == 1 else 's'} delivered in the "
+            "last hour, error folders, quarantine and queues checked")
+
+
+def _no_accounts(config: Config, result: Result, *, now: dt.datetime) -> None:
+    """Spec §2: a file without any account stops every fetch (exit 2). That is news when fetch
+    ran on this machine lately (the file was cut short, or --config names the wrong one; a
+    machine that only pipes mail into a PostgreSQL database other machines fetch into is
+    fine), and when nothing could come in at all: no account, and no resource for deliver
+    either."""
+    ran = [name for name, in tuples(AccountRun.select(AccountRun.account).distinct()
+                                     .where((AccountRun.started_at > now - RECENT)
+                                            & (AccountRun.host == socket.gethostname()))
+                                     .order_by(AccountRun.account))]
+    if ran:
+        result.problems.append(Problem(
+            State.CRITICAL, f"the accounts file defines no [[accounts]] table, yet fetch read "
+                            f"{', '.join(ran)} here in the last 24 h: every fetch now fails "
+                            "(exit 2); is the file cut short, or the wrong one?"))
+    elif not config.resources:
+        result.problems.append(Problem(
+            State.CRITICAL, "the accounts file defines no [[accounts]] and no [[resources]]: "
+                            "no mail can be fetched or delivered; is it empty, cut short, or "
+                            "the wrong file?"))
 
 
 def _ingest(config: Config, result: Result) -> bool:
@@ -165,23 +215,30 @@ def _ingest(config: Config, result: Result) -> bool:
 
 
 def _accounts(ages: dict[str, float | None], result: Result, *, max_age: int) -> None:
-    """Each account's age since its last success, and its last runs."""
+    """Each account's age since its last success, and its failures in a row."""
     for name, age in ages.items():
-        recent = list(tuples(AccountRun.select(AccountRun.outcome, AccountRun.error)
-                             .where(AccountRun.account == name)
-                             .order_by(AccountRun.id.desc()).limit(FAILED_RUNS)))
         wrong = []
         if age is None:
             wrong.append("no successful run recorded")
         elif age >= max_age:
             wrong.append(f"no successful run for {math.floor(age)} min")
-        if len(recent) == FAILED_RUNS and all(o == RunOutcome.FAILED for o, _ in recent):
-            wrong.append(f"failed its last {FAILED_RUNS} runs")
+        streak = alerts.failing(name)  # finished runs only
+        if streak is not None and streak.runs >= FAILED_RUNS:
+            wrong.append(f"failed its last {streak.runs} runs")
         if wrong:
-            error = recent[0][1] if recent and recent[0][0] == RunOutcome.FAILED else None
+            error = _last_error(name) if streak is not None else None
             said = f": {_shorter(error)}" if error else ""
             result.problems.append(Problem(State.CRITICAL, f"{name}: {', '.join(wrong)}{said}",
                                            name))
+
+
+def _last_error(account: str) -> str | None:
+    """What the account's latest failed run said."""
+    error: str | None = (AccountRun.select(AccountRun.error)
+                         .where((AccountRun.account == account)
+                                & (AccountRun.outcome == RunOutcome.FAILED))
+                         .order_by(AccountRun.id.desc()).limit(1).scalar())
+    return error
 
 
 def _last_success(account: str) -> dt.datetime | None:
@@ -217,7 +274,8 @@ def _canaries(accounts: list[Account], result: Result, *, max_minutes: int,
 
 
 def _waiting(config: Config, result: Result, *, now: dt.datetime) -> None:
-    """Failed messages waiting; auto-mails and hook events queued for too long."""
+    """Failed messages waiting; auto-mails and hook events queued for too long; hook events
+    given up lately."""
     failed = FailedMessage.select().where(FailedMessage.state == FailureState.PENDING).count()
     if failed:
         result.problems.append(Problem(State.WARNING, f"{failed} message"
@@ -235,6 +293,22 @@ def _waiting(config: Config, result: Result, *, now: dt.datetime) -> None:
     if config.hooks is not None:
         _queued_too_long(result, events.where(HookEvent.created_at < now - QUEUED_TOO_LONG),
                          "hook event")
+        _given_up(result, config.hooks.command[0], since=now - RECENT)
+
+
+def _given_up(result: Result, command: str, *, since: dt.datetime) -> None:
+    """Hook events dropped after max_attempts since *since*: lost to *command* for good."""
+    rows = tuples(HookEvent.select(HookEvent.event, fn.COUNT(HookEvent.id))
+                  .where(HookEvent.failed_at > since)
+                  .group_by(HookEvent.event).order_by(HookEvent.event))
+    counts = dict(rows)
+    total = sum(counts.values())
+    if total:
+        kinds = ", ".join(f"{count} {event}" for event, count in counts.items())
+        result.problems.append(Problem(
+            State.WARNING, f"{total} hook event{' was' if total == 1 else 's were'} given up "
+                           f"after max_attempts in the last 24 h, never delivered to the hook "
+                           f"{command} ({kinds}; status shows the last error)"))
 
 
 def _queued_too_long(result: Result, query: ModelSelect[Any], what: str) -> None:

@@ -216,14 +216,10 @@ class Run:
         report = AccountReport(account.name,
                                outcome=RunOutcome.DRY_RUN if self.dry_run else RunOutcome.OK)
         if self.remaining() <= 0:
-            report.outcome, report.error = RunOutcome.SKIPPED, "the run's time budget was used up"
-            log.warning("account %s: skipped, run_budget_seconds used up", account.name)
+            self._skip(account, report)
             return report
         try:
-            lock = (contextlib.nullcontext() if self.dry_run else
-                    state.account_lock(account.name, state_dir=self.settings.state_dir,
-                                       database=self.pipeline.database))
-            with lock:
+            with self._lock(account):
                 if not self.dry_run:  # read under the lock: no other run records meanwhile
                     report.failing = self.pipeline.call_db(alerts.failing, account.name)
                 self._begin(report)
@@ -233,9 +229,7 @@ class Run:
             report.error = (f"interrupted after storing {report.stored} messages; the rest "
                             "stays on the server for the next run")
         except AccountBusy as exc:
-            report.outcome = RunOutcome.BUSY
-            log.info("account %s: skipped, %s", account.name, exc if isinstance(
-                exc, IngestSwitchedOff) else "another run is processing it")
+            _busy(report, exc)
         except (MailboxError, ParserUnavailable) as exc:
             _failed(report, exc)
         except ConfigError as exc:  # e.g. a password source: name the accounts file too
@@ -246,6 +240,27 @@ class Run:
             self._record(report)
             self._news(report)
         return report
+
+    def _lock(self, account: Account) -> contextlib.AbstractContextManager[None]:
+        """The account's lock (AccountBusy when another run holds it); none for a dry run."""
+        if self.dry_run:
+            return contextlib.nullcontext()
+        return state.account_lock(account.name, state_dir=self.settings.state_dir,
+                                  database=self.pipeline.database)
+
+    def _skip(self, account: Account, report: AccountReport) -> None:
+        """The budget is used up before *account*: it is skipped, and its history says so
+        (``status``), unless another run holds it: then it is that run's account, not
+        skipped, and that run records it."""
+        try:
+            with self._lock(account):
+                report.outcome, report.error = (RunOutcome.SKIPPED,
+                                                "the run's time budget was used up")
+                log.warning("account %s: skipped, run_budget_seconds used up", account.name)
+                if not self.dry_run:  # recorded under the lock, as a run of its own would be
+                    self._record(report)
+        except AccountBusy as exc:
+            _busy(report, exc)
 
     def _news(self, report: AccountReport) -> None:
         """Spec §11.2: a failure is news when it starts (logged by _failed) and when it ends."""
@@ -286,6 +301,12 @@ class Run:
                 duplicates=report.duplicates, ignored=report.ignored,
                 rule_counts=json.dumps(report.rule_counts), errors=report.errors,
                 error=report.error, host=self.host)
+
+
+def _busy(report: AccountReport, exc: AccountBusy) -> None:
+    report.outcome = RunOutcome.BUSY
+    log.info("account %s: skipped, %s", report.account, exc if isinstance(
+        exc, IngestSwitchedOff) else "another run is processing it")
 
 
 def _failed(report: AccountReport,

@@ -38,7 +38,7 @@ from urllib.parse import quote, unquote, urlsplit
 from peewee import Database, OperationalError, PeeweeException, PostgresqlDatabase, SqliteDatabase
 
 from helpdesk_fetch.config import Settings, dburl
-from helpdesk_fetch.errors import ConfigError, DatabaseError
+from helpdesk_fetch.errors import ConfigError, DatabaseError, NoDatabase
 from helpdesk_fetch.store import models
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -57,10 +57,16 @@ SERVER_KEEPALIVES = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 " \
                     "-c tcp_keepalives_count=3"
 
 
-def open_configured(settings: Settings, *, read_only: bool = False) -> Database:
-    """Open the database of ``[settings]``, with its password source (PostgreSQL)."""
+def open_configured(settings: Settings, *, read_only: bool = False,
+                    create: bool = True) -> Database:
+    """Open the database of ``[settings]``, with its password source (PostgreSQL). Without
+    *create*, a SQLite file that is not there yet is NoDatabase, not a new database: a command
+    that only changes what is stored has nothing to change in it."""
     from helpdesk_fetch.secrets.passwords import database_password
 
+    if not create and (missing := not_created(settings.database)) is not None:
+        raise NoDatabase(f"there is no database yet at {missing} (the first fetch or "
+                         "deliver creates it)")
     password = database_password(settings, timeout=settings.timeout_seconds)
     return open_database(settings.database, password=password, read_only=read_only,
                          timeout=settings.timeout_seconds)
@@ -183,6 +189,17 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError as exc:
         raise DatabaseError(f"cannot create the database file {path}: {exc.strerror}") from None
+
+
+def not_created(url: str) -> Path | None:
+    """The SQLite file of *url* when it does not exist yet; None when it does, and for a
+    PostgreSQL database (the server's: it exists, and its schema is made on open)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        return None
+    name = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    path = Path(name)
+    return None if name in ("", ":memory:") or path.exists() else path
 
 
 def sqlite_path(database: Database) -> Path | None:
