@@ -107,6 +107,7 @@ SPEC: dict[str, list[str]] = {
         "test_tickets::test_a_database_locked_by_another_process_is_one_line",
         "test_deliver::test_locked_database_is_a_temporary_failure",
         "test_deliver::test_unreachable_database_is_a_temporary_failure",
+        "test_postgres::test_a_postgresql_error_in_a_ticket_command_is_one_line",
     ],
     "§3 errors list/show/retry/dismiss": [
         "test_retry::test_imap_error_folder_retry_after_raising_the_limit",

@@ -286,8 +286,9 @@ def describe_error(exc: BaseException, database: Database | None = None) -> str:
 
     SQLite reports a full disk as often as "disk I/O error" (creating the WAL index) as "database
     or disk is full", and a read-only mount as a read-only database; the file system of the
-    database (*database*, else the one in use) says which."""
-    text = str(exc)
+    database (*database*, else the one in use) says which. PostgreSQL's text has lines of
+    its own (CONTEXT, HINT, libpq's "Is the server running…"): they are joined into one."""
+    text = "; ".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
     hint = _file_system_trouble(database or models.database.obj)
     if isinstance(exc, OperationalError) and hint:  # the cause first, then SQLite's words
         return f"{hint} (SQLite: {text})"
