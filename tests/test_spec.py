@@ -301,6 +301,9 @@ SPEC: dict[str, list[str]] = {
     "§10.1 a rule's resource for new tickets; the deciding rule shown; rules test": [
         "test_routing::test_rules_test_on_files_and_standard_input",
         "test_routing::test_a_rule_changed_between_runs",
+        "test_routing::test_a_dry_run_names_the_rule_that_decides_each_message_and_changes_"
+        "nothing",
+        "test_routing::test_status_and_accounts_list_count_the_messages_each_rule_decided",
     ],
     "§10.2 monitoring correlation and resolve": [
         "test_routing::test_alerts_correlate_across_runs_and_a_recovery_closes_their_ticket",
