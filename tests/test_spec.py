@@ -288,6 +288,7 @@ SPEC: dict[str, list[str]] = {
         "test_kinds::test_ignored_restore_makes_a_request_once",
         "test_kinds::test_ignored_mail_is_pruned_after_ignored_days",
         "test_kinds::test_unknown_ignored_ids_are_usage_errors",
+        "test_kinds::test_ignored_mail_as_people_and_scripts_read_it",
     ],
     # §10 Rules
     "§10 conditions, actions, first match wins; validation names the rule and key": [
