@@ -322,6 +322,7 @@ SPEC: dict[str, list[str]] = {
     "§11.2 quiet repeats; [alerts] mails": [
         "test_alerts::test_failure_is_news_when_it_starts_and_when_it_ends",
         "test_alerts::test_an_alert_mail_that_cannot_be_sent_is_reported",
+        "test_alerts::test_syslog_and_the_log_file_keep_every_repeat_that_stderr_leaves_out",
     ],
     "§11.3 canaries: sent, received, travel time, overdue is critical": [
         "test_canary::test_a_canary_travels_and_is_recorded_without_a_ticket",

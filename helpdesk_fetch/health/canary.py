@@ -23,7 +23,7 @@ from peewee import fn
 from helpdesk_fetch import state
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Account, Config, Smtp
-from helpdesk_fetch.errors import UsageError
+from helpdesk_fetch.errors import UsageError, account_named
 from helpdesk_fetch.store.models import Canary
 from helpdesk_fetch.store.peewee_adapter import tuples
 from helpdesk_fetch.tickets.tags import Tagger
@@ -152,7 +152,7 @@ def send(config: Config, names: list[str] | None, *, tagger: Tagger) -> list[Pro
     for probe in probes:
         if probe.address is None:
             if names:
-                raise UsageError(f"account {probe.account!r} has no address to send a canary "
+                raise UsageError(f"{account_named(probe.account)} has no address to send a canary "
                                  "to; set address = \"...\" in its [[accounts]] table")
             probe.problem = "no address (set address = \"...\" in its [[accounts]] table)"
     if any(p.address for p in probes):
