@@ -164,6 +164,7 @@ SPEC: dict[str, list[str]] = {
         "test_imapserver::test_a_server_without_namespace_takes_names_as_given",
         "test_ingest_imap::test_unparseable_message_goes_to_the_error_folder",
         "test_ingest_imap::test_an_error_folder_given_by_its_full_name_is_taken_as_it_is",
+        "test_ingest_imap::test_an_account_folder_given_by_its_full_name_is_read",
         "test_ingest_imap::test_accounts_test_shows_the_namespace_and_the_error_folder",
     ],
     "§4.4 oversized messages are recognised before download": [
