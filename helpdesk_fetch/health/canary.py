@@ -71,12 +71,13 @@ def receive(parsed: ParsedMessage, *, account: str, tagger: Tagger, now: dt.date
     token, addressed_to = marker.get("token", ""), marker.get("account", "")
     wanted = tagger.signature(KIND, f"{addressed_to}:{token}")
     if not hmac.compare_digest(marker.get("signature", "").encode(), wanted.encode()):
-        log.info("account %s: a canary marker without a valid signature: ordinary mail",
-                 account)
+        log.info("%s: a canary marker without a valid signature: ordinary mail",
+                 account_named(account))
         return None
     if addressed_to != account:
-        log.warning("account %s: the canary sent to account %s arrived here: filed as "
-                    "ordinary mail (a forward or a transport rule?)", account, addressed_to)
+        log.warning("%s: the canary sent to %s arrived here: filed as ordinary mail (a "
+                    "forward or a transport rule?)", account_named(account),
+                    account_named(addressed_to))
         return None
     row = Canary.get_or_none((Canary.token == token) & (Canary.account == account))
     if row is None:
@@ -208,7 +209,7 @@ def _send_one(connection: smtplib.SMTP, smtp: Smtp, account: Account, address: s
     except BaseException:
         row.delete_instance()
         raise
-    log.info("account %s: canary %s sent to %s", account.name, token, address)
+    log.info("%s: canary %s sent to %s", account_named(account.name), token, address)
 
 
 def _build(smtp: Smtp, account: Account, address: str, marker: str) -> EmailMessage:
