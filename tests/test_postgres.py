@@ -294,3 +294,42 @@ def test_a_postgresql_error_in_a_ticket_command_is_one_line(database_url, tmp_pa
         assert reason in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.splitlines()) == 1, result.stderr
     assert run.json("tickets", "list", config=config)[0]["status"] == "new"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_connection_dropped_under_a_ticket_command_is_one_line(database_url, postgres,
+                                                                 tmp_path, write_config, run):
+    """The server ends the session of a `tickets close` that waits for a row (a restart, an
+    administrator, a failover): one line, exit 1, no traceback, and the ticket unchanged."""
+    import psycopg2
+
+    from tests.pgserver import ROLE
+
+    make_maildir(tmp_path / "box", [message("Printer broken")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+    [ticket] = run.json("tickets", "list", config=config)
+    agent = psycopg2.connect(database_url.replace(f"{ROLE}@", f"{ROLE}:{PASSWORD}@"))
+    try:
+        with agent.cursor() as cursor:
+            cursor.execute('SELECT 1 FROM "ticket" WHERE "number" = %s FOR UPDATE',
+                           (ticket["number"],))
+            closing = helpdesk("--config", str(config), "tickets", "close", ticket["number"])
+            name, waiting = database_url.rsplit("/", 1)[1], []
+            deadline = time.monotonic() + 60
+            while not waiting:  # the command's session, waiting for the agent's row lock
+                assert closing.poll() is None, closing.communicate()
+                assert time.monotonic() < deadline, "tickets close never waited for the row"
+                waiting = postgres.admin("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                                         "AND wait_event_type = 'Lock'", (name,))
+                time.sleep(0.05)
+            postgres.admin("SELECT pg_terminate_backend(%s)", (waiting[0][0],))
+            stdout, stderr = closing.communicate(timeout=60)
+    finally:
+        agent.close()
+
+    assert closing.returncode == 1, stdout + stderr
+    assert stderr.startswith("helpdesk-fetch: error: database: ") and "Traceback" not in stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    assert "terminat" in stderr or "closed the connection" in stderr, stderr
+    assert run.json("tickets", "list", config=config)[0]["status"] == "new"

@@ -108,6 +108,7 @@ SPEC: dict[str, list[str]] = {
         "test_deliver::test_locked_database_is_a_temporary_failure",
         "test_deliver::test_unreachable_database_is_a_temporary_failure",
         "test_postgres::test_a_postgresql_error_in_a_ticket_command_is_one_line",
+        "test_postgres::test_a_connection_dropped_under_a_ticket_command_is_one_line",
     ],
     "§3 errors list/show/retry/dismiss": [
         "test_retry::test_imap_error_folder_retry_after_raising_the_limit",
