@@ -16,6 +16,13 @@ EXIT_DATAERR = 65  # sysexits EX_DATAERR: the input can never be ingested
 EXIT_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: try again later
 
 
+def account_named(name: str) -> str:
+    """How every text names an account: ``account 'helpdesk'`` — its failure and its recovery,
+    configuration errors, a busy lock, the alert mails (one form, so that a search of a log or a
+    mailbox finds both ends of a failure)."""
+    return f"account {name!r}"
+
+
 class HelpdeskError(Exception):
     """Base class: something went wrong that the user should read about."""
 
@@ -57,7 +64,7 @@ class ConfigError(HelpdeskError):
         if path is not None:
             where.append(str(path))
         if account is not None:
-            where.append(f"account {account!r}")
+            where.append(account_named(account))
         if resource is not None:
             where.append(f"resource {resource!r}")
         if rule is not None:
@@ -100,7 +107,7 @@ class MailboxError(HelpdeskError):
 
     def __init__(self, account: str, message: str) -> None:
         self.account, self.detail = account, message
-        super().__init__(f"account {account!r}: {message}")
+        super().__init__(f"{account_named(account)}: {message}")
 
 
 class ConnectError(MailboxError):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypedDict
 
 from helpdesk_fetch.clock import isoformat, utcnow
-from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError
+from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError, account_named
 
 if TYPE_CHECKING:
     from peewee import Database
@@ -146,11 +146,12 @@ def account_lock(account: str, *, state_dir: str | Path,
         with _advisory_lock(account, database):
             yield
         return
-    with _lock_file(Path(state_dir) / "locks", account, f"account {account!r}") as handle:
+    with _lock_file(Path(state_dir) / "locks", account, account_named(account)) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AccountBusy(f"account {account!r} is being processed by another run") from None
+            raise AccountBusy(f"{account_named(account)} is being processed by another "
+                              "run") from None
         yield
 
 
@@ -171,7 +172,7 @@ def _advisory_lock(account: str, database: Database) -> Iterator[None]:
                          "big", signed=True)
     got = database.execute_sql("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
     if not got:
-        raise AccountBusy(f"account {account!r} is being processed by another worker")
+        raise AccountBusy(f"{account_named(account)} is being processed by another worker")
     try:
         yield
     finally:

@@ -4,10 +4,12 @@ file and a terminal still show every failure; [alerts] mails the two events thro
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import pexpect
 
+from helpdesk_fetch.cli import SYSLOG_ENV
 from tests.proc import ROOT, environment, helpdesk_fetch
 
 WRONG = {"password": "not-the-password"}
@@ -42,16 +44,59 @@ def test_failure_is_news_when_it_starts_and_when_it_ends(dovecot, mail_user, wri
 
     assert recovered.returncode == 0
     assert recovered.stderr.decode().startswith(
-        "helpdesk-fetch: account helpdesk: recovered after 5 failed runs (failing since ")
+        "helpdesk-fetch: account 'helpdesk': recovered after 5 failed runs (failing since ")
     again = helpdesk_fetch("fetch", config=config)
     assert (again.returncode, again.stderr) == (0, b"")
     mails = [(rcpts, mail["Subject"], mail.get_content()) for rcpts, mail in smtp.mails()]
     assert [(rcpts, subject) for rcpts, subject, _ in mails] == [
-        (["admin@example.com"], "helpdesk-fetch: account helpdesk is failing"),
-        (["admin@example.com"], "helpdesk-fetch: account helpdesk recovered")]
+        (["admin@example.com"], "helpdesk-fetch: account 'helpdesk' is failing"),
+        (["admin@example.com"], "helpdesk-fetch: account 'helpdesk' recovered")]
     assert "account 'helpdesk': " in mails[0][2] and "not-the-password" not in mails[0][2]
     assert "recovered after 5 failed runs" in mails[1][2]
     assert all(mail["Auto-Submitted"] == "auto-generated" for _, mail in smtp.mails())
+
+
+def test_syslog_and_the_log_file_keep_every_repeat_that_stderr_leaves_out(
+        dovecot, mail_user, write_config, tmp_path):
+    """Under cron, runs 2 and 3 of a failure are quiet on stderr, yet syslog and the log file
+    get each of the three; the failure and its recovery name the account the same way."""
+    address, log_file = tmp_path / "log.sock", tmp_path / "helpdesk-fetch.log"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(address))
+    env = environment(**{SYSLOG_ENV: str(address)})
+    config = write_config([dovecot.account("helpdesk", mail_user, **WRONG)])
+
+    def fetch() -> tuple[int, str, list[str]]:
+        """A cron run: its exit status, its stderr and what it sent to syslog."""
+        done = helpdesk_fetch("--syslog", "--log-file", str(log_file), "fetch", config=config,
+                              env=env)
+        sent = []
+        listener.settimeout(0.5)  # the run has ended: what it sent is waiting
+        try:
+            while True:
+                sent.append(listener.recv(65536).decode())
+        except TimeoutError:
+            pass
+        return done.returncode, done.stderr.decode(), sent
+
+    try:
+        failing = [fetch() for _ in range(3)]
+        write_config([dovecot.account("helpdesk", mail_user)])
+        recovered = fetch()
+    finally:
+        listener.close()
+
+    assert [code for code, _, _ in failing] == [1, 1, 1]
+    failure = "account 'helpdesk': login"
+    assert failure in failing[0][1] and [err for _, err, _ in failing[1:]] == ["", ""]
+    for _, _, sent in failing:  # syslog: each run's failure, at severity error (3), mail (2)
+        assert [line for line in sent if failure in line and line.startswith("<19>")], sent
+    assert log_file.read_text().count(failure) == 3
+    code, err, sent = recovered
+    recovery = "account 'helpdesk': recovered after 3 failed runs"
+    assert code == 0 and err.startswith(f"helpdesk-fetch: {recovery}"), err
+    assert [line for line in sent if recovery in line], sent
+    assert log_file.read_text().count(recovery) == 1
 
 
 def test_each_account_has_its_own_news(dovecot, mail_user, write_config):

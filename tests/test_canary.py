@@ -107,7 +107,7 @@ def test_a_canary_at_the_wrong_account_or_forged_is_ordinary_mail(dovecot, mail_
     result = helpdesk_fetch("fetch", config=config)
 
     assert result.returncode == 0
-    assert (b"account support: the canary sent to account helpdesk arrived here: filed as "
+    assert (b"account 'support': the canary sent to account 'helpdesk' arrived here: filed as "
             b"ordinary mail") in result.stderr
     tickets = run.json("tickets", "list", config=config)
     assert sorted(t["subject"] for t in tickets) == ["helpdesk-fetch canary for account "
@@ -168,7 +168,7 @@ def test_a_canary_that_cannot_be_sent_leaves_nothing_to_wait_for(tmp_path, write
     result = helpdesk_fetch("probe", "send", config=config)
 
     assert result.returncode == 1
-    assert result.stderr.startswith(b"helpdesk-fetch: account local: canary not sent: SMTP "
+    assert result.stderr.startswith(b"helpdesk-fetch: account 'local': canary not sent: SMTP "
                                     b"server 127.0.0.1:1: ")
     assert canaries(run, config)["local"]["sent_at"] is None
     assert json.loads(helpdesk_fetch("check", "--json", config=config).stdout)["problems"][0][

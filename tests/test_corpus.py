@@ -49,3 +49,32 @@ def test_the_whole_collection_through_imap(mail_collection, dovecot, mail_user, 
     assert run.json("status", config=config)["error_messages"] == set_aside
     assert run("fetch", config=config).exit_code == 0
 
+
+
+@pytest.mark.parametrize("what", ["missing", "empty", "no message in it"])
+def test_a_corpus_that_is_missing_or_holds_no_mail_fails_loudly(tmp_path, what):
+    """`make test-corpus CORPUS=DIR` on a mistyped or empty DIR stops with a usage error that
+    names DIR; a green run on nothing would say the corpus passed."""
+    import subprocess
+    import sys
+
+    from tests.proc import ROOT, environment
+
+    corpus = tmp_path / "corpus"
+    if what != "missing":
+        corpus.mkdir()
+    if what == "no message in it":  # a note and a Maildir whose cur/ and new/ are empty
+        (corpus / "README.txt").write_text("mail from the old server\n")
+        for folder in ("cur", "new", "tmp"):
+            (corpus / "box" / folder).mkdir(parents=True)
+        (corpus / "box" / "tmp" / "1764399999.M1P1.half").write_bytes(b"Subject: half\r\n")
+
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           "-m", "corpus", f"--corpus={corpus}", "tests/test_corpus.py"],
+                          cwd=ROOT, env=environment(), capture_output=True, text=True,
+                          timeout=300)
+
+    assert done.returncode != 0, done.stdout
+    assert f"--corpus {corpus}: " in done.stderr, done.stderr
+    assert ("no such directory" if what == "missing" else "no messages in it") in done.stderr
+    assert "passed" not in done.stdout

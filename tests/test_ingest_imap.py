@@ -241,6 +241,31 @@ def test_an_error_folder_given_by_its_full_name_is_taken_as_it_is(imap_server, m
     assert len(imap_server.messages(mail_user, errors)) == 1
 
 
+def test_an_account_folder_given_by_its_full_name_is_read(imap_server, mail_user, write_config,
+                                                         run):
+    """`folder = "INBOX.Helpdesk"` where the prefix is "INBOX." is that folder, not
+    "INBOX.INBOX.Helpdesk"; a message that fails there goes to the default error folder inside
+    the namespace ("INBOX.HD Error Messages"), not beside the account's folder."""
+    full = imap_server.folder("Helpdesk")  # "INBOX.Helpdesk" on the INBOX. servers
+    big = message("Huge", body="x" * 8000)
+    imap_server.append(mail_user, [message("In a folder"), big], folder=full)
+    imap_server.append(mail_user, [message("In the inbox")])
+    config = write_config([imap_server.account("helpdesk", mail_user, folder=full)],
+                          settings={"max_message_bytes": 5000})
+    errors = imap_server.folder("HD Error Messages")
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.rstrip().endswith(f"moved to the IMAP folder {errors!r}"), result.stderr
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["In a folder"]
+    assert imap_server.messages(mail_user, full) == []
+    assert imap_server.messages(mail_user, errors) == [big]
+    assert len(imap_server.messages(mail_user)) == 1  # the inbox is not the account's folder
+    [failed] = run.json("errors", "list", config=config)
+    assert failed["location"] == f"moved to the IMAP folder {errors!r}"
+
+
 def test_accounts_test_shows_the_namespace_and_the_error_folder(imap_server, mail_user,
                                                                 write_config, run):
     config = write_config([imap_server.account("helpdesk", mail_user)])

@@ -5,6 +5,7 @@ rewritten to answer the receipt this installation really sent (its Message-ID an
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -302,6 +303,62 @@ def test_ignored_mail_is_pruned_after_ignored_days(desk):
     desk.send(samples.backscatter())  # its source key is kept: a new copy is new mail
     desk.fetch()
     assert len(desk.json("ignored", "list")) == 1
+
+
+def test_ignored_mail_as_people_and_scripts_read_it(desk):
+    """`ignored list` as a table in a pipe (ISO times) and at a terminal, `ignored show` as
+    text, and the "Ignored mail" line of `status`, before and after a restore."""
+    from tests.test_terminal import at_80_columns
+
+    def status_line() -> str:
+        status = desk.run("status", config=desk.config)
+        assert status.exit_code == 0, status.output
+        [line] = [line for line in status.stdout.splitlines() if line.startswith("Ignored mail")]
+        return line
+
+    desk.fetch()
+    assert status_line() == "Ignored mail (kept 30 days): 0"
+    assert "No ignored mail is kept." in at_80_columns("ignored", "list", config=desk.config)
+    vacation = samples.gmail_vacation()
+    desk.send(vacation, samples.backscatter())
+    desk.fetch()
+    kept = desk.json("ignored", "list")
+
+    listed = desk.run("ignored", "list", config=desk.config)
+    shown = desk.run("ignored", "show", str(kept[0]["id"]), config=desk.config)
+
+    assert listed.exit_code == 0 and shown.exit_code == 0, listed.output + shown.output
+    header, *rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert header == ["id", "account", "received", "from", "subject", "reason"]
+    assert rows == [[str(m["id"]), "helpdesk", m["received_at"], m["from"], m["subject"],
+                     m["reason"]] for m in kept]
+    assert [row[5] for row in rows] == ["auto_reply", "bounce"]
+    fields = {label.strip(): value.strip() for label, _, value in (
+        line.partition(":") for line in shown.stdout.splitlines() if line.startswith("  "))}
+    assert shown.stdout.startswith(f"Ignored message {kept[0]['id']}\n")
+    assert {k: fields.get(k) for k in ("account", "reason", "kind", "from", "subject",
+                                        "message id", "size", "sha256")} == {
+        "account": "helpdesk", "reason": "auto_reply", "kind": "auto_reply",
+        "from": "maria.kunde@gmail.example", "subject": "Away until 7 December",
+        "message id": kept[0]["message_id"], "size": str(kept[0]["size"]),
+        "sha256": kept[0]["sha256"]}
+    assert f"helpdesk-fetch ignored restore {kept[0]['id']}" in shown.stdout
+    line = status_line()
+    assert line.startswith("Ignored mail (kept 30 days): 2") and "ignored list" in line
+    terminal = at_80_columns("ignored", "list", config=desk.config)
+    assert [row.split()[0] for row in terminal[1:] if row.strip()] == [
+        str(m["id"]) for m in kept]
+
+    assert desk.run("ignored", "restore", str(kept[0]["id"]),
+                    config=desk.config).exit_code == 0
+
+    [ticket] = desk.tickets()
+    restored = desk.run("ignored", "show", str(kept[0]["id"]), config=desk.config).stdout
+    assert re.search(rf"(?m)^  to ticket: +{ticket['number']}$", restored), restored
+    assert "ignored restore" not in restored  # nothing left to do
+    assert desk.run("ignored", "list", config=desk.config).stdout.splitlines()[1].endswith(
+        "\tauto_reply (restored)")
+    assert status_line().startswith("Ignored mail (kept 30 days): 1")
 
 
 def test_unknown_ignored_ids_are_usage_errors(desk):

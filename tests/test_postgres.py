@@ -259,3 +259,77 @@ def test_the_write_path_locks_the_ticket_row_until_commit(database_url, tmp_path
 
     assert seen == ["locked"]
     assert run.json("tickets", "list", config=config)[0]["message_count"] == 2
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_postgresql_error_in_a_ticket_command_is_one_line(database_url, tmp_path,
+                                                            write_config, run):
+    """Spec §3 on PostgreSQL: `tickets close` on a ticket row another session holds (past
+    lock_timeout), and on a server that is gone, says so in one line and exits 1."""
+    import psycopg2
+
+    from tests.pgserver import ROLE
+
+    make_maildir(tmp_path / "box", [message("Printer broken")])
+    locking = f"{database_url}?options=-c%20lock_timeout%3D200"  # libpq options in the URL
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                          settings={"database": locking})
+    assert run("fetch", config=config).exit_code == 0
+    [ticket] = run.json("tickets", "list", config=config)
+    agent = psycopg2.connect(database_url.replace(f"{ROLE}@", f"{ROLE}:{PASSWORD}@"))
+    try:
+        with agent.cursor() as cursor:  # an agent's transaction on that ticket, not yet done
+            cursor.execute('SELECT 1 FROM "ticket" WHERE "number" = %s FOR UPDATE',
+                           (ticket["number"],))
+            locked = run("tickets", "close", ticket["number"], config=config)
+    finally:
+        agent.close()
+    gone = write_config([], settings={"database": "postgresql://helpdesk@127.0.0.1:1/helpdesk"},
+                        path=tmp_path / "gone.toml")  # nothing listens on port 1
+    unreachable = run("tickets", "close", ticket["number"], config=gone)
+
+    for result, reason in ((locked, "lock timeout"), (unreachable, "127.0.0.1")):
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith("helpdesk-fetch: error: "), result.stderr
+        assert reason in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert run.json("tickets", "list", config=config)[0]["status"] == "new"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_connection_dropped_under_a_ticket_command_is_one_line(database_url, postgres,
+                                                                 tmp_path, write_config, run):
+    """The server ends the session of a `tickets close` that waits for a row (a restart, an
+    administrator, a failover): one line, exit 1, no traceback, and the ticket unchanged."""
+    import psycopg2
+
+    from tests.pgserver import ROLE
+
+    make_maildir(tmp_path / "box", [message("Printer broken")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+    [ticket] = run.json("tickets", "list", config=config)
+    agent = psycopg2.connect(database_url.replace(f"{ROLE}@", f"{ROLE}:{PASSWORD}@"))
+    try:
+        with agent.cursor() as cursor:
+            cursor.execute('SELECT 1 FROM "ticket" WHERE "number" = %s FOR UPDATE',
+                           (ticket["number"],))
+            closing = helpdesk("--config", str(config), "tickets", "close", ticket["number"])
+            name, waiting = database_url.rsplit("/", 1)[1], []
+            deadline = time.monotonic() + 60
+            while not waiting:  # the command's session, waiting for the agent's row lock
+                assert closing.poll() is None, closing.communicate()
+                assert time.monotonic() < deadline, "tickets close never waited for the row"
+                waiting = postgres.admin("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                                         "AND wait_event_type = 'Lock'", (name,))
+                time.sleep(0.05)
+            postgres.admin("SELECT pg_terminate_backend(%s)", (waiting[0][0],))
+            stdout, stderr = closing.communicate(timeout=60)
+    finally:
+        agent.close()
+
+    assert closing.returncode == 1, stdout + stderr
+    assert stderr.startswith("helpdesk-fetch: error: database: ") and "Traceback" not in stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    assert "terminat" in stderr or "closed the connection" in stderr, stderr
+    assert run.json("tickets", "list", config=config)[0]["status"] == "new"

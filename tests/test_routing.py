@@ -171,6 +171,82 @@ def test_automail_off_for_a_sender_and_on_for_a_quiet_account(desk):
     assert len(desk.tickets()) == 4
 
 
+def said_of(output: str, raws: list[bytes]) -> dict[str, str]:
+    """What *output* says of each message: its text from its Message-ID to the next one's,
+    by subject (however many lines a message takes)."""
+    where = sorted((output.index(f"<{message_id_of(raw)}>"), raw) for raw in raws)
+    ends = [start for start, _ in where[1:]] + [len(output)]
+    return {re.search(rb"(?m)^Subject: (.*?)\r?$", raw).group(1).decode(): output[start:end]
+            for (start, raw), end in zip(where, ends, strict=True)}
+
+
+@SQLITE_ONLY  # the same report whatever the database
+def test_a_dry_run_names_the_rule_that_decides_each_message_and_changes_nothing(desk):
+    desk.rules({"name": "sales", "to": ["sales@example.com"], "resource": "sales"},
+               {"name": "spam", "headers": {"X-Spam-Flag": "^yes$"}, "action": "ignore"},
+               NAGIOS_RULE)
+    desk.fetch()  # the database exists: a dry run creates none
+    quote = message("Quote for laptops", to="sales@example.com")
+    spam = message("Cheap pills", headers={"X-Spam-Flag": "YES"})
+    plain = message("Printer broken")
+    problem = alert("PROBLEM", "web01")
+    desk.send(quote, spam, plain)
+    desk.send(problem, account="monitoring")
+
+    result = desk.fetch("--dry-run")
+
+    said = said_of(result.stdout, [quote, spam, plain, problem])
+    assert "rule sales" in said["Quote for laptops"] and " in sales" in said["Quote for laptops"]
+    assert "rule spam" in said["Cheap pills"] and "ignored" in said["Cheap pills"]
+    assert "rule nagios" in said["** PROBLEM Host Alert: web01 is BAD **"]
+    assert "rule " not in said["Printer broken"] and " in it-support" in said["Printer broken"]
+    assert "nothing was changed" in result.stdout
+    assert desk.json("tickets", "list") == [] and desk.json("ignored", "list") == []
+    assert len(desk.dovecot.messages(desk.users["helpdesk"])) == 3
+    assert len(desk.dovecot.messages(desk.users["monitoring"])) == 1
+    assert desk.smtp.messages == []
+    assert all(a["last_run"]["rule_counts"] == {} for a in desk.json("status")["accounts"])
+
+
+def test_status_and_accounts_list_count_the_messages_each_rule_decided(desk):
+    """Spec §10.1: per account, how many messages each rule decided in its last run — in
+    `status` and `accounts list`, as text and as JSON; an account no rule decided is not
+    named, and a later run replaces the counts."""
+    from tests.test_terminal import at_80_columns
+
+    desk.rules({"name": "sales", "to": ["sales@example.com"], "resource": "sales"},
+               {"name": "spam", "headers": {"X-Spam-Flag": "^yes$"}, "action": "ignore"},
+               NAGIOS_RULE)
+    desk.send(message("Quote one", to="sales@example.com"),
+              message("Quote two", to="sales@example.com"),
+              message("Cheap pills", headers={"X-Spam-Flag": "YES"}), message("Printer broken"))
+    desk.send(alert("PROBLEM", "web01"), alert("PROBLEM", "db02"), account="monitoring")
+
+    desk.fetch()
+
+    counts = {"helpdesk": {"sales": 2, "spam": 1}, "monitoring": {"nagios": 2}}
+    assert {a["name"]: a["last_run"]["rule_counts"]
+            for a in desk.json("accounts", "list")} == counts
+    assert {a["name"]: a["last_run"]["rule_counts"]
+            for a in desk.json("status")["accounts"]} == counts
+    status = desk.run("status", config=desk.config)
+    assert status.exit_code == 0, status.output
+    in_a_terminal = "\n".join(at_80_columns("accounts", "list", config=desk.config))
+    for text in (status.stdout, in_a_terminal):
+        decided = text.split("Messages each rule decided in the last run", 1)[1]
+        lines = {line.split(":")[0].strip(): line for line in decided.splitlines()[1:3]}
+        assert set(lines) == {"helpdesk", "monitoring"}, text
+        assert re.search(r"\bsales\D+2\b", lines["helpdesk"]), text
+        assert re.search(r"\bspam\D+1\b", lines["helpdesk"]), text
+        assert re.search(r"\bnagios\D+2\b", lines["monitoring"]), text
+
+    desk.send(message("Printer still broken"))
+    desk.fetch()
+
+    assert [a["last_run"]["rule_counts"] for a in desk.json("status")["accounts"]] == [{}, {}]
+    assert "Messages each rule decided" not in desk.run("status", config=desk.config).stdout
+
+
 # -- monitoring correlation (§10.2) ----------------------------------------------------------------
 
 NAGIOS_RULE = {"name": "nagios", "from": ["nagios@*"],

@@ -108,6 +108,8 @@ SPEC: dict[str, list[str]] = {
         "test_tickets::test_a_database_locked_by_another_process_is_one_line",
         "test_deliver::test_locked_database_is_a_temporary_failure",
         "test_deliver::test_unreachable_database_is_a_temporary_failure",
+        "test_postgres::test_a_postgresql_error_in_a_ticket_command_is_one_line",
+        "test_postgres::test_a_connection_dropped_under_a_ticket_command_is_one_line",
     ],
     "§3 errors list/show/retry/dismiss": [
         "test_retry::test_imap_error_folder_retry_after_raising_the_limit",
@@ -164,6 +166,7 @@ SPEC: dict[str, list[str]] = {
         "test_imapserver::test_a_server_without_namespace_takes_names_as_given",
         "test_ingest_imap::test_unparseable_message_goes_to_the_error_folder",
         "test_ingest_imap::test_an_error_folder_given_by_its_full_name_is_taken_as_it_is",
+        "test_ingest_imap::test_an_account_folder_given_by_its_full_name_is_read",
         "test_ingest_imap::test_accounts_test_shows_the_namespace_and_the_error_folder",
     ],
     "§4.4 oversized messages are recognised before download": [
@@ -289,6 +292,7 @@ SPEC: dict[str, list[str]] = {
         "test_kinds::test_ignored_restore_makes_a_request_once",
         "test_kinds::test_ignored_mail_is_pruned_after_ignored_days",
         "test_kinds::test_unknown_ignored_ids_are_usage_errors",
+        "test_kinds::test_ignored_mail_as_people_and_scripts_read_it",
     ],
     # §10 Rules
     "§10 conditions, actions, first match wins; validation names the rule and key": [
@@ -302,6 +306,9 @@ SPEC: dict[str, list[str]] = {
     "§10.1 a rule's resource for new tickets; the deciding rule shown; rules test": [
         "test_routing::test_rules_test_on_files_and_standard_input",
         "test_routing::test_a_rule_changed_between_runs",
+        "test_routing::test_a_dry_run_names_the_rule_that_decides_each_message_and_changes_"
+        "nothing",
+        "test_routing::test_status_and_accounts_list_count_the_messages_each_rule_decided",
     ],
     "§10.2 monitoring correlation and resolve": [
         "test_routing::test_alerts_correlate_across_runs_and_a_recovery_closes_their_ticket",
@@ -324,6 +331,7 @@ SPEC: dict[str, list[str]] = {
     "§11.2 quiet repeats; [alerts] mails": [
         "test_alerts::test_failure_is_news_when_it_starts_and_when_it_ends",
         "test_alerts::test_an_alert_mail_that_cannot_be_sent_is_reported",
+        "test_alerts::test_syslog_and_the_log_file_keep_every_repeat_that_stderr_leaves_out",
     ],
     "§11.3 canaries: sent, received, travel time, overdue is critical": [
         "test_canary::test_a_canary_travels_and_is_recorded_without_a_ticket",

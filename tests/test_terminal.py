@@ -71,7 +71,7 @@ def test_fetch_under_cron_reports_one_line_per_problem(tmp_path, write_config):
 
     assert result.returncode == 0 and result.stdout == b""
     lines = result.stderr.decode().splitlines()
-    assert len(lines) == 2 and all(line.startswith("helpdesk-fetch: account local: ")
+    assert len(lines) == 2 and all(line.startswith("helpdesk-fetch: account 'local': ")
                                    for line in lines)
 
 
@@ -84,7 +84,7 @@ def test_verbose_levels(tmp_path, write_config):
     (tmp_path / "box" / "new" / "1764399999.M2P1.test").write_bytes(message("Two"))
     debug = helpdesk_fetch("-vv", "fetch", config=config)
 
-    assert f"account local: <{message_id_of(raw)}> -> ticket 1001" in verbose.stderr.decode()
+    assert f"account 'local': <{message_id_of(raw)}> -> ticket 1001" in verbose.stderr.decode()
     assert "helpdesk_fetch.ingest.pipeline:" in debug.stderr.decode()  # -vv names the module
 
 
@@ -102,9 +102,9 @@ def test_log_file_names_account_and_message_id(tmp_path, write_config, run):
 
     assert result.exit_code == 0
     lines = log.read_text().splitlines()
-    assert any(f"INFO account local: <{message_id_of(stored)}> -> ticket" in line
+    assert any(f"INFO account 'local': <{message_id_of(stored)}> -> ticket" in line
                for line in lines)
-    assert any("WARNING account local: maildir:1764399999.M9P1.test: 3" in line
+    assert any("WARNING account 'local': maildir:1764399999.M9P1.test: 3" in line
                for line in lines)  # not downloaded: its file name is all there is
     quarantine = [line for line in lines if "quarantine" in line]
     assert quarantine and f"<{message_id_of(broken)}>" in quarantine[0]
@@ -123,7 +123,7 @@ def test_syslog(tmp_path, write_config, run, monkeypatch):
 
     assert run("--syslog", "fetch", config=config).exit_code == 0
 
-    wanted = f"account local: <{message_id_of(raw)}> -> ticket"
+    wanted = f"account 'local': <{message_id_of(raw)}> -> ticket"
     datagram = ""
     while wanted not in datagram:
         datagram = listener.recv(4096).decode()

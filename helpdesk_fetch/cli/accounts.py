@@ -20,6 +20,7 @@ from helpdesk_fetch.cli.render import (
 )
 from helpdesk_fetch.config import DEFAULT_PORTS, PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
 from helpdesk_fetch.config.oauth2 import AUTHS, FLOWS, PROVIDERS, oauth2_keys
+from helpdesk_fetch.errors import account_named
 
 
 @cli.group()
@@ -197,7 +198,7 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
     except _NotKept:
         note(f"Account {name!r} was not added; {path} is unchanged.", style="yellow")
         ctx.exit(1)
-    note(f"Added account {name!r} to {path}.")
+    note(f"Added {account_named(name)} to {path}.")
 
 
 class _NotKept(Exception):
@@ -212,7 +213,7 @@ def _offer_test(name: str):
         if not click.confirm("Test it now?", default=True):
             return
         if not _test_accounts(config, [name]) and not click.confirm(
-                f"The test failed. Save the account {name!r} anyway?", default=False):
+                f"The test failed. Save the {account_named(name)} anyway?", default=False):
             raise _NotKept
 
     return check
@@ -264,7 +265,7 @@ def remove(app: App, name: str) -> None:
     config = app.config()
     config.account(name)
     remove_account(config.path, name)
-    note(f"Removed account {name!r}.")
+    note(f"Removed {account_named(name)}.")
 
 
 @accounts.command()

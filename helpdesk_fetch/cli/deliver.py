@@ -9,7 +9,7 @@ import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo
-from helpdesk_fetch.errors import EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL
+from helpdesk_fetch.errors import EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL, account_named
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None)
         return EXIT_TEMPFAIL
     outcome = delivery.outcome
     if delivery.quarantined is not None:
-        log.error("account %s: %s: %s; kept in quarantine as %s (see `helpdesk-fetch errors "
-                  "list`)", delivery.source, outcome.label, outcome.reason,
+        log.error("%s: %s: %s; kept in quarantine as %s (see `helpdesk-fetch errors "
+                  "list`)", account_named(delivery.source), outcome.label, outcome.reason,
                   delivery.quarantined)
         return EXIT_DATAERR
     return EXIT_OK

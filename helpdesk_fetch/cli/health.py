@@ -8,6 +8,7 @@ import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo, echo_json, is_tty, note
+from helpdesk_fetch.errors import account_named
 
 log = logging.getLogger(__name__)
 
@@ -140,5 +141,5 @@ def probe_send(app: App, ctx: click.Context, names: tuple[str, ...]) -> None:
         elif p.address is None and chatty:
             note(f"{p.account}: skipped: {p.problem}", style="yellow")
         elif not p.sent and p.address is not None:
-            log.error("account %s: canary not sent: %s", p.account, p.problem)
+            log.error("%s: canary not sent: %s", account_named(p.account), p.problem)
     ctx.exit(1 if any(p.address and not p.sent for p in probes) else 0)

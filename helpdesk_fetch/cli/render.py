@@ -198,5 +198,7 @@ def rule_counts(last_runs: list[tuple[str, dict | None]]) -> None:
 def problem_of(account: str, text: str | None) -> str | None:
     """An account's stored problem as shown below its row: without the "account 'NAME': " the
     row already says."""
-    prefix = f"account {account!r}: "
+    from helpdesk_fetch.errors import account_named
+
+    prefix = f"{account_named(account)}: "
     return text[len(prefix):] if text and text.startswith(prefix) else text

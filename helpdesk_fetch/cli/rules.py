@@ -8,6 +8,7 @@ import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo_json, note, printable
+from helpdesk_fetch.errors import account_named
 
 
 @cli.group()
@@ -54,7 +55,7 @@ def test(app: App, ctx: click.Context, files: tuple[str, ...], account: str | No
                 click.echo(printable(f"{t.name}: would be set aside: {t.outcome.reason}"))
             else:
                 click.echo(printable(f"{t.name}: {t.outcome.describe()}"))
-        note(f"(as mail of account {source.name!r}; nothing was stored or sent)")
+        note(f"(as mail of {account_named(source.name)}; nothing was stored or sent)")
     ctx.exit(1 if unreadable else 0)
 
 

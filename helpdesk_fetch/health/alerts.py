@@ -27,6 +27,7 @@ from helpdesk_fetch.config import Alerts, Config, Smtp
 if TYPE_CHECKING:
     import smtplib
 from helpdesk_fetch.enums import RunOutcome
+from helpdesk_fetch.errors import account_named
 
 # The database and mail modules are imported where they are used: the command line reads
 # REPEATED for every command's logging.
@@ -82,8 +83,8 @@ def recovered_text(news: News) -> str:
     """The line that says an account's failures are over."""
     assert news.streak is not None, "news of a recovery has the streak that ended"
     runs = news.streak.runs
-    return (f"account {news.account}: recovered after {runs} failed run{'' if runs == 1 else 's'}"
-            f" (failing since {isoformat(news.streak.since)})")
+    return (f"{account_named(news.account)}: recovered after {runs} failed "
+            f"run{'' if runs == 1 else 's'} (failing since {isoformat(news.streak.since)})")
 
 
 def mail(config: Config, news: list[News]) -> None:
@@ -117,13 +118,14 @@ def _send(connection: smtplib.SMTP, smtp: Smtp, alerts: Alerts, news: News) -> N
 
     host = socket.gethostname()
     if news.streak is None:
-        subject = f"helpdesk-fetch: account {news.account} is failing"
-        body = (f"helpdesk-fetch on {host} cannot process the account {news.account}:\n\n"
+        subject = f"helpdesk-fetch: {account_named(news.account)} is failing"
+        body = (f"helpdesk-fetch on {host} cannot process the {account_named(news.account)}:"
+                "\n\n"
                 f"  {news.error}\n\n`fetch` says so once; while the account fails, every run "
                 "exits 1 and the log file and syslog\nrecord each failure. You will get a "
                 "mail when it recovers. `helpdesk-fetch status` shows\nits runs.\n")
     else:
-        subject = f"helpdesk-fetch: account {news.account} recovered"
+        subject = f"helpdesk-fetch: {account_named(news.account)} recovered"
         body = f"helpdesk-fetch on {host}: {recovered_text(news)}.\n"
     sender = parseaddr(smtp.from_address)[1]
     message = EmailMessage()

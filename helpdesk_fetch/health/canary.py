@@ -23,7 +23,7 @@ from peewee import fn
 from helpdesk_fetch import state
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Account, Config, Smtp
-from helpdesk_fetch.errors import UsageError
+from helpdesk_fetch.errors import UsageError, account_named
 from helpdesk_fetch.store.models import Canary
 from helpdesk_fetch.store.peewee_adapter import tuples
 from helpdesk_fetch.tickets.tags import Tagger
@@ -71,12 +71,13 @@ def receive(parsed: ParsedMessage, *, account: str, tagger: Tagger, now: dt.date
     token, addressed_to = marker.get("token", ""), marker.get("account", "")
     wanted = tagger.signature(KIND, f"{addressed_to}:{token}")
     if not hmac.compare_digest(marker.get("signature", "").encode(), wanted.encode()):
-        log.info("account %s: a canary marker without a valid signature: ordinary mail",
-                 account)
+        log.info("%s: a canary marker without a valid signature: ordinary mail",
+                 account_named(account))
         return None
     if addressed_to != account:
-        log.warning("account %s: the canary sent to account %s arrived here: filed as "
-                    "ordinary mail (a forward or a transport rule?)", account, addressed_to)
+        log.warning("%s: the canary sent to %s arrived here: filed as ordinary mail (a "
+                    "forward or a transport rule?)", account_named(account),
+                    account_named(addressed_to))
         return None
     row = Canary.get_or_none((Canary.token == token) & (Canary.account == account))
     if row is None:
@@ -152,7 +153,7 @@ def send(config: Config, names: list[str] | None, *, tagger: Tagger) -> list[Pro
     for probe in probes:
         if probe.address is None:
             if names:
-                raise UsageError(f"account {probe.account!r} has no address to send a canary "
+                raise UsageError(f"{account_named(probe.account)} has no address to send a canary "
                                  "to; set address = \"...\" in its [[accounts]] table")
             probe.problem = "no address (set address = \"...\" in its [[accounts]] table)"
     if any(p.address for p in probes):
@@ -208,7 +209,7 @@ def _send_one(connection: smtplib.SMTP, smtp: Smtp, account: Account, address: s
     except BaseException:
         row.delete_instance()
         raise
-    log.info("account %s: canary %s sent to %s", account.name, token, address)
+    log.info("%s: canary %s sent to %s", account_named(account.name), token, address)
 
 
 def _build(smtp: Smtp, account: Account, address: str, marker: str) -> EmailMessage:

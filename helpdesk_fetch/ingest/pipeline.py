@@ -24,6 +24,7 @@ import peewee
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.enums import MessageKind
+from helpdesk_fetch.errors import account_named
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import canary
 from helpdesk_fetch.hooks import queue as hooks
@@ -247,7 +248,7 @@ class Pipeline:
             return _unexpected(exc, key, sha256, parsed)
         crashpoint("after_commit")
         if outcome.kind != DUPLICATE:  # the caller logs duplicates, found here or before
-            log.info("account %s: %s", source.name, outcome.describe())
+            log.info("%s: %s", account_named(source.name), outcome.describe())
         return outcome
 
     def _canary(self, source: Source, key: str, sha256: str, parsed: ParsedMessage,

@@ -28,7 +28,14 @@ from pathlib import Path
 from helpdesk_fetch import state
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.enums import FailureState
-from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError, MailboxError, UsageError
+from helpdesk_fetch.errors import (
+    AccountBusy,
+    ConfigError,
+    HelpdeskError,
+    MailboxError,
+    UsageError,
+    account_named,
+)
 from helpdesk_fetch.ingest.pipeline import FAILED, IGNORED, STORED, Outcome, Pipeline, Source
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, batches
 from helpdesk_fetch.sources.open import open_mailbox
@@ -263,7 +270,7 @@ class PlaceWork:
         if ref is not None:
             place.remove(ref)
         kept = "its copy" if row.raw is not None or copy is not None else "its record"
-        log.info("account %s: error %d dismissed", row.account, row.id)
+        log.info("%s: error %d dismissed", account_named(row.account), row.id)
         return RetryResult(row.id, row.account, DISMISSED,
                            f"removed from the {failures.PLACES[self.place_name]}; {kept} is "
                            f"kept for {self.config.settings.history_days or 'all'} days")
@@ -292,8 +299,8 @@ class PlaceWork:
         self.pipeline.call_db(failures.resolve_failure, row.id)
         found = "" if ref is not None else " (from the copy in the database; it was no longer " \
                                            f"in the {failures.PLACES[self.place_name]})"
-        log.info("account %s: %s (error %d) re-processed: %s%s", row.account, outcome.label,
-                 row.id, outcome.kind, found)
+        log.info("%s: %s (error %d) re-processed: %s%s", account_named(row.account),
+                 outcome.label, row.id, outcome.kind, found)
         if outcome.kind == STORED:
             assert outcome.decision is not None, "stored by a decision"
             return RetryResult(row.id, row.account, INGESTED, outcome.decision.why + found,
@@ -306,8 +313,8 @@ class PlaceWork:
 
     def _still_fails(self, source: Source, row: FailedMessage, outcome: Outcome, *,
                      raw: bytes | None, size: int) -> RetryResult:
-        log.info("account %s: %s (error %d) still fails: %s", row.account, outcome.label,
-                 row.id, outcome.reason)
+        log.info("%s: %s (error %d) still fails: %s", account_named(row.account),
+                 outcome.label, row.id, outcome.reason)
         self.pipeline.record_failure(source, outcome, raw=raw, size=size, location=row.location)
         return RetryResult(row.id, row.account, STILL_FAILS, outcome.reason)
 

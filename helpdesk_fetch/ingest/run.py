@@ -27,6 +27,7 @@ from helpdesk_fetch.errors import (
     MailboxError,
     ParserUnavailable,
     SetAsideRefused,
+    account_named,
 )
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import alerts
@@ -256,7 +257,7 @@ class Run:
             with self._lock(account):
                 report.outcome, report.error = (RunOutcome.SKIPPED,
                                                 "the run's time budget was used up")
-                log.warning("account %s: skipped, run_budget_seconds used up", account.name)
+                log.warning("%s: skipped, run_budget_seconds used up", account_named(account.name))
                 if not self.dry_run:  # recorded under the lock, as a run of its own would be
                     self._record(report)
         except AccountBusy as exc:
@@ -305,7 +306,7 @@ class Run:
 
 def _busy(report: AccountReport, exc: AccountBusy) -> None:
     report.outcome = RunOutcome.BUSY
-    log.info("account %s: skipped, %s", report.account, exc if isinstance(
+    log.info("%s: skipped, %s", account_named(report.account), exc if isinstance(
         exc, IngestSwitchedOff) else "another run is processing it")
 
 
@@ -370,16 +371,16 @@ class MailboxRun:
             self._set_aside(held.ref, Outcome(FAILED, held.ref.key, reason=held.reason),
                             raw=None)  # what was handed over is no copy of the message
         if reader.stopped_early:
-            log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
-                        "next run", self.account.name, len(todo) - self.report.fetched)
+            log.warning("%s: run_budget_seconds used up; %d messages wait for the next run",
+                        account_named(self.account.name), len(todo) - self.report.fetched)
 
     def _delete_already_stored(self, refs: list[MessageRef]) -> list[MessageRef]:
         """Delete what an earlier run stored but died before deleting (spec §4.1); the rest."""
         stored = self.pipeline.call_db(write.stored_keys, self.account.name, [r.key for r in refs])
         again = [r for r in refs if r.key in stored]
         if again:
-            log.info("account %s: %d messages were stored by an earlier run; deleting them",
-                     self.account.name, len(again))
+            log.info("%s: %d messages were stored by an earlier run; deleting them",
+                     account_named(self.account.name), len(again))
             self.report.duplicates += len(again)
             self.box.delete(again)
             self.box.flush()
@@ -392,9 +393,9 @@ class MailboxRun:
             return self._set_aside(ref, outcome, raw=raw)
         if outcome.kind == DUPLICATE:
             self.report.duplicates += 1
-            log.info("account %s: %s", self.account.name, outcome.describe())
+            log.info("%s: %s", account_named(self.account.name), outcome.describe())
         elif outcome.kind == CANARY:
-            log.info("account %s: %s; deleting it", self.account.name, outcome.reason)
+            log.info("%s: %s; deleting it", account_named(self.account.name), outcome.reason)
         if self.run.dry_run:
             self.report.actions.append(outcome.describe())
         self._count(outcome)
@@ -436,9 +437,9 @@ class MailboxRun:
             where = self.box.aside_location()
             line = f"{what}; {'would be ' + where if self.run.dry_run else where}"
             self.report.failures.append(line)
-            return log.warning("account %s: %s", self.account.name, line)
+            return log.warning("%s: %s", account_named(self.account.name), line)
         line = f"{what}; {refused.detail}; it stays in the mailbox, and the next run tries again"
         self.report.failures.append(line)
-        log.error("account %s: %s", self.account.name, line,
+        log.error("%s: %s", account_named(self.account.name), line,
                   extra={alerts.REPEATED: self.report.failing is not None})
         self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(refused))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from imapclient import DELETED, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from helpdesk_fetch.errors import AuthError, ConnectError, SetAsideRefused
+from helpdesk_fetch.errors import AuthError, ConnectError, SetAsideRefused, account_named
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import imapclient_adapter
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, handle
@@ -129,8 +129,8 @@ class ImapMailbox(Mailbox):
             if int(item.get(b"RFC822.SIZE", ref.size)) != ref.size:
                 # A server that answered without the UID: imapclient files the answer under
                 # its sequence number, which may be the UID of another message of ours.
-                log.error("account %s: the server's answer for %s is another message's; it "
-                          "stays on the server", self.account.name, ref.key)
+                log.error("%s: the server's answer for %s is another message's; it "
+                          "stays on the server", account_named(self.account.name), ref.key)
                 continue
             yield ref, body
 

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from helpdesk_fetch.errors import ConnectError, MailboxError, SetAsideRefused
+from helpdesk_fetch.errors import ConnectError, MailboxError, SetAsideRefused, account_named
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, handle
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,8 @@ class MaildirMailbox(Mailbox):
             except FileNotFoundError:  # taken by another reader meanwhile
                 continue
             except OSError as exc:  # e.g. delivered by another user, mode 0600: the rest go on
-                log.error("account %s: cannot read %s: %s; it stays where it is",
-                          self.account.name, ref.handle, exc.strerror or exc)
+                log.error("%s: cannot read %s: %s; it stays where it is",
+                          account_named(self.account.name), ref.handle, exc.strerror or exc)
                 continue
             yield ref, raw
 

@@ -27,7 +27,7 @@ import poplib
 import ssl
 from collections.abc import Iterator
 
-from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError
+from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError, account_named
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import poplib_adapter
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, Withheld, handle
@@ -143,8 +143,8 @@ class Pop3Mailbox(Mailbox):
         stay on the server, since one could pass for the other."""
         keys = collections.Counter(ref.key for ref in refs)
         for key in sorted(k for k, n in keys.items() if n > 1):
-            log.error("account %s: the server gives %d messages the same UIDL and size (%s); "
-                      "they stay on the server", self.account.name, keys[key], key)
+            log.error("%s: the server gives %d messages the same UIDL and size (%s); "
+                      "they stay on the server", account_named(self.account.name), keys[key], key)
         return [ref for ref in refs if keys[ref.key] == 1]
 
     def fetch(self, refs: builtins.list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
@@ -153,8 +153,8 @@ class Pop3Mailbox(Mailbox):
                 try:
                     raw = poplib_adapter.retr(self.conn, handle(ref, int))
                 except poplib.error_proto as exc:  # this one message; the session goes on
-                    log.error("account %s: the server would not hand over message %s (%s); "
-                              "it stays on the server", self.account.name, ref.key,
+                    log.error("%s: the server would not hand over message %s (%s); "
+                              "it stays on the server", account_named(self.account.name), ref.key,
                               error_text(exc))
                     continue
             if not as_listed(raw, ref.size):

@@ -35,7 +35,14 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from peewee import Database, OperationalError, PeeweeException, PostgresqlDatabase, SqliteDatabase
+from peewee import (
+    Database,
+    InterfaceError,
+    OperationalError,
+    PeeweeException,
+    PostgresqlDatabase,
+    SqliteDatabase,
+)
 
 from helpdesk_fetch.config import Settings, dburl
 from helpdesk_fetch.errors import ConfigError, DatabaseError, NoDatabase
@@ -319,8 +326,10 @@ def describe_error(exc: BaseException, database: Database | None = None) -> str:
 
     SQLite reports a full disk as often as "disk I/O error" (creating the WAL index) as "database
     or disk is full", and a read-only mount as a read-only database; the file system of the
-    database (*database*, else the one in use) says which."""
-    text = str(exc)
+    database (*database*, else the one in use) says which. PostgreSQL's text has lines of
+    its own (CONTEXT, HINT, libpq's "Is the server running…"): they are joined into one."""
+    exc = _first_failure(exc)
+    text = _one_line(str(exc))
     hint = _file_system_trouble(database or models.database.obj)
     if isinstance(exc, OperationalError) and hint:  # the cause first, then SQLite's words
         return f"{hint} (SQLite: {text})"
@@ -332,6 +341,31 @@ def describe_error(exc: BaseException, database: Database | None = None) -> str:
         if "locked" in text:
             return f"{text} (another process holds the database; try again)"
     return text
+
+
+def _one_line(text: str) -> str:
+    """*text* on one line: a line that starts a sentence of its own ("CONTEXT: …", "Is the
+    server running…") after "; ", one that goes on with the sentence (libpq wraps at 80) after
+    a space."""
+    joined = ""
+    for line in (" ".join(line.split()) for line in text.splitlines()):
+        if line:
+            joined += (" " if line[0].islower() else "; ") + line if joined else line
+    return joined
+
+
+def _first_failure(exc: BaseException) -> BaseException:
+    """The failure that started it all. When the server drops the connection inside a
+    transaction, the rollback on the way out fails too ("connection already closed"), and that
+    second failure would hide why: the server's own words ("terminating connection due to
+    administrator command", "server closed the connection unexpectedly")."""
+    if isinstance(exc, InterfaceError):
+        earlier = exc.__context__
+        while earlier is not None:
+            if isinstance(earlier, OperationalError):
+                return earlier
+            earlier = earlier.__context__
+    return exc
 
 
 FULL_BELOW = 1024 * 1024  # free bytes under which a database disk counts as full
