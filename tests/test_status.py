@@ -157,7 +157,7 @@ def test_accounts_the_run_budget_left_out_are_recorded_as_skipped(tmp_path, writ
         text = run("status", config=config).output
 
     assert result.exit_code == 1
-    assert "account later: skipped, run_budget_seconds used up" in result.stderr
+    assert "account 'later': skipped, run_budget_seconds used up" in result.stderr
     later = _last_run(run, config, "later")
     assert (later["outcome"], later["error"], later["fetched"]) == (
         "skipped", "the run's time budget was used up", 0)
