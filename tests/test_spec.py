@@ -317,6 +317,9 @@ SPEC: dict[str, list[str]] = {
     "§11.2 quiet repeats; [alerts] mails": [
         "test_alerts::test_failure_is_news_when_it_starts_and_when_it_ends",
         "test_alerts::test_an_alert_mail_that_cannot_be_sent_is_reported",
+        "test_alerts::test_a_changed_cause_is_news_once",
+        "test_alerts::test_a_configuration_error_is_reported_on_every_run",
+        "test_alerts::test_server_timings_do_not_make_a_failure_news",
     ],
     "§11.3 canaries: sent, received, travel time, overdue is critical": [
         "test_canary::test_a_canary_travels_and_is_recorded_without_a_ticket",

@@ -292,7 +292,8 @@ def _failed(report: AccountReport,
             exc: MailboxError | ConfigError | ParserUnavailable) -> None:
     report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
     report.config_error = isinstance(exc, ConfigError)
-    log.error("%s", exc, extra={alerts.REPEATED: report.failing is not None})
+    log.error("%s", exc, extra={alerts.REPEATED: alerts.repeated(
+        report.failing, report.error, config_error=report.config_error)})
 
 
 class MailboxRun:
@@ -418,6 +419,7 @@ class MailboxRun:
             return log.warning("account %s: %s", self.account.name, line)
         line = f"{what}; {refused.detail}; it stays in the mailbox, and the next run tries again"
         self.report.failures.append(line)
+        error = redact(str(refused))
         log.error("account %s: %s", self.account.name, line,
-                  extra={alerts.REPEATED: self.report.failing is not None})
-        self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(refused))
+                  extra={alerts.REPEATED: alerts.repeated(self.report.failing, error)})
+        self.report.outcome, self.report.error = RunOutcome.FAILED, error
