@@ -300,6 +300,7 @@ SPEC: dict[str, list[str]] = {
     "§10.1 a rule's resource for new tickets; the deciding rule shown; rules test": [
         "test_routing::test_rules_test_on_files_and_standard_input",
         "test_routing::test_a_rule_changed_between_runs",
+        "test_cli::test_a_dry_run_names_each_message_then_its_verdict",
     ],
     "§10.2 monitoring correlation and resolve": [
         "test_routing::test_alerts_correlate_across_runs_and_a_recovery_closes_their_ticket",

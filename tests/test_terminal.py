@@ -230,7 +230,7 @@ def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_conf
 
     fetched = at_80_columns("fetch", config=config)
     summary = fetched[fetched.index("fetch"):]  # after the log lines and the progress
-    assert summary[1].split() == ["account", "outcome", "fetched", "new", "replies",
+    assert summary[1].split() == ["account", "outcome", "read", "new", "replies",
                                   "rejected", "dupes", "ignored", "errors", "time"]
     assert summary[2].split()[:2] == ["helpdesk-mailbox", "failed"]
     assert summary[3].startswith(problem)

@@ -167,6 +167,13 @@ def ago(iso: str | None) -> str:
     return f"{when:%H:%M} ({rel} ago)"
 
 
+def automail_remark(automail: bool) -> str:
+    """What a dry run and `rules test` say once about auto-mails, below their messages (each
+    names the auto-mails it would cause)."""
+    return ("(a message without 'auto-mails' causes none)" if automail
+            else "(no auto-mail: the accounts file has no [smtp] section)")
+
+
 def local(iso: str | None) -> str:
     """An ISO 8601 time as people read it, in this machine's time zone: "2025-01-31 14:02"."""
     if not iso:

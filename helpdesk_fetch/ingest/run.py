@@ -39,6 +39,7 @@ from helpdesk_fetch.ingest.pipeline import (
     Prepared,
     Source,
 )
+from helpdesk_fetch.ingest.report import Plan
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches, set_aside
 from helpdesk_fetch.sources.open import open_mailbox
@@ -58,6 +59,8 @@ class AccountReport:
 
     account: str
     outcome: RunOutcome = RunOutcome.OK
+    # Every message the run took on, downloaded or not (canaries aside): it adds up to
+    # new_tickets + threaded + rejected + duplicates + ignored + errors.
     fetched: int = 0
     new_tickets: int = 0
     threaded: int = 0
@@ -70,7 +73,7 @@ class AccountReport:
     failing: alerts.Streak | None = None  # the account's failures before this run (spec §11.2)
     config_error: bool = False  # the account failed because of its configuration (exit 2)
     failures: list[str] = field(default_factory=list)  # one line per message set aside
-    actions: list[str] = field(default_factory=list)  # what --dry-run would have done
+    actions: list[Plan] = field(default_factory=list)  # what --dry-run would have done
     started_at: float = field(default_factory=time.time)
     seconds: float = 0.0
     run_id: int | None = None  # its AccountRun row, written when the run took the account
@@ -332,6 +335,7 @@ class MailboxRun:
         reader = prefetch.Reader(self.box, list(batches(todo)), remaining=self.run.remaining,
                                  told=self.aside_done)
         self.pipeline.parser.start()  # here, in the thread that outlives it (budget.py)
+        done = 0
         try:
             with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
                 self.actions = reader
@@ -342,6 +346,7 @@ class MailboxRun:
                     crashpoint("after_fetch")
                     with interrupts.held():  # stored and counted whole, or not at all
                         self._one(ref, raw, prepared)
+                    done += 1
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
             self.actions = self.box
@@ -351,7 +356,7 @@ class MailboxRun:
                             raw=None)  # what was handed over is no copy of the message
         if reader.stopped_early:
             log.warning("account %s: run_budget_seconds used up; %d messages wait for the "
-                        "next run", self.account.name, len(todo) - self.report.fetched)
+                        "next run", self.account.name, len(todo) - done)
 
     def _delete_already_stored(self, refs: list[MessageRef]) -> list[MessageRef]:
         """Delete what an earlier run stored but died before deleting (spec §4.1); the rest."""
@@ -361,13 +366,15 @@ class MailboxRun:
             log.info("account %s: %d messages were stored by an earlier run; deleting them",
                      self.account.name, len(again))
             self.report.duplicates += len(again)
+            self.report.fetched += len(again)
             self.box.delete(again)
             self.box.flush()
         return [r for r in refs if r.key not in stored]
 
     def _one(self, ref: MessageRef, raw: bytes, prepared: Prepared | None = None) -> None:
-        self.report.fetched += 1
         outcome = self.pipeline.ingest(self.source, raw, ref.key, prepared=prepared)
+        if outcome.kind != CANARY:  # a test message of ours, not mail to the helpdesk
+            self.report.fetched += 1
         if outcome.kind == FAILED:
             return self._set_aside(ref, outcome, raw=raw)
         if outcome.kind == DUPLICATE:
@@ -376,7 +383,7 @@ class MailboxRun:
         elif outcome.kind == CANARY:
             log.info("account %s: %s; deleting it", self.account.name, outcome.reason)
         if self.run.dry_run:
-            self.report.actions.append(outcome.describe())
+            self.report.actions.append(Plan.of(outcome))
         self._count(outcome)
         self.actions.delete([ref])
 
@@ -398,6 +405,8 @@ class MailboxRun:
         """Record the message as failed, then have it set aside; the others go on. Its one
         line comes once the mailbox has said how that went (``aside_done``)."""
         self.report.errors += 1
+        if raw is None:  # set aside without being downloaded (_one counts the others)
+            self.report.fetched += 1
         again = self.pipeline.record_failure(self.source, outcome, raw=raw,
                                              size=ref.size if raw is None else len(raw),
                                              location=self.actions.aside_location())
