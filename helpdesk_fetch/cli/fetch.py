@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import automail_remark, echo, is_tty, note, problem_of, table
+from helpdesk_fetch.cli.render import (
+    automail_remark,
+    echo,
+    hanging,
+    is_tty,
+    note,
+    problem_of,
+    scrub,
+    table,
+)
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -103,7 +112,7 @@ def _print_plan(report, *, automail: bool) -> None:
         for plan in account.actions:  # Message-IDs and subjects: untrusted
             which, where = plan.lines("    ")
             echo(f"  would file {which}", lines=False)
-            echo(where, lines=False)
+            echo(hanging(scrub(where, lines=False), 7))  # control characters shown first
         for line in account.failures:
             echo(f"  would set aside {line}", lines=False)
         if not account.actions and not account.failures and not account.error:

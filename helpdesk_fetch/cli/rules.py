@@ -7,7 +7,7 @@ import sys
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import automail_remark, echo_json, note, printable
+from helpdesk_fetch.cli.render import automail_remark, echo_json, hanging, note, printable
 
 
 @cli.group()
@@ -58,7 +58,7 @@ def test(app: App, ctx: click.Context, files: tuple[str, ...], account: str | No
                 continue
             which, where = Plan.of(t.outcome, unnamed="(no Message-ID, no subject)").lines()
             click.echo(printable(f"{t.name}: {which}"))
-            click.echo(printable(where))
+            click.echo(hanging(printable(where), 5))
         note(f"(as mail of account {source.name!r}; nothing was stored or sent)")
         note(automail_remark(config.smtp is not None))
     ctx.exit(1 if unreadable else 0)
