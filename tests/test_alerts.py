@@ -10,7 +10,10 @@ import sys
 import pexpect
 
 from helpdesk_fetch.cli import SYSLOG_ENV
+from helpdesk_fetch.sources.imapserver import without_timings
+from tests.mails import message
 from tests.proc import ROOT, environment, helpdesk_fetch
+from tests.servers import free_port
 
 WRONG = {"password": "not-the-password"}
 
@@ -125,3 +128,53 @@ def test_an_alert_mail_that_cannot_be_sent_is_reported(dovecot, mail_user, write
     assert result.returncode == 1 and len(lines) == 2
     assert lines[1].startswith("helpdesk-fetch: alert mail to admin@example.com not sent: SMTP "
                                "server 127.0.0.1:1: ")
+
+
+def test_a_changed_cause_is_news_once(dovecot, mail_user, write_config):
+    """A failure that goes on for another reason is news again, once: a cron mail that said
+    "login refused" must not hide that the server has stopped answering since."""
+    config = write_config([dovecot.account("helpdesk", mail_user, **WRONG)])
+    refused = [helpdesk_fetch("fetch", config=config) for _ in range(2)]
+    write_config([dovecot.account("helpdesk", mail_user, port=free_port())])
+
+    unreachable = [helpdesk_fetch("fetch", config=config) for _ in range(2)]
+
+    assert [r.returncode for r in refused + unreachable] == [1, 1, 1, 1]
+    assert b"login as " in refused[0].stderr and refused[1].stderr == b""
+    lines = unreachable[0].stderr.decode().splitlines()
+    assert len(lines) == 1 and "connection refused" in lines[0], lines
+    assert unreachable[1].stderr == b""
+
+
+def test_a_configuration_error_is_reported_on_every_run(dovecot, mail_user, write_config):
+    """Exit 2: nothing but the administrator ends it, so every cron run says what to fix."""
+    config = write_config([dovecot.account("helpdesk", mail_user, folder="No such folder")])
+
+    runs = [helpdesk_fetch("fetch", config=config) for _ in range(3)]
+
+    assert [r.returncode for r in runs] == [2, 2, 2]
+    assert all(b"key 'folder': the server has no folder 'No such folder'" in r.stderr
+               for r in runs), runs[-1].stderr
+
+
+def test_server_timings_do_not_make_a_failure_news(dovecot, mail_user, write_config):
+    """Dovecot ends its answers with timings ("(0.001 + 0.000 secs)"): the same refusal on
+    the next run is the same cause, and the text stored and shown has no timings."""
+    dovecot.append(mail_user, [message("Huge", body="x" * 8000)])
+    config = write_config([dovecot.account("helpdesk", mail_user)],
+                          settings={"max_message_bytes": 5000, "error_folder": "~Errors"})
+
+    runs = [helpdesk_fetch("fetch", config=config) for _ in range(3)]
+
+    assert [r.returncode for r in runs] == [1, 1, 1]
+    first = runs[0].stderr.decode()
+    assert "Invalid mailbox name: Begins with '~'" in first and "secs)" not in first, first
+    assert [r.stderr for r in runs[1:]] == [b"", b""]
+
+
+def test_without_timings_keeps_the_rest_of_the_text():
+    said = "[CANNOT] Invalid mailbox name: Begins with '~' (0.001 + 0.000 secs)."
+    assert without_timings(said) == "[CANNOT] Invalid mailbox name: Begins with '~'."
+    assert without_timings("Create completed (0.005 + 0.000 + 0.004 secs).") == (
+        "Create completed.")
+    assert without_timings("no timings (in here) 2 secs") == "no timings (in here) 2 secs"

@@ -241,6 +241,25 @@ def test_dry_run_reports_a_failing_account_and_goes_on(tmp_path, write_config, r
     assert run.json("accounts", "list", config=config)[0]["last_run"] is None
 
 
+def test_a_dry_run_names_each_message_then_its_verdict(tmp_path, write_config):
+    """At 80 columns: "would file" and the Message-ID (else the subject), then "-> " where it
+    would go on a line of its own; that no auto-mail would go out is said once, at the end."""
+    from tests.test_terminal import at_80_columns
+
+    make_maildir(tmp_path / "box", [message("Printer jams", message_id="<p1@example.org>"),
+                                    message("VPN drops every 10 minutes", message_id=None)])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box",
+                            "resource": "it-support"}])
+
+    lines = at_80_columns("fetch", "--dry-run", config=config)
+
+    new = "    -> a new ticket in it-support [message]: no matching ticket: a new one"
+    assert lines == ["local: dry-run", "  would file <p1@example.org>", new,
+                     "  would file 'VPN drops every 10 minutes'", new,
+                     "(dry run: nothing was changed)",
+                     "(no auto-mail: the accounts file has no [smtp] section)"]
+
+
 def test_status_json(maildir_config, run):
     run("fetch", config=maildir_config)
     data = run.json("status", config=maildir_config)

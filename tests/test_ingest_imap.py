@@ -185,6 +185,30 @@ def test_a_uidvalidity_reset_doubles_nothing_and_stores_new_mail(dovecot, mail_u
     assert {f"imap:{new_validity}:{uid}" for uid in after.values()} <= keys
 
 
+def test_a_folder_the_server_does_not_have_is_a_configuration_error(imap_server, mail_user,
+                                                                   write_config, run):
+    """Every run would fail the same way: exit 2, naming the account's key and the folders
+    the server has (the first ten, INBOX first), and the mail stays where it is."""
+    raws = [message("Stays")]
+    imap_server.append(mail_user, raws)
+    client = imap_server.imap(mail_user)
+    folders = [imap_server.folder(f"Folder {n:02}") for n in range(12)]
+    for folder in folders:
+        client.create_folder(folder)
+    client.logout()
+    config = write_config([imap_server.account("helpdesk", mail_user, folder="Tickets")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 2, result.output
+    full = imap_server.folder("Tickets")
+    on_server = f" ({full!r} on this server)" if full != "Tickets" else ""
+    shown = ", ".join(repr(f) for f in ["INBOX", *folders[:9]])
+    assert (f"{config}: account 'helpdesk': key 'folder': the server has no folder 'Tickets'"
+            f"{on_server}; its folders: {shown} and 3 more") in result.stderr, result.stderr
+    assert imap_server.messages(mail_user) == raws
+
+
 def test_a_failing_account_does_not_stop_the_others(dovecot, mail_user, write_config, run):
     good = dovecot.account("good", mail_user)
     bad = dovecot.account("bad", mail_user + "x", password="wrong")

@@ -385,3 +385,9 @@ def test_dry_run_names_each_kind_and_changes_nothing(desk):
            "auto-mails: new_ticket to carol@example.org; new_ticket_resource to " \
            "alice@example.com, bob@example.com" in out
     assert len(desk.left()) == 3 and desk.json("ignored", "list") == []
+    from tests.test_terminal import at_80_columns
+
+    lines = at_80_columns("fetch", "--dry-run", config=desk.config)  # wrapped below the "->"
+    assert all(len(line) <= 80 for line in lines if not line.startswith("  would file <")), lines
+    verdict = next(i for i, line in enumerate(lines) if line.startswith("    -> a new ticket"))
+    assert lines[verdict + 1].startswith("       auto-mails: new_ticket to carol@"), lines

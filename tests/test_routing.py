@@ -547,7 +547,9 @@ def test_rules_test_on_files_and_standard_input(desk, tmp_path):
                                   "automails", "ignored")} == {
         "file": "-", "outcome": "planned", "kind": "message", "rule": "sales", "ticket": None,
         "resource": "sales", "automails": [], "ignored": None}
-    assert f"-> ticket {number} (by correlation) [alert, rule nagios]: an alert's recovery: " \
-           "appended, ticket closed; no auto-mail" in after.stdout
-    assert "(as mail of account 'helpdesk';" in after.stdout
+    assert f"{recovery}: <" in after.stdout  # the message, then its verdict on a line below
+    assert f"\n  -> ticket {number} (by correlation) [alert, rule nagios]: an alert's " \
+           "recovery: appended, ticket closed\n" in after.stdout
+    assert after.stdout.endswith("(as mail of account 'helpdesk'; nothing was stored or sent)\n"
+                                 "(a message without 'auto-mails' causes none)\n")
     assert desk.json("tickets", "list")[0]["status"] == "new"  # nothing changed

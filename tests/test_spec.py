@@ -309,6 +309,7 @@ SPEC: dict[str, list[str]] = {
         "test_routing::test_a_dry_run_names_the_rule_that_decides_each_message_and_changes_"
         "nothing",
         "test_routing::test_status_and_accounts_list_count_the_messages_each_rule_decided",
+        "test_cli::test_a_dry_run_names_each_message_then_its_verdict",
     ],
     "§10.2 monitoring correlation and resolve": [
         "test_routing::test_alerts_correlate_across_runs_and_a_recovery_closes_their_ticket",
@@ -332,6 +333,9 @@ SPEC: dict[str, list[str]] = {
         "test_alerts::test_failure_is_news_when_it_starts_and_when_it_ends",
         "test_alerts::test_an_alert_mail_that_cannot_be_sent_is_reported",
         "test_alerts::test_syslog_and_the_log_file_keep_every_repeat_that_stderr_leaves_out",
+        "test_alerts::test_a_changed_cause_is_news_once",
+        "test_alerts::test_a_configuration_error_is_reported_on_every_run",
+        "test_alerts::test_server_timings_do_not_make_a_failure_news",
     ],
     "§11.3 canaries: sent, received, travel time, overdue is critical": [
         "test_canary::test_a_canary_travels_and_is_recorded_without_a_ticket",

@@ -172,3 +172,31 @@ def test_accounts_the_run_budget_left_out_are_recorded_as_skipped(tmp_path, writ
 def _last_run(run, config, name: str):
     [account] = [a for a in run.json("status", config=config)["accounts"] if a["name"] == name]
     return account["last_run"]
+
+
+def test_a_runs_counts_add_up_to_what_it_read(tmp_path, write_config, run):
+    """read = new + replies + rejected + dupes + ignored + errors, the messages set aside
+    without being downloaded (too large) included. At 80 columns no column is always empty:
+    rejected and ignored are shown when a run had some, the failed messages waiting are said
+    below the row."""
+    from tests.test_terminal import at_80_columns
+
+    one = message("One")
+    auto_reply = message("Out of office", headers={"Auto-Submitted": "auto-replied"})
+    make_maildir(tmp_path / "box", [one, one, auto_reply, b"", message("Huge", body="x" * 8000)])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                          settings={"max_message_bytes": 5000})
+    run("fetch", config=config)
+
+    last = run.json("status", config=config)["accounts"][0]["last_run"]
+    lines = at_80_columns("status", config=config)
+
+    counted = ("new_tickets", "threaded", "rejected", "duplicates", "ignored", "errors")
+    assert [last[k] for k in ("fetched", *counted)] == [5, 1, 0, 0, 1, 1, 2]
+    assert last["fetched"] == sum(last[k] for k in counted)
+    header = lines.index("Accounts") + 1
+    assert lines[header].split() == ["account", "last", "run", "outcome", "read", "new",
+                                     "replies", "dupes", "ignored", "errors"]  # no rejected
+    assert lines[header + 1].split()[-6:] == ["5", "1", "0", "1", "1", "2"]
+    assert "; 2 failed messages waiting" in lines[header + 2]
+    assert all(len(line) <= 80 for line in lines[header:header + 3]), lines

@@ -54,6 +54,18 @@ def test_fetch_at_a_terminal_shows_progress_and_a_summary(tmp_path, write_config
     assert finish(child) == 0
 
 
+def test_fetch_of_an_empty_mailbox_at_a_terminal_says_so(tmp_path, write_config):
+    """No progress bar of nothing ("0/0 messages 1/1 bytes"): one line, then the summary."""
+    make_maildir(tmp_path / "box", [])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+
+    lines = at_80_columns("fetch", config=config)
+
+    assert lines[0] == "local: no new mail", lines
+    assert not any("messages" in line or "bytes" in line for line in lines), lines
+    assert re.match(r"local\s+ok\s+0\s+0\s+0\s+0\s+0\s+0\s+\d", lines[-1]), lines
+
+
 def test_fetch_under_cron_prints_nothing(tmp_path, write_config):
     make_maildir(tmp_path / "box", [message("One"), message("Two")])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
@@ -218,7 +230,7 @@ def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_conf
 
     fetched = at_80_columns("fetch", config=config)
     summary = fetched[fetched.index("fetch"):]  # after the log lines and the progress
-    assert summary[1].split() == ["account", "outcome", "fetched", "new", "replies",
+    assert summary[1].split() == ["account", "outcome", "read", "new", "replies",
                                   "rejected", "dupes", "ignored", "errors", "time"]
     assert summary[2].split()[:2] == ["helpdesk-mailbox", "failed"]
     assert summary[3].startswith(problem)

@@ -169,3 +169,40 @@ def test_tickets_show_prints_the_text_without_carriage_returns(tmp_path, write_c
     assert "Line one\nLine two" in shown and "\u240d" not in shown
     assert re.search(r"^opened \d{4}-\d\d-\d\d \d\d:\d\d, escalation due \d{4}-", shown,
                      re.MULTILINE)  # local time, on a line of its own
+
+
+def test_a_message_without_date_sender_or_subject_shows_no_none(tmp_path, write_config, run):
+    """Its time is when it was received (said so), the missing sender and subject are named as
+    missing; --json carries received_at beside the null date."""
+    bare = b"To: helpdesk@example.com\r\nMessage-ID: <bare@example.org>\r\n\r\nHelp.\r\n"
+    make_maildir(tmp_path / "box", [bare])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+
+    shown = run("tickets", "show", "1001", config=config).output
+    [mail] = run.json("tickets", "show", "1001", config=config)["messages"]
+
+    assert "None" not in shown
+    assert "requester (no sender)" in shown
+    assert re.search(r"^<- \d{4}-\d\d-\d\d \d\d:\d\d \(received; no Date\)  \(no sender\)$",
+                     shown, re.MULTILINE), shown
+    assert "   Subject: (no subject)" in shown
+    assert mail["date"] is None and mail["from"] == ""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", mail["received_at"])
+
+
+def test_tickets_list_of_a_resource_nobody_has_is_a_usage_error(tmp_path, write_config, run):
+    """A typo must not look like a resource without tickets: exit 2, and which exist; a
+    resource of the accounts file with no ticket yet lists none."""
+    config, _ = _one_ticket(tmp_path, write_config, run)
+    write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                 resources=[{"name": "it-support", "members": ["alice@example.com"]},
+                            {"name": "sales", "members": ["sam@example.com"]}])
+
+    typo = run("tickets", "list", "--resource", "it-suport", config=config)
+    empty = run("tickets", "list", "--resource", "sales", "--json", config=config)
+
+    assert typo.exit_code == 2 and typo.stdout == ""
+    assert typo.stderr == ("helpdesk-fetch: error: no resource 'it-suport' in the accounts file "
+                           "or on any ticket; resources: it-support, sales\n")
+    assert (empty.exit_code, empty.stdout) == (0, "[]\n")

@@ -117,17 +117,7 @@ def _print_status(data: dict) -> None:
     else:
         note("Ingest: enabled", style="green")
     note(f"Database: {data['database']}")
-    rows, problems = [], []
-    for a in data["accounts"]:  # how long a run took: in --json ("seconds")
-        run = a["last_run"] or {}
-        rows.append([a["name"] + ("" if a["enabled"] else " (disabled)"),
-                     ago(run.get("finished_at") or run.get("started_at")) if run else "never",
-                     run.get("outcome", ""), run.get("fetched", ""), run.get("new_tickets", ""),
-                     run.get("threaded", ""), run.get("errors", ""), a["error_messages"] or ""])
-        problems.append(problem_of(a["name"], run.get("error"))
-                        or (a["last_failure"] or {}).get("reason"))
-    table(["account", "last run", "outcome", "fetched", "new", "replies", "errors", "waiting"],
-          rows, title="Accounts", notes=problems)
+    _print_accounts(data["accounts"])
     rule_counts([(a["name"], a["last_run"]) for a in data["accounts"]])
     _print_canaries(data["accounts"])
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
@@ -153,6 +143,33 @@ def _print_status(data: dict) -> None:
     counts = ", ".join(f"{k}: {v}" for k, v in data["tickets_by_status"].items())
     note(f"Tickets: {counts}")
     _print_not_requests(data)
+
+
+def _print_accounts(accounts: list[dict]) -> None:
+    """Each account's last run: what it read adds up to new + replies + rejected + dupes +
+    ignored + errors (rejected and ignored in columns only when a run had some: so the table
+    fits 80 columns with longer account names); the failed messages waiting, when there are,
+    with its problem below it. How long a run took: in --json ("seconds")."""
+    runs = [a["last_run"] or {} for a in accounts]
+    counts = ["fetched", "new_tickets", "threaded", "rejected", "duplicates", "ignored",
+              "errors"]
+    counts = [c for c in counts if c not in ("rejected", "ignored")
+              or any(run.get(c) for run in runs)]
+    rows, problems = [], []
+    for a, run in zip(accounts, runs, strict=True):
+        rows.append([a["name"] + ("" if a["enabled"] else " (disabled)"),
+                     ago(run.get("finished_at") or run.get("started_at")) if run else "never",
+                     run.get("outcome", ""), *(run.get(c, "") for c in counts)])
+        waiting = a["error_messages"]
+        problem = [problem_of(a["name"], run.get("error"))
+                   or (a["last_failure"] or {}).get("reason"),
+                   f"{waiting} failed message{'' if waiting == 1 else 's'} waiting"
+                   if waiting else None]
+        problems.append("; ".join(p for p in problem if p) or None)
+    names = {"fetched": "read", "new_tickets": "new", "threaded": "replies",
+             "duplicates": "dupes"}
+    table(["account", "last run", "outcome", *(names.get(c, c) for c in counts)], rows,
+          title="Accounts", notes=problems)
 
 
 def _print_not_requests(data: dict) -> None:

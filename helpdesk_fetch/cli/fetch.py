@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import echo, is_tty, note, problem_of, table
+from helpdesk_fetch.cli.render import (
+    automail_remark,
+    echo,
+    hanging,
+    is_tty,
+    note,
+    problem_of,
+    scrub,
+    table,
+)
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -56,7 +65,7 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
     with _Signals() as signals:
         report = _run(config, names=list(names) or None, dry_run=dry_run)
     if dry_run:
-        _print_plan(report)
+        _print_plan(report, automail=config.smtp is not None)
     elif is_tty():
         _print_summary(report)
     if report.interrupted:
@@ -94,17 +103,22 @@ def _switch_text(switch: IngestSwitch) -> str:
     return ", ".join(p for p in parts if p) or "no details"
 
 
-def _print_plan(report) -> None:
+def _print_plan(report, *, automail: bool) -> None:
+    """Each message on two lines: which, then where it goes (report.Plan); that the messages
+    without auto-mails cause none is said once, at the end."""
     for account in report.accounts:
         echo(f"{account.account}: {account.outcome}"
              + (f": {account.error}" if account.error else ""), lines=False)
-        for line in account.actions:  # Message-IDs and subjects: untrusted
-            echo(f"  would file {line}", lines=False)
+        for plan in account.actions:  # Message-IDs and subjects: untrusted
+            which, where = plan.lines("    ")
+            echo(f"  would file {which}", lines=False)
+            echo(hanging(scrub(where, lines=False), 7))  # control characters shown first
         for line in account.failures:
             echo(f"  would set aside {line}", lines=False)
         if not account.actions and not account.failures and not account.error:
             echo("  no mail waiting")
     echo("(dry run: nothing was changed)")
+    echo(automail_remark(automail))
 
 
 def _print_summary(report) -> None:
@@ -114,7 +128,7 @@ def _print_summary(report) -> None:
     rows = [[a.account, a.outcome, a.fetched, a.new_tickets, a.threaded, a.rejected,
              a.duplicates, *([a.ignored] if ignored else []), a.errors, f"{a.seconds:.1f}s"]
             for a in report.accounts]
-    table(["account", "outcome", "fetched", "new", "replies", "rejected", "dupes",
+    table(["account", "outcome", "read", "new", "replies", "rejected", "dupes",
            *(["ignored"] if ignored else []), "errors", "time"], rows, title="fetch",
           notes=[problem_of(a.account, a.error) for a in report.accounts])
 
@@ -178,6 +192,10 @@ class _TerminalProgress:
         self._progress.start()
 
     def account_started(self, account: str, count: int, size: int) -> None:
+        if not count:  # a bar of nothing would read "0/0 messages 1/1 bytes"
+            self._progress.console.print(f"{account}: no new mail", markup=False,
+                                         highlight=False)
+            return
         self._tasks[account] = self._progress.add_task(account, total=size or 1, done=0,
                                                        count=count)
 

@@ -167,6 +167,24 @@ def ago(iso: str | None) -> str:
     return f"{when:%H:%M} ({rel} ago)"
 
 
+def hanging(line: str, indent: int) -> str:
+    """*line* as it is in a pipe; at a terminal wrapped to its width at spaces, the lines after
+    the first indented by *indent* (a dry run's verdict: below its text, not at column 0)."""
+    if not is_tty():
+        return line
+    import textwrap
+
+    return textwrap.fill(line, width=_terminal_width(), subsequent_indent=" " * indent,
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def automail_remark(automail: bool) -> str:
+    """What a dry run and `rules test` say once about auto-mails, below their messages (each
+    names the auto-mails it would cause)."""
+    return ("(a message without 'auto-mails' causes none)" if automail
+            else "(no auto-mail: the accounts file has no [smtp] section)")
+
+
 def local(iso: str | None) -> str:
     """An ISO 8601 time as people read it, in this machine's time zone: "2025-01-31 14:02"."""
     if not iso:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
-from helpdesk_fetch.cli.render import echo_json, note, printable
+from helpdesk_fetch.cli.render import automail_remark, echo_json, hanging, note, printable
 from helpdesk_fetch.errors import account_named
 
 
@@ -46,16 +46,22 @@ def test(app: App, ctx: click.Context, files: tuple[str, ...], account: str | No
     from helpdesk_fetch.ingest import trial as core
 
     messages, unreadable = _read(files)
-    source, trials = core.trial(app.config(), messages, account=account)
+    from helpdesk_fetch.ingest.report import Plan
+
+    config = app.config()
+    source, trials = core.trial(config, messages, account=account)
     if as_json:
         echo_json([t.as_dict() for t in trials])
     else:
         for t in trials:
             if t.outcome.kind == "failed":
                 click.echo(printable(f"{t.name}: would be set aside: {t.outcome.reason}"))
-            else:
-                click.echo(printable(f"{t.name}: {t.outcome.describe()}"))
+                continue
+            which, where = Plan.of(t.outcome, unnamed="(no Message-ID, no subject)").lines()
+            click.echo(printable(f"{t.name}: {which}"))
+            click.echo(hanging(printable(where), 5))
         note(f"(as mail of {account_named(source.name)}; nothing was stored or sent)")
+        note(automail_remark(config.smtp is not None))
     ctx.exit(1 if unreadable else 0)
 
 

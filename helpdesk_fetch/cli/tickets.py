@@ -40,8 +40,11 @@ def list_(app: App, status: str | None, resource: str | None, as_json: bool) -> 
     """
     from helpdesk_fetch.tickets import queries as core
 
+    config = app.config()
     app.database(read_only=True)
-    data = core.list_tickets(app.tagger(), status=status, resource=resource)
+    known = [r.name for r in config.resources] + [a.resource for a in config.accounts
+                                                 if a.resource]
+    data = core.list_tickets(app.tagger(), status=status, resource=resource, known=known)
     if as_json:
         return echo_json(data)
     updated = when if is_tty() else str  # a script reads the ISO time
@@ -95,7 +98,8 @@ def show(app: App, ticket: str | None, number: str | None, ticket_id: int | None
 
 def _print_thread(t: ShownTicket) -> None:
     note(f"{t['tag']} {t['subject']}", style="bold")
-    note(f"status {t['status']}, resource {t['resource'] or '-'}, requester {t['requester']}")
+    note(f"status {t['status']}, resource {t['resource'] or '-'}, requester "
+         f"{t['requester'] or '(no sender)'}")
     note(f"opened {local(t['created_at'])}, escalation due {local(t['escalation_due_at']) or '-'}"
          + (f", closed {local(t['closed_at'])}" if t["closed_at"] else ""))
     if t["bounced_addresses"]:
@@ -106,9 +110,10 @@ def _print_thread(t: ShownTicket) -> None:
         state = "" if m["state"] == "accepted" else f" [{m['state'].upper()}]"
         if m["direction"] == "in" and m["kind"] != "message":
             state += f" [{m['kind'].upper().replace('_', '-')}]"
-        header = f"\n{arrow} {local(m['date']) or '?'}  {m['from'] or '(no sender)'}{state}"
+        sent = local(m["date"]) or f"{local(m['received_at'])} (received; no Date)"
+        header = f"\n{arrow} {sent}  {m['from'] or '(no sender)'}{state}"
         note(header, style="bold cyan" if m["direction"] == "in" else "bold magenta")
-        note(f"   Subject: {m['subject']}")
+        note(f"   Subject: {m['subject'] or '(no subject)'}")
         for a in m["attachments"]:
             note(f"   Attachment: {a['filename']} ({a['content_type']}, {a['size']} bytes)")
         if m.get("notice"):

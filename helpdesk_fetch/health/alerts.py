@@ -5,7 +5,9 @@ every minute until someone filters it away, and then the next real failure goes 
 tells whether an account was already failing before it began (``failing``), and marks the log
 record of a failure that merely goes on with ``REPEATED``: the command line keeps those off a
 stderr that is not a terminal, while ``-v``, the log file and syslog get every one. The exit
-status does not change: 1 on every failing run.
+status does not change: 1 on every failing run. A failure whose cause changed (the run before
+said something else) is news once more; so is a configuration error, on every run: it exits 2,
+and only the administrator can end it. Timings a server puts into its answers are no cause.
 
 The history is the run table (AccountRun) itself, so it is shared by every machine of a
 PostgreSQL installation and needs no state of its own. ``[alerts] to`` also mails the two
@@ -43,6 +45,22 @@ class Streak:
 
     runs: int
     since: dt.datetime  # when the first of them started
+    error: str | None = None  # what the latest of them said
+
+
+def repeated(streak: Streak | None, error: str | None, *, config_error: bool = False) -> bool:
+    """Whether a failure that says *error* merely goes on from *streak*: the account was
+    failing, for the same cause (timings aside), and not because of its configuration."""
+    if streak is None or config_error:
+        return False
+    return cause(error) == cause(streak.error)
+
+
+def cause(error: str | None) -> str:
+    """What tells one failure from another: the text without the server's timings."""
+    from helpdesk_fetch.sources.imapserver import without_timings
+
+    return without_timings(error or "").strip()
 
 
 @dataclass(frozen=True)
@@ -71,12 +89,13 @@ def failing(account: str) -> Streak | None:
     last_ok = (AccountRun.select(AccountRun.id)
                .where((AccountRun.account == account) & (AccountRun.outcome == RunOutcome.OK))
                .order_by(AccountRun.id.desc()).limit(1).scalar())
+    failed = ((AccountRun.account == account) & (AccountRun.outcome == RunOutcome.FAILED)
+              & (AccountRun.id > (last_ok or 0)))
     runs, since = one_tuple(AccountRun.select(fn.COUNT(AccountRun.id),
-                                              fn.MIN(AccountRun.started_at))
-                            .where((AccountRun.account == account)
-                                   & (AccountRun.outcome == RunOutcome.FAILED)
-                                   & (AccountRun.id > (last_ok or 0))))
-    return Streak(runs, since)
+                                              fn.MIN(AccountRun.started_at)).where(failed))
+    error = (AccountRun.select(AccountRun.error).where(failed)
+             .order_by(AccountRun.id.desc()).limit(1).scalar())
+    return Streak(runs, since, error)
 
 
 def recovered_text(news: News) -> str:

@@ -1,13 +1,17 @@
-"""One line per message on what happens to it: ``fetch --dry-run``, ``rules test`` and the log
-of ``fetch -v`` say the same (spec §10.1): its kind, the rule that decided it, the ticket it
-threads to or the resource a new one opens in, and the auto-mails it causes.
+"""What happens to a message: ``fetch --dry-run``, ``rules test`` and the log of ``fetch -v``
+say the same (spec §10.1): its kind, the rule that decided it, the ticket it threads to or the
+resource a new one opens in, and the auto-mails it causes. The log has it on one line:
 
     <CAE7x1@mail.example.org> -> a new ticket in it-support [message]: no matching ticket: a
     new one; auto-mails: new_ticket to carol@example.org; new_ticket_resource to alice@...
+
+a dry run on two (``Plan``): the message, then where it goes; the auto-mails are named where
+there are some (``automails``), and the command says once that the others cause none.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from helpdesk_fetch.enums import MessageKind
@@ -19,15 +23,46 @@ _IGNORED = {MessageKind.BOUNCE: "a bounce of no mail stored here (backscatter)",
             MessageKind.AUTO_REPLY: "an auto-reply to no ticket"}
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a dry run says about one message, on two lines: ``would file`` *message*, then
+    ``-> `` *verdict* (with ``; `` *automails* when it causes some)."""
+
+    message: str  # its Message-ID, else its subject, else its source key
+    verdict: str
+    automails: str | None  # "auto-mails: new_ticket to ..."; None: it causes none
+
+    @classmethod
+    def of(cls, outcome: Outcome, *, unnamed: str | None = None) -> Plan:
+        """*unnamed*: what names a message with neither Message-ID nor subject (default: its
+        source key)."""
+        parsed = outcome.parsed
+        if parsed is not None and not parsed.message_id:
+            message = repr(parsed.subject) if parsed.subject else (unnamed or outcome.key)
+        else:
+            message = outcome.label
+        return cls(message, verdict(outcome), mails(outcome) if outcome.automails else None)
+
+    def lines(self, indent: str = "  ") -> list[str]:
+        return [self.message, f"{indent}-> {self.verdict}"
+                + (f"; {self.automails}" if self.automails else "")]
+
+
 def describe(outcome: Outcome) -> str:
     """What *outcome* says, on one line (see the module's docstring)."""
+    line = f"{outcome.label} -> {verdict(outcome)}"
+    return line + f"; {mails(outcome)}" if outcome.decision is not None else line
+
+
+def verdict(outcome: Outcome) -> str:
+    """Where *outcome* goes and why, without its auto-mails."""
     from helpdesk_fetch.ingest.pipeline import CANARY
 
     if outcome.kind == CANARY:  # neither classified nor decided (spec §11.3)
-        return f"{outcome.label} -> no ticket: {outcome.reason}"
+        return f"no ticket: {outcome.reason}"
     verdict = outcome.verdict
     if verdict is None or verdict.classification is None:
-        return f"{outcome.label} -> {_duplicate(outcome)}"
+        return _duplicate(outcome)
     kind = f" [{verdict.kind}" + (f", rule {verdict.rule}" if verdict.rule else "") + "]"
     if verdict.ignored:
         if verdict.ignored == verdict.kind:
@@ -37,8 +72,7 @@ def describe(outcome: Outcome) -> str:
         else:
             why = f'rule {verdict.ignored}: action = "ignore"'
 
-        return (f"{outcome.label} -> ignored ({verdict.ignored}){kind}: {why}; opens no "
-                "ticket, no auto-mail")
+        return f"ignored ({verdict.ignored}){kind}: {why}; opens no ticket"
     if outcome.ticket_number is None:  # planned
         target = "a new ticket" + _in(verdict.resource)
     elif outcome.found_by is None:  # stored: the ticket it opened
@@ -46,7 +80,7 @@ def describe(outcome: Outcome) -> str:
     else:
         target = f"ticket {outcome.ticket_number} (by {outcome.found_by})"
     assert outcome.decision is not None, "a message that is not ignored has a decision"
-    return f"{outcome.label} -> {target}{kind}: {outcome.decision.why}; {mails(outcome)}"
+    return f"{target}{kind}: {outcome.decision.why}"
 
 
 def mails(outcome: Outcome) -> str:

@@ -40,6 +40,7 @@ from helpdesk_fetch.ingest.pipeline import (
     Prepared,
     Source,
 )
+from helpdesk_fetch.ingest.report import Plan
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches, set_aside
 from helpdesk_fetch.sources.open import open_mailbox
@@ -59,6 +60,8 @@ class AccountReport:
 
     account: str
     outcome: RunOutcome = RunOutcome.OK
+    # Every message the run took on, downloaded or not (canaries aside): it adds up to
+    # new_tickets + threaded + rejected + duplicates + ignored + errors.
     fetched: int = 0
     new_tickets: int = 0
     threaded: int = 0
@@ -71,7 +74,7 @@ class AccountReport:
     failing: alerts.Streak | None = None  # the account's failures before this run (spec §11.2)
     config_error: bool = False  # the account failed because of its configuration (exit 2)
     failures: list[str] = field(default_factory=list)  # one line per message set aside
-    actions: list[str] = field(default_factory=list)  # what --dry-run would have done
+    actions: list[Plan] = field(default_factory=list)  # what --dry-run would have done
     started_at: float = field(default_factory=time.time)
     seconds: float = 0.0
     run_id: int | None = None  # its AccountRun row, written when the run took the account
@@ -314,7 +317,8 @@ def _failed(report: AccountReport,
             exc: MailboxError | ConfigError | ParserUnavailable) -> None:
     report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
     report.config_error = isinstance(exc, ConfigError)
-    log.error("%s", exc, extra={alerts.REPEATED: report.failing is not None})
+    log.error("%s", exc, extra={alerts.REPEATED: alerts.repeated(
+        report.failing, report.error, config_error=report.config_error)})
 
 
 class MailboxRun:
@@ -353,6 +357,7 @@ class MailboxRun:
         reader = prefetch.Reader(self.box, list(batches(todo)), remaining=self.run.remaining,
                                  told=self.aside_done)
         self.pipeline.parser.start()  # here, in the thread that outlives it (budget.py)
+        done = 0
         try:
             with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
                 self.actions = reader
@@ -363,6 +368,7 @@ class MailboxRun:
                     crashpoint("after_fetch")
                     with interrupts.held():  # stored and counted whole, or not at all
                         self._one(ref, raw, prepared)
+                    done += 1
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
             self.actions = self.box
@@ -372,7 +378,7 @@ class MailboxRun:
                             raw=None)  # what was handed over is no copy of the message
         if reader.stopped_early:
             log.warning("%s: run_budget_seconds used up; %d messages wait for the next run",
-                        account_named(self.account.name), len(todo) - self.report.fetched)
+                        account_named(self.account.name), len(todo) - done)
 
     def _delete_already_stored(self, refs: list[MessageRef]) -> list[MessageRef]:
         """Delete what an earlier run stored but died before deleting (spec §4.1); the rest."""
@@ -382,13 +388,15 @@ class MailboxRun:
             log.info("%s: %d messages were stored by an earlier run; deleting them",
                      account_named(self.account.name), len(again))
             self.report.duplicates += len(again)
+            self.report.fetched += len(again)
             self.box.delete(again)
             self.box.flush()
         return [r for r in refs if r.key not in stored]
 
     def _one(self, ref: MessageRef, raw: bytes, prepared: Prepared | None = None) -> None:
-        self.report.fetched += 1
         outcome = self.pipeline.ingest(self.source, raw, ref.key, prepared=prepared)
+        if outcome.kind != CANARY:  # a test message of ours, not mail to the helpdesk
+            self.report.fetched += 1
         if outcome.kind == FAILED:
             return self._set_aside(ref, outcome, raw=raw)
         if outcome.kind == DUPLICATE:
@@ -397,7 +405,7 @@ class MailboxRun:
         elif outcome.kind == CANARY:
             log.info("%s: %s; deleting it", account_named(self.account.name), outcome.reason)
         if self.run.dry_run:
-            self.report.actions.append(outcome.describe())
+            self.report.actions.append(Plan.of(outcome))
         self._count(outcome)
         self.actions.delete([ref])
 
@@ -419,6 +427,8 @@ class MailboxRun:
         """Record the message as failed, then have it set aside; the others go on. Its one
         line comes once the mailbox has said how that went (``aside_done``)."""
         self.report.errors += 1
+        if raw is None:  # set aside without being downloaded (_one counts the others)
+            self.report.fetched += 1
         again = self.pipeline.record_failure(self.source, outcome, raw=raw,
                                              size=ref.size if raw is None else len(raw),
                                              location=self.actions.aside_location())
@@ -440,6 +450,7 @@ class MailboxRun:
             return log.warning("%s: %s", account_named(self.account.name), line)
         line = f"{what}; {refused.detail}; it stays in the mailbox, and the next run tries again"
         self.report.failures.append(line)
+        error = redact(str(refused))
         log.error("%s: %s", account_named(self.account.name), line,
-                  extra={alerts.REPEATED: self.report.failing is not None})
-        self.report.outcome, self.report.error = RunOutcome.FAILED, redact(str(refused))
+                  extra={alerts.REPEATED: alerts.repeated(self.report.failing, error)})
+        self.report.outcome, self.report.error = RunOutcome.FAILED, error

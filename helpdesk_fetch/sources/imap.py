@@ -7,20 +7,28 @@ import contextlib
 import imaplib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from imapclient import DELETED, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from helpdesk_fetch.errors import AuthError, ConnectError, SetAsideRefused, account_named
+from helpdesk_fetch.errors import (
+    AuthError,
+    ConfigError,
+    ConnectError,
+    SetAsideRefused,
+    account_named,
+)
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import imapclient_adapter
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, handle
-from helpdesk_fetch.sources.imapserver import ServerTraits
+from helpdesk_fetch.sources.imapserver import ServerTraits, without_timings
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.tls import tls_context
 
 SIZE_BATCH = 1000  # UIDs per command (RFC822.SIZE, STORE, UID EXPUNGE)
+FOLDERS_SHOWN = 10  # of the server's folders, when the account's folder is not one of them
 log = logging.getLogger(__name__)
 
 
@@ -58,10 +66,28 @@ class ImapMailbox(Mailbox):
             self.traits = ServerTraits.after_login(self.client)
             self.folder = self.traits.full_name(a.folder)
             self.aside_folder = self.traits.full_name(self.error_folder)
-            info = self.client.select_folder(self.folder, readonly=self.dry_run)
+            info = self._select()
         self.uidvalidity = int(info[b"UIDVALIDITY"])
         self._pending: list[int] = []
         self._error_folder_ready = False
+
+    def _select(self) -> dict[bytes, Any]:
+        """SELECT the account's folder; one the server does not have is a configuration error
+        (exit 2) that names the folders it has: every run would fail the same way."""
+        try:
+            info: dict[bytes, Any] = self.client.select_folder(self.folder, readonly=self.dry_run)
+            return info
+        except IMAPClientError as exc:
+            if isinstance(exc, imaplib.IMAP4.abort) or self.client.folder_exists(self.folder):
+                raise
+        names = sorted((name for flags, _, name in self.client.list_folders()
+                        if b"\\Noselect" not in flags and b"\\NonExistent" not in flags),
+                       key=lambda name: (name.upper() != "INBOX", name.lower()))
+        shown = ", ".join(repr(n) for n in names[:FOLDERS_SHOWN])
+        more = f" and {len(names) - FOLDERS_SHOWN} more" if len(names) > FOLDERS_SHOWN else ""
+        full = f" ({self.folder!r} on this server)" if self.folder != self.account.folder else ""
+        raise ConfigError(f"the server has no folder {self.account.folder!r}{full}; its folders: "
+                          f"{shown or 'none'}{more}", account=self.account.name, key="folder")
 
     def _login(self) -> None:
         a = self.account
@@ -233,9 +259,9 @@ class ImapMailbox(Mailbox):
                               cutoff=self.cutoff)
 
 
-
 def _server_text(exc: Exception) -> str:
+    """What the server said, as text, without the timings Dovecot adds."""
     text = str(exc)
     if text.startswith("b'") or text.startswith('b"'):
         text = text[2:-1]
-    return text
+    return without_timings(text)

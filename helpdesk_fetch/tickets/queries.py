@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import NotRequired, TypedDict
 
 from peewee import JOIN, ModelSelect, fn
@@ -54,7 +55,8 @@ MessageDict = TypedDict("MessageDict", {
     "from": str,
     "to": list[str],
     "cc": list[str],
-    "date": str | None,
+    "date": str | None,  # the Date header; None when it has none (or none that parses)
+    "received_at": str | None,  # when it was stored (ours: when it was written)
     "subject": str,
     "text": NotRequired[str],  # not in hook events (event_dicts)
     "html": NotRequired[str | None],
@@ -106,13 +108,15 @@ def _with_counts() -> ModelSelect[Ticket]:
             .group_by(Ticket.id))
 
 
-def list_tickets(tagger: Tagger, *, status: str | None = None,
-                 resource: str | None = None) -> list[TicketDict]:
-    """Tickets, oldest first, optionally of one status and/or resource."""
+def list_tickets(tagger: Tagger, *, status: str | None = None, resource: str | None = None,
+                 known: Iterable[str] = ()) -> list[TicketDict]:
+    """Tickets, oldest first, optionally of one status and/or resource; *known*: the resources
+    the accounts file names, which may have no ticket yet."""
     query = _with_counts()
     if status is not None:
         query = query.where(Ticket.status == check_status(status))
     if resource is not None:
+        check_resource(resource, known)
         query = query.where(Ticket.resource == resource)
     # "inbound" is the count _with_counts selects: peewee sets it on each row it makes.
     return [ticket_dict(t, tagger, t.inbound)  # type: ignore[attr-defined]
@@ -202,6 +206,7 @@ def message_dict(m: Message, attachments: list[AttachmentDict]) -> MessageDict:
         "to": json.loads(m.to_addrs),
         "cc": json.loads(m.cc_addrs),
         "date": isoformat(m.date),
+        "received_at": isoformat(m.received_at),
         "subject": m.subject,
         "text": m.text,
         "html": m.html,
@@ -210,6 +215,17 @@ def message_dict(m: Message, attachments: list[AttachmentDict]) -> MessageDict:
         "rule": m.rule,
         "notice": m.notice,  # what is shown only in the raw message, e.g. parts past 1000
     }
+
+
+def check_resource(resource: str, known: Iterable[str]) -> None:
+    """UsageError for a resource that neither the accounts file nor any ticket has: a typo
+    would otherwise list no ticket, as if the resource had none."""
+    if resource in known or Ticket.select().where(Ticket.resource == resource).exists():
+        return
+    have = {name for name in known if name} | {
+        name for (name,) in tuples(Ticket.select(Ticket.resource).distinct()) if name}
+    raise UsageError(f"no resource {resource!r} in the accounts file or on any ticket; "
+                     f"resources: {', '.join(sorted(have)) or 'none'}")
 
 
 def check_status(status: str) -> str:

@@ -76,12 +76,12 @@ def machine_reply(kind: MessageKind, *, delay_only: bool = False) -> Decision:
     for nothing), nor of a delay notice (*delay_only*: nothing failed yet)."""
     if kind == MessageKind.AUTO_REPLY:
         return Decision(Action.APPEND, None, False, (),
-                        "an auto-reply: appended, status and escalation unchanged, no auto-mail")
+                        "an auto-reply: appended, status and escalation unchanged")
     if delay_only:
         return Decision(Action.APPEND, None, False, (),
-                        "a delay notice: appended, status and escalation unchanged, no auto-mail")
+                        "a delay notice: appended, status and escalation unchanged")
     return Decision(Action.APPEND, None, False, (),
-                    f"a {kind}: appended, status and escalation unchanged, no auto-mail",
+                    f"a {kind}: appended, status and escalation unchanged",
                     EventKind.MESSAGE_BOUNCED)
 
 
@@ -101,8 +101,8 @@ def alert(ticket: Ticket | None, *, resolves: bool) -> Decision:
         return Decision(Action.RESOLVE, TicketStatus.CLOSED, False, (),
                         "an alert's recovery: appended, ticket closed", EventKind.TICKET_REPLIED)
     return Decision(Action.APPEND, None, False, (),
-                    "an alert: appended to the open ticket of its key, status unchanged, "
-                    "no auto-mail", EventKind.TICKET_REPLIED)
+                    "an alert: appended to the open ticket of its key, status unchanged",
+                    EventKind.TICKET_REPLIED)
 
 
 def within_reactivation(ticket: Ticket, settings: Settings, now: dt.datetime) -> bool:
