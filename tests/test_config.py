@@ -112,6 +112,13 @@ MAILDIR = '[[accounts]]\nname = "m"\nprotocol = "maildir"\npath = "x"\n'
                                                 "[smtp]; add an [smtp] section"),
     (SMTP + '[alerts]\nto = ["admin"]\n', "key 'alerts.to': 'admin' is not one e-mail address"),
     (SMTP + '[alerts]\ncc = []\n', "key 'alerts.cc': unknown key"),
+    ('[settings]\ndatabase = "sqlite://var/lib/hd/helpdesk.db"\n',
+     "key 'settings.database': 'sqlite://var/lib/hd/helpdesk.db' names a host ('var'), which a "
+     "SQLite URL has not: write sqlite:////var/lib/hd/helpdesk.db for the absolute path "
+     "/var/lib/hd/helpdesk.db, or sqlite:///var/lib/hd/helpdesk.db for a path relative to the "
+     "accounts file's directory"),
+    ('[settings]\ndatabase = "sqlite:helpdesk.db"\n',
+     "key 'settings.database': 'sqlite:helpdesk.db' is not a SQLite URL (sqlite:/// and a path)"),
     ('[hooks]\nevents = ["ticket.created"]\n', "key 'hooks.command': missing (required)"),
     ('[hooks]\ncommand = "/bin/hook --all"\n', "key 'hooks.command': expected a list of strings"),
     ('[hooks]\ncommand = []\n', "key 'hooks.command': must name the program to run"),

@@ -14,6 +14,7 @@ import tomllib
 import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from helpdesk_fetch.config import dburl
 from helpdesk_fetch.config import oauth2 as oauth2_settings
@@ -176,6 +177,7 @@ def _settings(data: dict[str, Any], path: Path) -> Settings:
     settings = _build(Settings, data, ConfigPlace(path=path), "settings.")
     directory = path.parent
     database = settings.database or f"sqlite:///{directory / 'helpdesk.db'}"
+    _check_sqlite_url(database, path)
     if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
         relative = database[len("sqlite:///"):]
         if relative and relative != ":memory:":
@@ -199,6 +201,21 @@ def _settings(data: dict[str, Any], path: Path) -> Settings:
     return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
                                templates_dir=templates,
                                **_database_password(settings, database, path))
+
+
+def _check_sqlite_url(url: str, path: Path) -> None:
+    """A SQLite URL is ``sqlite:///`` and a path: ``sqlite://var/lib/helpdesk.db`` (two
+    slashes, as in the other URLs) would read "var" as a host and open a file that nobody
+    meant, relative to wherever the command runs."""
+    if url.partition(":")[0].lower() != "sqlite" or url.startswith("sqlite:///"):
+        return
+    rest = url.partition(":")[2].lstrip("/")
+    host = urlsplit(url).netloc
+    slip = f"names a host ({host!r}), which a SQLite URL has not" if host else \
+        "is not a SQLite URL (sqlite:/// and a path)"
+    raise ConfigError(f"{url!r} {slip}: write sqlite:////{rest} for the "
+                      f"absolute path /{rest}, or sqlite:///{rest} for a path relative to the "
+                      "accounts file's directory", path=path, key="settings.database")
 
 
 def _templates_dir(directory: Path, value: str, path: Path) -> str:
