@@ -330,6 +330,9 @@ def test_password_sources(tmp_path, monkeypatch):
 @pytest.mark.parametrize("keys, needle", [
     ({"password_env": "HD_NOT_SET"}, "environment variable HD_NOT_SET is not set"),
     ({"password_command": "echo secret-out; exit 3"}, "exited with status 3"),
+    ({"password_command": "TOKEN=s3cret no-such-vault get helpdesk"},
+     "key 'password_command': the command was not found (exit status 127): is 'no-such-vault' "
+     "installed, and in the PATH of the user and cron running this? Give its full path"),
     ({"password_command": "sleep 5"}, "did not finish within 0.5 s"),
     ({"password_file": "/nonexistent/pw"}, "cannot read"),
 ])
@@ -337,6 +340,17 @@ def test_password_source_failures(keys, needle):
     with pytest.raises(ConfigError) as caught:
         password_for(_account(**keys), label="a", timeout=0.5)
     assert needle in str(caught.value) and "secret-out" not in str(caught.value)
+
+
+def test_a_password_command_that_is_not_executable_says_so(tmp_path):
+    script = tmp_path / "vault"
+    script.write_text("#!/bin/sh\necho secret-out\n")
+    script.chmod(0o644)  # forgotten: chmod +x
+    with pytest.raises(ConfigError) as caught:
+        password_for(_account(password_command=f"{script} get helpdesk"), label="a", timeout=5)
+    assert str(caught.value) == (
+        f"account 'a': key 'password_command': the command is not executable (exit status "
+        f"126): '{script}' cannot be run; fix: chmod +x {script}")
 
 
 @pytest.mark.parametrize("content", ["", "\n", "\nsecret on the second line\n", "\ufeff\n"])
