@@ -163,6 +163,20 @@ def test_unknown_when_the_database_cannot_be_read(tmp_path, write_config, run):
     assert (as_json.exit_code, json.loads(as_json.stdout)["state"]) == (3, "UNKNOWN")
 
 
+def test_a_bug_of_ours_is_unknown_in_words(tmp_path, write_config, run, monkeypatch):
+    from helpdesk_fetch.health import check
+
+    def broken(config, **kwargs):
+        raise KeyError("age_local")
+
+    monkeypatch.setattr(check, "check", broken)
+    config = write_config([local_box(tmp_path)])
+
+    state, summary, _ = plugin(run("check", config=config))
+
+    assert (state, summary) == ("UNKNOWN", "unexpected error (please report it): 'age_local'")
+
+
 def test_a_broken_accounts_file_is_critical_a_missing_one_unknown(tmp_path, run):
     missing = plugin(run("check", config=tmp_path / "none.toml"))
     assert missing[0] == "UNKNOWN" and "accounts file not found" in missing[1]

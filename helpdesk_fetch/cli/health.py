@@ -64,7 +64,7 @@ def check(app: App, ctx: click.Context, max_age: int, as_json: bool) -> None:
 
 def _judge(app: App, core, max_age: int):
     """The check's result; whatever stops it from looking is UNKNOWN, never a traceback."""
-    from helpdesk_fetch.errors import ConfigError, ConfigUnreadable, HelpdeskError
+    from helpdesk_fetch.errors import ConfigError, ConfigUnreadable, HelpdeskError, unexpected
     from helpdesk_fetch.secrets.redact import redact
 
     try:
@@ -83,8 +83,7 @@ def _judge(app: App, core, max_age: int):
     except HelpdeskError as exc:
         return core.unknown(redact(str(exc)))
     except Exception as exc:  # a plugin must answer; the traceback helps nobody at 3 a.m.
-        return core.unknown(f"unexpected error (please report it): {type(exc).__name__}: "
-                            f"{redact(str(exc))}")
+        return core.unknown(redact(unexpected(exc)))
 
 
 @cli.group()
