@@ -108,6 +108,29 @@ def test_accounts_test(dovecot, mail_user, write_config, run):
     assert dovecot.messages(mail_user) != []  # nothing changed
 
 
+def test_accounts_test_leaves_a_disabled_account_alone_unless_named(dovecot, mail_user,
+                                                                   write_config, run):
+    from tests.proxy import FaultProxy
+
+    dovecot.append(mail_user, [message("Waiting")])
+    with FaultProxy(dovecot.ports["imap"]) as proxy:  # counts the connections made to it
+        config = write_config([dovecot.account("good", mail_user),
+                               dovecot.account("off", mail_user, security="none",
+                                               port=proxy.port, enabled=False)])
+
+        result = run("accounts", "test", config=config)
+        data = run.json("accounts", "test", config=config)
+
+        assert result.exit_code == 0
+        assert "off: (disabled, not tested)" in result.output
+        assert [(p["account"], p["ok"], p["tested"], p["count"]) for p in data] == [
+            ("good", True, True, 1), ("off", None, False, None)]
+        assert proxy.connections == 0  # never connected to
+        named = run("accounts", "test", "off", config=config)  # before enabling it again
+        assert named.exit_code == 0 and "off: ok, 1 messages waiting" in named.output
+        assert proxy.connections == 1
+
+
 def test_fetch_account_runs_the_named_account_even_when_disabled(dovecot, mail_user,
                                                                 write_config, run):
     """A run reads the enabled accounts (spec §3); naming one with --account is asking for it,

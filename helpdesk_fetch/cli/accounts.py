@@ -312,7 +312,8 @@ def _set_enabled(app: App, name: str, enabled: bool) -> None:
 def test(app: App, ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Connect and log in, and report how many messages wait and where messages that fail to
     ingest go (IMAP: the error folder's full name inside the server's namespace); changes
-    nothing. Without NAME, every account. Exit status 1 when any account fails.
+    nothing. Without NAME, every account; a disabled one is listed as "(disabled, not
+    tested)" and not connected to, unless named. Exit status 1 when any account fails.
 
     \b
     Example:
@@ -338,6 +339,8 @@ def _test_accounts(config, names: list[str] | None, *, as_json: bool = False) ->
 
 
 def _show_probe(result) -> None:
+    if not result.tested:
+        return note(f"{result.account}: (disabled, not tested)", style="dim")
     if result.error:
         return note(f"{result.account}: FAILED: {result.error}", style="bold red")
     note(f"{result.account}: ok, {result.count} messages waiting ({result.where})",
