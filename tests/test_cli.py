@@ -63,6 +63,59 @@ def test_accounts_add_remove_enable_disable(tmp_path, write_config, run):
     assert run.json("accounts", "list", config=config) == []
 
 
+@pytest.mark.parametrize(("options", "missing"), [
+    ([], "missing --protocol, and with it --host, --username and one of --password-env, "
+         "--password-file or --password-command (imap, pop3) or --path (maildir); there is no "
+         "terminal to ask for them"),
+    (["--protocol", "imap"], "missing --host, --username and one of --password-env, "
+                             "--password-file or --password-command; there is no terminal"),
+    (["--protocol", "pop3", "--host", "h", "--password-env", "PW"], "missing --username; "),
+    (["--protocol", "maildir"], "missing --path; there is no terminal to ask for them"),
+])
+def test_accounts_add_without_a_terminal_names_every_missing_option(write_config, run,
+                                                                    options, missing):
+    config = write_config([])
+    before = config.read_text()
+
+    result = run("accounts", "add", "new", *options, config=config)  # stdin is no terminal
+
+    assert result.exit_code == 2
+    assert missing in result.stderr
+    assert config.read_text() == before
+
+
+def test_accounts_add_refuses_a_name_that_exists(tmp_path, write_config, run):
+    (tmp_path / "box").mkdir()
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    before = config.read_text()
+
+    result = run("accounts", "add", "local", config=config)  # before asking anything
+
+    assert result.exit_code == 2
+    assert (f"an account named 'local' already exists in {config}; choose another name, or "
+            "`helpdesk-fetch accounts remove local` first") in result.stderr
+    assert config.read_text() == before
+
+
+def test_accounts_add_warns_of_a_maildir_that_does_not_exist_and_adds_it(tmp_path,
+                                                                        write_config, run):
+    config = write_config([])
+
+    result = run("accounts", "add", "local", "--protocol", "maildir", "--path", "Maildir",
+                 config=config)
+
+    assert result.exit_code == 0
+    maildir = tmp_path / "Maildir"
+    assert (f"local: warning: the Maildir {maildir} does not exist (yet); fetch fails for this "
+            f"account until it does: mkdir -p {maildir}/cur {maildir}/new {maildir}/tmp"
+            ) in result.stderr
+    assert [a["name"] for a in run.json("accounts", "list", config=config)] == ["local"]
+    assert not maildir.exists()
+    made = run("accounts", "add", "made", "--protocol", "maildir", "--path", str(tmp_path),
+               config=config)
+    assert made.exit_code == 0 and "warning" not in made.stderr
+
+
 def test_accounts_add_has_an_option_for_every_key_but_the_password_itself(run):
     from helpdesk_fetch.config import Account
 
