@@ -158,6 +158,9 @@ def test_resource_addresses_are_reduced_to_bare_lowercase_ones(tmp_path):
 
 
 def test_account_addresses_and_hooks(tmp_path):
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "event").write_text("#!/bin/sh\n")
+    (tmp_path / "hooks" / "event").chmod(0o755)
     cfg = load_text(tmp_path, IMAP.replace('username = "u"', 'username = "Help@Example.com"')
                     + MAILDIR + '[[accounts]]\nname = "n"\nprotocol = "maildir"\npath = "y"\n'
                     'address = "Helpdesk <Local@Example.com>"\n'
@@ -167,9 +170,27 @@ def test_account_addresses_and_hooks(tmp_path):
     assert set(cfg.hooks.events) == {"ticket.created", "ticket.replied", "ticket.reopened",
                                      "ticket.rejected", "message.bounced"}
     assert (cfg.hooks.timeout_seconds, cfg.hooks.max_attempts, cfg.alerts) == (30, 10, None)
-    on_path = load_text(tmp_path, '[hooks]\ncommand = ["ticket-event"]\n')
-    assert on_path.hooks.command == ("ticket-event",)  # no slash: found on PATH, as a shell would
     assert load_text(tmp_path, IMAP).accounts[0].address is None  # "u" is no address
+
+
+@pytest.mark.parametrize(("program", "needle"), [
+    ("hooks/gone", "the program {dir}/hooks/gone does not exist"),
+    ("hooks/event.txt", "the program {dir}/hooks/event.txt is not executable; fix: chmod +x "
+                        "{dir}/hooks/event.txt"),
+    ("./hooks", "the program {dir}/hooks is a directory"),
+    ("sh", "'sh' is not a path: give the program's absolute path, such as [\"{sh}\"] (the PATH "
+           "is not searched: cron's is not your shell's)"),
+])
+def test_a_hook_command_that_cannot_run_is_refused_when_the_file_is_read(tmp_path, program,
+                                                                        needle):
+    import shutil
+
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "event.txt").write_text("#!/bin/sh\n")  # chmod +x forgotten
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, f'[hooks]\ncommand = ["{program}", "--quiet"]\n')
+    assert str(caught.value) == f"{tmp_path / 'accounts.toml'}: key 'hooks.command': " + \
+        needle.format(dir=tmp_path, sh=shutil.which("sh"))
 
 
 def test_type_errors_never_show_the_value(tmp_path):

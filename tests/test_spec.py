@@ -332,6 +332,10 @@ SPEC: dict[str, list[str]] = {
         "test_hooks::test_a_hanging_hook_is_killed_with_everything_it_started",
         "test_hooks::test_no_shell_and_no_secret_of_ours_in_the_hooks_environment",
     ],
+    "§12 the command is an argv whose program is checked when the accounts file is read": [
+        "test_config::test_a_hook_command_that_cannot_run_is_refused_when_the_file_is_read",
+        "test_hooks::test_a_hook_program_that_is_missing_stops_every_command_at_once",
+    ],
 }
 
 SECTIONS = ("§2", "§3", "§4.1", "§4.2", "§4.3", "§4.4", "§4.5", "§4.6", "§4.7", "§5.1", "§5.2",

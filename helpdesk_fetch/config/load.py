@@ -284,9 +284,34 @@ def _hooks(data: dict[str, Any], path: Path) -> Hooks:
     for key in ("timeout_seconds", "max_attempts"):
         if getattr(hooks, key) <= 0:
             raise ConfigError("must be greater than 0", key=f"hooks.{key}", **where)
-    path_keys: dict[str, Any] = {"command": (str(path.parent / Path(hooks.command[0]).expanduser()),
-                             *hooks.command[1:])} if "/" in hooks.command[0] else {}
-    return dataclasses.replace(hooks, events=tuple(dict.fromkeys(hooks.events)), **path_keys)
+    program = _hook_program(hooks.command[0], path.parent, where)
+    return dataclasses.replace(hooks, command=(program, *hooks.command[1:]),
+                               events=tuple(dict.fromkeys(hooks.events)))
+
+
+def _hook_program(given: str, directory: Path, where: ConfigPlace) -> str:
+    """The hook's program as an absolute path (a relative one is relative to the accounts
+    file's directory), checked now: a missing or non-executable program would otherwise show
+    only at the first ticket event, as a failed attempt in `status`. A bare name is refused:
+    cron's PATH is not the administrator's shell's."""
+    if "/" not in given and not given.startswith("~"):
+        import shutil
+
+        found = shutil.which(given)
+        example = found or f"/usr/local/bin/{given}"
+        raise ConfigError(f"{given!r} is not a path: give the program's absolute path, such as "
+                          f"[\"{example}\"] (the PATH is not searched: cron's is not your "
+                          "shell's)", key="hooks.command", **where)
+    program = directory / Path(given).expanduser()
+    if not program.exists():
+        raise ConfigError(f"the program {program} does not exist", key="hooks.command",
+                          **where)
+    if not program.is_file() or not os.access(program, os.X_OK):
+        kind = "a directory" if program.is_dir() else "not executable"
+        fix = "" if program.is_dir() else f"; fix: chmod +x {program}"
+        raise ConfigError(f"the program {program} is {kind}{fix}", key="hooks.command",
+                          **where)
+    return str(program)
 
 
 def _resolved_paths(obj: Account | Smtp, directory: Path) -> dict[str, Any]:
