@@ -116,6 +116,30 @@ def test_accounts_add_warns_of_a_maildir_that_does_not_exist_and_adds_it(tmp_pat
     assert made.exit_code == 0 and "warning" not in made.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about the SQLite file
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["tickets", "list"],
+                                     ["tickets", "list", "--json"], ["tickets", "show", "1"],
+                                     ["errors", "list"], ["ignored", "list"],
+                                     ["accounts", "list"]])
+def test_a_read_only_command_says_the_database_does_not_exist_yet(tmp_path, write_config, run,
+                                                                  command):
+    from tests.test_ingest_maildir import make_maildir
+
+    make_maildir(tmp_path / "box", [])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    database = tmp_path / "helpdesk.db"
+
+    result = run(*command, config=config)
+
+    assert result.exit_code == (2 if "show" in command else 0)  # show: no ticket 1
+    assert (f"helpdesk-fetch: note: the database {database} does not exist yet: nothing has "
+            "been fetched into it (the first `helpdesk-fetch fetch` creates it)"
+            ) in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.toml", "box"]  # nothing made
+    assert run("fetch", config=config).exit_code == 0
+    assert "does not exist" not in run(*command, config=config).stderr
+
+
 def test_accounts_add_has_an_option_for_every_key_but_the_password_itself(run):
     from helpdesk_fetch.config import Account
 

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from helpdesk_fetch.cli import App, cli, complete_account, pass_app
+from helpdesk_fetch.cli import App, cli, complete_account, missing_database_text, pass_app
 from helpdesk_fetch.cli.render import echo, echo_json, is_tty, note
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,8 @@ def check(app: App, ctx: click.Context, max_age: int, as_json: bool) -> None:
     CRITICAL: an enabled account had no successful run for --max-age minutes or failed its
     last 3 runs; a canary of `probe send` is overdue (canary_max_minutes); the ingest switch
     cannot be read; the accounts file is invalid. WARNING: ingest disabled; failed messages
-    waiting; auto-mails or hook events queued for more than 30 minutes. UNKNOWN: the database
+    waiting; auto-mails or hook events queued for more than 30 minutes; the SQLite database
+    does not exist yet (nothing fetched). UNKNOWN: the database
     or the accounts file cannot be read by this user. Run it as the user that runs `fetch`.
 
     \b
@@ -77,9 +78,14 @@ def _judge(app: App, core, max_age: int):
     try:
         from helpdesk_fetch.store import db
 
-        app.database(read_only=True)
+        app.database(read_only=True, say_missing=False)  # said in the check's own line
         with db.errors("cannot read the database"):
-            return core.check(config, max_age=max_age)
+            result = core.check(config, max_age=max_age)
+        missing = db.missing_sqlite_file(config.settings.database)
+        if missing is not None:  # a new installation, or fetch never ran as this user
+            result.problems.append(core.Problem(core.State.WARNING,
+                                                missing_database_text(missing)))
+        return result
     except HelpdeskError as exc:
         return core.unknown(redact(str(exc)))
     except Exception as exc:  # a plugin must answer; the traceback helps nobody at 3 a.m.

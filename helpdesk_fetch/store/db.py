@@ -184,6 +184,17 @@ def _create_private(path: Path) -> None:
         raise DatabaseError(f"cannot create the database file {path}: {exc.strerror}") from None
 
 
+def missing_sqlite_file(url: str) -> Path | None:
+    """The SQLite file that *url* names when it does not exist yet: nothing has been fetched
+    into it, and a read-only open reads an empty stand-in rather than create it. None for
+    PostgreSQL, an in-memory database, or a file that exists."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        return None
+    path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    return None if not path or path == ":memory:" or os.path.lexists(path) else Path(path)
+
+
 def sqlite_path(database: Database) -> Path | None:
     if isinstance(database, SqliteDatabase) and database.database != ":memory:":
         name = database.database
