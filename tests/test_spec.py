@@ -107,6 +107,8 @@ SPEC: dict[str, list[str]] = {
         "test_tickets::test_a_database_locked_by_another_process_is_one_line",
         "test_deliver::test_locked_database_is_a_temporary_failure",
         "test_deliver::test_unreachable_database_is_a_temporary_failure",
+        "test_deliver::test_read_only_database_is_a_temporary_failure",
+        "test_db::test_a_database_another_user_owns_is_one_line_with_owner_mode_and_fix",
     ],
     "§3 errors list/show/retry/dismiss": [
         "test_retry::test_imap_error_folder_retry_after_raising_the_limit",

@@ -38,7 +38,7 @@ from peewee import Database, OperationalError, PeeweeException, PostgresqlDataba
 
 from helpdesk_fetch.config import Settings, dburl
 from helpdesk_fetch.errors import ConfigError, DatabaseError
-from helpdesk_fetch.store import models
+from helpdesk_fetch.store import access, models
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HISTORY_TABLE = "schema_migration"
@@ -162,14 +162,24 @@ def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
     if read_only:
         if path == ":memory:" or not Path(path).exists():
             return SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS, autoconnect=True)
+        _check_access(Path(path), write=False)
         # No pragma that writes: the file stays exactly as it is.
         return SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True, timeout=BUSY_SECONDS,
                               pragmas={"busy_timeout": BUSY_SECONDS * 1000}, autoconnect=True)
     if path != ":memory:":
+        _check_access(Path(path), write=True)
         _create_private(Path(path))
     # timeout: the driver's own busy wait, which covers the statements before the pragmas
     return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True, lock_type="IMMEDIATE",
                           timeout=BUSY_SECONDS)
+
+
+def _check_access(path: Path, *, write: bool) -> None:
+    """Refuse, before SQLite says only "unable to open database file" (or, mid-run, "attempt
+    to write a readonly database"), a file this user may not use: who owns it, and the fix."""
+    trouble = access.trouble(path, write=write)
+    if trouble is not None:
+        raise DatabaseError(trouble)
 
 
 def _create_private(path: Path) -> None:
@@ -241,8 +251,9 @@ def _opening(database: Database, *, read_only: bool) -> Iterator[None]:
         return
     try:
         handle = open(f"{path}.migrate-lock", "a")
-    except OSError as exc:
-        raise DatabaseError(f"cannot open the database's lock file {path}.migrate-lock: "
+    except OSError as exc:  # a read-only mount, a full disk, someone else's lock file
+        raise DatabaseError(_file_system_trouble(database) or access.trouble(path, write=True)
+                            or f"cannot open the database's lock file {path}.migrate-lock: "
                             f"{exc.strerror}") from None
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -299,12 +310,16 @@ def describe_error(exc: BaseException, database: Database | None = None) -> str:
     or disk is full", and a read-only mount as a read-only database; the file system of the
     database (*database*, else the one in use) says which."""
     text = str(exc)
-    hint = _file_system_trouble(database or models.database.obj)
+    database = database or models.database.obj
+    hint = _file_system_trouble(database)
     if isinstance(exc, OperationalError) and hint:  # the cause first, then SQLite's words
         return f"{hint} (SQLite: {text})"
     if isinstance(exc, OperationalError):
-        if "readonly" in text or "read-only" in text:
-            return f"{text} (is the database file or its directory writable by this user?)"
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            path = sqlite_path(database) if database is not None else None
+            # who owns what, and the fix, instead of SQLite's words
+            return (path and access.trouble(path, write=True)) or \
+                f"{text} (is the database file or its directory writable by this user?)"
         if "disk" in text and "full" in text:
             return f"{text} (free some disk space)"
         if "locked" in text:
