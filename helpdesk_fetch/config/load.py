@@ -207,7 +207,7 @@ def _check_sqlite_url(url: str, path: Path) -> None:
     """A SQLite URL is ``sqlite:///`` and a path: ``sqlite://var/lib/helpdesk.db`` (two
     slashes, as in the other URLs) would read "var" as a host and open a file that nobody
     meant, relative to wherever the command runs."""
-    if url.partition(":")[0].lower() != "sqlite" or url.startswith("sqlite:///"):
+    if url.partition(":")[0].lower() != "sqlite" or url.lower().startswith("sqlite:///"):
         return
     rest = url.partition(":")[2].lstrip("/")
     host = urlsplit(url).netloc

@@ -108,8 +108,7 @@ def connect(url: str, *, password: str | None = None, read_only: bool = False,
     """A peewee database for *url* (``sqlite:///path`` or ``postgresql://user@host:port/db``)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return _sqlite(unquote(parts.path[1:] if parts.path.startswith("/") else parts.path),
-                       url, read_only=read_only)
+        return _sqlite(_sqlite_file(url), url, read_only=read_only)
     if parts.scheme in ("postgres", "postgresql"):
         return _postgresql(url, password, timeout)
     raise ConfigError(f"unsupported database URL {dburl.redact(url)!r} (use sqlite:/// or "
@@ -198,11 +197,16 @@ def missing_sqlite_file(url: str) -> Path | None:
     """The SQLite file that *url* names when it does not exist yet: nothing has been fetched
     into it, and a read-only open reads an empty stand-in rather than create it. None for
     PostgreSQL, an in-memory database, or a file that exists."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
+    if urlsplit(url).scheme != "sqlite":
         return None
-    path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    path = _sqlite_file(url)
     return None if not path or path == ":memory:" or os.path.lexists(path) else Path(path)
+
+
+def _sqlite_file(url: str) -> str:
+    """The file of the SQLite *url* (``sqlite:////abs/path``: "/abs/path")."""
+    path = urlsplit(url).path
+    return unquote(path[1:] if path.startswith("/") else path)
 
 
 def sqlite_path(database: Database) -> Path | None:
