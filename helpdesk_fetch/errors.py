@@ -23,6 +23,12 @@ def account_named(name: str) -> str:
     return f"account {name!r}"
 
 
+def unexpected(exc: BaseException) -> str:
+    """The text of an error the code did not expect (a bug of ours), for a line a user reads:
+    what it says, without Python's class name (a traceback, where one is logged, has it)."""
+    return f"unexpected error (please report it): {str(exc).strip() or 'no detail'}"
+
+
 class HelpdeskError(Exception):
     """Base class: something went wrong that the user should read about."""
 

@@ -80,7 +80,9 @@ def test_ok_with_perfdata(tmp_path, write_config, run):
 def test_critical_when_an_account_had_no_success_for_max_age(tmp_path, write_config, run):
     config = write_config([local_box(tmp_path)])
     never = plugin(run("check", config=config))
-    assert never[:2] == ("CRITICAL", "local: no successful run recorded")
+    assert never[:2] == ("CRITICAL", "local: no successful run recorded; the database "
+                         f"{tmp_path / 'helpdesk.db'} does not exist yet: nothing has been "
+                         "fetched into it (the first `helpdesk-fetch fetch` creates it)")
     assert never[2]["age_local"] == "U;;15;0"
     assert run("fetch", config=config).exit_code == 0
     assert run("deliver", "--resource", "it-support", config=config,
@@ -95,6 +97,20 @@ def test_critical_when_an_account_had_no_success_for_max_age(tmp_path, write_con
     assert perfdata["age_local"].startswith("20")
     relaxed = helpdesk_fetch("check", "--max-age", "30", config=config, wrapper=later(20))
     assert plugin(relaxed)[0] == "OK"
+
+
+def test_a_database_that_does_not_exist_yet_is_a_warning_of_its_own(tmp_path, write_config,
+                                                                    run):
+    config = write_config([dict(local_box(tmp_path), enabled=False)])
+
+    state, summary, _ = plugin(run("check", config=config))
+    data = json.loads(run("check", "--json", config=config).stdout)
+
+    assert (state, summary) == ("WARNING", f"the database {tmp_path / 'helpdesk.db'} does not "
+                                "exist yet: nothing has been fetched into it (the first "
+                                "`helpdesk-fetch fetch` creates it)")
+    assert [(p["state"], p["account"]) for p in data["problems"]] == [("WARNING", None)]
+    assert not (tmp_path / "helpdesk.db").exists()
 
 
 def test_critical_after_three_failed_runs_naming_each_account(dovecot, mail_user, tmp_path,
@@ -308,6 +324,20 @@ def test_unknown_when_the_database_cannot_be_read(tmp_path, write_config, run):
     assert (as_json.exit_code, json.loads(as_json.stdout)["state"]) == (3, "UNKNOWN")
 
 
+def test_a_bug_of_ours_is_unknown_in_words(tmp_path, write_config, run, monkeypatch):
+    from helpdesk_fetch.health import check
+
+    def broken(config, **kwargs):
+        raise KeyError("age_local")
+
+    monkeypatch.setattr(check, "check", broken)
+    config = write_config([local_box(tmp_path)])
+
+    state, summary, _ = plugin(run("check", config=config))
+
+    assert (state, summary) == ("UNKNOWN", "unexpected error (please report it): 'age_local'")
+
+
 def test_a_broken_accounts_file_is_critical_a_missing_one_unknown(tmp_path, run):
     missing = plugin(run("check", config=tmp_path / "none.toml"))
     assert missing[0] == "UNKNOWN" and "accounts file not found" in missing[1]
@@ -327,9 +357,8 @@ def test_an_unreadable_ingest_switch_is_critical(tmp_path, write_config, run):
 
     state, summary, _ = plugin(run("check", config=config))
 
-    assert state == "CRITICAL" and summary.endswith("Not a directory; nothing is ingested on "
-                                                    "this machine until it can be read; fetch "
-                                                    "reads no mailbox")
+    assert state == "CRITICAL" and ("Not a directory; nothing is ingested on this machine "
+                                    "until it can be read; fetch reads no mailbox;") in summary
 
 
 def test_a_wrong_command_line_is_unknown_on_stdout(tmp_path, write_config, run):

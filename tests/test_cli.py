@@ -63,6 +63,83 @@ def test_accounts_add_remove_enable_disable(tmp_path, write_config, run):
     assert run.json("accounts", "list", config=config) == []
 
 
+@pytest.mark.parametrize(("options", "missing"), [
+    ([], "missing --protocol, and with it --host, --username and one of --password-env, "
+         "--password-file or --password-command (imap, pop3) or --path (maildir); there is no "
+         "terminal to ask for them"),
+    (["--protocol", "imap"], "missing --host, --username and one of --password-env, "
+                             "--password-file or --password-command; there is no terminal"),
+    (["--protocol", "pop3", "--host", "h", "--password-env", "PW"], "missing --username; "),
+    (["--protocol", "maildir"], "missing --path; there is no terminal to ask for them"),
+])
+def test_accounts_add_without_a_terminal_names_every_missing_option(write_config, run,
+                                                                    options, missing):
+    config = write_config([])
+    before = config.read_text()
+
+    result = run("accounts", "add", "new", *options, config=config)  # stdin is no terminal
+
+    assert result.exit_code == 2
+    assert missing in result.stderr
+    assert config.read_text() == before
+
+
+def test_accounts_add_refuses_a_name_that_exists(tmp_path, write_config, run):
+    (tmp_path / "box").mkdir()
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    before = config.read_text()
+
+    result = run("accounts", "add", "local", config=config)  # before asking anything
+
+    assert result.exit_code == 2
+    assert (f"an account named 'local' already exists in {config}; choose another name, or "
+            "`helpdesk-fetch accounts remove local` first") in result.stderr
+    assert config.read_text() == before
+
+
+def test_accounts_add_warns_of_a_maildir_that_does_not_exist_and_adds_it(tmp_path,
+                                                                        write_config, run):
+    config = write_config([])
+
+    result = run("accounts", "add", "local", "--protocol", "maildir", "--path", "Maildir",
+                 config=config)
+
+    assert result.exit_code == 0
+    maildir = tmp_path / "Maildir"
+    assert (f"local: warning: the Maildir {maildir} does not exist (yet); fetch fails for this "
+            f"account until it does: mkdir -p {maildir}/cur {maildir}/new {maildir}/tmp"
+            ) in result.stderr
+    assert [a["name"] for a in run.json("accounts", "list", config=config)] == ["local"]
+    assert not maildir.exists()
+    made = run("accounts", "add", "made", "--protocol", "maildir", "--path", str(tmp_path),
+               config=config)
+    assert made.exit_code == 0 and "warning" not in made.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about the SQLite file
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["tickets", "list"],
+                                     ["tickets", "list", "--json"], ["tickets", "show", "1"],
+                                     ["errors", "list"], ["ignored", "list"],
+                                     ["accounts", "list"]])
+def test_a_read_only_command_says_the_database_does_not_exist_yet(tmp_path, write_config, run,
+                                                                  command):
+    from tests.test_ingest_maildir import make_maildir
+
+    make_maildir(tmp_path / "box", [])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    database = tmp_path / "helpdesk.db"
+
+    result = run(*command, config=config)
+
+    assert result.exit_code == (2 if "show" in command else 0)  # show: no ticket 1
+    assert (f"helpdesk-fetch: note: the database {database} does not exist yet: nothing has "
+            "been fetched into it (the first `helpdesk-fetch fetch` creates it)"
+            ) in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.toml", "box"]  # nothing made
+    assert run("fetch", config=config).exit_code == 0
+    assert "does not exist" not in run(*command, config=config).stderr
+
+
 def test_accounts_add_has_an_option_for_every_key_but_the_password_itself(run):
     from helpdesk_fetch.config import Account
 
@@ -106,6 +183,29 @@ def test_accounts_test(dovecot, mail_user, write_config, run):
     assert "bad: FAILED" in result.output and "refused" in result.output
     assert run("accounts", "test", "good", config=config).exit_code == 0
     assert dovecot.messages(mail_user) != []  # nothing changed
+
+
+def test_accounts_test_leaves_a_disabled_account_alone_unless_named(dovecot, mail_user,
+                                                                   write_config, run):
+    from tests.proxy import FaultProxy
+
+    dovecot.append(mail_user, [message("Waiting")])
+    with FaultProxy(dovecot.ports["imap"]) as proxy:  # counts the connections made to it
+        config = write_config([dovecot.account("good", mail_user),
+                               dovecot.account("off", mail_user, security="none",
+                                               port=proxy.port, enabled=False)])
+
+        result = run("accounts", "test", config=config)
+        data = run.json("accounts", "test", config=config)
+
+        assert result.exit_code == 0
+        assert "off: (disabled, not tested)" in result.output
+        assert [(p["account"], p["ok"], p["tested"], p["count"]) for p in data] == [
+            ("good", True, True, 1), ("off", None, False, None)]
+        assert proxy.connections == 0  # never connected to
+        named = run("accounts", "test", "off", config=config)  # before enabling it again
+        assert named.exit_code == 0 and "off: ok, 1 messages waiting" in named.output
+        assert proxy.connections == 1
 
 
 def test_fetch_account_runs_the_named_account_even_when_disabled(dovecot, mail_user,

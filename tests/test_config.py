@@ -112,6 +112,13 @@ MAILDIR = '[[accounts]]\nname = "m"\nprotocol = "maildir"\npath = "x"\n'
                                                 "[smtp]; add an [smtp] section"),
     (SMTP + '[alerts]\nto = ["admin"]\n', "key 'alerts.to': 'admin' is not one e-mail address"),
     (SMTP + '[alerts]\ncc = []\n', "key 'alerts.cc': unknown key"),
+    ('[settings]\ndatabase = "sqlite://var/lib/hd/helpdesk.db"\n',
+     "key 'settings.database': 'sqlite://var/lib/hd/helpdesk.db' names a host ('var'), which a "
+     "SQLite URL has not: write sqlite:////var/lib/hd/helpdesk.db for the absolute path "
+     "/var/lib/hd/helpdesk.db, or sqlite:///var/lib/hd/helpdesk.db for a path relative to the "
+     "accounts file's directory"),
+    ('[settings]\ndatabase = "sqlite:helpdesk.db"\n',
+     "key 'settings.database': 'sqlite:helpdesk.db' is not a SQLite URL (sqlite:/// and a path)"),
     ('[hooks]\nevents = ["ticket.created"]\n', "key 'hooks.command': missing (required)"),
     ('[hooks]\ncommand = "/bin/hook --all"\n', "key 'hooks.command': expected a list of strings"),
     ('[hooks]\ncommand = []\n', "key 'hooks.command': must name the program to run"),
@@ -151,6 +158,9 @@ def test_resource_addresses_are_reduced_to_bare_lowercase_ones(tmp_path):
 
 
 def test_account_addresses_and_hooks(tmp_path):
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "event").write_text("#!/bin/sh\n")
+    (tmp_path / "hooks" / "event").chmod(0o755)
     cfg = load_text(tmp_path, IMAP.replace('username = "u"', 'username = "Help@Example.com"')
                     + MAILDIR + '[[accounts]]\nname = "n"\nprotocol = "maildir"\npath = "y"\n'
                     'address = "Helpdesk <Local@Example.com>"\n'
@@ -160,9 +170,27 @@ def test_account_addresses_and_hooks(tmp_path):
     assert set(cfg.hooks.events) == {"ticket.created", "ticket.replied", "ticket.reopened",
                                      "ticket.rejected", "message.bounced"}
     assert (cfg.hooks.timeout_seconds, cfg.hooks.max_attempts, cfg.alerts) == (30, 10, None)
-    on_path = load_text(tmp_path, '[hooks]\ncommand = ["ticket-event"]\n')
-    assert on_path.hooks.command == ("ticket-event",)  # no slash: found on PATH, as a shell would
     assert load_text(tmp_path, IMAP).accounts[0].address is None  # "u" is no address
+
+
+@pytest.mark.parametrize(("program", "needle"), [
+    ("hooks/gone", "the program {dir}/hooks/gone does not exist"),
+    ("hooks/event.txt", "the program {dir}/hooks/event.txt is not executable; fix: chmod +x "
+                        "{dir}/hooks/event.txt"),
+    ("./hooks", "the program {dir}/hooks is a directory"),
+    ("sh", "'sh' is not a path: give the program's absolute path, such as [\"{sh}\"] (the PATH "
+           "is not searched: cron's is not your shell's)"),
+])
+def test_a_hook_command_that_cannot_run_is_refused_when_the_file_is_read(tmp_path, program,
+                                                                        needle):
+    import shutil
+
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "event.txt").write_text("#!/bin/sh\n")  # chmod +x forgotten
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, f'[hooks]\ncommand = ["{program}", "--quiet"]\n')
+    assert str(caught.value) == f"{tmp_path / 'accounts.toml'}: key 'hooks.command': " + \
+        needle.format(dir=tmp_path, sh=shutil.which("sh"))
 
 
 def test_type_errors_never_show_the_value(tmp_path):
@@ -323,6 +351,9 @@ def test_password_sources(tmp_path, monkeypatch):
 @pytest.mark.parametrize("keys, needle", [
     ({"password_env": "HD_NOT_SET"}, "environment variable HD_NOT_SET is not set"),
     ({"password_command": "echo secret-out; exit 3"}, "exited with status 3"),
+    ({"password_command": "TOKEN=s3cret no-such-vault get helpdesk"},
+     "key 'password_command': the command was not found (exit status 127): is 'no-such-vault' "
+     "installed, and in the PATH of the user and cron running this? Give its full path"),
     ({"password_command": "sleep 5"}, "did not finish within 0.5 s"),
     ({"password_file": "/nonexistent/pw"}, "cannot read"),
 ])
@@ -330,6 +361,17 @@ def test_password_source_failures(keys, needle):
     with pytest.raises(ConfigError) as caught:
         password_for(_account(**keys), label="a", timeout=0.5)
     assert needle in str(caught.value) and "secret-out" not in str(caught.value)
+
+
+def test_a_password_command_that_is_not_executable_says_so(tmp_path):
+    script = tmp_path / "vault"
+    script.write_text("#!/bin/sh\necho secret-out\n")
+    script.chmod(0o644)  # forgotten: chmod +x
+    with pytest.raises(ConfigError) as caught:
+        password_for(_account(password_command=f"{script} get helpdesk"), label="a", timeout=5)
+    assert str(caught.value) == (
+        f"account 'a': key 'password_command': the command is not executable (exit status "
+        f"126): '{script}' cannot be run; fix: chmod +x {script}")
 
 
 @pytest.mark.parametrize("content", ["", "\n", "\nsecret on the second line\n", "\ufeff\n"])

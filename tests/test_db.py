@@ -163,3 +163,89 @@ def test_make_migration_finds_nothing_to_write(capsys):
 
     assert not generate("nothing")
     assert "Nothing to generate" in capsys.readouterr().out
+
+
+# -- a database file this user may not use (issue 19.1) ------------------------------------------
+
+SERVICE_USER = 65534  # nobody: the service user that meets a helpdesk.db a run as root created
+
+
+@pytest.fixture
+def service_user():
+    """(directory, argv prefix): a directory of root's where another user may look (tmp_path's
+    parents are root's alone), and what runs a command as that user. Not root, the test's user
+    cannot hand a file to anyone: the command then runs as that user, on files it made but may
+    not write (mode 444 and 555), which SQLite refuses the same way."""
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="helpdesk-fetch-test-")
+    os.chmod(directory, 0o755)
+    as_root = os.geteuid() == 0
+    prefix = ("setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}",
+              "--clear-groups", "--") if as_root else ()
+    yield Path(directory), prefix
+    shutil.rmtree(directory)
+
+
+def _me_and_owner() -> tuple[str, str]:
+    import pwd
+
+    if os.geteuid() == 0:
+        return pwd.getpwuid(SERVICE_USER).pw_name, "root"
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    return me, me
+
+
+def _runnable_by_the_service_user(directory: Path) -> Path:
+    """A Maildir account (a file without a secret may be root's, spec §2) and its first run."""
+    from tests.mails import message
+    from tests.proc import helpdesk_fetch
+    from tests.test_ingest_maildir import make_maildir
+
+    make_maildir(directory / "box", [message("Printer broken")])
+    accounts = directory / "accounts.toml"
+    accounts.write_text('[[accounts]]\nname = "local"\nprotocol = "maildir"\npath = "box"\n')
+    accounts.chmod(0o644)
+    assert helpdesk_fetch("fetch", config=accounts).returncode == 0  # as root, or the user
+    make_maildir(directory / "box", [message("Scanner broken")])
+    for path in (directory, *directory.rglob("*")):  # the service user may read it all
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return accounts
+
+
+def test_a_database_another_user_owns_is_one_line_with_owner_mode_and_fix(service_user):
+    from tests.proc import helpdesk_fetch
+
+    directory, as_service_user = service_user
+    accounts = _runnable_by_the_service_user(directory)
+    database = directory / "helpdesk.db"
+    database.chmod(0o644 if os.geteuid() == 0 else 0o444)
+    directory.chmod(0o755 if os.geteuid() == 0 else 0o555)
+    me, owner = _me_and_owner()
+    mode = "755" if os.geteuid() == 0 else "555"
+    fix = (f"chown {me} {directory} {database}*" if os.geteuid() == 0 else
+           f"chmod u+rwx {directory} && chmod u+rw {database}")
+
+    fetched = helpdesk_fetch("fetch", config=accounts, wrapper=as_service_user, text=True)
+
+    assert fetched.returncode == 1  # as for any database error (spec §3)
+    assert fetched.stderr == (
+        f"helpdesk-fetch: the database directory {directory} belongs to {owner} (mode {mode}), "
+        f"and {me}, who runs helpdesk-fetch, cannot create the database's -wal and -shm files "
+        f"in it; fix: {fix}; the run stopped, and messages not stored stay on their server for "
+        "the next run\n")
+    assert len(list((directory / "box" / "new").iterdir())) == 1  # nothing read, nothing lost
+    private = 0o600 if os.geteuid() == 0 else 0o200  # not the user's, or not even readable
+    database.chmod(private)
+    reading = f"chown {me} {database}*" if os.geteuid() == 0 else f"chmod u+rw {database}"
+
+    shown = helpdesk_fetch("tickets", "list", config=accounts, wrapper=as_service_user,
+                           text=True)
+
+    assert shown.returncode == 1
+    assert shown.stderr == (
+        f"helpdesk-fetch: error: the database file {database} belongs to {owner} (mode "
+        f"{private:o}), and {me}, who runs helpdesk-fetch, cannot read it; fix: {reading}\n")
+    assert "readonly database" not in fetched.stderr + shown.stderr
+    directory.chmod(0o755)

@@ -4,6 +4,7 @@ and tries again, 65 kept in quarantine. Run as a separate process: the exit stat
 from __future__ import annotations
 
 import os
+import pwd
 import sqlite3
 import subprocess
 import sys
@@ -170,7 +171,10 @@ def test_read_only_database_is_a_temporary_failure(tmp_path, write_config, run):
                             wrapper=AS_ORDINARY_USER if os.geteuid() == 0 else ())
 
     assert result.returncode == EX_TEMPFAIL, result.stderr
-    assert b"readonly database" in result.stderr
+    assert (f"the database file {tmp_path / 'helpdesk.db'} belongs to ").encode() in result.stderr
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert (f"(mode 444), and {me}, who runs helpdesk-fetch, cannot write it; fix: chmod u+rw "
+            f"{tmp_path / 'helpdesk.db'}").encode() in result.stderr
     assert quarantined(tmp_path) == []
     (tmp_path / "helpdesk.db").chmod(0o600)
     assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,

@@ -276,14 +276,31 @@ def test_a_crash_after_the_hook_ran_runs_it_again_once_the_claim_expires(tmp_pat
 
 
 def test_a_hook_that_cannot_be_started_is_a_failed_attempt(tmp_path, write_config, run):
-    config = write_config([empty_box(tmp_path)],
-                          hooks={"command": [str(tmp_path / "no-such-hook")]})
+    """Loading the file checks the program (test_config); what it needs can still be missing:
+    here the interpreter its first line names."""
+    hook = tmp_path / "hook"
+    hook.write_text("#!/no/such/interpreter\n")
+    hook.chmod(0o755)
+    config = write_config([empty_box(tmp_path)], hooks={"command": [str(hook)]})
 
     assert run("deliver", "--resource", "it-support", config=config,
                input=message("Hi")).exit_code == 0
 
     error = run.json("status", config=config)["hook_queue"]["last_error"]["error"]
-    assert error == f"cannot run {tmp_path / 'no-such-hook'}: No such file or directory"
+    assert error == f"cannot run {hook}: No such file or directory"
+
+
+def test_a_hook_program_that_is_missing_stops_every_command_at_once(tmp_path, write_config,
+                                                                    run):
+    config = write_config([empty_box(tmp_path)],
+                          hooks={"command": [str(tmp_path / "no-such-hook")]})
+
+    for command, code in ((["status"], 2), (["fetch"], 2),
+                          (["deliver", "--resource", "it-support"], 75)):  # the MTA keeps it
+        result = run(*command, config=config, input=message("Hi"))
+        assert result.exit_code == code, command  # not a failed attempt at the first event
+        assert (f"{config}: key 'hooks.command': the program {tmp_path / 'no-such-hook'} does "
+                "not exist") in result.stderr
 
 
 # -- the README's examples (contrib/hooks), run for real ----------------------------------------

@@ -33,6 +33,25 @@ def test_maildir_mail_becomes_tickets(tmp_path, write_config, run):
         "Disk full", "Backup failed"]
 
 
+def test_a_maildir_that_does_not_exist_is_a_configuration_error_of_its_account(
+        tmp_path, write_config, run):
+    box = make_maildir(tmp_path / "Maildir", [message("Disk full")])
+    gone = tmp_path / "Mailbox"  # a slip for Maildir
+    config = write_config([{"name": "typo", "protocol": "maildir", "path": "Mailbox"},
+                           {"name": "local", "protocol": "maildir", "path": str(box)}])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 2  # a configuration error, spec §3
+    assert (f"{config}: account 'typo': key 'path': the Maildir {gone} does not exist; correct "
+            f"the path, or create it: mkdir -p {gone}/cur {gone}/new {gone}/tmp"
+            ) in result.stderr
+    assert not gone.exists()  # nothing is created for it
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Disk full"]
+    tested = run("accounts", "test", "typo", config=config)
+    assert tested.exit_code == 1 and "key 'path': the Maildir" in tested.stdout
+
+
 def test_relative_maildir_path_is_relative_to_the_accounts_file(tmp_path, write_config, run):
     make_maildir(tmp_path / "mail", [message("Relative")])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "mail"}])
@@ -54,13 +73,14 @@ def test_failed_message_moves_to_the_error_maildir(tmp_path, write_config, run):
     assert len(run.json("tickets", "list", config=config)) == 2
 
 
-def test_missing_maildir_fails_the_account(tmp_path, write_config, run):
-    config = write_config([{"name": "local", "protocol": "maildir", "path": "nowhere"}])
+def test_a_directory_that_is_no_maildir_fails_the_account(tmp_path, write_config, run):
+    (tmp_path / "mail" / "new").mkdir(parents=True)  # no cur, no tmp: no Maildir (yet)
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "mail"}])
 
     result = run("fetch", config=config)
 
     assert result.exit_code == 1
-    assert "not a Maildir" in result.stderr
+    assert f"{tmp_path / 'mail'} is not a Maildir (no cur, tmp directory)" in result.stderr
 
 
 def test_hostile_tags_and_references_are_filed_like_any_mail(tmp_path, write_config, run):
@@ -103,10 +123,11 @@ def test_a_bug_met_by_one_message_sets_it_aside_and_spares_the_rest(tmp_path, wr
     result = run("fetch", config=config)
 
     assert result.exit_code == 0, result.output
-    assert "unexpected error (please report it): KeyError" in result.stderr
+    assert "unexpected error (please report it): 'boom'" in result.stderr
+    assert "KeyError" not in result.stderr  # a user reads what happened, not Python's names
     assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Backup failed"]
     [failed] = run.json("errors", "list", config=config)
-    assert "KeyError" in failed["reason"]
+    assert failed["reason"] == "unexpected error (please report it): 'boom'"
     assert len(list((box / ".HD Error Messages" / "cur").iterdir())) == 1
 
 

@@ -144,3 +144,29 @@ def test_smtp_over_implicit_tls(desk, dovecot, run, monkeypatch, trusted):
         assert "certificate is not trusted" in result.stderr
         assert sink.messages == []
         assert run.json("status", config=config)["outbox_pending"] == 2
+
+
+def test_a_line_that_breaks_while_sending_is_deferred_with_what_happened(
+        dovecot, mail_user, write_config, run):
+    from tests.proxy import Fault, FaultProxy
+
+    sink = SmtpSink().start()
+    try:
+        with FaultProxy(sink.port) as proxy:
+            proxy.fault = Fault(drop_after_sent=b"data\r\n")  # smtplib: the server hears DATA
+            config = write_config([dovecot.account("helpdesk", mail_user,
+                                                   resource="it-support")],
+                                  smtp=sink.config(port=proxy.port),
+                                  resources=[{"name": "it-support", "members": STAFF}])
+            dovecot.append(mail_user, [plain("grey@example.org")])
+
+            result = run("fetch", config=config)
+            assert result.exit_code == 0, result.output
+            assert proxy.fired, (proxy.connections, result.output)
+    finally:
+        sink.stop()
+
+    rows = outbox_rows(config)
+    assert rows and all(row.sent_at is None and row.failed_at is None for row in rows)
+    assert {row.last_error for row in rows} == {
+        "the SMTP server closed the connection while sending"}  # no Python class name

@@ -110,6 +110,8 @@ SPEC: dict[str, list[str]] = {
         "test_deliver::test_unreachable_database_is_a_temporary_failure",
         "test_postgres::test_a_postgresql_error_in_a_ticket_command_is_one_line",
         "test_postgres::test_a_connection_dropped_under_a_ticket_command_is_one_line",
+        "test_deliver::test_read_only_database_is_a_temporary_failure",
+        "test_db::test_a_database_another_user_owns_is_one_line_with_owner_mode_and_fix",
     ],
     "§3 errors list/show/retry/dismiss": [
         "test_retry::test_imap_error_folder_retry_after_raising_the_limit",
@@ -350,6 +352,10 @@ SPEC: dict[str, list[str]] = {
         "test_hooks::test_a_crash_between_commit_and_hook_delays_the_event_but_never_loses_it",
         "test_hooks::test_a_hanging_hook_is_killed_with_everything_it_started",
         "test_hooks::test_no_shell_and_no_secret_of_ours_in_the_hooks_environment",
+    ],
+    "§12 the command is an argv whose program is checked when the accounts file is read": [
+        "test_config::test_a_hook_command_that_cannot_run_is_refused_when_the_file_is_read",
+        "test_hooks::test_a_hook_program_that_is_missing_stops_every_command_at_once",
     ],
 }
 

@@ -258,7 +258,7 @@ def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_conf
     errors = at_80_columns("errors", "list", config=config)
     assert errors[0].split() == ["id", "account", "failed", "waits", "in", "from", "subject"]
     assert errors[1].split()[:2] == ["1", "local-maildir"]
-    assert errors[2] == "  cannot be parsed: ParseError: the message is empty"
+    assert errors[2] == "  cannot be parsed: the message is empty"
 
     ignored = at_80_columns("ignored", "list", config=config)
     assert ignored[0].split() == ["id", "account", "received", "from", "subject", "reason"]

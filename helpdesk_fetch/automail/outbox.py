@@ -122,7 +122,7 @@ def _send_one(connection: smtplib.SMTP, smtp: Smtp, row: Outbox, report: SendRep
         return _defer(row, f"{exc.smtp_code} {_text(exc.smtp_error)}")
     except (smtplib.SMTPException, OSError) as exc:
         report.deferred += 1
-        return _defer(row, f"{type(exc).__name__}: {exc}")
+        return _defer(row, _broken(exc))
     row.sent_at = utcnow()
     row.attempts += 1
     row.last_error = _refusals(refused) if refused else None
@@ -226,6 +226,17 @@ def _starttls(connection: smtplib.SMTP, context: ssl.SSLContext, where: str) -> 
         raise SmtpUnavailable(f"{where} does not offer STARTTLS; refusing to send without TLS")
     connection.starttls(context=context)
     connection.ehlo()
+
+
+def _broken(exc: OSError) -> str:
+    """What happened to a session that broke while sending, in words (a deferral's reason)."""
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return "the SMTP server closed the connection while sending"
+    if isinstance(exc, TimeoutError):
+        return "the SMTP server did not answer in time while sending"
+    if isinstance(exc, smtplib.SMTPException):  # itself an OSError, without strerror
+        return f"the SMTP session failed while sending: {exc}"
+    return f"the connection to the SMTP server failed while sending: {exc.strerror or exc}"
 
 
 def _refusals(recipients: dict[str, tuple[int, bytes]]) -> str:

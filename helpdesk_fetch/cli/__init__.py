@@ -50,9 +50,12 @@ class App:
             remember_secret(dburl.password(self._config.settings.database) or "")
         return config.require_accounts(self._config) if reads_mail else self._config
 
-    def database(self, *, read_only: bool = False, create: bool = True):
+    def database(self, *, read_only: bool = False, create: bool = True,
+                 say_missing: bool = True):
         """The database, opened once (read-only commands never create or migrate it; without
-        *create*, a database not created yet is NoDatabase)."""
+        *create*, a database not created yet is NoDatabase). A read-only command on a SQLite
+        file that does not exist yet reads an empty database and, unless *say_missing* is
+        false, says so on stderr: an empty list is no answer then."""
         if self._database is None:
             from helpdesk_fetch.errors import ConfigError
             from helpdesk_fetch.store import db
@@ -63,6 +66,11 @@ class App:
                                                     create=create)
             except ConfigError as exc:  # its password source, its URL: name the file too
                 raise exc.in_file(config.path) from None
+            missing = db.missing_sqlite_file(config.settings.database) if read_only else None
+            if missing is not None and say_missing:
+                from helpdesk_fetch.cli.render import note
+
+                note(f"helpdesk-fetch: note: {missing_database_text(missing)}", err=True)
         return self._database
 
     def tagger(self):
@@ -75,6 +83,12 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def missing_database_text(path: object) -> str:
+    """What a read-only command says of a SQLite database that does not exist yet."""
+    return (f"the database {path} does not exist yet: nothing has been fetched into it (the "
+            "first `helpdesk-fetch fetch` creates it)")
 
 
 def complete_account(ctx: click.Context, param, incomplete: str) -> list[str]:

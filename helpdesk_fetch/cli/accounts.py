@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import typing
+from pathlib import Path
 
 import click
 
@@ -20,7 +22,7 @@ from helpdesk_fetch.cli.render import (
 )
 from helpdesk_fetch.config import DEFAULT_PORTS, PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
 from helpdesk_fetch.config.oauth2 import AUTHS, FLOWS, PROVIDERS, oauth2_keys
-from helpdesk_fetch.errors import account_named
+from helpdesk_fetch.errors import UsageError, account_named
 
 
 @cli.group()
@@ -184,14 +186,21 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
     from helpdesk_fetch.secrets.redact import remember_secret
 
     path = cfg.config_path(app.config_option)
-    if path.exists():
-        app.config()  # like every command: a file holding a secret must be private
+    if path.exists():  # like every command: a file holding a secret must be private
+        if any(account.name == name for account in app.config().accounts):
+            raise UsageError(f"an account named {name!r} already exists in {path}; choose "
+                             f"another name, or `helpdesk-fetch accounts remove {name}` first")
     # sys.stdin, as click.get_text_stream("stdin") wraps it (deprecated since click 8.5)
     interactive = is_tty() and is_tty(sys.stdin)
     values = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in values.items()}
     if interactive:
         _ask_missing(values)
+    else:
+        _require_options(ctx, values)
     remember_secret(values.get("password") or "")  # asked for at the terminal, or none
+    if values["protocol"] == "maildir":
+        _warn_missing_maildir(name, Path(os.path.abspath(path)).parent
+                              / Path(values["path"]).expanduser())
     try:
         add_account(path, {"name": name, **values},
                     check=_offer_test(name) if interactive else None)
@@ -199,6 +208,36 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
         note(f"Account {name!r} was not added; {path} is unchanged.", style="yellow")
         ctx.exit(1)
     note(f"Added {account_named(name)} to {path}.")
+
+
+def _require_options(ctx: click.Context, values: dict) -> None:
+    """Without a terminal nobody can be asked: name every option the account still needs (a
+    script learns them all at once, not one per try)."""
+    password = "one of --password-env, --password-file or --password-command"
+    if values["protocol"] is None:
+        missing = [f"--protocol, and with it --host, --username and {password} (imap, "
+                   "pop3) or --path (maildir)"]
+    elif values["protocol"] == "maildir":
+        missing = ["--path"] if values["path"] is None else []
+    else:
+        missing = [f"--{key}" for key in ("host", "username") if values[key] is None]
+        if values["auth"] != "oauth2" and not any(values.get(k) is not None
+                                                  for k in PASSWORD_KEYS):
+            missing.append(password)
+    if missing:
+        listed = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 \
+            else missing[0]
+        raise click.UsageError(f"missing {listed}; there is no terminal to ask for them",
+                               ctx=ctx)
+
+
+def _warn_missing_maildir(name: str, path: Path) -> None:
+    """A Maildir that does not exist yet is added all the same (the MTA may create it with its
+    first delivery), with a word: until it exists, `fetch` fails for the account."""
+    if not os.path.lexists(path):
+        note(f"{name}: warning: the Maildir {path} does not exist (yet); fetch fails for this "
+             f"account until it does: mkdir -p {path}/cur {path}/new {path}/tmp",
+             style="yellow", err=True)
 
 
 class _NotKept(Exception):
@@ -313,7 +352,8 @@ def _set_enabled(app: App, name: str, enabled: bool) -> None:
 def test(app: App, ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Connect and log in, and report how many messages wait and where messages that fail to
     ingest go (IMAP: the error folder's full name inside the server's namespace); changes
-    nothing. Without NAME, every account. Exit status 1 when any account fails.
+    nothing. Without NAME, every account; a disabled one is listed as "(disabled, not
+    tested)" and not connected to, unless named. Exit status 1 when any account fails.
 
     \b
     Example:
@@ -339,6 +379,8 @@ def _test_accounts(config, names: list[str] | None, *, as_json: bool = False) ->
 
 
 def _show_probe(result) -> None:
+    if not result.tested:
+        return note(f"{result.account}: (disabled, not tested)", style="dim")
     if result.error:
         return note(f"{result.account}: FAILED: {result.error}", style="bold red")
     note(f"{result.account}: ok, {result.count} messages waiting ({result.where})",
@@ -374,7 +416,6 @@ def authorize(app: App, name: str | None, smtp: bool, browser: bool, port: int) 
       # with ssh -L 8765:127.0.0.1:8765 from the workstation:
       helpdesk-fetch accounts authorize gmail --port 8765
     """
-    from helpdesk_fetch.errors import UsageError
     from helpdesk_fetch.secrets.oauth2.authorize import authorize as sign_in
 
     config = app.config()

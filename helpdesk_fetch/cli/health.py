@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from helpdesk_fetch.cli import App, cli, complete_account, pass_app
+from helpdesk_fetch.cli import App, cli, complete_account, missing_database_text, pass_app
 from helpdesk_fetch.cli.render import echo, echo_json, is_tty, note
 from helpdesk_fetch.errors import account_named
 
@@ -46,9 +46,10 @@ def check(app: App, ctx: click.Context, max_age: int, as_json: bool) -> None:
     ingest switch cannot be read; the accounts file is invalid, defines neither an account
     nor a resource, or no account although `fetch` ran here in the last 24 hours. WARNING:
     ingest disabled; failed messages waiting; auto-mails or hook events queued for more than 30
-    minutes; hook events given up in the last 24 hours. UNKNOWN: the database or the accounts
-    file cannot be read by this user. Without accounts (mail piped in by `deliver` only) the
-    summary says so. Run it as the user that runs `fetch`.
+    minutes; hook events given up in the last 24 hours; the SQLite database does not exist yet
+    (nothing fetched). UNKNOWN: the database or the accounts file cannot be read by this user.
+    Without accounts (mail piped in by `deliver` only) the summary says so. Run it as the user
+    that runs `fetch`.
 
     \b
     Examples:
@@ -68,7 +69,7 @@ def check(app: App, ctx: click.Context, max_age: int, as_json: bool) -> None:
 
 def _judge(app: App, core, max_age: int):
     """The check's result; whatever stops it from looking is UNKNOWN, never a traceback."""
-    from helpdesk_fetch.errors import ConfigError, ConfigUnreadable, HelpdeskError
+    from helpdesk_fetch.errors import ConfigError, ConfigUnreadable, HelpdeskError, unexpected
     from helpdesk_fetch.secrets.redact import redact
 
     try:
@@ -81,14 +82,18 @@ def _judge(app: App, core, max_age: int):
     try:
         from helpdesk_fetch.store import db
 
-        app.database(read_only=True)
+        app.database(read_only=True, say_missing=False)  # said in the check's own line
         with db.errors("cannot read the database"):
-            return core.check(config, max_age=max_age)
+            result = core.check(config, max_age=max_age)
+        missing = db.missing_sqlite_file(config.settings.database)
+        if missing is not None:  # a new installation, or fetch never ran as this user
+            result.problems.append(core.Problem(core.State.WARNING,
+                                                missing_database_text(missing)))
+        return result
     except HelpdeskError as exc:
         return core.unknown(redact(str(exc)))
     except Exception as exc:  # a plugin must answer; the traceback helps nobody at 3 a.m.
-        return core.unknown(f"unexpected error (please report it): {type(exc).__name__}: "
-                            f"{redact(str(exc))}")
+        return core.unknown(redact(unexpected(exc)))
 
 
 @cli.group()

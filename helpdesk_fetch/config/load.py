@@ -14,6 +14,7 @@ import tomllib
 import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from helpdesk_fetch.config import dburl
 from helpdesk_fetch.config import oauth2 as oauth2_settings
@@ -176,6 +177,7 @@ def _settings(data: dict[str, Any], path: Path) -> Settings:
     settings = _build(Settings, data, ConfigPlace(path=path), "settings.")
     directory = path.parent
     database = settings.database or f"sqlite:///{directory / 'helpdesk.db'}"
+    _check_sqlite_url(database, path)
     if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
         relative = database[len("sqlite:///"):]
         if relative and relative != ":memory:":
@@ -199,6 +201,21 @@ def _settings(data: dict[str, Any], path: Path) -> Settings:
     return dataclasses.replace(settings, database=database, state_dir=os.path.normpath(state_dir),
                                templates_dir=templates,
                                **_database_password(settings, database, path))
+
+
+def _check_sqlite_url(url: str, path: Path) -> None:
+    """A SQLite URL is ``sqlite:///`` and a path: ``sqlite://var/lib/helpdesk.db`` (two
+    slashes, as in the other URLs) would read "var" as a host and open a file that nobody
+    meant, relative to wherever the command runs."""
+    if url.partition(":")[0].lower() != "sqlite" or url.lower().startswith("sqlite:///"):
+        return
+    rest = url.partition(":")[2].lstrip("/")
+    host = urlsplit(url).netloc
+    slip = f"names a host ({host!r}), which a SQLite URL has not" if host else \
+        "is not a SQLite URL (sqlite:/// and a path)"
+    raise ConfigError(f"{url!r} {slip}: write sqlite:////{rest} for the "
+                      f"absolute path /{rest}, or sqlite:///{rest} for a path relative to the "
+                      "accounts file's directory", path=path, key="settings.database")
 
 
 def _templates_dir(directory: Path, value: str, path: Path) -> str:
@@ -267,9 +284,34 @@ def _hooks(data: dict[str, Any], path: Path) -> Hooks:
     for key in ("timeout_seconds", "max_attempts"):
         if getattr(hooks, key) <= 0:
             raise ConfigError("must be greater than 0", key=f"hooks.{key}", **where)
-    path_keys: dict[str, Any] = {"command": (str(path.parent / Path(hooks.command[0]).expanduser()),
-                             *hooks.command[1:])} if "/" in hooks.command[0] else {}
-    return dataclasses.replace(hooks, events=tuple(dict.fromkeys(hooks.events)), **path_keys)
+    program = _hook_program(hooks.command[0], path.parent, where)
+    return dataclasses.replace(hooks, command=(program, *hooks.command[1:]),
+                               events=tuple(dict.fromkeys(hooks.events)))
+
+
+def _hook_program(given: str, directory: Path, where: ConfigPlace) -> str:
+    """The hook's program as an absolute path (a relative one is relative to the accounts
+    file's directory), checked now: a missing or non-executable program would otherwise show
+    only at the first ticket event, as a failed attempt in `status`. A bare name is refused:
+    cron's PATH is not the administrator's shell's."""
+    if "/" not in given and not given.startswith("~"):
+        import shutil
+
+        found = shutil.which(given)
+        example = found or f"/usr/local/bin/{given}"
+        raise ConfigError(f"{given!r} is not a path: give the program's absolute path, such as "
+                          f"[\"{example}\"] (the PATH is not searched: cron's is not your "
+                          "shell's)", key="hooks.command", **where)
+    program = directory / Path(given).expanduser()
+    if not program.exists():
+        raise ConfigError(f"the program {program} does not exist", key="hooks.command",
+                          **where)
+    if not program.is_file() or not os.access(program, os.X_OK):
+        kind = "a directory" if program.is_dir() else "not executable"
+        fix = "" if program.is_dir() else f"; fix: chmod +x {program}"
+        raise ConfigError(f"the program {program} is {kind}{fix}", key="hooks.command",
+                          **where)
+    return str(program)
 
 
 def _resolved_paths(obj: Account | Smtp, directory: Path) -> dict[str, Any]:

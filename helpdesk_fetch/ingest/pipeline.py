@@ -24,7 +24,7 @@ import peewee
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.enums import MessageKind
-from helpdesk_fetch.errors import account_named
+from helpdesk_fetch.errors import account_named, unexpected
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import canary
 from helpdesk_fetch.hooks import queue as hooks
@@ -117,8 +117,7 @@ def _unexpected(exc: Exception, key: str, sha256: str, parsed: ParsedMessage) ->
     """A message that met a bug of ours: set aside with the error as its reason (``errors
     retry`` files it once a fixed version is installed); the traceback at -vv."""
     log.debug("unexpected error while filing %s", key, exc_info=True)
-    return Outcome(FAILED, key, sha256, f"unexpected error (please report it): "
-                   f"{type(exc).__name__}: {exc}", parsed=parsed)
+    return Outcome(FAILED, key, sha256, unexpected(exc), parsed=parsed)
 
 
 class Pipeline:

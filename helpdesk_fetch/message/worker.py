@@ -54,6 +54,7 @@ class Header:
 def serve(parent: int) -> None:
     """The worker's main loop, until its stdin ends (or its parent dies: it dies with it)."""
     _die_with_parent(parent)
+    from helpdesk_fetch.errors import unexpected
     from helpdesk_fetch.message import parse  # loaded before READY: part of the start-up
 
     inp, out = os.fdopen(0, "rb", buffering=0), os.fdopen(1, "wb", buffering=0)
@@ -70,9 +71,9 @@ def serve(parent: int) -> None:
             result = DONE, pickle.dumps(parse.parse_runs(stream.skeleton, stream.runs, defer=True),
                                         protocol=pickle.HIGHEST_PROTOCOL)
         except parse.ParseError as exc:
-            result = FAILED, f"ParseError: {exc}".encode("utf-8", "replace")
+            result = FAILED, str(exc).encode("utf-8", "replace")
         except Exception as exc:  # the parser is defensive; this is the last line of defence
-            result = FAILED, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+            result = FAILED, unexpected(exc).encode("utf-8", "replace")
         finished = time.monotonic()
         stream.skip_rest()
         _write(out, result[0] + TIME.pack(finished) + LENGTH.pack(len(result[1])), result[1])

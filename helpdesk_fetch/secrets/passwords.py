@@ -101,9 +101,29 @@ def run_secret_command(command: str, *, account: str | None, key: str, timeout: 
         raise ConfigError(f"the command did not finish within {timeout:g} s", account=account,
                           key=key) from None
     if done.returncode != 0:
-        raise ConfigError(f"the command exited with status {done.returncode}", account=account,
-                          key=key)
+        raise ConfigError(_failure(command, done.returncode), account=account, key=key)
     lines = done.stdout.decode("utf-8", "replace").splitlines()
     if not lines or not lines[0]:
         raise ConfigError("the command printed nothing", account=account, key=key)
     return lines[0]
+
+
+def _failure(command: str, status: int) -> str:
+    """Why *command* failed, from the shell's exit *status*: 127 and 126 are the shell's own
+    "not found" and "cannot execute" (POSIX), which a bare number hides. Only the program's
+    name is shown: the rest of the line may hold a secret."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    # VAR=value words before the program set its environment, and may be the secret's key
+    program = next((w for w in words if "=" not in w), "")
+    if status == 127:
+        return (f"the command was not found (exit status 127): is {program!r} installed, and "
+                "in the PATH of the user and cron running this? Give its full path")
+    if status == 126:
+        return (f"the command is not executable (exit status 126): {program!r} cannot be run; "
+                f"fix: chmod +x {program}")
+    return f"the command exited with status {status}"

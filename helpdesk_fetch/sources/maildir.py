@@ -19,7 +19,13 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from helpdesk_fetch.errors import ConnectError, MailboxError, SetAsideRefused, account_named
+from helpdesk_fetch.errors import (
+    ConfigError,
+    ConnectError,
+    MailboxError,
+    SetAsideRefused,
+    account_named,
+)
 from helpdesk_fetch.sources.base import Mailbox, MessageRef, handle
 
 log = logging.getLogger(__name__)
@@ -31,6 +37,10 @@ class MaildirMailbox(Mailbox):
 
     def open(self) -> None:
         self.root = Path(self.given(self.account.path, "path")).expanduser()
+        if not os.path.lexists(self.root):  # the key is wrong, or the Maildir was never made
+            raise ConfigError(f"the Maildir {self.root} does not exist; correct the path, or "
+                              f"create it: mkdir -p {self.root}/cur {self.root}/new "
+                              f"{self.root}/tmp", account=self.account.name, key="path")
         missing = [d for d in SUBDIRS if not (self.root / d).is_dir()]
         if missing:
             raise ConnectError(self.account.name, f"{self.root} is not a Maildir (no "

@@ -21,18 +21,28 @@ class ProbeResult:
     warning: str | None = None
     namespace: dict[str, str] | None = None  # IMAP: the personal namespace (prefix, separator)
     error_folder: str | None = None  # the full name of the error folder; None for POP3
+    tested: bool = True  # False: a disabled account, left alone
 
     def as_dict(self) -> dict[str, object]:
-        """The stable JSON of ``accounts test --json``."""
-        return {"account": self.account, "where": self.where, "ok": self.error is None,
+        """The stable JSON of ``accounts test --json``: ``ok`` and ``count`` are null for an
+        account that was not tested."""
+        data = {"account": self.account, "where": self.where,
+                "ok": self.error is None if self.tested else None,
                 **{k: v for k, v in asdict(self).items() if k not in ("account", "where")}}
+        return data if self.tested else {**data, "count": None}
 
 
 def test_accounts(config: Config, names: list[str] | None) -> Iterator[ProbeResult]:
-    """Log in to each named account (default: all) read-only and count its messages."""
+    """Log in to each named account read-only and count its messages; without names, every
+    enabled account (a disabled one is listed as not tested: it may be disabled because its
+    server is gone, and a test would only fail or hang). Naming one tests it, enabled or not:
+    the check before enabling it again."""
     accounts = [config.account(n) for n in names] if names else list(config.accounts)
     for account in accounts:
-        yield probe(config, account)
+        if names or account.enabled:
+            yield probe(config, account)
+        else:
+            yield ProbeResult(account.name, f"{account.protocol} {account.server}", tested=False)
 
 
 def probe(config: Config, account: Account) -> ProbeResult:

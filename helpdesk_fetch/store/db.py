@@ -46,7 +46,7 @@ from peewee import (
 
 from helpdesk_fetch.config import Settings, dburl
 from helpdesk_fetch.errors import ConfigError, DatabaseError, NoDatabase
-from helpdesk_fetch.store import models
+from helpdesk_fetch.store import access, models
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HISTORY_TABLE = "schema_migration"
@@ -71,7 +71,7 @@ def open_configured(settings: Settings, *, read_only: bool = False,
     that only changes what is stored has nothing to change in it."""
     from helpdesk_fetch.secrets.passwords import database_password
 
-    if not create and (missing := not_created(settings.database)) is not None:
+    if not create and (missing := missing_sqlite_file(settings.database)) is not None:
         raise NoDatabase(f"there is no database yet at {missing} (the first fetch or "
                          "deliver creates it)")
     password = database_password(settings, timeout=settings.timeout_seconds)
@@ -122,8 +122,7 @@ def connect(url: str, *, password: str | None = None, read_only: bool = False,
     """A peewee database for *url* (``sqlite:///path`` or ``postgresql://user@host:port/db``)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return _sqlite(unquote(parts.path[1:] if parts.path.startswith("/") else parts.path),
-                       url, read_only=read_only)
+        return _sqlite(_sqlite_file(url), url, read_only=read_only)
     if parts.scheme in ("postgres", "postgresql"):
         return _postgresql(url, password, timeout)
     raise ConfigError(f"unsupported database URL {dburl.redact(url)!r} (use sqlite:/// or "
@@ -176,14 +175,24 @@ def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
     if read_only:
         if path == ":memory:" or not Path(path).exists():
             return SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS, autoconnect=True)
+        _check_access(Path(path), write=False)
         # No pragma that writes: the file stays exactly as it is.
         return SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True, timeout=BUSY_SECONDS,
                               pragmas={"busy_timeout": BUSY_SECONDS * 1000}, autoconnect=True)
     if path != ":memory:":
+        _check_access(Path(path), write=True)
         _create_private(Path(path))
     # timeout: the driver's own busy wait, which covers the statements before the pragmas
     return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=True, lock_type="IMMEDIATE",
                           timeout=BUSY_SECONDS)
+
+
+def _check_access(path: Path, *, write: bool) -> None:
+    """Refuse, before SQLite says only "unable to open database file" (or, mid-run, "attempt
+    to write a readonly database"), a file this user may not use: who owns it, and the fix."""
+    trouble = access.trouble(path, write=write)
+    if trouble is not None:
+        raise DatabaseError(trouble)
 
 
 def _create_private(path: Path) -> None:
@@ -198,15 +207,20 @@ def _create_private(path: Path) -> None:
         raise DatabaseError(f"cannot create the database file {path}: {exc.strerror}") from None
 
 
-def not_created(url: str) -> Path | None:
-    """The SQLite file of *url* when it does not exist yet; None when it does, and for a
-    PostgreSQL database (the server's: it exists, and its schema is made on open)."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
+def missing_sqlite_file(url: str) -> Path | None:
+    """The SQLite file that *url* names when it does not exist yet: nothing has been fetched
+    into it, and a read-only open reads an empty stand-in rather than create it. None for
+    PostgreSQL, an in-memory database, or a file that exists."""
+    if urlsplit(url).scheme != "sqlite":
         return None
-    name = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
-    path = Path(name)
-    return None if name in ("", ":memory:") or path.exists() else path
+    path = _sqlite_file(url)
+    return None if not path or path == ":memory:" or os.path.lexists(path) else Path(path)
+
+
+def _sqlite_file(url: str) -> str:
+    """The file of the SQLite *url* (``sqlite:////abs/path``: "/abs/path")."""
+    path = urlsplit(url).path
+    return unquote(path[1:] if path.startswith("/") else path)
 
 
 def sqlite_path(database: Database) -> Path | None:
@@ -249,15 +263,17 @@ def _opening(database: Database, *, read_only: bool) -> Iterator[None]:
     file to WAL and may create the schema, and SQLite answers two processes doing that together
     with "database is locked" at once (one holds a shared lock and wants to write while the
     other waits for it), without waiting for busy_timeout. The lock is held for the open only.
-    Where the lock file cannot be made (a read-only mount), SQLite's own open says why."""
+    A lock file that cannot be made says why (a read-only mount, a full disk, another owner)."""
     path = None if read_only else sqlite_path(database)
-    try:
-        handle = open(f"{path}.migrate-lock", "a") if path else None
-    except OSError:
-        handle = None
-    if handle is None:
+    if path is None:
         yield
         return
+    try:
+        handle = open(f"{path}.migrate-lock", "a")
+    except OSError as exc:  # a read-only mount, a full disk, someone else's lock file
+        raise DatabaseError(_file_system_trouble(database) or access.trouble(path, write=True)
+                            or f"cannot open the database's lock file {path}.migrate-lock: "
+                            f"{exc.strerror}") from None
     with handle:
         _wait_for_lock(handle, path)
         yield
@@ -330,12 +346,16 @@ def describe_error(exc: BaseException, database: Database | None = None) -> str:
     its own (CONTEXT, HINT, libpq's "Is the server running…"): they are joined into one."""
     exc = _first_failure(exc)
     text = _one_line(str(exc))
-    hint = _file_system_trouble(database or models.database.obj)
+    database = database or models.database.obj
+    hint = _file_system_trouble(database)
     if isinstance(exc, OperationalError) and hint:  # the cause first, then SQLite's words
         return f"{hint} (SQLite: {text})"
     if isinstance(exc, OperationalError):
-        if "readonly" in text or "read-only" in text:
-            return f"{text} (is the database file or its directory writable by this user?)"
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            path = sqlite_path(database) if database is not None else None
+            # who owns what, and the fix, instead of SQLite's words
+            return (path and access.trouble(path, write=True)) or \
+                f"{text} (is the database file or its directory writable by this user?)"
         if "disk" in text and "full" in text:
             return f"{text} (free some disk space)"
         if "locked" in text:

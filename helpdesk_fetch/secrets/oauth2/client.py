@@ -66,9 +66,9 @@ def post_form(url: str, fields: Mapping[str, str | None], *, account: str, timeo
         raise ConnectError(account, f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise ConnectError(account, f"{url}: {_reason(exc.reason, timeout)}") from None
-    except http.client.HTTPException as exc:  # something answered, but not in HTTP
-        raise ConnectError(account, f"{url}: not an HTTP answer ({type(exc).__name__}); is "
-                           "this the token endpoint's address?") from None
+    except http.client.HTTPException:  # something answered, but not in HTTP
+        raise ConnectError(account, f"{url}: not an HTTP answer; is this the token "
+                           "endpoint's address?") from None
     except TimeoutError:
         raise ConnectError(account, f"{url}: no answer within {timeout:g} s") from None
     except OSError as exc:
