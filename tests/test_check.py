@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from helpdesk_fetch.store import db
 from tests.chaos import start_fetch
 from tests.mails import message
 from tests.proc import environment, helpdesk_fetch
@@ -141,6 +142,7 @@ def test_a_streak_counts_finished_runs_only(tmp_path, write_config, run):
     """A run still going, or killed, is no failure, and hides none: the failures in a row are
     those of the runs that ended, as for the news of spec §11.2."""
     box = tmp_path / "box"
+    box.mkdir()  # a directory, but no Maildir: each run fails (exit 1)
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
     missing = f"local: no successful run recorded: account 'local': {box} is not a Maildir"
 
@@ -151,6 +153,7 @@ def test_a_streak_counts_finished_runs_only(tmp_path, write_config, run):
                               env=environment(HELPDESK_FETCH_CRASH_AT="after_commit"))
         assert dies.returncode == -signal.SIGKILL, dies.stderr
         shutil.rmtree(box)
+        box.mkdir()
 
     def judged() -> str:
         state, summary, _ = plugin(run("check", "--max-age", "60", config=config))
@@ -265,10 +268,13 @@ def test_warning_for_hook_events_given_up_in_the_last_day(tmp_path, write_config
     assert plugin(a_day_later)[0] == "OK"
 
 
-def test_no_accounts_deliver_only_is_judged_by_what_comes_in(tmp_path, write_config, run):
+def test_no_accounts_deliver_only_is_judged_by_what_comes_in(tmp_path, write_config, run,
+                                                            database_url):
     """Spec §2: a file without accounts stops fetch, not deliver. Fed by deliver alone, the
     check says so instead of "0 accounts", and what it judged."""
     config = write_config([])
+    assert "does not exist yet" in plugin(run("check", config=config))[1]  # nothing came yet
+    db.open_database(database_url).close()  # as the first deliver leaves it
 
     state, summary, perfdata = plugin(run("check", config=config))
 
@@ -290,7 +296,8 @@ def test_no_accounts_deliver_only_is_judged_by_what_comes_in(tmp_path, write_con
 def test_no_accounts_after_fetch_ran_or_nothing_at_all_is_critical(tmp_path, write_config,
                                                                    run):
     empty = write_config([], resources=[], path=tmp_path / "empty.toml")
-    assert plugin(run("check", config=empty))[:2] == (
+    state, summary, _ = plugin(run("check", config=empty))
+    assert (state, summary.split("; the database")[0]) == (
         "CRITICAL", "the accounts file defines no [[accounts]] and no [[resources]]: no mail "
                     "can be fetched or delivered; is it empty, cut short, or the wrong file?")
     config = write_config([local_box(tmp_path, [message("One")])])
