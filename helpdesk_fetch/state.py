@@ -160,8 +160,30 @@ def _lock_file(directory: Path, name: str, what: str) -> IO[str]:
         directory.mkdir(parents=True, exist_ok=True)
         return open(directory / f"{name}.lock", "a")
     except OSError as exc:
-        raise HelpdeskError(f"cannot create the lock for {what} in {directory}: "
-                            f"{exc.strerror}") from None
+        raise HelpdeskError(f"cannot create the lock for {what} in {directory.absolute()}: "
+                            f"{exc.strerror}{_whose(directory)}") from None
+
+
+def _whose(directory: Path) -> str:
+    """Where this user may not write: who owns the first directory in the way, and the fix (a
+    state_dir made by root, then used by the service user from cron)."""
+    existing = directory.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if os.access(existing, os.W_OK | os.X_OK):
+        return ""
+    import pwd
+
+    def user(uid: int) -> str:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+
+    info, me = existing.stat(), user(os.geteuid())
+    return (f"; {existing} belongs to {user(info.st_uid)} (mode {info.st_mode & 0o7777:o}) and "
+            f"{me} runs helpdesk-fetch; fix: chown -R {me} {existing}, or set "
+            "settings.state_dir to a directory of this user")
 
 
 @contextlib.contextmanager

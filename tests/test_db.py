@@ -249,3 +249,34 @@ def test_a_database_another_user_owns_is_one_line_with_owner_mode_and_fix(servic
         f"{private:o}), and {me}, who runs helpdesk-fetch, cannot read it; fix: {reading}\n")
     assert "readonly database" not in fetched.stderr + shown.stderr
     directory.chmod(0o755)
+
+
+def test_a_state_dir_another_user_owns_names_its_owner_and_the_fix(service_user):
+    """The account locks live in state_dir: one made by root and used by the service user from
+    cron is refused with who owns it and the fix, not a bare "Permission denied"."""
+    from tests.proc import helpdesk_fetch
+
+    directory, as_service_user = service_user
+    accounts = _runnable_by_the_service_user(directory)
+    accounts.write_text('[settings]\nstate_dir = "state"\n\n' + accounts.read_text())
+    state = directory / "state"
+    state.mkdir()
+    me, owner = _me_and_owner()
+    if os.geteuid() == 0:  # everything else is the service user's
+        for path in (directory, *directory.rglob("*")):
+            if path != state and path != accounts:
+                os.chown(path, SERVICE_USER, SERVICE_USER)
+        mode = 0o755
+    else:
+        mode = 0o555
+    state.chmod(mode)
+
+    fetched = helpdesk_fetch("fetch", config=accounts, wrapper=as_service_user, text=True)
+
+    assert fetched.returncode == 1
+    assert (f"cannot create the lock for account 'local' in {state}/locks: Permission denied; "
+            f"{state} belongs to {owner} (mode {mode:o}) and {me} runs helpdesk-fetch; fix: "
+            f"chown -R {me} {state}, or set settings.state_dir to a directory of this user"
+            ) in fetched.stderr
+    assert len(list((directory / "box" / "new").iterdir())) == 1  # nothing read, nothing lost
+    state.chmod(0o755)
