@@ -97,6 +97,30 @@ def test_accounts_add_refuses_a_name_that_exists(tmp_path, write_config, run):
     assert config.read_text() == before
 
 
+def test_accounts_add_makes_the_account_a_rule_waits_for(tmp_path, write_config, run):
+    """The sample file's `nagios` rule names an account `monitoring`: the file is refused until
+    it exists, and `accounts add monitoring` is how it comes to exist. Another missing account
+    still refuses the edit, and nothing is written."""
+    for box in ("box", "alerts"):
+        make_maildir(tmp_path / box, [])
+    config = write_config([])  # then tables, as the sample file has them
+    config.write_text(config.read_text() + '\n[[accounts]]\nname = "local"\nprotocol = '
+                      '"maildir"\npath = "box"\n\n[[rules]]\nname = "nagios"\naccounts = '
+                      '["monitoring"]\nsubject = "PROBLEM"\n')
+    assert "no account 'monitoring'" in run("fetch", config=config).stderr
+
+    other = run("accounts", "add", "other", "--protocol", "maildir", "--path", "alerts",
+                config=config)
+    assert other.exit_code == 2 and "no account 'monitoring'" in other.stderr
+    added = run("accounts", "add", "monitoring", "--protocol", "maildir", "--path", "alerts",
+                config=config)
+
+    assert added.exit_code == 0, added.output
+    assert [a["name"] for a in run.json("accounts", "list", config=config)] == ["local",
+                                                                                "monitoring"]
+    assert run("fetch", config=config).exit_code == 0
+
+
 def test_accounts_add_warns_of_a_maildir_that_does_not_exist_and_adds_it(tmp_path,
                                                                         write_config, run):
     config = write_config([])

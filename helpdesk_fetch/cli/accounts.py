@@ -187,7 +187,7 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
 
     path = cfg.config_path(app.config_option)
     if path.exists():  # like every command: a file holding a secret must be private
-        if any(account.name == name for account in app.config().accounts):
+        if any(account.name == name for account in _accounts_before_adding(app, name)):
             raise UsageError(f"an account named {name!r} already exists in {path}; choose "
                              f"another name, or `helpdesk-fetch accounts remove {name}` first")
     # sys.stdin, as click.get_text_stream("stdin") wraps it (deprecated since click 8.5)
@@ -208,6 +208,20 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
         note(f"Account {name!r} was not added; {path} is unchanged.", style="yellow")
         ctx.exit(1)
     note(f"Added {account_named(name)} to {path}.")
+
+
+def _accounts_before_adding(app: App, name: str) -> list:
+    """The accounts of the file, which may wait for this one: a [[rules]] table naming account
+    *name* refuses the file until it exists (the sample's `nagios` rule and its `monitoring`),
+    and adding it is the fix. The new file is checked whole before it is written."""
+    from helpdesk_fetch.errors import ConfigError
+
+    try:
+        return app.config().accounts
+    except ConfigError as exc:
+        if exc.key == "rules.accounts" and exc.message.startswith(f"no account {name!r} "):
+            return []
+        raise
 
 
 def _require_options(ctx: click.Context, values: dict) -> None:
