@@ -14,6 +14,7 @@ import codecs
 import contextlib
 import json
 import os
+import pwd
 import socket
 import sqlite3
 import threading
@@ -301,6 +302,10 @@ def test_an_accounts_file_of_another_user_is_refused(tmp_path, write_config, run
 
     assert result.exit_code == 2
     assert f"belongs to uid {owner}" in result.stderr and f"chown 0 {config}" in result.stderr
+    name = pwd.getpwuid(owner).pw_name  # the service user, most likely: run as them
+    assert (f"belongs to uid {owner} ({name}), not to the user running this (uid 0 (root)); "
+            f"run helpdesk-fetch as {name} (who runs it from cron, e.g. `runuser -u {name} -- "
+            "helpdesk-fetch ...`), or fix:") in result.stderr
 
 
 def test_a_password_file_others_can_read_fails_fetch_with_exit_2(dovecot, mail_user, tmp_path,

@@ -25,6 +25,21 @@ from pathlib import Path
 from helpdesk_fetch.errors import ConfigError, ConfigUnreadable
 
 
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _named(uid: int) -> str:
+    """A uid with its user's name, when it has one: "999 (helpdesk)"."""
+    name = _user(uid)
+    return f"{uid} ({name})" if name != str(uid) else str(uid)
+
+
 def check_private(path: Path, *, holds_secret: bool = True) -> None:
     """Refuse *path* (a file or a directory) when someone else could change it or anything
     on the way to it, or, when it *holds_secret*, read it."""
@@ -33,15 +48,18 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
     mode = stat.S_IMODE(info.st_mode)
     if holds_secret and info.st_uid != uid:  # someone else's: this user's set-up is wrong
         raise ConfigUnreadable(
-            f"holds a secret but belongs to uid {info.st_uid}, not to the user running this "
-            f"(uid {uid}); fix: chown {uid} {path} && chmod 600 {path}", path=path)
+            f"holds a secret but belongs to uid {_named(info.st_uid)}, not to the user running "
+            f"this (uid {_named(uid)}); run helpdesk-fetch as {_user(info.st_uid)} (who runs it "
+            f"from cron, e.g. `runuser -u {_user(info.st_uid)} -- helpdesk-fetch ...`), or fix: "
+            f"chown {uid} {path} && chmod 600 {path}", path=path)
     if holds_secret and mode & 0o077:
         access = "read" if mode & 0o044 else "written or run"
         raise ConfigError(f"holds a secret but can be {access} by others (mode {mode:o}); "
                           f"fix: chmod 600 {path}", path=path)
     if info.st_uid not in (uid, 0):
         raise ConfigUnreadable(
-            f"belongs to uid {info.st_uid}, not to the user running this (uid {uid}) or root, "
+            f"belongs to uid {_named(info.st_uid)}, not to the user running this (uid "
+            f"{_named(uid)}) or root, "
             f"who could make helpdesk-fetch run their commands; fix: chown {uid} {path}",
             path=path)
     if mode & 0o022:
