@@ -131,7 +131,7 @@ def test_critical_after_three_failed_runs_naming_each_account(dovecot, mail_user
 
     assert state == "CRITICAL"
     assert summary.startswith("helpdesk: no successful run recorded, failed its last 3 runs: "
-                              "account 'helpdesk': ")
+                              "login as ")  # the account named once
     assert "support" not in summary and "local" not in summary
     assert PASSWORD not in summary and "not-the-password" not in summary
     problems = json.loads(run("check", "--json", config=config).stdout)["problems"]
@@ -144,7 +144,7 @@ def test_a_streak_counts_finished_runs_only(tmp_path, write_config, run):
     box = tmp_path / "box"
     box.mkdir()  # a directory, but no Maildir: each run fails (exit 1)
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
-    missing = f"local: no successful run recorded: account 'local': {box} is not a Maildir"
+    missing = f"local: no successful run recorded: {box} is not a Maildir"
 
     def killed(subject: str) -> None:
         make_maildir(box, [])
@@ -168,7 +168,7 @@ def test_a_streak_counts_finished_runs_only(tmp_path, write_config, run):
     assert run("fetch", config=config).exit_code == 1  # the third failure: the killed run
     # is recorded as interrupted now, between the second and the third
     assert judged().startswith("local: no successful run recorded, failed its last 3 runs: "
-                               f"account 'local': {box} is not a Maildir")
+                               f"{box} is not a Maildir")
     killed("Killed again")  # a run that died (or one still going) hides no streak
     assert "failed its last 3 runs" in judged()
     assert run("fetch", config=config).exit_code == 1
@@ -201,7 +201,7 @@ def test_a_run_still_going_hides_no_streak(tmp_path, write_config, run):
 
     assert state == "CRITICAL"
     assert summary.startswith("silent: no successful run recorded, failed its last 3 runs: "
-                              "account 'silent': "), summary
+                              "connect"), summary
 
 
 def test_warning_for_failed_messages_and_a_disabled_ingest(tmp_path, write_config, run):

@@ -39,6 +39,7 @@ from helpdesk_fetch import state
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.enums import Direction, FailureState, RunOutcome
+from helpdesk_fetch.errors import account_named
 from helpdesk_fetch.health import alerts, canary
 from helpdesk_fetch.store.failures import DELIVER_PREFIX
 from helpdesk_fetch.store.models import AccountRun, FailedMessage, HookEvent, Message, Outbox
@@ -227,6 +228,8 @@ def _accounts(ages: dict[str, float | None], result: Result, *, max_age: int) ->
             wrong.append(f"failed its last {streak.runs} runs")
         if wrong:
             error = _last_error(name) if streak is not None else None
+            if error and error.startswith(prefix := f"{account_named(name)}: "):
+                error = error.removeprefix(prefix)  # the summary names it already
             said = f": {_shorter(error)}" if error else ""
             result.problems.append(Problem(State.CRITICAL, f"{name}: {', '.join(wrong)}{said}",
                                            name))

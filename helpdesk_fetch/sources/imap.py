@@ -105,8 +105,9 @@ class ImapMailbox(Mailbox):
             else:
                 self.client.plain_login(username, password)  # UTF-8
         except LoginError as exc:
-            raise AuthError(a.name, f"login as {a.username!r} refused: {_server_text(exc)}; "
-                            "check the username and the password source") from None
+            said = _server_text(exc).rstrip(".")  # Dovecot: "Authentication failed."
+            raise AuthError(a.name, f"login as {a.username!r} refused: {said}; check the "
+                            "username and the password source") from None
 
     def _xoauth2(self) -> None:
         a = self.account
