@@ -36,7 +36,7 @@ from tests.servers import Dovecot, dovecot_base  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 LATEST = ROOT / "bench" / "latest.json"
 MiB = 1024 * 1024
-TARGETS = {"imap_ratio": 1.5, "pop3_ratio": 2.0, "noop_ms": 150, "rss_mb": 60,
+TARGETS = {"imap_ratio": 1.5, "pop3_ratio": 1.5, "noop_ratio": 1.3, "noop_ms": 150, "rss_mb": 60,
            "big_db_share": 0.90, "rules_share": 0.05}
 
 
@@ -357,7 +357,8 @@ def table(r: dict) -> str:
             f"{'    of which the largest process':36}{ours['own_rss_mb']:>9.0f}"]
     lines += [
         f"{'no-op run, no mail, ms':36}{noop['no mail']:>9.0f}{noop['floor, no mail']:>9.0f}"
-        f"{noop['no mail'] / noop['floor, no mail']:>11.2f}x   <= {t['noop_ms']} ms",
+        f"{noop['no mail'] / noop['floor, no mail']:>11.2f}x   <= {t['noop_ratio']}x "
+        "(the floor's empty session)",
         f"{'no-op run, ingest disabled, ms':36}{noop['ingest disabled']:>9.0f}"
         f"{noop['python -c pass']:>9.0f}{'':12}   <= {t['noop_ms']} ms (floor: python -c pass)",
         f"{big_label:36}"
