@@ -274,7 +274,9 @@ def test_ignored_restore_makes_a_request_once(desk):
 
     assert restored.exit_code == 0, restored.output
     ticket = desk.only_ticket()
-    assert f"{kept['id']}: restored -> ticket {ticket['number']}" in restored.output
+    assert restored.output.startswith(f"{kept['id']}: restored <{message_id_of(raw)}> -> ticket "
+                                      f"{ticket['number']} (new in it-support) [auto_reply]")
+    assert restored.output.count(ticket["number"]) == 1
     assert inbound(ticket) == [("auto_reply", "otto@customer.example")]
     assert ticket["messages"][0]["message_id"] == message_id_of(raw)
     assert desk.smtp.messages == []  # an auto-reply is never answered, restored or not

@@ -553,3 +553,6 @@ def test_rules_test_on_files_and_standard_input(desk, tmp_path):
     assert after.stdout.endswith("(as mail of account 'helpdesk'; nothing was stored or sent)\n"
                                  "(a message without 'auto-mails' causes none)\n")
     assert desk.json("tickets", "list")[0]["status"] == "new"  # nothing changed
+    stored = desk.run("rules", "test", "--account", "monitoring", str(problem),
+                      config=desk.config)  # what a fetch would do with it (rules test: nothing)
+    assert "-> already stored (stored before): only deleted from the mailbox\n" in stored.stdout

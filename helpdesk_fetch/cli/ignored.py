@@ -107,6 +107,7 @@ def restore(app: App, ident: str, as_json: bool) -> None:
     result = core.restore(app.config(), ident)
     if as_json:
         return echo_json(vars(result))
+    if result.outcome == "restored":  # the detail names the message and its ticket
+        return note(f"{result.id}: restored {result.detail}", style="green")
     target = f" -> ticket {result.ticket_number}" if result.ticket_number else ""
-    note(f"{result.id}: {result.outcome}{target}: {result.detail}",
-         style="green" if result.outcome == "restored" else "yellow")
+    note(f"{result.id}: {result.outcome}{target}: {result.detail}", style="yellow")

@@ -100,7 +100,9 @@ def _duplicate(outcome: Outcome) -> str:
     if verdict is not None and verdict.copy_of is not None:
         direction, row = verdict.copy_of
         if direction == "out":
-            return "one of our own auto-mails, already stored: deleted"
+            return "one of our own auto-mails, already stored: only deleted from the mailbox"
         return (f"a copy of message {row}, stored before through this or another account (the "
-                "same Message-ID, From, Date and Subject): recorded and deleted")
-    return f"already stored ({outcome.reason or 'the same source key or bytes'}): deleted"
+                "same Message-ID, From, Date and Subject): only recorded and deleted from the "
+                "mailbox")
+    return (f"already stored ({outcome.reason or 'the same source key or bytes'}): only deleted "
+            "from the mailbox")
