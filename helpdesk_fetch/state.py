@@ -168,7 +168,7 @@ def _whose(directory: Path) -> str:
     """Where this user may not write: who owns the first directory in the way, and the fix (a
     state_dir made by root, then used by the service user from cron)."""
     existing = directory.absolute()
-    while not existing.exists() and existing != existing.parent:
+    while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     if os.access(existing, os.W_OK | os.X_OK):
         return ""
@@ -181,9 +181,11 @@ def _whose(directory: Path) -> str:
             return str(uid)
 
     info, me = existing.stat(), user(os.geteuid())
+    fix = (f"chown -R {me} {existing}" if existing == directory.absolute() else
+           f"install -d -o {me} {directory.absolute()}")  # never give away a parent (/var/lib)
     return (f"; {existing} belongs to {user(info.st_uid)} (mode {info.st_mode & 0o7777:o}) and "
-            f"{me} runs helpdesk-fetch; fix: chown -R {me} {existing}, or set "
-            "settings.state_dir to a directory of this user")
+            f"{me} runs helpdesk-fetch; fix: {fix}, or set settings.state_dir to a directory "
+            "of this user")
 
 
 @contextlib.contextmanager

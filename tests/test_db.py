@@ -283,7 +283,49 @@ def test_a_state_dir_another_user_owns_names_its_owner_and_the_fix(service_user)
     assert fetched.returncode == 1
     assert (f"cannot create the lock for account 'local' in {state}/locks: Permission denied; "
             f"{state} belongs to {owner} (mode {mode:o}) and {me} runs helpdesk-fetch; fix: "
-            f"chown -R {me} {state}, or set settings.state_dir to a directory of this user"
-            ) in fetched.stderr
+            f"install -d -o {me} {state}/locks, or set settings.state_dir to a directory of "
+            "this user") in fetched.stderr  # never a chown of a parent it did not make
     assert len(list((directory / "box" / "new").iterdir())) == 1  # nothing read, nothing lost
     state.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["closed", "to be made"])
+def test_a_database_directory_this_user_cannot_enter_or_make(service_user, where):
+    """A directory of root's that the service user cannot enter (mode 700) hides the file: no
+    traceback, the owner and the fix. One still to be made is made for the user (install -d),
+    never by giving away the parent that exists (think /var/lib)."""
+    from tests.proc import helpdesk_fetch
+    from tests.test_ingest_maildir import make_maildir
+
+    directory, as_service_user = service_user
+    make_maildir(directory / "box", [])
+    closed = directory / "private"
+    database = closed / "helpdesk.db" if where == "closed" else directory / "new" / "helpdesk.db"
+    accounts = directory / "accounts.toml"
+    accounts.write_text(f'[settings]\ndatabase = "sqlite:///{database}"\n\n[[accounts]]\n'
+                        'name = "local"\nprotocol = "maildir"\npath = "box"\n')
+    for path in (accounts, directory / "box", *(directory / "box").iterdir()):
+        path.chmod(0o644 if path.is_file() else 0o755)
+    closed.mkdir(mode=0o700 if os.geteuid() == 0 else 0o600)
+    if where == "to be made" and os.geteuid() != 0:
+        directory.chmod(0o555)
+    me, owner = _me_and_owner()
+
+    results = [helpdesk_fetch(*command, config=accounts, wrapper=as_service_user, text=True)
+               for command in (["status"], ["fetch"])]
+
+    for result in results if where == "closed" else results[1:]:
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+    if where == "to be made":  # nothing fetched yet, as far as reading goes
+        assert results[0].returncode == 0 and "does not exist yet" in results[0].stderr
+    if where == "closed":
+        fix = f"chown {me} {closed}" if os.geteuid() == 0 else f"chmod u+rwx {closed}"
+        assert (f"the database directory {closed} belongs to {owner} (mode "
+                f"{0o700 if os.geteuid() == 0 else 0o600:o}), and {me}, who runs "
+                f"helpdesk-fetch, cannot enter it; fix: {fix}") in results[0].stderr
+    else:
+        assert (f"cannot create {database.parent} in it; fix: install -d -o {me} "
+                f"{database.parent}") in results[1].stderr
+    closed.chmod(0o755)
+    directory.chmod(0o755)

@@ -41,9 +41,11 @@ def _directory(path: Path, *, write: bool) -> list[Obstacle]:
     directory = _existing(path.parent)
     if directory != path.parent:  # to be made, by a writing command
         need, doing = os.W_OK | os.X_OK, f"create {path.parent} in it"
+    elif not _allowed(directory, os.X_OK):  # nothing in it can be reached
+        need, doing = os.X_OK, "enter it"
     elif write:
         need = os.W_OK | os.X_OK
-        doing = ("create the database's -wal and -shm files in it" if path.exists()
+        doing = ("create the database's -wal and -shm files in it" if os.path.lexists(path)
                  else "create the database in it")
     else:
         need, doing = os.X_OK, "enter it"
@@ -54,7 +56,7 @@ def _files(path: Path, *, write: bool) -> list[Obstacle]:
     files = [path, *(Path(f"{path}{suffix}") for suffix in COMPANIONS)] if write else [path]
     need = os.R_OK | (os.W_OK if write else 0)
     return [(name, "file", "write it" if write else "read it") for name in files
-            if name.exists() and not _allowed(name, need)]
+            if os.path.lexists(name) and not _allowed(name, need)]
 
 
 def _allowed(path: Path, need: int) -> bool:
@@ -77,20 +79,23 @@ def _fix(found: list[Obstacle], path: Path, me: str) -> str:
     """One command line that removes every obstacle: what another user owns is given to this
     one (the database with its companions, path*), what is this user's gets the mode bits."""
     mine = os.geteuid()
+    made: list[str] = []
     chown: list[str] = []
     chmod: list[str] = []
     for target, kind, _ in found:
-        if target.stat().st_uid != mine:
+        if kind == "directory" and target != path.parent:  # to be made: never give away a
+            made.append(f"install -d -o {me} {path.parent}")  # parent such as /var/lib
+        elif target.stat().st_uid != mine:
             chown.append(str(target) if kind == "directory" else f"{path}*")
         else:
             chmod.append(f"chmod u+{'rwx' if kind == 'directory' else 'rw'} {target}")
     owned = [f"chown {me} {' '.join(dict.fromkeys(chown))}"] if chown else []
-    return " && ".join([*owned, *chmod])
+    return " && ".join([*made, *owned, *chmod])
 
 
 def _existing(directory: Path) -> Path:
     """*directory*, or the nearest of its parents that exists (where it would be created)."""
-    while not directory.exists() and directory.parent != directory:
+    while not os.path.lexists(directory) and directory.parent != directory:
         directory = directory.parent
     return directory
 

@@ -169,13 +169,14 @@ class Postgresql(PostgresqlDatabase):
 def _sqlite(path: str, url: str, *, read_only: bool) -> SqliteDatabase:
     if not path:
         raise ConfigError(f"no file in the database URL {url!r}", key="settings.database")
-    if Path(path).is_dir():  # SQLite would say "unable to open database file"
+    if os.path.isdir(path):  # SQLite would say "unable to open database file"
         raise ConfigError(f"{path} is a directory, not a database file; name a file, e.g. "
                           f"sqlite:///{Path(path) / 'helpdesk.db'}", key="settings.database")
     if read_only:
-        if path == ":memory:" or not Path(path).exists():
+        if path != ":memory:" and os.path.lexists(Path(path).parent):  # one this user cannot
+            _check_access(Path(path), write=False)  # enter hides whether the file exists
+        if path == ":memory:" or not os.path.lexists(path):
             return SqliteDatabase(":memory:", pragmas=SQLITE_PRAGMAS, autoconnect=True)
-        _check_access(Path(path), write=False)
         # No pragma that writes: the file stays exactly as it is.
         return SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True, timeout=BUSY_SECONDS,
                               pragmas={"busy_timeout": BUSY_SECONDS * 1000}, autoconnect=True)
@@ -198,7 +199,7 @@ def _check_access(path: Path, *, write: bool) -> None:
 def _create_private(path: Path) -> None:
     """Create a new database file mode 0600 before SQLite would, with the umask's (often 0644):
     it holds all the mail. SQLite gives its -wal and -shm files the mode of the database file."""
-    if path.exists():
+    if os.path.lexists(path):
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
