@@ -48,10 +48,12 @@ class Streak:
     error: str | None = None  # what the latest of them said
 
 
-def repeated(streak: Streak | None, error: str | None, *, config_error: bool = False) -> bool:
+def repeated(streak: Streak | None, error: str | None) -> bool:
     """Whether a failure that says *error* merely goes on from *streak*: the account was
-    failing, for the same cause (timings aside), and not because of its configuration."""
-    if streak is None or config_error:
+    failing, for the same cause (timings aside). An account's configuration error is no
+    exception (spec §11.2): a password vault that is down, a Maildir the MTA has not made yet
+    or a folder not created yet would otherwise mail the administrator every minute."""
+    if streak is None:
         return False
     return cause(error) == cause(streak.error)
 

@@ -317,8 +317,7 @@ def _failed(report: AccountReport,
             exc: MailboxError | ConfigError | ParserUnavailable) -> None:
     report.outcome, report.error = RunOutcome.FAILED, redact(str(exc))  # it is stored and shown
     report.config_error = isinstance(exc, ConfigError)
-    log.error("%s", exc, extra={alerts.REPEATED: alerts.repeated(
-        report.failing, report.error, config_error=report.config_error)})
+    log.error("%s", exc, extra={alerts.REPEATED: alerts.repeated(report.failing, report.error)})
 
 
 class MailboxRun:
