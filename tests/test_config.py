@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -178,19 +179,25 @@ def test_account_addresses_and_hooks(tmp_path):
     ("hooks/event.txt", "the program {dir}/hooks/event.txt is not executable; fix: chmod +x "
                         "{dir}/hooks/event.txt"),
     ("./hooks", "the program {dir}/hooks is a directory"),
-    ("sh", "'sh' is not a path: give the program's absolute path, such as [\"{sh}\"] (the PATH "
-           "is not searched: cron's is not your shell's)"),
+    ("no-such-hook-program", "no program 'no-such-hook-program' in the PATH ({path}); give "
+                             "its absolute path, such as [\"/usr/local/bin/no-such-hook-program"
+                             "\"] (cron's PATH is not your shell's)"),
 ])
 def test_a_hook_command_that_cannot_run_is_refused_when_the_file_is_read(tmp_path, program,
                                                                         needle):
-    import shutil
-
     (tmp_path / "hooks").mkdir()
     (tmp_path / "hooks" / "event.txt").write_text("#!/bin/sh\n")  # chmod +x forgotten
     with pytest.raises(ConfigError) as caught:
         load_text(tmp_path, f'[hooks]\ncommand = ["{program}", "--quiet"]\n')
     assert str(caught.value) == f"{tmp_path / 'accounts.toml'}: key 'hooks.command': " + \
-        needle.format(dir=tmp_path, sh=shutil.which("sh"))
+        needle.format(dir=tmp_path, path=os.environ.get("PATH", ""))
+
+
+def test_a_hook_named_without_a_path_is_looked_up_in_the_path(tmp_path):
+    """As before the check at load (the runner searched the PATH): `logger` works, as
+    /usr/bin/logger, under cron's PATH as under the shell's."""
+    loaded = load_text(tmp_path, '[hooks]\ncommand = ["sh", "-c", "cat > /dev/null"]\n')
+    assert loaded.hooks.command == (shutil.which("sh"), "-c", "cat > /dev/null")
 
 
 def test_type_errors_never_show_the_value(tmp_path):

@@ -291,17 +291,18 @@ def _hooks(data: dict[str, Any], path: Path) -> Hooks:
 
 def _hook_program(given: str, directory: Path, where: ConfigPlace) -> str:
     """The hook's program as an absolute path (a relative one is relative to the accounts
-    file's directory), checked now: a missing or non-executable program would otherwise show
-    only at the first ticket event, as a failed attempt in `status`. A bare name is refused:
-    cron's PATH is not the administrator's shell's."""
+    file's directory; a bare name is looked up in the PATH of the command reading the file,
+    which under cron is cron's), checked now: a missing or non-executable program would
+    otherwise show only at the first ticket event, as a failed attempt in `status`."""
     if "/" not in given and not given.startswith("~"):
         import shutil
 
         found = shutil.which(given)
-        example = found or f"/usr/local/bin/{given}"
-        raise ConfigError(f"{given!r} is not a path: give the program's absolute path, such as "
-                          f"[\"{example}\"] (the PATH is not searched: cron's is not your "
-                          "shell's)", key="hooks.command", **where)
+        if found is None:
+            raise ConfigError(f"no program {given!r} in the PATH ({os.environ.get('PATH', '')});"
+                              f" give its absolute path, such as [\"/usr/local/bin/{given}\"] "
+                              "(cron's PATH is not your shell's)", key="hooks.command", **where)
+        return found
     program = directory / Path(given).expanduser()
     if not program.exists():
         raise ConfigError(f"the program {program} does not exist", key="hooks.command",
