@@ -329,3 +329,26 @@ def test_a_database_directory_this_user_cannot_enter_or_make(service_user, where
                 f"{database.parent}") in results[1].stderr
     closed.chmod(0o755)
     directory.chmod(0o755)
+
+
+def test_a_lock_file_this_user_may_only_read_does_not_stop_it(service_user):
+    """The open's lock file needs no write access (flock works on a file open for reading): one
+    another member of a group made, with the umask's 644, is no obstacle."""
+    from tests.proc import helpdesk_fetch
+
+    directory, as_service_user = service_user
+    accounts = _runnable_by_the_service_user(directory)
+    lock = directory / "helpdesk.db.migrate-lock"
+    assert lock.exists()  # made by the first run
+    if os.geteuid() == 0:  # the database is the service user's; the lock file stays root's
+        for path in (directory, *directory.rglob("*")):
+            if path not in (lock, accounts):
+                os.chown(path, SERVICE_USER, SERVICE_USER)
+        lock.chmod(0o644)
+    else:
+        lock.chmod(0o444)
+
+    fetched = helpdesk_fetch("fetch", config=accounts, wrapper=as_service_user, text=True)
+
+    assert fetched.returncode == 0, fetched.stderr
+    assert list((directory / "box" / "new").iterdir()) == []  # read and stored

@@ -16,7 +16,7 @@ import pwd
 import stat
 from pathlib import Path
 
-COMPANIONS = ("-wal", "-shm", ".migrate-lock")  # beside the database, made by SQLite or db.py
+COMPANIONS = ("-wal", "-shm")  # beside the database, made by SQLite (db.py's lock file is read)
 
 
 def trouble(path: Path, *, write: bool) -> str | None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,18 +270,20 @@ def _opening(database: Database, *, read_only: bool) -> Iterator[None]:
     if path is None:
         yield
         return
-    try:
-        handle = open(f"{path}.migrate-lock", "a")
+    lock = f"{path}.migrate-lock"
+    try:  # flock needs no write access: a lock file another member of a group made will do
+        mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.lexists(path) else 0o600
+        handle = open(os.open(lock, os.O_RDONLY | os.O_CREAT, mode))
     except OSError as exc:  # a read-only mount, a full disk, someone else's lock file
         raise DatabaseError(_file_system_trouble(database) or access.trouble(path, write=True)
-                            or f"cannot open the database's lock file {path}.migrate-lock: "
+                            or f"cannot open the database's lock file {lock}: "
                             f"{exc.strerror}") from None
     with handle:
-        _wait_for_lock(handle, path)
+        _wait_for_lock(handle, lock)
         yield
 
 
-def _wait_for_lock(handle: IO[str], path: Path | None) -> None:
+def _wait_for_lock(handle: IO[str], lock: str) -> None:
     waited = 0.0
     while True:
         try:
@@ -288,9 +291,9 @@ def _wait_for_lock(handle: IO[str], path: Path | None) -> None:
             return
         except BlockingIOError:
             if waited >= BUSY_SECONDS:
-                raise DatabaseError(f"cannot open the database {path}: another process has held "
-                                    f"its lock file {handle.name} for {BUSY_SECONDS} s while "
-                                    "opening it; try again") from None
+                raise DatabaseError(f"cannot open the database: another process has held its "
+                                    f"lock file {lock} for {BUSY_SECONDS} s while opening it; "
+                                    "try again") from None
             time.sleep(0.05)
             waited += 0.05
 
