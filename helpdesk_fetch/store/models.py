@@ -93,7 +93,7 @@ class Message(BaseModel):
     auto_submitted = BooleanField(default=False)  # an auto-reply, list or bulk mail (RFC 3834)
     size = IntegerField(default=0)
     sha256 = CharField(null=True)
-    received_at = DateTimeField()
+    received_at = DateTimeField(index=True)  # check counts the last hour's deliveries
     kind = CharField(default=MessageKind.MESSAGE)  # MessageKind (spec §9)
     rule = CharField(null=True)  # the [[rules]] table that decided it (spec §10.1)
     notice = TextField(null=True)  # what the parser kept only in the raw (e.g. parts past 1000)
