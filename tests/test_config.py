@@ -37,6 +37,14 @@ def test_the_sample_file_is_valid_and_documents_every_key():
             assert re.search(rf"^#? *{key} *=", text, re.MULTILINE), f"{cls.__name__}.{key}"
 
 
+@pytest.mark.parametrize("scheme", ["sqlite", "SQLite", "SQLITE"])
+def test_a_relative_sqlite_path_is_beside_the_accounts_file_in_any_case(tmp_path, scheme):
+    """Not wherever the command runs (under cron: the home directory)."""
+    cfg = load_text(tmp_path, f'[settings]\ndatabase = "{scheme}:///data/hd.db"\n\n'
+                              '[[accounts]]\nname = "a"\nprotocol = "maildir"\npath = "box"\n')
+    assert cfg.settings.database == f"sqlite:///{tmp_path / 'data' / 'hd.db'}"
+
+
 def test_defaults(tmp_path):
     cfg = load_text(tmp_path, '[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\n'
                               'username = "u"\npassword_env = "X"\n')

@@ -178,6 +178,8 @@ def _settings(data: dict[str, Any], path: Path) -> Settings:
     directory = path.parent
     database = settings.database or f"sqlite:///{directory / 'helpdesk.db'}"
     _check_sqlite_url(database, path)
+    if database[:7].lower() == "sqlite:":  # the scheme in any case, as urlsplit reads it
+        database = "sqlite:" + database[7:]
     if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
         relative = database[len("sqlite:///"):]
         if relative and relative != ":memory:":
