@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, TypedDict
 
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError, account_named
+from helpdesk_fetch.users import user_name
 
 if TYPE_CHECKING:
     from peewee import Database
@@ -172,13 +173,8 @@ def _whose(directory: Path) -> str:
         existing = existing.parent
     if os.access(existing, os.W_OK | os.X_OK):
         return ""
-    import pwd
-
     def user(uid: int) -> str:
-        try:
-            return pwd.getpwuid(uid).pw_name
-        except KeyError:
-            return str(uid)
+        return user_name(uid) or str(uid)
 
     info, me = existing.stat(), user(os.geteuid())
     fix = (f"chown -R {me} {existing}" if existing == directory.absolute() else

@@ -23,15 +23,11 @@ import stat
 from pathlib import Path
 
 from helpdesk_fetch.errors import ConfigError, ConfigUnreadable
+from helpdesk_fetch.users import user_name
 
 
 def _user(uid: int) -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
+    return user_name(uid) or str(uid)
 
 
 def _named(uid: int) -> str:

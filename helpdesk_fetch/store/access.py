@@ -12,9 +12,10 @@ the file or directory, its owner and mode, the user running this, and the ``chow
 from __future__ import annotations
 
 import os
-import pwd
 import stat
 from pathlib import Path
+
+from helpdesk_fetch.users import user_name
 
 COMPANIONS = ("-wal", "-shm")  # beside the database, made by SQLite (db.py's lock file is read)
 
@@ -101,7 +102,4 @@ def _existing(directory: Path) -> Path:
 
 
 def _user(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
+    return user_name(uid) or f"uid {uid}"
