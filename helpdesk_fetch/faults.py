@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("after_fetch", "mid_transaction", "after_commit", "after_flag_deleted",
+POINTS = ("after_fetch", "mid_transaction", "in_group", "after_commit", "after_flag_deleted",
           "after_pop3_dele", "after_copy")  # the ingest path (tests/test_crash.py)
 HOOK_POINTS = ("after_hook_run",)  # a hook exited 0, not yet recorded (tests/test_hooks.py)
 

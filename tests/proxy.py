@@ -2,7 +2,7 @@
 
 ``CapturingProxy`` records what passes in each direction: proof of what the client sent (e.g.
 that no password left before TLS). ``FaultProxy`` breaks the line on purpose: drop it after N
-bytes, right after a command is sent, stall, or trickle.
+bytes, right after a command is sent, stall (after N bytes, or once a command is sent), or trickle.
 
 Faults are for plain-text sessions (``security = "none"``), so that the proxy can see commands.
 Each connection takes the fault set when it was accepted; ``fired`` counts the faults that
@@ -25,6 +25,8 @@ class Fault:
     drop_after_sent: bytes | None = None  # the client's chunk holding this reaches the server,
     #                                       no answer reaches the client, the line is closed
     stall_after_bytes: int | None = None  # forward this many, then nothing (the line stays open)
+    stall_after_sent: bytes | None = None  # the client's chunk holding this reaches the server,
+    #                                        then nothing reaches the client until release()
     trickle_after_bytes: int | None = None  # forward this many, then one byte per trickle_delay
     trickle_delay: float = 0.2
 
@@ -38,6 +40,7 @@ class FaultProxy:
         self.fired = 0
         self.connections = 0
         self._closing = threading.Event()
+        self._released = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -49,6 +52,10 @@ class FaultProxy:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def release(self) -> None:
+        """End a stall_after_sent: what the server said meanwhile reaches the client."""
+        self._released.set()
 
     def close(self) -> None:
         self._closing.set()
@@ -83,6 +90,7 @@ class _Line:
         self.down_bytes = 0
         self.seen = b""
         self.severed = False  # nothing more goes to the client
+        self.stalled = False  # nothing more goes to the client, and the line stays open
 
     def drop(self) -> None:
         self.proxy.fired += 1
@@ -96,6 +104,10 @@ class _Line:
             self.seen = (self.seen + chunk)[-4096:]
             if pattern is not None and pattern in self.seen:
                 return self._sever_after(chunk)
+            if self.fault.stall_after_sent is not None and self.fault.stall_after_sent in \
+                    self.seen and not self.stalled:
+                self.stalled = True
+                self.proxy.fired += 1
             if not _send(self.server, chunk):
                 break
         _close(self.server)
@@ -120,6 +132,9 @@ class _Line:
     def _forward_until_fault(self, chunk: bytes) -> bytes | None:
         """Forward *chunk* as far as the fault allows; None when this line is finished."""
         f = self.fault
+        while self.stalled and not self.proxy._released.wait(0.05):  # open and silent
+            if self.proxy._closing.is_set():
+                return None
         limits = [n for n in (f.drop_after_bytes, f.stall_after_bytes, f.trickle_after_bytes)
                   if n is not None]
         room = min(limits) - self.down_bytes if limits else len(chunk)

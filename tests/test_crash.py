@@ -1,9 +1,9 @@
 """Crash consistency (spec §4.1, §4.2): `fetch` killed with SIGKILL at every named crash point of
-helpdesk_fetch.faults, over IMAP (with MOVE, and without it: COPY + delete) and POP3 on every
-server of the matrix, and at random moments over many rounds (Dovecot, and Courier for a server
-without MOVE). After the crash nothing is lost; after the next clean run every
-good message is exactly one ticket message, the mailbox is empty and only the bad messages are
-set aside (each once)."""
+helpdesk_fetch.faults (inside an open commit group too: ``in_group``), over IMAP (with MOVE, and
+without it: COPY + delete) and POP3 on every server of the matrix, and at random moments over
+many rounds (Dovecot, and Courier for a server without MOVE). After the crash nothing is lost;
+after the next clean run every good message is exactly one ticket message, the mailbox is empty
+and only the bad messages are set aside (each once)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def interleaved(load: Load) -> list[bytes]:
 WITHOUT_MOVE = ("dovecot-nomove", "courier")
 CASES = [
     *((server, "imap", point) for server in IMAP_SERVERS
-      for point in ("after_fetch:4", "mid_transaction:4", "after_commit:4",
+      for point in ("after_fetch:4", "mid_transaction:4", "in_group:4", "after_commit:4",
                     "after_flag_deleted")),
     ("dovecot", "imap", "after_commit:1"),
     *((server, "imap", point) for server in WITHOUT_MOVE
@@ -59,7 +59,8 @@ CASES = [
                     "after_flag_deleted:2",  # the empty message, copied and flagged
                     "after_flag_deleted:3")),  # deleting the first batch
     *((server, "pop3", point) for server in POP3_SERVERS
-      for point in ("after_fetch:4", "mid_transaction:4", "after_commit:4", "after_pop3_dele")),
+      for point in ("after_fetch:4", "mid_transaction:4", "in_group:4", "after_commit:4",
+                    "after_pop3_dele")),
 ]
 
 

@@ -3,10 +3,11 @@
 The pipeline knows nothing about mailboxes: ``fetch`` (ingest.py), ``deliver``, ``errors retry``
 and ``ignored restore`` all hand it raw bytes with a source key and act on the Outcome (delete, set
 aside, exit code). What a message is and does is worked out by ``decide.Decider`` (a Verdict);
-everything it changes in the database happens in one transaction (spec §4.2): the ticket and the
-message, or the ignored mail (§9.4), the bouncing addresses (§9.2), the auto-mails it causes and
-its ``[hooks]`` event (§12). A canary of ``probe send`` (§11.3) is recognised before all that: its
-arrival is recorded, and it is neither a copy, nor ignored mail, nor a ticket.
+everything it changes in the database happens in one transaction (spec §4.2; in ``fetch`` a
+savepoint of its commit group, store/group.py): the ticket and the message, or the ignored mail
+(§9.4), the bouncing addresses (§9.2), the auto-mails it causes and its ``[hooks]`` event (§12).
+A canary of ``probe send`` (§11.3) is recognised before all that: its arrival is recorded, and it
+is neither a copy, nor ignored mail, nor a ticket.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from helpdesk_fetch.health import canary
 from helpdesk_fetch.hooks import queue as hooks
 from helpdesk_fetch.ingest.source import Source
 from helpdesk_fetch.store import blobs, db, failures, write
+from helpdesk_fetch.store.group import Action, CommitGroup
 from helpdesk_fetch.tickets import rules
 from helpdesk_fetch.tickets.tags import installation_tagger
 
@@ -130,6 +132,8 @@ class Pipeline:
         self.database = db.open_configured(self.settings, read_only=dry_run)
         self.tagger = self.call_db(installation_tagger, self.settings)
         self._parser: Parser | None = None
+        # fetch's, while it stores a mailbox's messages: each message a savepoint in it
+        self.group: CommitGroup | None = None
 
     @functools.cached_property
     def decider(self) -> Decider:
@@ -147,6 +151,20 @@ class Pipeline:
 
             self._parser = Parser(self.settings.parse_seconds)
         return self._parser
+
+    def after_commit(self, action: Action) -> None:
+        """Run *action* once the message just stored is committed (spec §4.1: delete it, count
+        it, say it was stored): at the commit of the open group, or at once."""
+        if self.group is not None:
+            self.group.after_commit(action)
+        else:
+            action()
+
+    def commit_group(self) -> None:
+        """Commit the open group, if any: before waiting (for the parse worker, the mailbox),
+        and before a record that must be committed on its own (spec §4.2)."""
+        if self.group is not None:
+            self.group.commit()
 
     def close(self) -> None:
         """Stop the parse worker, if one was started."""
@@ -167,7 +185,7 @@ class Pipeline:
         in the parse worker, within parse_seconds (message/budget.py). Unparseable (ParseTimeout)
         when it cannot be parsed (in time)."""
         if prepared is not None and prepared.parse_ticket is not None:
-            return self.parser.result(prepared.parse_ticket)
+            return self.parser.result(prepared.parse_ticket, idle=self.commit_group)
         return self.parser.parse(raw)
 
     def ingest(self, source: Source, raw: bytes, key: str, *,
@@ -189,7 +207,9 @@ class Pipeline:
         duplicate = self.call_db(write.find_duplicate, source.name, key, sha256)
         if duplicate is not None:
             if not self.dry_run:
-                self.call_db(write.remember_key, source.name, key, duplicate or None)
+                self._begin()
+                with db.errors(), self.database.atomic():
+                    write.remember_key(source.name, key, duplicate or None)
             return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate,
                            reason="stored before", parsed=parse_headers(raw))
         try:
@@ -220,10 +240,11 @@ class Pipeline:
 
     def _store(self, source: Source, raw: bytes, key: str, sha256: str,
                parsed: ParsedMessage, *, restore: bool,
-               compressed: list[bytes] | None) -> Outcome:
+               compressed: list[bytes] | None, again: bool = False) -> Outcome:
         now = utcnow()
+        self._begin()
         try:
-            with self.database.atomic():
+            with self.database.atomic():  # a savepoint when in a group
                 # A canary first: the copy check and the rules never see it (it would be a
                 # copy of nothing, or an ignored auto-generated mail by some rule).
                 arrived = self._canary(source, key, sha256, parsed, now)
@@ -242,13 +263,28 @@ class Pipeline:
         except (peewee.IntegrityError, peewee.DataError) as exc:
             return Outcome(FAILED, key, sha256, f"the database refused it: {exc}", parsed=parsed)
         except peewee.PeeweeException as exc:
+            if self.group is not None and db.lock_conflict(exc) and not again:
+                # PostgreSQL broke a deadlock with another worker (their groups waited for each
+                # other's rows): the group's commit lets the other go on; then this once more
+                log.info("%s: %s; committing what was stored and trying %s again",
+                         account_named(source.name), db.describe_error(exc), key)
+                self.group.commit()
+                return self._store(source, raw, key, sha256, parsed, restore=restore,
+                                   compressed=compressed, again=True)
             raise db.as_database_error(exc, "cannot store messages") from None
         except Exception as exc:  # a bug met by this message: it must not block the others
             return _unexpected(exc, key, sha256, parsed)
-        crashpoint("after_commit")
+        if self.group is None:  # else at the group's commit
+            crashpoint("after_commit")
         if outcome.kind != DUPLICATE:  # the caller logs duplicates, found here or before
-            log.info("%s: %s", account_named(source.name), outcome.describe())
+            self.after_commit(functools.partial(log.info, "%s: %s", account_named(source.name),
+                                                outcome.describe()))
         return outcome
+
+    def _begin(self) -> None:
+        """Open the group, if fetch has one, before writing: what follows is a savepoint in it."""
+        if self.group is not None:
+            self.group.begin()
 
     def _canary(self, source: Source, key: str, sha256: str, parsed: ParsedMessage,
                 now: dt.datetime, *, record: bool = True) -> Outcome | None:
@@ -360,6 +396,7 @@ class Pipeline:
         set the message aside and died."""
         if self.dry_run:
             return False
+        self.commit_group()  # the messages before it first: this record is committed alone
         with db.errors():  # the commit itself can fail (a full disk): that must stop it too
             with self.database.atomic():
                 row = failures.record_failure(

@@ -1,17 +1,21 @@
 """One run: accounts -> messages -> parse -> thread -> rules -> store -> delete (spec §4).
 
 Store first, delete second: a message is deleted from its mailbox only after the transaction that
-stored it has committed. A message that cannot be ingested is recorded, then set aside, and never
-blocks the others; an account that cannot be processed is reported and skipped.
+stored it has committed (a group of messages, each in a savepoint: store/group.py). A message
+that cannot be ingested is recorded, then set aside, and never blocks the others; an account that
+cannot be processed is reported and skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -45,6 +49,7 @@ from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches, set_aside
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
+from helpdesk_fetch.store.group import CommitGroup
 
 if TYPE_CHECKING:
     from helpdesk_fetch.automail.outbox import SendReport
@@ -354,11 +359,12 @@ class MailboxRun:
         from helpdesk_fetch.sources import prefetch
 
         reader = prefetch.Reader(self.box, list(batches(todo)), remaining=self.run.remaining,
-                                 told=self.aside_done)
+                                 told=self.aside_done, idle=self.pipeline.commit_group)
         self.pipeline.parser.start()  # here, in the thread that outlives it (budget.py)
         done = 0
         try:
-            with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages:
+            with reader, prefetch.prepared(reader, self.pipeline.prepare) as messages, \
+                    self._grouped() as group:
                 self.actions = reader
                 for ref, raw, prepared in messages:
                     if self.run.remaining() <= 0:  # read ahead, but no new work after the budget
@@ -367,6 +373,8 @@ class MailboxRun:
                     crashpoint("after_fetch")
                     with interrupts.held():  # stored and counted whole, or not at all
                         self._one(ref, raw, prepared)
+                        if group is not None and group.due():
+                            group.commit()
                     done += 1
                     self.run.progress.message_done(self.account.name, ref.size)
         finally:
@@ -378,6 +386,26 @@ class MailboxRun:
         if reader.stopped_early:
             log.warning("%s: run_budget_seconds used up; %d messages wait for the next run",
                         account_named(self.account.name), len(todo) - done)
+
+    @contextlib.contextmanager
+    def _grouped(self) -> Iterator[CommitGroup | None]:
+        """The messages stored in commit groups (spec §4.2; none in a dry run): the group is
+        committed as the block ends, and rolled back when the database fails."""
+        if self.run.dry_run:
+            yield None
+            return
+        group = self.pipeline.group = CommitGroup(self.pipeline.database)
+        try:
+            yield group
+        except BaseException as exc:  # the last commit is not cut short by an interrupt
+            with interrupts.held():
+                group.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            with interrupts.held():
+                group.commit()
+        finally:
+            self.pipeline.group = None
 
     def _delete_already_stored(self, refs: list[MessageRef]) -> list[MessageRef]:
         """Delete what an earlier run stored but died before deleting (spec §4.1); the rest."""
@@ -394,13 +422,23 @@ class MailboxRun:
 
     def _one(self, ref: MessageRef, raw: bytes, prepared: Prepared | None = None) -> None:
         outcome = self.pipeline.ingest(self.source, raw, ref.key, prepared=prepared)
+        if outcome.kind == FAILED:
+            self.report.fetched += 1
+            return self._set_aside(ref, outcome, raw=raw)
+        group, line = self.pipeline.group, None
+        if group is not None and group.open:  # what the group holds until its commit: no parse
+            group.stored(len(raw))
+            line = outcome.describe() if outcome.kind == DUPLICATE else None
+            outcome = dataclasses.replace(outcome, parsed=None)
+        self.pipeline.after_commit(functools.partial(self._stored, ref, outcome, line))
+
+    def _stored(self, ref: MessageRef, outcome: Outcome, line: str | None = None) -> None:
+        """*outcome*'s message is committed: count it, say so, and have it deleted."""
         if outcome.kind != CANARY:  # a test message of ours, not mail to the helpdesk
             self.report.fetched += 1
-        if outcome.kind == FAILED:
-            return self._set_aside(ref, outcome, raw=raw)
         if outcome.kind == DUPLICATE:
             self.report.duplicates += 1
-            log.info("%s: %s", account_named(self.account.name), outcome.describe())
+            log.info("%s: %s", account_named(self.account.name), line or outcome.describe())
         elif outcome.kind == CANARY:
             log.info("%s: %s; deleting it", account_named(self.account.name), outcome.reason)
         if self.run.dry_run:

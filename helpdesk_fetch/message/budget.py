@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -124,14 +124,15 @@ class Parser:
         """*raw* parsed within the budget; Unparseable (ParseTimeout) when it cannot be."""
         return self.result(self.submit(raw))
 
-    def result(self, ticket: int) -> ParsedMessage:
+    def result(self, ticket: int, *, idle: Callable[[], None] | None = None) -> ParsedMessage:
         """The parse of the message *ticket*; results of older tickets not asked for are
-        dropped. Unparseable (ParseTimeout) when it cannot be parsed (in time)."""
+        dropped. Unparseable (ParseTimeout) when it cannot be parsed (in time). *idle* is called
+        whenever this is about to wait for the worker."""
         if not self._first <= ticket < self._next:
             raise ValueError(f"ticket {ticket} was answered or discarded before")
         while True:
             current = self._first
-            outcome = self._receive(current)
+            outcome = self._receive(current, idle)
             request = self._requests.pop(current)
             self._first += 1
             if current == ticket:
@@ -159,7 +160,8 @@ class Parser:
             self._requests.clear()
             self._first = self._next
 
-    def _receive(self, ticket: int) -> ParsedMessage | Unparseable:
+    def _receive(self, ticket: int,
+                 idle: Callable[[], None] | None = None) -> ParsedMessage | Unparseable:
         worker = self._worker
         assert worker is not None, "a ticket is only handed out while a worker runs"
         try:
@@ -171,8 +173,12 @@ class Parser:
                 self._first = self._next
             raise
         try:
+            if idle is not None and not worker.answering():
+                idle()
             kind, _, _ = worker.frame(time.monotonic() + self.seconds)
             assert kind == wire.STARTED, kind
+            if idle is not None and not worker.answering():
+                idle()  # the parse has begun, and takes its time
             kind, elapsed, payload = worker.frame(time.monotonic() + self.seconds)
         except _Late:
             self._replace(after=ticket)
@@ -257,6 +263,10 @@ class _Worker:
             raise ParserUnavailable(f"the parse worker ({sys.executable} -I) did not start: "
                                     f"{why or 'it answered nonsense'}; no message was parsed")
         self.ready = True
+
+    def answering(self) -> bool:
+        """Whether some of the next answer is here (reading it would not wait long)."""
+        return bool(self.buffer) or bool(select.select([self.fd], [], [], 0)[0])
 
     def frame(self, deadline: float) -> tuple[bytes, float, bytes]:
         """The next answer: (kind, seconds the parse took by the worker's clock, payload)."""

@@ -12,8 +12,9 @@ and hashlib work.
 - The preparer hashes and compresses the next few messages (C code, outside the GIL); the
   *prepare* function it is given also hands each message to the parse worker, a process of its
   own (message/budget.py), so that parsing uses the second core.
-- The caller's thread collects the parses and writes the messages, one transaction each, in
-  mailbox order.
+- The caller's thread collects the parses and writes the messages in mailbox order, each in a
+  savepoint of a group that is committed before the writer waits for the mailbox
+  (store/group.py).
 
 Parsing is pure Python, so not in a thread: in a thread of its own it held the GIL each time the
 writer's statements gave it up for a moment, and a statement that takes SQLite 20 µs took 500 µs
@@ -28,7 +29,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import TypeVar
@@ -50,11 +51,12 @@ class Reader:
 
     def __init__(self, box: Mailbox, batches: list[list[MessageRef]], *,
                  remaining: Callable[[], float],
-                 told: Told) -> None:
+                 told: Told, idle: Callable[[], None] | None = None) -> None:
         self.box = box
         self.batches = batches
         self.remaining = remaining
         self.told = told  # told how each set-aside went, once the mailbox has answered
+        self.idle = idle  # called in the writer's thread before it waits for the mailbox
         self.stopped_early = False  # the run's time budget ran out before every batch was read
         self._cond = threading.Condition()
         self._fetched: collections.deque[tuple[MessageRef, bytes] | None] = collections.deque()
@@ -85,6 +87,8 @@ class Reader:
     # -- the writer's side -------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[MessageRef, bytes]]:
         while True:
+            if self.idle is not None and self.waiting():
+                self.idle()  # e.g. commit: a slow mailbox holds no transaction open
             with self._cond:
                 while not self._fetched and self._error is None:
                     self._cond.wait()
@@ -95,6 +99,11 @@ class Reader:
                 self._bytes -= len(item[1])
                 self._cond.notify_all()
             yield item
+
+    def waiting(self) -> bool:
+        """Whether the next message is not read yet (taking it would wait for the mailbox)."""
+        with self._cond:
+            return not self._fetched and self._error is None
 
     def delete(self, refs: list[MessageRef]) -> None:
         """Delete *refs* (stored and committed by the writer) at the reader's next chance."""
@@ -155,25 +164,33 @@ class Reader:
 
 
 @contextlib.contextmanager
-def prepared(items: Iterable[tuple[MessageRef, bytes]],
+def prepared(reader: Reader,
              prepare: Callable[[bytes], P]) -> Iterator[Iterator[tuple[MessageRef, bytes, P]]]:
-    """*items* as (ref, raw, prepare(raw)), each prepared in a thread up to AHEAD_MESSAGES ahead
-    of the caller. A context manager, so that the thread is done with when the caller is."""
+    """What *reader* reads as (ref, raw, prepare(raw)), each prepared in a thread up to
+    AHEAD_MESSAGES ahead of the caller. A context manager, so that the thread is done with when
+    the caller is."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     try:
-        yield _ahead(items, prepare, pool)
+        yield _ahead(reader, prepare, pool)
     finally:
         pool.shutdown(cancel_futures=True)
 
 
-def _ahead(items: Iterable[tuple[MessageRef, bytes]], prepare: Callable[[bytes], P],
+def _ahead(reader: Reader, prepare: Callable[[bytes], P],
            pool: ThreadPoolExecutor) -> Iterator[tuple[MessageRef, bytes, P]]:
+    """Prepare ahead while the reader has messages; while it has none, hand out the messages
+    prepared so far instead of waiting with them for the mailbox."""
     pending: collections.deque[tuple[MessageRef, bytes, Future[P]]] = collections.deque()
-    for ref, raw in items:
-        pending.append((ref, raw, pool.submit(prepare, raw)))
-        if len(pending) > AHEAD_MESSAGES:
+    items = iter(reader)
+    while True:
+        if pending and (len(pending) > AHEAD_MESSAGES or reader.waiting()):
             ref, raw, future = pending.popleft()
             yield ref, raw, future.result()
+            continue
+        item = next(items, None)
+        if item is None:
+            break
+        pending.append((*item, pool.submit(prepare, item[1])))
     while pending:
         ref, raw, future = pending.popleft()
         yield ref, raw, future.result()

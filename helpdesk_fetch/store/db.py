@@ -331,6 +331,16 @@ def as_database_error(exc: PeeweeException, doing: str = "database") -> Database
     return DatabaseError(f"{doing}: {describe_error(exc)}")
 
 
+LOCK_CONFLICTS = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
+
+
+def lock_conflict(exc: PeeweeException) -> bool:
+    """Whether *exc* is PostgreSQL giving up on a statement because two sessions waited for
+    each other's locks: the statement can be tried again once this session's locks are gone."""
+    original = getattr(exc, "orig", None) or exc.__cause__
+    return getattr(original, "pgcode", None) in LOCK_CONFLICTS
+
+
 @contextlib.contextmanager
 def errors(doing: str = "database") -> Iterator[None]:
     """A database failure inside the block as a DatabaseError saying what was being done: the
