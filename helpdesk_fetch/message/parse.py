@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from email.errors import MissingHeaderBodySeparatorDefect
 from typing import Any, TypeVar, overload
 
+from helpdesk_fetch.message import boundaries
 from helpdesk_fetch.message.bodyruns import MIN_LINES, Deferred, Runs
 from helpdesk_fetch.message.htmltext import html_to_text
+
+boundaries.install()  # no regex compiled per multipart boundary (boundaries.py)
 
 MAX_PARTS = 1000  # leaves walked per message; the rest of a pathological message stays in the raw
 MAX_SUBJECT = 998
