@@ -6,6 +6,7 @@ back to back in each round, in alternating order, and compared by the median of 
 ratios, because the machine is shared. Prints a table and writes bench/results/<time>.json.
 
     python bench/run.py [--rounds N] [--noop N] [--messages N] [--big-db N] [--latest]
+    python bench/run.py --only ingest [--rounds N] [--messages N]
 """
 
 from __future__ import annotations
@@ -257,12 +258,15 @@ def rule_cost(messages: list[bytes], rules: list[dict]) -> float:
     return statistics.median(times)
 
 
-def rounds(bench: Bench, count: int, log) -> dict[str, list[Proc]]:
+INGEST = ("imap", "imap_floor", "pop3", "pop3_floor")
+
+
+def rounds(bench: Bench, count: int, log, *, only_ingest: bool = False) -> dict[str, list[Proc]]:
     """Pairs measured back to back, the order alternating: ours/floor per protocol, ours
-    into an empty and into the big database, and ours without and with 20 rules."""
-    samples: dict[str, list[Proc]] = {k: [] for k in ("imap", "imap_floor", "pop3", "pop3_floor",
-                                                      "empty_db", "big_db", "no_rules",
-                                                      "rules_20")}
+    into an empty and into the big database, and ours without and with 20 rules (with
+    *only_ingest*, the first two pairs only)."""
+    names = INGEST if only_ingest else (*INGEST, "empty_db", "big_db", "no_rules", "rules_20")
+    samples: dict[str, list[Proc]] = {k: [] for k in names}
     warm = bench.messages[:20]  # page cache, Dovecot's processes, nothing measured
     for protocol in ("imap", "pop3"):
         bench.ours(protocol, messages=warm)
@@ -274,6 +278,8 @@ def rounds(bench: Bench, count: int, log) -> dict[str, list[Proc]]:
                   "big_db", lambda: bench.ours("imap", big=True)),
                  ("no_rules", lambda: bench.ours("imap"),
                   "rules_20", lambda: bench.ours("imap", rules=twenty_rules()))]
+        if only_ingest:
+            pairs = pairs[:2]
         for first, run_first, second, run_second in pairs:
             if index % 2:
                 second, run_second, first, run_first = first, run_first, second, run_second
@@ -284,25 +290,40 @@ def rounds(bench: Bench, count: int, log) -> dict[str, list[Proc]]:
     return samples
 
 
-def summarize(samples: dict[str, list[Proc]], noop: dict[str, list[float]], big: Proc,
-              big_size: int, messages: int, rules_seconds: float) -> dict:
-    def wall(name: str) -> float:
-        return statistics.median(p.seconds for p in samples[name])
+def _wall(samples: dict[str, list[Proc]], name: str) -> float:
+    return statistics.median(p.seconds for p in samples[name])
 
-    def ratio(a: str, b: str) -> float:
-        return statistics.median(x.seconds / y.seconds for x, y in zip(samples[a], samples[b],
-                                                                      strict=True))
 
-    result = {"messages": messages}
+def _ratio(samples: dict[str, list[Proc]], a: str, b: str) -> float:
+    return statistics.median(x.seconds / y.seconds for x, y in zip(samples[a], samples[b],
+                                                                  strict=True))
+
+
+def summarize_ingest(samples: dict[str, list[Proc]], messages: int) -> dict:
+    """The figures of each kind of run sampled, and ours/floor per protocol."""
+    result: dict = {"messages": messages}
     for name in samples:
-        result[name] = {"wall_s": round(wall(name), 3),
-                        "msg_per_s": round(messages / wall(name), 1),
+        wall = _wall(samples, name)
+        result[name] = {"wall_s": round(wall, 3),
+                        "msg_per_s": round(messages / wall, 1),
                         "samples_s": [round(p.seconds, 3) for p in samples[name]],
                         "cpu_s": round(statistics.median(p.cpu for p in samples[name]), 3),
                         "max_rss_mb": round(max(p.maxrss_mb for p in samples[name]), 1),
                         "own_rss_mb": round(max(p.own_rss_mb for p in samples[name]), 1)}
-    result["imap_ratio"] = round(ratio("imap", "imap_floor"), 2)
-    result["pop3_ratio"] = round(ratio("pop3", "pop3_floor"), 2)
+    result["imap_ratio"] = round(_ratio(samples, "imap", "imap_floor"), 2)
+    result["pop3_ratio"] = round(_ratio(samples, "pop3", "pop3_floor"), 2)
+    return result
+
+
+def summarize(samples: dict[str, list[Proc]], noop: dict[str, list[float]], big: Proc,
+              big_size: int, messages: int, rules_seconds: float) -> dict:
+    def wall(name: str) -> float:
+        return _wall(samples, name)
+
+    def ratio(a: str, b: str) -> float:
+        return _ratio(samples, a, b)
+
+    result = summarize_ingest(samples, messages)
     result["big_db_share"] = round(ratio("empty_db", "big_db"), 3)  # throughput big / empty
     per_message = wall("no_rules") / messages
     result["rules"] = {"count": 20, "us_per_message": round(rules_seconds * 1e6, 1),
@@ -332,13 +353,10 @@ def machine() -> dict:
             "sqlite": sqlite3.sqlite_version, "command": " ".join(cli_argv())}
 
 
-def table(r: dict) -> str:
+def ingest_lines(r: dict) -> list[str]:
+    """The table's heading and its IMAPS and POP3S rows."""
     t = TARGETS
-    noop = {name: value["median"] for name, value in r["noop_ms"].items()}
-    big = r["big_message"]
     m = r["machine"]
-    big_label = f"one {big['bytes'] / MiB:.1f} MiB message, peak memory, MB"
-    big_db_label = f"  ... into {r['big_db_messages']:,} stored"
     lines = [
         f"helpdesk-fetch bench, {m['date']}, commit {m['commit']}, {m['cpus']} cpus, load "
         f"{m['load_before'][0]:.2f} -> {m['load_after'][0]:.2f}, python {m['python']}, "
@@ -355,6 +373,18 @@ def table(r: dict) -> str:
             f"{'  peak memory, MB':36}{ours['max_rss_mb']:>9.0f}{floor['max_rss_mb']:>9.0f}"
             f"{'':12}   <= {t['rss_mb']} MB",
             f"{'    of which the largest process':36}{ours['own_rss_mb']:>9.0f}"]
+    return lines
+
+
+def table(r: dict) -> str:
+    lines = ingest_lines(r)
+    if r.get("only") == "ingest":
+        return "\n".join(lines)
+    t = TARGETS
+    noop = {name: value["median"] for name, value in r["noop_ms"].items()}
+    big = r["big_message"]
+    big_label = f"one {big['bytes'] / MiB:.1f} MiB message, peak memory, MB"
+    big_db_label = f"  ... into {r['big_db_messages']:,} stored"
     lines += [
         f"{'no-op run, no mail, ms':36}{noop['no mail']:>9.0f}{noop['floor, no mail']:>9.0f}"
         f"{noop['no mail'] / noop['floor, no mail']:>11.2f}x   <= {t['noop_ratio']}x "
@@ -386,7 +416,11 @@ def main() -> None:
                         help="attachment bytes of the one big message")
     parser.add_argument("--latest", action="store_true",
                         help="also write bench/latest.json (the figures README.md quotes)")
+    parser.add_argument("--only", choices=("ingest",),
+                        help="ingest: only the IMAPS and POP3S pairs, ours and the floor")
     args = parser.parse_args()
+    if args.only and args.latest:
+        parser.error("--latest needs the whole bench (README.md quotes all of it)")
     started = time.perf_counter()
 
     def log(text: str) -> None:
@@ -398,6 +432,14 @@ def main() -> None:
                    cwd=ROOT, check=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE=""))
     messages = mailset.generate(args.messages)
     log(f"{len(messages)} messages, {sum(map(len, messages)) / MiB:.1f} MiB")
+    if args.only == "ingest":
+        samples = _ingest_only(messages, args.rounds, log)
+        info["load_after"] = os.getloadavg()
+        result = summarize_ingest(samples, args.messages)
+        result.update(only="ingest", machine=info, targets=TARGETS,
+                      bench_seconds=round(time.perf_counter() - started, 1))
+        _write(result, log, latest=False)
+        return
     _, built = bigdb.cached(args.big_db)
     log(f"database with {args.big_db:,} messages " + (f"built in {built:.0f} s" if built
                                                       else "from the cache"))
@@ -423,14 +465,31 @@ def main() -> None:
     info["load_after"] = os.getloadavg()
     result.update(machine=info, big_db_messages=args.big_db, targets=TARGETS,
                   bench_seconds=round(time.perf_counter() - started, 1))
+    _write(result, log, latest=args.latest)
+
+
+def _ingest_only(messages: list[bytes], count: int, log) -> dict[str, list[Proc]]:
+    """``--only ingest``: the IMAPS and POP3S pairs of ``rounds``, nothing else."""
+    with dovecot_base() as base:
+        server = Dovecot(base).start()
+        try:
+            with tempfile.TemporaryDirectory(prefix="helpdesk-bench-") as work:
+                bench = Bench(server, Path(work), messages, big_db=0)
+                return rounds(bench, count, log, only_ingest=True)
+        finally:
+            server.stop()
+
+
+def _write(result: dict, log, *, latest: bool) -> None:
+    """Print the table; write the figures to bench/results/ (and bench/latest.json)."""
     print(table(result))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{info['date'].replace(':', '')}.json"
+    path = RESULTS / f"{result['machine']['date'].replace(':', '')}.json"
     text = json.dumps(result, indent=1) + "\n"
     path.write_text(text)
-    if args.latest:
+    if latest:
         LATEST.write_text(text)
-    log(f"wrote {path.relative_to(ROOT)}" + (" and bench/latest.json" if args.latest else ""))
+    log(f"wrote {path.relative_to(ROOT)}" + (" and bench/latest.json" if latest else ""))
 
 
 if __name__ == "__main__":

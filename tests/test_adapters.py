@@ -13,6 +13,8 @@ import sqlite3
 import imapclient
 import peewee
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpdesk_fetch.sources import imapclient_adapter, poplib_adapter
 from helpdesk_fetch.sources.base import Cutoff
@@ -87,3 +89,46 @@ def test_the_email_package_keeps_payloads_where_bodyruns_puts_them_back():
     part = email.message.Message()
     part.set_payload("text")
     assert part._payload == "text"
+
+
+class _Wire(poplib_adapter.Session):
+    """A POP3 session whose server's bytes are *data*, read through a buffer of *buffer* bytes."""
+
+    def __init__(self, data: bytes, buffer: int) -> None:
+        import io
+
+        self.file = io.BufferedReader(io.BytesIO(data), buffer_size=buffer)
+        self._debugging = 0
+
+    def _putcmd(self, line: str) -> None:
+        pass
+
+
+_LINE_BYTES = st.sampled_from([b"a", b".", b"..", b"\r", b"\n", b"\r\n", b" ", b"x" * 7])
+
+
+@settings(max_examples=400)
+@given(pieces=st.lists(_LINE_BYTES, max_size=40), buffer=st.integers(1, 16),
+       max_line=st.sampled_from([5, 12, 1000]), end=st.sampled_from([b".\r\n", b".\n", b""]),
+       after=st.sampled_from([b"", b"+OK next\r\n"]))
+def test_retr_in_blocks_reads_what_line_by_line_reads(pieces, buffer, max_line, end, after):
+    """retr()'s blocks give the message, the error and the bytes left unread that reading it
+    line by line (poplib's way, _by_lines from the start) gives: bare LFs, lines of CR, dots,
+    over-long lines, a connection that ends first, a small buffer splitting lines anywhere."""
+    data = b"+OK\r\n" + b"".join(pieces) + (b"\r\n" if pieces else b"") + end + after
+
+    def outcome(read) -> tuple[object, bytes]:
+        conn = _Wire(data, buffer)
+        try:
+            result: object = read(conn)
+        except (poplib.error_proto, EOFError) as exc:
+            result = type(exc)
+        return result, conn.file.read()
+
+    def by_lines(conn) -> bytes:
+        conn._getresp()
+        return poplib_adapter._by_lines(conn, b"")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(poplib_adapter, "MAX_LINE", max_line)
+        assert outcome(lambda conn: poplib_adapter.retr(conn, 1)) == outcome(by_lines)

@@ -203,3 +203,63 @@ def test_html_beyond_what_is_rendered_is_left_out_of_the_text():
     page = "<p>" + "a" * MAX_RENDER + "</p><p>never seen</p>"
 
     assert "never seen" not in html_to_text(page)
+
+
+# -- multipart boundaries without a regex per message (message/boundaries.py, issue 18) ---------
+
+_BOUNDARY_CHARS = st.text(st.sampled_from("aZ09'()+_,-./:=? \t\\[]^$*|{}#&~\u00e9"),
+                          min_size=1, max_size=30)
+
+
+@given(boundary=_BOUNDARY_CHARS,
+       tail=st.text(st.sampled_from("-- \t\r\nx\\"), max_size=6),
+       prefix=st.sampled_from(["", "-", "x", " "]))
+def test_a_boundary_matches_the_lines_the_feedparser_regex_matches(boundary, tail, prefix):
+    import email.feedparser
+    import re
+
+    from helpdesk_fetch.message import boundaries
+
+    separator = "--" + boundary
+    pattern = ("(?P<sep>" + re.escape(separator)
+               + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+    fast, regex = boundaries.compile_pattern(pattern), re.compile(pattern)
+    assert isinstance(fast, boundaries.Boundary)
+    assert isinstance(email.feedparser.re, boundaries._FeedparserRe)  # parse.py installed it
+    for line in (prefix + separator + tail, separator + tail, separator[:-1] + tail):
+        want, got = regex.match(line), fast.match(line)
+        assert (want is None) == (got is None), line
+        if want is not None and got is not None:
+            assert (got.group("end"), got.group("linesep")) == (want.group("end"),
+                                                                 want.group("linesep"))
+
+
+def test_other_patterns_are_compiled_as_they_are():
+    import re
+
+    from helpdesk_fetch.message import boundaries
+
+    for pattern, flags in ((r"(?P<sep>--a)(?P<end>--)?$", 0), (r"\r\n|\r|\n", 0),
+                           ("(?P<sep>" + re.escape("--b") + r")(?P<end>--)?(?P<ws>[ \t]*)"
+                            r"(?P<linesep>\r\n|\r|\n)?$", re.IGNORECASE),
+                           (r"(?P<sep>--a.b)(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$",
+                            0)):  # an unescaped "." is no escaped separator
+        assert boundaries.compile_pattern(pattern, flags) == re.compile(pattern, flags)
+
+
+def test_a_multipart_message_is_parsed_the_same_with_the_regex_per_boundary(monkeypatch):
+    import email.feedparser
+    import re
+
+    raw = (b"From: a@example.com\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="b.1+(x)?"\r\n\r\npreamble\r\n'
+           b"--b.1+(x)?\r\nContent-Type: multipart/alternative; boundary=\"in*ner\"\r\n\r\n"
+           b"--in*ner\r\nContent-Type: text/plain\r\n\r\nplain text\r\n"
+           b"--in*ner\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n--in*ner--\r\n"
+           b"--b.1+(x)? \t\r\nContent-Type: application/pdf; name=a.pdf\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b.1+(x)?--\r\nepilogue\r\n")
+    fast = parse(raw)
+    monkeypatch.setattr(email.feedparser, "re", re)
+    slow = parse(raw)
+    assert fast == slow
+    assert fast.text.strip() == "plain text" and [a.filename for a in fast.attachments] == ["a.pdf"]

@@ -91,9 +91,14 @@ def _values(parsed: ParsedMessage, name: str) -> list[str]:
     return parsed.headers.get(name, [])
 
 
+_TOKEN = re.compile(r"\s*([A-Za-z0-9_.-]+)")
+_REPORT_TYPE = re.compile(r"report-type\s*=\s*\"?([A-Za-z0-9.-]+)", re.IGNORECASE)
+_SUPPRESS_SPLIT = re.compile(r"[\s,;]+")
+
+
 def _token(value: str | None) -> str:
     """The first word of a header value, lower case: ``auto-replied (vacation)`` -> auto-replied."""
-    found = re.match(r"\s*([A-Za-z0-9_.-]+)", value or "")
+    found = _TOKEN.match(value or "")
     return found.group(1).lower() if found else ""
 
 
@@ -104,7 +109,7 @@ def _auto_submitted(parsed: ParsedMessage) -> str:
 def _content_type(parsed: ParsedMessage) -> tuple[str, str]:
     """The top-level content type and its report-type parameter, both lower case."""
     value = parsed.header("content-type") or ""
-    report = re.search(r"report-type\s*=\s*\"?([A-Za-z0-9.-]+)", value[:1000], re.IGNORECASE)
+    report = _REPORT_TYPE.search(value[:1000])
     return value.split(";", 1)[0].strip().lower(), report.group(1).lower() if report else ""
 
 
@@ -184,7 +189,7 @@ def _suppresses_auto_replies(parsed: ParsedMessage) -> bool:
     """Exchange's request not to be auto-answered (MS-OXCMAIL 2.1.3.2.20): All, OOF or
     AutoReply; DR/NDR/RN/NRN only concern delivery and read reports."""
     value = (parsed.header("x-auto-response-suppress") or "").lower()
-    return bool({"all", "oof", "autoreply"} & set(re.split(r"[\s,;]+", value[:200])))
+    return bool({"all", "oof", "autoreply"} & set(_SUPPRESS_SPLIT.split(value[:200])))
 
 
 # -- auto-replies ----------------------------------------------------------------------------------

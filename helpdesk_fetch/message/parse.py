@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from email.errors import MissingHeaderBodySeparatorDefect
 from typing import Any, TypeVar, overload
 
+from helpdesk_fetch.message import boundaries
 from helpdesk_fetch.message.bodyruns import MIN_LINES, Deferred, Runs
 from helpdesk_fetch.message.htmltext import html_to_text
+
+boundaries.install()  # no regex compiled per multipart boundary (boundaries.py)
 
 MAX_PARTS = 1000  # leaves walked per message; the rest of a pathological message stays in the raw
 MAX_SUBJECT = 998
@@ -287,40 +290,46 @@ _KEPT_HEADERS = {
 
 def _headers(msg: email.message.Message) -> ParsedMessage:
     p = ParsedMessage()
-    p.message_id = _first_id(_raw_header(msg, "message-id"))
-    p.in_reply_to = _first_id(_raw_header(msg, "in-reply-to"))
-    p.references = [i[:MAX_ID] for i in _ID_RE.findall(_raw_header(msg, "references") or "")]
-    sender = _raw_header(msg, "from")
-    senders = addresses(sender) or _local_sender(sender)
-    if senders:
-        p.from_name, p.from_addr = senders[0]
-    reply_to = addresses(_raw_header(msg, "reply-to"))
-    p.reply_to = reply_to[0][1] if reply_to else None
-    p.to_addrs = [a for _, a in addresses(_raw_header(msg, "to", all_values=True))]
-    p.cc_addrs = [a for _, a in addresses(_raw_header(msg, "cc", all_values=True))]
-    p.date = parse_date(_raw_header(msg, "date"))
-    p.subject = _SPACES_RE.sub(" ", decode_header(_raw_header(msg, "subject") or "")).strip()
-    p.subject = p.subject[:MAX_SUBJECT]
+    read: dict[str, list[str]] = {}  # the values of the headers read here, in one pass
     for name, value in msg.raw_items():
         lname = name.lower()
+        if lname in _READ_HEADERS:
+            read.setdefault(lname, []).append(str(value))
         if lname in _KEPT_HEADERS:
             kept = p.headers.setdefault(lname, [])
             if len(kept) < MAX_KEPT:
                 kept.append(decode_header(str(value)))
         elif len(p.other_headers) < MAX_OTHER_HEADERS:
             p.other_headers.append((lname, str(value)[:MAX_OTHER_VALUE]))
+    p.message_id = _first_id(_raw_header(read, "message-id"))
+    p.in_reply_to = _first_id(_raw_header(read, "in-reply-to"))
+    p.references = [i[:MAX_ID] for i in _ID_RE.findall(_raw_header(read, "references") or "")]
+    sender = _raw_header(read, "from")
+    senders = addresses(sender) or _local_sender(sender)
+    if senders:
+        p.from_name, p.from_addr = senders[0]
+    reply_to = addresses(_raw_header(read, "reply-to"))
+    p.reply_to = reply_to[0][1] if reply_to else None
+    p.to_addrs = [a for _, a in addresses(_raw_header(read, "to", all_values=True))]
+    p.cc_addrs = [a for _, a in addresses(_raw_header(read, "cc", all_values=True))]
+    p.date = parse_date(_raw_header(read, "date"))
+    p.subject = _SPACES_RE.sub(" ", decode_header(_raw_header(read, "subject") or "")).strip()
+    p.subject = p.subject[:MAX_SUBJECT]
     p.defects.extend(type(d).__name__ for d in msg.defects)
     return p
 
 
 _LIST_HEADERS = {"to", "cc", "references"}
+_READ_HEADERS = {"message-id", "in-reply-to", "references", "from", "reply-to", "to", "cc", "date",
+                 "subject"}
 
 
-def _raw_header(msg: email.message.Message, name: str, *, all_values: bool = False) -> str | None:
+def _raw_header(read: dict[str, list[str]], name: str, *,
+                all_values: bool = False) -> str | None:
     """The value of header *name* (all of its values joined by commas with *all_values*), cut
     to MAX_HEADER characters (MAX_LIST_HEADER for To, Cc and References; of References the
-    end, where the newest Message-IDs are)."""
-    values = [str(v) for k, v in msg.raw_items() if k.lower() == name]
+    end, where the newest Message-IDs are). *read*: the message's values of _READ_HEADERS."""
+    values = read.get(name)
     if not values:
         return None
     value = ", ".join(values) if all_values else values[0]

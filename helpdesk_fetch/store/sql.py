@@ -12,7 +12,7 @@ PostgreSQL.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from peewee import AutoField, BlobField, Field, Model, SqliteDatabase
@@ -42,6 +42,10 @@ class Insert:
         self.fields: list[Field[Any]] = [f for f in meta.sorted_fields
                                          if not isinstance(f, AutoField)]
         self.param, self.ignore_conflict, self.stream = param, ignore_conflict, stream
+        # What run() needs of each field, looked up once: (name, column, blob, db_value, default)
+        self._plan: list[tuple[str, str, bool, Callable[[Any], Any], Any]] = [
+            (f.name, f.column_name, isinstance(f, BlobField), f.db_value, f.default)
+            for f in self.fields]
         primary_key = meta.primary_key
         if primary_key is False:  # peewee's word for a table without one: none of ours
             raise ValueError(f"{self.table} has no primary key")
@@ -62,17 +66,20 @@ class Insert:
         """Insert *values* (by field name; missing ones take the field's default)."""
         params: list[object] = []
         streams: dict[str, list[bytes]] = {}
-        for f in self.fields:
-            value = values[f.name] if f.name in values else _default(f)
-            if isinstance(f, BlobField) and value is not None:
+        for name, column, blob, db_value, default in self._plan:
+            if name in values:
+                value = values[name]
+            else:  # a value of the field's type
+                value = default() if callable(default) else default
+            if blob and value is not None:
                 pieces = value if isinstance(value, list) else [value]
                 size = sum(memoryview(p).nbytes for p in pieces)
                 if self.stream and size > STREAM_BYTES:
-                    streams[f.column_name] = pieces
+                    streams[column] = pieces
                     params.append(size)
                     continue
                 value = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-            params.append(f.db_value(value))
+            params.append(db_value(value))
         cursor = models.database.execute_sql(self._sql(frozenset(streams)), params)
         row = cursor.fetchone() if self.returning else None
         if streams:
@@ -88,10 +95,6 @@ class Insert:
                         view = memoryview(piece).cast("B")
                         for start in range(0, view.nbytes, STREAM_BYTES):
                             blob.write(view[start:start + STREAM_BYTES])
-
-
-def _default(field: Field[Any]) -> Any:  # a value of the field's type
-    return field.default() if callable(field.default) else field.default
 
 
 class Statements:
@@ -156,9 +159,18 @@ def _statements(param: str, sqlite: bool) -> Statements:
     return Statements(param, sqlite)
 
 
+_bound: tuple[object, Statements] | None = None  # the database last asked for, its statements
+
+
 def statements() -> Statements:
-    """The statements for the database the models are bound to."""
-    return _statements(models.database.param, isinstance(models.database.obj, SqliteDatabase))
+    """The statements for the database the models are bound to (asked several times per
+    message: worked out once per database)."""
+    global _bound
+    database = models.database.obj
+    if _bound is None or _bound[0] is not database:
+        _bound = database, _statements(models.database.param,
+                                       isinstance(database, SqliteDatabase))
+    return _bound[1]
 
 
 class Cursor(Protocol):
