@@ -83,6 +83,16 @@ def test_peewee_maps_driver_errors_and_tracks_changes():
     assert peewee_adapter.as_saved(row)._dirty == set()
 
 
+def test_peewee_keeps_its_psycopg2_driver_where_postgresql_driver_puts_it():
+    """peewee_adapter.postgresql_driver hands psycopg2 to a peewee imported without it: the
+    module globals and adapter constants that peewee's import sets."""
+    for name in ("psycopg2", "pg_extensions", "pg_register_uuid", "Json_pg2"):
+        assert name in vars(peewee), name
+    for name in ("txn_idle", "txn_inerror", "txn_unknown"):
+        assert name in vars(peewee.Psycopg2Adapter), name
+    assert peewee_adapter.postgresql_driver()
+
+
 def test_the_email_package_keeps_payloads_where_bodyruns_puts_them_back():
     part = email.message.Message()
     part.set_payload("text")

@@ -81,6 +81,9 @@ def _run(config, *, names: list[str] | None, dry_run: bool):
     """The run, with a progress display at a terminal; Ctrl-C (or SIGTERM) at any moment ends
     it with what was stored kept (an interrupted report)."""
     from helpdesk_fetch.errors import ConfigError
+    from helpdesk_fetch.store.peewee_adapter import import_peewee
+
+    import_peewee(config.settings.database)  # first: for SQLite without psycopg2
     from helpdesk_fetch.ingest import run as ingest
 
     progress = None
