@@ -109,7 +109,13 @@ def test_discarding_an_opening_in_progress_cuts_it(write_config, tmp_path, caplo
     caplog.set_level(logging.WARNING)  # as under cron: not opened ahead at -vv
     silent = socket.create_server(("127.0.0.1", 0))
     accepted = threading.Event()
-    threading.Thread(target=lambda: (silent.accept(), accepted.set()), daemon=True).start()
+    held_open: list[socket.socket] = []  # a connection dropped would be an EOF, not silence
+
+    def accept() -> None:
+        held_open.append(silent.accept()[0])
+        accepted.set()
+
+    threading.Thread(target=accept, daemon=True).start()
     config = configuration.load(write_config([{
         "name": "silent", "protocol": "imap", "host": "127.0.0.1",
         "port": silent.getsockname()[1], "username": "u", "password": "p",
@@ -119,9 +125,10 @@ def test_discarding_an_opening_in_progress_cuts_it(write_config, tmp_path, caplo
         assert opening is not None
         accepted.wait(30)  # connected: now it waits for a greeting that never comes
 
-        opening.discard()
+        opening.discard()  # returns at once; the opening fails at its next read
+        opening.thread.join()
 
-        assert not opening.thread.is_alive()
         assert "the run ended before it needed this mailbox" in str(opening._error)
     finally:
-        silent.close()
+        for sock in [silent, *held_open]:
+            sock.close()

@@ -87,6 +87,8 @@ class Ahead:
         self._box: Mailbox | None = None
         self._error: BaseException | None = None
         self._used = False
+        self._lock = threading.Lock()
+        self._discarded = False
         timeout, deadline, why = limits(config, account, config.settings.run_budget_seconds)
         self.thread = threading.Thread(
             target=self._open, name="open-ahead", daemon=True,
@@ -95,11 +97,16 @@ class Ahead:
     def _open(self, settings: Settings, timeout: float, deadline: float, why: str,
               dry_run: bool) -> None:
         try:
-            self._box = self._stack.enter_context(open_mailbox(
+            box = self._stack.enter_context(open_mailbox(
                 self.account, settings=settings, timeout=timeout, dry_run=dry_run,
                 deadline=deadline, why=why, cutoff=self.cutoff))
         except BaseException as exc:  # raised in the run, where it would have opened it
             self._error = exc
+            return
+        with self._lock:
+            self._box, late = box, self._discarded
+        if late:  # discarded while it was being opened: nobody will take it
+            self._close()
 
     def is_for(self, account: Account) -> bool:
         return not self._used and account is self.account
@@ -118,14 +125,21 @@ class Ahead:
             yield self._box
 
     def discard(self) -> None:
-        """The run ends without having taken the mailbox: log out (or, if it is still being
-        opened, cut the connection: an interrupt must not wait for a slow server)."""
+        """The run ends without having taken the mailbox: log out; or, while it is still being
+        opened, cut the connection and return at once (an interrupt must not wait for a slow
+        server, nor for a connect or DNS lookup, which nothing interrupts): the thread then
+        fails at its next step, and leaves no session open."""
         if self._used:
             return
         self._used = True
-        if self.thread.is_alive():
+        with self._lock:
+            self._discarded = True
+            opened = self._box is not None
+        if opened:
+            self._close()
+        else:
             self.cutoff.cut("the run ended before it needed this mailbox")
-        self.thread.join()
-        if self._box is not None:
-            with contextlib.suppress(Exception):
-                self._stack.close()
+
+    def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stack.close()
