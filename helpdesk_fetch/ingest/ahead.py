@@ -9,8 +9,8 @@ What the opening raised is raised where the run would have opened the mailbox it
 failing login is reported just the same.
 
 IMAP only: a POP3 server locks the maildrop at login (RFC 1939), so a login ahead could make the
-run that holds the account fail. Not at -vv or more either: the protocol trace and the SQL stay in
-the order they happened.
+run that holds the account fail. Not with OAuth2, whose login may refresh or forget the token;
+not at -vv or more either: the protocol trace and the SQL stay in the order they happened.
 """
 
 from __future__ import annotations
@@ -51,17 +51,21 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
 
 def start(config: Config, *, names: list[str] | None, dry_run: bool) -> Ahead | None:
     """The first selected account's mailbox, opening in a thread; None where it is not opened
-    ahead (not IMAP, no account, debugging output)."""
+    ahead (no account, not IMAP, OAuth2, debugging output)."""
     try:
         accounts = config.selected_accounts(names)
     except ConfigError:  # the run says so
         return None
-    if not accounts or accounts[0].protocol != "imap" or log.isEnabledFor(logging.DEBUG):
+    first = accounts[0] if accounts else None
+    # OAuth2: its token file is refreshed, or a refused token forgotten, at login; a run that
+    # finds the account busy keeps its hands off that, as it always did.
+    if first is None or first.protocol != "imap" or first.auth == "oauth2" \
+            or log.isEnabledFor(logging.DEBUG):
         return None
     # Imported here, not in the thread: one import at a time (nothing is gained by two under
     # the GIL), so the thread only waits for the server while this one imports the run's.
     import helpdesk_fetch.sources.imap  # noqa: F401
-    ahead = Ahead(accounts[0], config, dry_run=dry_run)
+    ahead = Ahead(first, config, dry_run=dry_run)
     ahead.thread.start()
     return ahead
 
