@@ -60,7 +60,7 @@ migration: $(VENV)/.installed  ## write the next numbered migration from the mod
 	$(BIN)/python -m helpdesk_fetch.store.migrations $(NAME)
 
 bench: $(VENV)/.test-installed  ## throughput, latency and memory figures (bench/README.md)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

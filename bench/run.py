@@ -7,6 +7,7 @@ ratios, because the machine is shared. Prints a table and writes bench/results/<
 
     python bench/run.py [--rounds N] [--noop N] [--messages N] [--big-db N] [--latest]
     python bench/run.py --only ingest [--rounds N] [--messages N]
+    python bench/run.py --only noop [--noop N]    # the no-op cron runs alone, in a minute
 """
 
 from __future__ import annotations
@@ -329,14 +330,17 @@ def summarize(samples: dict[str, list[Proc]], noop: dict[str, list[float]], big:
     result["rules"] = {"count": 20, "us_per_message": round(rules_seconds * 1e6, 1),
                        "share": round(rules_seconds / per_message, 4),  # of a message's ingest
                        "wall_ratio": round(ratio("rules_20", "no_rules"), 3)}
-    result["noop_ms"] = {name: {"median": round(statistics.median(t), 1),
-                                "min": round(min(t), 1), "samples": [round(x, 1) for x in t]}
-                         for name, t in noop.items()}
+    result["noop_ms"] = summarize_noop(noop)
     result["big_message"] = {"bytes": big_size, "wall_s": round(big.seconds, 2),
                              "max_rss_mb": round(big.maxrss_mb, 1),
                              "own_rss_mb": round(big.own_rss_mb, 1),
                              "target_mb": round(2.5 * big_size / MiB + 50, 1)}
     return result
+
+
+def summarize_noop(noop: dict[str, list[float]]) -> dict:
+    return {name: {"median": round(statistics.median(t), 1), "min": round(min(t), 1),
+                   "samples": [round(x, 1) for x in t]} for name, t in noop.items()}
 
 
 def machine() -> dict:
@@ -351,6 +355,19 @@ def machine() -> dict:
             "cpus": os.cpu_count(), "cpu": cpu, "load_before": os.getloadavg(),
             "python": platform.python_version(), "executable": sys.executable,
             "sqlite": sqlite3.sqlite_version, "command": " ".join(cli_argv())}
+
+
+def noop_lines(noop_ms: dict) -> list[str]:
+    """The two no-op rows of the table: no mail, and ingest disabled, beside their floors."""
+    t = TARGETS
+    noop = {name: value["median"] for name, value in noop_ms.items()}
+    return [
+        f"{'no-op run, no mail, ms':36}{noop['no mail']:>9.0f}{noop['floor, no mail']:>9.0f}"
+        f"{noop['no mail'] / noop['floor, no mail']:>11.2f}x   <= {t['noop_ratio']}x "
+        "(the floor's empty session)",
+        f"{'no-op run, ingest disabled, ms':36}{noop['ingest disabled']:>9.0f}"
+        f"{noop['python -c pass']:>9.0f}{'':12}   <= {t['noop_ms']} ms (floor: python -c pass)"]
+
 
 
 def ingest_lines(r: dict) -> list[str]:
@@ -381,16 +398,11 @@ def table(r: dict) -> str:
     if r.get("only") == "ingest":
         return "\n".join(lines)
     t = TARGETS
-    noop = {name: value["median"] for name, value in r["noop_ms"].items()}
     big = r["big_message"]
     big_label = f"one {big['bytes'] / MiB:.1f} MiB message, peak memory, MB"
     big_db_label = f"  ... into {r['big_db_messages']:,} stored"
     lines += [
-        f"{'no-op run, no mail, ms':36}{noop['no mail']:>9.0f}{noop['floor, no mail']:>9.0f}"
-        f"{noop['no mail'] / noop['floor, no mail']:>11.2f}x   <= {t['noop_ratio']}x "
-        "(the floor's empty session)",
-        f"{'no-op run, ingest disabled, ms':36}{noop['ingest disabled']:>9.0f}"
-        f"{noop['python -c pass']:>9.0f}{'':12}   <= {t['noop_ms']} ms (floor: python -c pass)",
+        *noop_lines(r["noop_ms"]),
         f"{big_label:36}"
         f"{big['max_rss_mb']:>9.0f}{'':21}   <= {big['target_mb']:.0f} MB (2.5 x size + 50)",
         f"{'  of which the largest process':36}{big['own_rss_mb']:>9.0f}",
@@ -416,11 +428,12 @@ def main() -> None:
                         help="attachment bytes of the one big message")
     parser.add_argument("--latest", action="store_true",
                         help="also write bench/latest.json (the figures README.md quotes)")
-    parser.add_argument("--only", choices=("ingest",),
-                        help="ingest: only the IMAPS and POP3S pairs, ours and the floor")
+    parser.add_argument("--only", choices=("ingest", "noop"),
+                        help="only this part: ingest (the IMAPS and POP3S pairs, ours and the "
+                             "floor) or noop (the no-op cron runs); not with --latest")
     args = parser.parse_args()
     if args.only and args.latest:
-        parser.error("--latest needs the whole bench (README.md quotes all of it)")
+        parser.error("--latest writes the figures of a whole run, not of --only")
     started = time.perf_counter()
 
     def log(text: str) -> None:
@@ -430,6 +443,8 @@ def main() -> None:
     # What `pip install` does: an installed tool starts from its .pyc files.
     subprocess.run([sys.executable, "-m", "compileall", "-q", "helpdesk_fetch", "bench"],
                    cwd=ROOT, check=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE=""))
+    if args.only == "noop":
+        return only_noop(args.noop, info, log)
     messages = mailset.generate(args.messages)
     log(f"{len(messages)} messages, {sum(map(len, messages)) / MiB:.1f} MiB")
     if args.only == "ingest":
@@ -483,13 +498,38 @@ def _ingest_only(messages: list[bytes], count: int, log) -> dict[str, list[Proc]
 def _write(result: dict, log, *, latest: bool) -> None:
     """Print the table; write the figures to bench/results/ (and bench/latest.json)."""
     print(table(result))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{result['machine']['date'].replace(':', '')}.json"
-    text = json.dumps(result, indent=1) + "\n"
-    path.write_text(text)
+    text = save(result, result["machine"], log)
     if latest:
         LATEST.write_text(text)
-    log(f"wrote {path.relative_to(ROOT)}" + (" and bench/latest.json" if latest else ""))
+        log("and bench/latest.json")
+
+
+def only_noop(count: int, info: dict, log) -> None:
+    """``--only noop``: the no-op cron runs and their floors, nothing else (about a minute)."""
+    with dovecot_base() as base:
+        server = Dovecot(base).start()
+        try:
+            with tempfile.TemporaryDirectory(prefix="helpdesk-bench-") as work:
+                noop = Bench(server, Path(work), [], big_db=0).noop(count)
+        finally:
+            server.stop()
+    info["load_after"] = os.getloadavg()
+    result = {"noop_ms": summarize_noop(noop), "machine": info, "only": "noop"}
+    print(f"helpdesk-fetch bench --only noop, {info['date']}, commit {info['commit']}, load "
+          f"{info['load_before'][0]:.2f} -> {info['load_after'][0]:.2f}")
+    print(f"{'':36}{'ours':>9}{'floor':>9}{'ours/floor':>12}   target")
+    print("\n".join(noop_lines(result["noop_ms"])))
+    save(result, info, log, suffix="-noop")
+
+
+def save(result: dict, info: dict, log, *, suffix: str = "") -> str:
+    """Write *result* to bench/results/<time><suffix>.json; its text."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{info['date'].replace(':', '')}{suffix}.json"
+    text = json.dumps(result, indent=1) + "\n"
+    path.write_text(text)
+    log(f"wrote {path.relative_to(ROOT)}")
+    return text
 
 
 if __name__ == "__main__":

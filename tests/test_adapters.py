@@ -85,6 +85,19 @@ def test_peewee_maps_driver_errors_and_tracks_changes():
     assert peewee_adapter.as_saved(row)._dirty == set()
 
 
+def test_peewee_keeps_its_psycopg2_driver_where_postgresql_driver_puts_it():
+    """peewee_adapter.postgresql_driver hands psycopg2 to a peewee imported without it: the
+    module globals and adapter constants that peewee's import sets."""
+    source = inspect.getsource(peewee)  # read, not imported: this process may hold either
+    assert "from psycopg2 import extensions as pg_extensions" in source
+    assert "from psycopg2.extras import register_uuid as pg_register_uuid" in source
+    assert "from psycopg2.extras import Json as Json_pg2" in source
+    for name in ("txn_idle", "txn_inerror", "txn_unknown"):
+        assert f"{name} = pg_extensions.TRANSACTION_STATUS_" in source, name
+    assert peewee_adapter.postgresql_driver()
+    assert peewee.Psycopg2Adapter.txn_idle == 0  # psycopg2's TRANSACTION_STATUS_IDLE
+
+
 def test_the_email_package_keeps_payloads_where_bodyruns_puts_them_back():
     part = email.message.Message()
     part.set_payload("text")

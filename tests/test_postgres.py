@@ -150,6 +150,29 @@ def test_without_the_driver_postgresql_is_a_clear_error(tmp_path, write_config):
     assert "Traceback" not in process.stderr
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresql_after_peewee_was_imported_for_sqlite(database_url):
+    """peewee imported for SQLite leaves psycopg2 out (issue 18); a PostgreSQL database opened
+    afterwards in the same process (db copy) hands it to peewee and works: transactions, their
+    status, binary and UUID values."""
+    script = textwrap.dedent("""
+        import sys, uuid
+        from helpdesk_fetch.store.peewee_adapter import import_peewee
+        import_peewee("sqlite:///unused.db")
+        assert "peewee" in sys.modules and "psycopg2" not in sys.modules
+        from helpdesk_fetch.store import db
+        database = db.open_database(sys.argv[1], password=sys.argv[2])
+        with database.atomic():
+            row = database.execute_sql("SELECT %s, %s", (b"\\x00raw", uuid.UUID(int=7))).fetchone()
+        print(bytes(row[0]) == b"\\x00raw", row[1] == uuid.UUID(int=7),
+              database.is_connection_usable(), database.in_transaction())
+    """)
+    done = subprocess.run([sys.executable, "-c", script, database_url, PASSWORD], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True", "False"]
+
+
 def advisory_locks(cluster, database_url: str) -> int:
     """Account locks held in the database of *database_url* right now."""
     name = database_url.rsplit("/", 1)[1]

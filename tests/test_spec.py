@@ -200,6 +200,7 @@ SPEC: dict[str, list[str]] = {
     "§4.7 overlapping runs never process one account at once": [
         "test_concurrency::test_two_runs_started_together_share_the_work",
         "test_cli::test_a_held_account_is_skipped_while_others_run",
+        "test_ahead::test_a_busy_account_opened_ahead_is_logged_out_unread",
     ],
     # §5 Ticket rules
     "§5.1 a new message opens a ticket, new, escalation armed, auto-mails": [

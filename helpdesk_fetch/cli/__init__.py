@@ -58,9 +58,12 @@ class App:
         false, says so on stderr: an empty list is no answer then."""
         if self._database is None:
             from helpdesk_fetch.errors import ConfigError
-            from helpdesk_fetch.store import db
+            from helpdesk_fetch.store.peewee_adapter import import_peewee
 
             config = self.config()
+            import_peewee(config.settings.database)  # for SQLite without psycopg2
+            from helpdesk_fetch.store import db
+
             try:
                 self._database = db.open_configured(config.settings, read_only=read_only,
                                                     create=create)

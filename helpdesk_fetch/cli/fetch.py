@@ -81,16 +81,18 @@ def _run(config, *, names: list[str] | None, dry_run: bool):
     """The run, with a progress display at a terminal; Ctrl-C (or SIGTERM) at any moment ends
     it with what was stored kept (an interrupted report)."""
     from helpdesk_fetch.errors import ConfigError
-    from helpdesk_fetch.ingest import run as ingest
+    from helpdesk_fetch.ingest import ahead
 
     progress = None
     try:
         progress = _TerminalProgress() if is_tty(sys.stderr) and not dry_run else None
-        return ingest.fetch(config, names=names, dry_run=dry_run, progress=progress)
+        return ahead.fetch(config, names=names, dry_run=dry_run, progress=progress)
     except ConfigError as exc:  # e.g. the database setting: name the accounts file too
         raise exc.in_file(config.path) from None
     except KeyboardInterrupt:  # before the run began, or a second Ctrl-C while it ended
-        return ingest.RunReport(interrupted=True)
+        from helpdesk_fetch.ingest.run import RunReport
+
+        return RunReport(interrupted=True)
     finally:
         if progress is not None:
             progress.stop()

@@ -7,7 +7,6 @@ the file lives in ``edit``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import stat
 import tomllib
@@ -483,6 +482,8 @@ def _reject_unknown(data: dict[str, Any], known: set[str], where: ConfigPlace,
                     prefix: str) -> None:
     for key in data:
         if key not in known:
+            import difflib  # only for a mistake: not in every run's start-up (issue 18)
+
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown key{hint}", key=prefix + key, **where)

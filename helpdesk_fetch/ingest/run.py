@@ -35,6 +35,7 @@ from helpdesk_fetch.errors import (
 )
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.health import alerts
+from helpdesk_fetch.ingest.ahead import limits
 from helpdesk_fetch.ingest.pipeline import (
     CANARY,
     DUPLICATE,
@@ -54,6 +55,7 @@ from helpdesk_fetch.store.group import CommitGroup
 if TYPE_CHECKING:
     from helpdesk_fetch.automail.outbox import SendReport
     from helpdesk_fetch.hooks.runner import HookReport
+    from helpdesk_fetch.ingest.ahead import Ahead
     from helpdesk_fetch.state import IngestSwitch
 
 log = logging.getLogger(__name__)
@@ -139,14 +141,24 @@ class Progress:
 
 
 def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = False,
-          progress: ProgressEvents | None = None) -> RunReport:
-    """One pass over the selected accounts."""
+          progress: ProgressEvents | None = None, ahead: Ahead | None = None) -> RunReport:
+    """One pass over the selected accounts. *ahead*: the first one's mailbox, being opened
+    (ingest/ahead.py); logged out unused when the run does not get to take it."""
+    try:
+        return _fetch(config, names=names, dry_run=dry_run, progress=progress, ahead=ahead)
+    finally:
+        if ahead is not None:
+            ahead.discard()
+
+
+def _fetch(config: Config, *, names: list[str] | None, dry_run: bool,
+           progress: ProgressEvents | None, ahead: Ahead | None) -> RunReport:
     accounts = config.selected_accounts(names)
     switch = state.ingest_switch(config.settings.state_dir)
     if switch is not None:
         log.info("ingest is disabled (%s); no mailbox is read", switch.get("reason") or "no reason")
         return RunReport(ingest_disabled=switch)
-    run = Run(config, dry_run=dry_run, progress=progress or Progress())
+    run = Run(config, dry_run=dry_run, progress=progress or Progress(), ahead=ahead)
     report = RunReport()
     try:
         run.open()
@@ -196,8 +208,10 @@ def run_hooks(config: Config, *, deadline: float | None = None) -> HookReport | 
 class Run:
     """The state one run shares across its accounts."""
 
-    def __init__(self, config: Config, *, dry_run: bool, progress: ProgressEvents) -> None:
+    def __init__(self, config: Config, *, dry_run: bool, progress: ProgressEvents,
+                 ahead: Ahead | None = None) -> None:
         self.config = config
+        self.ahead = ahead
         self.settings = config.settings
         self.dry_run = dry_run
         self.progress = progress
@@ -283,14 +297,13 @@ class Run:
     def _account(self, account: Account, report: AccountReport) -> None:
         if not self.dry_run and state.ingest_switch(self.settings.state_dir) is not None:
             raise IngestSwitchedOff("ingest was disabled during this run")  # e.g. for db copy
-        timeout = max(1.0, min(self.config.timeout_for(account), self.remaining()))
-        # No new work starts after the budget; what is in flight gets one timeout more, then
-        # the line is cut (a server trickling bytes defeats every per-read timeout).
-        budget = self.settings.run_budget_seconds
-        with open_mailbox(account, settings=self.settings, timeout=timeout, dry_run=self.dry_run,
-                          deadline=self.remaining() + timeout,
-                          why=f"run_budget_seconds ({budget} s) and one timeout_seconds more "
-                              "ran out") as box:
+        if self.ahead is not None and self.ahead.is_for(account):  # opened while we started
+            opened = self.ahead.take()
+        else:
+            timeout, deadline, why = limits(self.config, account, self.remaining())
+            opened = open_mailbox(account, settings=self.settings, timeout=timeout,
+                                  dry_run=self.dry_run, deadline=deadline, why=why)
+        with opened as box:
             MailboxRun(self, account, box, report).process()
 
     def _begin(self, report: AccountReport) -> None:

@@ -64,13 +64,13 @@ class Mailbox(ABC):
     """A connected mail source. Use as a context manager: ``with get_mailbox(...) as box:``."""
 
     def __init__(self, account: Account, *, password: str | None, timeout: float,
-                 error_folder: str, dry_run: bool = False) -> None:
+                 error_folder: str, dry_run: bool = False, cutoff: Cutoff | None = None) -> None:
         self.account = account
         self.password = password
         self.timeout = timeout
         self.error_folder = error_folder
         self.dry_run = dry_run
-        self.cutoff = Cutoff()
+        self.cutoff = cutoff or Cutoff()  # the caller's: it can cut the opening too
 
     def __enter__(self) -> Mailbox:
         try:

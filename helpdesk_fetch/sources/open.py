@@ -10,19 +10,21 @@ from typing import Any
 
 from helpdesk_fetch.config import Account, Settings
 from helpdesk_fetch.secrets.login import login_secret
-from helpdesk_fetch.sources.base import Mailbox
+from helpdesk_fetch.sources.base import Cutoff, Mailbox
 
 
 @contextlib.contextmanager
 def open_mailbox(account: Account, *, settings: Settings, timeout: float, dry_run: bool = False,
-                 deadline: float | None = None, why: str = "") -> Iterator[Mailbox]:
+                 deadline: float | None = None, why: str = "",
+                 cutoff: Cutoff | None = None) -> Iterator[Mailbox]:
     """*account*'s mailbox, open for the ``with`` block and closed after it (aborted on an
     error). *deadline*: seconds after which the connection is cut, opening included (*why* says
-    which limit that was). A refused OAuth2 token is forgotten (``login_secret``)."""
+    which limit that was). *cutoff*: the caller's, to cut it from another thread while it is
+    being opened. A refused OAuth2 token is forgotten (``login_secret``)."""
     with login_secret(account, label=account.name, state_dir=settings.state_dir,
                       timeout=timeout) as secret:
         box = get_mailbox(account, password=secret, timeout=timeout,
-                          error_folder=settings.error_folder, dry_run=dry_run)
+                          error_folder=settings.error_folder, dry_run=dry_run, cutoff=cutoff)
         cut = (box.deadline(deadline, why=why) if deadline is not None
                else contextlib.nullcontext())
         with cut, box:

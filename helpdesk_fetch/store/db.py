@@ -135,10 +135,9 @@ def _postgresql(url: str, password: str | None, timeout: float) -> PostgresqlDat
 
     Keepalives on both ends: a worker whose machine vanishes loses its session, and with it its
     account locks, within about a minute (spec §8); a vanished server is noticed as quickly."""
-    import peewee
+    from helpdesk_fetch.store.peewee_adapter import postgresql_driver
 
-    # peewee's driver modules (None when missing) are not in its stubs.
-    if getattr(peewee, "psycopg2", None) is None and getattr(peewee, "psycopg", None) is None:
+    if not postgresql_driver():
         raise ConfigError("a PostgreSQL database needs the psycopg2 driver: "
                           "pip install 'helpdesk-fetch[postgres]'", key="settings.database")
     from helpdesk_fetch.secrets.redact import remember_secret

@@ -1,0 +1,134 @@
+"""The first IMAP account logged in from a thread while the run starts (ingest/ahead.py, issue 18):
+taken under the account's lock, logged out unread when another run holds the account, its
+failures reported as a run that opened the mailbox itself reports them."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+import pytest
+
+from helpdesk_fetch import config as configuration
+from helpdesk_fetch.ingest import ahead
+from helpdesk_fetch.sources.imap import ImapMailbox
+from tests.mails import message
+from tests.test_cli import held
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """What the run did with the mailbox opened ahead: "take", "discard", "logout"."""
+    seen: list[str] = []
+    take, discard, close = ahead.Ahead.take, ahead.Ahead.discard, ImapMailbox.close
+
+    def spy(name, original):
+        def call(self, *args, **kwargs):
+            if name != "discard" or not self._used:  # a discard after the take does nothing
+                seen.append(name)
+            return original(self, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(ahead.Ahead, "take", spy("take", take))
+    monkeypatch.setattr(ahead.Ahead, "discard", spy("discard", discard))
+    monkeypatch.setattr(ImapMailbox, "close", spy("logout", close))
+    return seen
+
+
+def test_the_mailbox_opened_ahead_is_the_one_the_run_reads(dovecot, mail_user, write_config,
+                                                            run, calls):
+    dovecot.append(mail_user, [message("Printer broken")])
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0 and result.output == ""
+    assert calls == ["take", "logout"]
+    assert dovecot.messages(mail_user) == []
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Printer broken"]
+
+
+def test_a_busy_account_opened_ahead_is_logged_out_unread(dovecot, mail_user, write_config,
+                                                          run, calls):
+    """Spec §4.7: nothing is read before the lock; the login ahead is all that happened."""
+    dovecot.append(mail_user, [message("Printer broken")])
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+
+    with held("helpdesk", config):
+        busy = run("fetch", config=config)
+
+    assert busy.exit_code == 75 and busy.output == ""
+    assert calls[0] == "discard"  # logged out, or cut while still logging in
+    assert len(dovecot.messages(mail_user)) == 1
+    assert run.json("tickets", "list", config=config) == []
+
+
+def test_a_refused_login_ahead_reads_as_it_always_did(dovecot, mail_user, write_config, run,
+                                                      calls):
+    account = dict(dovecot.account("helpdesk", mail_user), password="wrong")
+    config = write_config([account])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 1
+    assert result.stderr == (f"helpdesk-fetch: account 'helpdesk': login as '{mail_user}' "
+                             "refused: [AUTHENTICATIONFAILED] Authentication failed; check the "
+                             "username and the password source\n")
+    assert calls == ["take"]
+    assert run.json("status", config=config)["accounts"][0]["last_run"]["outcome"] == "failed"
+
+
+def test_a_database_that_fails_to_open_logs_the_mailbox_out(dovecot, mail_user, write_config,
+                                                            run, calls, tmp_path):
+    database = tmp_path / "a-directory.db"
+    database.mkdir()
+    config = write_config([dovecot.account("helpdesk", mail_user)],
+                          settings={"database": f"sqlite:///{database}"})
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 2 and "is a directory, not a database file" in result.stderr
+    assert calls[0] == "discard"
+
+
+def test_only_an_imap_account_is_opened_ahead_and_not_at_debugging_verbosity(
+        dovecot, mail_user, write_config, run, calls, tmp_path):
+    pop3 = write_config([dovecot.account("helpdesk", mail_user, protocol="pop3")],
+                        path=tmp_path / "pop3.toml")
+    imap = write_config([dovecot.account("helpdesk", mail_user)])
+
+    assert run("fetch", config=pop3).exit_code == 0  # the maildrop is locked at login
+    assert run("-vv", "fetch", config=imap).exit_code == 0  # the trace stays in order
+
+    assert "take" not in calls and "discard" not in calls
+
+
+def test_discarding_an_opening_in_progress_cuts_it(write_config, tmp_path, caplog):
+    """An interrupt must not wait for a server that never answers."""
+    caplog.set_level(logging.WARNING)  # as under cron: not opened ahead at -vv
+    silent = socket.create_server(("127.0.0.1", 0))
+    accepted = threading.Event()
+    held_open: list[socket.socket] = []  # a connection dropped would be an EOF, not silence
+
+    def accept() -> None:
+        held_open.append(silent.accept()[0])
+        accepted.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    config = configuration.load(write_config([{
+        "name": "silent", "protocol": "imap", "host": "127.0.0.1",
+        "port": silent.getsockname()[1], "username": "u", "password": "p",
+        "timeout_seconds": 600}]))
+    try:
+        opening = ahead.start(config, names=None, dry_run=False)
+        assert opening is not None
+        accepted.wait(30)  # connected: now it waits for a greeting that never comes
+
+        opening.discard()  # returns at once; the opening fails at its next read
+        opening.thread.join()
+
+        assert "the run ended before it needed this mailbox" in str(opening._error)
+    finally:
+        for sock in [silent, *held_open]:
+            sock.close()
