@@ -13,7 +13,7 @@ import pytest
 
 from helpdesk_fetch.config import load
 from helpdesk_fetch.ingest.pipeline import FAILED, STORED, Pipeline, Source
-from helpdesk_fetch.store.group import CommitGroup
+from helpdesk_fetch.store.group import ALONE_BYTES, CommitGroup
 from tests.chaos import ERROR_FOLDER, fetch, start_fetch, stored
 from tests.conftest import PG_PASSWORD
 from tests.mails import message, message_id_of
@@ -211,3 +211,17 @@ def test_a_deadlock_with_another_worker_commits_the_group_and_stores_the_message
 
     assert outcome.kind == STORED, outcome.reason
     assert committed_subjects(database_url) == ["First", "Second", "Re: it", "Re: it"]
+
+
+def test_a_large_message_has_the_open_group_committed_first(pipeline, database_url):
+    """Storing a large message takes time; the messages before it do not wait for it."""
+    group = pipeline.group = CommitGroup(pipeline.database)
+    pipeline.ingest(SOURCE, message("Small"), "k0")
+    group.stored(100)
+    assert committed_subjects(database_url) == []
+
+    group.begin(ALONE_BYTES)
+
+    assert committed_subjects(database_url) == ["Small"]
+    assert group.open
+    group.commit()

@@ -150,6 +150,19 @@ SPEC: dict[str, list[str]] = {
         "test_store::test_the_stored_copy_gives_back_the_exact_bytes",
         "test_workers::test_workers_killed_mid_run_lose_and_duplicate_nothing",
     ],
+    "§4.2 groups: a savepoint each, committed at least every second, nothing deleted before "
+    "its commit": [
+        "test_group::test_a_group_is_seen_whole_at_its_commit_and_a_refused_message_undoes_no_"
+        "other",
+        "test_group::test_a_group_rolled_back_runs_none_of_its_actions",
+        "test_group::test_a_group_is_due_by_age_count_or_size",
+        "test_group::test_a_large_message_has_the_open_group_committed_first",
+        "test_group::test_fetch_sets_aside_a_refused_message_and_stores_the_rest",
+        "test_group::test_a_stalled_mailbox_holds_no_group_open",
+        "test_group::test_a_deadlock_with_another_worker_commits_the_group_and_stores_the_message",
+        "test_crash::test_crash_then_clean_run",
+        "test_database_failures::test_commit_is_on_disk_before_the_server_deletes",
+    ],
     "§4.3 parsing: headers, charsets, HTML, attachments, nested messages; broken input "
     "degrades": [
         "test_parse::test_each_case_of_the_mail_set_gives_what_it_promises",

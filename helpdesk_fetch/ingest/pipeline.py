@@ -242,7 +242,7 @@ class Pipeline:
                parsed: ParsedMessage, *, restore: bool,
                compressed: list[bytes] | None, again: bool = False) -> Outcome:
         now = utcnow()
-        self._begin()
+        self._begin(len(raw))
         try:
             with self.database.atomic():  # a savepoint when in a group
                 # A canary first: the copy check and the rules never see it (it would be a
@@ -281,10 +281,10 @@ class Pipeline:
                                                 outcome.describe()))
         return outcome
 
-    def _begin(self) -> None:
+    def _begin(self, size: int = 0) -> None:
         """Open the group, if fetch has one, before writing: what follows is a savepoint in it."""
         if self.group is not None:
-            self.group.begin()
+            self.group.begin(size)
 
     def _canary(self, source: Source, key: str, sha256: str, parsed: ParsedMessage,
                 now: dt.datetime, *, record: bool = True) -> Outcome | None:

@@ -9,9 +9,10 @@ the mailbox, counting it, the line that says it was stored) waits in the group's
 actions, which run once the group's commit has returned. A crash before that commit loses the
 group's rows, never a message: none of them was deleted.
 
-A group is committed when it is ``due``: half a second old, 1,000 messages, or 16 MB of mail; and
-by the caller whenever it would otherwise wait (for the mailbox, for the parse worker) with a group
-open, so that no group stays open a second and a slow mailbox never holds the database's write lock.
+A group is committed when it is ``due``: half a second old, 1,000 messages, or 16 MB of mail;
+before a message of 1 MiB or more is stored (storing it takes a while); and by the caller whenever
+it would otherwise wait (for the mailbox, for the parse worker) with a group open, so that no
+group stays open a second and a slow mailbox never holds the database's write lock.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_SECONDS = 0.5
 MAX_MESSAGES = 1000
 MAX_BYTES = 16 * 1024 * 1024
+ALONE_BYTES = 1024 * 1024  # a message this large is stored after the open group's commit
 
 Action = Callable[[], None]
 
@@ -71,8 +73,12 @@ class CommitGroup:
     def open(self) -> bool:
         return self._transaction is not None
 
-    def begin(self) -> None:
-        """Open the group, unless it is open: the message about to be stored goes in it."""
+    def begin(self, size: int = 0) -> None:
+        """Open the group, unless it is open: the message of *size* bytes about to be stored
+        goes in it. A large one first has the open group committed: storing it alone takes
+        time, which the messages before it need not wait."""
+        if self._transaction is not None and size >= ALONE_BYTES and self._messages:
+            self.commit()
         if self._transaction is None:
             transaction = self.database.atomic()
             with db.errors("cannot store messages"):
