@@ -205,6 +205,16 @@ def postgres():
     cluster.stop()
 
 
+@pytest.fixture(autouse=True)
+def _forget_secrets():
+    """The secrets an in-process command handed out (secrets/redact.py) end with the test: a
+    password of one test ("wrong") must not be starred out of the next one's output."""
+    yield
+    from helpdesk_fetch.secrets import redact
+
+    redact._SECRETS.clear()
+
+
 @pytest.fixture
 def database_url(request, tmp_path, monkeypatch):
     """The database write_config uses: SQLite in tmp_path, or (in tests marked both_backends)
