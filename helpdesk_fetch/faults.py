@@ -18,6 +18,11 @@ _name, _, _nth = os.environ.get("HELPDESK_FETCH_CRASH_AT", "").partition(":")
 _remaining = int(_nth or 1)
 
 
+# In fetch's commit groups (store/group.py) ``in_group`` is passed as each message is stored in
+# the open group, and ``after_commit`` once per message of a group after its commit, before that
+# message's delete is asked for; elsewhere ``after_commit`` is passed after each message's commit.
+
+
 def crashpoint(name: str) -> None:
     """Die here, at once and without cleanup, if the environment names this point."""
     global _remaining

@@ -225,3 +225,32 @@ def test_a_large_message_has_the_open_group_committed_first(pipeline, database_u
     assert committed_subjects(database_url) == ["Small"]
     assert group.open
     group.commit()
+
+
+def test_an_interrupt_during_a_commit_waits_for_its_actions(pipeline, database_url):
+    """Ctrl-C or SIGTERM as a group commits: the commit and what waits for it (the deletes,
+    the counts) are done first, so that nothing is stored without being counted."""
+    import os
+    import signal
+
+    from helpdesk_fetch import interrupts
+
+    group = pipeline.group = CommitGroup(pipeline.database)
+    done: list[str] = []
+    for n, subject in enumerate(["First", "Second"]):
+        pipeline.ingest(SOURCE, message(subject), f"k{n}")
+        group.stored(100)
+        pipeline.after_commit(lambda subject=subject: done.append(subject))
+    previous = signal.signal(signal.SIGINT, interrupts.handle)
+    try:
+        pipeline.after_commit(lambda: os.kill(os.getpid(), signal.SIGINT))  # as it commits
+        group.stored(0)
+        group.after_commit(lambda: done.append("after the signal"))
+        with pytest.raises(interrupts.Interrupted):
+            group.commit()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+    assert done == ["First", "Second", "after the signal"]
+    assert committed_subjects(database_url) == ["First", "Second"]
+    assert not group.open

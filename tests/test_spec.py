@@ -157,6 +157,7 @@ SPEC: dict[str, list[str]] = {
         "test_group::test_a_group_rolled_back_runs_none_of_its_actions",
         "test_group::test_a_group_is_due_by_age_count_or_size",
         "test_group::test_a_large_message_has_the_open_group_committed_first",
+        "test_group::test_an_interrupt_during_a_commit_waits_for_its_actions",
         "test_group::test_fetch_sets_aside_a_refused_message_and_stores_the_rest",
         "test_group::test_a_stalled_mailbox_holds_no_group_open",
         "test_group::test_a_deadlock_with_another_worker_commits_the_group_and_stores_the_message",

@@ -257,6 +257,8 @@ class Run:
             _failed(report, exc)
         except ConfigError as exc:  # e.g. a password source: name the accounts file too
             _failed(report, exc.in_file(self.config.path))
+        if self.ahead is not None and self.ahead.is_for(account):  # busy, switched off: unused
+            self.ahead.discard()
         report.seconds = time.time() - report.started_at
         self.progress.account_finished(report)
         if not self.dry_run and report.outcome != RunOutcome.BUSY:  # a dry run writes nothing

@@ -177,8 +177,12 @@ class Parser:
                 idle()
             kind, _, _ = worker.frame(time.monotonic() + self.seconds)
             assert kind == wire.STARTED, kind
-            if idle is not None and not worker.answering():
-                idle()  # the parse has begun, and takes its time
+            if idle is not None and not worker.answering():  # the parse takes its time
+                try:
+                    idle()
+                except BaseException:  # its STARTED is read: a new worker parses it again
+                    self._replace(after=ticket - 1)
+                    raise
             kind, elapsed, payload = worker.frame(time.monotonic() + self.seconds)
         except _Late:
             self._replace(after=ticket)

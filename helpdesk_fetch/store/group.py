@@ -24,6 +24,7 @@ from types import TracebackType
 
 from peewee import Database, PeeweeException
 
+from helpdesk_fetch import interrupts
 from helpdesk_fetch.errors import DatabaseError
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.store import db
@@ -63,11 +64,12 @@ class CommitGroup:
             return self.commit()
         if isinstance(exc, DatabaseError | PeeweeException):
             return self.rollback()
+        messages = self._messages
         try:  # an interrupt, a mailbox that failed: keep what was stored
             self.commit()
         except DatabaseError as failure:
             log.warning("the last %d messages stored could not be committed (%s); they stay "
-                        "in the mailbox for the next run", self._messages, failure)
+                        "in the mailbox for the next run", messages, failure)
 
     @property
     def open(self) -> bool:
@@ -80,6 +82,7 @@ class CommitGroup:
         if self._transaction is not None and size >= ALONE_BYTES and self._messages:
             self.commit()
         if self._transaction is None:
+            assert not self.database.transaction_depth(), "a group is the outermost transaction"
             transaction = self.database.atomic()
             with db.errors("cannot store messages"):
                 transaction.__enter__()
@@ -107,26 +110,32 @@ class CommitGroup:
             or time.monotonic() - self._began >= self.max_seconds)
 
     def commit(self) -> None:
-        """Commit the open group, then run its actions (DatabaseError: rolled back, none run)."""
-        transaction, self._transaction = self._transaction, None
+        """Commit the open group, then run its actions (DatabaseError: rolled back, none run).
+        An interrupt waits until both are done: what is committed is also counted and said."""
+        transaction = self._transaction
         if transaction is None:
             return
-        actions, self._actions = self._actions, []
-        self._messages = self._bytes = 0
-        try:
-            transaction.__exit__(None, None, None)  # type: ignore[attr-defined]
-        except PeeweeException as exc:  # peewee has rolled back
-            raise db.as_database_error(exc, "cannot store messages") from None
-        for action in actions:
-            if action is None:  # the Nth message committed, its later actions not yet run
-                crashpoint("after_commit")
-            else:
-                action()
+        with interrupts.held():
+            try:
+                transaction.__exit__(None, None, None)  # type: ignore[attr-defined]
+            except PeeweeException as exc:  # peewee has rolled back
+                self._reset()
+                raise db.as_database_error(exc, "cannot store messages") from None
+            actions = self._actions
+            self._reset()
+            for action in actions:
+                if action is None:  # the Nth message committed, its later actions not yet run
+                    crashpoint("after_commit")
+                else:
+                    action()
+
+    def _reset(self) -> None:
+        self._transaction, self._actions, self._messages, self._bytes = None, [], 0, 0
 
     def rollback(self) -> None:
         """Undo the open group; its actions are dropped."""
-        transaction, self._transaction = self._transaction, None
-        self._actions, self._messages, self._bytes = [], 0, 0
+        transaction = self._transaction
+        self._reset()
         if transaction is not None:
             try:
                 transaction.__exit__(RuntimeError, RuntimeError(), None)  # type: ignore[attr-defined]
