@@ -411,14 +411,8 @@ class MailboxRun:
             return
         group = self.pipeline.group = CommitGroup(self.pipeline.database)
         try:
-            yield group
-        except BaseException as exc:  # the last commit is not cut short by an interrupt
-            with interrupts.held():
-                group.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        else:
-            with interrupts.held():
-                group.commit()
+            with group:  # its commit is not cut short by an interrupt (CommitGroup.commit)
+                yield group
         finally:
             self.pipeline.group = None
 
