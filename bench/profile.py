@@ -38,7 +38,7 @@ from typing import Literal
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import mailset  # noqa: E402
+from bench import bigdb, mailset  # noqa: E402
 from bench.run import Bench, twenty_rules  # noqa: E402
 from tests.servers import Dovecot, dovecot_base  # noqa: E402
 
@@ -133,10 +133,10 @@ class Fetch:
     mailbox filled first (not measured), then ``run``."""
 
     def __init__(self, bench: Bench, protocol: str, messages: list[bytes],
-                 rules: list[dict]) -> None:
+                 rules: list[dict], *, big: bool = False) -> None:
         self.bench = bench
         self.user = bench.user(messages)
-        self.config = bench.config(self.user, protocol, bench.database(big=False), rules=rules)
+        self.config = bench.config(self.user, protocol, bench.database(big=big), rules=rules)
 
     def run(self) -> None:
         from click.testing import CliRunner
@@ -152,9 +152,10 @@ class Fetch:
 
 
 def profile_fetch(bench: Bench, protocol: str, messages: list[bytes], rules: list[dict],
-                  clock: Clock) -> tuple[dict[str, cProfile.Profile], dict[str, float]]:
+                  clock: Clock, *, big: bool = False,
+                  ) -> tuple[dict[str, cProfile.Profile], dict[str, float]]:
     """One unprofiled run (its CPU seconds and wall time), then a profiled one."""
-    unprofiled = Fetch(bench, protocol, messages, rules)
+    unprofiled = Fetch(bench, protocol, messages, rules, big=big)
     own, children = cpu_seconds()
     started = time.perf_counter()
     with ThreadCpu() as threads:
@@ -164,7 +165,7 @@ def profile_fetch(bench: Bench, protocol: str, messages: list[bytes], rules: lis
     figures = {"wall_s": wall, "cpu_s": own_after - own,
                "parse_worker_cpu_s": children_after - children,
                **{f"cpu_s {name}": seconds for name, seconds in threads.seconds.items()}}
-    profiled = Fetch(bench, protocol, messages, rules)
+    profiled = Fetch(bench, protocol, messages, rules, big=big)
     with ThreadProfiles(clock) as threads:
         profiled.run()
     return threads.profiles, figures
@@ -231,6 +232,8 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="write the pstats files into this directory")
     parser.add_argument("--skip-fetch", action="store_true", help="only the parse worker's work")
     parser.add_argument("--skip-parse", action="store_true", help="only the fetch")
+    parser.add_argument("--big-db", action="store_true",
+                        help="into a copy of make bench's database of a million messages")
     args = parser.parse_args()
     messages = mailset.generate(args.messages)
     rules = twenty_rules() if args.rules else []
@@ -239,11 +242,12 @@ def main() -> None:
             server = Dovecot(base).start()
             try:
                 with tempfile.TemporaryDirectory(prefix="helpdesk-profile-") as work:
-                    bench = Bench(server, Path(work), messages, big_db=0)
+                    bench = Bench(server, Path(work), messages,
+                                  big_db=bigdb.MESSAGES if args.big_db else 0)
                     # the imports and the page cache, not measured
                     Fetch(bench, args.protocol, messages[:20], rules).run()
                     profiles, figures = profile_fetch(bench, args.protocol, messages, rules,
-                                                      args.clock)
+                                                      args.clock, big=args.big_db)
             finally:
                 server.stop()
         print(f"fetch of {len(messages)} messages over {args.protocol.upper()}S, unprofiled: "
