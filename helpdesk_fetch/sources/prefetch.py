@@ -21,7 +21,8 @@ writer's statements gave it up for a moment, and a statement that takes SQLite 2
 (profile of ``make bench``); the run was no faster than without the thread.
 
 Memory stays bounded: the reader fetches the next batch only while less than ``AHEAD_BYTES`` wait
-to be written, and the preparer works at most ``AHEAD_MESSAGES`` messages ahead.
+to be written, and the preparer works at most ``AHEAD_MESSAGES`` messages, and less than
+``AHEAD_BYTES`` of mail, ahead of the writer.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import TypeVar
 from helpdesk_fetch.sources.base import FETCH_BATCH_BYTES, Mailbox, MessageRef, Told, set_aside
 
 AHEAD_BYTES = FETCH_BATCH_BYTES
-AHEAD_MESSAGES = 4
+AHEAD_MESSAGES = 16  # prepared ahead of the writer, while they hold less than AHEAD_BYTES
 P = TypeVar("P")
 
 
@@ -181,16 +182,20 @@ def _ahead(reader: Reader, prepare: Callable[[bytes], P],
     """Prepare ahead while the reader has messages; while it has none, hand out the messages
     prepared so far instead of waiting with them for the mailbox."""
     pending: collections.deque[tuple[MessageRef, bytes, Future[P]]] = collections.deque()
+    size = 0  # of the messages in pending
     items = iter(reader)
     while True:
-        if pending and (len(pending) > AHEAD_MESSAGES or reader.waiting()):
+        if pending and (len(pending) > AHEAD_MESSAGES or size >= AHEAD_BYTES
+                        or reader.waiting()):
             ref, raw, future = pending.popleft()
+            size -= len(raw)
             yield ref, raw, future.result()
             continue
         item = next(items, None)
         if item is None:
             break
         pending.append((*item, pool.submit(prepare, item[1])))
+        size += len(item[1])
     while pending:
         ref, raw, future = pending.popleft()
         yield ref, raw, future.result()
