@@ -1,6 +1,6 @@
 """A deliberately broken POP3 server, for what Dovecot will not do: give two messages one UIDL,
-give a UIDL again to a new message, refuse to hand over one message, know no UIDL at all, count
-sizes with LF line ends.
+give a UIDL again to a new message, refuse to hand over or delete one message, know no UIDL at
+all, count sizes with LF line ends.
 
 Plain text on loopback (accounts with ``security = "none"``); every command is logged.
 """
@@ -18,6 +18,8 @@ class Mailbox:
     no_uidl: bool = False
     refuse_retr: set[int] = field(default_factory=set)  # message numbers RETR answers -ERR for
     lf_sizes: set[int] = field(default_factory=set)  # message numbers LIST counts with LF ends
+    refuse_dele: set[int] = field(default_factory=set)  # message numbers DELE answers -ERR for
+    pipelining: bool = False  # CAPA offers PIPELINING (else CAPA is unknown, as RFC 1939's)
     log: list[str] = field(default_factory=list)
 
 
@@ -77,7 +79,9 @@ def _handler(box: Mailbox):
                 stuffed = b"".join((b"." + x if x.startswith(b".") else x) + b"\r\n"
                                    for x in lines)
                 self.send(b"+OK\r\n" + stuffed + b".\r\n")
-            elif verb == "DELE":
+            elif verb == "CAPA" and box.pipelining:
+                self.send("+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n")
+            elif verb == "DELE" and int(arg) not in box.refuse_dele:
                 deleted.add(int(arg))
                 self.send("+OK\r\n")
             elif verb == "QUIT":

@@ -57,6 +57,12 @@ def test_poplib_private_parts_work_against_a_real_server(dovecot, mail_user):
         with pytest.raises(poplib.error_proto) as refused:
             poplib_adapter.command(conn, "RETR 99")
         assert poplib_adapter.error_text(refused.value).startswith("-ERR")
+        assert "PIPELINING" in conn.capa()
+        with pytest.raises(poplib.error_proto) as refused:  # every answer read, then the -ERR
+            poplib_adapter.pipelined(conn, ["NOOP", "RETR 99", "NOOP"] * 70)
+        assert poplib_adapter.command(conn, "NOOP").startswith(b"+OK")  # nothing left unread
+        poplib_adapter.pipelined(conn, ["DELE 1"])
+        assert conn.stat()[0] == 0
     finally:
         conn.quit()
 

@@ -285,3 +285,28 @@ def test_what_counts_as_the_listed_size(listed, taken):
     from helpdesk_fetch.sources.pop3 import as_listed
 
     assert as_listed(b"a\r\nbb\r\nccc\r\n", listed) is taken
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_a_refused_dele_deletes_nothing_and_the_next_run_finishes(write_config, run, pipelining):
+    """DELEs go one group per round trip to a server that offers PIPELINING (RFC 2449), else
+    one by one. One refused: the session ends without QUIT, so none takes effect; all were
+    stored, and the next run deletes them without storing any again."""
+    box = Mailbox([(str(n), message(f"Message {n}")) for n in (1, 2, 3)], refuse_dele={2},
+                  pipelining=pipelining)
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+
+        failed = run("fetch", config=config)
+        sent = [c for c in box.log if c.startswith("DELE")]
+        quit_sent = "QUIT" in box.log
+        box.refuse_dele = set()
+        again = run("fetch", config=config)
+
+    assert failed.exit_code == 1
+    assert "deleting on" in failed.stderr, failed.stderr
+    assert sent == (["DELE 1", "DELE 2", "DELE 3"] if pipelining else ["DELE 1", "DELE 2"])
+    assert not quit_sent
+    assert again.exit_code == 0, again.output
+    assert box.messages == []
+    assert subjects(run, config) == ["Message 1", "Message 2", "Message 3"]

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 class Pop3Mailbox(Mailbox):
     _conn: poplib_adapter.Session | None = None
+    _pipelining = False  # the server takes commands ahead of its answers (RFC 2449)
 
     @property
     def conn(self) -> poplib_adapter.Session:
@@ -63,6 +64,7 @@ class Pop3Mailbox(Mailbox):
                 capabilities = self._capa()  # the list before TLS is not to be trusted
             if "UTF8" in capabilities:
                 self._utf8()
+            self._pipelining = "PIPELINING" in capabilities
             self._login()
         self._withheld: list[Withheld] = []
 
@@ -173,8 +175,12 @@ class Pop3Mailbox(Mailbox):
         if self.dry_run:
             return
         with self._translate("deleting on"):
-            for ref in refs:
-                self.conn.dele(ref.handle)
+            commands = [f"DELE {handle(ref, int)}" for ref in refs]
+            if self._pipelining:  # a round trip per group, not per message
+                poplib_adapter.pipelined(self.conn, commands)
+            else:
+                for command in commands:
+                    poplib_adapter.command(self.conn, command)
 
     def aside_location(self) -> str:
         return "left on the POP3 server (later runs skip it)"

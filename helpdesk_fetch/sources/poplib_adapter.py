@@ -24,6 +24,10 @@ from helpdesk_fetch.sources.net import BadGreeting
 MAX_LINE = 4 * 1024 * 1024
 
 
+# Commands written at once to a server that offers PIPELINING: their answers, a line each, fit
+# any socket buffer, so neither side can block the other while both write.
+PIPELINE_COMMANDS = 100
+
 # the -vvv protocol trace, like imaplib's (the name the CLI's logging setup knows)
 TRACE = logging.getLogger("helpdesk_fetch.sources.pop3.protocol")
 
@@ -117,6 +121,27 @@ def command(conn: Session, line: str) -> bytes:
     challenge, which poplib's public commands cannot take); ``poplib.error_proto`` on -ERR."""
     answer: bytes = conn._shortcmd(line)  # type: ignore[attr-defined]  # private, as above
     return answer
+
+
+def pipelined(conn: Session, lines: list[str]) -> None:
+    """Send *lines*, commands with a one-line answer, PIPELINE_COMMANDS at a time, each group
+    in one write and its answers read after it (RFC 2449 PIPELINING): ``poplib.error_proto`` for
+    the first -ERR, raised once every answer of its group has been read, as ``command`` would
+    for each. What follows an -ERR in its group was sent all the same: for DELE, whose effect
+    waits for QUIT, that changes nothing, as the session that failed ends without one."""
+    for start in range(0, len(lines), PIPELINE_COMMANDS):
+        group = lines[start:start + PIPELINE_COMMANDS]
+        for line in group:
+            TRACE.debug("> %s", line)
+        conn.sock.sendall("".join(f"{line}\r\n" for line in group).encode(conn.encoding))
+        refused: list[poplib.error_proto] = []
+        for _ in group:
+            try:
+                conn._getresp()
+            except poplib.error_proto as exc:
+                refused.append(exc)
+        if refused:
+            raise refused[0]
 
 
 def error_text(exc: Exception) -> str:
