@@ -425,7 +425,8 @@ def uidl_number(server, uidl: bytes) -> int:
 
 
 def test_pop3_session(pop3_server, mail_user):
-    """USER/PASS over TLS (verified), CAPA, STAT, LIST, UIDL, RETR, DELE and QUIT. LIST's size
+    """USER/PASS over TLS (verified), CAPA (with PIPELINING: the DELEs go in groups), STAT,
+    LIST, UIDL, RETR, DELE and QUIT. LIST's size
     is IMAP's RFC822.SIZE and RETR gives IMAP's BODY[]; on Dovecot and Cyrus the UIDL holds the
     IMAP UID; UIDLs stay after a DELE. (Courier: test_courier_pop3_numbers_and_uidls.)"""
     pop3_server.append(mail_user, [CRLF_MESSAGE, H + b"one\ntwo\r\n", H + b"third\r\n"])
@@ -435,7 +436,7 @@ def test_pop3_session(pop3_server, mail_user):
                  client.fetch(client.search(["ALL"]), ["BODY.PEEK[]"]).items()}
     client.logout()
     client = pop3_server.pop3(mail_user)
-    assert {"UIDL", "TOP"} <= set(client.capa())
+    assert {"UIDL", "TOP", "PIPELINING"} <= set(client.capa())
     assert client.stat() == (3, sum(map(len, imap_view.values())))
     uidls = dict(line.split() for line in client.uidl()[1])
     retrieved = {}
