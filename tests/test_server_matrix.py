@@ -427,8 +427,8 @@ def uidl_number(server, uidl: bytes) -> int:
 def test_pop3_session(pop3_server, mail_user):
     """USER/PASS over TLS (verified), CAPA (with PIPELINING: the DELEs go in groups), STAT,
     LIST, UIDL, RETR, DELE and QUIT. LIST's size is IMAP's RFC822.SIZE and RETR gives IMAP's
-    BODY[]; on Dovecot and Cyrus the UIDL holds the
-    IMAP UID; UIDLs stay after a DELE. (Courier: test_courier_pop3_numbers_and_uidls.)"""
+    BODY[]; on Dovecot and Cyrus the UIDL holds the IMAP UID; UIDLs stay after a DELE.
+    (Courier: test_courier_pop3_numbers_and_uidls.)"""
     pop3_server.append(mail_user, [CRLF_MESSAGE, H + b"one\ntwo\r\n", H + b"third\r\n"])
     client = pop3_server.imap(mail_user)
     client.select_folder("INBOX", readonly=True)
