@@ -1,6 +1,6 @@
 """A deliberately broken POP3 server, for what Dovecot will not do: give two messages one UIDL,
 give a UIDL again to a new message, refuse to hand over or delete one message, know no UIDL at
-all, count sizes with LF line ends.
+all, count sizes with LF line ends or understate them.
 
 Plain text on loopback (accounts with ``security = "none"``); every command is logged.
 """
@@ -19,6 +19,7 @@ class Mailbox:
     refuse_retr: set[int] = field(default_factory=set)  # message numbers RETR answers -ERR for
     lf_sizes: set[int] = field(default_factory=set)  # message numbers LIST counts with LF ends
     refuse_dele: set[int] = field(default_factory=set)  # message numbers DELE answers -ERR for
+    listed: dict[int, int] = field(default_factory=dict)  # message number -> the size LIST says
     pipelining: bool = False  # CAPA offers PIPELINING (else CAPA is unknown, as RFC 1939's)
     log: list[str] = field(default_factory=list)
 
@@ -61,6 +62,8 @@ def _handler(box: Mailbox):
                     return
 
         def size(self, number: int, raw: bytes) -> int:
+            if number in box.listed:
+                return box.listed[number]
             return len(raw) - (raw.count(b"\r\n") if number in box.lf_sizes else 0)
 
         def answer(self, verb: str, arg: str, deleted: set[int]) -> bool:

@@ -146,8 +146,9 @@ def test_retr_in_blocks_reads_what_line_by_line_reads(pieces, buffer, max_line, 
 
     def by_lines(conn) -> bytes:
         conn._getresp()
-        return poplib_adapter._by_lines(conn, b"")
+        return poplib_adapter._by_lines(conn, b"", max_line)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(poplib_adapter, "MAX_LINE", max_line)
-        assert outcome(lambda conn: poplib_adapter.retr(conn, 1)) == outcome(by_lines)
+        patch.setattr(poplib_adapter, "MAX_LINE", max_line)  # the status line's bound
+        assert outcome(lambda conn: poplib_adapter.retr(conn, 1, max_line=max_line)) == \
+            outcome(by_lines)

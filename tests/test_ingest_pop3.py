@@ -57,6 +57,47 @@ def test_long_lines_survive_poplib(pop3_server, mail_user, write_config, run):
     assert text.strip() == long_line.strip()
 
 
+def test_a_message_of_one_line_longer_than_the_line_bound_blocks_nothing(dovecot, mail_user,
+                                                                        write_config, run):
+    """A mailer that never breaks lines: one line of 5 MiB, over the 4 MiB that any other
+    answer may have, yet within the message's listed size. It used to be refused mid-answer,
+    leaving the rest of the message to be read as the answers to later commands: every message
+    after it stayed on the server, run after run."""
+    huge = (b"From: a@example.org\r\nSubject: One long line\r\nMessage-ID: <long@example.org>"
+            b"\r\n\r\n" + b"x" * (5 * 1024 * 1024) + b"\r\n+OK a line like an answer\r\n")
+    dovecot.append(mail_user, [message("Before"), huge, message("After")])
+    config = write_config([dovecot.account("pop", mail_user, protocol="pop3")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert subjects(run, config) == ["After", "Before", "One long line"]
+    assert dovecot.messages(mail_user) == []
+
+
+def test_a_line_longer_than_the_listed_message_ends_the_session(write_config, run, monkeypatch):
+    """A server whose line is longer than LIST said the whole message is (and than the bound
+    on any line): what follows that line is unread, so no later answer can be trusted. The
+    account fails naming the message; nothing is deleted (no QUIT)."""
+    from helpdesk_fetch.sources import poplib_adapter
+
+    monkeypatch.setattr(poplib_adapter, "MAX_LINE", 1000)
+    long = b"Subject: Long\r\n\r\n" + b"y" * 3000 + b"\r\n"
+    box = Mailbox([("1", message("One")), ("2", long), ("3", message("Three"))],
+                  listed={2: 500}, pipelining=True)
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+
+        result = run("fetch", config=config)
+
+    assert result.exit_code == 1
+    assert "message pop3:2:500: line longer than 1000 bytes, longer than LIST said" in \
+        result.stderr, result.stderr
+    assert "QUIT" not in box.log and "RETR 3" not in box.log
+    assert len(box.messages) == 3
+
+
 def test_failed_message_stays_on_the_server_and_is_skipped(pop3_server, mail_user, write_config,
                                                            run):
     big = message("Too big", body="y" * 9000)

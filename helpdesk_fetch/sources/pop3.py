@@ -152,8 +152,14 @@ class Pop3Mailbox(Mailbox):
     def fetch(self, refs: builtins.list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         for ref in refs:
             with self._translate("fetching from"):
-                try:
-                    raw = poplib_adapter.retr(self.conn, handle(ref, int))
+                try:  # a line as long as the message: one of a mailer that never breaks lines
+                    raw = poplib_adapter.retr(self.conn, handle(ref, int),
+                                              max_line=max(poplib_adapter.MAX_LINE, ref.size))
+                except poplib_adapter.LineTooLong as exc:  # longer than the message: the rest
+                    a = self.account  # of the answer is unread, so the session cannot go on
+                    raise ProtocolError(a.name, f"fetching from {a.host}:{a.port}: message "
+                                        f"{ref.key}: {error_text(exc)[5:]}, longer than LIST "
+                                        "said the message is") from None
                 except poplib.error_proto as exc:  # this one message; the session goes on
                     log.error("%s: the server would not hand over message %s (%s); "
                               "it stays on the server", account_named(self.account.name), ref.key,

@@ -86,10 +86,15 @@ class Session(poplib.POP3):
         return _line(self.file.readline(MAX_LINE + 1))
 
 
-def _line(line: bytes) -> tuple[bytes, int]:
-    """A line as read (``readline(MAX_LINE + 1)``) without its line end, and its length."""
-    if len(line) > MAX_LINE:
-        raise poplib.error_proto(f"-ERR line longer than {MAX_LINE} bytes")
+class LineTooLong(poplib.error_proto):
+    """The server sent a line longer than allowed: whatever followed it is unread, so the
+    session cannot go on (no answer after it would be the one it seems)."""
+
+
+def _line(line: bytes, max_line: int = MAX_LINE) -> tuple[bytes, int]:
+    """A line as read (``readline(max_line + 1)``) without its line end, and its length."""
+    if len(line) > max_line:
+        raise LineTooLong(f"-ERR line longer than {max_line} bytes")
     if not line:  # not poplib's error_proto("-ERR EOF"), which reads as the server's "no"
         raise EOFError("the server closed the connection")
     octets = len(line)
@@ -150,15 +155,16 @@ def error_text(exc: Exception) -> str:
     return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
 
 
-def retr(conn: Session, which: int) -> bytes:
+def retr(conn: Session, which: int, *, max_line: int = MAX_LINE) -> bytes:
     """RETR *which*: the message with CRLF line ends, as ``b"\\r\\n".join(retr()[1]) + CRLF``
     would be, without poplib's list of lines (for a 25 MB attachment 440,000 bytes objects,
-    50 MB, before the join).
+    50 MB, before the join). A line may be up to *max_line* bytes long (the caller allows the
+    message's listed size: a mail of one long line is mail); a longer one is LineTooLong.
 
     Read in the blocks the connection has buffered, not line by line (a line was a few Python
     calls: a fifth of a POP3 run's CPU outside parsing, in the reader thread, holding the GIL
     the writer waits for): up to the end line ``.``, with every line ending in CRLF and none
-    longer than MAX_LINE, the message is those bytes with the dot-stuffing undone. Anything else
+    longer than max_line, the message is those bytes with the dot-stuffing undone. Anything else
     (a bare LF, a long line, the connection ending first) is read on line by line from where
     the blocks stopped, exactly as before."""
     conn._putcmd(f"RETR {which}")
@@ -166,7 +172,7 @@ def retr(conn: Session, which: int) -> bytes:
     file: Any = conn.file  # a BufferedReader (socket.makefile("rb")): peek is not in BinaryIO
     data = bytearray()
     partial = 0  # the length of the line begun at the end of *data*
-    while block := file.peek(1)[:MAX_LINE]:  # what is buffered; one read from the socket if none
+    while block := file.peek(1)[:max_line]:  # what is buffered; one read from the socket if none
         start = len(data)
         data += block
         if data.startswith(b".\r\n"):
@@ -179,7 +185,7 @@ def retr(conn: Session, which: int) -> bytes:
         last = data.rfind(b"\n", start, upto)
         clean = (data.count(b"\n", start, upto) == data.count(b"\r\n", max(start - 1, 0), upto)
                  and (partial + first - start + 1 if first >= 0 else partial + upto - start)
-                 <= MAX_LINE)
+                 <= max_line)
         if not clean:  # a bare LF or a long line: this block is read on line by line
             del data[start:]
             break
@@ -192,29 +198,29 @@ def retr(conn: Session, which: int) -> bytes:
             raw = bytes(data)
             data = bytearray()
             return raw.replace(b"\r\n..", b"\r\n.") if b"\r\n.." in raw else raw
-    return _by_lines(conn, bytes(data))
+    return _by_lines(conn, bytes(data), max_line)
 
 
-def _by_lines(conn: Session, read: bytes) -> bytes:
+def _by_lines(conn: Session, read: bytes, max_line: int = MAX_LINE) -> bytes:
     """The rest of ``retr`` line by line, *read* (from the connection) first."""
     message = bytearray()
-    lines = _lines(conn, read)
-    line, _ = _line(next(lines))
+    lines = _lines(conn, read, max_line)
+    line, _ = _line(next(lines), max_line)
     while line != b".":
         message += line[1:] if line.startswith(b"..") else line
         message += b"\r\n"
-        line, _ = _line(next(lines))
+        line, _ = _line(next(lines), max_line)
     return bytes(message)
 
 
-def _lines(conn: Session, read: bytes) -> Iterator[bytes]:
-    """The lines of the response as ``readline(MAX_LINE + 1)`` gives them, *read* first."""
+def _lines(conn: Session, read: bytes, max_line: int) -> Iterator[bytes]:
+    """The lines of the response as ``readline(max_line + 1)`` gives them, *read* first."""
     start = 0
     while (newline := read.find(b"\n", start)) >= 0:
         yield read[start:newline + 1]
         start = newline + 1
-    tail = read[start:]  # at most MAX_LINE bytes (retr)
+    tail = read[start:]  # at most max_line bytes (retr)
     if tail:  # a line begun in *read*: its rest comes from the connection
-        yield tail + conn.file.readline(MAX_LINE + 1 - len(tail))
+        yield tail + conn.file.readline(max_line + 1 - len(tail))
     while True:
-        yield conn.file.readline(MAX_LINE + 1)
+        yield conn.file.readline(max_line + 1)
