@@ -7,6 +7,7 @@ Plain text on loopback (accounts with ``security = "none"``); every command is l
 
 from __future__ import annotations
 
+import select
 import socketserver
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ class Mailbox:
     refuse_dele: set[int] = field(default_factory=set)  # message numbers DELE answers -ERR for
     listed: dict[int, int] = field(default_factory=dict)  # message number -> the size LIST says
     pipelining: bool = False  # CAPA offers PIPELINING (else CAPA is unknown, as RFC 1939's)
+    note_sent_ahead: bool = False  # for each RETR, note whether the next command came before
+    sent_ahead: list[bool] = field(default_factory=list)  # its answer went out
     log: list[str] = field(default_factory=list)
 
 
@@ -54,12 +57,33 @@ def _handler(box: Mailbox):
         def handle(self) -> None:
             deleted: set[int] = set()
             self.send("+OK fake POP3\r\n")
-            for line in self.rfile:
+            self.pending = b""  # read from the client, not yet taken as a command
+            while (line := self.line()) is not None:
                 command = line.decode().strip()
                 box.log.append(command)
                 verb, _, arg = command.partition(" ")
+                if verb.upper() == "RETR" and box.note_sent_ahead:
+                    # the client's next command: sent before this answer? (a pipelining client's
+                    # is on its way at once; waited for a moment, then taken as not sent)
+                    if b"\n" not in self.pending:
+                        self.receive(timeout=0.5)
+                    box.sent_ahead.append(b"\n" in self.pending)
                 if self.answer(verb.upper(), arg, deleted):
                     return
+
+        def line(self) -> bytes | None:
+            while b"\n" not in self.pending:
+                if not self.receive(timeout=None):
+                    return None
+            line, self.pending = self.pending.split(b"\n", 1)
+            return line
+
+        def receive(self, timeout: float | None) -> bool:
+            if timeout is not None and not select.select([self.request], [], [], timeout)[0]:
+                return True
+            chunk = self.request.recv(65536)
+            self.pending += chunk
+            return bool(chunk)
 
         def size(self, number: int, raw: bytes) -> int:
             if number in box.listed:

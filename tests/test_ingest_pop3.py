@@ -94,7 +94,7 @@ def test_a_line_longer_than_the_listed_message_ends_the_session(write_config, ru
     assert result.exit_code == 1
     assert "message pop3:2:500: line longer than 1000 bytes, longer than LIST said" in \
         result.stderr, result.stderr
-    assert "QUIT" not in box.log and "RETR 3" not in box.log
+    assert "QUIT" not in box.log and not any(c.startswith("DELE") for c in box.log)
     assert len(box.messages) == 3
 
 
@@ -351,3 +351,45 @@ def test_a_refused_dele_deletes_nothing_and_the_next_run_finishes(write_config, 
     assert again.exit_code == 0, again.output
     assert box.messages == []
     assert subjects(run, config) == ["Message 1", "Message 2", "Message 3"]
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_the_next_retr_goes_out_before_the_answer_to_this_one(write_config, run, pipelining):
+    """To a server that offers PIPELINING, each RETR but the last is followed at once by the
+    next, so that the next message is on its way while this one is stored: a round trip per
+    message saved. (The fake notes, for each RETR, whether the next command came before it
+    answered.)"""
+    box = Mailbox([(str(n), message(f"Message {n}")) for n in (1, 2, 3)],
+                  pipelining=pipelining, note_sent_ahead=True)
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+
+        result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert box.sent_ahead == ([True, True, False] if pipelining else [False, False, False])
+    assert subjects(run, config) == ["Message 1", "Message 2", "Message 3"]
+    assert box.messages == []
+
+
+def test_an_answer_sent_ahead_and_not_wanted_is_read_and_dropped(write_config):
+    """A caller that stops after the first message (the RETR of the second already sent): the
+    second's answer is read and dropped, so the answers after it are still the right ones."""
+    from helpdesk_fetch import config as configuration
+    from helpdesk_fetch.sources.open import open_mailbox
+
+    box = Mailbox([(str(n), message(f"Message {n}")) for n in (1, 2, 3)], pipelining=True)
+    with FakePop3(box) as server:
+        config = configuration.load(write_config([server.account()]))
+        [account] = config.accounts
+        with open_mailbox(account, settings=config.settings, timeout=10) as mailbox:
+            refs = mailbox.list()
+            messages = mailbox.fetch(refs)
+            first, raw = next(messages)
+            messages.close()
+            mailbox.delete([first])
+            assert [raw for _, raw in mailbox.fetch(refs[2:])] == [box.messages[2][1]]
+
+    assert box.log[-5:] == ["RETR 1", "RETR 2", "DELE 1", "RETR 3", "QUIT"]
+    assert b"Subject: Message 1" in raw
+    assert [uidl for uidl, _ in box.messages] == ["2", "3"]

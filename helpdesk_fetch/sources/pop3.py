@@ -25,7 +25,7 @@ import contextlib
 import logging
 import poplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError, account_named
 from helpdesk_fetch.faults import crashpoint
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 class Pop3Mailbox(Mailbox):
     _conn: poplib_adapter.Session | None = None
     _pipelining = False  # the server takes commands ahead of its answers (RFC 2449)
+    _out_of_step = False  # an answer was not read to its end: no later answer can be trusted
 
     @property
     def conn(self) -> poplib_adapter.Session:
@@ -150,28 +151,78 @@ class Pop3Mailbox(Mailbox):
         return [ref for ref in refs if keys[ref.key] == 1]
 
     def fetch(self, refs: builtins.list[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
-        for ref in refs:
-            with self._translate("fetching from"):
-                try:  # a line as long as the message: one of a mailer that never breaks lines
-                    raw = poplib_adapter.retr(self.conn, handle(ref, int),
-                                              max_line=max(poplib_adapter.MAX_LINE, ref.size))
-                except poplib_adapter.LineTooLong as exc:  # longer than the message: the rest
-                    a = self.account  # of the answer is unread, so the session cannot go on
-                    raise ProtocolError(a.name, f"fetching from {a.host}:{a.port}: message "
-                                        f"{ref.key}: {error_text(exc)[5:]}, longer than LIST "
-                                        "said the message is") from None
-                except poplib.error_proto as exc:  # this one message; the session goes on
-                    log.error("%s: the server would not hand over message %s (%s); "
-                              "it stays on the server", account_named(self.account.name), ref.key,
-                              error_text(exc))
+        self._in_step()
+        with contextlib.closing(self._retrieved(refs)) as retrieved:
+            for ref, raw in retrieved:
+                if not as_listed(raw, ref.size):
+                    self._withheld.append(Withheld(
+                        ref, f"the server handed over {len(raw)} bytes where LIST announced "
+                        f"{ref.size}: not the message it holds (e.g. a notice in its place), "
+                        "or a size the server miscounted; not taken", raw))
                     continue
-            if not as_listed(raw, ref.size):
-                self._withheld.append(Withheld(
-                    ref, f"the server handed over {len(raw)} bytes where LIST announced "
-                    f"{ref.size}: not the message it holds (e.g. a notice in its place), or a "
-                    "size the server miscounted; not taken", raw))
-                continue
-            yield ref, raw
+                yield ref, raw
+
+    def _retrieved(self, refs: builtins.list[MessageRef],
+                   ) -> Generator[tuple[MessageRef, bytes], None, None]:
+        """RETR each of *refs*: to a server that offers PIPELINING, the next RETR goes out
+        before this one's answer is read, so that it is on its way while this one is stored
+        (a round trip per message saved). An answer left unread, when the caller stops early,
+        is read and dropped: the session stays in step."""
+        sent = read = 0  # RETRs sent, answers read
+        try:
+            while read < len(refs):
+                with self._translate("fetching from"):
+                    while sent <= read or (self._pipelining and sent == read + 1 < len(refs)):
+                        poplib_adapter.command_only(self.conn, f"RETR {handle(refs[sent], int)}")
+                        sent += 1
+                    raw = self._answer(refs[read])
+                read += 1
+                if raw is not None:
+                    yield refs[read - 1], raw
+        except GeneratorExit:  # the caller stopped early
+            self._drop_answers(refs[read:sent])
+            raise
+        except BaseException:
+            self._out_of_step = self._out_of_step or sent > read
+            raise
+
+    def _answer(self, ref: MessageRef) -> bytes | None:
+        """The answer to RETR *ref*: the message, or None where the server refused it."""
+        try:  # a line as long as the message: one of a mailer that never breaks lines
+            return poplib_adapter.retr_answer(self.conn,
+                                              max_line=max(poplib_adapter.MAX_LINE, ref.size))
+        except poplib_adapter.LineTooLong as exc:  # longer than the message: the rest of the
+            a = self.account  # answer is unread, so the session cannot go on
+            raise ProtocolError(a.name, f"fetching from {a.host}:{a.port}: message {ref.key}: "
+                                f"{error_text(exc)[5:]}, longer than LIST said the message "
+                                "is") from None
+        except poplib.error_proto as exc:  # this one message; the session goes on
+            log.error("%s: the server would not hand over message %s (%s); it stays on the "
+                      "server", account_named(self.account.name), ref.key, error_text(exc))
+            return None
+
+    def _drop_answers(self, refs: builtins.list[MessageRef]) -> None:
+        """Read the answers to the RETRs of *refs*, sent ahead, and drop them."""
+        try:
+            for ref in refs:
+                try:
+                    poplib_adapter.retr_answer(self.conn,
+                                               max_line=max(poplib_adapter.MAX_LINE, ref.size))
+                except poplib_adapter.LineTooLong:
+                    raise
+                except poplib.error_proto:  # refused: its one line is read
+                    pass
+        except Exception:  # out of step: no QUIT, so none of this session's DELEs counts
+            self._out_of_step = True
+
+    def _in_step(self) -> None:
+        """ProtocolError once an answer could not be read to its end: no later answer of this
+        session can be trusted, and ending it without QUIT undoes its DELEs."""
+        if self._out_of_step:
+            a = self.account
+            raise ProtocolError(a.name, f"reading from {a.host}:{a.port}: an answer could not "
+                                "be read to its end; the session ends without QUIT, so nothing "
+                                "was deleted (the next run deletes what was stored)")
 
     def withheld(self) -> builtins.list[Withheld]:
         taken, self._withheld = self._withheld, []
@@ -180,6 +231,7 @@ class Pop3Mailbox(Mailbox):
     def delete(self, refs: builtins.list[MessageRef]) -> None:
         if self.dry_run:
             return
+        self._in_step()
         with self._translate("deleting on"):
             commands = [f"DELE {handle(ref, int)}" for ref in refs]
             if self._pipelining:  # a round trip per group, not per message
@@ -196,6 +248,7 @@ class Pop3Mailbox(Mailbox):
 
     def close(self) -> None:
         crashpoint("after_pop3_dele")
+        self._in_step()
         with self._translate("closing the session on"):
             self.conn.quit()  # makes the DELEs final
 

@@ -155,11 +155,23 @@ def error_text(exc: Exception) -> str:
     return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
 
 
+def command_only(conn: Session, line: str) -> None:
+    """Send *line* without reading its answer (a pipelined RETR: ``retr_answer`` reads it)."""
+    conn._putcmd(line)
+
+
 def retr(conn: Session, which: int, *, max_line: int = MAX_LINE) -> bytes:
-    """RETR *which*: the message with CRLF line ends, as ``b"\\r\\n".join(retr()[1]) + CRLF``
-    would be, without poplib's list of lines (for a 25 MB attachment 440,000 bytes objects,
-    50 MB, before the join). A line may be up to *max_line* bytes long (the caller allows the
-    message's listed size: a mail of one long line is mail); a longer one is LineTooLong.
+    """RETR *which* (``retr_answer``)."""
+    command_only(conn, f"RETR {which}")
+    return retr_answer(conn, max_line=max_line)
+
+
+def retr_answer(conn: Session, *, max_line: int = MAX_LINE) -> bytes:
+    """The answer to a RETR: the message with CRLF line ends, as ``b"\\r\\n".join(retr()[1])
+    + CRLF`` would be, without poplib's list of lines (for a 25 MB attachment 440,000 bytes
+    objects, 50 MB, before the join). A line may be up to *max_line* bytes long (the caller
+    allows the message's listed size: a mail of one long line is mail); a longer one is
+    LineTooLong.
 
     Read in the blocks the connection has buffered, not line by line (a line was a few Python
     calls: a fifth of a POP3 run's CPU outside parsing, in the reader thread, holding the GIL
@@ -167,7 +179,6 @@ def retr(conn: Session, which: int, *, max_line: int = MAX_LINE) -> bytes:
     longer than max_line, the message is those bytes with the dot-stuffing undone. Anything else
     (a bare LF, a long line, the connection ending first) is read on line by line from where
     the blocks stopped, exactly as before."""
-    conn._putcmd(f"RETR {which}")
     conn._getresp()
     file: Any = conn.file  # a BufferedReader (socket.makefile("rb")): peek is not in BinaryIO
     data = bytearray()
