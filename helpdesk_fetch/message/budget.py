@@ -39,6 +39,10 @@ from helpdesk_fetch.message.parse import ParsedMessage, ParseError
 
 ELIDE_AT = 64 * 1024  # base64 runs at least this long are sent only when the worker asks
 START_SECONDS = 30.0  # for the worker to load its modules, on a busy machine
+# ``result``'s *idle* is called once the worker has not answered for this long: most answers
+# come within a few milliseconds, and a commit (an fsync) for each of them costs more than
+# the wait it would fill.
+IDLE_AFTER = 0.05
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
          "from helpdesk_fetch.message.worker import serve; serve(int(sys.argv[2]))")
 
@@ -127,7 +131,7 @@ class Parser:
     def result(self, ticket: int, *, idle: Callable[[], None] | None = None) -> ParsedMessage:
         """The parse of the message *ticket*; results of older tickets not asked for are
         dropped. Unparseable (ParseTimeout) when it cannot be parsed (in time). *idle* is called
-        whenever this is about to wait for the worker."""
+        whenever this waits for the worker longer than IDLE_AFTER."""
         if not self._first <= ticket < self._next:
             raise ValueError(f"ticket {ticket} was answered or discarded before")
         while True:
@@ -173,11 +177,11 @@ class Parser:
                 self._first = self._next
             raise
         try:
-            if idle is not None and not worker.answering():
+            if idle is not None and not worker.answering(IDLE_AFTER):
                 idle()
             kind, _, _ = worker.frame(time.monotonic() + self.seconds)
             assert kind == wire.STARTED, kind
-            if idle is not None and not worker.answering():  # the parse takes its time
+            if idle is not None and not worker.answering(IDLE_AFTER):  # the parse takes its time
                 try:
                     idle()
                 except BaseException:  # its STARTED is read: a new worker parses it again
@@ -268,9 +272,10 @@ class _Worker:
                                     f"{why or 'it answered nonsense'}; no message was parsed")
         self.ready = True
 
-    def answering(self) -> bool:
-        """Whether some of the next answer is here (reading it would not wait long)."""
-        return bool(self.buffer) or bool(select.select([self.fd], [], [], 0)[0])
+    def answering(self, within: float = 0.0) -> bool:
+        """Whether some of the next answer is here, or comes *within* seconds (reading it
+        would not wait long)."""
+        return bool(self.buffer) or bool(select.select([self.fd], [], [], within)[0])
 
     def frame(self, deadline: float) -> tuple[bytes, float, bytes]:
         """The next answer: (kind, seconds the parse took by the worker's clock, payload)."""

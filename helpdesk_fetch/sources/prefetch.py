@@ -39,6 +39,9 @@ from helpdesk_fetch.sources.base import FETCH_BATCH_BYTES, Mailbox, MessageRef, 
 
 AHEAD_BYTES = FETCH_BATCH_BYTES
 AHEAD_MESSAGES = 16  # prepared ahead of the writer, while they hold less than AHEAD_BYTES
+# The reader's *idle* is called once the next message has kept the writer waiting this long:
+# a commit (an fsync) for every short wait between two batches costs more than the wait.
+IDLE_AFTER = 0.05
 P = TypeVar("P")
 
 
@@ -57,7 +60,7 @@ class Reader:
         self.batches = batches
         self.remaining = remaining
         self.told = told  # told how each set-aside went, once the mailbox has answered
-        self.idle = idle  # called in the writer's thread before it waits for the mailbox
+        self.idle = idle  # called in the writer's thread when it waits for the mailbox
         self.stopped_early = False  # the run's time budget ran out before every batch was read
         self._cond = threading.Condition()
         self._fetched: collections.deque[tuple[MessageRef, bytes] | None] = collections.deque()
@@ -88,7 +91,7 @@ class Reader:
     # -- the writer's side -------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[MessageRef, bytes]]:
         while True:
-            if self.idle is not None and self.waiting():
+            if self.idle is not None and self.waiting(IDLE_AFTER):
                 self.idle()  # e.g. commit: a slow mailbox holds no transaction open
             with self._cond:
                 while not self._fetched and self._error is None:
@@ -101,9 +104,13 @@ class Reader:
                 self._cond.notify_all()
             yield item
 
-    def waiting(self) -> bool:
-        """Whether the next message is not read yet (taking it would wait for the mailbox)."""
+    def waiting(self, within: float = 0.0) -> bool:
+        """Whether the next message is not read yet, nor within *within* seconds (taking it
+        would wait for the mailbox)."""
         with self._cond:
+            if within:
+                self._cond.wait_for(lambda: self._fetched or self._error is not None,
+                                    timeout=within)
             return not self._fetched and self._error is None
 
     def delete(self, refs: list[MessageRef]) -> None:
