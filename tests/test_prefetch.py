@@ -5,6 +5,7 @@ against the real servers, is in test_ingest_imap.py, test_ingest_pop3.py and tes
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -63,3 +64,39 @@ def test_large_messages_are_prepared_less_than_ahead_bytes_ahead(size):
 
 def test_while_the_mailbox_keeps_it_waiting_it_hands_out_what_it_has():
     assert set(_taken_ahead(_Reader([b"x" * 1000] * 20, waiting=True))) == {0}
+
+
+class _SlowBox:
+    """A mailbox whose second batch comes *delay* seconds after the first."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.batches = 0
+
+    def fetch(self, batch: list[MessageRef]):
+        self.batches += 1
+        if self.batches == 2:
+            time.sleep(self.delay)
+        for ref in batch:
+            yield ref, b"x" * ref.size
+
+    def delete(self, refs: list[MessageRef]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("delay", "waited"), [(0.005, False), (1.0, True)])
+def test_the_writer_commits_while_it_waits_only_when_the_wait_is_not_short(delay, waited):
+    """Its *idle* (a commit) is called once the mailbox has kept it waiting IDLE_AFTER: a wait
+    of a few milliseconds between two batches is not worth an fsync, a long one is."""
+    called = []
+    refs = [[MessageRef(f"k{i}", 10, i)] for i in range(2)]
+    box = _SlowBox(delay)
+    reader = prefetch.Reader(box, refs, remaining=lambda: 60.0,  # type: ignore[arg-type]
+                             told=lambda ref, refused: None, idle=lambda: called.append(1))
+    with reader:
+        taken = [ref.key for ref, _ in reader]
+    assert taken == ["k0", "k1"]
+    assert bool(called) is waited
