@@ -101,7 +101,8 @@ class Reader:
                 if item is None:
                     return
                 self._bytes -= len(item[1])
-                self._cond.notify_all()
+                if self._bytes < AHEAD_BYTES <= self._bytes + len(item[1]):
+                    self._cond.notify_all()  # room for the reader's next batch: only now
             yield item
 
     def waiting(self, within: float = 0.0) -> bool:
@@ -153,9 +154,10 @@ class Reader:
 
     def _put(self, item: tuple[MessageRef, bytes] | None) -> None:
         with self._cond:
+            if not self._fetched:  # the writer waits only for the first: each wake-up costs
+                self._cond.notify_all()  # a round of the interpreter lock between threads
             self._fetched.append(item)
             self._bytes += len(item[1]) if item else 0
-            self._cond.notify_all()
 
     def _act(self) -> None:
         with self._cond:
