@@ -168,3 +168,25 @@ def test_a_run_that_finds_no_mail_imports_nothing_that_handles_mail(tmp_path, wr
     assert imported() == []  # every run after it
     (box / "new" / "1.test").write_bytes(b"From: a@example.org\nSubject: Hi\n\nHello\n")
     assert {"helpdesk_fetch.ingest.decide", "helpdesk_fetch.message.classify"} <= set(imported())
+
+
+def test_the_command_closes_the_database_before_it_exits(tmp_path, write_config):
+    """The command line spares its exit the interpreter's last collections (gc.freeze, issue
+    18); the database they used to close is closed first, so SQLite still checkpoints its WAL
+    and removes it: after a run with mail and one without, only the database file is left."""
+    import subprocess
+
+    from tests.proc import environment
+
+    box = tmp_path / "box"
+    for sub in ("cur", "new", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.test").write_bytes(b"From: a@example.org\nSubject: Hi\n\nHello\n")
+    config = write_config([{"name": "box", "protocol": "maildir", "path": str(box)}])
+    for _ in range(2):  # the first run stores the message, the second finds no mail
+        done = subprocess.run([sys.executable, "-m", "helpdesk_fetch", "--config", str(config),
+                               "fetch"], capture_output=True, text=True, env=environment(),
+                              cwd=tmp_path, timeout=120)
+        assert (done.returncode, done.stderr) == (0, "")
+        assert not list(tmp_path.glob("helpdesk.db-*"))
+    assert not list((box / "new").iterdir())
