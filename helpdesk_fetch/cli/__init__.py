@@ -231,7 +231,7 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     fmt = "helpdesk-fetch: %(message)s" if verbosity < 2 else "%(asctime)s %(name)s: %(message)s"
     handlers = [_handler(stderr, level, fmt)]
     if verbosity <= 0 and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        from helpdesk_fetch.health.alerts import REPEATED
+        from helpdesk_fetch.health import REPEATED
 
         stderr.addFilter(_QuietRepeats(REPEATED))  # under cron: spec §11.2
     trail = min(level, logging.INFO)
