@@ -156,9 +156,10 @@ def _imported(config: Path, names: tuple[str, ...]) -> list[str]:
 
 def test_a_run_that_finds_no_mail_imports_nothing_that_handles_mail(tmp_path, write_config):
     """The cron tick that finds nothing (issue 18): no parser, classifier, rules, auto-mails,
-    SMTP, canaries, hook queue or commit groups; they are imported at the first message. The
-    same run with a message imports them. Nor psycopg2 on SQLite, once the database exists
-    (peewee would: store/peewee_adapter.py), nor difflib (the accounts file's "did you mean")."""
+    SMTP, canaries, hook queue, commit groups or dry-run plans; they are imported at the first
+    message. The same run with a message imports them. Nor psycopg2 on SQLite, once the
+    database exists (peewee would: store/peewee_adapter.py), nor difflib (the accounts file's
+    "did you mean")."""
     box = tmp_path / "box"
     for sub in ("cur", "new", "tmp"):
         (box / sub).mkdir(parents=True)
@@ -167,7 +168,8 @@ def test_a_run_that_finds_no_mail_imports_nothing_that_handles_mail(tmp_path, wr
              "helpdesk_fetch.message.classify", "helpdesk_fetch.ingest.decide",
              "helpdesk_fetch.tickets.routing", "helpdesk_fetch.automail.plan", "psycopg2",
              "difflib", "helpdesk_fetch.health.canary", "helpdesk_fetch.hooks.queue",
-             "helpdesk_fetch.tickets.rules", "helpdesk_fetch.store.group")
+             "helpdesk_fetch.tickets.rules", "helpdesk_fetch.store.group",
+             "helpdesk_fetch.ingest.report")
 
     assert set(_imported(config, names)) <= {"psycopg2"}  # the first run: playhouse's migrations
     assert _imported(config, names) == []  # every run after it
