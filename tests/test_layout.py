@@ -137,34 +137,77 @@ def _lists(row: str, path: str, folder: str, name: str) -> bool:
     return f"`{name}`" in first
 
 
-def test_a_run_that_finds_no_mail_imports_nothing_that_handles_mail(tmp_path, write_config):
-    """The cron tick that finds nothing (issue 18): no parser, classifier, rules, auto-mails or
-    SMTP; they are imported at the first message. The same run with a message imports them.
-    Nor psycopg2 on SQLite, once the database exists (peewee would: store/peewee_adapter.py),
-    nor difflib (the accounts file's "did you mean")."""
+def _imported(config: Path, names: tuple[str, ...]) -> list[str]:
+    """Which of the modules *names* a ``fetch`` with the accounts file *config* imported, run
+    in a process of its own."""
     import subprocess
 
+    script = ("import sys; from helpdesk_fetch.cli import main\n"
+              "names = sys.argv[2:]\n"
+              "sys.argv[1:] = ['--config', sys.argv[1], 'fetch']\n"
+              "try: main()\n"
+              "except SystemExit: pass\n"
+              "print(' '.join(n for n in names if n in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script, str(config), *names],
+                          capture_output=True, text=True, cwd=PACKAGE.parent, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_a_run_that_finds_no_mail_imports_nothing_that_handles_mail(tmp_path, write_config):
+    """The cron tick that finds nothing (issue 18): no parser, classifier, rules, auto-mails,
+    SMTP, canaries, hook queue, commit groups or dry-run plans; they are imported at the first
+    message. The same run with a message imports them. Nor psycopg2 on SQLite, once the
+    database exists (peewee would: store/peewee_adapter.py), nor difflib (the accounts file's
+    "did you mean")."""
     box = tmp_path / "box"
     for sub in ("cur", "new", "tmp"):
         (box / sub).mkdir(parents=True)
     config = write_config([{"name": "box", "protocol": "maildir", "path": str(box)}])
-    script = ("import sys; from helpdesk_fetch.cli import main\n"
-              "sys.argv[1:] = ['--config', sys.argv[1], 'fetch']\n"
-              "try: main()\n"
-              "except SystemExit: pass\n"
-              "names = ('email.parser', 'smtplib', 'helpdesk_fetch.message.parse', "
-              "'helpdesk_fetch.message.classify', 'helpdesk_fetch.ingest.decide', "
-              "'helpdesk_fetch.tickets.routing', 'helpdesk_fetch.automail.plan', 'psycopg2', "
-              "'difflib')\n"
-              "print(' '.join(n for n in names if n in sys.modules))")
+    names = ("email.parser", "smtplib", "helpdesk_fetch.message.parse",
+             "helpdesk_fetch.message.classify", "helpdesk_fetch.ingest.decide",
+             "helpdesk_fetch.tickets.routing", "helpdesk_fetch.automail.plan", "psycopg2",
+             "difflib", "helpdesk_fetch.health.canary", "helpdesk_fetch.hooks.queue",
+             "helpdesk_fetch.tickets.rules", "helpdesk_fetch.store.group",
+             "helpdesk_fetch.ingest.report")
 
-    def imported() -> list[str]:
-        done = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True,
-                              text=True, cwd=PACKAGE.parent, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.split()
-
-    assert set(imported()) <= {"psycopg2"}  # the first run: playhouse's migrations import it
-    assert imported() == []  # every run after it
+    assert set(_imported(config, names)) <= {"psycopg2"}  # the first run: playhouse's migrations
+    assert _imported(config, names) == []  # every run after it
     (box / "new" / "1.test").write_bytes(b"From: a@example.org\nSubject: Hi\n\nHello\n")
-    assert {"helpdesk_fetch.ingest.decide", "helpdesk_fetch.message.classify"} <= set(imported())
+    assert {"helpdesk_fetch.ingest.decide", "helpdesk_fetch.message.classify",
+            "helpdesk_fetch.health.canary", "helpdesk_fetch.tickets.rules",
+            "helpdesk_fetch.store.group"} <= set(_imported(config, names))
+
+
+def test_a_disabled_run_imports_nothing_of_the_run(tmp_path, write_config, run):
+    """The cron tick while ingest is disabled reads the accounts file and the switch, and ends:
+    not even the quiet-repeats of the logging import health.alerts (nor socket) for it."""
+    box = tmp_path / "box"
+    for sub in ("cur", "new", "tmp"):
+        (box / sub).mkdir(parents=True)
+    config = write_config([{"name": "box", "protocol": "maildir", "path": str(box)}])
+    assert run("ingest", "disable", "--reason", "test", config=config).exit_code == 0
+    assert _imported(config, ("helpdesk_fetch.health.alerts", "socket", "peewee",
+                              "helpdesk_fetch.ingest.run", "helpdesk_fetch.sources.base")) == []
+
+
+def test_the_command_closes_the_database_before_it_exits(tmp_path, write_config):
+    """The command line spares its exit the interpreter's last collections (gc.freeze, issue
+    18); the database they used to close is closed first, so SQLite still checkpoints its WAL
+    and removes it: after a run with mail and one without, only the database file is left."""
+    import subprocess
+
+    from tests.proc import environment
+
+    box = tmp_path / "box"
+    for sub in ("cur", "new", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.test").write_bytes(b"From: a@example.org\nSubject: Hi\n\nHello\n")
+    config = write_config([{"name": "box", "protocol": "maildir", "path": str(box)}])
+    for _ in range(2):  # the first run stores the message, the second finds no mail
+        done = subprocess.run([sys.executable, "-m", "helpdesk_fetch", "--config", str(config),
+                               "fetch"], capture_output=True, text=True, env=environment(),
+                              cwd=tmp_path, timeout=120)
+        assert (done.returncode, done.stderr) == (0, "")
+        assert not list(tmp_path.glob("helpdesk.db-*"))
+    assert not list((box / "new").iterdir())

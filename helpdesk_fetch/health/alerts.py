@@ -30,13 +30,11 @@ if TYPE_CHECKING:
     import smtplib
 from helpdesk_fetch.enums import RunOutcome
 from helpdesk_fetch.errors import account_named
+from helpdesk_fetch.health import REPEATED as REPEATED  # the run marks its log records with it
 
-# The database and mail modules are imported where they are used: the command line reads
-# REPEATED for every command's logging.
+# The database and mail modules are imported where they are used.
 
 log = logging.getLogger(__name__)
-
-REPEATED = "repeated_failure"  # a log record's attribute: this failure is not news
 
 
 @dataclass(frozen=True)

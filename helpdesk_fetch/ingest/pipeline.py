@@ -27,12 +27,8 @@ from helpdesk_fetch.config import Config
 from helpdesk_fetch.enums import MessageKind
 from helpdesk_fetch.errors import account_named, unexpected
 from helpdesk_fetch.faults import crashpoint
-from helpdesk_fetch.health import canary
-from helpdesk_fetch.hooks import queue as hooks
 from helpdesk_fetch.ingest.source import Source
 from helpdesk_fetch.store import blobs, db, failures, write
-from helpdesk_fetch.store.group import Action, CommitGroup
-from helpdesk_fetch.tickets import rules
 from helpdesk_fetch.tickets.tags import installation_tagger
 
 if TYPE_CHECKING:
@@ -40,10 +36,13 @@ if TYPE_CHECKING:
     from helpdesk_fetch.ingest.decide import Decider, Verdict
     from helpdesk_fetch.message.budget import Parser
     from helpdesk_fetch.message.parse import ParsedMessage
+    from helpdesk_fetch.store.group import Action, CommitGroup
+    from helpdesk_fetch.tickets import rules
 
 # The parser, the decider (the classifier, the rules) and the auto-mails (the email package,
-# html.parser, templates) are imported where they are used: a cron run that finds no mail never
-# needs them (the no-op run of issues 7 and 18).
+# html.parser, templates) are imported where they are used, and so are the canaries, the hook
+# queue and the ticket rules: a cron run that finds no mail never needs them (the no-op run of
+# issues 7 and 18).
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -291,6 +290,8 @@ class Pipeline:
         """The Outcome of a canary of ours for this account: its arrival recorded and its
         source key stored (so that it is deleted like any message, and never read twice);
         None for every other message."""
+        from helpdesk_fetch.health import canary
+
         arrival = canary.receive(parsed, account=source.name, tagger=self.tagger, now=now,
                                  record=record)
         if arrival is None:
@@ -315,6 +316,8 @@ class Pipeline:
                        parsed: ParsedMessage, verdict: Verdict, *, now: dt.datetime,
                        compressed: list[bytes] | None) -> Outcome:
         """The message on its ticket (opened when new), and what a bounce reports failed."""
+        from helpdesk_fetch.tickets import rules
+
         assert verdict.decision is not None, "_file stores a message with a decision"
         ticket, message_row = write.store_inbound(
             parsed, raw, sha256, account=source.name, key=key, ticket=verdict.ticket,
@@ -384,6 +387,8 @@ class Pipeline:
         verdict = outcome.verdict
         assert verdict is not None and verdict.decision is not None, "of a stored message"
         assert verdict.ticket is not None and outcome.message_row is not None
+        from helpdesk_fetch.hooks import queue as hooks
+
         hooks.queue(self.config, verdict.decision.event, ticket=verdict.ticket,
                     message_id=outcome.message_row, tagger=self.tagger, now=now,
                     bounced=verdict.bounced)

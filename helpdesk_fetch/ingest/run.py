@@ -45,18 +45,18 @@ from helpdesk_fetch.ingest.pipeline import (
     Prepared,
     Source,
 )
-from helpdesk_fetch.ingest.report import Plan
 from helpdesk_fetch.secrets.redact import redact
 from helpdesk_fetch.sources.base import Mailbox, MessageActions, MessageRef, batches, set_aside
 from helpdesk_fetch.sources.open import open_mailbox
 from helpdesk_fetch.store import db, failures, write
-from helpdesk_fetch.store.group import CommitGroup
 
 if TYPE_CHECKING:
     from helpdesk_fetch.automail.outbox import SendReport
     from helpdesk_fetch.hooks.runner import HookReport
     from helpdesk_fetch.ingest.ahead import Ahead
+    from helpdesk_fetch.ingest.report import Plan
     from helpdesk_fetch.state import IngestSwitch
+    from helpdesk_fetch.store.group import CommitGroup
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +409,8 @@ class MailboxRun:
         if self.run.dry_run:
             yield None
             return
+        from helpdesk_fetch.store.group import CommitGroup  # with mail only (the no-op run)
+
         group = self.pipeline.group = CommitGroup(self.pipeline.database)
         try:
             with group:  # its commit is not cut short by an interrupt (CommitGroup.commit)
@@ -451,6 +453,8 @@ class MailboxRun:
         elif outcome.kind == CANARY:
             log.info("%s: %s; deleting it", account_named(self.account.name), outcome.reason)
         if self.run.dry_run:
+            from helpdesk_fetch.ingest.report import Plan  # a dry run's only (not the no-op run)
+
             self.report.actions.append(Plan.of(outcome))
         self._count(outcome)
         self.actions.delete([ref])
