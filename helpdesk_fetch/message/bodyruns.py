@@ -60,6 +60,7 @@ class Runs:
         self.raw = raw
         self.spans = spans  # (start, end) in raw of each run, without its last line break
         self.nonce = nonce
+        self._checked: set[int] = set()  # runs is_base64 found to be base64
 
     @classmethod
     def take_out(cls, raw: bytes, *, min_lines: int = MIN_LINES) -> tuple[bytes, Runs]:
@@ -114,14 +115,17 @@ class Runs:
     def is_base64(self, index: int) -> bool:
         """Whether run *index* is base64 that ``base64_body`` would decode straight."""
         buffer, start, end = self.piece(index)
-        return _strict_base64(buffer, start, end, check_only=True) is not None
+        valid = _strict_base64(buffer, start, end, check_only=True) is not None
+        if valid:
+            self._checked.add(index)
+        return valid
 
     def decode(self, index: int) -> bytes:
-        """The decoded bytes of run *index*, known to be base64 (a Deferred body)."""
+        """The decoded bytes of run *index*, known to be base64 (a Deferred body): checked by
+        ``is_base64`` before it was left out, so not checked again (in the writer's thread)."""
+        assert index in self._checked, "only a run checked by is_base64 is deferred"
         buffer, start, end = self.piece(index)
-        decoded = _strict_base64(buffer, start, end)
-        assert decoded is not None, "only a run checked by is_base64 is deferred"
-        return decoded
+        return binascii.a2b_base64(memoryview(buffer)[start:end])
 
     def restore(self, part: email.message.Message) -> None:
         """Put the original text back into *part* and every part inside it."""
