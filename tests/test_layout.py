@@ -11,6 +11,7 @@ including imports inside functions and under TYPE_CHECKING.
 from __future__ import annotations
 
 import ast
+import os
 import sys
 from pathlib import Path
 
@@ -148,7 +149,12 @@ def _imported(config: Path, names: tuple[str, ...]) -> list[str]:
               "try: main()\n"
               "except SystemExit: pass\n"
               "print(' '.join(n for n in names if n in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", script, str(config), *names],
+    # Without `make test`'s coverage, which pytest-cov starts in every child through
+    # $COVERAGE_PROCESS_CONFIG (and which imports socket): what the tool imports, not what
+    # measuring it does.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("COV_CORE_", "COVERAGE_PROCESS_"))}
+    done = subprocess.run([sys.executable, "-c", script, str(config), *names], env=env,
                           capture_output=True, text=True, cwd=PACKAGE.parent, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
