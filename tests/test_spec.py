@@ -132,6 +132,7 @@ SPEC: dict[str, list[str]] = {
         "test_crash::test_crash_then_clean_run",
         "test_crash::test_random_sigkills_lose_and_double_nothing",
         "test_database_failures::test_commit_is_on_disk_before_the_server_deletes",
+        "test_ingest_pop3::test_a_refused_dele_deletes_nothing_and_the_next_run_finishes",
     ],
     "§4.1 a source key or byte-identical message already stored is only deleted": [
         "test_ingest_imap::test_refetch_of_a_stored_message_adds_nothing",
@@ -176,6 +177,7 @@ SPEC: dict[str, list[str]] = {
         "test_ingest_maildir::test_failed_message_moves_to_the_error_maildir",
         "test_ingest_imap::test_an_error_folder_the_server_refuses_blocks_nothing",
         "test_ingest_pop3::test_a_notice_in_the_messages_place_is_never_taken_for_it",
+        "test_ingest_pop3::test_a_message_of_one_line_longer_than_the_line_bound_blocks_nothing",
     ],
     "§4.4 the error folder lives in the personal namespace, with its separator": [
         "test_imapserver::test_full_name",
