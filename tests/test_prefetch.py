@@ -87,10 +87,14 @@ class _SlowBox:
         pass
 
 
-@pytest.mark.parametrize(("delay", "waited"), [(0.005, False), (1.0, True)])
-def test_the_writer_commits_while_it_waits_only_when_the_wait_is_not_short(delay, waited):
+@pytest.mark.parametrize(("delay", "idle_after", "waited"), [(0.005, 1.0, False),
+                                                             (1.0, prefetch.IDLE_AFTER, True)])
+def test_the_writer_commits_while_it_waits_only_when_the_wait_is_not_short(
+        monkeypatch, delay, idle_after, waited):
     """Its *idle* (a commit) is called once the mailbox has kept it waiting IDLE_AFTER: a wait
-    of a few milliseconds between two batches is not worth an fsync, a long one is."""
+    of a few milliseconds between two batches is not worth an fsync, a long one is. (The short
+    case with a generous IDLE_AFTER, so that a busy machine cannot make it long.)"""
+    monkeypatch.setattr(prefetch, "IDLE_AFTER", idle_after)
     called = []
     refs = [[MessageRef(f"k{i}", 10, i)] for i in range(2)]
     box = _SlowBox(delay)
