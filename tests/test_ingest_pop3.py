@@ -76,6 +76,27 @@ def test_a_message_of_one_line_longer_than_the_line_bound_blocks_nothing(dovecot
     assert dovecot.messages(mail_user) == []
 
 
+@pytest.mark.parametrize("lf_sizes", [set(), {1}], ids=["exact-size", "lf-counted-size"])
+def test_a_line_as_long_as_its_message_is_taken_whatever_retr_adds(write_config, run,
+                                                                   monkeypatch, lf_sizes):
+    """The one line of a message may come a few bytes longer than LIST's size of the whole
+    message: the dot RETR puts before a line that starts with one, the line end, and a size
+    that counts each line end as one octet."""
+    from helpdesk_fetch.sources import poplib_adapter
+
+    monkeypatch.setattr(poplib_adapter, "MAX_LINE", 1000)
+    raw = b"." + b"x" * 2999 + b"\r\n"  # no header at all: the line is the message
+    box = Mailbox([("1", raw)], lf_sizes=lf_sizes, pipelining=True)
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+
+        result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.stderr
+    assert box.messages == []
+    assert run.json("status", config=config)["error_messages"] == 0
+
+
 def test_a_line_longer_than_the_listed_message_ends_the_session(write_config, run, monkeypatch):
     """A server whose line is longer than LIST said the whole message is (and than the bound
     on any line): what follows that line is unread, so no later answer can be trusted. The

@@ -189,8 +189,7 @@ class Pop3Mailbox(Mailbox):
     def _answer(self, ref: MessageRef) -> bytes | None:
         """The answer to RETR *ref*: the message, or None where the server refused it."""
         try:  # a line as long as the message: one of a mailer that never breaks lines
-            return poplib_adapter.retr_answer(self.conn,
-                                              max_line=max(poplib_adapter.MAX_LINE, ref.size))
+            return poplib_adapter.retr_answer(self.conn, max_line=_longest_line(ref))
         except poplib_adapter.LineTooLong as exc:  # longer than the message: the rest of the
             a = self.account  # answer is unread, so the session cannot go on
             raise ProtocolError(a.name, f"fetching from {a.host}:{a.port}: message {ref.key}: "
@@ -206,13 +205,14 @@ class Pop3Mailbox(Mailbox):
         try:
             for ref in refs:
                 try:
-                    poplib_adapter.retr_answer(self.conn,
-                                               max_line=max(poplib_adapter.MAX_LINE, ref.size))
+                    poplib_adapter.retr_answer(self.conn, max_line=_longest_line(ref))
                 except poplib_adapter.LineTooLong:
                     raise
                 except poplib.error_proto:  # refused: its one line is read
                     pass
-        except Exception:  # out of step: no QUIT, so none of this session's DELEs counts
+        except Exception as exc:  # out of step: no QUIT, so none of this session's DELEs counts
+            log.warning("%s: the answer to RETR of %s, sent ahead, could not be read to its "
+                        "end (%s)", account_named(self.account.name), ref.key, exc)
             self._out_of_step = True
 
     def _in_step(self) -> None:
@@ -234,11 +234,19 @@ class Pop3Mailbox(Mailbox):
         self._in_step()
         with self._translate("deleting on"):
             commands = [f"DELE {handle(ref, int)}" for ref in refs]
-            if self._pipelining:  # a round trip per group, not per message
-                poplib_adapter.pipelined(self.conn, commands)
-            else:
-                for command in commands:
-                    poplib_adapter.command(self.conn, command)
+            try:
+                if self._pipelining:  # a round trip per group, not per message
+                    poplib_adapter.pipelined(self.conn, commands)
+                else:
+                    for command in commands:
+                        poplib_adapter.command(self.conn, command)
+            except poplib.error_proto as exc:  # a refusal: its answer, and those of its group,
+                if isinstance(exc, poplib_adapter.LineTooLong):  # were read; not so a line
+                    self._out_of_step = True  # too long, a timeout, a lost connection
+                raise
+            except BaseException:
+                self._out_of_step = True
+                raise
 
     def aside_location(self) -> str:
         return "left on the POP3 server (later runs skip it)"
@@ -261,6 +269,13 @@ class Pop3Mailbox(Mailbox):
         return network_errors(self.account, doing, self.timeout, protocol=(poplib.error_proto,),
                               text=error_text, cutoff=self.cutoff)
 
+
+
+def _longest_line(ref: MessageRef) -> int:
+    """The longest line RETR may send for *ref*: any line of a message up to MAX_LINE, and a
+    line as long as the whole message (with the dot-stuffing and line end RETR may add, and
+    the line ends LIST may have counted as one octet)."""
+    return max(poplib_adapter.MAX_LINE, ref.size + 8)
 
 
 def as_listed(raw: bytes, listed: int) -> bool:

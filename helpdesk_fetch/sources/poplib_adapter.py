@@ -143,6 +143,8 @@ def pipelined(conn: Session, lines: list[str]) -> None:
         for _ in group:
             try:
                 conn._getresp()
+            except LineTooLong:  # the rest of that line is unread: no answer after it counts
+                raise
             except poplib.error_proto as exc:
                 refused.append(exc)
         if refused:

@@ -21,8 +21,9 @@ writer's statements gave it up for a moment, and a statement that takes SQLite 2
 (profile of ``make bench``); the run was no faster than without the thread.
 
 Memory stays bounded: the reader fetches the next batch only while less than ``AHEAD_BYTES`` wait
-to be written, and the preparer works at most ``AHEAD_MESSAGES`` messages, and less than
-``AHEAD_BYTES`` of mail, ahead of the writer.
+to be written, and the preparer works at most ``AHEAD_MESSAGES`` messages ahead of the writer,
+and takes no further message once ``AHEAD_BYTES`` of mail are ahead (so it holds at most that
+and one message more, besides the reader's own).
 """
 
 from __future__ import annotations
