@@ -51,7 +51,8 @@ def test_poplib_private_parts_work_against_a_real_server(dovecot, mail_user):
         assert hasattr(conn, "file")  # _getline reads it
         conn.user(mail_user)
         conn.pass_(PASSWORD)
-        raw = poplib_adapter.retr(conn, 1)
+        poplib_adapter.command_only(conn, "RETR 1")
+        raw = poplib_adapter.retr_answer(conn)
         assert raw.endswith(b"x\r\n.dot\r\n")  # dot-unstuffed, CRLF kept
         assert poplib_adapter.command(conn, "NOOP").startswith(b"+OK")
         with pytest.raises(poplib.error_proto) as refused:
@@ -131,7 +132,7 @@ _LINE_BYTES = st.sampled_from([b"a", b".", b"..", b"\r", b"\n", b"\r\n", b" ", b
        max_line=st.sampled_from([5, 12, 1000]), end=st.sampled_from([b".\r\n", b".\n", b""]),
        after=st.sampled_from([b"", b"+OK next\r\n"]))
 def test_retr_in_blocks_reads_what_line_by_line_reads(pieces, buffer, max_line, end, after):
-    """retr()'s blocks give the message, the error and the bytes left unread that reading it
+    """retr_answer()'s blocks give the message, the error and the bytes left unread that reading it
     line by line (poplib's way, _by_lines from the start) gives: bare LFs, lines of CR, dots,
     over-long lines, a connection that ends first, a small buffer splitting lines anywhere."""
     data = b"+OK\r\n" + b"".join(pieces) + (b"\r\n" if pieces else b"") + end + after
@@ -150,5 +151,5 @@ def test_retr_in_blocks_reads_what_line_by_line_reads(pieces, buffer, max_line, 
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(poplib_adapter, "MAX_LINE", max_line)  # the status line's bound
-        assert outcome(lambda conn: poplib_adapter.retr(conn, 1, max_line=max_line)) == \
+        assert outcome(lambda conn: poplib_adapter.retr_answer(conn, max_line=max_line)) == \
             outcome(by_lines)

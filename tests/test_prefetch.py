@@ -11,6 +11,7 @@ import pytest
 
 from helpdesk_fetch.sources import prefetch
 from helpdesk_fetch.sources.base import MessageRef
+from helpdesk_fetch.store.group import IDLE_AFTER
 
 
 class _Reader:
@@ -88,18 +89,19 @@ class _SlowBox:
 
 
 @pytest.mark.parametrize(("delay", "idle_after", "waited"), [(0.005, 1.0, False),
-                                                             (1.0, prefetch.IDLE_AFTER, True)])
-def test_the_writer_commits_while_it_waits_only_when_the_wait_is_not_short(
-        monkeypatch, delay, idle_after, waited):
-    """Its *idle* (a commit) is called once the mailbox has kept it waiting IDLE_AFTER: a wait
-    of a few milliseconds between two batches is not worth an fsync, a long one is. (The short
-    case with a generous IDLE_AFTER, so that a busy machine cannot make it long.)"""
-    monkeypatch.setattr(prefetch, "IDLE_AFTER", idle_after)
+                                                             (1.0, IDLE_AFTER, True)])
+def test_the_writer_commits_while_it_waits_only_when_the_wait_is_not_short(delay, idle_after,
+                                                                          waited):
+    """Its *idle* (a commit) is called once the mailbox has kept it waiting *idle_after* (the
+    group's IDLE_AFTER): a wait of a few milliseconds between two batches is not worth an
+    fsync, a long one is. (The short case with a generous *idle_after*, so that a busy machine
+    cannot make it long.)"""
     called = []
     refs = [[MessageRef(f"k{i}", 10, i)] for i in range(2)]
     box = _SlowBox(delay)
     reader = prefetch.Reader(box, refs, remaining=lambda: 60.0,  # type: ignore[arg-type]
-                             told=lambda ref, refused: None, idle=lambda: called.append(1))
+                             told=lambda ref, refused: None, idle=lambda: called.append(1),
+                             idle_after=idle_after)
     with reader:
         taken = [ref.key for ref, _ in reader]
     assert taken == ["k0", "k1"]

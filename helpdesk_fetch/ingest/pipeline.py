@@ -184,7 +184,10 @@ class Pipeline:
         in the parse worker, within parse_seconds (message/budget.py). Unparseable (ParseTimeout)
         when it cannot be parsed (in time)."""
         if prepared is not None and prepared.parse_ticket is not None:
-            return self.parser.result(prepared.parse_ticket, idle=self.commit_group)
+            from helpdesk_fetch.store.group import IDLE_AFTER  # with mail only (the no-op run)
+
+            return self.parser.result(prepared.parse_ticket, idle=self.commit_group,
+                                      idle_after=IDLE_AFTER)
         return self.parser.parse(raw)
 
     def ingest(self, source: Source, raw: bytes, key: str, *,

@@ -372,9 +372,11 @@ class MailboxRun:
         """Read and hash/compress ahead in two threads, parse and write here (prefetch.py);
         while the reader owns the connection, it stands in for the mailbox here."""
         from helpdesk_fetch.sources import prefetch
+        from helpdesk_fetch.store.group import IDLE_AFTER
 
         reader = prefetch.Reader(self.box, list(batches(todo)), remaining=self.run.remaining,
-                                 told=self.aside_done, idle=self.pipeline.commit_group)
+                                 told=self.aside_done, idle=self.pipeline.commit_group,
+                                 idle_after=IDLE_AFTER)
         self.pipeline.parser.start()  # here, in the thread that outlives it (budget.py)
         done = 0
         try:

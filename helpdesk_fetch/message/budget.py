@@ -39,10 +39,6 @@ from helpdesk_fetch.message.parse import ParsedMessage, ParseError
 
 ELIDE_AT = 64 * 1024  # base64 runs at least this long are sent only when the worker asks
 START_SECONDS = 30.0  # for the worker to load its modules, on a busy machine
-# ``result``'s *idle* is called once the worker has not answered for this long: most answers
-# come within a few milliseconds, and a commit (an fsync) for each of them costs more than
-# the wait it would fill.
-IDLE_AFTER = 0.05
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
          "from helpdesk_fetch.message.worker import serve; serve(int(sys.argv[2]))")
 
@@ -128,15 +124,16 @@ class Parser:
         """*raw* parsed within the budget; Unparseable (ParseTimeout) when it cannot be."""
         return self.result(self.submit(raw))
 
-    def result(self, ticket: int, *, idle: Callable[[], None] | None = None) -> ParsedMessage:
+    def result(self, ticket: int, *, idle: Callable[[], None] | None = None,
+               idle_after: float = 0.0) -> ParsedMessage:
         """The parse of the message *ticket*; results of older tickets not asked for are
         dropped. Unparseable (ParseTimeout) when it cannot be parsed (in time). *idle* is called
-        whenever this waits for the worker longer than IDLE_AFTER."""
+        whenever this has waited *idle_after* seconds for the worker."""
         if not self._first <= ticket < self._next:
             raise ValueError(f"ticket {ticket} was answered or discarded before")
         while True:
             current = self._first
-            outcome = self._receive(current, idle)
+            outcome = self._receive(current, idle, idle_after)
             request = self._requests.pop(current)
             self._first += 1
             if current == ticket:
@@ -164,8 +161,8 @@ class Parser:
             self._requests.clear()
             self._first = self._next
 
-    def _receive(self, ticket: int,
-                 idle: Callable[[], None] | None = None) -> ParsedMessage | Unparseable:
+    def _receive(self, ticket: int, idle: Callable[[], None] | None = None,
+                 idle_after: float = 0.0) -> ParsedMessage | Unparseable:
         worker = self._worker
         assert worker is not None, "a ticket is only handed out while a worker runs"
         try:
@@ -177,11 +174,11 @@ class Parser:
                 self._first = self._next
             raise
         try:
-            if idle is not None and not worker.answering(IDLE_AFTER):
+            if idle is not None and not worker.answering(idle_after):
                 idle()
             kind, _, _ = worker.frame(time.monotonic() + self.seconds)
             assert kind == wire.STARTED, kind
-            if idle is not None and not worker.answering(IDLE_AFTER):  # the parse takes its time
+            if idle is not None and not worker.answering(idle_after):  # the parse takes its time
                 try:
                     idle()
                 except BaseException:  # its STARTED is read: a new worker parses it again

@@ -162,12 +162,6 @@ def command_only(conn: Session, line: str) -> None:
     conn._putcmd(line)
 
 
-def retr(conn: Session, which: int, *, max_line: int = MAX_LINE) -> bytes:
-    """RETR *which* (``retr_answer``)."""
-    command_only(conn, f"RETR {which}")
-    return retr_answer(conn, max_line=max_line)
-
-
 def retr_answer(conn: Session, *, max_line: int = MAX_LINE) -> bytes:
     """The answer to a RETR: the message with CRLF line ends, as ``b"\\r\\n".join(retr()[1])
     + CRLF`` would be, without poplib's list of lines (for a 25 MB attachment 440,000 bytes

@@ -40,9 +40,6 @@ from helpdesk_fetch.sources.base import FETCH_BATCH_BYTES, Mailbox, MessageRef, 
 
 AHEAD_BYTES = FETCH_BATCH_BYTES
 AHEAD_MESSAGES = 16  # prepared ahead of the writer, while they hold less than AHEAD_BYTES
-# The reader's *idle* is called once the next message has kept the writer waiting this long:
-# a commit (an fsync) for every short wait between two batches costs more than the wait.
-IDLE_AFTER = 0.05
 P = TypeVar("P")
 
 
@@ -56,12 +53,14 @@ class Reader:
 
     def __init__(self, box: Mailbox, batches: list[list[MessageRef]], *,
                  remaining: Callable[[], float],
-                 told: Told, idle: Callable[[], None] | None = None) -> None:
+                 told: Told, idle: Callable[[], None] | None = None,
+                 idle_after: float = 0.0) -> None:
         self.box = box
         self.batches = batches
         self.remaining = remaining
         self.told = told  # told how each set-aside went, once the mailbox has answered
-        self.idle = idle  # called in the writer's thread when it waits for the mailbox
+        self.idle = idle  # called in the writer's thread once it has waited for the mailbox
+        self.idle_after = idle_after  # seconds
         self.stopped_early = False  # the run's time budget ran out before every batch was read
         self._cond = threading.Condition()
         self._fetched: collections.deque[tuple[MessageRef, bytes] | None] = collections.deque()
@@ -92,7 +91,7 @@ class Reader:
     # -- the writer's side -------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[MessageRef, bytes]]:
         while True:
-            if self.idle is not None and self.waiting(IDLE_AFTER):
+            if self.idle is not None and self.waiting(self.idle_after):
                 self.idle()  # e.g. commit: a slow mailbox holds no transaction open
             with self._cond:
                 while not self._fetched and self._error is None:

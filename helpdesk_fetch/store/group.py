@@ -11,8 +11,8 @@ group's rows, never a message: none of them was deleted.
 
 A group is committed when it is ``due``: half a second old, 1,000 messages, or 16 MB of mail;
 before a message of 1 MiB or more is stored (storing it takes a while); and by the caller whenever
-it would otherwise wait (for the mailbox, for the parse worker) with a group open, so that no
-group stays open a second and a slow mailbox never holds the database's write lock.
+it has waited ``IDLE_AFTER`` (for the mailbox, for the parse worker) with a group open, so that
+no group stays open a second and a slow mailbox never holds the database's write lock.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ MAX_SECONDS = 0.5
 MAX_MESSAGES = 1000
 MAX_BYTES = 16 * 1024 * 1024
 ALONE_BYTES = 1024 * 1024  # a message this large is stored after the open group's commit
+# The caller commits while it waits (for the mailbox, the parse worker) only once it has waited
+# this long: most answers come within a few milliseconds, and a commit (an fsync) for each of
+# them costs more than the wait it would fill.
+IDLE_AFTER = 0.05
 
 Action = Callable[[], None]
 

@@ -154,11 +154,6 @@ class Statements:
                 'ORDER BY "id" DESC')
 
 
-@functools.cache
-def _statements(param: str, sqlite: bool) -> Statements:
-    return Statements(param, sqlite)
-
-
 _bound: tuple[object, Statements] | None = None  # the database last asked for, its statements
 
 
@@ -168,8 +163,7 @@ def statements() -> Statements:
     global _bound
     database = models.database.obj
     if _bound is None or _bound[0] is not database:
-        _bound = database, _statements(models.database.param,
-                                       isinstance(database, SqliteDatabase))
+        _bound = database, Statements(models.database.param, isinstance(database, SqliteDatabase))
     return _bound[1]
 
 
