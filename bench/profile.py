@@ -177,7 +177,6 @@ def profile_parse(messages: list[bytes], clock: Clock) -> tuple[cProfile.Profile
     share of each answer (budget.Parser: the request built, the answer unpickled and resolved)."""
     from helpdesk_fetch.message import worker
     from helpdesk_fetch.message.budget import Request, _resolve
-    from helpdesk_fetch.message.parse import parse_runs
 
     wires, requests = [], []
     parent, child = profiler(clock), profiler(clock)
@@ -194,8 +193,7 @@ def profile_parse(messages: list[bytes], clock: Clock) -> tuple[cProfile.Profile
         header = worker._read_header(stream)
         assert header is not None
         received = worker._Stream(stream, header)
-        payload = pickle.dumps(parse_runs(received.skeleton, received.runs, defer=True),
-                               protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(received.parse(), protocol=pickle.HIGHEST_PROTOCOL)
         received.skip_rest()
         child.disable()
         answers.append(payload)

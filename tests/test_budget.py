@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from helpdesk_fetch.message.budget import Parser, ParseTimeout, Request, Unparseable
+from helpdesk_fetch.message.budget import (WHOLE_BELOW, Parser, ParseTimeout, Request,
+                                           Unparseable)
 from helpdesk_fetch.message.parse import ParseError, parse
 from tests import hostile_shapes
 from tests import kinds_samples as samples
@@ -30,11 +31,13 @@ def slow_message() -> bytes:
     return hostile_shapes.many_parts(5_000_000)
 
 
-@pytest.mark.parametrize("elide_at", [0, 10**9], ids=["long runs left out", "all runs sent"])
-def test_the_worker_parses_like_the_parser(parser, elide_at):
+@pytest.mark.parametrize(("elide_at", "whole_below"), [(0, 0), (10**9, 0), (0, 10**9)],
+                         ids=["long runs left out", "all runs sent", "sent whole"])
+def test_the_worker_parses_like_the_parser(parser, elide_at, whole_below):
     """Also when every base64 run is left with the parent: attachments decoded there, text
-    bodies and attached messages fetched by the worker when it needs them."""
-    parser.elide_at = elide_at
+    bodies and attached messages fetched by the worker when it needs them; and when each
+    message goes whole, taken apart by the worker."""
+    parser.elide_at, parser.whole_below = elide_at, whole_below
     mail = [*CASES.values(), *(case.raw for case in MAILSET.values()),
             *(sample() for sample in samples.ALL),
             *(make(20_000) for make in hostile_shapes.SHAPES.values())]
@@ -63,6 +66,19 @@ def test_a_large_attachment_stays_with_the_parent():
     assert sent < 10_000
     with Parser(60) as parser:
         assert [a.content for a in parser.parse(raw).attachments] == [content]
+
+
+def test_a_message_under_a_mebibyte_goes_whole_and_a_larger_one_in_pieces():
+    """Under WHOLE_BELOW the worker takes the runs out and decodes the attachments (the
+    parent's GIL is spared that); from there on the parent does, and keeps what it leaves out."""
+    small = message("Small", attachments=[("a.bin", "application/octet-stream",
+                                           os.urandom(WHOLE_BELOW // 2))])
+    large = message("Large", attachments=[("a.bin", "application/octet-stream",
+                                           os.urandom(WHOLE_BELOW))])
+
+    assert (Request.of(small).header.whole, Request.of(small).skeleton) == (True, small)
+    assert Request.of(large).header.whole is False
+    assert Request.of(large).header.spans
 
 
 def test_results_not_asked_for_are_dropped(parser):

@@ -9,9 +9,11 @@ replaced; the message is reported ``ParseTimeout`` and set aside like one that c
 The worker doubles as the second core's share of a fetch (issue 18): ``submit`` hands it messages
 ahead of the writer, which collects the results in order with ``result`` while the worker parses
 the next ones. It is started only when there is mail, dies with its parent (SIGKILL included),
-and never holds a large attachment: the parent takes the long body runs out of a message
-(bodyruns.py) and sends the long base64 ones only if the worker asks; an attachment made of one
-comes back as a run number, decoded here from the parent's own copy.
+and never holds a large attachment: the parent takes the long body runs out of a message of 1 MiB
+or more (bodyruns.py) and sends the long base64 ones only if the worker asks; an attachment made
+of one comes back as a run number, decoded here from the parent's own copy. A smaller message is
+sent whole, and the worker does that work itself: Python work that, done here, held this
+process's GIL, which the writer's thread waits for.
 
 The worker is no sandbox: it runs as the same user. It bounds time, not privilege.
 """
@@ -38,6 +40,7 @@ from helpdesk_fetch.message.bodyruns import Runs
 from helpdesk_fetch.message.parse import ParsedMessage, ParseError
 
 ELIDE_AT = 64 * 1024  # base64 runs at least this long are sent only when the worker asks
+WHOLE_BELOW = 1024 * 1024  # a smaller message is sent whole: the worker takes its runs out
 START_SECONDS = 30.0  # for the worker to load its modules, on a busy machine
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
          "from helpdesk_fetch.message.worker import serve; serve(int(sys.argv[2]))")
@@ -60,7 +63,13 @@ class Request:
     runs: Runs
 
     @classmethod
-    def of(cls, raw: bytes, *, elide_at: int = ELIDE_AT) -> Request:
+    def of(cls, raw: bytes, *, elide_at: int = ELIDE_AT, whole_below: int = WHOLE_BELOW) -> Request:
+        """The request for *raw*. A message under *whole_below* bytes goes whole, and the worker
+        takes its runs out and decodes its attachments (Python work, under this process's GIL
+        when done here: a fifth of a fetch's); a larger one is taken apart here, and its base64
+        runs of at least *elide_at* bytes are sent only if the worker asks."""
+        if len(raw) < whole_below:
+            return cls(wire.Header("", [], [], len(raw), whole=True), raw, Runs(raw, [], ""))
         skeleton, runs = Runs.take_out(raw)
         sent = [end - start < elide_at or not runs.is_base64(index)
                 for index, (start, end) in enumerate(runs.spans)]
@@ -87,8 +96,9 @@ class Parser:
     thread that started it); ``result``, ``parse``, ``discard`` and ``close`` from that thread.
     """
 
-    def __init__(self, seconds: float, *, elide_at: int = ELIDE_AT) -> None:
-        self.seconds, self.elide_at = seconds, elide_at
+    def __init__(self, seconds: float, *, elide_at: int = ELIDE_AT,
+                 whole_below: int = WHOLE_BELOW) -> None:
+        self.seconds, self.elide_at, self.whole_below = seconds, elide_at, whole_below
         self._lock = threading.Lock()
         self._worker: _Worker | None = None
         self._requests: dict[int, Request] = {}  # submitted, result not yet taken
@@ -109,7 +119,8 @@ class Parser:
 
     def submit(self, raw: bytes) -> int:
         """Have *raw* parsed in the background; the ticket for ``result``."""
-        request = Request.of(raw, elide_at=self.elide_at)  # in the caller's thread
+        request = Request.of(raw, elide_at=self.elide_at,  # in the caller's thread
+                             whole_below=self.whole_below)
         if self._worker is None and threading.current_thread() is threading.main_thread():
             self.start()
         with self._lock:

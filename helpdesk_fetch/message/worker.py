@@ -5,7 +5,8 @@ wire format both speak over the worker's stdin and stdout.
 Parent to worker, per message: an 8-byte length and a pickled ``Header``, the skeleton (the message
 with its long body runs taken out, bodyruns.py), the runs that are sent, then the runs that are not
 (long base64 bodies): those the worker reads only if it needs them, and otherwise skips, so that
-it never holds a large attachment.
+it never holds a large attachment. A message under 1 MiB comes whole instead (``Header.whole``):
+the worker takes its runs out itself, and decodes its attachments.
 
 Worker to parent: ``READY`` once its modules are loaded; per message ``STARTED`` with the time it
 began (CLOCK_MONOTONIC, the same clock in every process), then ``DONE`` with the time it ended and
@@ -21,7 +22,10 @@ import struct
 import sys
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from helpdesk_fetch.message.parse import ParsedMessage
 
 READY, STARTED, DONE, FAILED = b"H", b"S", b"R", b"E"
 TIME = struct.Struct("<d")
@@ -49,6 +53,7 @@ class Header:
     spans: list[tuple[int, int]]  # each run's place in the raw message
     sent: list[bool]  # which runs follow the skeleton; the others come after those
     skeleton: int  # its length
+    whole: bool = False  # the "skeleton" is the message itself, its runs still in it
 
 
 def serve(parent: int) -> None:
@@ -68,8 +73,7 @@ def serve(parent: int) -> None:
         stream = _Stream(inp, header)
         _write(out, STARTED + TIME.pack(time.monotonic()))
         try:
-            result = DONE, pickle.dumps(parse.parse_runs(stream.skeleton, stream.runs, defer=True),
-                                        protocol=pickle.HIGHEST_PROTOCOL)
+            result = DONE, pickle.dumps(stream.parse(), protocol=pickle.HIGHEST_PROTOCOL)
         except parse.ParseError as exc:
             result = FAILED, str(exc).encode("utf-8", "replace")
         except Exception as exc:  # the parser is defensive; this is the last line of defence
@@ -109,7 +113,16 @@ class _Stream:
                                                                     strict=True)]
         self.waiting = [i for i, sent in enumerate(header.sent) if not sent]  # still on the wire
         self.spans = header.spans
+        self.whole = header.whole
         self.runs = Received(header.spans, header.nonce, pieces, self._load)
+
+    def parse(self) -> ParsedMessage:
+        """The message parsed; an attachment that is a run left with the parent ``Deferred``."""
+        from helpdesk_fetch.message import parse
+
+        if self.whole:
+            return parse.parse(self.skeleton)
+        return parse.parse_runs(self.skeleton, self.runs, defer=True)
 
     def _load(self, index: int) -> bytes:
         while self.waiting:
