@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from helpdesk_fetch.message.budget import (WHOLE_BELOW, Parser, ParseTimeout, Request,
-                                           Unparseable)
+from helpdesk_fetch.message.budget import WHOLE_BELOW, Parser, ParseTimeout, Request, Unparseable
 from helpdesk_fetch.message.parse import ParseError, parse
 from tests import hostile_shapes
 from tests import kinds_samples as samples
