@@ -9,9 +9,10 @@ of bench/mailset.py and runs the real command (``fetch``) in this process, each 
 profiler of its own: the writer (the main thread: parse results collected, decided, stored), the
 mailbox reader, the preparer (hash, compression, hand-off to the parse worker) and the parse
 worker's feeder. The parse worker itself is another process; its work is profiled separately,
-in this process, on the same messages, the way the worker does it (worker.py: the skeleton and
-runs read off the wire, ``parse_runs``, pickled), with the parent's side of its answer (unpickled,
-attachments resolved) counted apart.
+in this process, on the same messages, the way the worker does it (worker.py: the request read
+off the wire, the message parsed, pickled), with the parent's side of its answer (unpickled,
+attachments resolved) counted apart. The unprofiled run also says how long the writer waited,
+and for what (``WriterWaits``).
 
 Each thread's profile counts its own CPU time (``--clock cpu``, the default: a thread waiting for
 a lock, the server or an fsync costs nothing) or wall time (``--clock wall``). Prints the top
@@ -121,6 +122,65 @@ class ThreadCpu:
         threading.Thread.run = self._run  # type: ignore[method-assign]
 
 
+class WriterWaits:
+    """The wall seconds the writer (the thread that turns it on) spends waiting, by what for:
+    the parse worker's answers, the mailbox reader, the preparer, the commits (their fsync), the
+    reader's last deletes at the end. Each blocking call the writer makes is timed where it is
+    made, so the rest of its wall time is its own work (and waiting for the interpreter lock)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._patched: list[tuple[object, str, object]] = []
+
+    def __enter__(self) -> WriterWaits:
+        from helpdesk_fetch.message import budget
+        from helpdesk_fetch.store import group
+
+        self._writer = threading.current_thread()
+        for owner, name, what in ((budget._Worker, "read", "parse worker"),
+                                  (budget._Worker, "answering", "parse worker"),
+                                  (group.CommitGroup, "commit", "commits"),
+                                  (threading.Thread, "join", "reader's last deletes (join)"),
+                                  (threading.Condition, "wait", None)):
+            self._patch(owner, name, what)
+        return self
+
+    def _patch(self, owner: object, name: str, what: str | None) -> None:
+        original = getattr(owner, name)
+        waits = self
+
+        def timed(*args: object, **kwargs: object) -> object:
+            if threading.current_thread() is not waits._writer:
+                return original(*args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                waits._add(what or _waited_for(sys._getframe(1)), time.perf_counter() - started)
+
+        self._patched.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def _add(self, what: str, seconds: float) -> None:
+        self.seconds[what] = self.seconds.get(what, 0.0) + seconds
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, original in reversed(self._patched):
+            setattr(owner, name, original)
+
+
+def _waited_for(frame: object) -> str:
+    """Who a Condition.wait of the writer waits for, by the module that waits."""
+    while frame is not None:
+        filename = frame.f_code.co_filename  # type: ignore[attr-defined]
+        if filename.endswith("prefetch.py"):
+            return "mailbox reader"
+        if "concurrent" in filename:
+            return "preparer"
+        frame = frame.f_back  # type: ignore[attr-defined]
+    return "other"
+
+
 def cpu_seconds() -> tuple[float, float]:
     """User + system seconds of this process and of its waited-for children."""
     own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
@@ -158,13 +218,14 @@ def profile_fetch(bench: Bench, protocol: str, messages: list[bytes], rules: lis
     unprofiled = Fetch(bench, protocol, messages, rules, big=big)
     own, children = cpu_seconds()
     started = time.perf_counter()
-    with ThreadCpu() as threads:
+    with ThreadCpu() as threads, WriterWaits() as waits:
         unprofiled.run()
     wall = time.perf_counter() - started
     own_after, children_after = cpu_seconds()
     figures = {"wall_s": wall, "cpu_s": own_after - own,
                "parse_worker_cpu_s": children_after - children,
-               **{f"cpu_s {name}": seconds for name, seconds in threads.seconds.items()}}
+               **{f"cpu_s {name}": seconds for name, seconds in threads.seconds.items()},
+               **{f"wait_s {name}": seconds for name, seconds in waits.seconds.items()}}
     profiled = Fetch(bench, protocol, messages, rules, big=big)
     with ThreadProfiles(clock) as threads:
         profiled.run()
@@ -255,6 +316,10 @@ def main() -> None:
         for name, seconds in figures.items():
             if name.startswith("cpu_s "):
                 print(f"  {name[6:]:24}{seconds:6.2f} s CPU")
+        print("the writer waited for (wall):")
+        for name, seconds in sorted(figures.items(), key=lambda item: -item[1]):
+            if name.startswith("wait_s "):
+                print(f"  {name[7:]:28}{seconds:6.2f} s")
         for name, profile in sorted(profiles.items()):
             show(f"fetch: {name}", profile, top=args.top, sort=args.sort, save=args.save)
     if not args.skip_parse:
