@@ -4,11 +4,14 @@ replaced and the messages after it are parsed; a large attachment never travels 
 
 from __future__ import annotations
 
+import io
 import os
 import time
 
 import pytest
 
+from helpdesk_fetch.message import worker
+from helpdesk_fetch.message.bodyruns import Runs
 from helpdesk_fetch.message.budget import WHOLE_BELOW, Parser, ParseTimeout, Request, Unparseable
 from helpdesk_fetch.message.parse import ParseError, parse
 from tests import hostile_shapes
@@ -67,17 +70,44 @@ def test_a_large_attachment_stays_with_the_parent():
         assert [a.content for a in parser.parse(raw).attachments] == [content]
 
 
-def test_a_message_under_a_mebibyte_goes_whole_and_a_larger_one_in_pieces():
+def test_a_message_under_a_mebibyte_goes_whole_and_the_worker_takes_it_apart(monkeypatch):
     """Under WHOLE_BELOW the worker takes the runs out and decodes the attachments (the
     parent's GIL is spared that); from there on the parent does, and keeps what it leaves out."""
-    small = message("Small", attachments=[("a.bin", "application/octet-stream",
-                                           os.urandom(WHOLE_BELOW // 2))])
-    large = message("Large", attachments=[("a.bin", "application/octet-stream",
-                                           os.urandom(WHOLE_BELOW))])
+    content = os.urandom(300_000)  # a base64 run far over ELIDE_AT
+    raw = message("Small", attachments=[("a.bin", "application/octet-stream", content)])
+    taken_out = []
+    original = Runs.take_out.__func__
+    monkeypatch.setattr(Runs, "take_out", classmethod(
+        lambda cls, raw, **kw: taken_out.append(len(raw)) or original(cls, raw, **kw)))
 
-    assert (Request.of(small).header.whole, Request.of(small).skeleton) == (True, small)
-    assert Request.of(large).header.whole is False
-    assert Request.of(large).header.spans
+    whole = Request.of(raw)
+    assert (whole.header.whole, whole.skeleton, whole.runs.spans, taken_out) == (
+        True, raw, [], [])  # nothing done here
+    wire = io.BytesIO(b"".join(whole.chunks()))
+    received = worker._Stream(wire, worker._read_header(wire) or pytest.fail("no header"))
+    assert [a.content for a in received.parse().attachments] == [content]
+    assert taken_out == [len(raw)]  # by the worker
+
+    pieces = Request.of(raw, whole_below=len(raw))
+    assert (pieces.header.whole, taken_out) == (False, [len(raw)] * 2)  # here, in the parent
+    assert pieces.header.sent == [False]  # the attachment stays with the parent
+
+
+def test_whole_below_is_a_size_in_bytes():
+    raw = message("Padded", body="x")
+    under = raw + b"a" * (WHOLE_BELOW - 1 - len(raw))
+
+    assert Request.of(under).header.whole
+    assert not Request.of(under + b"a").header.whole
+
+
+def test_the_worker_decodes_the_attachments_of_a_message_sent_whole(parser):
+    content = os.urandom(300_000)
+    raw = message("Small", attachments=[("a.bin", "application/octet-stream", content)])
+
+    (attachment,) = parser.parse(raw).attachments
+
+    assert (attachment.content, attachment.run) == (content, None)
 
 
 def test_results_not_asked_for_are_dropped(parser):

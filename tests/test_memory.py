@@ -45,6 +45,26 @@ def test_memory_does_not_grow_with_the_mailbox(protocol, dovecot, mail_user, wri
     assert peaks[400] - peaks[40] < 10, peaks
 
 
+def test_memory_does_not_grow_with_messages_sent_whole_to_the_parse_worker(
+        dovecot, mail_user, write_config, tmp_path):
+    """Messages just under budget.WHOLE_BELOW go to the parse worker whole, and their
+    attachments come back decoded: still only a few at a time, however many wait."""
+    rng = random.Random(9)
+    peaks = {}
+    for count in (8, 48):  # 8 and 45 MB of mail
+        user = f"{mail_user}-{count}"
+        mail = [message(f"Scan {i}", attachments=[("s.pdf", "application/pdf",
+                                                   rng.randbytes(700_000))]) for i in range(count)]
+        assert all(900_000 < len(raw) < MiB for raw in mail)
+        dovecot.append(user, mail)
+        config = write_config([dovecot.account("box", user)],
+                              settings={"database": f"sqlite:///{tmp_path}/{count}.db"})
+        peaks[count] = peak_rss(config, tmp_path)
+        assert dovecot.messages(user) == []
+
+    assert peaks[48] - peaks[8] < 10, peaks
+
+
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_a_large_message_is_held_only_a_few_times(protocol, dovecot, mail_user, write_config,
                                                   tmp_path):

@@ -13,10 +13,11 @@ placeholders are replaced by the original text (``restore``), giving the very st
 would have built; a base64 body that is one run is decoded straight from the raw bytes instead
 (``base64_body``), which gives the same bytes, since such a run is valid base64 from end to end.
 
-The parse worker (budget.py) takes the runs out in the parent and sends the skeleton and the runs;
-a long base64 run is sent only if the worker asks for it (``Received``). An attachment made of one
-such run comes back as ``Deferred``, and the parent decodes it from its own copy of the message, so
-the worker never holds a large attachment.
+For a message of 1 MiB or more, the parse worker (budget.py) takes the runs out in the parent and
+sends the skeleton and the runs; a long base64 run is sent only if the worker asks for it
+(``Received``). An attachment made of one such run comes back as ``Deferred``, and the parent
+decodes it from its own copy of the message, so the worker never holds a large attachment. A
+smaller message goes to the worker whole, which takes its runs out itself (``parse``).
 """
 
 from __future__ import annotations

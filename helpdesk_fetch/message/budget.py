@@ -9,11 +9,11 @@ replaced; the message is reported ``ParseTimeout`` and set aside like one that c
 The worker doubles as the second core's share of a fetch (issue 18): ``submit`` hands it messages
 ahead of the writer, which collects the results in order with ``result`` while the worker parses
 the next ones. It is started only when there is mail, dies with its parent (SIGKILL included),
-and never holds a large attachment: the parent takes the long body runs out of a message of 1 MiB
-or more (bodyruns.py) and sends the long base64 ones only if the worker asks; an attachment made
-of one comes back as a run number, decoded here from the parent's own copy. A smaller message is
-sent whole, and the worker does that work itself: Python work that, done here, held this
-process's GIL, which the writer's thread waits for.
+and never holds an attachment of a message of 1 MiB or more (``WHOLE_BELOW``): the parent takes
+the long body runs out of such a message (bodyruns.py) and sends the long base64 ones only if the
+worker asks; an attachment made of one comes back as a run number, decoded here from the parent's
+own copy. A smaller message is sent whole, and the worker does that work itself: Python work
+that, done here, held this process's GIL, which the writer's thread waits for.
 
 The worker is no sandbox: it runs as the same user. It bounds time, not privilege.
 """
@@ -306,7 +306,8 @@ class _Worker:
             if not chunk:
                 raise _Gone(self._how_it_ended())
             self.buffer += chunk
-        data = bytes(self.buffer[:size])
+        with memoryview(self.buffer) as view:  # one copy (a slice of the bytearray is another)
+            data = bytes(view[:size])
         del self.buffer[:size]
         return data
 

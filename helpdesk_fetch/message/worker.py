@@ -5,8 +5,8 @@ wire format both speak over the worker's stdin and stdout.
 Parent to worker, per message: an 8-byte length and a pickled ``Header``, the skeleton (the message
 with its long body runs taken out, bodyruns.py), the runs that are sent, then the runs that are not
 (long base64 bodies): those the worker reads only if it needs them, and otherwise skips, so that
-it never holds a large attachment. A message under 1 MiB comes whole instead (``Header.whole``):
-the worker takes its runs out itself, and decodes its attachments.
+it never holds a large attachment. A message under ``budget.WHOLE_BELOW`` comes whole instead
+(``Header.whole``): the worker takes its runs out itself, and decodes its attachments.
 
 Worker to parent: ``READY`` once its modules are loaded; per message ``STARTED`` with the time it
 began (CLOCK_MONOTONIC, the same clock in every process), then ``DONE`` with the time it ended and
@@ -117,7 +117,8 @@ class _Stream:
         self.runs = Received(header.spans, header.nonce, pieces, self._load)
 
     def parse(self) -> ParsedMessage:
-        """The message parsed; an attachment that is a run left with the parent ``Deferred``."""
+        """The message parsed: a whole one as ``parse.parse`` does (its runs taken out here, every
+        attachment decoded); else an attachment that is a run left with the parent ``Deferred``."""
         from helpdesk_fetch.message import parse
 
         if self.whole:
