@@ -124,8 +124,8 @@ class ThreadCpu:
 
 class WriterWaits:
     """The wall seconds the writer (the thread that turns it on) spends waiting, by what for:
-    the parse worker's answers, the mailbox reader, the preparer, the commits (their fsync), the
-    reader's last deletes at the end. Each blocking call the writer makes is timed where it is
+    the parse worker's answers, the commits (their fsync), the mailbox reader, the preparer, the
+    mailbox opened ahead (its login). Each blocking call the writer makes is timed where it is
     made, so the rest of its wall time is its own work (and waiting for the interpreter lock)."""
 
     def __init__(self) -> None:
@@ -140,7 +140,7 @@ class WriterWaits:
         for owner, name, what in ((budget._Worker, "read", "parse worker"),
                                   (budget._Worker, "answering", "parse worker"),
                                   (group.CommitGroup, "commit", "commits"),
-                                  (threading.Thread, "join", "reader's last deletes (join)"),
+                                  (threading.Thread, "join", None),
                                   (threading.Condition, "wait", None)):
             self._patch(owner, name, what)
         return self
@@ -170,13 +170,16 @@ class WriterWaits:
 
 
 def _waited_for(frame: object) -> str:
-    """Who a Condition.wait of the writer waits for, by the module that waits."""
+    """Whom a Condition.wait or Thread.join of the writer waits for, by the module that waits
+    (the reader's thread, the preparer's pool, the thread that opens the mailbox ahead)."""
     while frame is not None:
         filename = frame.f_code.co_filename  # type: ignore[attr-defined]
         if filename.endswith("prefetch.py"):
             return "mailbox reader"
         if "concurrent" in filename:
             return "preparer"
+        if filename.endswith("ahead.py"):
+            return "mailbox opened ahead (login)"
         frame = frame.f_back  # type: ignore[attr-defined]
     return "other"
 
