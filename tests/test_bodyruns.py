@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpdesk_fetch.message import bodyruns
 from helpdesk_fetch.message.bodyruns import Runs
 from helpdesk_fetch.message.parse import ParseError, parse
 from tests.mails import message
@@ -107,3 +108,55 @@ def test_a_large_base64_body_is_decoded_straight_from_the_raw_bytes():
 
     assert len(skeleton) < 2000 and len(runs.spans) >= 1
     assert [a.content for a in parse(raw).attachments] == [content]
+
+
+# The runs are found by searching for the lines that break them (bodyruns._searched), not by the
+# regex that defines them (_run_pattern): both must find the very same runs.
+PIECES = st.sampled_from([b"", b"a", b"plain words", b"-", b"--b", b" x", b"\tx", b"From x",
+                          b"From", b"Fromage", b"a:b", b":", b"x\ry", b"\r", b"\x0c", b"\x0b",
+                          b"caf\xe9", b"abc\r\r", b"=3D"])
+ENDINGS = st.sampled_from([b"\n", b"\r\n", b"\r", b"\n\n", b"\r\n\r\n"])
+
+
+def regex_runs(raw: bytes, start: int, min_lines: int) -> list[tuple[int, int]]:
+    return [m.span() for m in bodyruns._run_pattern(min_lines).finditer(raw, start)]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.tuples(PIECES, ENDINGS), max_size=50), PIECES,
+       st.sampled_from([1, 2, 3, 8]), st.booleans())
+def test_the_search_finds_the_runs_the_regex_defines(lines, last, min_lines, from_body):
+    raw = b"".join(text + ending for text, ending in lines) + last
+    start = bodyruns._body_start(raw) if from_body else 0
+    if start and raw[start - 1:start] != b"\n":
+        start = 0
+    found = bodyruns._searched(raw, start, min_lines)
+
+    assert found == regex_runs(raw, start, min_lines)
+
+
+@pytest.mark.parametrize("body", [
+    b"word words\r\n" * 20,  # one run
+    (b"plain line\r\n" * 9 + b"key: value\r\n") * 10,  # runs between colon lines
+    b"text\rmore text\r\n" * 10 + b"plain\r\n" * 10,  # bare CRs end runs
+    b"line\n" * 12 + b"no line break at the end",
+])
+def test_a_message_with_few_breaking_lines_is_searched(body):
+    raw = H + b"\r\n" + body
+    start = bodyruns._body_start(raw)
+
+    assert bodyruns._searched(raw, start, 8) is not None
+    assert bodyruns._runs(raw, start, 8) == regex_runs(raw, start, 8)
+
+
+@pytest.mark.parametrize("body", [
+    (b"plain line\r\n" * 9 + b"key: value\r\n") * (bodyruns.MAX_BREAKS + 2),
+    (b"- item\r\n" + b"plain line\r\n" * 8) * (bodyruns.MAX_BREAKS + 2),
+    (b"x\r:\n" + b"plain line\r\n" * 8) * (bodyruns.MAX_BREAKS + 2),
+])
+def test_past_max_breaks_the_regex_finds_the_runs(body):
+    raw = H + b"\r\n" + body
+    start = bodyruns._body_start(raw)
+
+    assert bodyruns._searched(raw, start, 8) is None
+    assert bodyruns._runs(raw, start, 8) == regex_runs(raw, start, 8) != []

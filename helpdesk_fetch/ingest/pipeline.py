@@ -29,6 +29,7 @@ from helpdesk_fetch.errors import account_named, unexpected
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.ingest.source import Source
 from helpdesk_fetch.store import blobs, db, failures, write
+from helpdesk_fetch.store.group import atomic
 from helpdesk_fetch.tickets.tags import installation_tagger
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ class Pipeline:
         if duplicate is not None:
             if not self.dry_run:
                 self._begin()
-                with db.errors(), self.database.atomic():
+                with db.errors(), atomic(self.database):
                     write.remember_key(source.name, key, duplicate or None)
             return Outcome(DUPLICATE, key, sha256, duplicate_of=duplicate,
                            reason="stored before", parsed=parse_headers(raw))
@@ -246,7 +247,7 @@ class Pipeline:
         now = utcnow()
         self._begin(len(raw))
         try:
-            with self.database.atomic():  # a savepoint when in a group
+            with atomic(self.database):  # a savepoint when in a group
                 # A canary first: the copy check and the rules never see it (it would be a
                 # copy of nothing, or an ignored auto-generated mail by some rule).
                 arrived = self._canary(source, key, sha256, parsed, now)

@@ -16,6 +16,7 @@ import email.message
 import email.parser
 import email.policy
 import email.utils
+import functools
 import hashlib
 import re
 import unicodedata
@@ -185,11 +186,31 @@ class _Message(email.message.Message):
         value = self.get(header, None)
         if value is None:
             return failobj
-        params = []
-        for param in split_params(str(value)[:MAX_HEADER]):
-            name, equals, val = param.partition("=")
-            params.append((name.strip(), val.strip()) if equals else (param.strip(), ""))
-        return email.utils.decode_params(params)
+        return list(_params(str(value)[:MAX_HEADER]))
+
+    def get_content_type(self) -> str:
+        """The stdlib's, but the type is worked out once per header value (it is asked for
+        a dozen times per part, by the parser and by us)."""
+        value = self.get("content-type", None)
+        if not isinstance(value, str):  # absent (or a Header object, as compat32 may give)
+            return super().get_content_type()
+        return _content_type(value)
+
+
+# The same few Content-Type values come in message after message: each is split once.
+@functools.lru_cache(maxsize=256)
+def _params(value: str) -> tuple[tuple[str, Any], ...]:
+    params = []
+    for param in split_params(value):
+        name, equals, val = param.partition("=")
+        params.append((name.strip(), val.strip()) if equals else (param.strip(), ""))
+    return tuple(email.utils.decode_params(params))
+
+
+@functools.lru_cache(maxsize=256)
+def _content_type(value: str) -> str:
+    ctype = value.split(";", 1)[0].strip().lower()
+    return ctype if ctype.count("/") == 1 else "text/plain"  # RFC 2045 §5.2, as the stdlib
 
 
 _PARAM_MARKS = re.compile(r'\\"|"|;')

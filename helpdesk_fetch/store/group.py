@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 
 from peewee import Database, PeeweeException
@@ -41,6 +42,47 @@ ALONE_BYTES = 1024 * 1024  # a message this large is stored after the open group
 IDLE_AFTER = 0.05
 
 Action = Callable[[], None]
+
+
+def atomic(database: Database) -> AbstractContextManager[object]:
+    """``database.atomic()``, but inside a transaction (a group) a savepoint of one fixed name.
+
+    peewee names every savepoint anew (``uuid4``: a read of ``/dev/urandom``), so each
+    ``SAVEPOINT`` and ``RELEASE`` is a statement SQLite has never seen, compiled again: 40 µs
+    of the writer's time per message. Savepoints of one name nest in SQLite and PostgreSQL
+    alike: ``RELEASE`` and ``ROLLBACK TO`` act on the innermost of that name."""
+    if database.transaction_depth():
+        return _Savepoint(database)
+    return database.atomic()
+
+
+class _Savepoint:
+    """What peewee's savepoint does, under one name, and released after a rollback too."""
+
+    SAVEPOINT, RELEASE = 'SAVEPOINT "hd_message"', 'RELEASE SAVEPOINT "hd_message"'
+    ROLLBACK = 'ROLLBACK TO SAVEPOINT "hd_message"'
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def __enter__(self) -> _Savepoint:
+        self.database.execute_sql(self.SAVEPOINT)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            try:
+                self.database.execute_sql(self.RELEASE)
+                return
+            except Exception:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        self.database.execute_sql(self.ROLLBACK)
+        self.database.execute_sql(self.RELEASE)
 
 
 class CommitGroup:
