@@ -132,3 +132,32 @@ def test_discarding_an_opening_in_progress_cuts_it(write_config, tmp_path, caplo
     finally:
         for sock in [silent, *held_open]:
             sock.close()
+
+
+@pytest.mark.parametrize("waiting", [2, 0])
+def test_the_parse_worker_starts_before_the_listing_when_the_server_announced_mail(
+        imap_server, mail_user, write_config, run, monkeypatch, waiting):
+    """Its start-up (~0.1 s) overlaps the listing; a mailbox without mail starts none."""
+    from helpdesk_fetch.message import budget
+
+    started: list[bool] = []
+    listed: list[bool] = []
+    start, listing = budget.Parser.start, ImapMailbox.list
+
+    def spy_start(self):
+        started.append(True)
+        return start(self)
+
+    def spy_list(self):
+        listed.append(bool(started))
+        return listing(self)
+
+    monkeypatch.setattr(budget.Parser, "start", spy_start)
+    monkeypatch.setattr(ImapMailbox, "list", spy_list)
+    imap_server.append(mail_user, [message(f"Request {n}") for n in range(waiting)])
+    config = write_config([imap_server.account("helpdesk", mail_user)])
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert listed == [waiting > 0]
+    assert len(run.json("tickets", "list", config=config)) == waiting

@@ -10,7 +10,13 @@ import time
 import pytest
 
 from helpdesk_fetch.sources import prefetch
-from helpdesk_fetch.sources.base import MessageRef
+from helpdesk_fetch.sources.base import (
+    FETCH_BATCH_BYTES,
+    FETCH_BATCH_MESSAGES,
+    FIRST_BATCH_BYTES,
+    MessageRef,
+    batches,
+)
 from helpdesk_fetch.store.group import IDLE_AFTER
 
 
@@ -106,3 +112,18 @@ def test_the_writer_commits_while_it_waits_only_when_the_wait_is_not_short(delay
         taken = [ref.key for ref, _ in reader]
     assert taken == ["k0", "k1"]
     assert bool(called) is waited
+
+
+def test_the_first_batch_is_small_and_the_next_ones_grow_to_the_bound():
+    """The run starts on its first messages while the next batch is read."""
+    refs = [MessageRef(f"k{n}", 20_000, n) for n in range(1000)]
+
+    found = list(batches(refs))
+
+    sizes = [sum(ref.size for ref in batch) for batch in found]
+    assert [ref for batch in found for ref in batch] == refs
+    assert sizes[0] <= FIRST_BATCH_BYTES < sizes[0] + 20_000
+    assert all(size <= min(FIRST_BATCH_BYTES << n, FETCH_BATCH_BYTES)
+               for n, size in enumerate(sizes))
+    assert max(sizes) <= FETCH_BATCH_BYTES and max(map(len, found)) == FETCH_BATCH_MESSAGES
+    assert [len(batch) for batch in found[:5]] == [6, 13, 26, 52, 100]  # 128 KiB, 256 KiB...

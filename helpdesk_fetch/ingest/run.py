@@ -306,6 +306,8 @@ class Run:
             opened = open_mailbox(account, settings=self.settings, timeout=timeout,
                                   dry_run=self.dry_run, deadline=deadline, why=why)
         with opened as box:
+            if box.announced:  # the parse worker starts (~0.1 s) while the mail is listed
+                self.pipeline.parser.start()
             MailboxRun(self, account, box, report).process()
 
     def _begin(self, report: AccountReport) -> None:
@@ -352,6 +354,8 @@ class MailboxRun:
 
     def process(self) -> None:
         refs = self.box.list()
+        if refs:  # started already if the mailbox announced its mail (IMAP), else now
+            self.pipeline.parser.start()
         if self.account.protocol == "pop3":
             waiting = self.pipeline.call_db(failures.pending_failure_keys, self.account.name)
             refs = [r for r in refs if r.key not in waiting]

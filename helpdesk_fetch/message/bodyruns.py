@@ -9,10 +9,11 @@ only if it is empty (ends a header block), starts with "-" (a boundary), with wh
 header continuation) or with "From ", or holds a ":" (a header). Runs of at least ``MIN_LINES``
 other lines are replaced, each by one placeholder line that is itself such a line, so the parser
 finds exactly the same parts, headers and defects. A run is what ``_run_pattern`` matches; it is
-found by searching for the few lines that break runs instead (``_runs``), which is faster. Before a part's content is read, its
-placeholders are replaced by the original text (``restore``), giving the very string the parser
-would have built; a base64 body that is one run is decoded straight from the raw bytes instead
-(``base64_body``), which gives the same bytes, since such a run is valid base64 from end to end.
+found by searching for the few lines that break runs instead (``_runs``), which is faster. Before
+a part's content is read, its placeholders are replaced by the original text (``restore``),
+giving the very string the parser would have built; a base64 body that is one run is decoded
+straight from the raw bytes instead (``base64_body``), which gives the same bytes, since such a
+run is valid base64 from end to end.
 
 For a message of 1 MiB or more, the parse worker (budget.py) takes the runs out in the parent and
 sends the skeleton and the runs; a long base64 run is sent only if the worker asks for it

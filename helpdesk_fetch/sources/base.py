@@ -27,6 +27,10 @@ T = TypeVar("T")
 
 FETCH_BATCH_MESSAGES = 100
 FETCH_BATCH_BYTES = 2 * 1024 * 1024
+# The first batch is small, and each next one twice as large up to FETCH_BATCH_BYTES: the run
+# starts on its first messages while the next batch is read (a whole first batch of 2 MiB kept
+# it waiting 25-30 ms over IMAPS), and reading stays ahead of storing from then on.
+FIRST_BATCH_BYTES = 128 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,9 @@ class Mailbox(ABC):
         self.error_folder = error_folder
         self.dry_run = dry_run
         self.cutoff = cutoff or Cutoff()  # the caller's: it can cut the opening too
+        # How many messages the server said the folder holds as it was opened (IMAP's EXISTS);
+        # None where it says nothing before it is asked for the list.
+        self.announced: int | None = None
 
     def __enter__(self) -> Mailbox:
         try:
@@ -262,13 +269,14 @@ def handle(ref: MessageRef, kind: type[T]) -> T:
 
 
 def batches(refs: list[MessageRef]) -> Iterator[list[MessageRef]]:
-    """*refs* in groups bounded by count and total size, so memory stays flat."""
+    """*refs* in groups bounded by count and total size, so memory stays flat; the first ones
+    smaller (FIRST_BATCH_BYTES)."""
     batch: list[MessageRef] = []
-    size = 0
+    size, limit = 0, FIRST_BATCH_BYTES
     for ref in refs:
-        if batch and (len(batch) >= FETCH_BATCH_MESSAGES or size + ref.size > FETCH_BATCH_BYTES):
+        if batch and (len(batch) >= FETCH_BATCH_MESSAGES or size + ref.size > limit):
             yield batch
-            batch, size = [], 0
+            batch, size, limit = [], 0, min(2 * limit, FETCH_BATCH_BYTES)
         batch.append(ref)
         size += ref.size
     if batch:

@@ -68,6 +68,7 @@ class ImapMailbox(Mailbox):
             self.aside_folder = self.traits.full_name(self.error_folder)
             info = self._select()
         self.uidvalidity = int(info[b"UIDVALIDITY"])
+        self.announced = int(info[b"EXISTS"]) if b"EXISTS" in info else None
         self._pending: list[int] = []
         self._error_folder_ready = False
 
