@@ -161,3 +161,27 @@ def test_the_parse_worker_starts_before_the_listing_when_the_server_announced_ma
 
     assert listed == [waiting > 0]
     assert len(run.json("tickets", "list", config=config)) == waiting
+
+
+def test_a_parse_worker_that_cannot_start_ahead_is_started_again_where_needed(
+        dovecot, mail_user, write_config, run, monkeypatch):
+    from helpdesk_fetch.message import budget
+
+    attempts: list[int] = []
+    start = budget.Parser.start
+
+    def first_fails(self):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise budget.ParserUnavailable("cannot start the parse worker: test")
+        return start(self)
+
+    monkeypatch.setattr(budget.Parser, "start", first_fails)
+    dovecot.append(mail_user, [message("Printer broken")])
+    config = write_config([dovecot.account("helpdesk", mail_user)])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 0 and result.output == ""
+    assert len(attempts) == 2
+    assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Printer broken"]

@@ -306,9 +306,18 @@ class Run:
             opened = open_mailbox(account, settings=self.settings, timeout=timeout,
                                   dry_run=self.dry_run, deadline=deadline, why=why)
         with opened as box:
-            if box.announced:  # the parse worker starts (~0.1 s) while the mail is listed
-                self.pipeline.parser.start()
+            if box.announced:
+                self._start_parser()
             MailboxRun(self, account, box, report).process()
+
+    def _start_parser(self) -> None:
+        """Start the parse worker now, so that its start-up (~0.1 s) overlaps the listing of
+        the mail the server announced. Ahead of need: if it cannot start, it is started again
+        where a message needs it, and that reports why (the mail may all be stored already)."""
+        try:
+            self.pipeline.parser.start()
+        except ParserUnavailable:
+            log.debug("the parse worker could not start ahead", exc_info=True)
 
     def _begin(self, report: AccountReport) -> None:
         """The run's row, written as it takes the account: a run that dies is seen as such."""
@@ -354,8 +363,6 @@ class MailboxRun:
 
     def process(self) -> None:
         refs = self.box.list()
-        if refs:  # started already if the mailbox announced its mail (IMAP), else now
-            self.pipeline.parser.start()
         if self.account.protocol == "pop3":
             waiting = self.pipeline.call_db(failures.pending_failure_keys, self.account.name)
             refs = [r for r in refs if r.key not in waiting]

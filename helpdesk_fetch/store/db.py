@@ -6,6 +6,11 @@ SQLite pragmas, chosen deliberately:
 - ``synchronous=full``: a commit is on disk before it returns, so a message is durably stored
   before it is deleted from the server, even across power loss (spec §4.1). In WAL mode ``normal``
   would lose the last transactions on power loss; we never trade that for speed.
+- ``wal_autocheckpoint=16384``: the WAL is copied back into the database file once it holds 64 MiB
+  (SQLite's default: 4 MiB), and when the last connection closes. At the default, a fetch run's
+  commit groups (~10 MB of pages each) each ran a checkpoint, with an fsync of the database file,
+  while the writer waited: 0.15 s of commits for 1,000 messages, 0.08 s now, the last copy at the
+  end of the run.
 - ``foreign_keys=1``: messages cannot point at missing tickets.
 - ``busy_timeout=30000``: a second process waits for the writer instead of failing at once.
 - ``cache_size=-2000`` (2 MiB, SQLite's default): ingest only probes indexes (a handful of pages
@@ -56,6 +61,7 @@ SQLITE_PRAGMAS = {  # in this order: waiting for a lock must already apply to sw
     "busy_timeout": BUSY_SECONDS * 1000,
     "journal_mode": "wal",
     "synchronous": "full",
+    "wal_autocheckpoint": 16384,  # pages: 64 MiB of WAL at 4 KiB pages
     "foreign_keys": 1,
     "cache_size": -2000,  # 2 MiB
 }
