@@ -29,7 +29,6 @@ from helpdesk_fetch.errors import account_named, unexpected
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.ingest.source import Source
 from helpdesk_fetch.store import blobs, db, failures, write
-from helpdesk_fetch.store.group import atomic
 from helpdesk_fetch.tickets.tags import installation_tagger
 
 if TYPE_CHECKING:
@@ -201,6 +200,7 @@ class Pipeline:
         then delete nothing and stop."""
         from helpdesk_fetch.message.budget import Unparseable
         from helpdesk_fetch.message.parse import parse_headers
+        from helpdesk_fetch.store.group import atomic
 
         sha256 = prepared.sha256 if prepared else hashlib.sha256(raw).hexdigest()
         limit = self.settings.max_message_bytes
@@ -244,6 +244,8 @@ class Pipeline:
     def _store(self, source: Source, raw: bytes, key: str, sha256: str,
                parsed: ParsedMessage, *, restore: bool,
                compressed: list[bytes] | None, again: bool = False) -> Outcome:
+        from helpdesk_fetch.store.group import atomic
+
         now = utcnow()
         self._begin(len(raw))
         try:
