@@ -263,3 +263,20 @@ def test_a_multipart_message_is_parsed_the_same_with_the_regex_per_boundary(monk
     slow = parse(raw)
     assert fast == slow
     assert fast.text.strip() == "plain text" and [a.filename for a in fast.attachments] == ["a.pdf"]
+
+
+def test_a_content_type_is_worked_out_once_per_value_and_a_huge_one_is_not_kept():
+    """The parse worker lives for the whole run: its cache of Content-Type values holds short
+    values only, so a crafted header of megabytes is not kept after its message."""
+    from helpdesk_fetch.message import parse as parsing
+
+    short = b"From: a@example.org\nContent-Type: text/plain; charset=utf-8\n\nHello\n"
+    huge = (b"From: a@example.org\nContent-Type: text/plain; x=" + b"a" * 2_000_000
+            + b"\n\nHello\n")
+    parsing._content_type.cache_clear()
+
+    assert parse(huge).text.strip() == "Hello"
+    assert parsing._content_type.cache_info().currsize == 0
+    assert parse(short).text.strip() == parse(short).text.strip() == "Hello"
+    assert parsing._content_type.cache_info().currsize == 1
+    assert parsing._content_type.cache_info().hits >= 1

@@ -144,7 +144,8 @@ class Pipeline:
     @property
     def parser(self) -> Parser:
         """The parse worker of this pipeline, made when there is mail (it imports the email
-        package); its process starts with the first message."""
+        package); its process starts when an IMAP server announces mail, else with the first
+        message."""
         if self._parser is None:
             from helpdesk_fetch.message.budget import Parser
 

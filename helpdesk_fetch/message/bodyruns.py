@@ -215,8 +215,8 @@ def _body_start(raw: bytes) -> int:
 # -- finding the runs ---------------------------------------------------------------------------
 # The regex above steps through every character of every line in Python's regex engine: a third
 # of the parse of a typical message. Most lines break no run, and the few that do can be found
-# faster: a line that starts with "-", white space or "From " (found by a regex that skips to each
-# LF at memchr speed), a line with a ":" before its end (bytes.find, memchr itself), and the last
+# faster: a line that starts with "-", white space or "From " (found by a regex that skips from
+# LF to LF in a tight loop), a line with a ":" before its end (bytes.find: memchr), and the last
 # line of a message if no line break ends it. A bare CR (not before an LF) ends a line for the
 # regex, and what follows is not at a line start: a run ends after it. Past MAX_BREAKS of these
 # lines, the regex finds the runs instead.

@@ -194,10 +194,13 @@ class _Message(email.message.Message):
         value = self.get("content-type", None)
         if not isinstance(value, str):  # absent (or a Header object, as compat32 may give)
             return super().get_content_type()
+        if len(value) > MAX_HEADER:  # not kept: a crafted value may be megabytes long
+            return _content_type.__wrapped__(value)
         return _content_type(value)
 
 
-# The same few Content-Type values come in message after message: each is split once.
+# The same few Content-Type values come in message after message: each is split once. Each
+# cache holds at most 256 values of at most MAX_HEADER characters (4 MiB).
 @functools.lru_cache(maxsize=256)
 def _params(value: str) -> tuple[tuple[str, Any], ...]:
     params = []
