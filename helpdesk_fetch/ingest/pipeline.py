@@ -201,7 +201,6 @@ class Pipeline:
         then delete nothing and stop."""
         from helpdesk_fetch.message.budget import Unparseable
         from helpdesk_fetch.message.parse import parse_headers
-        from helpdesk_fetch.store.group import atomic
 
         sha256 = prepared.sha256 if prepared else hashlib.sha256(raw).hexdigest()
         limit = self.settings.max_message_bytes
@@ -211,6 +210,8 @@ class Pipeline:
         duplicate = self.call_db(write.find_duplicate, source.name, key, sha256)
         if duplicate is not None:
             if not self.dry_run:
+                from helpdesk_fetch.store.group import atomic
+
                 self._begin()
                 with db.errors(), atomic(self.database):
                     write.remember_key(source.name, key, duplicate or None)

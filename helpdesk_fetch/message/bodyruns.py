@@ -270,8 +270,8 @@ def _breaks(raw: bytes, start: int) -> dict[int, int | None] | None:
         looked += 1
         if looked > MAX_BREAKS:
             return None
-    for mark, bare_cr in ((b":", False), (b"\r", True)):
-        at = _next(raw, mark, start)
+    for bare_cr in (False, True):  # the lines with a colon, then those with a bare CR
+        at = _next(raw, start, bare_cr=bare_cr)
         while at >= 0:
             looked += 1
             if looked > MAX_BREAKS:
@@ -282,17 +282,17 @@ def _breaks(raw: bytes, start: int) -> dict[int, int | None] | None:
             elif raw.find(b"\r", line, at) < 0:  # else a bare CR ends the line before it
                 breaks[line] = None
             end = raw.find(b"\n", at)
-            at = _next(raw, mark, end) if end >= 0 else -1
+            at = _next(raw, end, bare_cr=bare_cr) if end >= 0 else -1
     last = _line_of(raw, start, len(raw))
     if last < len(raw) and raw.find(b"\r", last) < 0:
         breaks[last] = None  # the message's last line, without a line break
     return breaks
 
 
-def _next(raw: bytes, mark: bytes, start: int) -> int:
-    """Where the next colon, or the next bare CR, is from *start* on; -1 if none."""
-    if mark == b":":
-        return raw.find(mark, start)
+def _next(raw: bytes, start: int, *, bare_cr: bool) -> int:
+    """Where the next colon (*bare_cr*: the next bare CR) is from *start* on; -1 if none."""
+    if not bare_cr:
+        return raw.find(b":", start)
     found = _BARE_CR.search(raw, start)
     return found.start() if found else -1
 
