@@ -141,6 +141,35 @@ def test_a_worker_that_dies_costs_one_message(parser):
     assert parser.parse(message("next")).subject == "next"
 
 
+def test_a_worker_started_ahead_that_ended_unused_is_started_again(parser):
+    parser.start()  # ahead, for an account whose mail turns out to be stored already
+    ended = parser._worker
+    ended.proc.kill()  # it died during its start-up
+    ended.proc.wait()
+
+    parser.start()  # the next account's
+
+    assert parser._worker is not ended
+    assert parser.parse(message("next account")).subject == "next account"
+
+
+def test_a_worker_never_asked_is_not_waited_for_at_close():
+    parser = Parser(10)
+    parser.start()
+    worker = parser._worker
+    started = time.monotonic()
+    parser.close()
+    assert worker.proc.returncode == -9  # killed, not waited for through its start-up
+    assert time.monotonic() - started < 1
+
+
+def test_a_running_worker_is_kept_by_start(parser):
+    parser.parse(message("warm"))
+    running = parser._worker
+    parser.start()
+    assert parser._worker is running
+
+
 def test_an_empty_message_cannot_be_parsed(parser):
     with pytest.raises(Unparseable, match="^cannot be parsed: the message is empty$"):
         parser.parse(b"\r\n\r\n")

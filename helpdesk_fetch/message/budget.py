@@ -112,8 +112,14 @@ class Parser:
         self.close()
 
     def start(self) -> None:
-        """Start the worker now, if it is not running (it loads while the mail is read)."""
+        """Start the worker now, if it is not running (it loads while the mail is read). One
+        that has ended with nothing asked of it (started ahead for an account whose mail was
+        all stored already, and died during its start-up) is replaced: else the next account's
+        first message would find it dead."""
         with self._lock:
+            if self._worker is not None and not self._requests and self._worker.ended():
+                self._worker.stop(kill=True)
+                self._worker = None
             if self._worker is None:
                 self._worker = _Worker()
 
@@ -164,10 +170,11 @@ class Parser:
             self._first = self._next
 
     def close(self) -> None:
-        """Stop the worker (it ends when its input does)."""
+        """Stop the worker: it ends when its input does; one that still has work, or never
+        answered (started ahead and not needed), is killed rather than waited for."""
         with self._lock:
             if self._worker is not None:
-                self._worker.stop(kill=bool(self._requests))
+                self._worker.stop(kill=bool(self._requests) or not self._worker.ready)
                 self._worker = None
             self._requests.clear()
             self._first = self._next
@@ -264,6 +271,10 @@ class _Worker:
 
     def send(self, request: Request) -> None:
         self.queue.put(request)
+
+    def ended(self) -> bool:
+        """Whether the process has ended (it answers nothing more)."""
+        return self.proc.poll() is not None
 
     def wait_ready(self) -> None:
         if self.ready:
