@@ -393,10 +393,34 @@ def ingest_lines(r: dict) -> list[str]:
     return lines
 
 
+NOISY_SPREAD = 1.25  # slowest / fastest run of an unchanged floor beyond which a warning shows
+
+
+def noise_lines(r: dict) -> list[str]:
+    """A warning for each floor whose runs spread more than NOISY_SPREAD (slowest to fastest;
+    of the no-op runs, the middle half): the floor does the same work each time, so a spread is
+    other work on the machine, and the ratios of such a run are worth less than a quieter
+    run's."""
+    floors = {f"{name} floor": r[key]["samples_s"] for key, name in
+              (("imap_floor", "IMAPS"), ("pop3_floor", "POP3S")) if key in r}
+    if "noop_ms" in r:
+        floors["no-mail floor"] = r["noop_ms"]["floor, no mail"]["samples"]
+    lines = []
+    for name, samples in floors.items():
+        low, high = min(samples), max(samples)
+        if len(samples) >= 8:  # the no-op runs: their middle half (one slow run is no noise)
+            low, _, high = statistics.quantiles(samples, n=4)
+        if low > 0 and high / low > NOISY_SPREAD:
+            lines += [f"note: the {name}'s runs spread {high / low:.2f}x "
+                      f"({low:.3g} to {high:.3g}):",
+                      "  the machine was busy; compare the ratios with a quieter run's"]
+    return lines
+
+
 def table(r: dict) -> str:
     lines = ingest_lines(r)
     if r.get("only") == "ingest":
-        return "\n".join(lines)
+        return "\n".join([*lines, *noise_lines(r)])
     t = TARGETS
     big = r["big_message"]
     big_label = f"one {big['bytes'] / MiB:.1f} MiB message, peak memory, MB"
@@ -414,6 +438,7 @@ def table(r: dict) -> str:
         f"{'  IMAPS msg/s without / with them':36}{r['no_rules']['msg_per_s']:>9.0f}"
         f"{r['rules_20']['msg_per_s']:>9.0f}{r['rules']['wall_ratio']:>11.2f}x",
         *shapes.lines(r["parse_ms_per_kb"]),
+        *noise_lines(r),
     ]
     return "\n".join(lines)
 
@@ -518,7 +543,7 @@ def only_noop(count: int, info: dict, log) -> None:
     print(f"helpdesk-fetch bench --only noop, {info['date']}, commit {info['commit']}, load "
           f"{info['load_before'][0]:.2f} -> {info['load_after'][0]:.2f}")
     print(f"{'':36}{'ours':>9}{'floor':>9}{'ours/floor':>12}   target")
-    print("\n".join(noop_lines(result["noop_ms"])))
+    print("\n".join([*noop_lines(result["noop_ms"]), *noise_lines(result)]))
     save(result, info, log, suffix="-noop")
 
 
