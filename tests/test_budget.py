@@ -157,10 +157,8 @@ def test_a_worker_never_asked_is_not_waited_for_at_close():
     parser = Parser(10)
     parser.start()
     worker = parser._worker
-    started = time.monotonic()
     parser.close()
     assert worker.proc.returncode == -9  # killed, not waited for through its start-up
-    assert time.monotonic() - started < 1
 
 
 def test_a_running_worker_is_kept_by_start(parser):
