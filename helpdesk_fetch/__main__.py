@@ -1,3 +1,3 @@
-from helpdesk_fetch.cli import main
+from helpdesk_fetch.startup import main
 
 main()

@@ -315,6 +315,10 @@ def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: bool
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity, log_file=log_file, syslog=syslog)
     ctx.obj = App(config_option=config_option, verbosity=verbosity)
+    if ctx.invoked_subcommand != "fetch":  # fetch resumes it once its run is imported
+        from helpdesk_fetch.startup import resume_gc
+
+        resume_gc()
 
 
 def subcommands(group: click.Group) -> dict[str, click.Command]:

@@ -25,6 +25,7 @@ from helpdesk_fetch.config import Account, Config, Settings
 from helpdesk_fetch.errors import ConfigError
 from helpdesk_fetch.sources.base import Cutoff, Mailbox
 from helpdesk_fetch.sources.open import open_mailbox
+from helpdesk_fetch.startup import resume_gc
 from helpdesk_fetch.store.peewee_adapter import import_peewee
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = Fal
         if ahead is not None:
             ahead.discard()
         raise
+    resume_gc()  # start-up is over (startup.py)
     return run.fetch(config, names=names, dry_run=dry_run, progress=progress, ahead=ahead)
 
 

@@ -1,0 +1,81 @@
+"""The entry point: start-up without the cyclic garbage collector, which is back, and what start-up
+built frozen, before a command does its work (startup.py, issue 18)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+
+from tests.mails import message
+from tests.proc import ROOT, environment
+from tests.test_ingest_maildir import make_maildir
+
+# The console script's main(), with resume_gc watched: was the collector paused when start-up
+# ended, which modules were imported by then, and is it running again after.
+PROBE = """
+import gc, json, sys
+from helpdesk_fetch import startup
+calls = []
+resume = startup.resume_gc
+def watched():
+    before = gc.isenabled()
+    resume()
+    calls.append({"paused": not before, "run_imported": "helpdesk_fetch.ingest.run" in sys.modules,
+                  "enabled_after": gc.isenabled(), "frozen": gc.get_freeze_count()})
+startup.resume_gc = watched
+sys.argv = ["helpdesk-fetch", *sys.argv[1:]]
+try:
+    startup.main()
+finally:
+    print("PROBE " + json.dumps(calls), file=sys.stderr)
+"""
+
+
+def probe(*args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                          cwd=ROOT, env=environment(), timeout=120)
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("PROBE "))
+    return proc, json.loads(line.removeprefix("PROBE "))
+
+
+def test_fetch_resumes_the_collector_once_its_run_is_imported(tmp_path, write_config):
+    box = make_maildir(tmp_path / "Maildir", [message("Disk full")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}])
+
+    proc, calls = probe("--config", str(config), "fetch")
+
+    assert proc.returncode == 0, proc.stderr
+    assert list((box / "new").iterdir()) == []  # the run did its work with the collector on
+    resumed = [c for c in calls if c["paused"]]
+    assert len(resumed) == 1, calls
+    assert resumed[0]["run_imported"] and resumed[0]["enabled_after"]
+    assert resumed[0]["frozen"] > 10_000  # start-up's objects, out of later collections' way
+
+
+def test_other_commands_resume_it_before_they_start(tmp_path, write_config):
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(tmp_path)}])
+
+    proc, calls = probe("--config", str(config), "accounts", "list")
+
+    assert proc.returncode == 0, proc.stderr
+    resumed = [c for c in calls if c["paused"]]
+    assert len(resumed) == 1 and resumed[0]["enabled_after"], calls
+    assert not resumed[0]["run_imported"]
+
+
+def test_resuming_what_was_not_paused_changes_nothing():
+    """The CLI called in-process (the tests, a library user): the collector is left alone."""
+    from helpdesk_fetch import startup
+
+    frozen = gc.get_freeze_count()
+    startup.resume_gc()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+
+
+def test_python_dash_m_is_the_console_script():
+    proc = subprocess.run([sys.executable, "-m", "helpdesk_fetch", "--version"], cwd=ROOT,
+                          env=environment(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("helpdesk-fetch"), proc.stderr
