@@ -75,7 +75,15 @@ def test_resuming_what_was_not_paused_changes_nothing():
     assert gc.get_freeze_count() == frozen
 
 
-def test_python_dash_m_is_the_console_script():
+def test_the_installed_command_and_python_dash_m_enter_through_startup():
+    """Entered through helpdesk_fetch.cli directly, the collector would run through start-up
+    again, and nothing else would say so."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="helpdesk-fetch")
+    assert script.value == "helpdesk_fetch.startup:main"
+    main = (ROOT / "helpdesk_fetch" / "__main__.py").read_text()
+    assert "from helpdesk_fetch.startup import main" in main
     proc = subprocess.run([sys.executable, "-m", "helpdesk_fetch", "--version"], cwd=ROOT,
                           env=environment(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("helpdesk-fetch"), proc.stderr
