@@ -2,7 +2,7 @@
 including imports inside functions and under TYPE_CHECKING.
 
 - a stage is a folder; the root holds only foundations (errors, clock, enums, ...) that import
-  nothing but each other;
+  nothing but each other, and the entry points (``ENTRY_POINTS``), which start the CLI;
 - sources/ and message/ know nothing of tickets, storage or a run;
 - only cli/ imports click or rich;
 - no import cycle between folders.
@@ -21,6 +21,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "helpdesk_fetch"
 LOWER = {"sources", "message"}
 NOT_BELOW = {"store", "tickets", "ingest", "automail", "health", "cli"}
 UI_LIBRARIES = {"click", "rich"}
+# At the root, and yet above everything: they start the command line (startup.py must run before
+# helpdesk_fetch.cli is imported, so it cannot live in cli/).
+ENTRY_POINTS = {"helpdesk_fetch.startup", "helpdesk_fetch.__main__"}
 
 
 def _modules() -> dict[str, Path]:
@@ -55,11 +58,19 @@ def _folder_edges() -> dict[str, set[str]]:
     for module, path in modules.items():
         source = _folder(module)
         for target in _imports(path):
-            if target in modules or target.rpartition(".")[0] in modules:
-                real = target if target in modules else target.rpartition(".")[0]
-                if real != "helpdesk_fetch" and _folder(real) != source:
-                    edges.setdefault(source, set()).add(_folder(real))
+            real = _module_of(target, modules)
+            if real is not None and real != "helpdesk_fetch.__init__" \
+                    and module not in ENTRY_POINTS and _folder(real) != source:
+                edges.setdefault(source, set()).add(_folder(real))
     return edges
+
+
+def _module_of(target: str, modules: dict[str, Path]) -> str | None:
+    """The module an import of *target* loads: a module, a package's ``__init__``, or the
+    module or package a name is imported from."""
+    parent = target.rpartition(".")[0]
+    return next((m for m in (target, f"{target}.__init__", parent, f"{parent}.__init__")
+                 if m in modules), None)
 
 
 def test_every_module_is_found():
@@ -109,6 +120,17 @@ def test_the_layout_test_sees_a_cycle(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "helpdesk_fetch")
     with pytest.raises(AssertionError, match="import cycle"):
         test_no_import_cycle_between_folders()
+
+
+def test_the_layout_test_sees_an_import_of_a_package(tmp_path, monkeypatch):
+    """A package is imported through its ``__init__``: a root module importing cli/ breaks
+    the rule, whether it names a module of cli/ or only the package."""
+    (tmp_path / "helpdesk_fetch" / "cli").mkdir(parents=True)
+    (tmp_path / "helpdesk_fetch" / "cli" / "__init__.py").write_text("def main():\n    pass\n")
+    (tmp_path / "helpdesk_fetch" / "clock.py").write_text("from helpdesk_fetch.cli import main\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "helpdesk_fetch")
+    with pytest.raises(AssertionError, match="root modules import {'cli'}"):
+        test_the_foundations_import_only_each_other()
 
 
 def test_the_readme_map_of_the_code_lists_every_module():
