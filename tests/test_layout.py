@@ -2,7 +2,7 @@
 including imports inside functions and under TYPE_CHECKING.
 
 - a stage is a folder; the root holds only foundations (errors, clock, enums, ...) that import
-  nothing but each other, and the entry points (``ENTRY_POINTS``), which start the CLI;
+  nothing but each other, and the entry point (``ENTRY_POINTS``), which starts the CLI;
 - sources/ and message/ know nothing of tickets, storage or a run;
 - only cli/ imports click or rich;
 - no import cycle between folders.
@@ -21,9 +21,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "helpdesk_fetch"
 LOWER = {"sources", "message"}
 NOT_BELOW = {"store", "tickets", "ingest", "automail", "health", "cli"}
 UI_LIBRARIES = {"click", "rich"}
-# At the root, and yet above everything: they start the command line (startup.py must run before
+# At the root, and yet above everything: it starts the command line (pausing the collector before
 # helpdesk_fetch.cli is imported, so it cannot live in cli/).
-ENTRY_POINTS = {"helpdesk_fetch.startup", "helpdesk_fetch.__main__"}
+ENTRY_POINTS = {"helpdesk_fetch.__main__"}
 
 
 def _modules() -> dict[str, Path]:

@@ -292,7 +292,7 @@ class _Worker:
             kind, why = b"", str(exc)
         if kind != wire.READY:
             self.stop(kill=True)
-            raise ParserUnavailable(f"the parse worker ({sys.executable} -I) did not start: "
+            raise ParserUnavailable(f"the parse worker ({sys.executable} -I -S) did not start: "
                                     f"{why or 'it answered nonsense'}; no message was parsed")
         self.ready = True
 
