@@ -40,9 +40,35 @@ def test_the_sample_file_is_valid_and_documents_every_key():
 @pytest.mark.parametrize("scheme", ["sqlite", "SQLite", "SQLITE"])
 def test_a_relative_sqlite_path_is_beside_the_accounts_file_in_any_case(tmp_path, scheme):
     """Not wherever the command runs (under cron: the home directory)."""
-    cfg = load_text(tmp_path, f'[settings]\ndatabase = "{scheme}:///data/hd.db"\n\n'
+    cfg = load_text(tmp_path, f'[settings]\ndatabase = "{scheme}:///hd-data/hd.db"\n\n'
                               '[[accounts]]\nname = "a"\nprotocol = "maildir"\npath = "box"\n')
-    assert cfg.settings.database == f"sqlite:///{tmp_path / 'data' / 'hd.db'}"
+    assert cfg.settings.database == f"sqlite:///{tmp_path / 'hd-data' / 'hd.db'}"
+
+
+def test_a_relative_sqlite_path_that_reads_like_an_existing_absolute_one_is_refused(tmp_path):
+    """sqlite:///var/lib/... (three slashes: relative) where var/lib/... is not beside the
+    accounts file and /var/lib/... exists: the database would go where nobody looks."""
+    absolute = tmp_path / "srv" / "helpdesk"
+    absolute.mkdir(parents=True)
+    relative = f"{absolute.relative_to('/')}/helpdesk.db"  # tmp/pytest-.../srv/helpdesk/...
+    home = tmp_path / "etc"
+    home.mkdir()
+    accounts = '\n[[accounts]]\nname = "a"\nprotocol = "maildir"\npath = "box"\n'
+
+    with pytest.raises(ConfigError) as refused:
+        load_text(home, f'[settings]\ndatabase = "sqlite:///{relative}"\n' + accounts)
+    assert str(refused.value).endswith(
+        f"key 'settings.database': 'sqlite:///{relative}' is relative to the accounts file's "
+        f"directory, where {absolute.relative_to('/')} does not exist, but {absolute} does: "
+        f"write sqlite:////{relative} for the absolute path /{relative}, or "
+        f"sqlite:///./{relative} for {home / relative}")
+    for url, meant in ((f"sqlite:////{relative}", f"/{relative}"),
+                       (f"sqlite:///./{relative}", str(home / relative))):
+        cfg = load_text(home, f'[settings]\ndatabase = "{url}"\n' + accounts)
+        assert cfg.settings.database == f"sqlite:///{meant}"
+    (home / absolute.relative_to("/")).mkdir(parents=True)  # the relative one exists: meant
+    cfg = load_text(home, f'[settings]\ndatabase = "sqlite:///{relative}"\n' + accounts)
+    assert cfg.settings.database == f"sqlite:///{home / relative}"
 
 
 def test_defaults(tmp_path):
@@ -427,4 +453,4 @@ def test_password_file_of_another_user_is_refused(tmp_path, owned_by_another_use
     with pytest.raises(ConfigError) as caught:
         password_for(_account(password_file=str(secret_file)), label="a", timeout=5)
     assert f"belongs to uid {owner}" in str(caught.value)
-    assert f"chown 0 {secret_file}" in str(caught.value)
+    assert f"chown root {secret_file}" in str(caught.value)

@@ -221,6 +221,25 @@ def _runnable_by_the_service_user(directory: Path) -> Path:
     return accounts
 
 
+def test_an_accounts_file_this_user_cannot_read_says_whose_it_is(service_user):
+    from tests.proc import helpdesk_fetch
+
+    directory, as_service_user = service_user
+    accounts = directory / "accounts.toml"
+    accounts.write_text('[[accounts]]\nname = "local"\nprotocol = "maildir"\npath = "box"\n')
+    as_root = os.geteuid() == 0
+    accounts.chmod(0o600 if as_root else 0o200)
+    me, owner = _me_and_owner()
+
+    shown = helpdesk_fetch("status", config=accounts, wrapper=as_service_user, text=True)
+
+    hint = (f"(owned by root, mode 600; this runs as {me}): run helpdesk-fetch as root (from "
+            f"cron too), or fix: chown {me} {accounts}") if as_root else \
+        f"(mode 200); fix: chmod u+r {accounts}"
+    assert _ours(shown.stderr) == (f"helpdesk-fetch: error: {accounts}: cannot read the "
+                                   f"accounts file: Permission denied {hint}\n")
+
+
 def test_a_database_another_user_owns_is_one_line_with_owner_mode_and_fix(service_user):
     from tests.proc import helpdesk_fetch
 

@@ -63,6 +63,23 @@ def config_path(option: str | os.PathLike[str] | None = None) -> Path:
     return Path(base) / "helpdesk-fetch" / "accounts.toml"
 
 
+def _whose(path: Path) -> str:
+    """Whose the file is and who asks, for an unreadable one: " (owned by root, mode 600;
+    this runs as helpdesk)" (nothing when even that cannot be looked at)."""
+    from helpdesk_fetch.users import user_name
+
+    try:
+        info = path.stat()
+    except OSError:
+        return ""
+    owner, me = (user_name(uid) or str(uid) for uid in (info.st_uid, os.geteuid()))
+    mode = stat.S_IMODE(info.st_mode)
+    if owner == me:
+        return f" (mode {mode:o}); fix: chmod u+r {path}"
+    return (f" (owned by {owner}, mode {mode:o}; this runs as {me}): run helpdesk-fetch as "
+            f"{owner} (from cron too), or fix: chown {me} {path}")
+
+
 def load(path: Path) -> Config:
     """Read and validate the accounts file at *path*."""
     try:
@@ -72,6 +89,9 @@ def load(path: Path) -> Config:
         raise ConfigUnreadable(
             "accounts file not found; create one from sample-accounts.toml, or point --config "
             f"or ${ENV_VAR} at it", path=path) from None
+    except PermissionError as exc:
+        raise ConfigUnreadable(f"cannot read the accounts file: {exc.strerror}"
+                               f"{_whose(path)}", path=path) from None
     except OSError as exc:
         raise ConfigUnreadable(f"cannot read the accounts file: {exc.strerror}",
                                path=path) from None
@@ -183,6 +203,7 @@ def _settings(data: dict[str, Any], path: Path) -> Settings:
     if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
         relative = database[len("sqlite:///"):]
         if relative and relative != ":memory:":
+            _check_not_meant_absolute(relative, directory, path)
             database = f"sqlite:///{(directory / relative).resolve()}"
     state_dir = str(directory / (settings.state_dir or "."))
     for key in ("escalation_hours", "max_message_bytes", "timeout_seconds", "run_budget_seconds",
@@ -218,6 +239,22 @@ def _check_sqlite_url(url: str, path: Path) -> None:
     raise ConfigError(f"{url!r} {slip}: write sqlite:////{rest} for the "
                       f"absolute path /{rest}, or sqlite:///{rest} for a path relative to the "
                       "accounts file's directory", path=path, key="settings.database")
+
+
+def _check_not_meant_absolute(relative: str, directory: Path, path: Path) -> None:
+    """``sqlite:///var/lib/helpdesk.db`` is relative (peewee's three slashes), yet reads like
+    the absolute /var/lib/helpdesk.db. Where the relative reading's directory does not exist
+    and the absolute one's does, the database would be created where nobody looks: refused,
+    with both right forms (``./`` says relative for sure)."""
+    parent = Path(relative).parent
+    if relative.startswith("./") or parent == Path(".") or (directory / parent).is_dir() \
+            or not (Path("/") / parent).is_dir():
+        return
+    raise ConfigError(f"'sqlite:///{relative}' is relative to the accounts file's directory, "
+                      f"where {parent} does not exist, but /{parent} does: write "
+                      f"sqlite:////{relative} for the absolute path /{relative}, or "
+                      f"sqlite:///./{relative} for {directory / relative}", path=path,
+                      key="settings.database")
 
 
 def _templates_dir(directory: Path, value: str, path: Path) -> str:

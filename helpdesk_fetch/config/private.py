@@ -47,16 +47,18 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
             f"holds a secret but belongs to uid {_named(info.st_uid)}, not to the user running "
             f"this (uid {_named(uid)}); run helpdesk-fetch as {_user(info.st_uid)} (who runs it "
             f"from cron, e.g. `runuser -u {_user(info.st_uid)} -- helpdesk-fetch ...`), or fix: "
-            f"chown {uid} {path} && chmod 600 {path}", path=path)
+            f"chown {_user(uid)} {path} && chmod 600 {path}", path=path)
     if holds_secret and mode & 0o077:
         access = "read" if mode & 0o044 else "written or run"
-        raise ConfigError(f"holds a secret but can be {access} by others (mode {mode:o}); "
+        who = "others" if mode & 0o007 and not mode & 0o070 else (
+            "its group" if not mode & 0o007 else "group and others")
+        raise ConfigError(f"holds a secret but can be {access} by {who} (mode {mode:o}); "
                           f"fix: chmod 600 {path}", path=path)
     if info.st_uid not in (uid, 0):
         raise ConfigUnreadable(
             f"belongs to uid {_named(info.st_uid)}, not to the user running this (uid "
             f"{_named(uid)}) or root, "
-            f"who could make helpdesk-fetch run their commands; fix: chown {uid} {path}",
+            f"who could make helpdesk-fetch run their commands; fix: chown {_user(uid)} {path}",
             path=path)
     if mode & 0o022:
         raise ConfigError(f"can be written by group or others (mode {mode:o}), who could make "
@@ -85,7 +87,7 @@ def _check_directory(directory: Path, path: Path, uid: int) -> None:
     if info.st_uid not in (uid, 0):
         raise ConfigUnreadable(
             f"is in the directory {directory}, which belongs to uid {info.st_uid}, who could "
-            f"put another file in its place; fix: chown {uid} {directory}, or move it",
+            f"put another file in its place; fix: chown {_user(uid)} {directory}, or move it",
             path=path)
     if mode & 0o022 and not mode & stat.S_ISVTX:
         raise ConfigError(
