@@ -168,6 +168,10 @@ def test_accounts_add_dialog_at_a_terminal(dovecot, mail_user, write_config, run
         child.sendline(answer)
     child.expect("Resource")
     assert PASSWORD not in child.before  # typed, never echoed
+    child.sendline("it-suport")  # a typo: said, and asked again (not the whole dialog lost)
+    child.expect(re.escape("no resource 'it-suport'; did you mean 'it-support'? (resources: "
+                           "it-support)"))
+    child.expect("Resource")
     child.sendline("it-support")
     child.expect("Test it now?")
     child.sendline("y")
@@ -265,7 +269,40 @@ def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_conf
     assert ignored[1].split()[:2] == ["1", "local-maildir"] and ignored[1].endswith(
         " auto_reply")
 
-    status = [line for line in status if not line.startswith("Database: ")]  # a long path
+    status = [line for line in status if not line.startswith("sqlite:")]  # a long path, whole
     for lines in (summary, status, tickets, accounts, errors, ignored):
         assert all(len(line) <= 80 for line in lines), "\n".join(lines)
         assert not any(line.rstrip().endswith(("helpdesk-", "local-")) for line in lines)
+
+
+def test_at_80_columns_long_errors_and_news_break_between_words(tmp_path, write_config):
+    """A terminal breaks a long line anywhere ("key 'ru|les.accounts'"); the tool breaks it
+    between words there, and keeps it one line elsewhere (cron's mail: one line a problem)."""
+    box = make_maildir(tmp_path / "box", [])
+    account = {"name": "local", "protocol": "maildir", "path": str(box)}
+    config = write_config([account])
+    (tmp_path / "wrong").mkdir()
+    wrong = write_config([account], settings={"reactivation_dayz": 3},
+                         path=tmp_path / "wrong" / "accounts.toml")
+    empty = iter(range(10))
+
+    def an_empty_message() -> None:  # set aside by fetch, with a warning on stderr
+        (box / "new" / f"1764300000.M{next(empty)}P1.test").write_bytes(b"")
+
+    for args, cfg, prepare in ((["status"], wrong, lambda: None),
+                               (["fetch"], config, an_empty_message)):
+        prepare()
+        whole = helpdesk_fetch(*args, config=cfg).stderr.decode().splitlines()
+        prepare()
+        shown = [line.rpartition("0:00:00")[2] for line in at_80_columns(*args, config=cfg)
+                 if line.strip() and not line.endswith("0:00:00")]  # the progress bar aside
+        whole, shown = ([re.sub(r"\.M\dP1\.", ".M0P1.", line) for line in lines]  # one name
+                        for lines in (whole, shown))
+        long = [line for line in whole if len(line) > 80]
+        assert long, whole
+        # at most 80 columns, but for a word longer than that (a path), which stays whole
+        assert all(len(line) <= 80 or " " not in line.strip() for line in shown), shown
+        for line in long:  # the same words, broken only where there was a space
+            start = next(i for i, s in enumerate(shown) if line.startswith(s))
+            folded = " ".join(shown[start:start + len(line) // 40 + 2])
+            assert folded.startswith(line), (line, shown)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 import click
 
@@ -179,10 +179,15 @@ def _database_error(exc: Exception) -> HelpdeskError | None:
 
 class _ScrubbingFormatter(logging.Formatter):
     """A log line, with its traceback (-vv, ``deliver``'s unexpected errors), through the one
-    output filter (``render.scrub``): no secret, no terminal escape sequence from a message."""
+    output filter (``render.scrub``): no secret, no terminal escape sequence from a message.
+    Lines for a *terminal* are folded between words there (``render.fold``)."""
+
+    def __init__(self, fmt: str, *, terminal: TextIO | None = None) -> None:
+        super().__init__(fmt)
+        self.terminal = terminal
 
     def format(self, record: logging.LogRecord) -> str:
-        from helpdesk_fetch.cli.render import scrub
+        from helpdesk_fetch.cli.render import fold, scrub
 
         record.message = _text(record)
         if self.usesTime():
@@ -192,7 +197,8 @@ class _ScrubbingFormatter(logging.Formatter):
             text += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
             text += "\n" + self.formatStack(record.stack_info)
-        return scrub(text)
+        text = scrub(text)
+        return fold(text, self.terminal) if self.terminal is not None else text
 
 
 class _QuietRepeats(logging.Filter):
@@ -229,7 +235,7 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     stderr = logging.StreamHandler(sys.stderr)
     fmt = "helpdesk-fetch: %(message)s" if verbosity < 2 else "%(asctime)s %(name)s: %(message)s"
-    handlers = [_handler(stderr, level, fmt)]
+    handlers = [_handler(stderr, level, fmt, terminal=sys.stderr)]
     if verbosity <= 0 and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
         from helpdesk_fetch.health import REPEATED
 
@@ -251,9 +257,10 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
                                          max(level, logging.INFO))
 
 
-def _handler(handler: logging.Handler, level: int, fmt: str) -> logging.Handler:
+def _handler(handler: logging.Handler, level: int, fmt: str, *,
+             terminal: TextIO | None = None) -> logging.Handler:
     handler.setLevel(level)
-    handler.setFormatter(_ScrubbingFormatter(fmt))
+    handler.setFormatter(_ScrubbingFormatter(fmt, terminal=terminal))
     return handler
 
 

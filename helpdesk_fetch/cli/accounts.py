@@ -194,7 +194,7 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
     interactive = is_tty() and is_tty(sys.stdin)
     values = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in values.items()}
     if interactive:
-        _ask_missing(values)
+        _ask_missing(values, path)
     else:
         _require_options(ctx, values)
     remember_secret(values.get("password") or "")  # asked for at the terminal, or none
@@ -272,7 +272,7 @@ def _offer_test(name: str):
     return check
 
 
-def _ask_missing(values: dict) -> None:
+def _ask_missing(values: dict, path: Path) -> None:
     """The "add account" dialog: ask for what the options did not say, with the defaults."""
     if values["protocol"] is None:
         values["protocol"] = click.prompt("Protocol", type=click.Choice(PROTOCOLS),
@@ -297,8 +297,41 @@ def _ask_missing(values: dict) -> None:
     if values["auth"] != "oauth2" and not any(values.get(k) is not None for k in PASSWORD_KEYS):
         values["password"] = click.prompt("Password", hide_input=True)  # kept in the file
     if values["resource"] is None:
-        values["resource"] = click.prompt("Resource (empty: none)", default="",
-                                          show_default=False) or None
+        values["resource"] = _ask_resource(path)
+
+
+def _ask_resource(path: Path) -> str | None:
+    """A resource of the accounts file, asked again after a typo (the whole dialog would be
+    lost to the file's check otherwise)."""
+    names = _resource_names(path)
+
+    def known(answer: str) -> str:
+        if answer and names is not None and answer not in names:
+            import difflib
+
+            close = difflib.get_close_matches(answer, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise click.BadParameter(f"no resource {answer!r}{hint} (resources: "
+                                     f"{', '.join(names) or 'none defined'})")
+        return answer
+
+    answer: str = click.prompt("Resource (empty: none)", default="", show_default=False,
+                               value_proc=known)
+    return answer or None
+
+
+def _resource_names(path: Path) -> list[str] | None:
+    """The ``[[resources]]`` names of the accounts file; None if it cannot be read (the check
+    of the whole file says why, before it is written)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, ValueError):
+        return None
+    tables = data.get("resources", [])
+    return [t["name"] for t in tables if isinstance(t, dict) and isinstance(t.get("name"), str)] \
+        if isinstance(tables, list) else None
 
 
 # -- remove, enable, disable ------------------------------------------------------------------

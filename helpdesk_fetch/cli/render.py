@@ -32,13 +32,34 @@ def scrub(text: str, *, lines: bool = True) -> str:
 
 
 def echo(text: str = "", *, err: bool = False, lines: bool = True) -> None:
-    """``click.echo`` through ``scrub``; *lines*: keep line breaks and tabs."""
-    click.echo(scrub(text, lines=lines), err=err)
+    """``click.echo`` through ``scrub``, folded at a terminal; *lines*: keep line breaks and
+    tabs."""
+    click.echo(fold(scrub(text, lines=lines), sys.stderr if err else sys.stdout), err=err)
 
 
 def is_tty(stream=None) -> bool:
     stream = stream or sys.stdout
     return hasattr(stream, "isatty") and stream.isatty()
+
+
+def fold(text: str, stream) -> str:
+    """*text* with the lines wider than the terminal broken between words, when *stream* is one
+    (which would break them anywhere, mid-word or mid-path); a continuation keeps its line's
+    indent. Elsewhere (cron's mail, a pipe, a log) every line stays whole: one per problem."""
+    if not is_tty(stream):
+        return text
+    import shutil
+
+    width = shutil.get_terminal_size().columns
+    if all(len(line) <= width for line in text.split("\n")):
+        return text
+    import textwrap
+
+    return "\n".join(
+        line if len(line) <= width or "\t" in line else
+        textwrap.fill(line, width, subsequent_indent=line[:len(line) - len(line.lstrip(" "))],
+                      break_long_words=False, break_on_hyphens=False)
+        for line in text.split("\n"))
 
 
 def echo_json(data) -> None:
@@ -145,9 +166,9 @@ def note(text: str, *, style: str = "", err: bool = False) -> None:
     text = scrub(text)
     stream = sys.stderr if err else sys.stdout
     if is_tty(stream) and style:
-        console(stderr=err).print(text, style=style, markup=False)
+        console(stderr=err).print(text, style=style, markup=False)  # rich folds it
     else:
-        click.echo(text, err=err)
+        click.echo(fold(text, stream), err=err)
 
 
 def ago(iso: str | None) -> str:
