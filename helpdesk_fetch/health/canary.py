@@ -145,7 +145,8 @@ def send(config: Config, names: list[str] | None, *, tagger: Tagger) -> list[Pro
     while ingest is disabled on this machine: nothing is sent then."""
     if config.smtp is None:
         raise UsageError("probe send mails its canaries through [smtp]; the accounts file has "
-                         "no [smtp] section")
+                         "no [smtp] section (add one, or leave probe send out of cron and "
+                         "systemd until you do)")
     if state.ingest_switch(config.settings.state_dir) is not None:
         log.info("ingest is disabled on this machine: no canary is sent (none could be read)")
         return None  # and a clone of the machine must not mail the production mailboxes
