@@ -13,10 +13,12 @@ was compiled.
 What runs is what ``exec`` of the same text runs: the code of ``compile(text)`` with the flags
 ``exec`` has in ``dataclasses`` (no ``__future__`` feature inherited), in the same globals and
 namespace. The file is keyed by the whole text, so a changed class is compiled anew, and holds
-code of this interpreter build and optimization level only. A file that cannot be read, is
-damaged, or could have been written by someone else (another owner than this user or root, or
-writable by group or others) is not used; where none can be written (a read-only installation,
-``PYTHONDONTWRITEBYTECODE``), none is: only the time is lost, never a class.
+code of this interpreter build and optimization level only. It lies beside the ``.pyc`` files
+where the user may write there, else in the user's cache directory (``default_path``). A file
+that cannot be read, is damaged, or could have been written by someone else (another owner
+than this user or root, or writable by group or others) is not used; where none can be written
+(``PYTHONDONTWRITEBYTECODE``, no cache directory), none is: only the time is lost, never a
+class.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class CodeCache:
             codes = {text: code for text, code in self.codes.items() if text in self.used}
         temporary = f"{self.path}.{os.getpid()}.tmp"
         try:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as file:
                 os.fchmod(fd, 0o644)  # whatever the umask: nobody else may write it
@@ -115,11 +118,24 @@ def read(path: str) -> dict[str, CodeType]:
 
 
 def default_path() -> str | None:
-    """Beside this module's ``.pyc`` (``__pycache__``, or ``sys.pycache_prefix``'s tree)."""
+    """Beside this module's ``.pyc`` (``__pycache__``, or ``sys.pycache_prefix``'s tree) where
+    this user may write: an installation of its own, a checkout. Else (an installation of
+    root's, run by a service user) in the user's cache directory: ``$XDG_CACHE_HOME``, else
+    ``.cache`` in the home directory of the user's passwd entry (``runuser`` keeps root's
+    ``$HOME``)."""
     cached: str | None = getattr(__spec__, "cached", None)  # None: run as a script
-    if not cached or not cached.endswith(".pyc"):
-        return None
-    return cached.removesuffix(".pyc") + ".code"
+    if cached and cached.endswith(".pyc") and os.access(os.path.dirname(cached), os.W_OK):
+        return cached.removesuffix(".pyc") + ".code"
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base or not os.path.isabs(base):
+        import pwd
+
+        try:
+            base = os.path.join(pwd.getpwuid(os.geteuid()).pw_dir, ".cache")
+        except KeyError:  # a uid without a passwd entry: no cache
+            return None
+    return os.path.join(base, "helpdesk-fetch",
+                        f"dataclass_code.{sys.implementation.cache_tag}.code")
 
 
 def install(path: str | None = None) -> CodeCache:

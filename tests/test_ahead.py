@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 
 import pytest
 
@@ -125,8 +126,10 @@ def test_discarding_an_opening_in_progress_cuts_it(write_config, tmp_path, caplo
         assert opening is not None
         accepted.wait(30)  # connected: now it waits for a greeting that never comes
 
-        opening.discard()  # returns at once; the opening fails at its next read
-        opening.thread.join()
+        started = time.monotonic()
+        opening.discard()  # the opening fails at its next read, and is waited for
+        assert not opening.thread.is_alive()  # nothing of it left running at the exit
+        assert time.monotonic() - started < ahead.GONE_SECONDS
 
         assert "the run ended before it needed this mailbox" in str(opening._error)
     finally:

@@ -198,10 +198,11 @@ def test_a_file_others_could_write_is_not_used(cache_at, tmp_path):
 
 
 def test_where_nothing_can_be_written_only_time_is_lost(cache_at, tmp_path, monkeypatch):
-    cache = cache_at("missing-directory/methods.code")
+    (tmp_path / "a-file").write_text("")
+    cache = cache_at("a-file/methods.code")
     namespace = _define("readonly")
-    cache.save()  # the directory does not exist: no file, no error
-    assert not (tmp_path / "missing-directory").exists()
+    cache.save()  # no directory can be made there: no file, no error
+    assert (tmp_path / "a-file").read_text() == ""
     assert namespace["Counter"](1).count == 2
 
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # PYTHONDONTWRITEBYTECODE, -B
@@ -257,3 +258,27 @@ def test_the_default_file_lies_beside_the_modules_own_bytecode():
     assert path is not None
     assert os.path.dirname(path) == os.path.dirname(dataclass_code.__spec__.cached)
     assert os.path.basename(path).startswith("dataclass_code.") and path.endswith(".code")
+
+
+def test_where_the_installation_is_not_the_users_the_file_is_in_its_cache(cache_at, tmp_path,
+                                                                          monkeypatch):
+    """A system-wide installation (root's) run by a service user: its own cache directory,
+    $XDG_CACHE_HOME, else ~/.cache of its passwd entry (runuser keeps root's $HOME)."""
+    import pwd
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # __pycache__: root's
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tag = sys.implementation.cache_tag
+    path = dataclass_code.default_path()
+    assert path == str(tmp_path / "cache" / "helpdesk-fetch" / f"dataclass_code.{tag}.code")
+
+    cache = cache_at(os.path.relpath(path, tmp_path))
+    _define("service-user")
+    cache.save()
+    assert dataclass_code.read(path).keys() == cache.codes.keys()
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    home = pwd.getpwuid(os.geteuid()).pw_dir
+    assert dataclass_code.default_path() == os.path.join(
+        home, ".cache", "helpdesk-fetch", f"dataclass_code.{tag}.code")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from helpdesk_fetch.ingest.run import ProgressEvents, RunReport
 
 log = logging.getLogger(__name__)
+GONE_SECONDS = 1.0  # how long discard() waits for an opening it cut to end (see there)
 
 
 def fetch(config: Config, *, names: list[str] | None = None, dry_run: bool = False,
@@ -132,9 +133,11 @@ class Ahead:
 
     def discard(self) -> None:
         """The run ends without having taken the mailbox: log out; or, while it is still being
-        opened, cut the connection and return at once (an interrupt must not wait for a slow
-        server, nor for a connect or DNS lookup, which nothing interrupts): the thread then
-        fails at its next step, and leaves no session open."""
+        opened, cut the connection: the thread then fails at its next step, and leaves no
+        session open. It is given up to GONE_SECONDS to get there, not more (an interrupt must
+        not wait for a slow server, nor for a connect or DNS lookup, which nothing interrupts):
+        a process that exits while the thread is inside OpenSSL (loading the CAs takes tens of
+        milliseconds) crashes in OpenSSL's clean-up at exit (SIGSEGV instead of its exit code)."""
         if self._used:
             return
         self._used = True
@@ -145,6 +148,7 @@ class Ahead:
             self._close()
         else:
             self.cutoff.cut("the run ended before it needed this mailbox")
+            self.thread.join(GONE_SECONDS)
 
     def _close(self) -> None:
         with contextlib.suppress(Exception):
