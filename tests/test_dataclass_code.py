@@ -282,3 +282,33 @@ def test_where_the_installation_is_not_the_users_the_file_is_in_its_cache(cache_
     home = pwd.getpwuid(os.geteuid()).pw_dir
     assert dataclass_code.default_path() == os.path.join(
         home, ".cache", "helpdesk-fetch", f"dataclass_code.{tag}.code")
+
+
+def test_a_file_not_this_users_a_link_or_no_file_at_all_is_not_used(cache_at, tmp_path):
+    """Another user's file, a symbolic link to a good one, a directory or a FIFO at the path:
+    nothing read (a FIFO would block), nothing raised: only the time is lost."""
+    cache = cache_at()
+    _define("owned")
+    cache.save()
+    path = tmp_path / "methods.code"
+    assert dataclass_code.read(str(path))
+    link = tmp_path / "link.code"
+    link.symlink_to(path)
+    assert dataclass_code.read(str(link)) == {}
+    if os.geteuid() == 0:  # only root can give a file away
+        os.chown(path, 65534, 65534)
+        assert dataclass_code.read(str(path)) == {}
+    (tmp_path / "a-directory.code").mkdir()
+    os.mkfifo(tmp_path / "a-fifo.code")
+    for name in ("a-directory.code", "a-fifo.code"):
+        assert dataclass_code.read(str(tmp_path / name)) == {}
+        cache = cache_at(name)  # installed without a word
+        assert cache.codes == {}
+
+
+def test_another_optimization_level_is_another_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    plain = dataclass_code.default_path()
+    monkeypatch.setattr(sys, "flags", type("Flags", (), {"optimize": 1})())
+    assert dataclass_code.default_path() == plain.removesuffix(".code") + ".opt-1.code"

@@ -233,8 +233,8 @@ def test_an_accounts_file_this_user_cannot_read_says_whose_it_is(service_user):
 
     shown = helpdesk_fetch("status", config=accounts, wrapper=as_service_user, text=True)
 
-    hint = (f"(owned by root, mode 600; this runs as {me}): run helpdesk-fetch as root (from "
-            f"cron too), or fix: chown {me} {accounts}") if as_root else \
+    hint = f"(owned by root, mode 600; this runs as {me}); fix: chown {me} {accounts}" \
+        if as_root else \
         f"(mode 200); fix: chmod u+r {accounts}"
     assert _ours(shown.stderr) == (f"helpdesk-fetch: error: {accounts}: cannot read the "
                                    f"accounts file: Permission denied {hint}\n")

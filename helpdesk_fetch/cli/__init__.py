@@ -193,12 +193,13 @@ class _ScrubbingFormatter(logging.Formatter):
         if self.usesTime():
             record.asctime = self.formatTime(record, self.datefmt)
         text = self.formatMessage(record)
+        if self.terminal is not None:  # the message only: a traceback's lines stay whole
+            text = fold(scrub(text), self.terminal)
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
             text += "\n" + self.formatStack(record.stack_info)
-        text = scrub(text)
-        return fold(text, self.terminal) if self.terminal is not None else text
+        return scrub(text)
 
 
 class _QuietRepeats(logging.Filter):

@@ -19,7 +19,7 @@ class _PluginUsageError(click.UsageError):
     exit_code = 3
 
     def show(self, file=None) -> None:
-        echo(f"HELPDESK-FETCH UNKNOWN - {self.format_message()}", lines=False)
+        echo(f"HELPDESK-FETCH UNKNOWN - {self.format_message()}", lines=False, whole=True)
 
 
 class _PluginCommand(click.Command):
@@ -63,7 +63,7 @@ def check(app: App, ctx: click.Context, max_age: int, as_json: bool) -> None:
     if as_json:
         echo_json(result.as_dict())
     else:
-        echo(result.line(), lines=False)
+        echo(result.line(), lines=False, whole=True)  # one line (spec §11.1)
     ctx.exit(int(result.state))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -31,10 +32,11 @@ def scrub(text: str, *, lines: bool = True) -> str:
     return printable(redact(text), lines=lines)
 
 
-def echo(text: str = "", *, err: bool = False, lines: bool = True) -> None:
-    """``click.echo`` through ``scrub``, folded at a terminal; *lines*: keep line breaks and
-    tabs."""
-    click.echo(fold(scrub(text, lines=lines), sys.stderr if err else sys.stdout), err=err)
+def echo(text: str = "", *, err: bool = False, lines: bool = True, whole: bool = False) -> None:
+    """``click.echo`` through ``scrub``, folded at a terminal unless *whole* (a monitoring
+    line); *lines*: keep line breaks and tabs."""
+    text = scrub(text, lines=lines)
+    click.echo(text if whole else fold(text, sys.stderr if err else sys.stdout), err=err)
 
 
 def is_tty(stream=None) -> bool:
@@ -50,14 +52,18 @@ def fold(text: str, stream) -> str:
         return text
     import shutil
 
-    width = shutil.get_terminal_size().columns
+    try:
+        width = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        width = shutil.get_terminal_size().columns
     if all(len(line) <= width for line in text.split("\n")):
         return text
     import textwrap
 
     return "\n".join(
         line if len(line) <= width or "\t" in line else
-        textwrap.fill(line, width, subsequent_indent=line[:len(line) - len(line.lstrip(" "))],
+        textwrap.fill(line, width, subsequent_indent=line[:len(line) - len(line.lstrip(" "))]
+                      [:width // 2],
                       break_long_words=False, break_on_hyphens=False)
         for line in text.split("\n"))
 

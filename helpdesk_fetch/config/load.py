@@ -76,8 +76,7 @@ def _whose(path: Path) -> str:
     mode = stat.S_IMODE(info.st_mode)
     if owner == me:
         return f" (mode {mode:o}); fix: chmod u+r {path}"
-    return (f" (owned by {owner}, mode {mode:o}; this runs as {me}): run helpdesk-fetch as "
-            f"{owner} (from cron too), or fix: chown {me} {path}")
+    return f" (owned by {owner}, mode {mode:o}; this runs as {me}); fix: chown {me} {path}"
 
 
 def load(path: Path) -> Config:
@@ -247,8 +246,8 @@ def _check_not_meant_absolute(relative: str, directory: Path, path: Path) -> Non
     and the absolute one's does, the database would be created where nobody looks: refused,
     with both right forms (``./`` says relative for sure)."""
     parent = Path(relative).parent
-    if relative.startswith("./") or parent == Path(".") or (directory / parent).is_dir() \
-            or not (Path("/") / parent).is_dir():
+    if relative.startswith("./") or parent == Path(".") or os.path.isdir(directory / parent) \
+            or not os.path.isdir(Path("/") / parent):  # isdir: False where it may not look
         return
     raise ConfigError(f"'sqlite:///{relative}' is relative to the accounts file's directory, "
                       f"where {parent} does not exist, but /{parent} does: write "
