@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, TypedDict
 
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError, account_named
-from helpdesk_fetch.users import user_name
+from helpdesk_fetch.users import user_or_uid
 
 if TYPE_CHECKING:
     from peewee import Database
@@ -173,13 +173,11 @@ def _whose(directory: Path) -> str:
         existing = existing.parent
     if os.access(existing, os.W_OK | os.X_OK):
         return ""
-    def user(uid: int) -> str:
-        return user_name(uid) or str(uid)
-
-    info, me = existing.stat(), user(os.geteuid())
+    info, me = existing.stat(), user_or_uid(os.geteuid())
     fix = (f"chown -R {me} {existing}" if existing == directory.absolute() else
            f"install -d -o {me} {directory.absolute()}")  # never give away a parent (/var/lib)
-    return (f"; {existing} belongs to {user(info.st_uid)} (mode {info.st_mode & 0o7777:o}) and "
+    owner, mode = user_or_uid(info.st_uid), info.st_mode & 0o7777
+    return (f"; {existing} belongs to {owner} (mode {mode:o}) and "
             f"{me} runs helpdesk-fetch; fix: {fix}, or set settings.state_dir to a directory "
             "of this user")
 

@@ -11,3 +11,8 @@ def user_name(uid: int) -> str | None:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return None
+
+
+def user_or_uid(uid: int) -> str:
+    """The name of user *uid*, or the number where it has none: what a ``chown`` takes."""
+    return user_name(uid) or str(uid)

@@ -306,3 +306,16 @@ def test_at_80_columns_long_errors_and_news_break_between_words(tmp_path, write_
             start = next(i for i, s in enumerate(shown) if line.startswith(s))
             folded = " ".join(shown[start:start + len(line) // 40 + 2])
             assert folded.startswith(line), (line, shown)
+
+
+def test_check_is_one_line_even_at_a_narrow_terminal(tmp_path, write_config):
+    """Spec §11.1: the monitoring line is one line, perfdata after its "|", wherever it runs
+    (an operator trying the plugin at a terminal sees what the monitoring system reads)."""
+    make_maildir(tmp_path / "box", [])
+    config = write_config([{"name": "a-mailbox-with-a-rather-long-name", "protocol": "maildir",
+                            "path": "box"}])
+
+    [line] = [line for line in at_80_columns("check", config=config) if line.strip()]
+
+    assert line.startswith("HELPDESK-FETCH CRITICAL - ") and len(line) > 80
+    assert " | age_a-mailbox-with-a-rather-long-name=" in line

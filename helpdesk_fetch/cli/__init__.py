@@ -192,14 +192,14 @@ class _ScrubbingFormatter(logging.Formatter):
         record.message = _text(record)
         if self.usesTime():
             record.asctime = self.formatTime(record, self.datefmt)
-        text = self.formatMessage(record)
+        text = scrub(self.formatMessage(record))
         if self.terminal is not None:  # the message only: a traceback's lines stay whole
-            text = fold(scrub(text), self.terminal)
+            text = fold(text, self.terminal)
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            text += "\n" + scrub(self.formatException(record.exc_info))
         if record.stack_info:
-            text += "\n" + self.formatStack(record.stack_info)
-        return scrub(text)
+            text += "\n" + scrub(self.formatStack(record.stack_info))
+        return text
 
 
 class _QuietRepeats(logging.Filter):

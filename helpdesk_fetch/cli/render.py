@@ -50,12 +50,7 @@ def fold(text: str, stream) -> str:
     indent. Elsewhere (cron's mail, a pipe, a log) every line stays whole: one per problem."""
     if not is_tty(stream):
         return text
-    import shutil
-
-    try:
-        width = os.get_terminal_size(stream.fileno()).columns
-    except (OSError, ValueError, AttributeError):
-        width = shutil.get_terminal_size().columns
+    width = _terminal_width(stream)
     if all(len(line) <= width for line in text.split("\n")):
         return text
     import textwrap
@@ -121,10 +116,18 @@ def _cell(value) -> str:
                  lines=False)
 
 
-def _terminal_width() -> int:
-    import shutil
+def _terminal_width(stream=None) -> int:
+    """The width of *stream*'s terminal (stderr's may differ from stdout's, which may be a
+    file), else of the one shutil finds; at least 40 columns."""
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns if stream is not None else 0
+    except (OSError, ValueError, AttributeError):
+        columns = 0
+    if not columns:
+        import shutil
 
-    return max(shutil.get_terminal_size((80, 24)).columns, 40)
+        columns = shutil.get_terminal_size((80, 24)).columns
+    return max(columns, 40)
 
 
 def _widths(columns: list[str], cells: list[list[str]], width: int,

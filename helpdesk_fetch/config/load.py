@@ -66,13 +66,13 @@ def config_path(option: str | os.PathLike[str] | None = None) -> Path:
 def _whose(path: Path) -> str:
     """Whose the file is and who asks, for an unreadable one: " (owned by root, mode 600;
     this runs as helpdesk)" (nothing when even that cannot be looked at)."""
-    from helpdesk_fetch.users import user_name
+    from helpdesk_fetch.users import user_or_uid
 
     try:
         info = path.stat()
     except OSError:
         return ""
-    owner, me = (user_name(uid) or str(uid) for uid in (info.st_uid, os.geteuid()))
+    owner, me = user_or_uid(info.st_uid), user_or_uid(os.geteuid())
     mode = stat.S_IMODE(info.st_mode)
     if owner == me:
         return f" (mode {mode:o}); fix: chmod u+r {path}"

@@ -23,16 +23,12 @@ import stat
 from pathlib import Path
 
 from helpdesk_fetch.errors import ConfigError, ConfigUnreadable
-from helpdesk_fetch.users import user_name
-
-
-def _user(uid: int) -> str:
-    return user_name(uid) or str(uid)
+from helpdesk_fetch.users import user_or_uid
 
 
 def _named(uid: int) -> str:
     """A uid with its user's name, when it has one: "999 (helpdesk)"."""
-    name = _user(uid)
+    name = user_or_uid(uid)
     return f"{uid} ({name})" if name != str(uid) else str(uid)
 
 
@@ -43,11 +39,12 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
     uid = os.geteuid()
     mode = stat.S_IMODE(info.st_mode)
     if holds_secret and info.st_uid != uid:  # someone else's: this user's set-up is wrong
+        owner, me = user_or_uid(info.st_uid), user_or_uid(uid)
         raise ConfigUnreadable(
             f"holds a secret but belongs to uid {_named(info.st_uid)}, not to the user running "
-            f"this (uid {_named(uid)}); run helpdesk-fetch as {_user(info.st_uid)} (who runs it "
-            f"from cron, e.g. `runuser -u {_user(info.st_uid)} -- helpdesk-fetch ...`), or fix: "
-            f"chown {_user(uid)} {path} && chmod 600 {path}", path=path)
+            f"this (uid {_named(uid)}); run helpdesk-fetch as {owner} (who runs it from cron, "
+            f"e.g. `runuser -u {owner} -- helpdesk-fetch ...`), or fix: "
+            f"chown {me} {path} && chmod 600 {path}", path=path)
     if holds_secret and mode & 0o077:
         access = "read" if mode & 0o044 else "written or run"
         who = "others" if mode & 0o007 and not mode & 0o070 else (
@@ -58,7 +55,8 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
         raise ConfigUnreadable(
             f"belongs to uid {_named(info.st_uid)}, not to the user running this (uid "
             f"{_named(uid)}) or root, "
-            f"who could make helpdesk-fetch run their commands; fix: chown {_user(uid)} {path}",
+            "who could make helpdesk-fetch run their commands; "
+            f"fix: chown {user_or_uid(uid)} {path}",
             path=path)
     if mode & 0o022:
         raise ConfigError(f"can be written by group or others (mode {mode:o}), who could make "
@@ -87,7 +85,7 @@ def _check_directory(directory: Path, path: Path, uid: int) -> None:
     if info.st_uid not in (uid, 0):
         raise ConfigUnreadable(
             f"is in the directory {directory}, which belongs to uid {info.st_uid}, who could "
-            f"put another file in its place; fix: chown {_user(uid)} {directory}, or move it",
+            f"put another file in its place; fix: chown {user_or_uid(uid)} {directory}, or move it",
             path=path)
     if mode & 0o022 and not mode & stat.S_ISVTX:
         raise ConfigError(
