@@ -117,6 +117,8 @@ def test_a_dry_run_leaves_the_database_byte_identical(dovecot, mail_user, write_
     assert dry.returncode == 0, dry.stderr
     assert f"-> ticket {number} (by reply)" in dry.stdout and "-> a new ticket" in dry.stdout
     assert "would set aside" in dry.stdout
+    assert "would be moved" in dry.stdout  # said once, in the plan (on stderr too at -v)
+    assert "would be moved" not in dry.stderr
     assert database_state() == before
     assert dovecot.messages(mail_user) == waiting
     assert dovecot.messages(mail_user, "HD Error Messages") == []

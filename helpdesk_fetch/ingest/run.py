@@ -510,7 +510,9 @@ class MailboxRun:
             where = self.box.aside_location()
             line = f"{what}; {'would be ' + where if self.run.dry_run else where}"
             self.report.failures.append(line)
-            return log.warning("%s: %s", account_named(self.account.name), line)
+            # A dry run's plan says it on stdout ("would set aside"): on stderr too only at -v
+            level = logging.INFO if self.run.dry_run else logging.WARNING
+            return log.log(level, "%s: %s", account_named(self.account.name), line)
         line = f"{what}; {refused.detail}; it stays in the mailbox, and the next run tries again"
         self.report.failures.append(line)
         error = redact(str(refused))
