@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 
@@ -13,6 +14,7 @@ import pytest
 
 from helpdesk_fetch import config as configuration
 from helpdesk_fetch.ingest import ahead
+from helpdesk_fetch.sources.base import Cutoff
 from helpdesk_fetch.sources.imap import ImapMailbox
 from tests.mails import message
 from tests.test_cli import held
@@ -135,6 +137,46 @@ def test_discarding_an_opening_in_progress_cuts_it(write_config, tmp_path, caplo
     finally:
         for sock in [silent, *held_open]:
             sock.close()
+
+
+def test_a_cut_session_makes_no_connection_at_all():
+    """The mailbox opened ahead for a run that has ended: once cut, the thread that was still
+    loading its CAs or looking up the host connects to nothing (discard() waits for it only
+    GONE_SECONDS)."""
+    listening = socket.create_server(("127.0.0.1", 0))
+    listening.settimeout(0.2)
+    cutoff = Cutoff()
+    cutoff.cut("the run ended before it needed this mailbox")
+    try:
+        with pytest.raises(ConnectionAbortedError, match="not connected: the run ended"):
+            cutoff.connect("127.0.0.1", listening.getsockname()[1], 5,
+                           ssl.create_default_context())
+        with pytest.raises(TimeoutError):
+            listening.accept()  # no connection was made
+    finally:
+        listening.close()
+
+
+def test_a_cut_during_the_lookup_or_connect_stops_before_tls(monkeypatch):
+    listening = socket.create_server(("127.0.0.1", 0))
+    cutoff = Cutoff()
+    connect = socket.create_connection
+
+    def slow(*args, **kwargs):  # the run ends while the connect is under way
+        sock = connect(*args, **kwargs)
+        cutoff.cut("the run ended before it needed this mailbox")
+        return sock
+
+    monkeypatch.setattr(socket, "create_connection", slow)
+    try:
+        with pytest.raises(ConnectionAbortedError, match="not connected"):
+            cutoff.connect("127.0.0.1", listening.getsockname()[1], 5,
+                           ssl.create_default_context())
+        accepted, _ = listening.accept()
+        with accepted:
+            assert accepted.recv(100) == b""  # closed before any TLS hello
+    finally:
+        listening.close()
 
 
 @pytest.mark.parametrize("waiting", [2, 0])

@@ -224,10 +224,22 @@ class Cutoff:
     def connect(self, host: str, port: int, timeout: float | None,
                 context: ssl.SSLContext | None = None) -> socket.socket:
         """A connection to *host* that this cutoff watches from its first byte, in TLS when a
-        *context* is given (for protocol libraries that connect inside their constructor)."""
+        *context* is given (for protocol libraries that connect inside their constructor).
+        Once cut, none is made: a mailbox opened ahead for a run that has ended (ingest/ahead.py)
+        does not reach the server, nor OpenSSL's handshake, after the run let it go."""
+        self._refuse_when_cut()
         sock = socket.create_connection((host, port), timeout)
         self.watch(sock)
-        return sock if context is None else context.wrap_socket(sock, server_hostname=host)
+        if context is None:
+            return sock
+        self._refuse_when_cut(sock)  # a lookup or connect that outlasted the run
+        return context.wrap_socket(sock, server_hostname=host)
+
+    def _refuse_when_cut(self, sock: socket.socket | None = None) -> None:
+        if self.fired:
+            if sock is not None:
+                sock.close()
+            raise ConnectionAbortedError(f"not connected: {self.why}")
 
     def interrupt(self) -> None:
         """Shut the connections down: every blocked or later read and write fails at once."""
