@@ -51,10 +51,35 @@ def test_a_sender_without_a_domain_keeps_its_name_and_local_part():
 
 
 @pytest.mark.parametrize("value", ['""', "<>", '"Just A Name"', "two words", "a;b",
-                                   "(comment only)", "=?utf-8?B?TXlTdXJ2ZXk=?="])
+                                   "(comment only)", "=?utf-8?B?TXlTdXJ2ZXk=?=", "@example.org",
+                                   "a@b@example.org", "carol@"])
 def test_a_from_that_is_no_address_gives_no_sender(value):
     parsed = parse(b"From: " + value.encode() + b"\r\nSubject: s\r\n\r\nbody\r\n")
     assert parsed.from_addr == ""
+
+
+@pytest.mark.parametrize(("value", "name", "address"), [
+    ("carol@example.org dave@example.org", "", "carol@example.org"),  # no comma
+    ("Carol Customer carol@example.org", "Carol Customer", "carol@example.org"),  # no brackets
+    ("=?utf-8?q?J=C3=B6rg?= joerg@example.de", "Jörg", "joerg@example.de"),
+    ("carol@example.org (Carol) dave@example.org", "", "carol@example.org"),
+    ('"Carol" carol@example.org', "Carol", "carol@example.org"),
+])
+def test_a_from_without_its_commas_or_brackets_gives_the_first_whole_address(value, name,
+                                                                             address):
+    """Not a piece of one: the stdlib reads "a@x b@y" as "@y", "Name a@x" as "name a@x"."""
+    parsed = parse(f"From: {value}\r\nTo: helpdesk@example.com support@example.com\r\n"
+                   "Subject: s\r\n\r\nbody\r\n".encode())
+
+    assert (parsed.from_name, parsed.from_addr) == (name, address)
+    assert parsed.to_addrs == ["helpdesk@example.com", "support@example.com"]
+
+
+@pytest.mark.parametrize("value", ['"boss@example.org" <boss>', '(boss@example.org) x y',
+                                   '<Undisclosed-Recipient:@example.org;>'])
+def test_an_address_in_quotes_or_a_comment_is_never_taken_for_the_sender(value):
+    parsed = parse(f"From: {value}\r\nSubject: s\r\n\r\nbody\r\n".encode())
+    assert "@" not in parsed.from_addr  # a domain-less one at most (boss), never the boss
 
 
 @pytest.mark.parametrize("fold", [b"\r\n ", b"\r\n\t", b"\n ", b"\r "])

@@ -387,11 +387,16 @@ def decode_header(value: str) -> str:
 
 
 def addresses(value: str | None) -> list[tuple[str, str]]:
-    """(display name, bare lower-case address) pairs of an address header; junk is skipped."""
+    """(display name, bare lower-case address) pairs of an address header; junk is skipped.
+
+    A field the stdlib cannot read, as some mailers write it (``a@example.org b@example.org``
+    without the comma, ``Alice a@example.org`` without the brackets), gives the addresses that
+    stand in it whole, in order; never a piece of one (``@example.org``, ``alice a@...``)."""
     if not value:
         return []
+    value = value[:MAX_LIST_HEADER]
     try:
-        pairs = email.utils.getaddresses([value[:MAX_LIST_HEADER]])
+        pairs = email.utils.getaddresses([value])
     except Exception:
         pairs = []
     result = []
@@ -399,10 +404,33 @@ def addresses(value: str | None) -> list[tuple[str, str]]:
         addr = clean(addr).strip().strip("<>").lower()
         if "@" not in addr and "=?" in addr:
             addr = decode_header(addr).lower()
-        if not addr or "@" not in addr or len(addr) > 320:
+        if _WHOLE_ADDRESS.fullmatch(addr) is None or len(addr) > 320:
             continue
         result.append((decode_header(name).strip(), addr))
+    if not result and "@" in value:
+        return _standing(clean(value))
     return result
+
+
+# An address as it stands in a field that is not read as one: no white space, no quotes or
+# brackets, something before its @ and after it. Its local part bounded, and found only where a
+# word begins (not in the middle of a longer one), so that a search is linear in the field.
+_ADDRESS_CHARS = r'[^\s<>@,;:"()\[\]\\]'
+_WHOLE_ADDRESS = re.compile(rf'(?:{_ADDRESS_CHARS}+|"[^"]*")@{_ADDRESS_CHARS}+')
+_QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*+"|\([^()]*+\)')
+_STANDING_ADDRESS = re.compile(r'(?<![^\s<>,;:"()\[\]\\])' + rf"{_ADDRESS_CHARS}{{1,64}}"
+                               rf"@{_ADDRESS_CHARS}{{1,255}}(?!{_ADDRESS_CHARS}|@)")
+
+
+def _standing(value: str) -> list[tuple[str, str]]:
+    """The addresses standing in *value*, outside quotes and comments (``"boss@example.com"
+    <x>`` is no address of the boss); a lone one keeps the words before it as its name."""
+    masked = _QUOTED_OR_COMMENT.sub(lambda m: " " * len(m.group()), value)
+    found = list(_STANDING_ADDRESS.finditer(masked))
+    before = value[:found[0].start()] if found else ""
+    if len(found) == 1 and "@" not in before and not value[found[0].end():].strip():
+        return [(decode_header(before).strip().strip('"<').strip(), found[0].group().lower())]
+    return [("", match.group().lower()) for match in found]
 
 
 # A sender without a domain, as list software and local daemons write it: ``Name <local>`` or
