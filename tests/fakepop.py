@@ -22,6 +22,7 @@ class Mailbox:
     refuse_dele: set[int] = field(default_factory=set)  # message numbers DELE answers -ERR for
     listed: dict[int, int] = field(default_factory=dict)  # message number -> the size LIST says
     pipelining: bool = False  # CAPA offers PIPELINING (else CAPA is unknown, as RFC 1939's)
+    top: bool = False  # TOP n 0 answered (it is optional in RFC 1939)
     note_sent_ahead: bool = False  # for each RETR, note whether the next command came before
     sent_ahead: list[bool] = field(default_factory=list)  # its answer went out
     log: list[str] = field(default_factory=list)
@@ -90,6 +91,11 @@ def _handler(box: Mailbox):
                 return box.listed[number]
             return len(raw) - (raw.count(b"\r\n") if number in box.lf_sizes else 0)
 
+        def send_lines(self, raw: bytes) -> None:
+            lines = raw.split(b"\r\n")[:-1]
+            stuffed = b"".join((b"." + x if x.startswith(b".") else x) + b"\r\n" for x in lines)
+            self.send(b"+OK\r\n" + stuffed + b".\r\n")
+
         def answer(self, verb: str, arg: str, deleted: set[int]) -> bool:
             live = [(n, m) for n, m in enumerate(box.messages, 1) if n not in deleted]
             if verb in ("USER", "PASS", "NOOP"):
@@ -102,10 +108,10 @@ def _handler(box: Mailbox):
             elif verb == "STAT":
                 self.send(f"+OK {len(live)} {sum(len(m[1]) for _, m in live)}\r\n")
             elif verb == "RETR" and int(arg) not in box.refuse_retr:
-                lines = box.messages[int(arg) - 1][1].split(b"\r\n")[:-1]
-                stuffed = b"".join((b"." + x if x.startswith(b".") else x) + b"\r\n"
-                                   for x in lines)
-                self.send(b"+OK\r\n" + stuffed + b".\r\n")
+                self.send_lines(box.messages[int(arg) - 1][1])
+            elif verb == "TOP" and box.top and arg.endswith(" 0"):
+                raw = box.messages[int(arg.split()[0]) - 1][1]
+                self.send_lines(raw[:raw.find(b"\r\n\r\n") + 4])  # the header and its end
             elif verb == "CAPA" and box.pipelining:
                 self.send("+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n")
             elif verb == "DELE" and int(arg) not in box.refuse_dele:

@@ -153,3 +153,33 @@ def test_retr_in_blocks_reads_what_line_by_line_reads(pieces, buffer, max_line, 
         patch.setattr(poplib_adapter, "MAX_LINE", max_line)  # the status line's bound
         assert outcome(lambda conn: poplib_adapter.retr_answer(conn, max_line=max_line)) == \
             outcome(by_lines)
+
+
+_CONTENT_LINE = st.lists(st.sampled_from([b"a", b".", b"..", b" ", b"x" * 7, b"\t"]),
+                         max_size=6).map(b"".join)
+
+
+@settings(max_examples=400)
+@given(lines=st.lists(_CONTENT_LINE, max_size=30), buffer=st.integers(1, 16),
+       limit=st.integers(0, 300), end=st.sampled_from([b".\r\n", b".\n", b""]),
+       after=st.sampled_from([b"", b"+OK next\r\n"]))
+def test_a_bounded_answer_keeps_its_start_and_reads_the_rest_away(lines, buffer, limit, end,
+                                                                  after):
+    """bounded_answer() (TOP of a message too large to download): the answer's first *limit*
+    bytes at most, dot-stuffing undone, a start of what reading it whole gives; the whole of
+    it when it fits; the session left right after the end line, whatever the buffer splits."""
+    answer = b"".join(line + b"\r\n" for line in lines)
+    stuffed = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n"
+                       for line in lines)
+    conn = _Wire(b"+OK\r\n" + stuffed + end + after, buffer)
+    if not end:
+        with pytest.raises(EOFError):
+            poplib_adapter.bounded_answer(conn, limit)
+        return
+
+    kept = poplib_adapter.bounded_answer(conn, limit)
+
+    assert answer.startswith(kept) and len(kept) <= limit
+    if limit >= len(stuffed):
+        assert kept == answer
+    assert conn.file.read() == after

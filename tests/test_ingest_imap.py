@@ -247,6 +247,9 @@ def test_unparseable_message_goes_to_the_error_folder(imap_server, mail_user, wr
     assert run.json("status", config=config)["error_messages"] == 1
     [failed] = run.json("errors", "list", config=config)
     assert failed["location"] == f"moved to the IMAP folder {folder!r}"
+    # named by its header alone (a partial fetch), though the message was never downloaded
+    assert (failed["from"], failed["subject"], failed["message_id"]) == (
+        "carol@example.org", "Huge", message_id_of(big))
 
 
 def test_an_error_folder_given_by_its_full_name_is_taken_as_it_is(imap_server, mail_user,

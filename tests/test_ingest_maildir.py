@@ -73,6 +73,20 @@ def test_failed_message_moves_to_the_error_maildir(tmp_path, write_config, run):
     assert len(run.json("tickets", "list", config=config)) == 2
 
 
+def test_a_message_too_large_is_named_by_its_header_alone(tmp_path, write_config, run):
+    huge = message("Huge", body="x" * 8000)
+    box = make_maildir(tmp_path / "Maildir", [huge, message("Fine")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
+                          settings={"max_message_bytes": 5000})
+
+    assert run("fetch", config=config).exit_code == 0
+
+    [failed] = run.json("errors", "list", config=config)
+    assert (failed["from"], failed["subject"], failed["message_id"]) == (
+        "carol@example.org", "Huge", message_id_of(huge))
+    assert "max_message_bytes" in failed["reason"]
+
+
 def test_a_directory_that_is_no_maildir_fails_the_account(tmp_path, write_config, run):
     (tmp_path / "mail" / "new").mkdir(parents=True)  # no cur, no tmp: no Maildir (yet)
     config = write_config([{"name": "local", "protocol": "maildir", "path": "mail"}])
@@ -194,6 +208,7 @@ def test_a_symbolic_link_is_set_aside_unread(tmp_path, write_config, run):
     assert private.read_text().startswith("Subject: stolen")  # untouched, still there
     failed = run.json("errors", "list", config=config)
     assert len(failed) == 3 and all("symbolic link" in f["reason"] for f in failed)
+    assert [f["subject"] for f in failed] == ["", "", ""]  # not even a header read through one
     assert f"a symbolic link (to {private}), not a message: never read" in result.stderr
     retried = run("errors", "retry", "--all", config=config)
     assert retried.exit_code == 1 and "symbolic link" in retried.output

@@ -134,6 +134,9 @@ def test_failed_message_stays_on_the_server_and_is_skipped(pop3_server, mail_use
     assert pop3_server.messages(mail_user) == [big]
     assert len(run.json("tickets", "list", config=config)) == 1
     assert run.json("status", config=config)["error_messages"] == 1
+    [failed] = run.json("errors", "list", config=config)  # its header read by TOP n 0
+    assert (failed["from"], failed["subject"], failed["message_id"]) == (
+        "carol@example.org", "Too big", message_id_of(big))
 
 
 def test_refetch_after_lost_quit_adds_nothing(pop3_server, mail_user, write_config, run):
@@ -305,6 +308,38 @@ def test_a_message_the_server_will_not_hand_over_blocks_nothing(write_config, ru
     assert "would not hand over" in result.stderr
     assert subjects(run, config) == ["One", "Three"]
     assert [uidl for uidl, _ in box.messages] == ["2"]
+
+
+def test_the_header_of_a_message_too_large_is_read_to_a_bound_and_the_session_goes_on(
+        write_config, run):
+    """TOP n 0 of a message whose header alone is 300 KB (one line): its start is kept for
+    the record, the rest read and dropped, and the next message is fetched in step."""
+    huge = message("Too big", headers={"X-Junk": "j" * 300_000})
+    box = Mailbox([("1", huge), ("2", message("Small one"))], top=True)
+    with FakePop3(box) as server:
+        config = write_config([server.account()], settings={"max_message_bytes": 100_000})
+
+        result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert subjects(run, config) == ["Small one"]
+    [failed] = run.json("errors", "list", config=config)
+    assert (failed["from"], failed["subject"]) == ("carol@example.org", "Too big")
+    assert box.log[-4:] == ["TOP 1 0", "RETR 2", "DELE 2", "QUIT"]
+
+
+def test_a_server_without_top_leaves_the_record_of_a_message_too_large_unnamed(write_config,
+                                                                                run):
+    box = Mailbox([("1", message("Too big", body="y" * 9000)), ("2", message("Small one"))])
+    with FakePop3(box) as server:
+        config = write_config([server.account()], settings={"max_message_bytes": 6000})
+
+        result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert subjects(run, config) == ["Small one"]
+    [failed] = run.json("errors", "list", config=config)
+    assert (failed["from"], failed["subject"], failed["size"]) == ("", "", len(box.messages[0][1]))
 
 
 def test_a_server_without_uidl_is_named_as_such(write_config, run):

@@ -116,8 +116,8 @@ def test_log_file_names_account_and_message_id(tmp_path, write_config, run):
     lines = log.read_text().splitlines()
     assert any(f"INFO account 'local': <{message_id_of(stored)}> -> ticket" in line
                for line in lines)
-    assert any("WARNING account 'local': maildir:1764399999.M9P1.test: 3" in line
-               for line in lines)  # not downloaded: its file name is all there is
+    assert any(f"WARNING account 'local': <{message_id_of(broken)}>: 3" in line
+               for line in lines)  # not downloaded, but named by its header
     quarantine = [line for line in lines if "quarantine" in line]
     assert quarantine and f"<{message_id_of(broken)}>" in quarantine[0]
     assert PASSWORD not in log.read_text()

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from helpdesk_fetch.hooks.runner import HookReport
     from helpdesk_fetch.ingest.ahead import Ahead
     from helpdesk_fetch.ingest.report import Plan
+    from helpdesk_fetch.message.parse import ParsedMessage
     from helpdesk_fetch.state import IngestSwitch
     from helpdesk_fetch.store.group import CommitGroup
 
@@ -373,11 +374,24 @@ class MailboxRun:
                                "downloaded" for ref in refs if ref.size > limit
                       and ref.key not in aside})
         for ref in (r for r in refs if r.key in aside):
-            self._set_aside(ref, Outcome(FAILED, ref.key, reason=aside[ref.key]), raw=None)
+            self._set_aside(ref, Outcome(FAILED, ref.key, reason=aside[ref.key],
+                                         parsed=self._headers(ref)), raw=None)
         todo = [r for r in refs if r.key not in aside]
         self.run.progress.account_started(self.account.name, len(todo), sum(r.size for r in todo))
         if todo:
             self._overlapped(todo)
+
+    def _headers(self, ref: MessageRef) -> ParsedMessage | None:
+        """The sender, subject and Message-ID of a message set aside unread, from its header
+        alone (``errors list`` names who sent the mail that was too large)."""
+        if self.box.unreadable(ref):
+            return None
+        header = self.box.headers(ref)
+        if header is None:
+            return None
+        from helpdesk_fetch.message.parse import parse_headers
+
+        return parse_headers(header)
 
     def _overlapped(self, todo: list[MessageRef]) -> None:
         """Read and hash/compress ahead in two threads, parse and write here (prefetch.py);

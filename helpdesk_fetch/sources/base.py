@@ -31,6 +31,10 @@ FETCH_BATCH_BYTES = 2 * 1024 * 1024
 # starts on its first messages while the next batch is read (a whole first batch of 2 MiB kept
 # it waiting 25-30 ms over IMAPS), and reading stays ahead of storing from then on.
 FIRST_BATCH_BYTES = 128 * 1024
+# What is read of the header of a message set aside without being downloaded (too large), for its
+# record: who sent it, its subject (``errors list``). Real headers with a long Received chain and
+# DKIM signatures are some 10-20 KB.
+HEADER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,11 @@ class Mailbox(ABC):
 
     def flush(self) -> None:  # noqa: B027 - most sources delete at once; IMAP buffers
         """Make buffered deletions final (after each batch)."""
+
+    def headers(self, ref: MessageRef) -> bytes | None:
+        """The start of *ref*'s header block, at most HEADER_BYTES of it, without downloading
+        the message; None where the source cannot tell (the server refused, or has no way)."""
+        return None
 
     def unreadable(self, ref: MessageRef) -> str | None:
         """Why the listed *ref* must not even be read (it is set aside unread), or None."""

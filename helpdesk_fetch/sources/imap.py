@@ -21,7 +21,7 @@ from helpdesk_fetch.errors import (
 )
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import imapclient_adapter
-from helpdesk_fetch.sources.base import Mailbox, MessageRef, handle
+from helpdesk_fetch.sources.base import HEADER_BYTES, Mailbox, MessageRef, handle
 from helpdesk_fetch.sources.imapserver import ServerTraits, without_timings
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.sasl import XOAuth2
@@ -162,6 +162,19 @@ class ImapMailbox(Mailbox):
                 continue
             yield ref, body
 
+    def headers(self, ref: MessageRef) -> bytes | None:
+        with self._translate("reading a message's header on"):
+            try:  # a partial fetch: the server sends no more than that, whatever the header
+                found = self.client.fetch([ref.handle], [f"BODY.PEEK[HEADER]<0.{HEADER_BYTES}>"])
+            except IMAPClientError as exc:
+                if isinstance(exc, imaplib.IMAP4.abort):  # the connection broke
+                    raise
+                log.debug("no header of %s: %s", ref.key, _server_text(exc))
+                return None
+        item = found.get(ref.handle, {})
+        return next((value for key, value in item.items() if key.startswith(b"BODY[HEADER]")
+                     and isinstance(value, bytes)), None)
+
     def delete(self, refs: builtins.list[MessageRef]) -> None:
         self._pending.extend(handle(r, int) for r in refs)
 
@@ -220,16 +233,14 @@ class ImapMailbox(Mailbox):
         """Whether a run that died between COPY and EXPUNGE left a copy of *ref* in the error
         folder already: a message there of the same size and header. Only asked after such a
         crash, so the folder switch costs nothing in normal runs."""
-        header = self.client.fetch([ref.handle], ["BODY.PEEK[HEADER]"])
-        header = header.get(ref.handle, {}).get(b"BODY[HEADER]")
+        header = self.headers(ref)
         self.client.select_folder(self.aside_folder, readonly=True)
         try:
             same_size = [uid for uid, size in self._sizes().items() if size == ref.size]
-            found = self.client.fetch(same_size, ["BODY.PEEK[HEADER]"]) if same_size else {}
+            found = [self.headers(MessageRef(ref.key, ref.size, uid)) for uid in same_size]
         finally:
             self.client.select_folder(self.folder)
-        return header is not None and any(d.get(b"BODY[HEADER]") == header
-                                          for d in found.values())
+        return header is not None and header in found
 
     def _ensure_error_folder(self) -> None:
         if self._error_folder_ready:

@@ -26,7 +26,7 @@ from helpdesk_fetch.errors import (
     SetAsideRefused,
     account_named,
 )
-from helpdesk_fetch.sources.base import Mailbox, MessageRef, handle
+from helpdesk_fetch.sources.base import HEADER_BYTES, Mailbox, MessageRef, handle
 
 log = logging.getLogger(__name__)
 SUBDIRS = ("new", "cur", "tmp")
@@ -80,6 +80,14 @@ class MaildirMailbox(Mailbox):
                 target = ""
             self._links[key] = f"a symbolic link{target}, not a message: never read"
         return MessageRef(key, size, Path(entry.path))
+
+    def headers(self, ref: MessageRef) -> bytes | None:
+        if ref.key in self._links:
+            return None
+        try:
+            return _read_regular_file(handle(ref, Path), HEADER_BYTES)
+        except OSError:  # gone meanwhile, or not readable: its record says what it knows
+            return None
 
     def unreadable(self, ref: MessageRef) -> str | None:
         return self._links.get(ref.key)
@@ -162,11 +170,12 @@ class MaildirMailbox(Mailbox):
         return f"maildir {self.root}"
 
 
-def _read_regular_file(path: Path) -> bytes:
-    """The bytes of the regular file at *path*, never through a symbolic link; OSError (ELOOP)
-    for a link, and for anything else that is no regular file (without blocking on a FIFO)."""
+def _read_regular_file(path: Path, limit: int = -1) -> bytes:
+    """The bytes of the regular file at *path* (the first *limit*), never through a symbolic
+    link; OSError (ELOOP) for a link, and for anything else that is no regular file (without
+    blocking on a FIFO)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     with open(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(0, "not a regular file")
-        return handle.read()
+        return handle.read(limit)

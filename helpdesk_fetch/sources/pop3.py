@@ -30,7 +30,7 @@ from collections.abc import Generator, Iterator
 from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError, account_named
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import poplib_adapter
-from helpdesk_fetch.sources.base import Mailbox, MessageRef, Withheld, handle
+from helpdesk_fetch.sources.base import HEADER_BYTES, Mailbox, MessageRef, Withheld, handle
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.poplib_adapter import error_text
 from helpdesk_fetch.sources.sasl import describe_challenge, xoauth2_base64
@@ -185,6 +185,20 @@ class Pop3Mailbox(Mailbox):
         except BaseException:
             self._out_of_step = self._out_of_step or sent > read
             raise
+
+    def headers(self, ref: MessageRef) -> bytes | None:
+        """``TOP n 0`` (optional in RFC 1939: None where the server has no TOP), of which only
+        HEADER_BYTES are kept: the rest of a huge header is read and dropped."""
+        self._in_step()
+        with self._translate("reading a message's header on"):
+            poplib_adapter.command_only(self.conn, f"TOP {handle(ref, int)} 0")
+            try:
+                return poplib_adapter.bounded_answer(self.conn, HEADER_BYTES)
+            except poplib.error_proto as exc:
+                if isinstance(exc, poplib_adapter.LineTooLong):  # the session is out of step
+                    raise
+                log.debug("no header of %s: %s", ref.key, error_text(exc))
+                return None
 
     def _answer(self, ref: MessageRef) -> bytes | None:
         """The answer to RETR *ref*: the message, or None where the server refused it."""

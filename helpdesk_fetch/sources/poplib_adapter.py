@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import poplib
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -206,6 +207,34 @@ def retr_answer(conn: Session, *, max_line: int = MAX_LINE) -> bytes:
             data = bytearray()
             return raw.replace(b"\r\n..", b"\r\n.") if b"\r\n.." in raw else raw
     return _by_lines(conn, bytes(data), max_line)
+
+
+_END_LINE = re.compile(rb"\n\.\r?\n")  # the "." that ends a multi-line answer, on its own line
+
+
+def bounded_answer(conn: Session, limit: int) -> bytes:
+    """The first *limit* bytes of a multi-line answer (TOP's), dot-stuffing undone; the rest is
+    read and dropped, in the blocks the connection buffers, so that memory stays bounded and
+    the session in step whatever the server sends (a header of 100 MB on one line)."""
+    conn._getresp()
+    file: Any = conn.file  # as in retr_answer
+    kept = bytearray()
+    read = 0  # bytes of the answer read before *block*
+    tail = b"\n"  # the end of what was read: the answer begins a line
+    while block := file.peek(1):
+        seen = tail + block
+        end = _END_LINE.search(seen)
+        size = end.end() - len(tail) if end else len(block)  # of *block*, taken now
+        if len(kept) < limit:
+            kept += block[:min(size, limit - len(kept))]
+        file.read(size)
+        if end is not None:
+            del kept[read + end.start() + 1 - len(tail):]  # the end line is not the answer's
+            data = bytes(kept[1:] if kept.startswith(b"..") else kept)
+            return data.replace(b"\n..", b"\n.") if b"\n.." in data else data
+        read += size
+        tail = seen[-3:]
+    raise EOFError("the server closed the connection")
 
 
 def _by_lines(conn: Session, read: bytes, max_line: int = MAX_LINE) -> bytes:
