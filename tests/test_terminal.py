@@ -308,6 +308,17 @@ def test_at_80_columns_long_errors_and_news_break_between_words(tmp_path, write_
             assert folded.startswith(line), (line, shown)
 
 
+def test_a_long_value_of_errors_show_continues_under_its_value(tmp_path, write_config):
+    box = make_maildir(tmp_path / "a-maildir-whose-path-is-long-enough-to-fold", [b""])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}])
+    helpdesk_fetch("fetch", config=config)
+
+    lines = at_80_columns("errors", "show", "1", config=config)
+
+    start = lines.index("  waits in:    moved to the Maildir folder")
+    assert lines[start + 1:start + 3] == [f"{' ' * 15}{box}/.HD", f"{' ' * 15}Error Messages"]
+
+
 def test_check_is_one_line_even_at_a_narrow_terminal(tmp_path, write_config):
     """Spec §11.1: the monitoring line is one line, perfdata after its "|", wherever it runs
     (an operator trying the plugin at a terminal sees what the monitoring system reads)."""

@@ -47,7 +47,8 @@ def is_tty(stream=None) -> bool:
 def fold(text: str, stream) -> str:
     """*text* with the lines wider than the terminal broken between words, when *stream* is one
     (which would break them anywhere, mid-word or mid-path); a continuation keeps its line's
-    indent. Elsewhere (cron's mail, a pipe, a log) every line stays whole: one per problem."""
+    indent, or stands under the value of a ``label:   value`` line (``errors show``). Elsewhere
+    (cron's mail, a pipe, a log) every line stays whole: one per problem."""
     if not is_tty(stream):
         return text
     width = _terminal_width(stream)
@@ -57,10 +58,18 @@ def fold(text: str, stream) -> str:
 
     return "\n".join(
         line if len(line) <= width or "\t" in line else
-        textwrap.fill(line, width, subsequent_indent=line[:len(line) - len(line.lstrip(" "))]
-                      [:width // 2],
+        textwrap.fill(line, width, subsequent_indent=" " * min(_indent(line), width // 2),
                       break_long_words=False, break_on_hyphens=False)
         for line in text.split("\n"))
+
+
+def _indent(line: str) -> int:
+    """Where a continuation of *line* begins: under its value when it is labelled (two spaces
+    or more after a colon), else at its own indent."""
+    import re
+
+    labelled = re.match(r" *[^ :][^:]{0,40}: {2,}(?=\S)", line)
+    return labelled.end() if labelled else len(line) - len(line.lstrip(" "))
 
 
 def echo_json(data) -> None:
