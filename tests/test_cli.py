@@ -540,3 +540,29 @@ def test_json_keeps_the_data_and_escapes_what_a_terminal_obeys(tmp_path, write_c
     assert "\u009b" not in result.output and "\x7f" not in result.output
     assert "\\u009b" in result.output and "\\u007f" in result.output
     assert json.loads(result.output)[0]["subject"] == "csi \u009b2J del \x7f"
+
+
+@pytest.mark.parametrize("args", [["tickets", "list"], ["status", "--json"]])
+def test_output_to_a_reader_that_has_gone_ends_quietly(tmp_path, write_config, args):
+    """``tickets list | head -1``: once head has what it wanted, no traceback ("unexpected
+    error (please report it)") about the broken pipe; exit 1, the output having been cut."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.proc import ROOT, environment
+
+    make_maildir(tmp_path / "box", [message("One"), message("Two")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert subprocess.run([sys.executable, "-m", "helpdesk_fetch", "--config", str(config),
+                           "fetch"], cwd=ROOT, env=environment()).returncode == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes
+    try:
+        done = subprocess.run([sys.executable, "-m", "helpdesk_fetch", "--config", str(config),
+                               *args], stdout=write, stderr=subprocess.PIPE, cwd=ROOT,
+                              env=environment(), timeout=60)
+    finally:
+        os.close(write)
+
+    assert (done.returncode, done.stderr.decode()) == (1, "")

@@ -133,6 +133,10 @@ class Group(click.Group):
             _fail(ctx, exc)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            if not _stdout_gone():
+                _crash(ctx)
+            _reader_gone(ctx)
         except Exception as exc:  # a database failure outside the paths that expect one
             translated = _database_error(exc)
             if translated is None:
@@ -146,6 +150,31 @@ def _fail(ctx: click.Context, exc: HelpdeskError) -> NoReturn:
 
     echo(f"helpdesk-fetch: error: {exc}", err=True)
     ctx.exit(exc.exit_code)
+
+
+def _stdout_gone() -> bool:
+    """Whether what reads stdout has stopped reading (a pipe whose reader has exited: Linux
+    reports an error condition on its end)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError):  # no file descriptor (a test's stdout)
+        return False
+
+
+def _reader_gone(ctx: click.Context) -> NoReturn:
+    """``tickets list | head``: the reader has all it wanted; no traceback for that, and stdout
+    pointed at /dev/null, so that flushing it at exit does not report the broken pipe again.
+    Exit 1, as Python's documentation has it: the output was cut short."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    ctx.exit(1)
 
 
 def _crash(ctx: click.Context) -> NoReturn:
