@@ -82,10 +82,11 @@ class CodeCache:
         codes = {**read(self.path), **self.codes}
         if len(codes) > MAX_ENTRIES:
             codes = {text: code for text, code in self.codes.items() if text in self.used}
-        temporary = f"{self.path}.{os.getpid()}.tmp"
+        # A name of its own: two containers sharing an installation can have one process id
+        temporary = f"{self.path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as file:
                 os.fchmod(fd, 0o644)  # whatever the umask: nobody else may write it
                 file.write(_HEADER + marshal.dumps(codes))

@@ -240,6 +240,21 @@ def test_a_save_keeps_what_another_process_wrote_meanwhile(cache_at, tmp_path):
     assert {"a = 1", "b = 2"} <= dataclass_code.read(str(tmp_path / "methods.code")).keys()
 
 
+def test_a_save_writes_no_file_another_process_is_writing(cache_at, tmp_path):
+    """Another process of this id (in another container, sharing the installation) writing its
+    own temporary file: that file is left alone."""
+    cache = cache_at()
+    cache.compiled("a = 1")
+    theirs = tmp_path / f"methods.code.{os.getpid()}.tmp"
+    theirs.write_bytes(b"half written")
+
+    cache.save()
+
+    assert theirs.read_bytes() == b"half written"
+    assert "a = 1" in dataclass_code.read(str(tmp_path / "methods.code"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["methods.code", theirs.name]
+
+
 SEEN = "module scope"
 
 
