@@ -24,8 +24,10 @@ demo: install  ## fetch the bundled sample Maildirs into a scratch SQLite databa
 	$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml fetch
 	$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets list
 	@echo
-	@echo "Try: $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets show 1001"
-	@echo "     $(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml status"
+	@echo "Try:"
+	@echo "  alias hf='$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml'"
+	@echo "  hf tickets show 1001"
+	@echo "  hf status"
 
 test-deps:  ## as root: the servers the tests start (Dovecot, Courier, Cyrus, PostgreSQL), libfaketime
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)
