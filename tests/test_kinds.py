@@ -241,6 +241,42 @@ def test_a_different_mail_with_the_same_message_id_is_not_a_copy(desk):
     assert len(desk.tickets()) == 2
 
 
+def test_a_copy_by_its_headers_with_another_body_is_kept_as_ignored_mail(desk):
+    """Spec §4.1: never in neither place. A mail list's copy (its footer), or another mail a
+    broken mailer sent under the same Message-ID, From, Date and Subject: no second ticket or
+    message, but its bytes are kept (ignored mail) and can be made a request."""
+    sent = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    first = message("VPN down", message_id="<one@example.org>", date=sent, body="It is down.\n")
+    listed = message("VPN down", message_id="<one@example.org>", date=sent,
+                     body="It is down.\n-- \nThe it-users list\n")
+    desk.send(first)
+    desk.fetch("--account", "helpdesk")
+    desk.send(listed, account="support")
+
+    desk.fetch()
+
+    ticket = desk.only_ticket()
+    assert ticket["message_count"] == 1 and desk.left("support") == []
+    [kept] = desk.json("ignored", "list")
+    assert kept["reason"] == f"copy of a message on ticket {ticket['number']}, with another body"
+    assert desk.run("ignored", "show", str(kept["id"]), "--raw",
+                    config=desk.config).stdout_bytes == listed
+    restored = desk.run("ignored", "restore", str(kept["id"]), config=desk.config)
+    assert restored.exit_code == 0, restored.output
+    assert sum(t["message_count"] for t in desk.tickets()) == 2
+
+
+def test_a_copy_whose_body_differs_only_in_line_ends_is_a_copy(desk):
+    to_helpdesk, to_support = copies(message("VPN down"))
+    desk.send(to_helpdesk)
+    desk.fetch("--account", "helpdesk")
+    desk.send(to_support.replace(b"\r\n", b"\n"), account="support")  # e.g. through a Maildir
+
+    desk.fetch()
+
+    assert desk.only_ticket()["message_count"] == 1 and desk.json("ignored", "list") == []
+
+
 @SQLITE_ONLY  # a crash is the same code on both
 def test_a_crash_between_recording_a_copy_and_deleting_it_loses_and_doubles_nothing(desk):
     to_helpdesk, to_support = copies(message("VPN down"))

@@ -102,7 +102,8 @@ class Decider:
         ticket, which is how a diverted canary gets noticed (spec §11.3): it is never a copy
         (one canary forwarded to two accounts is two tickets) and never ignored mail."""
         diverted = canary.marked(parsed)
-        copy = None if diverted else write.find_copy(parsed, now, lock=lock)
+        # restored: the administrator made a request of it, a copy's or not
+        copy = None if diverted or restore else write.find_copy(parsed, now, lock=lock)
         if copy is not None:
             return Verdict(copy_of=copy)
         restore = restore or diverted

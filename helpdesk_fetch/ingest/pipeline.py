@@ -114,6 +114,18 @@ def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
                     blobs.compress_pieces(raw) if compress else None)
 
 
+def _keep_a_copy_with_its_own_body(verdict: Verdict, raw: bytes) -> None:
+    """A copy by its headers (spec §4.1: Message-ID, From, Date and Subject) whose body is not
+    the stored message's is not dropped, which would leave its bytes nowhere: it is kept as
+    ignored mail (§9.4), shown by ``ignored list`` and made a request by ``ignored restore``."""
+    if verdict.copy_of is None or verdict.copy_of[0] != "in":
+        return
+    number = write.body_differs(verdict.copy_of[1], raw)
+    if number is not None:
+        verdict.copy_of = None
+        verdict.ignored = f"copy of a message on ticket {number}, with another body"
+
+
 def _unexpected(exc: Exception, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
     """A message that met a bug of ours: set aside with the error as its reason (``errors
     retry`` files it once a fixed version is installed); the traceback at -vv."""
@@ -222,18 +234,19 @@ class Pipeline:
         except Unparseable as exc:  # it cannot be parsed, or not within parse_seconds
             return Outcome(FAILED, key, sha256, str(exc), parsed=parse_headers(raw))
         if self.dry_run:
-            return self._plan(source, key, sha256, parsed, restore=restore)
+            return self._plan(source, raw, key, sha256, parsed, restore=restore)
         return self._store(source, raw, key, sha256, parsed, restore=restore,
                            compressed=prepared.compressed if prepared else None)
 
-    def _plan(self, source: Source, key: str, sha256: str, parsed: ParsedMessage, *,
-              restore: bool) -> Outcome:
+    def _plan(self, source: Source, raw: bytes, key: str, sha256: str, parsed: ParsedMessage,
+              *, restore: bool) -> Outcome:
         now = utcnow()
         try:
             arrived = self._canary(source, key, sha256, parsed, now, record=False)
             if arrived is not None:
                 return arrived
             verdict = self.decider.verdict(source, parsed, now, restore=restore)
+            _keep_a_copy_with_its_own_body(verdict, raw)
             outcome = self._outcome(PLANNED, key, sha256, parsed, verdict)
             if verdict.decision is not None:
                 outcome.automails = self._automails(source, verdict, parsed, now, record=False)
@@ -314,6 +327,7 @@ class Pipeline:
     def _file(self, source: Source, raw: bytes, key: str, sha256: str, parsed: ParsedMessage,
               verdict: Verdict, *, now: dt.datetime, compressed: list[bytes] | None) -> Outcome:
         """Store what *verdict* says: a copy's key, ignored mail, or the message on its ticket."""
+        _keep_a_copy_with_its_own_body(verdict, raw)
         if verdict.copy_of is not None:  # recorded by its key: deleted, never fetched again
             write.remember_key(source.name, key, verdict.copy_of[1])
             return self._outcome(DUPLICATE, key, sha256, parsed, verdict)

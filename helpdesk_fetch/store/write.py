@@ -20,7 +20,7 @@ from helpdesk_fetch.enums import (
     RunOutcome,
     TicketStatus,
 )
-from helpdesk_fetch.store import db, models, peewee_adapter, sql
+from helpdesk_fetch.store import blobs, db, models, peewee_adapter, sql
 from helpdesk_fetch.store.blobs import compress_pieces
 from helpdesk_fetch.store.models import (
     AccountRun,
@@ -206,6 +206,26 @@ def find_copy(parsed: ParsedMessage, now: dt.datetime, *,
     row = sql.run(statements.own_or_copy, (parsed.message_id, parsed.from_addr, parsed.subject,
                                            date, date, since)).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def body_differs(message_id: int, raw: bytes) -> str | None:
+    """The number of the ticket holding the stored message *message_id* when the body of *raw*
+    is not that message's (line ends aside), else None: a copy by its headers (``find_copy``)
+    that carries something of its own (a list's footer, or another mail under the same
+    Message-ID), whose bytes must not be dropped."""
+    row = (models.Message.select(Ticket.number, models.RawMessage.data)
+           .join(Ticket).switch(models.Message).join(models.RawMessage)
+           .where(models.Message.id == message_id).tuples().first())
+    if row is None:
+        return None
+    number, data = row
+    return None if _body(blobs.decompress(bytes(data))) == _body(raw) else number
+
+
+def _body(raw: bytes) -> bytes:
+    raw = raw.replace(b"\r\n", b"\n")
+    end = raw.find(b"\n\n")
+    return raw[end + 2:].rstrip(b"\n") if end >= 0 else b""
 
 
 def store_ignored(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
