@@ -277,6 +277,32 @@ def test_a_database_another_user_owns_is_one_line_with_owner_mode_and_fix(servic
     directory.chmod(0o755)
 
 
+def test_a_database_of_another_service_user_is_theirs_to_run(service_user):
+    """Met by a user who is not its owner (a database the service user made, tried by another
+    account): the fix is to run as its owner, never to take it away from them (a chown)."""
+    import pwd
+
+    from tests.proc import helpdesk_fetch
+
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a database to a user other than itself")
+    directory, as_service_user = service_user
+    accounts = _runnable_by_the_service_user(directory)
+    owner = pwd.getpwnam("daemon")
+    for path in (directory / "helpdesk.db", *directory.glob("helpdesk.db-*")):
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+        path.chmod(0o600)
+
+    shown = helpdesk_fetch("tickets", "list", config=accounts, wrapper=as_service_user,
+                           text=True)
+
+    assert shown.returncode == 1
+    assert _ours(shown.stderr).endswith(
+        "cannot read it; fix: run helpdesk-fetch as daemon, whose database it is (e.g. "
+        "`runuser -u daemon -- helpdesk-fetch ...`)\n"), shown.stderr
+    assert "chown" not in shown.stderr
+
+
 def test_a_state_dir_another_user_owns_names_its_owner_and_the_fix(service_user):
     """The account locks live in state_dir: one made by root and used by the service user from
     cron is refused with who owns it and the fix, not a bare "Permission denied"."""

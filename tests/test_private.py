@@ -114,7 +114,7 @@ def test_a_password_file_others_can_write_fails_its_account(tmp_path, write_conf
     result = run("accounts", "test", config=config)
 
     assert result.exit_code == 1
-    assert (f"{tmp_path / 'pw'}: holds a secret but can be written or run by others "
+    assert (f"{tmp_path / 'pw'}: holds a secret but can be written by others "
             f"(mode 602); fix: chmod 600 {tmp_path / 'pw'}") in result.output
 
 

@@ -270,8 +270,9 @@ def tag_secret(database: Path) -> str:
     return secret
 
 
-@pytest.mark.parametrize("mode, who", [(0o644, "group and others"), (0o640, "its group"),
-                                       (0o604, "others")])
+@pytest.mark.parametrize("mode, who", [
+    (0o644, "read by its group and others"), (0o640, "read by its group"),
+    (0o604, "read by others"), (0o664, "read and written by its group, and read by others")])
 def test_an_accounts_file_with_a_secret_must_be_private(tmp_path, write_config, run, mode, who):
     config = write_config([{"name": "a", "protocol": "imap", "host": "h", "username": "u",
                             "password": "s3cret-pw"}])
@@ -280,7 +281,7 @@ def test_an_accounts_file_with_a_secret_must_be_private(tmp_path, write_config, 
     result = run("accounts", "list", config=config)
 
     assert result.exit_code == 2
-    assert f"can be read by {who} (mode {mode:o}); fix: chmod 600 {config}" in result.stderr
+    assert f"can be {who} (mode {mode:o}); fix: chmod 600 {config}" in result.stderr
     assert "s3cret-pw" not in result.output
 
 
@@ -296,7 +297,8 @@ def test_commands_that_write_the_file_refuse_one_others_can_read(tmp_path, run, 
     result = run(*argv, config=config)
 
     assert result.exit_code == 2, result.output
-    assert f"can be read by group and others (mode 644); fix: chmod 600 {config}" in result.stderr
+    assert f"can be read by its group and others (mode 644); fix: chmod 600 {config}" in \
+        result.stderr
     assert config.read_text() == before
 
 

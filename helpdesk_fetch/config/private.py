@@ -40,16 +40,16 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
     mode = stat.S_IMODE(info.st_mode)
     if holds_secret and info.st_uid != uid:  # someone else's: this user's set-up is wrong
         owner, me = user_or_uid(info.st_uid), user_or_uid(uid)
+        # root's: made by root for the service user (who runs it); another user's: theirs
+        run_as = "" if info.st_uid == 0 else (
+            f"run helpdesk-fetch as {owner} (who runs it from cron, e.g. `runuser -u {owner} "
+            "-- helpdesk-fetch ...`), or ")
         raise ConfigUnreadable(
             f"holds a secret but belongs to uid {_named(info.st_uid)}, not to the user running "
-            f"this (uid {_named(uid)}); run helpdesk-fetch as {owner} (who runs it from cron, "
-            f"e.g. `runuser -u {owner} -- helpdesk-fetch ...`), or fix: "
+            f"this (uid {_named(uid)}); {run_as}fix: "
             f"chown {me} {path} && chmod 600 {path}", path=path)
     if holds_secret and mode & 0o077:
-        access = "read" if mode & 0o044 else "written or run"
-        who = "others" if mode & 0o007 and not mode & 0o070 else (
-            "its group" if not mode & 0o007 else "group and others")
-        raise ConfigError(f"holds a secret but can be {access} by {who} (mode {mode:o}); "
+        raise ConfigError(f"holds a secret but can be {_exposed(mode)} (mode {mode:o}); "
                           f"fix: chmod 600 {path}", path=path)
     if info.st_uid not in (uid, 0):
         raise ConfigUnreadable(
@@ -63,6 +63,21 @@ def check_private(path: Path, *, holds_secret: bool = True) -> None:
                           f"helpdesk-fetch run their commands; fix: chmod go-w {path}", path=path)
     for directory in _directories(path):
         _check_directory(directory, path, uid)
+
+
+def _exposed(mode: int) -> str:
+    """What the group and the others may do with a file of *mode*: "read by its group and
+    others", "read and written by its group, and read by others"."""
+    can = {who: _listed([what for what, bit in (("read", 4), ("written", 2), ("run", 1))
+                         if mode >> shift & bit])
+           for who, shift in (("its group", 3), ("others", 0))}
+    if can["its group"] and can["its group"] == can["others"]:
+        return f"{can['others']} by its group and others"
+    return ", and ".join(f"{what} by {who}" for who, what in can.items() if what)
+
+
+def _listed(words: list[str]) -> str:
+    return " and ".join(filter(None, [", ".join(words[:-1]), *words[-1:]]))
 
 
 def _stat(path: Path) -> os.stat_result:

@@ -78,8 +78,17 @@ def _allowed(path: Path, need: int) -> bool:
 
 def _fix(found: list[Obstacle], path: Path, me: str) -> str:
     """One command line that removes every obstacle: what another user owns is given to this
-    one (the database with its companions, path*), what is this user's gets the mode bits."""
+    one (the database with its companions, path*), what is this user's gets the mode bits.
+    What a user other than root owns is that user's database (the service user's, met by
+    someone else): taking it would lock its owner out, so the fix is to run as its owner."""
     mine = os.geteuid()
+    owners = [owner for target, kind, _ in found
+              if (owner := target.stat().st_uid) not in (mine, 0)
+              and not (kind == "directory" and target != path.parent)]  # not one to be made
+    if owners:
+        owner = _user(owners[0])
+        return (f"run helpdesk-fetch as {owner}, whose database it is (e.g. `runuser -u "
+                f"{owner} -- helpdesk-fetch ...`)")
     made: list[str] = []
     chown: list[str] = []
     chmod: list[str] = []
