@@ -133,6 +133,15 @@ def many_references(size: int) -> bytes:
             + _repeat(b"<a@example.org>\r\n ", size) + b"<z@example.org>\r\n\r\nbody\r\n")
 
 
+def unclosed_quotes(size: int) -> bytes:
+    """A To the stdlib cannot read (two addresses without a comma), then an opened quote and
+    escaped quotes to its end (blanking quoted strings with a regex rescanned to the end from
+    every quote)."""
+    return (_head("unclosed-quotes").replace(b"To: helpdesk@example.com\r\n", b"")
+            + b'To: a@example.com helpdesk@example.com "' + _repeat(b'\\"', size)
+            + b"\r\n\r\nbody\r\n")
+
+
 SHAPES: dict[str, Callable[[int], bytes]] = {
     "headers-8bit": headers_8bit, "pre-spaces": pre_spaces, "open-tags": open_tags,
     "open-comments": open_comments, "long-subject": long_subject, "auth-results": auth_results,
@@ -140,6 +149,7 @@ SHAPES: dict[str, Callable[[int], bytes]] = {
     "many-addresses": many_addresses, "many-parts": many_parts, "long-boundary": long_boundary,
     "attached-long-header": attached_long_header, "delivery-status-fold": delivery_status_fold,
     "many-references": many_references, "spaced-sender": spaced_sender,
+    "unclosed-quotes": unclosed_quotes,
 }
 SIZES = (100_000, 1_000_000)
 

@@ -20,6 +20,7 @@ from helpdesk_fetch.message.parse import (
     MAX_HEADER,
     MAX_SUBJECT,
     ParseError,
+    addresses,
     parse,
     parse_headers,
     split_params,
@@ -76,10 +77,23 @@ def test_a_from_without_its_commas_or_brackets_gives_the_first_whole_address(val
 
 
 @pytest.mark.parametrize("value", ['"boss@example.org" <boss>', '(boss@example.org) x y',
-                                   '<Undisclosed-Recipient:@example.org;>'])
-def test_an_address_in_quotes_or_a_comment_is_never_taken_for_the_sender(value):
+                                   '<Undisclosed-Recipient:@example.org;>',
+                                   '(a (b) boss@example.org) x', '(a \\) boss@example.org) x',
+                                   '"Boss boss@example.org x@y', "=?utf-8?q?boss@example.org?= x"])
+def test_an_address_in_quotes_a_comment_or_an_encoded_word_is_never_taken_for_the_sender(
+        value):
     parsed = parse(f"From: {value}\r\nSubject: s\r\n\r\nbody\r\n".encode())
     assert "@" not in parsed.from_addr  # a domain-less one at most (boss), never the boss
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Name <a@[192.0.2.1]>", ["a@[192.0.2.1]"]),  # a domain literal
+    ('"a\\"b"@example.org', ['"a\\"b"@example.org']),  # an escaped quote in a quoted local part
+    ('"john doe"@example.org', ['"john doe"@example.org']),
+    ("Name a@example.org, c@example.org", ["a@example.org", "c@example.org"]),  # one unread
+])
+def test_whole_addresses_of_every_form_are_kept(value, expected):
+    assert [address for _, address in addresses(value)] == expected
 
 
 @pytest.mark.parametrize("fold", [b"\r\n ", b"\r\n\t", b"\n ", b"\r "])

@@ -399,38 +399,81 @@ def addresses(value: str | None) -> list[tuple[str, str]]:
         pairs = email.utils.getaddresses([value])
     except Exception:
         pairs = []
-    result = []
+    result, junk = [], False
     for name, addr in pairs:
         addr = clean(addr).strip().strip("<>").lower()
         if "@" not in addr and "=?" in addr:
             addr = decode_header(addr).lower()
-        if _WHOLE_ADDRESS.fullmatch(addr) is None or len(addr) > 320:
+        if not _whole(addr) or len(addr) > 320:
+            junk = junk or bool(name or addr)
             continue
         result.append((decode_header(name).strip(), addr))
-    if not result and "@" in value:
-        return _standing(clean(value))
+    if junk and "@" in value:  # something the stdlib could not read: what stands in it
+        standing = _standing(clean(value))
+        names = {addr: name for name, addr in result}
+        if names.keys() <= {addr for _, addr in standing}:  # all it read, and more
+            return [(names.get(addr) or name, addr) for name, addr in standing]
     return result
+
+
+def _whole(addr: str) -> bool:
+    """Whether *addr* is a whole address: something before its last @, a domain after it (a
+    name, or a literal such as [192.0.2.1]), no white space but inside a quoted local part, no
+    encoded word (RFC 2047 allows none in an address)."""
+    local, _, domain = addr.rpartition("@")
+    if not local or not domain or "=?" in addr or any(c.isspace() for c in domain):
+        return False
+    if len(local) > 1 and local[0] == local[-1] == '"':
+        return True
+    return not any(c.isspace() or c in '@"' for c in local)
 
 
 # An address as it stands in a field that is not read as one: no white space, no quotes or
 # brackets, something before its @ and after it. Its local part bounded, and found only where a
 # word begins (not in the middle of a longer one), so that a search is linear in the field.
 _ADDRESS_CHARS = r'[^\s<>@,;:"()\[\]\\]'
-_WHOLE_ADDRESS = re.compile(rf'(?:{_ADDRESS_CHARS}+|"[^"]*")@{_ADDRESS_CHARS}+')
-_QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*+"|\([^()]*+\)')
 _STANDING_ADDRESS = re.compile(r'(?<![^\s<>,;:"()\[\]\\])' + rf"{_ADDRESS_CHARS}{{1,64}}"
                                rf"@{_ADDRESS_CHARS}{{1,255}}(?!{_ADDRESS_CHARS}|@)")
+_SPECIALS = re.compile(r'\\.|["()]', re.DOTALL)
 
 
 def _standing(value: str) -> list[tuple[str, str]]:
     """The addresses standing in *value*, outside quotes and comments (``"boss@example.com"
-    <x>`` is no address of the boss); a lone one keeps the words before it as its name."""
-    masked = _QUOTED_OR_COMMENT.sub(lambda m: " " * len(m.group()), value)
-    found = list(_STANDING_ADDRESS.finditer(masked))
+    <x>`` is no address of the boss) and encoded words; a lone one keeps the words before it
+    as its name."""
+    found = [m for m in _STANDING_ADDRESS.finditer(_masked(value)) if "=?" not in m.group()]
     before = value[:found[0].start()] if found else ""
     if len(found) == 1 and "@" not in before and not value[found[0].end():].strip():
         return [(decode_header(before).strip().strip('"<').strip(), found[0].group().lower())]
     return [("", match.group().lower()) for match in found]
+
+
+def _masked(value: str) -> str:
+    """*value* with its quoted strings and comments (nested, escapes and all) blanked, a space
+    for each character; one left open runs to the end, as the stdlib reads it. One pass over
+    the few characters that open, close or escape."""
+    blanked: list[tuple[int, int]] = []
+    opened, quoted, depth = 0, False, 0
+    for special in _SPECIALS.finditer(value):
+        token = special.group()
+        if quoted or depth:
+            if quoted and token == '"':
+                quoted = False
+            elif depth and token in "()":
+                depth += 1 if token == "(" else -1
+            if not quoted and not depth:
+                blanked.append((opened, special.end()))
+        elif token in '"(':
+            opened, quoted, depth = special.start(), token == '"', int(token == "(")
+    if quoted or depth:
+        blanked.append((opened, len(value)))
+    if not blanked:
+        return value
+    pieces, at = [], 0
+    for begin, end in blanked:
+        pieces += [value[at:begin], " " * (end - begin)]
+        at = end
+    return "".join([*pieces, value[at:]])
 
 
 # A sender without a domain, as list software and local daemons write it: ``Name <local>`` or
