@@ -86,9 +86,9 @@ def _fix(found: list[Obstacle], path: Path, me: str) -> str:
               if (owner := target.stat().st_uid) not in (mine, 0)
               and not (kind == "directory" and target != path.parent)]  # not one to be made
     if owners:
-        owner = _user(owners[0])
-        return (f"run helpdesk-fetch as {owner}, whose database it is (e.g. `runuser -u "
-                f"{owner} -- helpdesk-fetch ...`)")
+        theirs = _user(owners[0])
+        return (f"run helpdesk-fetch as {theirs}, whose database it is (e.g. `runuser -u "
+                f"{theirs} -- helpdesk-fetch ...`)")
     made: list[str] = []
     chown: list[str] = []
     chmod: list[str] = []
