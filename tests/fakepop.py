@@ -23,6 +23,7 @@ class Mailbox:
     listed: dict[int, int] = field(default_factory=dict)  # message number -> the size LIST says
     pipelining: bool = False  # CAPA offers PIPELINING (else CAPA is unknown, as RFC 1939's)
     top: bool = False  # TOP n 0 answered (it is optional in RFC 1939)
+    top_breaks: bool = False  # ... with the connection dropped half-way
     note_sent_ahead: bool = False  # for each RETR, note whether the next command came before
     sent_ahead: list[bool] = field(default_factory=list)  # its answer went out
     log: list[str] = field(default_factory=list)
@@ -109,6 +110,9 @@ def _handler(box: Mailbox):
                 self.send(f"+OK {len(live)} {sum(len(m[1]) for _, m in live)}\r\n")
             elif verb == "RETR" and int(arg) not in box.refuse_retr:
                 self.send_lines(box.messages[int(arg) - 1][1])
+            elif verb == "TOP" and box.top_breaks:
+                self.send(b"+OK\r\nFrom: somebody")
+                return True
             elif verb == "TOP" and box.top and arg.endswith(" 0"):
                 raw = box.messages[int(arg.split()[0]) - 1][1]
                 self.send_lines(raw[:raw.find(b"\r\n\r\n") + 4])  # the header and its end

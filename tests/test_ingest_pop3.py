@@ -310,7 +310,7 @@ def test_a_message_the_server_will_not_hand_over_blocks_nothing(write_config, ru
     assert [uidl for uidl, _ in box.messages] == ["2"]
 
 
-def test_the_header_of_a_message_too_large_is_read_to_a_bound_and_the_session_goes_on(
+def test_the_header_of_a_message_too_large_is_read_and_the_session_goes_on(
         write_config, run):
     """TOP n 0 of a message whose header alone is 300 KB (one line): its start is kept for
     the record, the rest read and dropped, and the next message is fetched in step."""
@@ -326,6 +326,27 @@ def test_the_header_of_a_message_too_large_is_read_to_a_bound_and_the_session_go
     [failed] = run.json("errors", "list", config=config)
     assert (failed["from"], failed["subject"]) == ("carol@example.org", "Too big")
     assert box.log[-4:] == ["TOP 1 0", "RETR 2", "DELE 2", "QUIT"]
+
+
+def test_a_header_that_cannot_be_read_still_leaves_the_message_recorded_and_skipped(
+        write_config, run):
+    """The record comes first: a connection lost while TOP's answer comes fails this run's
+    account, and the next run skips the message (its UIDL is remembered) and stores the rest."""
+    big = message("Too big", body="y" * 9000)
+    box = Mailbox([("1", big), ("2", message("Small one"))], top_breaks=True)
+    with FakePop3(box) as server:
+        config = write_config([server.account()], settings={"max_message_bytes": 6000})
+
+        first = run("fetch", config=config)
+        box.top_breaks = False
+        box.log.clear()
+        second = run("fetch", config=config)
+
+    assert first.exit_code == 1, first.output
+    assert second.exit_code == 0, second.output
+    assert "TOP 1 0" not in box.log and subjects(run, config) == ["Small one"]
+    [failed] = run.json("errors", "list", config=config)
+    assert failed["size"] == len(big) and failed["subject"] == ""
 
 
 def test_a_server_without_top_leaves_the_record_of_a_message_too_large_unnamed(write_config,

@@ -386,7 +386,11 @@ class MailboxRun:
         alone (``errors list`` names who sent the mail that was too large)."""
         if self.box.unreadable(ref):
             return None
-        header = self.box.headers(ref)
+        try:
+            header = self.box.headers(ref)
+        except MailboxError as exc:  # the record comes first: the session's next step says it
+            log.debug("%s: no header of %s: %s", account_named(self.account.name), ref.key, exc)
+            return None
         if header is None:
             return None
         from helpdesk_fetch.message.parse import parse_headers

@@ -164,16 +164,20 @@ class ImapMailbox(Mailbox):
 
     def headers(self, ref: MessageRef) -> bytes | None:
         with self._translate("reading a message's header on"):
-            try:  # a partial fetch: the server sends no more than that, whatever the header
-                found = self.client.fetch([ref.handle], [f"BODY.PEEK[HEADER]<0.{HEADER_BYTES}>"])
+            try:
+                return self._headers_of([handle(ref, int)]).get(handle(ref, int))
             except IMAPClientError as exc:
                 if isinstance(exc, imaplib.IMAP4.abort):  # the connection broke
                     raise
                 log.debug("no header of %s: %s", ref.key, _server_text(exc))
                 return None
-        item = found.get(ref.handle, {})
-        return next((value for key, value in item.items() if key.startswith(b"BODY[HEADER]")
-                     and isinstance(value, bytes)), None)
+
+    def _headers_of(self, uids: builtins.list[int]) -> dict[int, bytes]:
+        """The start of the header of each of *uids*, HEADER_BYTES at most: a partial fetch,
+        the server sends no more than that, whatever the header."""
+        found = self.client.fetch(uids, [f"BODY.PEEK[HEADER]<0.{HEADER_BYTES}>"]) if uids else {}
+        return {uid: value for uid, item in found.items() for key, value in item.items()
+                if key.startswith(b"BODY[HEADER]") and isinstance(value, bytes)}
 
     def delete(self, refs: builtins.list[MessageRef]) -> None:
         self._pending.extend(handle(r, int) for r in refs)
@@ -233,14 +237,14 @@ class ImapMailbox(Mailbox):
         """Whether a run that died between COPY and EXPUNGE left a copy of *ref* in the error
         folder already: a message there of the same size and header. Only asked after such a
         crash, so the folder switch costs nothing in normal runs."""
-        header = self.headers(ref)
+        header = self._headers_of([handle(ref, int)]).get(handle(ref, int))
         self.client.select_folder(self.aside_folder, readonly=True)
         try:
             same_size = [uid for uid, size in self._sizes().items() if size == ref.size]
-            found = [self.headers(MessageRef(ref.key, ref.size, uid)) for uid in same_size]
+            found = self._headers_of(same_size)
         finally:
             self.client.select_folder(self.folder)
-        return header is not None and header in found
+        return header is not None and header in found.values()
 
     def _ensure_error_folder(self) -> None:
         if self._error_folder_ready:

@@ -196,9 +196,13 @@ class Pop3Mailbox(Mailbox):
                 return poplib_adapter.bounded_answer(self.conn, HEADER_BYTES)
             except poplib.error_proto as exc:
                 if isinstance(exc, poplib_adapter.LineTooLong):  # the session is out of step
+                    self._out_of_step = True
                     raise
                 log.debug("no header of %s: %s", ref.key, error_text(exc))
                 return None
+            except BaseException:  # the answer not read to its end: no later one is trusted
+                self._out_of_step = True
+                raise
 
     def _answer(self, ref: MessageRef) -> bytes | None:
         """The answer to RETR *ref*: the message, or None where the server refused it."""
