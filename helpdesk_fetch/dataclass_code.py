@@ -84,6 +84,7 @@ class CodeCache:
             codes = {text: code for text, code in self.codes.items() if text in self.used}
         # A name of its own: two containers sharing an installation can have one process id
         temporary = f"{self.path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        fd = -1
         try:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -92,10 +93,11 @@ class CodeCache:
                 file.write(_HEADER + marshal.dumps(codes))
             os.replace(temporary, self.path)
         except OSError:  # a read-only installation: compiled again next time
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
+            if fd >= 0:  # ours to remove; not one of that name another process made
+                try:
+                    os.unlink(temporary)
+                except OSError:
+                    pass
 
 
 def read(path: str) -> dict[str, CodeType]:

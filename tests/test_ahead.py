@@ -157,7 +157,8 @@ def test_a_cut_session_makes_no_connection_at_all():
         listening.close()
 
 
-def test_a_cut_during_the_lookup_or_connect_stops_before_tls(monkeypatch):
+@pytest.mark.parametrize("tls", [True, False])  # POP3S and IMAPS; plain or STARTTLS
+def test_a_cut_during_the_lookup_or_connect_stops_before_tls(monkeypatch, tls):
     listening = socket.create_server(("127.0.0.1", 0))
     cutoff = Cutoff()
     connect = socket.create_connection
@@ -171,7 +172,7 @@ def test_a_cut_during_the_lookup_or_connect_stops_before_tls(monkeypatch):
     try:
         with pytest.raises(ConnectionAbortedError, match="not connected"):
             cutoff.connect("127.0.0.1", listening.getsockname()[1], 5,
-                           ssl.create_default_context())
+                           ssl.create_default_context() if tls else None)
         accepted, _ = listening.accept()
         with accepted:
             assert accepted.recv(100) == b""  # closed before any TLS hello

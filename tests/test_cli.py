@@ -542,11 +542,15 @@ def test_json_keeps_the_data_and_escapes_what_a_terminal_obeys(tmp_path, write_c
     assert json.loads(result.output)[0]["subject"] == "csi \u009b2J del \x7f"
 
 
-@pytest.mark.parametrize("args", [["tickets", "list"], ["status", "--json"]])
-def test_output_to_a_reader_that_has_gone_ends_quietly(tmp_path, write_config, args):
+@pytest.mark.parametrize(("args", "through"), [(["tickets", "list"], "pipe"),
+                                               (["status", "--json"], "pipe"),
+                                               (["tickets", "list"], "socket")])
+def test_output_to_a_reader_that_has_gone_ends_quietly(tmp_path, write_config, args, through):
     """``tickets list | head -1``: once head has what it wanted, no traceback ("unexpected
-    error (please report it)") about the broken pipe; exit 1, the output having been cut."""
+    error (please report it)") about the broken pipe; exit 1, the output having been cut. The
+    same for a socket (systemd's journal) whose reader has gone."""
     import os
+    import socket
     import subprocess
     import sys
 
@@ -556,8 +560,14 @@ def test_output_to_a_reader_that_has_gone_ends_quietly(tmp_path, write_config, a
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
     assert subprocess.run([sys.executable, "-m", "helpdesk_fetch", "--config", str(config),
                            "fetch"], cwd=ROOT, env=environment()).returncode == 0
-    read, write = os.pipe()
-    os.close(read)  # the reader is gone before the command writes
+    if through == "pipe":
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the command writes
+    else:
+        reader, writer = socket.socketpair()
+        reader.close()
+        write = os.dup(writer.fileno())
+        writer.close()
     try:
         done = subprocess.run([sys.executable, "-m", "helpdesk_fetch", "--config", str(config),
                                *args], stdout=write, stderr=subprocess.PIPE, cwd=ROOT,

@@ -153,14 +153,14 @@ def _fail(ctx: click.Context, exc: HelpdeskError) -> NoReturn:
 
 
 def _stdout_gone() -> bool:
-    """Whether what reads stdout has stopped reading (a pipe whose reader has exited: Linux
-    reports an error condition on its end)."""
+    """Whether what reads stdout has stopped reading: a pipe whose reader has exited (Linux
+    reports an error condition on its end), a socket whose peer has gone (hung up)."""
     import select
 
     try:
         poll = select.poll()
         poll.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(events & select.POLLERR for _, events in poll.poll(0))
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
     except (OSError, ValueError):  # no file descriptor (a test's stdout)
         return False
 

@@ -239,10 +239,8 @@ class Cutoff:
         self._refuse_when_cut()
         sock = socket.create_connection((host, port), timeout)
         self.watch(sock)
-        if context is None:
-            return sock
         self._refuse_when_cut(sock)  # a lookup or connect that outlasted the run
-        return context.wrap_socket(sock, server_hostname=host)
+        return sock if context is None else context.wrap_socket(sock, server_hostname=host)
 
     def _refuse_when_cut(self, sock: socket.socket | None = None) -> None:
         if self.fired:
