@@ -25,7 +25,7 @@ demo: install  ## fetch the bundled sample Maildirs into a scratch SQLite databa
 	$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml tickets list
 	@echo
 	@echo "Try:"
-	@echo "  alias hf='$(BIN)/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml'"
+	@echo "  alias hf='$(abspath $(BIN))/helpdesk-fetch --config $(DEMO_DIR)/accounts.toml'"
 	@echo "  hf tickets show 1001"
 	@echo "  hf status"
 

@@ -66,6 +66,17 @@ def test_fetch_of_an_empty_mailbox_at_a_terminal_says_so(tmp_path, write_config)
     assert re.match(r"local\s+ok\s+0\s+0\s+0\s+0\s+0\s+0\s+\d", lines[-1]), lines
 
 
+def test_a_mailbox_of_mail_too_large_alone_is_not_said_to_have_none(tmp_path, write_config):
+    make_maildir(tmp_path / "box", [message("Huge", body="x" * 8000)])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                          settings={"max_message_bytes": 5000})
+
+    lines = at_80_columns("fetch", config=config)
+
+    assert not any("no new mail" in line for line in lines), lines
+    assert any("over max_message_bytes" in line for line in lines), lines
+
+
 def test_fetch_under_cron_prints_nothing(tmp_path, write_config):
     make_maildir(tmp_path / "box", [message("One"), message("Two")])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])

@@ -193,10 +193,11 @@ class _TerminalProgress:
         self._tasks: dict[str, TaskID] = {}
         self._progress.start()
 
-    def account_started(self, account: str, count: int, size: int) -> None:
+    def account_started(self, account: str, count: int, size: int, aside: int) -> None:
         if not count:  # a bar of nothing would read "0/0 messages 1/1 bytes"
-            self._progress.console.print(f"{account}: no new mail", markup=False,
-                                         highlight=False)
+            if not aside:  # else their lines said what there was
+                self._progress.console.print(f"{account}: no new mail", markup=False,
+                                             highlight=False)
             return
         self._tasks[account] = self._progress.add_task(account, total=size or 1, done=0,
                                                        count=count)

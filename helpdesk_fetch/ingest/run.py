@@ -121,7 +121,8 @@ class RunReport:
 class ProgressEvents(Protocol):
     """What receives the events of a run: ``Progress``, or the CLI's display at a terminal."""
 
-    def account_started(self, account: str, count: int, size: int) -> None: ...
+    def account_started(self, account: str, count: int, size: int, aside: int) -> None:
+        """*count* messages of *size* bytes to fetch; *aside* set aside unread before."""
 
     def message_done(self, account: str, size: int) -> None: ...
 
@@ -131,7 +132,7 @@ class ProgressEvents(Protocol):
 class Progress:
     """Receives events during a run; the CLI shows them on a terminal. This one shows nothing."""
 
-    def account_started(self, account: str, count: int, size: int) -> None:
+    def account_started(self, account: str, count: int, size: int, aside: int) -> None:
         pass
 
     def message_done(self, account: str, size: int) -> None:
@@ -377,7 +378,8 @@ class MailboxRun:
             self._set_aside(ref, Outcome(FAILED, ref.key, reason=aside[ref.key],
                                          parsed=self._headers(ref)), raw=None)
         todo = [r for r in refs if r.key not in aside]
-        self.run.progress.account_started(self.account.name, len(todo), sum(r.size for r in todo))
+        self.run.progress.account_started(self.account.name, len(todo),
+                                          sum(r.size for r in todo), len(aside))
         if todo:
             self._overlapped(todo)
 
