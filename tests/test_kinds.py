@@ -181,6 +181,20 @@ def test_a_delay_notice_is_appended_and_marks_nothing(desk):
     assert desk.json("status")["bouncing_addresses"] == []
 
 
+def test_ignored_mail_fetched_again_byte_for_byte_is_kept_once(desk):
+    """Spec §4.1: bytes already stored for the account are taken as stored, kept as ignored
+    mail too (the same bounce under another key: a UIDVALIDITY reset, a second delivery)."""
+    bounce = samples.backscatter()
+    desk.send(bounce)
+    desk.fetch()
+    desk.send(bounce)
+
+    desk.fetch()
+
+    assert len(desk.json("ignored", "list")) == 1 and desk.left() == []
+    assert desk.json("status")["accounts"][0]["last_run"]["duplicates"] == 1
+
+
 def test_backscatter_opens_no_ticket_and_marks_nothing(desk):
     desk.send(samples.backscatter())
     desk.fetch()

@@ -219,7 +219,9 @@ class Pipeline:
         if len(raw) > limit:
             return Outcome(FAILED, key, sha256, f"{len(raw)} bytes is over max_message_bytes "
                                                 f"({limit})", parsed=parse_headers(raw))
-        duplicate = self.call_db(write.find_duplicate, source.name, key, sha256)
+        # a restore brings back bytes kept as ignored mail: those are no duplicate of themselves
+        duplicate = self.call_db(write.find_duplicate, source.name, key, sha256,
+                                 ignored=not restore)
         if duplicate is not None:
             if not self.dry_run:
                 from helpdesk_fetch.store.group import atomic

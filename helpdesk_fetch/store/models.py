@@ -197,7 +197,7 @@ class IgnoredMessage(BaseModel):
     restored_at = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("account", "source_key"), True),)
+        indexes = ((("account", "source_key"), True), (("account", "sha256"), False))
 
 
 class BouncingAddress(BaseModel):

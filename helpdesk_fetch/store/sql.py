@@ -103,12 +103,16 @@ class Statements:
     def __init__(self, param: str, sqlite: bool) -> None:
         p = param
         self.param = param
-        # One query for both duplicate checks of spec §4.1: the source key first, then the bytes.
+        # One query for both duplicate checks of spec §4.1: the source key first, then the bytes
+        # (of a message; with `duplicate_or_ignored` also of ignored mail, found as 0).
         self.duplicate = (
             'SELECT "found" FROM (SELECT 1 AS "how", coalesce("message_id", 0) AS "found" '
             f'FROM "source_key" WHERE "account" = {p} AND "key" = {p} '
             'UNION ALL SELECT 2, "id" FROM "message" '
             f'WHERE "account" = {p} AND "sha256" = {p}) AS "hit" ORDER BY "how" LIMIT 1')
+        self.duplicate_or_ignored = self.duplicate.replace(
+            ') AS "hit"', ' UNION ALL SELECT 3, 0 FROM "ignored_message" '
+            f'WHERE "account" = {p} AND "sha256" = {p}) AS "hit"')
         # One of our own auto-mails, else a copy of an inbound mail stored through any account
         # lately (spec §4.1): both found through the Message-ID index.
         self.own_or_copy = (

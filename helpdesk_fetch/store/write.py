@@ -70,10 +70,15 @@ class AlreadyStored(Exception):
     one message at once): roll back, it is a duplicate."""
 
 
-def find_duplicate(account: str, key: str, sha256: str) -> int | None:
+def find_duplicate(account: str, key: str, sha256: str, *, ignored: bool = True) -> int | None:
     """The id of the stored message that *key* or these exact bytes already are (0: a key stored
-    without its message), if any. One query."""
-    row = sql.run(sql.statements().duplicate, (account, key, account, sha256)).fetchone()
+    without its message, or, with *ignored*, bytes kept as ignored mail), if any. One query."""
+    statements = sql.statements()
+    if ignored:
+        row = sql.run(statements.duplicate_or_ignored,
+                      (account, key, account, sha256, account, sha256)).fetchone()
+    else:
+        row = sql.run(statements.duplicate, (account, key, account, sha256)).fetchone()
     return None if row is None else row[0]
 
 
