@@ -470,3 +470,17 @@ def test_an_answer_sent_ahead_and_not_wanted_is_read_and_dropped(write_config):
     assert box.log[-5:] == ["RETR 1", "RETR 2", "DELE 1", "RETR 3", "QUIT"]
     assert b"Subject: Message 1" in raw
     assert [uidl for uidl, _ in box.messages] == ["2", "3"]
+
+
+def test_a_refused_login_says_the_servers_words_once_punctuated(pop3_server, mail_user,
+                                                               write_config, run):
+    """Dovecot answers "-ERR [AUTH] Authentication failed.": not "failed.; check"."""
+    config = write_config([pop3_server.account("pop", mail_user, protocol="pop3",
+                                               password="wrong")])
+
+    result = run("fetch", config=config)
+
+    assert result.exit_code == 1
+    assert f"login as '{mail_user}' refused: -ERR" in result.stderr
+    assert "; check the username and the password source" in result.stderr
+    assert ".;" not in result.stderr

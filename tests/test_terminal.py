@@ -77,6 +77,19 @@ def test_a_mailbox_of_mail_too_large_alone_is_not_said_to_have_none(tmp_path, wr
     assert "over max_message_bytes" in " ".join(lines), lines  # folded at 80 columns
 
 
+def test_a_run_the_database_stopped_at_once_shows_its_error_and_no_empty_table(tmp_path,
+                                                                                write_config):
+    make_maildir(tmp_path / "box", [message("One")])
+    (tmp_path / "a-file").write_text("not a directory")
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                          settings={"database": f"sqlite:///{tmp_path}/a-file/helpdesk.db"})
+
+    lines = [line for line in at_80_columns("fetch", config=config) if line.strip()]
+
+    assert "the run stopped" in " ".join(lines), lines
+    assert not any(line.split()[:2] == ["account", "outcome"] for line in lines), lines
+
+
 def test_fetch_under_cron_prints_nothing(tmp_path, write_config):
     make_maildir(tmp_path / "box", [message("One"), message("Two")])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])

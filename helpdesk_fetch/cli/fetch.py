@@ -126,6 +126,8 @@ def _print_plan(report, *, automail: bool) -> None:
 def _print_summary(report) -> None:
     """The run at a glance; mail that opened no ticket (spec §9.4) in a column of its own
     when there was some: without it the table fits 80 columns with longer account names."""
+    if not report.accounts:  # the run stopped before its first account: its error said why
+        return
     ignored = any(a.ignored for a in report.accounts)
     rows = [[a.account, a.outcome, a.fetched, a.new_tickets, a.threaded, a.rejected,
              a.duplicates, *([a.ignored] if ignored else []), a.errors, f"{a.seconds:.1f}s"]

@@ -97,7 +97,7 @@ class Pop3Mailbox(Mailbox):
             self.conn.pass_(self.given(self.password, "password_env"))
         except poplib.error_proto as exc:
             raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
-                            f"{error_text(exc)}; check the username and the password "
+                            f"{error_text(exc).rstrip('.')}; check the username and the password "
                             "source") from None
 
     def _xoauth2(self) -> None:
