@@ -354,3 +354,16 @@ def test_check_is_one_line_even_at_a_narrow_terminal(tmp_path, write_config):
 
     assert line.startswith("HELPDESK-FETCH CRITICAL - ") and len(line) > 80
     assert " | age_a-mailbox-with-a-rather-long-name=" in line
+
+
+def test_a_folded_line_keeps_its_indent_and_a_command_whole():
+    """tickets show indents a message's lines: one long word (a URL) keeps that indent; a
+    command in backticks is never broken in two (`helpdesk-fetch ` / `errors list`)."""
+    from helpdesk_fetch.cli.render import _folded
+
+    url = "   https://example.org/" + "x" * 80
+    assert _folded(url, 80) == url
+    said = "Failed messages waiting: 3; see `helpdesk-fetch errors list` for their reasons"
+    assert _folded(said, 60).splitlines() == [
+        "Failed messages waiting: 3; see",
+        "`helpdesk-fetch errors list` for their reasons"]

@@ -54,13 +54,27 @@ def fold(text: str, stream) -> str:
     width = _terminal_width(stream)
     if all(len(line) <= width for line in text.split("\n")):
         return text
+    return "\n".join(line if len(line) <= width or "\t" in line else _folded(line, width)
+                     for line in text.split("\n"))
+
+
+_KEEP = "\ue000"  # a space inside `a command`, while a line is folded (private use: no text's)
+
+
+def _folded(line: str, width: int) -> str:
+    """*line* broken between words, at most *width* wide but for a word longer than that, its
+    indent kept even then; a command in backticks (`helpdesk-fetch errors list`) kept whole."""
+    import re
     import textwrap
 
-    return "\n".join(
-        line if len(line) <= width or "\t" in line else
-        textwrap.fill(line, width, subsequent_indent=" " * min(_indent(line), width // 2),
-                      break_long_words=False, break_on_hyphens=False)
-        for line in text.split("\n"))
+    lead = line[:len(line) - len(line.lstrip(" "))]
+    rest = line[len(lead):]
+    if _KEEP not in rest:
+        rest = re.sub(r"`[^`]{1,60}`", lambda m: m.group().replace(" ", _KEEP), rest)
+    folded = textwrap.fill(rest, width, initial_indent=lead[:width // 2],
+                           subsequent_indent=" " * min(_indent(line), width // 2),
+                           break_long_words=False, break_on_hyphens=False)
+    return folded.replace(_KEEP, " ")
 
 
 def _indent(line: str) -> int:
