@@ -364,6 +364,6 @@ def test_a_folded_line_keeps_its_indent_and_a_command_whole():
     url = "   https://example.org/" + "x" * 80
     assert _folded(url, 80) == url
     said = "Failed messages waiting: 3; see `helpdesk-fetch errors list` for their reasons"
-    assert _folded(said, 60).splitlines() == [
+    assert _folded(said, 50).splitlines() == [
         "Failed messages waiting: 3; see",
         "`helpdesk-fetch errors list` for their reasons"]
