@@ -121,6 +121,28 @@ def test_accounts_add_makes_the_account_a_rule_waits_for(tmp_path, write_config,
     assert run("fetch", config=config).exit_code == 0
 
 
+def test_accounts_add_warns_of_a_password_file_fetch_would_refuse(tmp_path, write_config, run):
+    config = write_config([])
+    server = ["--protocol", "imap", "--host", "mail.example.com", "--username", "u"]
+    (tmp_path / "open-pw").write_text("s3cret\n")
+    (tmp_path / "open-pw").chmod(0o644)
+    (tmp_path / "pw").write_text("s3cret\n")
+    (tmp_path / "pw").chmod(0o600)
+
+    shown = run("accounts", "add", "shown", *server, "--password-file", "open-pw", config=config)
+    missing = run("accounts", "add", "missing", *server, "--password-file", "nowhere",
+                  config=config)
+    fine = run("accounts", "add", "fine", *server, "--password-file", "pw", config=config)
+
+    assert (shown.exit_code, missing.exit_code, fine.exit_code) == (0, 0, 0)
+    assert (f"shown: warning: {tmp_path / 'open-pw'}: holds a secret but can be read by its "
+            "group and others (mode 644); fix: chmod 600") in shown.stderr
+    assert f"the password file {tmp_path / 'nowhere'} does not exist (yet)" in missing.stderr
+    assert "warning" not in fine.stderr
+    assert [a["name"] for a in run.json("accounts", "list", config=config)] == [
+        "shown", "missing", "fine"]
+
+
 def test_accounts_add_warns_of_a_maildir_that_does_not_exist_and_adds_it(tmp_path,
                                                                         write_config, run):
     config = write_config([])

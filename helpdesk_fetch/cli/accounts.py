@@ -198,9 +198,11 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
     else:
         _require_options(ctx, values)
     remember_secret(values.get("password") or "")  # asked for at the terminal, or none
+    here = Path(os.path.abspath(path)).parent
     if values["protocol"] == "maildir":
-        _warn_missing_maildir(name, Path(os.path.abspath(path)).parent
-                              / Path(values["path"]).expanduser())
+        _warn_missing_maildir(name, here / Path(values["path"]).expanduser())
+    if values.get("password_file"):
+        _warn_unusable_password_file(name, here / Path(values["password_file"]).expanduser())
     try:
         add_account(path, {"name": name, **values},
                     check=_offer_test(name) if interactive else None)
@@ -252,6 +254,24 @@ def _warn_missing_maildir(name: str, path: Path) -> None:
         note(f"{name}: warning: the Maildir {path} does not exist (yet); fetch fails for this "
              f"account until it does: mkdir -p {path}/cur {path}/new {path}/tmp",
              style="yellow", err=True)
+
+
+def _warn_unusable_password_file(name: str, path: Path) -> None:
+    """A password file that `fetch` would refuse (missing, readable by others, another user's)
+    is added all the same (it may be put right next), with the word `fetch` would say."""
+    from helpdesk_fetch.config.private import check_private
+    from helpdesk_fetch.errors import ConfigError
+
+    if not os.path.lexists(path):
+        problem = f"the password file {path} does not exist (yet)"
+    else:
+        try:
+            check_private(path)
+            return
+        except ConfigError as exc:
+            problem = str(exc)
+    note(f"{name}: warning: {problem}; fetch and accounts test fail for this account until it "
+         "is put right", style="yellow", err=True)
 
 
 class _NotKept(Exception):
