@@ -76,6 +76,13 @@ def test_a_from_without_its_commas_or_brackets_gives_the_first_whole_address(val
     assert parsed.to_addrs == ["helpdesk@example.com", "support@example.com"]
 
 
+@pytest.mark.parametrize("value", ["Boss boss@example.org <mallory@evil.example>",
+                                   '"x" boss@example.org <mallory@evil.example>'])
+def test_an_address_in_a_display_name_never_comes_before_the_real_one(value):
+    parsed = parse(f"From: {value}\r\nSubject: s\r\n\r\nbody\r\n".encode())
+    assert parsed.from_addr == "mallory@evil.example"
+
+
 @pytest.mark.parametrize("value", ['"boss@example.org" <boss>', '(boss@example.org) x y',
                                    '<Undisclosed-Recipient:@example.org;>',
                                    '(a (b) boss@example.org) x', '(a \\) boss@example.org) x',
@@ -90,9 +97,11 @@ def test_an_address_in_quotes_a_comment_or_an_encoded_word_is_never_taken_for_th
     ("Name <a@[192.0.2.1]>", ["a@[192.0.2.1]"]),  # a domain literal
     ('"a\\"b"@example.org', ['"a\\"b"@example.org']),  # an escaped quote in a quoted local part
     ('"john doe"@example.org', ['"john doe"@example.org']),
-    ("Name a@example.org, c@example.org", ["a@example.org", "c@example.org"]),  # one unread
+    ("Name a@example.org, c@example.org", ["c@example.org", "a@example.org"]),  # one unread
+    ("a@example.org b@", ["a@example.org"]),  # the stdlib reads nothing of it
 ])
 def test_whole_addresses_of_every_form_are_kept(value, expected):
+    """What the stdlib reads comes first, what stands beside it after."""
     assert [address for _, address in addresses(value)] == expected
 
 

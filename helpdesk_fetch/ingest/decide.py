@@ -92,20 +92,26 @@ class Decider:
         return Rules(self.config.rules)
 
     def verdict(self, source: Source, parsed: ParsedMessage, now: dt.datetime, *,
-                lock: bool = False, restore: bool = False) -> Verdict:
+                lock: bool = False, restore: bool = False, raw: bytes | None = None) -> Verdict:
         """The Verdict on *parsed*, from *source*; *lock*: the ticket's row stays locked until
         the caller's commit; *restore* (``ignored restore``): it is a request whatever it is,
         so it is never ignored.
+
+        A copy by its headers (spec §4.1) is only recorded; one whose body (*raw*'s) is not the
+        stored message's is kept as ignored mail instead, and restored it is a request.
 
         A canary of ``probe send`` gets here only when it is not this account's own (the
         Pipeline takes those first): diverted to another account, or forged. It must become a
         ticket, which is how a diverted canary gets noticed (spec §11.3): it is never a copy
         (one canary forwarded to two accounts is two tickets) and never ignored mail."""
         diverted = canary.marked(parsed)
-        # restored: the administrator made a request of it, a copy's or not
-        copy = None if diverted or restore else write.find_copy(parsed, now, lock=lock)
-        if copy is not None:
+        copy = None if diverted else write.find_copy(parsed, now, lock=lock)
+        other = None if copy is None or raw is None or copy[0] != "in" else \
+            write.body_differs(copy[1], raw)
+        if copy is not None and other is None:
             return Verdict(copy_of=copy)
+        if other is not None and not restore:  # its bytes are not dropped (never neither)
+            return Verdict(ignored=f"copy of a message on ticket {other}, with another body")
         restore = restore or diverted
         classification = classify(parsed, own=self.own)
         verdict = Verdict(classification, classification.kind, automail=source.automail,

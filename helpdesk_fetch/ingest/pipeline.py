@@ -114,18 +114,6 @@ def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
                     blobs.compress_pieces(raw) if compress else None)
 
 
-def _keep_a_copy_with_its_own_body(verdict: Verdict, raw: bytes) -> None:
-    """A copy by its headers (spec §4.1: Message-ID, From, Date and Subject) whose body is not
-    the stored message's is not dropped, which would leave its bytes nowhere: it is kept as
-    ignored mail (§9.4), shown by ``ignored list`` and made a request by ``ignored restore``."""
-    if verdict.copy_of is None or verdict.copy_of[0] != "in":
-        return
-    number = write.body_differs(verdict.copy_of[1], raw)
-    if number is not None:
-        verdict.copy_of = None
-        verdict.ignored = f"copy of a message on ticket {number}, with another body"
-
-
 def _unexpected(exc: Exception, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
     """A message that met a bug of ours: set aside with the error as its reason (``errors
     retry`` files it once a fixed version is installed); the traceback at -vv."""
@@ -204,10 +192,12 @@ class Pipeline:
         return self.parser.parse(raw)
 
     def ingest(self, source: Source, raw: bytes, key: str, *,
-               prepared: Prepared | None = None, restore: bool = False) -> Outcome:
+               prepared: Prepared | None = None, restore: bool = False,
+               trial: bool = False) -> Outcome:
         """Store *raw* (known to *source* as *key*) on its ticket, or say why not. *prepared*:
         ``prepare(raw)``, done ahead; without it the work is done here when needed. *restore*
-        (``ignored restore``): a request after all, never ignored.
+        (``ignored restore``): a request after all, never ignored. *trial* (``rules test``): bytes
+        kept as ignored mail are judged again, not taken as stored.
 
         A database failure that is not about this message raises DatabaseError: the caller must
         then delete nothing and stop."""
@@ -219,9 +209,10 @@ class Pipeline:
         if len(raw) > limit:
             return Outcome(FAILED, key, sha256, f"{len(raw)} bytes is over max_message_bytes "
                                                 f"({limit})", parsed=parse_headers(raw))
-        # a restore brings back bytes kept as ignored mail: those are no duplicate of themselves
+        # A restore brings back bytes kept as ignored mail, which are no duplicate of themselves;
+        # `rules test` asks what the rules say of them (saved with `ignored show --raw`).
         duplicate = self.call_db(write.find_duplicate, source.name, key, sha256,
-                                 ignored=not restore)
+                                 ignored=not (restore or trial))
         if duplicate is not None:
             if not self.dry_run:
                 from helpdesk_fetch.store.group import atomic
@@ -247,8 +238,7 @@ class Pipeline:
             arrived = self._canary(source, key, sha256, parsed, now, record=False)
             if arrived is not None:
                 return arrived
-            verdict = self.decider.verdict(source, parsed, now, restore=restore)
-            _keep_a_copy_with_its_own_body(verdict, raw)
+            verdict = self.decider.verdict(source, parsed, now, restore=restore, raw=raw)
             outcome = self._outcome(PLANNED, key, sha256, parsed, verdict)
             if verdict.decision is not None:
                 outcome.automails = self._automails(source, verdict, parsed, now, record=False)
@@ -272,7 +262,8 @@ class Pipeline:
                 arrived = self._canary(source, key, sha256, parsed, now)
                 if arrived is not None:
                     return arrived
-                verdict = self.decider.verdict(source, parsed, now, lock=True, restore=restore)
+                verdict = self.decider.verdict(source, parsed, now, lock=True, restore=restore,
+                                               raw=raw)
                 outcome = self._file(source, raw, key, sha256, parsed, verdict, now=now,
                                      compressed=compressed)
                 crashpoint("mid_transaction")
@@ -329,7 +320,6 @@ class Pipeline:
     def _file(self, source: Source, raw: bytes, key: str, sha256: str, parsed: ParsedMessage,
               verdict: Verdict, *, now: dt.datetime, compressed: list[bytes] | None) -> Outcome:
         """Store what *verdict* says: a copy's key, ignored mail, or the message on its ticket."""
-        _keep_a_copy_with_its_own_body(verdict, raw)
         if verdict.copy_of is not None:  # recorded by its key: deleted, never fetched again
             write.remember_key(source.name, key, verdict.copy_of[1])
             return self._outcome(DUPLICATE, key, sha256, parsed, verdict)

@@ -61,6 +61,8 @@ def verdict(outcome: Outcome) -> str:
     if outcome.kind == CANARY:  # neither classified nor decided (spec §11.3)
         return f"no ticket: {outcome.reason}"
     verdict = outcome.verdict
+    if verdict is not None and verdict.classification is None and verdict.ignored:
+        return f"ignored ({verdict.ignored}): its bytes kept as ignored mail; opens no ticket"
     if verdict is None or verdict.classification is None:
         return _duplicate(outcome)
     kind = f" [{verdict.kind}" + (f", rule {verdict.rule}" if verdict.rule else "") + "]"

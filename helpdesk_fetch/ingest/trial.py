@@ -66,5 +66,5 @@ def trial(config: Config, messages: list[tuple[str, bytes]], *,
     for name, raw in messages:
         raw = strip_envelope(raw)  # one message of an mbox, as saved by many mail programs
         key = f"rules-test:{hashlib.sha256(raw).hexdigest()}"
-        trials.append(Trial(name, pipeline.ingest(source, raw, key)))
+        trials.append(Trial(name, pipeline.ingest(source, raw, key, trial=True)))
     return source, trials

@@ -405,14 +405,12 @@ def addresses(value: str | None) -> list[tuple[str, str]]:
         if "@" not in addr and "=?" in addr:
             addr = decode_header(addr).lower()
         if not _whole(addr) or len(addr) > 320:
-            junk = junk or bool(name or addr)
+            junk = True
             continue
         result.append((decode_header(name).strip(), addr))
-    if junk and "@" in value:  # something the stdlib could not read: what stands in it
-        standing = _standing(clean(value))
-        names = {addr: name for name, addr in result}
-        if names.keys() <= {addr for _, addr in standing}:  # all it read, and more
-            return [(names.get(addr) or name, addr) for name, addr in standing]
+    if junk and "@" in value:  # something the stdlib could not read: what stands in it, after
+        read = {addr for _, addr in result}  # what it read (a name is no sender: "Boss
+        result += [pair for pair in _standing(clean(value)) if pair[1] not in read]  # boss@x <y>")
     return result
 
 
@@ -421,7 +419,7 @@ def _whole(addr: str) -> bool:
     name, or a literal such as [192.0.2.1]), no white space but inside a quoted local part, no
     encoded word (RFC 2047 allows none in an address)."""
     local, _, domain = addr.rpartition("@")
-    if not local or not domain or "=?" in addr or any(c.isspace() for c in domain):
+    if not local or "=?" in addr or not _DOMAIN.fullmatch(domain):
         return False
     if len(local) > 1 and local[0] == local[-1] == '"':
         return True
@@ -432,6 +430,7 @@ def _whole(addr: str) -> bool:
 # brackets, something before its @ and after it. Its local part bounded, and found only where a
 # word begins (not in the middle of a longer one), so that a search is linear in the field.
 _ADDRESS_CHARS = r'[^\s<>@,;:"()\[\]\\]'
+_DOMAIN = re.compile(rf"{_ADDRESS_CHARS}+|\[[^\s\[\]\\]*\]")  # a name, or a literal: [192.0.2.1]
 _STANDING_ADDRESS = re.compile(r'(?<![^\s<>,;:"()\[\]\\])' + rf"{_ADDRESS_CHARS}{{1,64}}"
                                rf"@{_ADDRESS_CHARS}{{1,255}}(?!{_ADDRESS_CHARS}|@)")
 _SPECIALS = re.compile(r'\\.|["()]', re.DOTALL)
@@ -444,7 +443,8 @@ def _standing(value: str) -> list[tuple[str, str]]:
     found = [m for m in _STANDING_ADDRESS.finditer(_masked(value)) if "=?" not in m.group()]
     before = value[:found[0].start()] if found else ""
     if len(found) == 1 and "@" not in before and not value[found[0].end():].strip():
-        return [(decode_header(before).strip().strip('"<').strip(), found[0].group().lower())]
+        name = decode_header(before).strip().strip('"<,;').strip()
+        return [(name, found[0].group().lower())]
     return [("", match.group().lower()) for match in found]
 
 

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from peewee import JOIN
+
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.enums import (
     Action,
@@ -219,18 +221,29 @@ def body_differs(message_id: int, raw: bytes) -> str | None:
     that carries something of its own (a list's footer, or another mail under the same
     Message-ID), whose bytes must not be dropped."""
     row = (models.Message.select(Ticket.number, models.RawMessage.data)
-           .join(Ticket).switch(models.Message).join(models.RawMessage)
+           .join(Ticket).switch(models.Message).join(models.RawMessage, JOIN.LEFT_OUTER)
            .where(models.Message.id == message_id).tuples().first())
-    if row is None:
-        return None
+    if row is None or row[1] is None:  # no bytes to compare with: keep these (never neither)
+        return row[0] if row else "?"
     number, data = row
-    return None if _body(blobs.decompress(bytes(data))) == _body(raw) else number
+    return None if same_body(blobs.decompress(bytes(data)), raw) else number
 
 
-def _body(raw: bytes) -> bytes:
-    raw = raw.replace(b"\r\n", b"\n")
-    end = raw.find(b"\n\n")
-    return raw[end + 2:].rstrip(b"\n") if end >= 0 else b""
+def same_body(one: bytes, other: bytes) -> bool:
+    """Whether the bodies of two raw messages are the same, their line ends aside (a copy
+    through a Maildir has LF where IMAP has CRLF); compared in place where both have the same."""
+    a, b = memoryview(one)[_body_start(one):], memoryview(other)[_body_start(other):]
+    if a == b:
+        return True
+    return bytes(a).replace(b"\r\n", b"\n").rstrip(b"\n") == \
+        bytes(b).replace(b"\r\n", b"\n").rstrip(b"\n")
+
+
+def _body_start(raw: bytes) -> int:
+    """Where the body of *raw* begins (after the first empty line); its end if it has none."""
+    ends = [found + size for blank, size in ((b"\r\n\r\n", 4), (b"\n\n", 2))
+            if (found := raw.find(blank)) >= 0]
+    return min(ends) if ends else len(raw)
 
 
 def store_ignored(parsed: ParsedMessage, raw: bytes, sha256: str, *, account: str, key: str,
