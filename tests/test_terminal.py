@@ -367,3 +367,5 @@ def test_a_folded_line_keeps_its_indent_and_a_command_whole():
     assert _folded(said, 50).splitlines() == [
         "Failed messages waiting: 3; see",
         "`helpdesk-fetch errors list` for their reasons"]
+    own = "a subject with \ue000 in it, " * 4  # a character of the text's own stays
+    assert "\ue000" in _folded(own, 40)

@@ -69,12 +69,13 @@ def _folded(line: str, width: int) -> str:
 
     lead = line[:len(line) - len(line.lstrip(" "))]
     rest = line[len(lead):]
-    if _KEEP not in rest:
+    kept = _KEEP not in rest  # else a text's own: left as it is, commands may break
+    if kept:
         rest = re.sub(r"`[^`]{1,60}`", lambda m: m.group().replace(" ", _KEEP), rest)
     folded = textwrap.fill(rest, width, initial_indent=lead[:width // 2],
                            subsequent_indent=" " * min(_indent(line), width // 2),
                            break_long_words=False, break_on_hyphens=False)
-    return folded.replace(_KEEP, " ")
+    return folded.replace(_KEEP, " ") if kept else folded
 
 
 def _indent(line: str) -> int:

@@ -77,18 +77,32 @@ def _allowed(path: Path, need: int) -> bool:
 
 
 def _fix(found: list[Obstacle], path: Path, me: str) -> str:
-    """One command line that removes every obstacle: what another user owns is given to this
-    one (the database with its companions, path*), what is this user's gets the mode bits.
-    What a user other than root owns is that user's database (the service user's, met by
-    someone else): taking it would lock its owner out, so the fix is to run as its owner."""
+    """What removes every obstacle: one command line (``_taking``). What a user other than
+    root owns is most likely that user's database (the service user's, met by someone else):
+    running as its owner comes first, taking it (which locks the owner out) second."""
     mine = os.geteuid()
     owners = [owner for target, kind, _ in found
               if (owner := target.stat().st_uid) not in (mine, 0)
               and not (kind == "directory" and target != path.parent)]  # not one to be made
+    owners.sort(key=lambda owner: owner != _owner(path))  # the database file's first
+    taking = _taking(found, path, me)
     if owners:
         theirs = _user(owners[0])
         return (f"run helpdesk-fetch as {theirs}, whose database it is (e.g. `runuser -u "
-                f"{theirs} -- helpdesk-fetch ...`)")
+                f"{theirs} -- helpdesk-fetch ...`), or, if it is to be {me}'s: {taking}")
+    return taking
+
+
+def _owner(path: Path) -> int | None:
+    try:
+        return path.stat().st_uid
+    except OSError:
+        return None
+
+
+def _taking(found: list[Obstacle], path: Path, me: str) -> str:
+    """The command line that makes every obstacle this user's (see _fix)."""
+    mine = os.geteuid()
     made: list[str] = []
     chown: list[str] = []
     chmod: list[str] = []
