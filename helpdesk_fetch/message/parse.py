@@ -396,10 +396,10 @@ def addresses(value: str | None) -> list[tuple[str, str]]:
         return []
     value = value[:MAX_LIST_HEADER]
     try:
-        pairs = email.utils.getaddresses([value])
+        pairs, junk = email.utils.getaddresses([value]), False
     except Exception:
-        pairs = []
-    result, junk = [], False
+        pairs, junk = [], True
+    result = []
     for name, addr in pairs:
         addr = clean(addr).strip().strip("<>").lower()
         if "@" not in addr and "=?" in addr:
@@ -408,9 +408,11 @@ def addresses(value: str | None) -> list[tuple[str, str]]:
             junk = True
             continue
         result.append((decode_header(name).strip(), addr))
-    if junk and "@" in value:  # something the stdlib could not read: what stands in it, after
-        read = {addr for _, addr in result}  # what it read (a name is no sender: "Boss
-        result += [pair for pair in _standing(clean(value)) if pair[1] not in read]  # boss@x <y>")
+    if junk and "@" in value:
+        # Something the stdlib could not read: what stands in it, after what it did read (an
+        # address in a display name is no sender: "Boss boss@example.org <mallory@...>").
+        read = {addr for _, addr in result}
+        result += [pair for pair in _standing(clean(value)) if pair[1] not in read]
     return result
 
 
