@@ -212,6 +212,21 @@ def test_a_password_on_the_command_line_is_refused(write_config, run, old):
     assert config.read_text() == before
 
 
+@pytest.mark.parametrize(("args", "fixed"), [
+    (["fetch", "-q"], "-q fetch"),
+    (["accounts", "list", "--verbose"], "--verbose accounts list"),
+    (["status", "--config", "x.toml"], "--config PATH status"),
+])
+def test_an_option_of_the_tool_after_the_command_gets_the_line_that_works(run, args, fixed):
+    """As cron lines are often written: `helpdesk-fetch fetch -q`."""
+    result = run(*args)
+    assert result.exit_code == 2
+    program = result.stderr.split()[1]  # "Usage: helpdesk-fetch ..." ("cli" here)
+    assert f"goes before the command:\n  {program} {fixed}\n" in result.stderr
+    other = run("fetch", "--bogus")  # any other unknown option: click's own words
+    assert other.exit_code == 2 and "No such option '--bogus'" in other.stderr
+
+
 def test_unknown_account_is_a_usage_error(maildir_config, run):
     result = run("accounts", "disable", "nope", config=maildir_config)
     assert result.exit_code == 2 and "no such account (known: local)" in result.stderr

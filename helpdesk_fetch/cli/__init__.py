@@ -131,6 +131,8 @@ class Group(click.Group):
             return super().invoke(ctx)
         except HelpdeskError as exc:
             _fail(ctx, exc)
+        except click.exceptions.NoSuchOption as exc:
+            raise _misplaced(ctx, exc) or exc from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
@@ -142,6 +144,21 @@ class Group(click.Group):
             if translated is None:
                 _crash(ctx)
             _fail(ctx, translated)
+
+
+# The options of helpdesk-fetch itself, with the metavar of those that take a value
+_OWN_OPTIONS = {"--config": " PATH", "-v": "", "--verbose": "", "-q": "", "--quiet": "",
+                "--log-file": " PATH", "--syslog": ""}
+
+
+def _misplaced(ctx: click.Context, exc: click.exceptions.NoSuchOption) -> click.UsageError | None:
+    """``helpdesk-fetch fetch -q``: an option of helpdesk-fetch itself after the command
+    (as cron lines are often written) is named as such, with the command line that works."""
+    if exc.option_name not in _OWN_OPTIONS or exc.ctx is None or exc.ctx is ctx:
+        return None
+    command = exc.ctx.command_path[len(ctx.command_path):].strip()  # "accounts list"
+    fixed = f"{ctx.command_path} {exc.option_name}{_OWN_OPTIONS[exc.option_name]} {command}"
+    return click.UsageError(f"{exc.option_name} goes before the command:\n  {fixed}", exc.ctx)
 
 
 def _fail(ctx: click.Context, exc: HelpdeskError) -> NoReturn:
