@@ -9,7 +9,6 @@ nothing the sender wrote is lost. Only input that cannot even be split into head
 
 from __future__ import annotations
 
-import codecs
 import datetime as dt
 import email.header
 import email.message
@@ -27,6 +26,7 @@ from typing import Any, TypeVar, overload
 
 from helpdesk_fetch.message import boundaries
 from helpdesk_fetch.message.bodyruns import MIN_LINES, Deferred, Runs
+from helpdesk_fetch.message.charsets import decode_bytes, html_charset
 from helpdesk_fetch.message.htmltext import html_to_text
 
 boundaries.install()  # no regex compiled per multipart boundary (boundaries.py)
@@ -577,7 +577,10 @@ def _take_part(part: email.message.Message, p: ParsedMessage, texts: list[str], 
     if not is_body:
         p.attachments.append(AttachmentData(filename or _default_name(ctype), ctype, payload))
         return
-    text = decode_bytes(payload, _charset(part))
+    charset = _charset(part)
+    if charset is None and ctype == "text/html":
+        charset = html_charset(payload)
+    text = decode_bytes(payload, charset)
     (texts if ctype == "text/plain" else htmls).append(text)
 
 
@@ -673,23 +676,6 @@ def _shorten(name: str) -> str:
         extension = "." + extension
     budget = MAX_NAME_BYTES - len(extension.encode("utf-8"))
     return stem.encode("utf-8")[:budget].decode("utf-8", "ignore").rstrip(" .") + extension
-
-
-def decode_bytes(data: bytes, charset: str | None, *, utf8_first: bool = False) -> str:
-    """Text from *data* in *charset*; mislabelled or unknown charsets fall back to UTF-8, cp1252."""
-    candidates = ["utf-8"] if utf8_first else []
-    if charset:
-        try:
-            candidates.append(codecs.lookup(charset.strip().strip('"').lower()).name)
-        except (LookupError, ValueError):
-            pass
-    candidates += ["utf-8", "cp1252"]
-    for name in candidates:
-        try:
-            return data.decode(name)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return data.decode(candidates[0], "replace")
 
 
 def clean(text: str, charset: str | None = None) -> str:
