@@ -111,7 +111,18 @@ def test_reasons_name_what_decided():
     ({"Precedence": "junk"}, "Precedence: junk", True),
     ({"Precedence": "list"}, "Precedence: list", True),
     ({"Precedence": "auto_reply"}, "Precedence: auto_reply", True),
-    ({"List-Id": "<users.lists.example.org>"}, "a mailing-list message (List-Id)", True),
+    ({"List-Id": "<users.lists.example.org>"}, "a mailing-list or bulk message (List-Id)", True),
+    # a newsletter without List-Id or Precedence (RFC 2369's other fields; RFC 3834 §2)
+    ({"List-Unsubscribe": "<https://shop.example/u/1>"},
+     "a mailing-list or bulk message (List-Unsubscribe)", True),
+    ({"List-Post": "<mailto:users@lists.example.org>"},
+     "a mailing-list or bulk message (List-Post)", True),
+    ({"X-Loop": "support@vendor.example"}, "X-Loop", True),  # another ticket system's guard
+    ({"Return-Path": "<bounces+c=example.org@esp.example>"},
+     "a daemon envelope sender (Return-Path: bounces+c=example.org@esp.example)", True),
+    ({"Return-Path": "<owner-users@lists.example.org>"},
+     "a daemon envelope sender (Return-Path: owner-users@lists.example.org)", True),
+    ({"Return-Path": "<carol@example.org>"}, None, False),
     ({"X-Helpdesk-Fetch": "new_ticket; ticket=7"}, "one of our own auto-mails", True),
     ({"Return-Path": "<>"}, NULL_SENDER, True),
     ({"X-Auto-Response-Suppress": "OOF, AutoReply"}, "X-Auto-Response-Suppress", False),
@@ -165,13 +176,17 @@ def test_a_bounce_counts_as_automatic_even_without_any_header_saying_so():
     "MAILER-DAEMON@x.example", "mailer_daemon@x.example", "mail-daemon@x.example",
     "postmaster@x.example", "do-not-reply@x.example", "donotreply@x.example",
     "majordomo@x.example", "listserv@x.example", "users-bounces@x.example",
+    "gmail-noreply@x.example", "noreply-dmarc-support@x.example", "no-reply-aws@x.example",
+    "info.noreply@x.example", "noreply2@x.example", "bounce-1234@x.example",
+    "owner-users@x.example", "users-owner@x.example",
     "microsoftexchange329e71ec88ae4615bbc36ab6ce41109e@x.example"])
 def test_daemon_addresses(address):
     assert is_daemon(address)
 
 
 @pytest.mark.parametrize("address", ["carol@x.example", "replyer@x.example", "post@x.example",
-                                     "bouncer@x.example", "noreplyer@x.example"])
+                                     "bouncer@x.example", "noreplyer@x.example",
+                                     "knowreply@x.example", "owner@x.example"])
 def test_people_are_not_daemons(address):
     assert not is_daemon(address)
 
@@ -183,6 +198,51 @@ def test_mail_from_the_mail_system_without_a_bounce_sign_is_a_message():
                     sender="postmaster@example.com", body="Please delete old mail.\n")
     got = classify(parse(quota), own=OWN)
     assert got.kind is MESSAGE and got.no_reply_reason == "a daemon sender (postmaster@example.com)"
+
+
+def test_a_postmaster_who_writes_an_undeliverable_subject_is_a_person():
+    """The subject of a bounce from postmaster counts only with the MTA's words or the original
+    sent back: partners' postmasters write to helpdesks about bounced mail themselves."""
+    person = message("Undeliverable mail from your servers - please check SPF",
+                     sender="postmaster@customer.example",
+                     body="Hi, our gateway rejects your mail. Could you check your SPF record?\n",
+                     headers={"Return-Path": "<postmaster@customer.example>"})
+    got = classify(parse(person), own=OWN)
+    assert (got.kind, got.no_reply_reason) == (
+        MESSAGE, "a daemon sender (postmaster@customer.example)")
+    with_words = message("Undeliverable: Printer broken", sender="postmaster@old.example",
+                         body="Your message did not reach some or all of the intended "
+                              "recipients.\n\n  gone@old.example\n",
+                         headers={"Return-Path": "<postmaster@old.example>"})
+    with_original = message("Undeliverable: Printer broken", sender="postmaster@old.example",
+                            body="Sorry.\n", headers={"Return-Path": "<postmaster@old.example>"},
+                            attachments=[("original.eml", "message/rfc822",
+                                          message("Printer broken"))])
+    for raw in (with_words, with_original):
+        assert classify(parse(raw), own=OWN).kind is BOUNCE
+
+
+def test_an_exchange_ndr_in_words_names_its_recipient_above_its_summary():
+    """Exchange 2003 sums the original up, indented, before the failed recipients; an indented
+    To: is no copy of the original's header."""
+    body = ("Your message\n\n  To:      john.doe@corp.example\n  Subject: Printer broken\n"
+            "  Sent:    Mon, 30 Nov 2026 10:00:00 +0100\n\ndid not reach the following "
+            "recipient(s):\n\njohn.doe@corp.example on Mon, 30 Nov 2026 10:00:05 +0100\n"
+            "    The e-mail account does not exist at the organization.\n")
+    raw = message("Undeliverable: Printer broken", sender="System Administrator "
+                  "<postmaster@corp.example>", body=body, headers={"Return-Path": "<>"})
+    got = classify(parse(raw), own=OWN)
+    assert (got.kind, got.failed_recipients) == (BOUNCE, ("john.doe@corp.example",))
+
+
+@pytest.mark.parametrize("prefix", [
+    "Автоматический ответ:", "Automatisk svar:", "Automatiskt svar:", "自動応答:", "自動応答：",
+    "自动答复:", "Otomatik yanıt:", "Αυτόματη απάντηση:", "Réponse automatique :",
+    "Odpowiedź automatyczna:", "자동 회신:"])
+def test_exchange_out_of_office_replies_in_other_languages(prefix):
+    raw = samples.exchange_oof_en().replace(b"Subject: Automatic reply:",
+                                            f"Subject: {prefix}".encode())
+    assert classify(parse(raw)).kind is AUTO_REPLY
 
 
 def test_a_vacation_reply_quoting_bounce_words_stays_an_auto_reply():

@@ -79,6 +79,16 @@ def test_procmail_envelope_line_and_account_option(tmp_path, write_config, run):
     assert "From nagios" not in shown
 
 
+def test_a_from_header_in_the_obsolete_syntax_is_no_envelope_line():
+    """RFC 5322 §4.5.3 allows space before the colon: `From  : John` is the sender, kept."""
+    from helpdesk_fetch.ingest.deliver import strip_envelope
+
+    header = b"From  : John Doe <jdoe@machine.example>\r\nTo: a@example.org\r\n\r\nHi\r\n"
+    assert strip_envelope(header) == header
+    assert strip_envelope(b"From: x@example.org\r\n\r\n") == b"From: x@example.org\r\n\r\n"
+    assert strip_envelope(b"From - Mon Jan  1 00:00:00 2026\n" + header) == header
+
+
 def test_unparseable_message_is_quarantined_with_65_and_retryable(tmp_path, write_config, run):
     config = write_config([], settings={"max_message_bytes": 2000})
     big = message("Core dump attached", body="c" * 5000)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +49,13 @@ def source_for(config: Config, *, resource: str | None, account: str | None) -> 
     return Source(f"{failures.DELIVER_PREFIX}{resource}", resource)
 
 
+_OBSOLETE_FROM = re.compile(rb"From[ \t]*:")
+
+
 def strip_envelope(raw: bytes) -> bytes:
-    """Drop the mbox ``From `` line procmail and Postfix's ``F`` flag put before the headers."""
-    if raw.startswith(b"From "):
+    """Drop the mbox ``From `` line procmail and Postfix's ``F`` flag put before the headers;
+    not a From header in the obsolete syntax, with space before its colon (``From  : John``)."""
+    if raw.startswith(b"From ") and not _OBSOLETE_FROM.match(raw):
         _, _, rest = raw.partition(b"\n")
         return rest
     return raw

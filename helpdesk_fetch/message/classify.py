@@ -15,7 +15,8 @@ The first kind that fits wins:
    delivery-status fields, a bounce subject ("Undeliverable:", "failure notice") or the words the
    MTAs write (Exim's "created automatically by mail delivery software", qmail's "This is the
    qmail-send program"). A person who writes "undeliverable" in a subject or forwards a bounce is
-   not the mail system: their mail stays a ``message``.
+   not the mail system: their mail stays a ``message``. Neither is a postmaster who writes as a
+   person: from postmaster, a bounce subject counts only with the MTA's words or the original.
 2. ``auto_reply``: a responder's reaction to a mail: ``Auto-Submitted: auto-replied`` (RFC 3834,
    Sieve vacation, Gmail), ``X-Autoreply``/``X-Autorespond``, ``Precedence: auto_reply``, Exchange's
    "Automatic reply:" subjects with Exchange's auto-reply headers, and read receipts (RFC 8098).
@@ -115,12 +116,14 @@ def _content_type(parsed: ParsedMessage) -> tuple[str, str]:
 
 def _null_return_path(parsed: ParsedMessage) -> bool:
     """``Return-Path: <>``: the envelope sender of bounces, vacation replies and read receipts."""
-    value = parsed.header("return-path")
-    return value is not None and not value.strip().strip("<>").strip()
+    return parsed.header("return-path") is not None and not _return_path(parsed)
 
 
-_DAEMON = re.compile(r"^(mailer[-_]?daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|"
-                     r"bounces?|mail-?daemon|majordomo|listserv|.*-request|.*-bounces?|"
+# Local parts no person reads: also with a prefix or suffix of a sender's own (gmail-noreply,
+# noreply-dmarc-support, no-reply-aws, bounce-1234, owner-list, list-owner: RFC 5230 §4.6).
+_DAEMON = re.compile(r"^(mailer[-_]?daemon|postmaster|mail-?daemon|majordomo|listserv|"
+                     r"(.*[-_.])?(no[-_.]?reply|do[-_.]?not[-_.]?reply)([-_.0-9].*)?|"
+                     r"bounces?([-_.=0-9].*)?|owner-.+|.+-owner|.*-request|.*-bounces?|"
                      r"microsoftexchange[0-9a-f]{32})$", re.IGNORECASE)
 _MAIL_SYSTEM = re.compile(r"^(mailer[-_]?daemon|mail-?daemon|postmaster|"
                           r"microsoftexchange[0-9a-f]{32})$", re.IGNORECASE)
@@ -134,6 +137,10 @@ def is_daemon(address: str) -> bool:
     """MAILER-DAEMON, postmaster, no-reply, list robots and the like, also with a +tag (VERP:
     bounces+x=y): addresses that no person reads, so never answered."""
     return _DAEMON.match(_local_part(address)) is not None
+
+
+def _from_postmaster(parsed: ParsedMessage) -> bool:
+    return _local_part(parsed.from_addr).lower() == "postmaster"
 
 
 def _from_mail_system(parsed: ParsedMessage) -> bool:
@@ -151,20 +158,37 @@ def _machine_reason(parsed: ParsedMessage, kind: MessageKind, reason: str) -> st
     precedence = _token(parsed.header("precedence"))
     if precedence in ("bulk", "junk", "list", "auto_reply"):
         return f"Precedence: {precedence}"
-    if parsed.header("list-id") is not None:
-        return "a mailing-list message (List-Id)"
+    for name in _LIST_HEADERS:
+        if parsed.header(name) is not None:
+            return f"a mailing-list or bulk message ({_title(name)})"
     if parsed.header(MARKER) is not None:
         return "one of our own auto-mails"
+    if parsed.header("x-loop") is not None:  # procmail, ticket systems: a robot's loop guard
+        return "X-Loop"
     if _null_return_path(parsed):
         return "a null sender (Return-Path: <>)"
     for address in _senders(parsed):
         if is_daemon(address):
             return f"a daemon sender ({address})"
+    envelope = _return_path(parsed)
+    if envelope and is_daemon(envelope):
+        return f"a daemon envelope sender (Return-Path: {envelope})"
     if kind is MessageKind.BOUNCE:
         return f"a bounce ({reason})"
     if kind is MessageKind.AUTO_REPLY:
         return f"an auto-reply ({reason})"
     return None
+
+
+# RFC 2369's fields: mail that carries one comes from a list or a bulk sender (RFC 3834 §2)
+_LIST_HEADERS = ("list-id", "list-unsubscribe", "list-post", "list-help", "list-subscribe",
+                 "list-owner", "list-archive")
+
+
+def _return_path(parsed: ParsedMessage) -> str:
+    """The envelope sender of Return-Path, lower case ("" when there is none)."""
+    value = (parsed.header("return-path") or "")[:400]
+    return value.strip().strip("<>").strip().lower()
 
 
 def _refusal_reason(parsed: ParsedMessage, own: frozenset[str]) -> str | None:
@@ -196,12 +220,19 @@ def _suppresses_auto_replies(parsed: ParsedMessage) -> bool:
 
 _RESPONDER_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder")
 _NEGATIVE = ("no", "false", "0", "off")
-# Outlook/Exchange prefix their out-of-office replies in the mailbox's language.
+# Outlook/Exchange prefix their out-of-office replies in the mailbox's language (the subject
+# alone decides nothing: _exchange_oof also wants one of Exchange's headers).
 _OOF_SUBJECT = re.compile(
     r"^(automatic reply|automatische antwort|réponse automatique|risposta automatica|"
-    r"respuesta automática|resposta automática|automatisch antwoord|autosvar|"
-    r"automaattinen vastaus|automatikus válasz|odpowiedź automatyczna|automatická odpověď|"
-    r"out of office( autoreply)?|abwesend|autoreply)\s*:", re.IGNORECASE)
+    r"respuesta automática|resposta automática|resposta automàtica|automatisch antwoord|"
+    r"autosvar|automatisk svar|automatiskt svar|automaattinen vastaus|automaatvastus|"
+    r"automātiskā atbilde|automatinis atsakymas|automatikus válasz|odpowiedź automatyczna|"
+    r"automatická odpověď|automatická odpoveď|samodejni odgovor|automatski odgovor|"
+    r"răspuns automat|otomatik yanıt|otomatik yanit|αυτόματη απάντηση|"
+    r"автоматический ответ|автоматична відповідь|автоматичен отговор|"
+    r"תשובה אוטומטית|رد تلقائي|trả lời tự động|balasan otomatis|balas otomatis|"
+    r"自動応答|自動返信|自动答复|自动回复|自動回覆|자동 회신|자동 응답|"
+    r"out of office( autoreply)?|abwesend|autoreply)\s*[:：]", re.IGNORECASE)
 
 
 def _auto_reply_reason(parsed: ParsedMessage) -> str | None:
@@ -282,7 +313,8 @@ _BOUNCE_TEXT = re.compile(
     r"your message to \S+ could ?n[o']t be delivered|message was ?n[o']t delivered to|"
     r"could not be delivered to (one or more|the following)|"
     r"automatically generated delivery status notification|"
-    r"has not yet been delivered to one or more|delivery attempts will continue", re.IGNORECASE)
+    r"has not yet been delivered to one or more|delivery attempts will continue|"
+    r"did not reach (some or all of )?the (following|intended) recipient", re.IGNORECASE)
 _DELAY = re.compile(
     r"delayed|will retry|will be retried|still (being )?retried|still trying|"
     r"not (yet )?been delivered|not delivered yet|this is a warning|"
@@ -290,13 +322,15 @@ _DELAY = re.compile(
 _FAILURE = re.compile(
     r"permanent(ly)? (error|fail)|failed permanently|could ?n[o']t be delivered|"
     r"was ?n[o']t delivered|has been rejected|address(es|\(es\))? failed|given up|giving up|"
-    r"undeliverable|address not found|\(failure\)", re.IGNORECASE)
+    r"undeliverable|address not found|\(failure\)|did not reach", re.IGNORECASE)
 # Where a bounce's own explanation ends and its copy of the original begins.
+# A header of the copy stands at the start of its line, or quoted (">"); an indented "To:" is
+# the explanation's own summary of the mail (Exchange: "Your message / To: ... / Subject: ...").
 _QUOTE_START = re.compile(
-    r"^[ \t>]*(-{2,} ?(below this line|this is a copy|original message|forwarded message|"
-    r"the header of the original)|original message (headers|follows)|"
-    r"(return-path|received|dkim-signature|message-id|mime-version|content-type|from|to|cc|"
-    r"subject|date)[ \t]*:)", re.IGNORECASE | re.MULTILINE)
+    r"^([ \t>]*(-{2,} ?(below this line|this is a copy|original message|forwarded message|"
+    r"the header of the original)|original message (headers|follows))|"
+    r"(>[ \t>]*)?(return-path|received|dkim-signature|message-id|mime-version|content-type|"
+    r"from|to|cc|subject|date)[ \t]*:)", re.IGNORECASE | re.MULTILINE)
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
                       r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,10}")
 _QUOTED_ID = re.compile(r"message[-_ ]?id[ \t]*[:=]?[ \t]*<([^<>\s@]{1,250}@[^<>\s@]{1,250})>",
@@ -332,10 +366,20 @@ def _bounce_sign(parsed: ParsedMessage, records: list[dict[str, str]]) -> str | 
         return "X-Failed-Recipients"
     if records:
         return "delivery-status fields"
-    if _BOUNCE_SUBJECT.match(parsed.subject):
-        return f"subject '{parsed.subject[:60]}'"
     found = _BOUNCE_TEXT.search(_explanation(parsed)) if _from_mail_system(parsed) else None
-    return f"text '{found.group(0)}'" if found else None
+    text = f"text '{found.group(0)}'" if found else None
+    if _BOUNCE_SUBJECT.match(parsed.subject):
+        subject = f"subject '{parsed.subject[:60]}'"
+        if not _from_postmaster(parsed) or _null_return_path(parsed):
+            return subject
+        # A postmaster is often a person too ("Undeliverable mail from your servers"): the
+        # subject counts with the MTA's words or the copy of the original it sends back.
+        if text is not None:
+            return f"{subject} and {text}"
+        if any(a.content_type in _ORIGINAL_TYPES for a in parsed.attachments):
+            return f"{subject} and the original attached"
+        return None
+    return text
 
 
 def _outcome(parsed: ParsedMessage, records: list[dict[str, str]],

@@ -302,7 +302,8 @@ def _degraded(raw: bytes, defect: str) -> ParsedMessage:
 # -- headers ----------------------------------------------------------------------------------
 
 _KEPT_HEADERS = {
-    "auto-submitted", "precedence", "list-id", "list-unsubscribe", "return-path",
+    "auto-submitted", "precedence", "list-id", "list-unsubscribe", "list-post", "list-help",
+    "list-subscribe", "list-owner", "list-archive", "return-path",
     "x-auto-response-suppress", "authentication-results", "x-helpdesk-fetch", "sender",
     "x-loop", "delivered-to", "content-type",
     # what message/classify.py reads to tell auto-replies and bounces from a person's mail
