@@ -12,6 +12,7 @@ import sys
 import time
 
 import pexpect
+import pytest
 
 from tests.chaos import start_fetch
 from tests.mails import message
@@ -118,3 +119,29 @@ def test_a_killed_run_is_shown_as_interrupted(tmp_path, write_config, run):
     with sqlite3.connect(tmp_path / "helpdesk.db") as connection:
         runs = connection.execute("SELECT outcome, error FROM account_run ORDER BY id").fetchall()
     assert runs == [("interrupted", died), ("ok", None)]
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_what_was_stored_is_deleted_before_the_run_ends(tmp_path, write_config, run, dovecot,
+                                                       mail_user, protocol):
+    """SIGTERM (or Ctrl-C) over IMAP and POP3: the reader finishes its batch, and the messages
+    stored before the signal are deleted in the same session (POP3: QUIT), so that the next run
+    does not find them again as already stored."""
+    dovecot.append(mail_user, [message(f"Request {i}") for i in range(COUNT)])
+    config = write_config([dovecot.account("helpdesk", mail_user, protocol=protocol)])
+    process = start_fetch(config)
+    wait_for_tickets(tmp_path / "helpdesk.db", 30)
+
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+
+    stored = tickets_in(tmp_path / "helpdesk.db")
+    assert process.returncode == -signal.SIGTERM and 30 <= stored < COUNT
+    assert len(dovecot.messages(mail_user)) == COUNT - stored
+    assert run.json("status", config=config)["accounts"][0]["last_run"]["outcome"] == (
+        "interrupted")
+    assert run("fetch", config=config).exit_code == 0
+    [account] = run.json("status", config=config)["accounts"]
+    assert (account["last_run"]["new_tickets"], account["last_run"]["duplicates"]) == (
+        COUNT - stored, 0)
+    assert dovecot.messages(mail_user) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 import os
 import socket
 import ssl
@@ -24,6 +25,7 @@ from helpdesk_fetch.config import Account
 from helpdesk_fetch.errors import ConfigError, SetAsideRefused
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 FETCH_BATCH_MESSAGES = 100
 FETCH_BATCH_BYTES = 2 * 1024 * 1024
@@ -82,6 +84,9 @@ class Mailbox(ABC):
         # How many messages the server said the folder holds as it was opened (IMAP's EXISTS);
         # None where it says nothing before it is asked for the list.
         self.announced: int | None = None
+        self.interrupted = False  # interrupt() has broken the session off
+        # Ctrl-C came, and what was stored is deleted: the session ends as it normally does
+        self.close_when_interrupted = False
 
     def __enter__(self) -> Mailbox:
         try:
@@ -98,10 +103,21 @@ class Mailbox(ABC):
         try:
             if exc_type is None:
                 self.close()
+            elif self.close_when_interrupted and issubclass(exc_type, KeyboardInterrupt):
+                self._close_quietly()
             else:
                 self.abort()
         finally:
             self.cutoff.release()
+
+    def _close_quietly(self) -> None:
+        """close(), while an interrupt is on its way out: a failure only drops the session."""
+        try:
+            self.close()
+        except Exception:
+            log.debug("closing %s after the interrupt failed", self.account.name, exc_info=True)
+            with contextlib.suppress(Exception):
+                self.abort()
 
     @abstractmethod
     def open(self) -> None:
@@ -174,6 +190,7 @@ class Mailbox(ABC):
         """Make a read or write in progress in another thread fail at once, without closing
         anything: a closed descriptor's number could be handed to a new connection while that
         thread (OpenSSL inside it) still uses it. ``abort`` follows once the thread is done."""
+        self.interrupted = True
         self.cutoff.interrupt()
 
     def description(self) -> str:

@@ -30,17 +30,24 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import TypeVar
 
+from helpdesk_fetch.errors import MailboxError, account_named
 from helpdesk_fetch.sources.base import FETCH_BATCH_BYTES, Mailbox, MessageRef, Told, set_aside
 
 AHEAD_BYTES = FETCH_BATCH_BYTES
 AHEAD_MESSAGES = 16  # prepared ahead of the writer, while they hold less than AHEAD_BYTES
 P = TypeVar("P")
+# After Ctrl-C or SIGTERM, how long the reader may take to finish the batch it reads, so that what
+# was stored can still be deleted in its session; then the session is broken off.
+INTERRUPT_GRACE = 3.0
+
+log = logging.getLogger(__name__)
 
 
 class Reader:
@@ -80,13 +87,35 @@ class Reader:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if exc_type is not None:  # the session has failed: break off a read in progress
-            self.box.interrupt()  # (closing here could hand its descriptor to a new socket)
-        self._thread.join()
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        if exc_type is not None and not (interrupted and self._ends(INTERRUPT_GRACE)):
+            self.box.interrupt()  # the session has failed: break off a read in progress
+        self._thread.join()  # (closing here could hand its descriptor to a new socket)
         if exc_type is None:
             self._raise()
             self._act()  # what the writer asked for after the reader's last batch
             self.box.flush()
+        elif interrupted and self._error is None and not self.box.interrupted:
+            self._delete_stored()
+
+    def _ends(self, seconds: float) -> bool:
+        """Whether the reader's thread ends within *seconds* (it finishes the batch it reads)."""
+        self._thread.join(seconds)
+        return not self._thread.is_alive()
+
+    def _delete_stored(self) -> None:
+        """Ctrl-C or SIGTERM, with the session intact: delete what was stored and committed, and
+        have the session closed normally (POP3's QUIT makes the DELEs final), so that the next
+        run does not find those messages again. Best effort: what fails stays for the next run,
+        which deletes it without storing it twice; a second Ctrl-C ends this at once."""
+        try:
+            self._act()
+            self.box.flush()
+        except MailboxError as exc:
+            log.info("%s: the messages stored before the interrupt stay on the server for the "
+                     "next run to delete: %s", account_named(self.box.account.name), exc)
+            return
+        self.box.close_when_interrupted = True
 
     # -- the writer's side -------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[MessageRef, bytes]]:
