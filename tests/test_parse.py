@@ -122,24 +122,32 @@ def test_a_boundary_folded_inside_its_quotes_is_unfolded(fold):
     assert [(a.filename, a.content) for a in parsed.attachments] == [("a.pdf", b"%PDF")]
 
 
+def test_text_has_one_kind_of_line_end_whatever_the_mail_had():
+    """A plain part read over IMAP has CRLF, text rendered from HTML LF: `tickets show --json`
+    gives LF for both."""
+    raw = (b"From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\nHallo,\r\n\r\nder Drucker.\r\n")
+    assert parse(raw).text == "Hallo,\n\nder Drucker.\n"
+
+
 def test_without_any_empty_line_the_first_line_that_is_no_header_starts_the_body():
     parsed = parse(b"From: a@example.org\r\nSubject: VPN\r\nThe VPN is down: since 9.\r\n"
                    b"X-Not: a header, but body text\r\n")
 
     assert parsed.subject == "VPN"
-    assert parsed.text == "The VPN is down: since 9.\r\nX-Not: a header, but body text\r\n"
+    assert parsed.text == "The VPN is down: since 9.\nX-Not: a header, but body text\n"
 
 
 def test_with_no_header_after_it_the_first_line_that_is_no_header_starts_the_body():
     parsed = parse(b"From: a@example.org\r\nSubject: VPN\r\nHello,\r\n\r\nthe VPN is down.\r\n")
 
-    assert (parsed.subject, parsed.text) == ("VPN", "Hello,\r\n\r\nthe VPN is down.\r\n")
+    assert (parsed.subject, parsed.text) == ("VPN", "Hello,\n\nthe VPN is down.\n")
 
 
 def test_a_stray_line_in_the_header_block_is_dropped_and_the_headers_after_it_kept():
     parsed = parse(b"From: a@example.org\r\nthis is junk\r\nSubject: kept\r\n\r\nbody\r\n")
 
-    assert (parsed.subject, parsed.text) == ("kept", "body\r\n")
+    assert (parsed.subject, parsed.text) == ("kept", "body\n")
 
 
 # -- linear in the size of the input (issue 20.1) ----------------------------------------------

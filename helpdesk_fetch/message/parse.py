@@ -581,7 +581,7 @@ def _take_part(part: email.message.Message, p: ParsedMessage, texts: list[str], 
     charset = _charset(part)
     if charset is None and ctype == "text/html":
         charset = html_charset(payload)
-    text = decode_bytes(payload, charset)
+    text = decode_bytes(payload, charset).replace("\r\n", "\n")  # as the rendered HTML has it
     (texts if ctype == "text/plain" else htmls).append(text)
 
 
