@@ -97,10 +97,12 @@ def test_accounts_add_refuses_a_name_that_exists(tmp_path, write_config, run):
     assert config.read_text() == before
 
 
-def test_accounts_add_makes_the_account_a_rule_waits_for(tmp_path, write_config, run):
+def test_accounts_add_makes_the_account_a_rule_waits_for(tmp_path, write_config, run,
+                                                        monkeypatch):
     """The sample file's `nagios` rule names an account `monitoring`: the file is refused until
     it exists, and `accounts add monitoring` is how it comes to exist. Another missing account
     still refuses the edit, and nothing is written."""
+    monkeypatch.chdir(tmp_path)  # where --path alerts is
     for box in ("box", "alerts"):
         make_maildir(tmp_path / box, [])
     config = write_config([])  # then tables, as the sample file has them
@@ -121,8 +123,10 @@ def test_accounts_add_makes_the_account_a_rule_waits_for(tmp_path, write_config,
     assert run("fetch", config=config).exit_code == 0
 
 
-def test_accounts_add_warns_of_a_password_file_fetch_would_refuse(tmp_path, write_config, run):
+def test_accounts_add_warns_of_a_password_file_fetch_would_refuse(tmp_path, write_config, run,
+                                                                  monkeypatch):
     config = write_config([])
+    monkeypatch.chdir(tmp_path)  # the files are named relative to the shell's directory
     server = ["--protocol", "imap", "--host", "mail.example.com", "--username", "u"]
     (tmp_path / "open-pw").write_text("s3cret\n")
     (tmp_path / "open-pw").chmod(0o644)
@@ -144,14 +148,20 @@ def test_accounts_add_warns_of_a_password_file_fetch_would_refuse(tmp_path, writ
 
 
 def test_accounts_add_warns_of_a_maildir_that_does_not_exist_and_adds_it(tmp_path,
-                                                                        write_config, run):
+                                                                        write_config, run,
+                                                                        monkeypatch):
+    """A relative path is the shell's: it is written absolute (in the file it would mean the
+    accounts file's directory)."""
     config = write_config([])
+    (tmp_path / "shell").mkdir()
+    monkeypatch.chdir(tmp_path / "shell")
 
     result = run("accounts", "add", "local", "--protocol", "maildir", "--path", "Maildir",
                  config=config)
 
     assert result.exit_code == 0
-    maildir = tmp_path / "Maildir"
+    maildir = tmp_path / "shell" / "Maildir"
+    assert f'path = "{maildir}"' in config.read_text()
     assert (f"local: warning: the Maildir {maildir} does not exist (yet); fetch fails for this "
             f"account until it does: mkdir -p {maildir}/cur {maildir}/new {maildir}/tmp"
             ) in result.stderr
@@ -239,8 +249,8 @@ def test_accounts_test(dovecot, mail_user, write_config, run):
                            dovecot.account("pop", mail_user, protocol="pop3")])
     result = run("accounts", "test", config=config)
     assert result.exit_code == 1
-    assert "good: ok, 1 messages waiting" in result.output
-    assert "pop: ok, 1 messages waiting" in result.output
+    assert "good: ok, 1 message waiting" in result.output
+    assert "pop: ok, 1 message waiting" in result.output
     assert "bad: FAILED" in result.output and "refused" in result.output
     assert run("accounts", "test", "good", config=config).exit_code == 0
     assert dovecot.messages(mail_user) != []  # nothing changed
@@ -265,7 +275,7 @@ def test_accounts_test_leaves_a_disabled_account_alone_unless_named(dovecot, mai
             ("good", True, True, 1), ("off", None, False, None)]
         assert proxy.connections == 0  # never connected to
         named = run("accounts", "test", "off", config=config)  # before enabling it again
-        assert named.exit_code == 0 and "off: ok, 1 messages waiting" in named.output
+        assert named.exit_code == 0 and "off: ok, 1 message waiting" in named.output
         assert proxy.connections == 1
 
 
@@ -419,6 +429,11 @@ def test_a_dry_run_names_each_message_then_its_verdict(tmp_path, write_config):
                      "  would file 'VPN drops every 10 minutes'", new,
                      "(dry run: nothing was changed)",
                      "(no auto-mail: the accounts file has no [smtp] section)"]
+    for name in ("new", "cur"):  # without mail there is no message to remark on
+        for path in (tmp_path / "box" / name).iterdir():
+            path.unlink()
+    assert at_80_columns("fetch", "--dry-run", config=config) == [
+        "local: dry-run", "  no mail waiting", "(dry run: nothing was changed)"]
 
 
 def test_status_json(maildir_config, run):

@@ -198,6 +198,7 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
     else:
         _require_options(ctx, values)
     remember_secret(values.get("password") or "")  # asked for at the terminal, or none
+    _from_here(values)
     here = Path(os.path.abspath(path)).parent
     if values["protocol"] == "maildir":
         _warn_missing_maildir(name, here / Path(values["path"]).expanduser())
@@ -210,6 +211,20 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
         note(f"Account {name!r} was not added; {path} is unchanged.", style="yellow")
         ctx.exit(1)
     note(f"Added {account_named(name)} to {path}.")
+
+
+# Keys that name a file or directory: given here, relative to the shell's directory
+_PATH_KEYS = ("path", "password_file", "ca_file", "oauth2_certificate_file", "oauth2_token_file")
+
+
+def _from_here(values: dict) -> None:
+    """A relative path typed at the command line (or at a prompt) means the shell's current
+    directory, as for any command; in the file it would mean the accounts file's directory. So
+    it is written absolute."""
+    for key in _PATH_KEYS:
+        value = values.get(key)
+        if value and not os.path.isabs(os.path.expanduser(value)):
+            values[key] = os.path.abspath(value)
 
 
 def _accounts_before_adding(app: App, name: str) -> list:
@@ -450,7 +465,8 @@ def _show_probe(result) -> None:
         return note(f"{result.account}: (disabled, not tested)", style="dim")
     if result.error:
         return note(f"{result.account}: FAILED: {result.error}", style="bold red")
-    note(f"{result.account}: ok, {result.count} messages waiting ({result.where})",
+    waiting = "1 message" if result.count == 1 else f"{result.count} messages"
+    note(f"{result.account}: ok, {waiting} waiting ({result.where})",
          style="green")
     if result.namespace is not None:
         ns = result.namespace

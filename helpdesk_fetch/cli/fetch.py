@@ -120,7 +120,8 @@ def _print_plan(report, *, automail: bool) -> None:
         if not account.actions and not account.failures and not account.error:
             echo("  no mail waiting")
     echo("(dry run: nothing was changed)")
-    echo(automail_remark(automail))
+    if any(account.actions for account in report.accounts):  # else there is nothing to remark
+        echo(automail_remark(automail))
 
 
 def _print_summary(report) -> None:

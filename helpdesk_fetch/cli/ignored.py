@@ -49,7 +49,7 @@ def list_(app: App, account: str | None, as_json: bool) -> None:
     table(["id", "account", "received", "from", "subject", "reason"],
           [[m["id"], m["account"], received(m["received_at"]), m["from"], m["subject"],
             m["reason"] + (" (restored)" if m["restored_at"] else "")] for m in data],
-          shrink=("from", "subject"))
+          shrink=("from", "subject", "reason"))  # a long reason too: one line per row
 
 
 @ignored.command()
