@@ -534,3 +534,20 @@ def test_the_cap_counts_an_hour_across_runs(helpdesk, smtp, run):
     later = at("+61m", config, "fetch")  # the hour has passed
     assert later.returncode == 0, later.stderr
     assert len(smtp.messages) == 6
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+@pytest.mark.parametrize("kind", ["new_ticket", "new_ticket_resource", "customer_reply",
+                                  "ticket_closed"])
+def test_the_built_in_texts_filled_in_keep_to_78_columns(kind, language):
+    """Wrapped as they read filled in: a tag is 19 characters, not the 5 of "{tag}"."""
+    from helpdesk_fetch.automail.plan import _builtin
+
+    text, _ = _builtin(kind, language)
+    values = {"number": "1074", "tag": "[TicketID 1074FBIG]", "resource": "it-support",
+              "reactivation_days": "14", "requester": "carol@customer.example",
+              "sender": "carol@customer.example", "subject": "", "text": "", "status": "new"}
+    body = text.partition("\n\n")[2]
+    for name, value in values.items():
+        body = body.replace("{" + name + "}", value)
+    assert max(len(line) for line in body.splitlines()) <= 78, body
