@@ -362,3 +362,22 @@ def test_the_protocol_traces_hide_the_login(dovecot, mail_user, write_config, ru
     assert PASSWORD not in result.output + result.stderr
     quiet = run("-vv", "accounts", "test", config=config)
     assert "> PASS" not in quiet.stderr and "LOGIN" not in quiet.stderr
+
+
+
+@pytest.mark.parametrize(("verbosity", "shown"), [(1, False), (2, False), (3, True)])
+def test_below_the_protocol_trace_imapclient_says_nothing_of_its_own(verbosity, shown):
+    """Its "Connection closed" names no account (a session opened ahead and dropped said it at
+    -v, among a run's lines): only -vvv shows what imapclient logs."""
+    import logging
+
+    from helpdesk_fetch.cli import setup_logging
+
+    root = logging.getLogger()
+    before = root.handlers[:], root.level, logging.getLogger("imapclient").level
+    try:
+        setup_logging(verbosity)
+        assert logging.getLogger("imapclient").isEnabledFor(logging.INFO) is shown
+    finally:
+        root.handlers[:], root.level = before[0], before[1]
+        logging.getLogger("imapclient").setLevel(before[2])

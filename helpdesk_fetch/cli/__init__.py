@@ -298,10 +298,12 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     root = logging.getLogger()
     root.handlers[:] = handlers
     root.setLevel(min(h.level for h in handlers))
-    for name in ("imapclient", "helpdesk_fetch.sources.pop3.protocol"):
-        # the IMAP and POP3 protocol traces only at -vvv
-        logging.getLogger(name).setLevel(logging.NOTSET if verbosity >= 3 else
-                                         max(level, logging.INFO))
+    # The IMAP and POP3 protocol traces only at -vvv; below it, imapclient's own lines
+    # ("Connection closed", naming no account: a session opened ahead and dropped) neither.
+    logging.getLogger("helpdesk_fetch.sources.pop3.protocol").setLevel(
+        logging.NOTSET if verbosity >= 3 else max(level, logging.INFO))
+    logging.getLogger("imapclient").setLevel(
+        logging.NOTSET if verbosity >= 3 else max(level, logging.WARNING))
 
 
 def _handler(handler: logging.Handler, level: int, fmt: str, *,
