@@ -3,6 +3,8 @@ with its reason, the cause is fixed, retry ingests it, the error place is empty,
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from tests.mails import message, message_id_of
@@ -152,6 +154,28 @@ def test_maildir_error_folder_retry(tmp_path, write_config, run):
     assert len(run.json("tickets", "list", config=config)) == 2
     history = run.json("errors", "list", "--all", config=config)
     assert sorted(e["state"] for e in history) == ["pending", "resolved"]
+
+
+def test_a_retried_copy_of_a_stored_mail_is_named_as_one(tmp_path, write_config, run):
+    """The same mail through a second account (spec §4.1), too large there for the first run
+    (a relay's long header): retried, it is said to be a copy of the message stored, not just
+    "stored before"."""
+    date = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    mail = message("Printer broken", message_id="<m1@example.org>", date=date)
+    relayed = mail.replace(b"Subject:", b"X-Relay-Trace: " + b"r" * 5000 + b"\r\nSubject:")
+    boxes = [make_maildir(tmp_path / name, [raw]) for name, raw in (("a", mail), ("b", relayed))]
+    accounts = [{"name": name, "protocol": "maildir", "path": str(box)}
+                for name, box in zip("ab", boxes, strict=True)]
+    config = write_config(accounts, settings={"max_message_bytes": 4000})
+    run("fetch", config=config)
+    write_config(accounts, settings={"max_message_bytes": 40000})
+
+    result = run("errors", "retry", "--all", config=config)
+
+    [stored] = run.json("tickets", "show", "1001", config=config)["messages"]
+    assert (f"a copy of message {stored['id']}, stored before through this or another account"
+            in " ".join(result.output.split()))
+    assert len(run.json("tickets", "list", config=config)) == 1
 
 
 def test_message_removed_from_the_error_folder_by_hand_comes_from_the_copy(

@@ -309,7 +309,11 @@ class PlaceWork:
             return RetryResult(row.id, row.account, IGNORED_,
                                f"opened no ticket ({outcome.ignored}); see `helpdesk-fetch "
                                f"ignored list`{found}")
-        return RetryResult(row.id, row.account, ALREADY, "it was stored before" + found)
+        copy = outcome.verdict.copy_of if outcome.verdict is not None else None
+        why = ("it was stored before" if copy is None or copy[0] != "in" else
+               f"a copy of message {copy[1]}, stored before through this or another account "
+               "(the same Message-ID, From, Date and Subject)")
+        return RetryResult(row.id, row.account, ALREADY, why + found)
 
     def _still_fails(self, source: Source, row: FailedMessage, outcome: Outcome, *,
                      raw: bytes | None, size: int) -> RetryResult:
