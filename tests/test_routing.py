@@ -5,6 +5,7 @@ out, the command line in between."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import threading
@@ -556,3 +557,23 @@ def test_rules_test_on_files_and_standard_input(desk, tmp_path):
     stored = desk.run("rules", "test", "--account", "monitoring", str(problem),
                       config=desk.config)  # what a fetch would do with it (rules test: nothing)
     assert "-> already stored (stored before): only deleted from the mailbox\n" in stored.stdout
+
+
+@SQLITE_ONLY
+def test_rules_test_says_why_a_message_gets_no_auto_mail(desk, tmp_path):
+    """Old mail (saved from a mail program) is backlog to an account that has not run yet; a
+    robot is never answered: said on the message's line, not only at -v."""
+    old = tmp_path / "old.eml"
+    old.write_bytes(message("Printer broken", date=dt.datetime(2020, 1, 6, tzinfo=dt.UTC)))
+    robot = tmp_path / "robot.eml"
+    robot.write_bytes(message("Your order", sender="no-reply-aws@amazon.example"))
+    desk.rules()  # no rule: the accounts file with [smtp]
+
+    said = desk.run("rules", "test", str(old), str(robot), config=desk.config)
+    json_run = desk.run("rules", "test", "--json", str(old), config=desk.config)
+    assert json_run.exit_code == 0, json_run.output + json_run.stderr
+    shown = json.loads(json_run.stdout)
+
+    assert "; no auto-mail: dated before the account's first run (backlog)\n" in said.stdout
+    assert "; no auto-mail: a daemon sender (no-reply-aws@amazon.example)\n" in said.stdout
+    assert shown[0]["no_automail"] == "dated before the account's first run (backlog)"

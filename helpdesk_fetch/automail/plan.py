@@ -66,9 +66,7 @@ def plan(decision: Decision, parsed: ParsedMessage, *, no_reply: str | None, con
     why the message must never be answered (``Classification.no_reply_reason``), or None."""
     if config.smtp is None or not automail or not decision.automails:
         return []
-    reason = no_reply
-    if reason is None and first_run and parsed.date and parsed.date < first_run - BACKLOG_GRACE:
-        reason = "dated before the account's first run (backlog)"
+    reason = held_back(parsed, no_reply=no_reply, first_run=first_run)
     if reason is not None:
         log.info("%s: no auto-mail: %s", _label(parsed), reason)
         return []
@@ -77,6 +75,17 @@ def plan(decision: Decision, parsed: ParsedMessage, *, no_reply: str | None, con
               and (rcpts := _recipients(kind, parsed, resource))]
     wanted = _not_bouncing(wanted, parsed, config.settings.bounce_hold_days, now)
     return _within_rate(wanted, parsed, config.settings.automail_per_sender_per_hour, now)
+
+
+def held_back(parsed: ParsedMessage, *, no_reply: str | None,
+              first_run: dt.datetime | None) -> str | None:
+    """Why a message whose event calls for auto-mails is sent none: it must never be answered
+    (*no_reply*), or it is older than the account's first run (backlog); None: it may be."""
+    if no_reply is not None:
+        return no_reply
+    if first_run and parsed.date and parsed.date < first_run - BACKLOG_GRACE:
+        return "dated before the account's first run (backlog)"
+    return None
 
 
 def _not_bouncing(wanted: list[Planned], parsed: ParsedMessage, days: int,

@@ -71,6 +71,8 @@ class Outcome:
     ticket_id: int | None = None  # the ticket stored on (stored) or found (planned)
     message_row: int | None = None  # the id of the stored Message (stored) or IgnoredMessage
     automails: list[Planned] = field(default_factory=list)  # queued (stored) or planned
+    # planned: why a message whose event calls for auto-mails causes none (a dry run says it)
+    held_back: str | None = None
 
     @property
     def label(self) -> str:
@@ -242,6 +244,7 @@ class Pipeline:
             outcome = self._outcome(PLANNED, key, sha256, parsed, verdict)
             if verdict.decision is not None:
                 outcome.automails = self._automails(source, verdict, parsed, now, record=False)
+                outcome.held_back = self._held_back(source, verdict, parsed, now)
         except peewee.PeeweeException as exc:
             raise db.as_database_error(exc) from None
         except Exception as exc:  # as in _store
@@ -380,6 +383,17 @@ class Pipeline:
             config=self.config, automail=verdict.automail,
             resource=self.config.resource(verdict.resource), now=now,
             first_run=write.first_run(source.name, now, record=record))
+
+    def _held_back(self, source: Source, verdict: Verdict, parsed: ParsedMessage,
+                   now: dt.datetime) -> str | None:
+        """Why the message is sent none of the auto-mails its event calls for (a dry run)."""
+        assert verdict.decision is not None and verdict.classification is not None
+        if not (verdict.decision.automails and verdict.automail and self.config.smtp):
+            return None
+        from helpdesk_fetch.automail import plan as automail
+
+        return automail.held_back(parsed, no_reply=verdict.classification.no_reply_reason,
+                                  first_run=write.first_run(source.name, now, record=False))
 
     def _queue_automails(self, source: Source, outcome: Outcome, now: dt.datetime) -> list[Planned]:
         verdict, parsed = outcome.verdict, outcome.parsed

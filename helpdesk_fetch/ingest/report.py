@@ -30,7 +30,7 @@ class Plan:
 
     message: str  # its Message-ID, else its subject, else its source key
     verdict: str
-    automails: str | None  # "auto-mails: new_ticket to ..."; None: it causes none
+    automails: str | None  # "auto-mails: new_ticket to ..." or why none; None: none called for
 
     @classmethod
     def of(cls, outcome: Outcome, *, unnamed: str | None = None) -> Plan:
@@ -41,7 +41,9 @@ class Plan:
             message = repr(parsed.subject) if parsed.subject else (unnamed or outcome.key)
         else:
             message = outcome.label
-        return cls(message, verdict(outcome), mails(outcome) if outcome.automails else None)
+        said = (mails(outcome) if outcome.automails else
+                f"no auto-mail: {outcome.held_back}" if outcome.held_back else None)
+        return cls(message, verdict(outcome), said)
 
     def lines(self, indent: str = "  ") -> list[str]:
         return [self.message, f"{indent}-> {self.verdict}"
