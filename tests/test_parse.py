@@ -336,3 +336,20 @@ def test_a_content_type_is_worked_out_once_per_value_and_a_huge_one_is_not_kept(
     assert parse(short).text.strip() == parse(short).text.strip() == "Hello"
     assert parsing._content_type.cache_info().currsize == 1
     assert parsing._content_type.cache_info().hits >= 1
+
+
+def test_a_delivery_status_part_that_is_prose_keeps_its_words():
+    """Some MTAs label their explanation message/delivery-status: its words are kept, not
+    dropped as a block without fields."""
+    raw = (b"From: Mail Administrator <Postmaster@ci.example>\r\nTo: a@example.org\r\n"
+           b"Subject: Mail System Error - Returned Mail\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+           b"--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+           b"This Message was undeliverable due to the following reason:\r\n\r\n"
+           b"<u@ci.example> has restricted SMS e-mail\r\n\r\n"
+           b"--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+           b"Reporting-MTA: dns; mta.ci.example\r\n\r\nFinal-Recipient: rfc822; u@ci.example\r\n"
+           b"Action: failed\r\nStatus: 5.3.0\r\n\r\n--b--\r\n")
+    prose, fields = parse(raw).attachments
+    assert b"<u@ci.example> has restricted SMS e-mail" in prose.content
+    assert fields.content.startswith(b"Reporting-MTA: dns; mta.ci.example\n\n")

@@ -587,10 +587,17 @@ def _take_part(part: email.message.Message, p: ParsedMessage, texts: list[str], 
 
 def _header_blocks(part: email.message.Message) -> str:
     """The blocks of fields of a message/delivery-status part as text, as they came (the
-    stdlib's generator would fold every long field again)."""
+    stdlib's generator would fold every long field again); with what in a block is no field
+    (a report that is prose under that label: "This Message was undeliverable ...")."""
     blocks = part.get_payload()
-    return "".join("".join(f"{name}: {value}\n" for name, value in block.raw_items()) + "\n"
+    return "".join("".join(f"{name}: {value}\n" for name, value in block.raw_items())
+                   + _prose(block) + "\n"
                    for block in blocks if isinstance(block, email.message.Message))
+
+
+def _prose(block: email.message.Message) -> str:
+    text = block.get_payload()
+    return clean(text).replace("\r\n", "\n") if isinstance(text, str) and text.strip() else ""
 
 
 def _payload(part: email.message.Message, runs: Runs, *, defer: bool = False) -> bytes | Deferred:
