@@ -81,3 +81,30 @@ def test_a_subject_in_a_mislabelled_encoded_word_is_read():
     raw = (b"From: a@example.org\r\nTo: b@example.org\r\n"
            b"Subject: =?iso-8859-1?q?It=92s_=93urgent=94?=\r\n\r\nbody\r\n")
     assert parse(raw).subject == "It’s “urgent”"
+
+
+@pytest.mark.parametrize("label", ["rot13", "base64", "hex", "zlib", "bz2", "uu", "quopri",
+                                   "undefined", "idna", "punycode"])
+def test_a_codec_that_is_no_charset_is_an_unknown_label(label):
+    """Anyone can write `=?rot13?q?Jane?=`: Python's codecs include bytes-to-bytes ones, which
+    raise on decode(); the mail must still be read (spec §4.3)."""
+    assert decode_bytes(b"Jane \xe9", label) == "Jane é"
+    raw = (f"From: =?{label}?q?Jane?= <jane@example.com>\r\nTo: a@example.org\r\n"
+           f"Subject: x\r\nContent-Type: text/plain; charset={label}\r\n\r\nbody\r\n").encode()
+    parsed = parse(raw)
+    assert (parsed.from_addr, parsed.text) == ("jane@example.com", "body\n")
+
+
+def test_what_no_charset_reads_whole_keeps_its_own_letters():
+    """A byte that is in no candidate: the named charset with a replacement character, never a
+    whole part in the wrong one."""
+    assert decode_bytes(b"Caf\xe9 cr\xe8me \x81", "windows-1252") == "Café crème \ufffd"
+    assert decode_bytes("한국어".encode("euc_kr") + b"\xff", "euc-kr") == "한국어\ufffd"
+    assert decode_bytes("日本語".encode("shift_jis") + b"\xff", "shift_jis").startswith("日本語")
+
+
+def test_a_meta_charset_that_cannot_be_right_is_not_taken():
+    assert html_charset(b'<meta charset="utf-16">') == "utf-8"  # HTML's own rule
+    assert html_charset(b'<meta charset="UTF-32LE">') == "utf-8"
+    assert html_charset(b'<meta charset="utf-7">') is None
+    assert html_charset(b'<meta charset="rot13">') is None

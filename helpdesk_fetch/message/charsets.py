@@ -23,6 +23,11 @@ _INSTEAD = {"iso8859-1": "cp1252", "iso8859-9": "cp1254", "tis-620": "cp874",
             "iso8859-11": "cp874"}
 _BEYOND = {"shift_jis": "cp932", "gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949",
            "big5": "big5hkscs"}
+# Multibyte charsets (codecs' names) -> what reads them with replacement characters, when
+# nothing reads them whole
+_MULTIBYTE = {**_BEYOND, "cp932": "cp932", "gb18030": "gb18030", "cp949": "cp949",
+              "big5hkscs": "big5hkscs", "cp950": "cp950", "euc_jp": "euc_jp",
+              "iso2022_jp": "iso2022_jp", "iso2022_kr": "iso2022_kr"}
 # Labels under which UTF-8 is tried first: text in them that is valid UTF-8 (and not ASCII) is
 # UTF-8 mislabelled, since their own accented letters never form valid UTF-8 sequences as words
 # do ("DISCOVERÃ\x86" for DISCOVERÆ).
@@ -34,35 +39,56 @@ META_BYTES = 1024  # where an HTML document must declare its charset (HTML §4.2
 
 def decode_bytes(data: bytes, charset: str | None, *, utf8_first: bool = False) -> str:
     """Text from *data* in *charset* (read as its superset); mislabelled or unknown charsets
-    fall back to UTF-8, then cp1252, then the named charset with replacement characters."""
+    fall back to UTF-8, then cp1252. What none reads whole is read in the named charset with
+    replacement characters (a CJK text with one broken byte stays CJK), else as cp1252."""
     name = _lookup(charset)
-    candidates = ["utf-8"] if utf8_first or (name in _WESTERN and not data.isascii()) else []
+    strict = ["utf-8"] if utf8_first or (name in _WESTERN and not data.isascii()) else []
     if name is not None:
-        candidates += [_INSTEAD.get(name, name), name, _BEYOND.get(name, name)]
-    candidates += ["utf-8", "cp1252"]
-    for candidate in dict.fromkeys(candidates):
+        strict += [_INSTEAD.get(name, name), name, _BEYOND.get(name, name)]
+    strict.append("utf-8")
+    for candidate in dict.fromkeys(strict):
         try:
             return data.decode(candidate)
-        except UnicodeDecodeError:
+        except UnicodeError:  # UnicodeDecodeError, or a codec's own (idna's, punycode's)
             if candidate == "iso2022_jp" and (text := _iso2022jp_as_cp932(data)) is not None:
                 return text
-    return data.decode(candidates[0], "replace")
+    if name in _MULTIBYTE:  # before cp1252, which reads nearly anything, and wrongly here
+        return data.decode(_MULTIBYTE[name], "replace")
+    try:
+        return data.decode("cp1252")
+    except UnicodeError:
+        return data.decode(_INSTEAD.get(name, name) if name is not None else "cp1252", "replace")
 
 
 def html_charset(data: bytes) -> str | None:
     """The charset an HTML document declares in a ``<meta>`` of its first kilobyte, if any: for
-    an HTML part whose Content-Type names none."""
+    an HTML part whose Content-Type names none. A meta that names UTF-16 or UTF-32 cannot be
+    right (the meta itself was read as ASCII): UTF-8 then, as HTML has it (§4.2.5.4)."""
     found = _META_CHARSET.search(data, 0, META_BYTES)
-    return found.group(1).decode("ascii") if found else None
+    if found is None:
+        return None
+    label = found.group(1).decode("ascii")
+    name = _lookup(label)
+    if name is not None and name.startswith(("utf-16", "utf-32", "utf_16", "utf_32")):
+        return "utf-8"
+    if name is None or name == "utf-7" or not _ascii_compatible(name):
+        return None
+    return label
+
+
+def _ascii_compatible(name: str) -> bool:
+    return b"charset=a".decode(name, "replace") == "charset=a"
 
 
 def _lookup(charset: str | None) -> str | None:
+    """codecs' name of *charset*, if it is a text encoding (not rot13, base64, zlib...)."""
     if not charset:
         return None
     try:
-        return codecs.lookup(charset.strip().strip('"').lower()).name
+        info = codecs.lookup(charset.strip().strip('"').lower())
     except (LookupError, ValueError):
         return None
+    return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
 _ESCAPE = re.compile(rb"\x1b(\(B|\(J|\(I|\$@|\$B|\$\(D)")

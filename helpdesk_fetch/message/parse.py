@@ -292,7 +292,7 @@ def _degraded(raw: bytes, defect: str) -> ParsedMessage:
     head, sep, body = raw.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = raw.partition(b"\n\n")
-    parsed.text = clean(decode_bytes(body, None))
+    parsed.text = clean(decode_bytes(body, None)).replace("\r\n", "\n")
     parsed.defects.append(defect)
     parsed.notices.append("the MIME structure is nested too deeply to be read: the body is "
                           "shown as plain text, attachments only in the raw message")
