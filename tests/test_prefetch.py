@@ -127,3 +127,59 @@ def test_the_first_batch_is_small_and_the_next_ones_grow_to_the_bound():
                for n, size in enumerate(sizes))
     assert max(sizes) <= FETCH_BATCH_BYTES and max(map(len, found)) == FETCH_BATCH_MESSAGES
     assert [len(batch) for batch in found[:5]] == [6, 13, 26, 52, 100]  # 128 KiB, 256 KiB...
+
+
+class _StuckBox:
+    """A mailbox whose fetch waits for the server until its session is broken off."""
+
+    dry_run = interrupted = close_when_interrupted = False
+
+    def __init__(self) -> None:
+        self.reading, self.cut, self.events = threading.Event(), threading.Event(), []
+
+    def fetch(self, batch):
+        self.reading.set()
+        if self.cut.wait(10):
+            raise OSError("the session was broken off")
+        yield from ((ref, b"x") for ref in batch)
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        self.cut.set()
+        self.events.append("interrupt")
+
+    def delete(self, refs) -> None:
+        self.events.append("delete")
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_second_ctrl_c_breaks_the_read_off_and_waits_for_the_reader():
+    """Ctrl-C gives the reader time to finish its batch (to delete what was stored); a second
+    one breaks the read off, and comes out only once the reader's thread has ended, so that
+    the session is never closed under it."""
+    box = _StuckBox()
+    reader = prefetch.Reader(box, [[MessageRef("k", 1, 1)]], remaining=lambda: 99.0,
+                             told=lambda ref, refused: None)
+
+    def second_ctrl_c() -> None:  # what the signal handler raises, during the grace wait
+        box.reading.wait()
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    original = reader._ended.wait
+    calls = []
+
+    def wait(timeout=None):
+        calls.append(timeout)
+        if len(calls) == 1:  # the grace wait
+            second_ctrl_c()
+        return original(timeout)
+
+    reader._ended.wait = wait  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        with reader:
+            box.reading.wait()
+            raise KeyboardInterrupt  # the first Ctrl-C, in the writer
+    assert box.events == ["interrupt"] and not reader._thread.is_alive()

@@ -76,6 +76,7 @@ class Reader:
         self._asides: list[tuple[MessageRef, bool]] = []
         self._error: BaseException | None = None
         self._stop = False
+        self._ended = threading.Event()  # the reader's thread has returned
         self._thread = threading.Thread(target=self._run, name="mailbox-reader", daemon=True)
 
     def __enter__(self) -> Reader:
@@ -88,9 +89,10 @@ class Reader:
             self._stop = True
             self._cond.notify_all()
         interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
-        if exc_type is not None and not (interrupted and self._ends(INTERRUPT_GRACE)):
+        graceful = interrupted and not self.box.dry_run  # a dry run has nothing to delete
+        if exc_type is not None and not (graceful and self._ends(INTERRUPT_GRACE)):
             self.box.interrupt()  # the session has failed: break off a read in progress
-        self._thread.join()  # (closing here could hand its descriptor to a new socket)
+        self._await_end()  # (closing here could hand its descriptor to a new socket)
         if exc_type is None:
             self._raise()
             self._act()  # what the writer asked for after the reader's last batch
@@ -99,9 +101,31 @@ class Reader:
             self._delete_stored()
 
     def _ends(self, seconds: float) -> bool:
-        """Whether the reader's thread ends within *seconds* (it finishes the batch it reads)."""
-        self._thread.join(seconds)
-        return not self._thread.is_alive()
+        """Whether the reader's thread ends within *seconds* (it finishes the batch it reads).
+        A second Ctrl-C breaks the read off, and is raised once the thread has ended."""
+        try:
+            return self._ended.wait(seconds)
+        except KeyboardInterrupt:
+            self.box.interrupt()
+            self._await_end()
+            raise
+
+    def _await_end(self) -> None:
+        """Wait until the reader's thread has ended, whatever interrupts the wait: the session
+        must not be closed under it. (Not ``join()`` alone: on Python 3.11 an interrupted join
+        marks a thread ended that still runs.) A Ctrl-C meanwhile breaks the read off and is
+        raised once the thread is done."""
+        pending: KeyboardInterrupt | None = None
+        while True:
+            try:
+                self._ended.wait()
+                break
+            except KeyboardInterrupt as exc:
+                pending = pending or exc
+                self.box.interrupt()
+        self._thread.join()
+        if pending is not None:
+            raise pending
 
     def _delete_stored(self) -> None:
         """Ctrl-C or SIGTERM, with the session intact: delete what was stored and committed, and
@@ -157,6 +181,12 @@ class Reader:
 
     # -- the reader's thread -----------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._read()
+        finally:
+            self._ended.set()
+
+    def _read(self) -> None:
         try:
             for batch in self.batches:
                 if not self._wait_for_room():
