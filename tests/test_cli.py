@@ -224,8 +224,10 @@ def test_a_password_on_the_command_line_is_refused(write_config, run, old):
 
 @pytest.mark.parametrize(("args", "fixed"), [
     (["fetch", "-q"], "-q fetch"),
+    (["fetch", "--dry-run", "-vv"], "-vv fetch --dry-run"),  # the rest of the line kept
     (["accounts", "list", "--verbose"], "--verbose accounts list"),
-    (["status", "--config", "x.toml"], "--config PATH status"),
+    (["status", "--config", "x.toml", "--json"], "--config x.toml status --json"),
+    (["tickets", "list", "--log-file=/tmp/l"], "--log-file=/tmp/l tickets list"),
 ])
 def test_an_option_of_the_tool_after_the_command_gets_the_line_that_works(run, args, fixed):
     """As cron lines are often written: `helpdesk-fetch fetch -q`."""

@@ -8,6 +8,7 @@ do starts fast.
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, TextIO
@@ -126,6 +127,10 @@ class Group(click.Group):
             importlib.import_module(f"{__name__}.{SUBCOMMANDS[name]}")
         return self.commands.get(name)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault(_ARGV, list(args))  # the whole command line, for _misplaced
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -146,6 +151,7 @@ class Group(click.Group):
             _fail(ctx, translated)
 
 
+_ARGV = "helpdesk_fetch.argv"
 # The options of helpdesk-fetch itself, with the metavar of those that take a value
 _OWN_OPTIONS = {"--config": " PATH", "-v": "", "--verbose": "", "-q": "", "--quiet": "",
                 "--log-file": " PATH", "--syslog": ""}
@@ -153,12 +159,40 @@ _OWN_OPTIONS = {"--config": " PATH", "-v": "", "--verbose": "", "-q": "", "--qui
 
 def _misplaced(ctx: click.Context, exc: click.exceptions.NoSuchOption) -> click.UsageError | None:
     """``helpdesk-fetch fetch -q``: an option of helpdesk-fetch itself after the command
-    (as cron lines are often written) is named as such, with the command line that works."""
-    if exc.option_name not in _OWN_OPTIONS or exc.ctx is None or exc.ctx is ctx:
+    (as cron lines are often written) is named as such, with the whole command line that works:
+    the same words, that option (and its value) moved before the command."""
+    argv = ctx.meta.get(_ARGV)
+    if (exc.option_name not in _OWN_OPTIONS or exc.ctx is None or exc.ctx is ctx
+            or argv is None):
         return None
-    command = exc.ctx.command_path[len(ctx.command_path):].strip()  # "accounts list"
-    fixed = f"{ctx.command_path} {exc.option_name}{_OWN_OPTIONS[exc.option_name]} {command}"
-    return click.UsageError(f"{exc.option_name} goes before the command:\n  {fixed}", exc.ctx)
+    command = exc.ctx.command_path[len(ctx.command_path):].split()[0]  # "accounts"
+    at = _command_at(argv, command)
+    found = next((i for i in range(at + 1, len(argv)) if _names(argv[i], exc.option_name)), None)
+    if found is None:
+        return None
+    takes_value = _OWN_OPTIONS[exc.option_name] and "=" not in argv[found]
+    moved = argv[found:found + (2 if takes_value else 1)]
+    rest = argv[:found] + argv[found + len(moved):]
+    fixed = [*ctx.command_path.split(), *rest[:at], *moved, *rest[at:]]
+    return click.UsageError(f"{exc.option_name} goes before the command:\n  "
+                            f"{shlex.join(fixed)}", exc.ctx)
+
+
+def _command_at(argv: list[str], command: str) -> int:
+    """Where *command* stands in *argv* (the values of options before it skipped)."""
+    skip = False
+    for index, word in enumerate(argv):
+        if not skip and word == command:
+            return index
+        skip = not skip and bool(_OWN_OPTIONS.get(word))
+    return len(argv)
+
+
+def _names(word: str, option: str) -> bool:
+    """Whether *word* of a command line gives *option* (``-vv`` gives -v, ``--config=x``)."""
+    if option.startswith("--"):
+        return word == option or word.startswith(option + "=")
+    return len(word) > 1 and word[0] == "-" and word[1] != "-" and set(word[1:]) == {option[1]}
 
 
 def _fail(ctx: click.Context, exc: HelpdeskError) -> NoReturn:
