@@ -117,11 +117,15 @@ def test_reasons_name_what_decided():
      "a mailing-list or bulk message (List-Unsubscribe)", True),
     ({"List-Post": "<mailto:users@lists.example.org>"},
      "a mailing-list or bulk message (List-Post)", True),
-    ({"X-Loop": "support@vendor.example"}, "X-Loop", True),  # another ticket system's guard
-    ({"Return-Path": "<bounces+c=example.org@esp.example>"},
-     "a daemon envelope sender (Return-Path: bounces+c=example.org@esp.example)", True),
+    # procmail's forwarding recipe adds X-Loop to a customer's own mail
+    ({"X-Loop": "support@vendor.example"}, None, False),
     ({"Return-Path": "<owner-users@lists.example.org>"},
-     "a daemon envelope sender (Return-Path: owner-users@lists.example.org)", True),
+     "a mailing list's envelope sender (Return-Path: owner-users@lists.example.org)", True),
+    ({"Return-Path": "<users-bounces+carol=example.org@lists.example.org>"},
+     "a mailing list's envelope sender (Return-Path: "
+     "users-bounces+carol=example.org@lists.example.org)", True),
+    # a web form or CRM sends a customer's mail through an ESP: the customer is answered
+    ({"Return-Path": "<bounces+c=example.org@esp.example>"}, None, False),
     ({"Return-Path": "<carol@example.org>"}, None, False),
     ({"X-Helpdesk-Fetch": "new_ticket; ticket=7"}, "one of our own auto-mails", True),
     ({"Return-Path": "<>"}, NULL_SENDER, True),
@@ -178,7 +182,7 @@ def test_a_bounce_counts_as_automatic_even_without_any_header_saying_so():
     "majordomo@x.example", "listserv@x.example", "users-bounces@x.example",
     "gmail-noreply@x.example", "noreply-dmarc-support@x.example", "no-reply-aws@x.example",
     "info.noreply@x.example", "noreply2@x.example", "bounce-1234@x.example",
-    "owner-users@x.example", "users-owner@x.example",
+    "owner-users@x.example",
     "microsoftexchange329e71ec88ae4615bbc36ab6ce41109e@x.example"])
 def test_daemon_addresses(address):
     assert is_daemon(address)
@@ -186,7 +190,8 @@ def test_daemon_addresses(address):
 
 @pytest.mark.parametrize("address", ["carol@x.example", "replyer@x.example", "post@x.example",
                                      "bouncer@x.example", "noreplyer@x.example",
-                                     "knowreply@x.example", "owner@x.example"])
+                                     "knowreply@x.example", "owner@x.example",
+                                     "product-owner@x.example"])
 def test_people_are_not_daemons(address):
     assert not is_daemon(address)
 

@@ -120,11 +120,15 @@ def _null_return_path(parsed: ParsedMessage) -> bool:
 
 
 # Local parts no person reads: also with a prefix or suffix of a sender's own (gmail-noreply,
-# noreply-dmarc-support, no-reply-aws, bounce-1234, owner-list, list-owner: RFC 5230 §4.6).
+# noreply-dmarc-support, no-reply-aws, bounce-1234, owner-list: RFC 5230 §4.6). Not "-owner":
+# product-owner@ is a person.
 _DAEMON = re.compile(r"^(mailer[-_]?daemon|postmaster|mail-?daemon|majordomo|listserv|"
                      r"(.*[-_.])?(no[-_.]?reply|do[-_.]?not[-_.]?reply)([-_.0-9].*)?|"
-                     r"bounces?([-_.=0-9].*)?|owner-.+|.+-owner|.*-request|.*-bounces?|"
+                     r"bounces?([-_.=0-9].*)?|owner-.+|.*-request|.*-bounces?|"
                      r"microsoftexchange[0-9a-f]{32})$", re.IGNORECASE)
+# An envelope sender that is a mailing list's (RFC 5230 §4.6): a list's post, whoever wrote it.
+# Not an ESP's bounces+...@: a web form or a CRM sends a customer's own mail through those.
+_LIST_ENVELOPE = re.compile(r"^(owner-.+|.+-request|.+-bounces?|.+-owner)$", re.IGNORECASE)
 _MAIL_SYSTEM = re.compile(r"^(mailer[-_]?daemon|mail-?daemon|postmaster|"
                           r"microsoftexchange[0-9a-f]{32})$", re.IGNORECASE)
 
@@ -163,16 +167,14 @@ def _machine_reason(parsed: ParsedMessage, kind: MessageKind, reason: str) -> st
             return f"a mailing-list or bulk message ({_title(name)})"
     if parsed.header(MARKER) is not None:
         return "one of our own auto-mails"
-    if parsed.header("x-loop") is not None:  # procmail, ticket systems: a robot's loop guard
-        return "X-Loop"
     if _null_return_path(parsed):
         return "a null sender (Return-Path: <>)"
     for address in _senders(parsed):
         if is_daemon(address):
             return f"a daemon sender ({address})"
     envelope = _return_path(parsed)
-    if envelope and is_daemon(envelope):
-        return f"a daemon envelope sender (Return-Path: {envelope})"
+    if envelope and _LIST_ENVELOPE.match(_local_part(envelope)):
+        return f"a mailing list's envelope sender (Return-Path: {envelope})"
     if kind is MessageKind.BOUNCE:
         return f"a bounce ({reason})"
     if kind is MessageKind.AUTO_REPLY:
