@@ -310,7 +310,8 @@ class PlaceWork:
                                f"opened no ticket ({outcome.ignored}); see `helpdesk-fetch "
                                f"ignored list`{found}")
         copy = outcome.verdict.copy_of if outcome.verdict is not None else None
-        why = ("it was stored before" if copy is None or copy[0] != "in" else
+        why = ("it was stored before" if copy is None else
+               "one of our own auto-mails, already stored" if copy[0] == "out" else
                f"a copy of message {copy[1]}, stored before through this or another account "
                "(the same Message-ID, From, Date and Subject)")
         return RetryResult(row.id, row.account, ALREADY, why + found)
