@@ -152,25 +152,28 @@ class Group(click.Group):
 
 
 _ARGV = "helpdesk_fetch.argv"
-# The options of helpdesk-fetch itself, with the metavar of those that take a value
-_OWN_OPTIONS = {"--config": " PATH", "-v": "", "--verbose": "", "-q": "", "--quiet": "",
-                "--log-file": " PATH", "--syslog": ""}
+
+
+def _own_options(command: click.Command) -> dict[str, bool]:
+    """The options of *command* (helpdesk-fetch itself): name -> whether it takes a value."""
+    return {name: not (param.is_flag or param.count)
+            for param in command.params if isinstance(param, click.Option)
+            for name in (*param.opts, *param.secondary_opts)}
 
 
 def _misplaced(ctx: click.Context, exc: click.exceptions.NoSuchOption) -> click.UsageError | None:
     """``helpdesk-fetch fetch -q``: an option of helpdesk-fetch itself after the command
     (as cron lines are often written) is named as such, with the whole command line that works:
     the same words, that option (and its value) moved before the command."""
-    argv = ctx.meta.get(_ARGV)
-    if (exc.option_name not in _OWN_OPTIONS or exc.ctx is None or exc.ctx is ctx
-            or argv is None):
+    argv, own = ctx.meta.get(_ARGV), _own_options(ctx.command)
+    if exc.option_name not in own or exc.ctx is None or exc.ctx is ctx or argv is None:
         return None
     command = exc.ctx.command_path[len(ctx.command_path):].split()[0]  # "accounts"
-    at = _command_at(argv, command)
+    at = _command_at(argv, command, own)
     found = next((i for i in range(at + 1, len(argv)) if _names(argv[i], exc.option_name)), None)
     if found is None:
         return None
-    takes_value = _OWN_OPTIONS[exc.option_name] and "=" not in argv[found]
+    takes_value = own[exc.option_name] and "=" not in argv[found]
     moved = argv[found:found + (2 if takes_value else 1)]
     rest = argv[:found] + argv[found + len(moved):]
     fixed = [*ctx.command_path.split(), *rest[:at], *moved, *rest[at:]]
@@ -178,13 +181,13 @@ def _misplaced(ctx: click.Context, exc: click.exceptions.NoSuchOption) -> click.
                             f"{shlex.join(fixed)}", exc.ctx)
 
 
-def _command_at(argv: list[str], command: str) -> int:
-    """Where *command* stands in *argv* (the values of options before it skipped)."""
+def _command_at(argv: list[str], command: str, own: dict[str, bool]) -> int:
+    """Where *command* stands in *argv* (the values of *own* options before it skipped)."""
     skip = False
     for index, word in enumerate(argv):
         if not skip and word == command:
             return index
-        skip = not skip and bool(_OWN_OPTIONS.get(word))
+        skip = not skip and own.get(word, False)
     return len(argv)
 
 

@@ -213,15 +213,13 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
     note(f"Added {account_named(name)} to {path}.")
 
 
-# Keys that name a file or directory: given here, relative to the shell's directory
-_PATH_KEYS = ("path", "password_file", "ca_file", "oauth2_certificate_file", "oauth2_token_file")
-
-
 def _from_here(values: dict) -> None:
     """A relative path typed at the command line (or at a prompt) means the shell's current
     directory, as for any command; in the file it would mean the accounts file's directory. So
     it is written absolute."""
-    for key in _PATH_KEYS:
+    from helpdesk_fetch.config.load import FILE_KEYS
+
+    for key in FILE_KEYS:
         value = values.get(key)
         if value and not os.path.isabs(os.path.expanduser(value)):
             values[key] = os.path.abspath(value)

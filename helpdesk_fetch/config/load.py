@@ -353,11 +353,14 @@ def _hook_program(given: str, directory: Path, where: ConfigPlace) -> str:
     return str(program)
 
 
+# The keys of an account (or [smtp]) that name a file or directory
+FILE_KEYS = ("path", "ca_file", "password_file", "oauth2_certificate_file", "oauth2_token_file")
+
+
 def _resolved_paths(obj: Account | Smtp, directory: Path) -> dict[str, Any]:
     """Relative file keys are relative to the accounts file's directory."""
     paths = {}
-    for key in ("path", "ca_file", "password_file", "oauth2_certificate_file",
-                "oauth2_token_file"):
+    for key in FILE_KEYS:
         value = getattr(obj, key, None)
         if value:
             paths[key] = str(directory / Path(value).expanduser())

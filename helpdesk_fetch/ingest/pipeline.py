@@ -244,7 +244,8 @@ class Pipeline:
             outcome = self._outcome(PLANNED, key, sha256, parsed, verdict)
             if verdict.decision is not None:
                 outcome.automails = self._automails(source, verdict, parsed, now, record=False)
-                outcome.held_back = self._held_back(source, verdict, parsed, now)
+                if not outcome.automails:
+                    outcome.held_back = self._held_back(source, verdict, parsed, now)
         except peewee.PeeweeException as exc:
             raise db.as_database_error(exc) from None
         except Exception as exc:  # as in _store

@@ -23,11 +23,10 @@ _INSTEAD = {"iso8859-1": "cp1252", "iso8859-9": "cp1254", "tis-620": "cp874",
             "iso8859-11": "cp874"}
 _BEYOND = {"shift_jis": "cp932", "gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949",
            "big5": "big5hkscs"}
-# Multibyte charsets (codecs' names) -> what reads them with replacement characters, when
-# nothing reads them whole
-_MULTIBYTE = {**_BEYOND, "cp932": "cp932", "gb18030": "gb18030", "cp949": "cp949",
-              "big5hkscs": "big5hkscs", "cp950": "cp950", "euc_jp": "euc_jp",
-              "iso2022_jp": "iso2022_jp", "iso2022_kr": "iso2022_kr"}
+# Multibyte charsets (codecs' names): what nothing reads whole is read in them (their superset)
+# with replacement characters
+_MULTIBYTE = frozenset({*_BEYOND, *_BEYOND.values(), "cp950", "euc_jp", "iso2022_jp",
+                        "iso2022_kr"})
 # Labels under which UTF-8 is tried first: text in them that is valid UTF-8 (and not ASCII) is
 # UTF-8 mislabelled, since their own accented letters never form valid UTF-8 sequences as words
 # do ("DISCOVERÃ\x86" for DISCOVERÆ).
@@ -53,7 +52,7 @@ def decode_bytes(data: bytes, charset: str | None, *, utf8_first: bool = False) 
             if candidate == "iso2022_jp" and (text := _iso2022jp_as_cp932(data)) is not None:
                 return text
     if name in _MULTIBYTE:  # before cp1252, which reads nearly anything, and wrongly here
-        return data.decode(_MULTIBYTE[name], "replace")
+        return data.decode(_BEYOND.get(name, name), "replace")
     try:
         return data.decode("cp1252")
     except UnicodeError:

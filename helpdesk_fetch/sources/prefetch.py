@@ -90,7 +90,7 @@ class Reader:
             self._cond.notify_all()
         interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
         graceful = interrupted and not self.box.dry_run  # a dry run has nothing to delete
-        if exc_type is not None and not (graceful and self._ends(INTERRUPT_GRACE)):
+        if exc_type is not None and not (graceful and self._await_end(INTERRUPT_GRACE)):
             self.box.interrupt()  # the session has failed: break off a read in progress
         self._await_end()  # (closing here could hand its descriptor to a new socket)
         if exc_type is None:
@@ -100,32 +100,26 @@ class Reader:
         elif interrupted and self._error is None and not self.box.interrupted:
             self._delete_stored()
 
-    def _ends(self, seconds: float) -> bool:
-        """Whether the reader's thread ends within *seconds* (it finishes the batch it reads).
-        A second Ctrl-C breaks the read off, and is raised once the thread has ended."""
-        try:
-            return self._ended.wait(seconds)
-        except KeyboardInterrupt:
-            self.box.interrupt()
-            self._await_end()
-            raise
-
-    def _await_end(self) -> None:
-        """Wait until the reader's thread has ended, whatever interrupts the wait: the session
-        must not be closed under it. (Not ``join()`` alone: on Python 3.11 an interrupted join
-        marks a thread ended that still runs.) A Ctrl-C meanwhile breaks the read off and is
-        raised once the thread is done."""
+    def _await_end(self, within: float | None = None) -> bool:
+        """Wait until the reader's thread has ended, or *within* seconds (the batch it reads
+        finished); whether it has. Whatever interrupts the wait: the session must not be closed
+        under the thread. (Not ``join()`` alone: on Python 3.11 an interrupted join marks a
+        thread ended that still runs.) A Ctrl-C meanwhile breaks the read off and is raised
+        once the thread is done."""
         pending: KeyboardInterrupt | None = None
         while True:
             try:
-                self._ended.wait()
+                ended = self._ended.wait(within)
                 break
             except KeyboardInterrupt as exc:
                 pending = pending or exc
                 self.box.interrupt()
-        self._thread.join()
+                within = None  # broken off: it ends now
+        if ended:
+            self._thread.join()
         if pending is not None:
             raise pending
+        return ended
 
     def _delete_stored(self) -> None:
         """Ctrl-C or SIGTERM, with the session intact: delete what was stored and committed, and
