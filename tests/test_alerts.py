@@ -59,6 +59,53 @@ def test_failure_is_news_when_it_starts_and_when_it_ends(dovecot, mail_user, wri
     assert all(mail["Auto-Submitted"] == "auto-generated" for _, mail in smtp.mails())
 
 
+def test_quiet_cron_runs_still_hear_when_a_failure_ends(dovecot, mail_user, write_config):
+    """`-q` (only errors) in the crontab: the failure's start is an error, and its end comes
+    through with it (spec §11.2), while other warnings stay out."""
+    config = write_config([dovecot.account("helpdesk", mail_user, **WRONG)],
+                          settings={"max_message_bytes": 5000})
+    failing = [helpdesk_fetch("-q", "fetch", config=config) for _ in range(2)]
+    write_config([dovecot.account("helpdesk", mail_user)], settings={"max_message_bytes": 5000})
+    dovecot.append(mail_user, [message("Huge", body="x" * 8000)])  # a warning: error folder
+
+    recovered = helpdesk_fetch("-q", "fetch", config=config)
+
+    assert [r.returncode for r in failing] == [1, 1]
+    assert b"account 'helpdesk': " in failing[0].stderr and failing[1].stderr == b""
+    assert recovered.returncode == 0
+    assert recovered.stderr.decode().splitlines() == [
+        line for line in recovered.stderr.decode().splitlines() if "recovered after" in line]
+    assert "account 'helpdesk': recovered after 2 failed runs" in recovered.stderr.decode()
+    assert dovecot.messages(mail_user, dovecot.folder("HD Error Messages"))  # warned, unsaid
+
+
+def test_an_unset_smtp_password_variable_costs_the_alert_mail_not_the_run(
+        dovecot, mail_user, write_config, smtp, tmp_path):
+    """Cron's environment lacks [smtp]'s password variable: the recovery is still said on
+    stderr, the alert mail is reported as not sent (naming the file and key), and the run goes
+    on to its hooks and exits as its accounts did, not 2 after ingesting."""
+    smtp_config = dict(smtp.config(), username="helpdesk", password_env="HF_TEST_UNSET_SMTP_PW")
+    hook_log = tmp_path / "events"
+    hooks = {"command": [sys.executable, "-c", "import sys; open(sys.argv[1], 'ab')"
+                         ".write(sys.stdin.buffer.read() + b'\\n')", str(hook_log)]}
+    config = write_config([dovecot.account("helpdesk", mail_user, **WRONG)], smtp=smtp_config,
+                          alerts={"to": ["admin@example.com"]}, hooks=hooks)
+    assert helpdesk_fetch("fetch", config=config).returncode == 1
+    write_config([dovecot.account("helpdesk", mail_user)], smtp=smtp_config,
+                 alerts={"to": ["admin@example.com"]}, hooks=hooks)
+    dovecot.append(mail_user, [message("Printer on fire")])
+
+    recovered = helpdesk_fetch("fetch", config=config)
+
+    err = recovered.stderr.decode()
+    assert recovered.returncode == 0, err
+    assert "account 'helpdesk': recovered after 1 failed run" in err
+    assert (f"alert mail to admin@example.com not sent: {config}: key 'smtp.password_env': "
+            "environment variable HF_TEST_UNSET_SMTP_PW is not set") in err
+    assert b'"event": "ticket.created"' in hook_log.read_bytes()
+    assert smtp.messages == []
+
+
 def test_syslog_and_the_log_file_keep_every_repeat_that_stderr_leaves_out(
         dovecot, mail_user, write_config, tmp_path):
     """Under cron, runs 2 and 3 of a failure are quiet on stderr, yet syslog and the log file

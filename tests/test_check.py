@@ -3,6 +3,7 @@ states, through the command line; time is shifted with libfaketime."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -92,6 +93,14 @@ def test_critical_when_an_account_had_no_success_for_max_age(tmp_path, write_con
     assert plugin(helpdesk_fetch("check", config=config, wrapper=later(14)))[:2] == (
         "OK", "1 enabled account fetched within 15 min, 0 messages in the last hour, "
               "1 piped in by deliver")
+    # At max-age itself, the state agrees with the threshold in the perfdata ("15": above 15)
+    finished = dt.datetime.fromisoformat(
+        run.json("status", config=config)["accounts"][0]["last_run"]["finished_at"])
+    edge = (finished + dt.timedelta(minutes=15, seconds=1)).astimezone(dt.UTC)
+    state, _, perfdata = plugin(helpdesk_fetch(
+        "check", config=config, env={**environment(), "TZ": "UTC"},
+        wrapper=("faketime", "-f", f"@{edge:%Y-%m-%d %H:%M:%S}")))
+    assert (state, perfdata["age_local"]) == ("OK", "15;;15;0")
     state, summary, perfdata = plugin(helpdesk_fetch("check", config=config,
                                                      wrapper=later(20)))
     assert (state, summary) == ("CRITICAL", "local: no successful run for 20 min")

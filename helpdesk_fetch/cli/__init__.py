@@ -297,6 +297,18 @@ class _QuietRepeats(logging.Filter):
         return not getattr(record, self.attribute, False)
 
 
+class _ErrorsAndRecoveries(logging.Filter):
+    """-q: records of *level* and above, and those marked *attribute* (spec §11.2: a failure
+    reported when it starts is reported when it ends)."""
+
+    def __init__(self, level: int, attribute: str) -> None:
+        super().__init__()
+        self.level, self.attribute = level, attribute
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or getattr(record, self.attribute, False)
+
+
 def _text(record: logging.LogRecord) -> str:
     """The record's message; of peewee's query log (-vv) the SQL only, never its values: they
     hold the installation's tag secret (created by the first run, copied by `db copy`) and
@@ -316,13 +328,15 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
 
     ``--log-file`` and ``--syslog`` (facility mail; socket ``$HELPDESK_FETCH_SYSLOG_SOCKET``,
     else /dev/log) keep a trail of every message filed, at -v detail or more."""
+    from helpdesk_fetch.health import RECOVERED, REPEATED
+
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     stderr = logging.StreamHandler(sys.stderr)
     fmt = "helpdesk-fetch: %(message)s" if verbosity < 2 else "%(asctime)s %(name)s: %(message)s"
-    handlers = [_handler(stderr, level, fmt, terminal=sys.stderr)]
+    handlers = [_handler(stderr, min(level, logging.WARNING), fmt, terminal=sys.stderr)]
+    if level > logging.WARNING:  # -q: errors, and the end of a failure whose start was one
+        stderr.addFilter(_ErrorsAndRecoveries(level, RECOVERED))
     if verbosity <= 0 and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        from helpdesk_fetch.health import REPEATED
-
         stderr.addFilter(_QuietRepeats(REPEATED))  # under cron: spec §11.2
     trail = min(level, logging.INFO)
     if log_file:
@@ -388,7 +402,8 @@ def _syslog_handler() -> logging.Handler | None:
 @click.option("-v", "--verbose", count=True,
               help="Say more: -v each message filed, -vv debugging (with the SQL), -vvv also "
                    "the IMAP and POP3 protocol (passwords masked).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only errors, and the recovery of a failed account.")
 @click.option("--log-file", metavar="PATH",
               help="Also log every message filed and every problem to this file.")
 @click.option("--syslog", is_flag=True, help="Also log to syslog (facility mail).")

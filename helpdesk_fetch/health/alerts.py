@@ -29,8 +29,9 @@ from helpdesk_fetch.config import Alerts, Config, Smtp
 if TYPE_CHECKING:
     import smtplib
 from helpdesk_fetch.enums import RunOutcome
-from helpdesk_fetch.errors import account_named
-from helpdesk_fetch.health import REPEATED as REPEATED  # the run marks its log records with it
+from helpdesk_fetch.errors import ConfigError, account_named
+from helpdesk_fetch.health import RECOVERED as RECOVERED  # the run marks its log records
+from helpdesk_fetch.health import REPEATED as REPEATED
 
 # The database and mail modules are imported where they are used.
 
@@ -123,7 +124,10 @@ def mail(config: Config, news: list[News]) -> None:
         with contextlib.closing(connection):
             for item in news:
                 _send(connection, smtp, alerts, item)
-    except (outbox.SmtpUnavailable, smtplib.SMTPException, OSError, UnicodeError) as exc:
+    except (outbox.SmtpUnavailable, smtplib.SMTPException, OSError, UnicodeError,
+            ConfigError) as exc:  # ConfigError: [smtp]'s password source, e.g. an unset variable
+        if isinstance(exc, ConfigError):
+            exc = exc.in_file(config.path)
         log.warning("alert mail to %s not sent: %s", ", ".join(alerts.to), exc)
 
 

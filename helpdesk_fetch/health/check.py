@@ -86,8 +86,8 @@ class Metric:
         return f"{self.name}_{self.account}" if self.account else self.name
 
     def text(self) -> str:
-        value = "U" if self.value is None else _number(self.value)
-        return f"{self.label}={value}{self.uom};{self.warn};{self.crit};{self.min}".rstrip(";")
+        value = "U" if self.value is None else _number(self.value) + self.uom  # "Us": no
+        return f"{self.label}={value};{self.warn};{self.crit};{self.min}".rstrip(";")
 
 
 @dataclass
@@ -221,7 +221,7 @@ def _accounts(ages: dict[str, float | None], result: Result, *, max_age: int) ->
         wrong = []
         if age is None:
             wrong.append("no successful run recorded")
-        elif age >= max_age:
+        elif age > max_age:  # as the perfdata threshold reads: 15 is OK, 15.1 not
             wrong.append(f"no successful run for {math.floor(age)} min")
         streak = alerts.failing(name)  # finished runs only
         if streak is not None and streak.runs >= FAILED_RUNS:
@@ -270,10 +270,10 @@ def _canaries(accounts: list[Account], result: Result, *, max_minutes: int,
                 State.CRITICAL, f"{account.name}: the canary sent {minutes} "
                                 f"min ago ({isoformat(sent)}) has not arrived "
                                 f"(canary_max_minutes {max_minutes})", account.name))
-        travel = (last.get(account.name) or {}).get("travel_seconds")
-        if travel is not None:
-            result.metrics.append(Metric("canary", travel, uom="s",
-                                         account=account.name))
+        if account.name in last:  # once canaries are sent, always in the label set:
+            # U while the latest is on its way or lost, so that a graph shows the gap
+            result.metrics.append(Metric("canary", last[account.name]["travel_seconds"],
+                                         uom="s", account=account.name))
 
 
 def _waiting(config: Config, result: Result, *, now: dt.datetime) -> None:

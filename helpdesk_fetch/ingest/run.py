@@ -295,7 +295,7 @@ class Run:
             self.news.append(alerts.News(report.account, error=report.error))
         elif report.outcome == RunOutcome.OK and report.failing is not None:
             news = alerts.News(report.account, streak=report.failing)
-            log.warning("%s", alerts.recovered_text(news))
+            log.warning("%s", alerts.recovered_text(news), extra={alerts.RECOVERED: True})
             self.news.append(news)
 
     def _account(self, account: Account, report: AccountReport) -> None:
