@@ -102,6 +102,11 @@ class UsageError(HelpdeskError):
     exit_code = EXIT_USAGE
 
 
+class FolderMissing(ConfigError):
+    """The IMAP server has no folder of the name configured: for the account's folder a
+    configuration error; for the error folder that someone deleted, a place with nothing in it."""
+
+
 class NoDatabase(UsageError):
     """A command that changes what is stored (``tickets close``) found no database: it creates
     none, since there is nothing in it to change (and a mistyped --config would otherwise leave

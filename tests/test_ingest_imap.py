@@ -244,6 +244,9 @@ def test_unparseable_message_goes_to_the_error_folder(imap_server, mail_user, wr
                                                                                    "After"]
     assert imap_server.messages(mail_user) == []
     assert imap_server.messages(mail_user, folder) == [big]
+    client = imap_server.imap(mail_user)  # shown by a mail program showing subscribed ones
+    assert folder in [name for _, _, name in client.list_sub_folders()]
+    client.logout()
     assert run.json("status", config=config)["error_messages"] == 1
     [failed] = run.json("errors", "list", config=config)
     assert failed["location"] == f"moved to the IMAP folder {folder!r}"

@@ -111,6 +111,32 @@ def test_imap_message_found_again_when_moved_back_by_hand(imap_server, mail_user
     assert imap_server.messages(mail_user, errors) == [look_alike, BLANK]
 
 
+def test_an_error_folder_deleted_by_hand_leaves_retry_the_copies(imap_server, mail_user,
+                                                                   write_config, run):
+    """An administrator tidying up deletes the whole error folder in a mail program: retry
+    works from the copies in the database, and dismiss gives up on the others."""
+    errors = imap_server.folder(ERROR_FOLDER)  # inside the server's namespace
+    config = write_config([imap_server.account("helpdesk", mail_user)],
+                          settings={"max_message_bytes": 3000})
+    imap_server.append(mail_user, [BLANK, message("Too big to keep", body="w" * 5000)])
+    assert run("fetch", config=config).exit_code == 0
+    big, blank = sorted(run.json("errors", "list", config=config), key=lambda e: e["subject"],
+                        reverse=True)
+    assert (blank["copy_in_database"], big["copy_in_database"]) == (True, False)
+    client = imap_server.imap(mail_user)
+    client.delete_folder(errors)
+    client.logout()
+
+    retried = run("errors", "retry", str(blank["id"]), config=config)
+    dismissed = run("errors", "dismiss", str(big["id"]), config=config)
+
+    assert "still fails: cannot be parsed: the message is empty" in retried.output  # the copy
+    assert dismissed.exit_code == 0, dismissed.output
+    assert (f"{big['id']} (helpdesk): dismissed: no longer in the IMAP error folder; its "
+            "record is kept") in dismissed.output
+    assert [e["id"] for e in run.json("errors", "list", config=config)] == [blank["id"]]
+
+
 def test_pop3_remembered_uidl_retry(pop3_server, mail_user, write_config, run):
     account = pop3_server.account("pop", mail_user, protocol="pop3")
     config = write_config([account], settings={"max_message_bytes": 6000})

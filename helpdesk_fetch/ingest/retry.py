@@ -31,6 +31,7 @@ from helpdesk_fetch.enums import FailureState
 from helpdesk_fetch.errors import (
     AccountBusy,
     ConfigError,
+    FolderMissing,
     HelpdeskError,
     MailboxError,
     UsageError,
@@ -148,9 +149,16 @@ def open_place(config: Config, view: Account, place: str, *,
     if view.protocol == "maildir" and not Path(view.path or "").is_dir():  # load(): a path
         yield Place(None, [], limit, search=search)
         return
-    with open_mailbox(view, settings=config.settings, timeout=config.timeout_for(view),
-                      dry_run=read_only) as box:
-        yield Place(box, box.list(), limit, search=search)
+    with contextlib.ExitStack() as stack:
+        try:
+            box = stack.enter_context(open_mailbox(view, settings=config.settings,
+                                                   timeout=config.timeout_for(view),
+                                                   dry_run=read_only))
+        except FolderMissing:
+            if place != "imap":  # the account's own folder: the configuration is wrong
+                raise
+            box = None  # an error folder deleted by hand: its messages are gone from it
+        yield Place(box, box.list() if box is not None else [], limit, search=search)
 
 
 class Place:
@@ -271,9 +279,11 @@ class PlaceWork:
             place.remove(ref)
         kept = "its copy" if row.raw is not None or copy is not None else "its record"
         log.info("%s: error %d dismissed", account_named(row.account), row.id)
+        where = failures.PLACES[self.place_name]
+        done = f"removed from the {where}" if ref is not None else f"no longer in the {where}"
         return RetryResult(row.id, row.account, DISMISSED,
-                           f"removed from the {failures.PLACES[self.place_name]}; {kept} is "
-                           f"kept for {self.config.settings.history_days or 'all'} days")
+                           f"{done}; {kept} is kept for "
+                           f"{self.config.settings.history_days or 'all'} days")
 
     def _retry(self, source: Source, place: Place, row: FailedMessage) -> RetryResult:
         ref = place.find(row)

@@ -14,8 +14,8 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from helpdesk_fetch.errors import (
     AuthError,
-    ConfigError,
     ConnectError,
+    FolderMissing,
     SetAsideRefused,
     account_named,
 )
@@ -87,8 +87,9 @@ class ImapMailbox(Mailbox):
         shown = ", ".join(repr(n) for n in names[:FOLDERS_SHOWN])
         more = f" and {len(names) - FOLDERS_SHOWN} more" if len(names) > FOLDERS_SHOWN else ""
         full = f" ({self.folder!r} on this server)" if self.folder != self.account.folder else ""
-        raise ConfigError(f"the server has no folder {self.account.folder!r}{full}; its folders: "
-                          f"{shown or 'none'}{more}", account=self.account.name, key="folder")
+        raise FolderMissing(f"the server has no folder {self.account.folder!r}{full}; its "
+                            f"folders: {shown or 'none'}{more}", account=self.account.name,
+                            key="folder")
 
     def _login(self) -> None:
         a = self.account
@@ -256,6 +257,10 @@ class ImapMailbox(Mailbox):
             except IMAPClientError:
                 if not self.client.folder_exists(self.aside_folder):  # not a race: a real error
                     raise
+            # Subscribed, so that a mail program showing subscribed folders only (Thunderbird's
+            # default on Courier and Cyrus) shows it where the README sends the administrator.
+            with contextlib.suppress(IMAPClientError):  # a server may not keep subscriptions
+                self.client.subscribe_folder(self.aside_folder)
         self._error_folder_ready = True
 
     def close(self) -> None:
