@@ -484,3 +484,24 @@ def test_a_refused_login_says_the_servers_words_once_punctuated(pop3_server, mai
     assert f"login as '{mail_user}' refused: -ERR" in result.stderr
     assert "; check the username and the password source" in result.stderr
     assert ".;" not in result.stderr
+
+
+@pytest.mark.parametrize(("answer", "meaning"), [
+    (b"-ERR [IN-USE] Unable to lock maildrop", "another POP3 session holds the mailbox"),
+    (b"-ERR [SYS/TEMP] Authentication service unavailable", "a passing problem of the server's"),
+    (b"-ERR [SYS/PERM] Home directory missing", "its administrator must fix it"),
+    (b"-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart", "log in only so often")])
+def test_a_refused_login_with_a_response_code_is_not_called_a_wrong_password(answer, meaning):
+    """RFC 2449 and RFC 3206 response codes say why a USER/PASS was refused; only [AUTH] and
+    none at all point at the credentials."""
+    import poplib
+
+    from helpdesk_fetch.errors import AuthError
+    from helpdesk_fetch.sources.pop3 import login_refused
+
+    error = login_refused("helpdesk", "helpdesk@example.com", poplib.error_proto(answer))
+    assert not isinstance(error, AuthError) and meaning in str(error)
+    assert "check the username" not in str(error) and answer.decode() in str(error)
+    for credentials in (b"-ERR [AUTH] Invalid login", b"-ERR Authentication failed."):
+        error = login_refused("helpdesk", "helpdesk@example.com", poplib.error_proto(credentials))
+        assert isinstance(error, AuthError) and "check the username and the password" in str(error)

@@ -571,7 +571,7 @@ def test_pop3_stls_and_wrong_password(pop3_server, mail_user):
         client.quit()
 
 
-def test_cyrus_popminpoll_as_debian_ships_it(mail_user):
+def test_cyrus_popminpoll_as_debian_ships_it(mail_user, write_config, run):
     """Debian's imapd.conf has popminpoll: 1, one POP3 login a minute per user (the fixture
     uses 0): a fetch every minute from cron would meet this."""
     from tests.cyrus import Cyrus
@@ -586,6 +586,14 @@ def test_cyrus_popminpoll_as_debian_ships_it(mail_user):
                 b"-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart"
             client = server.imap(mail_user)  # IMAP is not limited
             client.logout()
+            # What helpdesk-fetch makes of it: not "check the password"
+            config = write_config([server.account("p", mail_user, protocol="pop3")])
+            result = run("fetch", config=config)
+            assert result.exit_code == 1
+            assert ("account 'p': login as " f"{mail_user!r} refused: -ERR [LOGIN-DELAY] Logins "
+                    "must be at least 1 minute apart; the server lets this user log in only so "
+                    "often (RFC 2449 LOGIN-DELAY)") in result.stderr
+            assert "password" not in result.stderr.replace("password_", "")
         finally:
             server.stop()
 

@@ -24,10 +24,17 @@ import collections
 import contextlib
 import logging
 import poplib
+import re
 import ssl
 from collections.abc import Generator, Iterator
 
-from helpdesk_fetch.errors import AuthError, ConnectError, ProtocolError, account_named
+from helpdesk_fetch.errors import (
+    AuthError,
+    ConnectError,
+    MailboxError,
+    ProtocolError,
+    account_named,
+)
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import poplib_adapter
 from helpdesk_fetch.sources.base import HEADER_BYTES, Mailbox, MessageRef, Withheld, handle
@@ -96,9 +103,7 @@ class Pop3Mailbox(Mailbox):
             self.conn.user(self.given(self.account.username, "username"))
             self.conn.pass_(self.given(self.password, "password_env"))
         except poplib.error_proto as exc:
-            raise AuthError(self.account.name, f"login as {self.account.username!r} refused: "
-                            f"{error_text(exc).rstrip('.')}; check the username and the password "
-                            "source") from None
+            raise login_refused(self.account.name, self.account.username, exc) from None
 
     def _xoauth2(self) -> None:
         """``AUTH XOAUTH2``, then the response after the server's ``+`` (the two-step form that
@@ -310,6 +315,33 @@ def _pairs(lines: builtins.list[bytes]) -> Iterator[tuple[str, str]]:
     for line in lines:
         num, _, value = line.decode("ascii", "replace").partition(" ")
         yield num, value.strip()
+
+
+# What a response code of a refused login (RFC 2449, RFC 3206) means for the administrator:
+# none of them is a wrong password.
+_NOT_THE_PASSWORD = {
+    "LOGIN-DELAY": "the server lets this user log in only so often (RFC 2449 LOGIN-DELAY): "
+                   "fetch this account less often, or lower the server's limit (Cyrus: "
+                   "popminpoll in imapd.conf)",
+    "IN-USE": "another POP3 session holds the mailbox (a mail program, or a run elsewhere that "
+              "has not ended); the next run tries again",
+    "SYS/TEMP": "a passing problem of the server's (RFC 3206 SYS/TEMP), not the password; the "
+                "next run tries again",
+    "SYS/PERM": "a problem of the server's (RFC 3206 SYS/PERM), not the password: its "
+                "administrator must fix it",
+}
+
+
+def login_refused(account: str, username: str | None, exc: poplib.error_proto) -> MailboxError:
+    """The error for a USER/PASS that the server answered -ERR: a wrong password unless a
+    response code says the refusal has another cause."""
+    text = error_text(exc).rstrip(".")
+    code = re.match(r"-ERR \[([A-Z/-]+)\]", text)
+    advice = _NOT_THE_PASSWORD.get(code.group(1)) if code else None
+    if advice is not None:
+        return MailboxError(account, f"login as {username!r} refused: {text}; {advice}")
+    return AuthError(account, f"login as {username!r} refused: {text}; check the username and "
+                     "the password source")
 
 
 def _unbase64(data: bytes) -> bytes:
