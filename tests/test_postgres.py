@@ -285,6 +285,22 @@ def test_the_write_path_locks_the_ticket_row_until_commit(database_url, tmp_path
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_lock_wait_ends_after_busy_seconds_unless_the_url_says_otherwise(database_url):
+    """Without lock_timeout a command waiting for a row an agent's open transaction holds
+    hangs as long as that transaction lives, deaf to SIGTERM inside libpq (spec §3)."""
+    from helpdesk_fetch.store import db
+
+    by_default = db.connect(database_url, password=PASSWORD)
+    chosen = db.connect(f"{database_url}?options=-c%20lock_timeout%3D200", password=PASSWORD)
+    try:
+        shown = [d.execute_sql("SHOW lock_timeout").fetchone()[0] for d in (by_default, chosen)]
+    finally:
+        by_default.close()
+        chosen.close()
+    assert shown == [f"{db.BUSY_SECONDS}s", "200ms"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_postgresql_error_in_a_ticket_command_is_one_line(database_url, tmp_path,
                                                             write_config, run):
     """Spec §3 on PostgreSQL: `tickets close` on a ticket row another session holds (past
@@ -311,7 +327,8 @@ def test_a_postgresql_error_in_a_ticket_command_is_one_line(database_url, tmp_pa
                         path=tmp_path / "gone.toml")  # nothing listens on port 1
     unreachable = run("tickets", "close", ticket["number"], config=gone)
 
-    for result, reason in ((locked, "lock timeout"), (unreachable, "127.0.0.1")):
+    for result, reason in ((locked, "another session holds what this needs"),
+                           (unreachable, "127.0.0.1")):
         assert result.exit_code == 1, result.output
         assert result.stderr.startswith("helpdesk-fetch: error: "), result.stderr
         assert reason in result.stderr and "Traceback" not in result.stderr

@@ -69,6 +69,7 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
               "keepalives_count": 3}
 SERVER_KEEPALIVES = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 " \
                     "-c tcp_keepalives_count=3"
+LOCK_TIMEOUT = f"-c lock_timeout={BUSY_SECONDS}s"  # PostgreSQL's busy_timeout
 
 
 def open_configured(settings: Settings, *, read_only: bool = False,
@@ -140,7 +141,12 @@ def _postgresql(url: str, password: str | None, timeout: float) -> PostgresqlDat
     """PostgreSQL through psycopg2 (the optional extra ``helpdesk-fetch[postgres]``).
 
     Keepalives on both ends: a worker whose machine vanishes loses its session, and with it its
-    account locks, within about a minute (spec §8); a vanished server is noticed as quickly."""
+    account locks, within about a minute (spec §8); a vanished server is noticed as quickly.
+    ``lock_timeout``, like SQLite's busy_timeout: a statement that waits for a lock another
+    session holds (an agent's open transaction on a ticket row, a migration) gives up after
+    BUSY_SECONDS with an error, instead of hanging the command, deaf to SIGTERM inside libpq,
+    for as long as the other session lives (spec §3). Options in the URL come after ours, so
+    ``?options=-c%20lock_timeout%3D…`` overrides it."""
     from helpdesk_fetch.store.peewee_adapter import postgresql_driver
 
     if not postgresql_driver():
@@ -153,7 +159,7 @@ def _postgresql(url: str, password: str | None, timeout: float) -> PostgresqlDat
         remember_secret(params["password"])
     if password:  # a password source wins over the URL
         params["password"] = password
-    options = f"{SERVER_KEEPALIVES} {params.pop('options', '')}".strip()
+    options = f"{SERVER_KEEPALIVES} {LOCK_TIMEOUT} {params.pop('options', '')}".strip()
     return Postgresql(params.pop("dbname", ""), autoconnect=True, options=options,
                       **{"connect_timeout": max(1, int(timeout)),
                          "application_name": "helpdesk-fetch", **KEEPALIVES, **params})
@@ -336,14 +342,20 @@ def as_database_error(exc: PeeweeException, doing: str = "database") -> Database
     return DatabaseError(f"{doing}: {describe_error(exc)}")
 
 
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout passed, or NOWAIT refused
 LOCK_CONFLICTS = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 
 
 def lock_conflict(exc: PeeweeException) -> bool:
     """Whether *exc* is PostgreSQL giving up on a statement because two sessions waited for
     each other's locks: the statement can be tried again once this session's locks are gone."""
-    original = getattr(exc, "orig", None) or exc.__cause__
-    return getattr(original, "pgcode", None) in LOCK_CONFLICTS
+    return _pgcode(exc) in LOCK_CONFLICTS
+
+
+def _pgcode(exc: BaseException) -> str | None:
+    """PostgreSQL's SQLSTATE of *exc* (psycopg2's error, or the one peewee wrapped)."""
+    original = getattr(exc, "orig", None) or exc.__cause__ or exc
+    return getattr(original, "pgcode", None)
 
 
 @contextlib.contextmanager
@@ -379,6 +391,8 @@ def describe_error(exc: BaseException, database: Database | None = None) -> str:
             return f"{text} (free some disk space)"
         if "locked" in text:
             return f"{text} (another process holds the database; try again)"
+        if _pgcode(exc) == LOCK_NOT_AVAILABLE:
+            return f"{text} (another session holds what this needs; try again)"
     return text
 
 
