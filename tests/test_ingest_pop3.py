@@ -505,3 +505,23 @@ def test_a_refused_login_with_a_response_code_is_not_called_a_wrong_password(ans
     for credentials in (b"-ERR [AUTH] Invalid login", b"-ERR Authentication failed."):
         error = login_refused("helpdesk", "helpdesk@example.com", poplib.error_proto(credentials))
         assert isinstance(error, AuthError) and "check the username and the password" in str(error)
+
+
+@pytest.mark.both_backends
+def test_a_size_beyond_32_bits_is_set_aside_and_recorded(write_config, run):
+    """A message a server lists at 3 GiB is too large and never downloaded; its size is kept
+    as the server said it (PostgreSQL's integer stops at 2 GiB: the account failed on every
+    run, and the message after it was never read)."""
+    huge = 3 * 2**30
+    box = Mailbox([("1", message("Listed at 3 GiB")), ("2", message("An ordinary one"))],
+                  listed={1: huge})
+    with FakePop3(box) as server:
+        config = write_config([server.account()])
+
+        result = run("fetch", config=config)
+
+    assert result.exit_code == 0, result.output
+    assert subjects(run, config) == ["An ordinary one"]
+    [failed] = run.json("errors", "list", config=config)
+    assert failed["size"] == huge and "over max_message_bytes" in failed["reason"], failed
+    assert [uidl for uidl, _ in box.messages] == ["1"]
