@@ -349,6 +349,17 @@ def test_an_error_folder_the_server_refuses_blocks_nothing(imap_server, mail_use
         assert [t["subject"] for t in run.json("tickets", "list", config=config)] == [
             "Before", "After"]
         assert sorted(imap_server.messages(mail_user)) == sorted([big, boom])
+        waiting = run.json("errors", "list", config=config)
+        assert [f["subject"] for f in waiting] == ["Huge", "boom"]
+        assert all(f["location"].startswith("left in the mailbox: the server refused to move")
+                   for f in waiting), waiting
+
+    # The bug fixed, "boom" is stored from where it was left, and waits no more.
+    monkeypatch.setattr(decide, "find_ticket", real)
+    assert run("fetch", config=config).exit_code == 1  # the huge one is still refused
+    assert imap_server.messages(mail_user) == [big]
+    assert [f["subject"] for f in run.json("errors", "list", config=config)] == ["Huge"]
+    assert run.json("status", config=config)["error_messages"] == 1
 
 
 def test_ingest_disable_reads_nothing(dovecot, mail_user, write_config, run):

@@ -438,6 +438,17 @@ class Pipeline:
                     size=size, raw=raw, parsed=outcome.parsed, sha256=outcome.sha256 or None)
         return row.attempts > 1
 
+    def resolve_failure(self, source: Source, key: str) -> None:
+        """*key* failed in an earlier run and was left in the mailbox; stored now, its failure
+        is resolved in the transaction that stored it."""
+        if self.dry_run:
+            return
+        from helpdesk_fetch.store.group import atomic
+
+        self._begin()
+        with db.errors(), atomic(self.database):
+            failures.resolve_stored(source.name, key)
+
     def call_db(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Call a store function; a database failure stops the caller (nothing is deleted)."""
         with db.errors():

@@ -362,12 +362,14 @@ class MailboxRun:
         self.pipeline = run.pipeline
         self.source = Source(account.name, account.resource, account.automail)
         self._asides: dict[str, str] = {}  # key -> "label: reason" until the mailbox answers
+        self._refused: list[tuple[str, str]] = []  # (key, where it stays): set aside refused
+        self._waiting: set[str] = set()  # keys of this account's failures that wait
 
     def process(self) -> None:
         refs = self.box.list()
-        if self.account.protocol == "pop3":
-            waiting = self.pipeline.call_db(failures.pending_failure_keys, self.account.name)
-            refs = [r for r in refs if r.key not in waiting]
+        self._waiting = self.pipeline.call_db(failures.pending_failure_keys, self.account.name)
+        if self.account.protocol == "pop3":  # left on the server: skipped (spec §4.4)
+            refs = [r for r in refs if r.key not in self._waiting]
         refs = self._delete_already_stored(refs)
         limit = self.run.settings.max_message_bytes
         aside = {ref.key: why for ref in refs if (why := self.box.unreadable(ref))}
@@ -380,8 +382,20 @@ class MailboxRun:
         todo = [r for r in refs if r.key not in aside]
         self.run.progress.account_started(self.account.name, len(todo),
                                           sum(r.size for r in todo), len(aside))
-        if todo:
-            self._overlapped(todo)
+        try:
+            if todo:
+                self._overlapped(todo)
+        finally:
+            self._relocate_refused()
+
+    def _relocate_refused(self) -> None:
+        """The failures whose messages the mailbox refused to set aside say where they stay
+        (recorded before the attempt, as moved). Here, in the writer's thread: the reader's
+        told it."""
+        refused, self._refused = self._refused, []
+        for key, where in refused:
+            if not self.run.dry_run:
+                self.pipeline.call_db(failures.relocate, self.account.name, [key], where)
 
     def _headers(self, ref: MessageRef) -> ParsedMessage | None:
         """The sender, subject and Message-ID of a message set aside unread, from its header
@@ -469,6 +483,8 @@ class MailboxRun:
         if outcome.kind == FAILED:
             self.report.fetched += 1
             return self._set_aside(ref, outcome, raw=raw)
+        if ref.key in self._waiting:  # it failed before and was left here: it is stored now
+            self.pipeline.resolve_failure(self.source, ref.key)
         group, line = self.pipeline.group, None
         if group is not None and group.open:  # what the group holds until its commit: no parse
             group.stored(len(raw))
@@ -534,6 +550,7 @@ class MailboxRun:
             level = logging.INFO if self.run.dry_run else logging.WARNING
             return log.log(level, "%s: %s", account_named(self.account.name), line)
         line = f"{what}; {refused.detail}; it stays in the mailbox, and the next run tries again"
+        self._refused.append((ref.key, f"left in the mailbox: {refused.detail}"))
         self.report.failures.append(line)
         error = redact(str(refused))
         log.error("%s: %s", account_named(self.account.name), line,

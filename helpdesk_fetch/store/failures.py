@@ -138,6 +138,21 @@ def pending_failure_keys(account: str) -> set[str]:
     return {row[0] for row in tuples(query)}
 
 
+def resolve_stored(account: str, key: str) -> None:
+    """A message that failed once is stored now (a later run, or `errors retry`, ingested it
+    where it was left): its failure waits no more."""
+    FailedMessage.update(state=FailureState.RESOLVED, updated_at=utcnow()).where(
+        (FailedMessage.account == account) & (FailedMessage.source_key == key)
+        & (FailedMessage.state == FailureState.PENDING)).execute()
+
+
+def relocate(account: str, keys: list[str], location: str) -> None:
+    """Where these failed messages wait after all: the mailbox refused to set them aside."""
+    FailedMessage.update(location=location).where(
+        (FailedMessage.account == account) & FailedMessage.source_key.in_(keys)
+        & (FailedMessage.state == FailureState.PENDING)).execute()
+
+
 def resolve_failure(failure_id: int) -> None:
     """Mark a failed message as re-processed (it is stored now)."""
     FailedMessage.update(state=FailureState.RESOLVED, updated_at=utcnow()).where(
