@@ -254,6 +254,11 @@ def test_accounts_test(dovecot, mail_user, write_config, run):
     assert "good: ok, 1 message waiting" in result.output
     assert "pop: ok, 1 message waiting" in result.output
     assert "bad: FAILED" in result.output and "refused" in result.output
+    tested = run("accounts", "test", "--json", config=config)
+    assert tested.exit_code == 1
+    data = json.loads(tested.stdout)
+    assert [(p["account"], p["ok"], p["count"]) for p in data] == [
+        ("good", True, 1), ("bad", False, None), ("pop", True, 1)]  # a failure counted nothing
     assert run("accounts", "test", "good", config=config).exit_code == 0
     assert dovecot.messages(mail_user) != []  # nothing changed
 

@@ -16,7 +16,7 @@ from helpdesk_fetch.sources.open import open_mailbox
 class ProbeResult:
     account: str
     where: str
-    count: int = 0
+    count: int | None = None  # None until counted: a failed or skipped test counted nothing
     error: str | None = None
     warning: str | None = None
     namespace: dict[str, str] | None = None  # IMAP: the personal namespace (prefix, separator)
@@ -24,12 +24,11 @@ class ProbeResult:
     tested: bool = True  # False: a disabled account, left alone
 
     def as_dict(self) -> dict[str, object]:
-        """The stable JSON of ``accounts test --json``: ``ok`` and ``count`` are null for an
-        account that was not tested."""
-        data = {"account": self.account, "where": self.where,
+        """The stable JSON of ``accounts test --json``: ``ok`` is null for an account that was
+        not tested, ``count`` for one that was not counted (not tested, or it failed)."""
+        return {"account": self.account, "where": self.where,
                 "ok": self.error is None if self.tested else None,
                 **{k: v for k, v in asdict(self).items() if k not in ("account", "where")}}
-        return data if self.tested else {**data, "count": None}
 
 
 def test_accounts(config: Config, names: list[str] | None) -> Iterator[ProbeResult]:
