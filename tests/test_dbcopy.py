@@ -7,12 +7,20 @@ import json
 import zlib
 
 import pytest
+from peewee import BlobField
 
 from helpdesk_fetch import state
 from helpdesk_fetch.clock import utcnow
 from helpdesk_fetch.store import copy as dbcopy
 from helpdesk_fetch.store import db
-from helpdesk_fetch.store.models import MODELS, FailedMessage, Message, Outbox, RawMessage
+from helpdesk_fetch.store.models import (
+    MODELS,
+    Attachment,
+    FailedMessage,
+    Message,
+    Outbox,
+    RawMessage,
+)
 from tests.conftest import DB_PASSWORD_ENV
 from tests.mails import message, message_id_of
 from tests.mailset import CASES
@@ -89,6 +97,29 @@ def test_db_copy_moves_everything_and_verifies_it(populated, postgres, tmp_path,
     newest = run.json("tickets", "list", config=moved)[-1]
     assert int(newest["number"]) == max(int(t["number"]) for t in tickets) + 1
     assert newest["number"] == str(report["next_ticket_number"])
+
+
+def test_pages_of_blobs_are_bounded_by_bytes_and_cover_every_row_once(populated, tmp_path,
+                                                                      monkeypatch):
+    """Memory stays flat whatever the messages weigh: a page holds at most PAGE_BYTES of raw
+    messages or attachments (a row larger than that alone), and PAGE rows at most."""
+    monkeypatch.setattr(dbcopy, "PAGE", 7)
+    sqlite = db.connect(f"sqlite:///{tmp_path}/helpdesk.db")
+    for model in (RawMessage, Attachment):
+        blobs = [i for i, f in enumerate(model._meta.sorted_fields) if isinstance(f, BlobField)]
+        with sqlite.bind_ctx(MODELS):
+            every = list(model.select().order_by(model._meta.primary_key).tuples())
+        weight = sorted(sum(len(row[i]) for i in blobs) for row in every)
+        limit = weight[len(weight) // 2]  # half the rows weigh more than a page may hold
+        monkeypatch.setattr(dbcopy, "PAGE_BYTES", 3 * limit)
+
+        pages = list(dbcopy._pages(model, sqlite))
+
+        assert [row for page in pages for row in page] == every
+        weights = [sum(len(row[i]) for row in page for i in blobs) for page in pages]
+        assert all(w <= 3 * limit or len(page) == 1 for w, page in zip(weights, pages, strict=True))
+        assert any(len(page) > 1 for page in pages)
+        assert all(len(page) <= 7 for page in pages)
 
 
 def test_db_copy_refuses_a_database_that_is_not_empty(populated, postgres, run, monkeypatch):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peewee import AutoField, BlobField, Database, Model, PeeweeException
+from peewee import AutoField, BlobField, Database, Model, PeeweeException, fn
 
 from helpdesk_fetch import state
 from helpdesk_fetch.config import Config, dburl
@@ -30,7 +30,7 @@ from helpdesk_fetch.store import db
 from helpdesk_fetch.store.models import MODELS, Counter, Setting, Ticket
 
 PAGE = 500  # rows per round trip
-BLOB_PAGE = 20  # for tables with raw messages or attachments: rows of up to max_message_bytes
+PAGE_BYTES = 16 * 2**20  # tables with raw messages or attachments: their bytes per round trip
 SEEDED = (Setting, Counter)  # rows the migrations put into every new database
 
 
@@ -126,22 +126,61 @@ def _copy_table(model: type[Model], source: Database, target: Database) -> None:
 
 
 def _pages(model: type[Model], source: Database) -> Iterator[list[tuple[Any, ...]]]:
-    """All rows of *model* in *source*, in pages, in primary-key order."""
-    pk = model._meta.primary_key
+    """All rows of *model* in *source*, in pages, in primary-key order; a page of a table with
+    blobs holds about PAGE_BYTES of them (one row when a row holds more), so that memory stays
+    flat whatever the messages weigh (the driver expands bytea to hex on the way)."""
     if not _ordered_by_id(model):
         yield list(model.select().tuples().execute(source))
         return
-    blobs = any(isinstance(f, BlobField) for f in model._meta.sorted_fields)
-    last = None
+    pk = model._meta.primary_key
+    assert pk, "every table has a primary key"
+    blobs = [f for f in model._meta.sorted_fields if isinstance(f, BlobField)]
+    spans = _spans(model, source, blobs) if blobs else _row_spans(model, source)
+    for first, last in spans:
+        query = model.select().where(pk.between(first, last)).order_by(pk)
+        yield list(query.tuples().execute(source))
+
+
+def _row_spans(model: type[Model], source: Database) -> Iterator[tuple[Any, Any]]:
+    """(first, last) primary keys of pages of PAGE rows."""
+    for keys in _keys(model, source):
+        for start in range(0, len(keys), PAGE):
+            page = keys[start:start + PAGE]
+            yield page[0][0], page[-1][0]
+
+
+def _spans(model: type[Model], source: Database,
+           blobs: list[BlobField]) -> Iterator[tuple[Any, Any]]:
+    """(first, last) primary keys of pages of about PAGE_BYTES of blobs, and at most PAGE
+    rows; the sizes come from the database, without reading the blobs."""
+    size = sum((fn.COALESCE(fn.LENGTH(f), 0) for f in blobs[1:]),
+               fn.COALESCE(fn.LENGTH(blobs[0]), 0))
+    first = last = None
+    rows = weight = 0
+    for keys in _keys(model, source, size):
+        for key, bytes_ in keys:
+            if first is not None and (rows == PAGE or weight + bytes_ > PAGE_BYTES):
+                yield first, last
+                first, rows, weight = None, 0, 0
+            first = key if first is None else first
+            last, rows, weight = key, rows + 1, weight + bytes_
+    if first is not None:
+        yield first, last
+
+
+def _keys(model: type[Model], source: Database,
+          *extra: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """(primary key, *extra) of every row, in key order, a few thousand at a time."""
+    pk, last = model._meta.primary_key, None
     while True:
-        query = model.select().order_by(pk).limit(BLOB_PAGE if blobs else PAGE)
+        query = model.select(pk, *extra).order_by(pk).limit(10 * PAGE)
         if last is not None:
             query = query.where(pk > last)
-        rows = list(query.tuples().execute(source))
-        if not rows:
+        keys = list(query.tuples().execute(source))
+        if not keys:
             return
-        yield rows
-        last = rows[-1][model._meta.sorted_fields.index(pk)]
+        yield keys
+        last = keys[-1][0]
 
 
 def _ordered_by_id(model: type[Model]) -> bool:
