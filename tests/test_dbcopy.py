@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import zlib
 
 import pytest
@@ -120,6 +121,22 @@ def test_pages_of_blobs_are_bounded_by_bytes_and_cover_every_row_once(populated,
         assert all(w <= 3 * limit or len(page) == 1 for w, page in zip(weights, pages, strict=True))
         assert any(len(page) > 1 for page in pages)
         assert all(len(page) <= 7 for page in pages)
+
+
+def test_db_copy_refuses_a_database_that_lost_its_tag_secret(populated, postgres, tmp_path,
+                                                             run, monkeypatch):
+    """Copied, it would be refused by every command at its new home (spec §4.5): said now,
+    while the fix (restoring that row from a backup of the SQLite file) is at hand."""
+    target = postgres.create_database()
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    with sqlite3.connect(tmp_path / "helpdesk.db") as connection:
+        connection.execute("DELETE FROM setting WHERE key = 'tag_secret'")
+
+    result = run("db", "copy", "--to", target, config=populated)
+
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "lost the secret behind ticket tags" in result.stderr
+    assert public_tables(target) == []  # not even the schema: nothing was begun
 
 
 def test_db_copy_refuses_a_database_that_is_not_empty(populated, postgres, run, monkeypatch):

@@ -25,7 +25,7 @@ from peewee import AutoField, BlobField, Database, Model, PeeweeException, fn
 
 from helpdesk_fetch import state
 from helpdesk_fetch.config import Config, dburl
-from helpdesk_fetch.errors import AccountBusy, DatabaseError, UsageError
+from helpdesk_fetch.errors import AccountBusy, DatabaseError, TagSecretLost, UsageError
 from helpdesk_fetch.store import db
 from helpdesk_fetch.store.models import MODELS, Counter, Setting, Ticket
 
@@ -90,6 +90,8 @@ def shut_out(config: Config, source: Database) -> Iterator[None]:
 
 def _copy(source: Database, path: Path, target_url: str, *, password: str | None,
           timeout: float) -> CopyReport:
+    if not Setting.select(Setting.value).where(Setting.key == "tag_secret").scalar(source):
+        raise TagSecretLost()  # the copy would be refused by every command (spec §4.5)
     target = db.connect(target_url, password=password, timeout=timeout)
     report = CopyReport(f"sqlite:///{path}", dburl.redact(target_url))
     try:
