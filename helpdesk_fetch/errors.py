@@ -107,6 +107,11 @@ class FolderMissing(ConfigError):
     configuration error; for the error folder that someone deleted, a place with nothing in it."""
 
 
+class DatabaseMoved(ConfigError):
+    """``[settings] database`` names a SQLite file that ``db copy`` has copied to PostgreSQL:
+    what would be stored in it now would never reach the copy."""
+
+
 class NoDatabase(UsageError):
     """A command that changes what is stored (``tickets close``) found no database: it creates
     none, since there is nothing in it to change (and a mistyped --config would otherwise leave

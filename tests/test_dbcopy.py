@@ -63,17 +63,21 @@ def test_db_copy_moves_everything_and_verifies_it(populated, postgres, tmp_path,
                                                   run, monkeypatch):
     target = postgres.create_database()
     monkeypatch.setenv(DB_PASSWORD_ENV, PASSWORD)
+    tickets = run.json("tickets", "list", config=populated)
+    shown = {t["number"]: run.json("tickets", "show", t["number"], config=populated)
+             for t in tickets[::3]}
 
     result = run("db", "copy", "--to", target, "--password-env", DB_PASSWORD_ENV, "--json",
                  config=populated)
 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["verified"] is True and report["target"] == target
+    assert report["verified"] is True and report["target"] == target and report["marked"]
     sqlite = db.connect(f"sqlite:///{tmp_path}/helpdesk.db")
     pg = db.connect(target, password=PASSWORD)
     (sqlite_counts, sqlite_raws), (pg_counts, pg_raws) = counts_and_raws(sqlite), \
         counts_and_raws(pg)
+    sqlite_counts["setting"] -= 1  # the mark that it was copied, left after the copy
     assert sqlite_counts == pg_counts == {t["table"]: t["rows"] for t in report["tables"]}
     assert sqlite_counts["ticket"] > 30 and sqlite_counts["attachment"] > 5
     assert sqlite_counts["outbox"] == sqlite_counts["failed_message"] == 1
@@ -85,11 +89,9 @@ def test_db_copy_moves_everything_and_verifies_it(populated, postgres, tmp_path,
                            "resource": "it-support"}],
                          settings={"database": target, "database_password_env": DB_PASSWORD_ENV},
                          path=tmp_path / "moved.toml")
-    tickets = run.json("tickets", "list", config=populated)
     assert run.json("tickets", "list", config=moved) == tickets
-    for ticket in tickets[::3]:
-        assert run.json("tickets", "show", ticket["number"], config=moved) == \
-            run.json("tickets", "show", ticket["number"], config=populated)
+    for number, ticket in shown.items():
+        assert run.json("tickets", "show", number, config=moved) == ticket
     assert run.json("status", config=moved)["error_messages"] == 1
 
     (tmp_path / "box" / "new" / "1800000000.M1P2.moved").write_bytes(message("After the move"))
@@ -121,6 +123,38 @@ def test_pages_of_blobs_are_bounded_by_bytes_and_cover_every_row_once(populated,
         assert all(w <= 3 * limit or len(page) == 1 for w, page in zip(weights, pages, strict=True))
         assert any(len(page) > 1 for page in pages)
         assert all(len(page) <= 7 for page in pages)
+
+
+def test_after_db_copy_the_sqlite_file_is_refused_until_reopened(populated, postgres, tmp_path,
+                                                                 run, monkeypatch):
+    """Ingest enabled again before [settings] database names the copy: the mail would be
+    stored in the SQLite file, deleted from its server, and never reach PostgreSQL."""
+    target = postgres.create_database()
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    (tmp_path / "box" / "new" / "1800000000.M1P2.late").write_bytes(message("After the copy"))
+    assert run("db", "copy", "--to", target, config=populated).exit_code == 0
+    assert run("ingest", "enable", config=populated).exit_code == 0  # the config not switched
+
+    fetched = run("fetch", config=populated)
+    listed = run("tickets", "list", config=populated)
+    checked = run("check", config=populated)
+
+    for result in (fetched, listed):
+        assert result.exit_code == 2 and "Traceback" not in result.stderr
+        assert f"was copied to {target} by `db copy`" in result.stderr
+        assert f'set database = "{target}"' in result.stderr and "db reopen" in result.stderr
+    assert checked.exit_code == 2 and checked.stdout.startswith("HELPDESK-FETCH CRITICAL - ")
+    assert len(list((tmp_path / "box" / "new").iterdir())) == 1  # still waiting for the copy
+    again = run("db", "copy", "--to", postgres.create_database(), config=populated)
+    assert again.exit_code == 2 and "ingest is enabled" in again.stderr  # a copy is read alike
+
+    reopened = run("db", "reopen", config=populated)
+
+    assert reopened.exit_code == 0 and f"The copy at {target}" in reopened.output
+    assert run("fetch", config=populated).exit_code == 0
+    assert "After the copy" in [t["subject"] for t in run.json("tickets", "list",
+                                                               config=populated)]
+    assert "not marked" in run("db", "reopen", config=populated).output
 
 
 def test_db_copy_refuses_a_database_that_lost_its_tag_secret(populated, postgres, tmp_path,

@@ -52,11 +52,12 @@ class App:
         return config.require_accounts(self._config) if reads_mail else self._config
 
     def database(self, *, read_only: bool = False, create: bool = True,
-                 say_missing: bool = True):
+                 say_missing: bool = True, moved: bool = False):
         """The database, opened once (read-only commands never create or migrate it; without
-        *create*, a database not created yet is NoDatabase). A read-only command on a SQLite
-        file that does not exist yet reads an empty database and, unless *say_missing* is
-        false, says so on stderr: an empty list is no answer then."""
+        *create*, a database not created yet is NoDatabase; without *moved*, a SQLite file
+        that `db copy` copied is DatabaseMoved). A read-only command on a SQLite file that
+        does not exist yet reads an empty database and, unless *say_missing* is false, says
+        so on stderr: an empty list is no answer then."""
         if self._database is None:
             from helpdesk_fetch.errors import ConfigError
             from helpdesk_fetch.store.peewee_adapter import import_peewee
@@ -67,7 +68,7 @@ class App:
 
             try:
                 self._database = db.open_configured(config.settings, read_only=read_only,
-                                                    create=create)
+                                                    create=create, moved=moved)
             except ConfigError as exc:  # its password source, its URL: name the file too
                 raise exc.in_file(config.path) from None
             missing = db.missing_sqlite_file(config.settings.database) if read_only else None

@@ -15,6 +15,7 @@ def db_group() -> None:
     \b
     Example:
       helpdesk-fetch db copy --to postgresql://helpdesk@db.example.com/helpdesk
+      helpdesk-fetch db reopen
     """
 
 
@@ -36,8 +37,9 @@ def copy(app: App, target: str, password_env: str | None, password_file: str | N
     and SHA-256 checksums) before the copy is committed. A database that already holds
     tickets or messages is refused. Ingest must be disabled first (`ingest disable`); a fetch,
     deliver or errors retry still running makes it exit 75: try again once it is done. Then
-    point `[settings] database` at the new URL. Without a --password-* option, libpq's PGPASSWORD
-    and ~/.pgpass are used.
+    point `[settings] database` at the new URL: until then every command refuses the SQLite
+    file, marked as copied, so that no mail is stored where the copy never sees it (`db reopen`
+    goes back to it). Without a --password-* option, libpq's PGPASSWORD and ~/.pgpass are used.
 
     \b
     Example:
@@ -53,11 +55,16 @@ def copy(app: App, target: str, password_env: str | None, password_file: str | N
     password = password_from(env=password_env, file=password_file,
                                   command=password_command, key_prefix="",
                                   timeout=settings.timeout_seconds)
-    report = copy_database(config, app.database(read_only=True), target,
-                                  password=password, timeout=settings.timeout_seconds)
+    report = copy_database(config, app.database(read_only=True, moved=True), target,
+                           password=password, timeout=settings.timeout_seconds)
+    if report.mark_error is not None:
+        note(f"helpdesk-fetch: warning: cannot mark {report.source} as copied "
+             f"({report.mark_error}): commands go on using it until [settings] database "
+             "names the copy; do not enable ingest before that", style="yellow", err=True)
     if as_json:
         return echo_json({"source": report.source, "target": report.target,
                           "next_ticket_number": report.next_ticket_number, "verified": True,
+                          "marked": report.mark_error is None,
                           "tables": [vars(t) for t in report.tables]})
     table(["table", "rows", "sha256"], [[t.table, t.rows, t.sha256[:16]] for t in report.tables],
           title="Copied and verified")
@@ -65,4 +72,32 @@ def copy(app: App, target: str, password_env: str | None, password_file: str | N
          f"{report.rows('message')} messages; counts and checksums match. The next ticket "
          f"number is {report.next_ticket_number}.", style="green")
     note(f'Now set [settings] database = "{report.target}" (and database_password_env or '
-         "_file or _command), then enable ingest again.")
+         "_file or _command), then enable ingest again. Until then every command refuses "
+         "the SQLite file, marked as copied (`db reopen` goes back to it).")
+
+
+@db_group.command("reopen")
+@pass_app
+def reopen(app: App) -> None:
+    """Go on with a SQLite database that `db copy` has copied, instead of the copy.
+
+    After a copy, every command refuses the SQLite file (so that nothing is stored where the
+    copy never sees it) until `[settings] database` names the copy. When you stay with SQLite
+    after all (the copy is abandoned), this takes that mark away. What is stored from now on
+    is in the SQLite file only; a later `db copy` needs an empty database again.
+
+    \b
+    Example:
+      helpdesk-fetch db reopen
+    """
+    from helpdesk_fetch.store import db
+    from helpdesk_fetch.store.models import Setting
+
+    database = app.database(moved=True)
+    mark = db.moved_to(database)
+    if mark is None:
+        return note("The database is not marked as copied; nothing to do.")
+    with db.errors("cannot write the database"):
+        Setting.delete().where(Setting.key == db.MOVED).execute()
+    note(f"In use again. The copy at {mark['url']} ({mark['at']}) is not kept up to date: "
+         "what is stored from now on is in this database only.", style="green")

@@ -8,7 +8,9 @@ failure leaves the target as empty as it was.
 
 Nothing may write to SQLite meanwhile, or mail stored after the snapshot (and then deleted from
 its server) would never reach PostgreSQL: the ingest switch must be off, and every account's
-lock, the quarantine's and the delivery lock are held until the copy is verified.
+lock, the quarantine's and the delivery lock are held until the copy is verified. Nor after it:
+the SQLite file is then marked as copied (the one write to it), and every command refuses it
+until ``[settings] database`` names the copy, or ``db reopen`` takes the mark away.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +28,7 @@ from typing import Any
 from peewee import AutoField, BlobField, Database, Model, PeeweeException, fn
 
 from helpdesk_fetch import state
+from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Config, dburl
 from helpdesk_fetch.errors import AccountBusy, DatabaseError, TagSecretLost, UsageError
 from helpdesk_fetch.store import db
@@ -49,6 +54,7 @@ class CopyReport:
     target: str
     tables: list[TableReport] = field(default_factory=list)
     next_ticket_number: int = 0
+    mark_error: str | None = None  # why the SQLite file could not be marked as copied
 
     def rows(self, table: str) -> int:
         return next(t.rows for t in self.tables if t.table == table)
@@ -66,7 +72,23 @@ def copy_database(config: Config, source: Database, target_url: str, *,
         raise UsageError(f"the target must be a postgresql:// URL, not "
                          f"{dburl.redact(target_url)!r}")
     with shut_out(config, source):
-        return _copy(source, path, target_url, password=password, timeout=timeout)
+        report = _copy(source, path, target_url, password=password, timeout=timeout)
+        report.mark_error = _mark_moved(path, report.target)
+    return report
+
+
+def _mark_moved(path: Path, target: str) -> str | None:
+    """Leave the mark in the SQLite file that makes every command refuse it from now on
+    (``db.refuse_moved``); why it could not be left, else None."""
+    mark = json.dumps({"url": target, "at": isoformat(utcnow())})
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=db.BUSY_SECONDS)) as sqlite:
+            with sqlite:
+                sqlite.execute("INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)",
+                               (db.MOVED, mark))
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None
 
 
 @contextlib.contextmanager

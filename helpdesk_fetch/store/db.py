@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import stat
 import time
@@ -51,11 +52,12 @@ from peewee import (
 )
 
 from helpdesk_fetch.config import Settings, dburl
-from helpdesk_fetch.errors import ConfigError, DatabaseError, NoDatabase
+from helpdesk_fetch.errors import ConfigError, DatabaseError, DatabaseMoved, NoDatabase
 from helpdesk_fetch.store import access, models
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HISTORY_TABLE = "schema_migration"
+MOVED = "moved_to"  # the setting ``db copy`` leaves in a SQLite database it copied
 BUSY_SECONDS = 30
 SQLITE_PRAGMAS = {  # in this order: waiting for a lock must already apply to switching to WAL
     "busy_timeout": BUSY_SECONDS * 1000,
@@ -72,19 +74,44 @@ SERVER_KEEPALIVES = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 " \
 LOCK_TIMEOUT = f"-c lock_timeout={BUSY_SECONDS}s"  # PostgreSQL's busy_timeout
 
 
-def open_configured(settings: Settings, *, read_only: bool = False,
-                    create: bool = True) -> Database:
+def open_configured(settings: Settings, *, read_only: bool = False, create: bool = True,
+                    moved: bool = False) -> Database:
     """Open the database of ``[settings]``, with its password source (PostgreSQL). Without
     *create*, a SQLite file that is not there yet is NoDatabase, not a new database: a command
-    that only changes what is stored has nothing to change in it."""
+    that only changes what is stored has nothing to change in it. Without *moved*, a SQLite
+    file that ``db copy`` has copied is DatabaseMoved (``refuse_moved``)."""
     from helpdesk_fetch.secrets.passwords import database_password
 
     if not create and (missing := missing_sqlite_file(settings.database)) is not None:
         raise NoDatabase(f"there is no database yet at {missing} (the first fetch or "
                          "deliver creates it)")
     password = database_password(settings, timeout=settings.timeout_seconds)
-    return open_database(settings.database, password=password, read_only=read_only,
-                         timeout=settings.timeout_seconds)
+    database = open_database(settings.database, password=password, read_only=read_only,
+                             timeout=settings.timeout_seconds)
+    if not moved:
+        refuse_moved(database)
+    return database
+
+
+def moved_to(database: Database) -> dict[str, str] | None:
+    """Where ``db copy`` copied this SQLite database, and when: {"url", "at"}; else None."""
+    if not isinstance(database, SqliteDatabase):
+        return None
+    with errors("cannot read the database"):
+        mark = setting(MOVED)
+    return json.loads(mark) if mark else None
+
+
+def refuse_moved(database: Database) -> None:
+    """DatabaseMoved for a SQLite file that ``db copy`` has copied: after the copy, mail stored
+    in it would never reach PostgreSQL (the config not switched yet, ingest enabled again)."""
+    mark = moved_to(database)
+    if mark is not None:
+        raise DatabaseMoved(
+            f"this SQLite database was copied to {mark['url']} by `db copy` ({mark['at']}); "
+            f'set database = "{mark["url"]}" (and its password source) to use the copy, or '
+            "run `helpdesk-fetch db reopen` to go on with this file after all",
+            table="[settings]", key="database")
 
 
 def open_database(url: str, *, password: str | None = None, read_only: bool = False,
