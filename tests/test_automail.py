@@ -316,14 +316,22 @@ def test_smtp_down_queues_and_a_later_run_delivers(dovecot, mail_user, write_con
     assert first.exit_code == 0 and "auto-mails not sent" in first.stderr
     assert len(run.json("tickets", "list", config=config)) == 1
     assert run.json("status", config=config)["outbox_pending"] == 2
+    # The outage goes on: under cron, news when it starts and when it ends (spec §11.2)
+    dovecot.append(mail_user, [message("Still down")])
+    again = run("fetch", config=config)
+    assert again.exit_code == 0 and again.stderr == ""
+    assert run.json("status", config=config)["outbox_pending"] == 4
     sink.start()
     try:
         soon = run("fetch", config=config)  # back-off: not due yet
         assert soon.exit_code == 0 and sink.messages == []
         later = at("+10m", config, "fetch")
         assert later.returncode == 0, later.stderr
-        assert len(sink.messages) == 2
+        assert "the SMTP server works again (failing since " in later.stderr
+        assert later.stderr.rstrip().endswith("; 4 auto-mails sent")
+        assert len(sink.messages) == 4
         assert run.json("status", config=config)["outbox_pending"] == 0
+        assert at("+30m", config, "fetch").stderr == ""  # said once
     finally:
         sink.stop()
 

@@ -20,18 +20,20 @@ import time
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from helpdesk_fetch.clock import retry_delay, utcnow
+from helpdesk_fetch.clock import isoformat, retry_delay, utcnow
 from helpdesk_fetch.config import Config, Smtp
 from helpdesk_fetch.errors import AuthError, ConfigError, MailboxError
+from helpdesk_fetch.health import REPEATED
 from helpdesk_fetch.secrets.login import login_secret
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.store import blobs
-from helpdesk_fetch.store.models import Outbox, RawMessage
+from helpdesk_fetch.store.models import Outbox, RawMessage, Setting
 from helpdesk_fetch.tls import tls_context
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
+OUTAGE = "smtp_outage"  # the setting that says since when, and why, [smtp] cannot be used
 CLAIM_LEASE = dt.timedelta(minutes=10)
 
 
@@ -68,7 +70,8 @@ def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
         if isinstance(exc, ConfigError):  # [smtp]'s password source: name the file too
             exc = exc.in_file(config.path)
         report.error = str(exc)
-        log.warning("auto-mails not sent, %d wait for the next run: %s", len(rows), exc)
+        log.warning("auto-mails not sent, %d wait for the next run: %s", len(rows), exc,
+                    extra={REPEATED: _outage(report.error)})
         for row in rows:
             _defer(row, str(exc))
         report.deferred = len(rows)
@@ -79,7 +82,37 @@ def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
                 break
             if _claim(row):
                 _send_one(connection, config.smtp, row, report)
+    _outage_over(report)
     return report
+
+
+def _outage(error: str) -> bool:
+    """Remember that the SMTP server cannot be used, and why; whether an earlier run said so
+    already for the same cause (spec §11.2: under cron, news when it starts, not every run)."""
+    from helpdesk_fetch.health.alerts import cause
+    from helpdesk_fetch.store import db
+
+    known = db.setting(OUTAGE)
+    if known is not None and cause(json.loads(known)["error"]) == cause(error):
+        return True
+    since = json.loads(known)["since"] if known is not None else isoformat(utcnow())
+    value = json.dumps({"error": error, "since": since})
+    Setting.insert(key=OUTAGE, value=value).on_conflict(
+        conflict_target=[Setting.key], update={Setting.value: value}).execute()
+    return False
+
+
+def _outage_over(report: SendReport) -> None:
+    """The SMTP server took a session again: the end of an outage is news (spec §11.2)."""
+    from helpdesk_fetch.store import db
+
+    known = db.setting(OUTAGE)
+    if known is None or Setting.delete().where(Setting.key == OUTAGE).execute() == 0:
+        return  # none, or another process has said so
+    sent = f"{report.sent} auto-mail{'' if report.sent == 1 else 's'} sent"
+    # A warning like the outage's start: -q keeps both off stderr (an account's are errors)
+    log.warning("auto-mails: the SMTP server works again (failing since %s); %s",
+                json.loads(known)["since"], sent)
 
 
 def _claim(row: Outbox) -> bool:
