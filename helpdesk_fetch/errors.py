@@ -29,6 +29,14 @@ def unexpected(exc: BaseException) -> str:
     return f"unexpected error (please report it): {str(exc).strip() or 'no detail'}"
 
 
+# A log record's attribute: this failure is not news (health/alerts.py, spec §11.2): the command
+# line keeps such records off a stderr that is not a terminal.
+REPEATED = "repeated_failure"
+# ...and this one says a failure has ended: news that -q lets through with the errors, since
+# the failure's start was one of them.
+RECOVERED = "failure_ended"
+
+
 class HelpdeskError(Exception):
     """Base class: something went wrong that the user should read about."""
 

@@ -554,9 +554,14 @@ def test_rules_test_on_files_and_standard_input(desk, tmp_path):
     assert after.stdout.endswith("(as mail of account 'helpdesk'; nothing was stored or sent)\n"
                                  "(a message without 'auto-mails' causes none)\n")
     assert desk.json("tickets", "list")[0]["status"] == "new"  # nothing changed
+    # Mail stored already, saved to try the rules on: judged as new mail, and said so
     stored = desk.run("rules", "test", "--account", "monitoring", str(problem),
-                      config=desk.config)  # what a fetch would do with it (rules test: nothing)
-    assert "-> already stored (stored before): only deleted from the mailbox\n" in stored.stdout
+                      config=desk.config)
+    assert "-> (stored already: fetch would only delete it; as new mail:) ticket " \
+           f"{number} (by correlation) [alert, rule nagios]" in stored.stdout
+    [judged] = desk.json("rules", "test", "--account", "monitoring", str(problem))
+    assert judged["stored_already"] is True and judged["rule"] == "nagios"
+    assert judged["ticket"] == number and judged["outcome"] == "planned"
 
 
 @SQLITE_ONLY

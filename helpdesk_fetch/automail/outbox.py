@@ -22,8 +22,7 @@ from email.utils import parseaddr
 
 from helpdesk_fetch.clock import isoformat, retry_delay, utcnow
 from helpdesk_fetch.config import Config, Smtp
-from helpdesk_fetch.errors import AuthError, ConfigError, MailboxError
-from helpdesk_fetch.health import REPEATED
+from helpdesk_fetch.errors import REPEATED, AuthError, ConfigError, MailboxError
 from helpdesk_fetch.secrets.login import login_secret
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.store import blobs
@@ -89,11 +88,12 @@ def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
 def _outage(error: str) -> bool:
     """Remember that the SMTP server cannot be used, and why; whether an earlier run said so
     already for the same cause (spec §11.2: under cron, news when it starts, not every run)."""
-    from helpdesk_fetch.health.alerts import cause
+    from helpdesk_fetch.sources.imapserver import without_timings  # as alerts.cause does
     from helpdesk_fetch.store import db
 
     known = db.setting(OUTAGE)
-    if known is not None and cause(json.loads(known)["error"]) == cause(error):
+    if known is not None and without_timings(json.loads(known)["error"]).strip() == \
+            without_timings(error).strip():
         return True
     since = json.loads(known)["since"] if known is not None else isoformat(utcnow())
     value = json.dumps({"error": error, "since": since})

@@ -92,10 +92,11 @@ class Decider:
         return Rules(self.config.rules)
 
     def verdict(self, source: Source, parsed: ParsedMessage, now: dt.datetime, *,
-                lock: bool = False, restore: bool = False, raw: bytes | None = None) -> Verdict:
+                lock: bool = False, restore: bool = False, raw: bytes | None = None,
+                copies: bool = True) -> Verdict:
         """The Verdict on *parsed*, from *source*; *lock*: the ticket's row stays locked until
         the caller's commit; *restore* (``ignored restore``): it is a request whatever it is,
-        so it is never ignored.
+        so it is never ignored; without *copies* (``rules test``), no copy of stored mail.
 
         A copy by its headers (spec §4.1) is only recorded; one whose body (*raw*'s) is not the
         stored message's is kept as ignored mail instead, and restored it is a request.
@@ -105,7 +106,7 @@ class Decider:
         ticket, which is how a diverted canary gets noticed (spec §11.3): it is never a copy
         (one canary forwarded to two accounts is two tickets) and never ignored mail."""
         diverted = canary.marked(parsed)
-        copy = None if diverted else write.find_copy(parsed, now, lock=lock)
+        copy = None if diverted or not copies else write.find_copy(parsed, now, lock=lock)
         other = None if copy is None or raw is None or copy[0] != "in" else \
             write.body_differs(copy[1], raw)
         if copy is not None and other is None:

@@ -73,6 +73,8 @@ class Outcome:
     automails: list[Planned] = field(default_factory=list)  # queued (stored) or planned
     # planned: why a message whose event calls for auto-mails causes none (a dry run says it)
     held_back: str | None = None
+    # rules test: the message stored before as this (0: a key without it), judged as if new
+    stored_before: int | None = None
 
     @property
     def label(self) -> str:
@@ -212,9 +214,12 @@ class Pipeline:
             return Outcome(FAILED, key, sha256, f"{len(raw)} bytes is over max_message_bytes "
                                                 f"({limit})", parsed=parse_headers(raw))
         # A restore brings back bytes kept as ignored mail, which are no duplicate of themselves;
-        # `rules test` asks what the rules say of them (saved with `ignored show --raw`).
+        # `rules test` asks what the rules say of them (saved with `ignored show --raw`), and of
+        # mail stored already (saved from the helpdesk's mailbox to try a new rule on).
         duplicate = self.call_db(write.find_duplicate, source.name, key, sha256,
                                  ignored=not (restore or trial))
+        if trial:
+            return self._trial(source, raw, key, sha256, duplicate)
         if duplicate is not None:
             if not self.dry_run:
                 from helpdesk_fetch.store.group import atomic
@@ -233,14 +238,33 @@ class Pipeline:
         return self._store(source, raw, key, sha256, parsed, restore=restore,
                            compressed=prepared.compressed if prepared else None)
 
+    def _trial(self, source: Source, raw: bytes, key: str, sha256: str,
+               duplicate: int | None) -> Outcome:
+        """``rules test``: the plan for *raw* as if it were new mail, its copies stored before
+        (*duplicate*, or one by its headers) noted rather than decisive."""
+        from helpdesk_fetch.message.budget import Unparseable
+        from helpdesk_fetch.message.parse import parse_headers
+
+        try:
+            parsed = self.parse(raw)
+        except Unparseable as exc:
+            return Outcome(FAILED, key, sha256, str(exc), parsed=parse_headers(raw))
+        outcome = self._plan(source, raw, key, sha256, parsed, restore=False, copies=False)
+        if outcome.kind == PLANNED:
+            copy = self.call_db(write.find_copy, parsed, utcnow())
+            stored = duplicate if duplicate is not None else copy[1] if copy else None
+            outcome.stored_before = stored
+        return outcome
+
     def _plan(self, source: Source, raw: bytes, key: str, sha256: str, parsed: ParsedMessage,
-              *, restore: bool) -> Outcome:
+              *, restore: bool, copies: bool = True) -> Outcome:
         now = utcnow()
         try:
             arrived = self._canary(source, key, sha256, parsed, now, record=False)
             if arrived is not None:
                 return arrived
-            verdict = self.decider.verdict(source, parsed, now, restore=restore, raw=raw)
+            verdict = self.decider.verdict(source, parsed, now, restore=restore, raw=raw,
+                                           copies=copies)
             outcome = self._outcome(PLANNED, key, sha256, parsed, verdict)
             if verdict.decision is not None:
                 outcome.automails = self._automails(source, verdict, parsed, now, record=False)

@@ -57,7 +57,15 @@ def describe(outcome: Outcome) -> str:
 
 
 def verdict(outcome: Outcome) -> str:
-    """Where *outcome* goes and why, without its auto-mails."""
+    """Where *outcome* goes and why, without its auto-mails; ``rules test`` of mail stored
+    already says so first (it is judged as if it were new)."""
+    said = _verdict(outcome)
+    if outcome.stored_before is not None:
+        return f"(stored already: fetch would only delete it; as new mail:) {said}"
+    return said
+
+
+def _verdict(outcome: Outcome) -> str:
     from helpdesk_fetch.ingest.pipeline import CANARY
 
     if outcome.kind == CANARY:  # neither classified nor decided (spec §11.3)

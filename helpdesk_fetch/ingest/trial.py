@@ -29,7 +29,7 @@ class Trial:
             "file": self.name,
             "message_id": o.parsed.message_id if o.parsed else None,
             "subject": o.parsed.subject if o.parsed else None,
-            "outcome": o.kind,  # planned | duplicate | failed
+            "outcome": o.kind,  # planned | failed (| canary)
             "kind": str(o.message_kind) if o.message_kind else None,
             "rule": verdict.rule if verdict else None,
             "ignored": o.ignored,
@@ -39,6 +39,7 @@ class Trial:
             "decision": o.decision.why if o.decision else None,
             "automails": [{"kind": p.kind, "to": list(p.recipients)} for p in o.automails],
             "no_automail": o.held_back,  # why none of those its event calls for, or null
+            "stored_already": o.stored_before is not None,  # judged as if it were new
             "reason": o.reason if o.kind == FAILED else None,
             "line": o.describe() if o.kind != FAILED else None,
         }
