@@ -94,8 +94,9 @@ class ConfigError(HelpdeskError):
         source knows its account and key, not the file they are written in."""
         if self.path is not None:
             return self
-        return ConfigError(self.message, path=path, account=self.account, resource=self.resource,
-                           table=self.table, key=self.key, rule=self.rule)
+        return type(self)(self.message, path=path, account=self.account,
+                          resource=self.resource, table=self.table, key=self.key,
+                          rule=self.rule)
 
 
 class ConfigUnreadable(ConfigError):

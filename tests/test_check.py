@@ -340,6 +340,19 @@ def test_unknown_when_the_database_cannot_be_read(tmp_path, write_config, run):
     assert (as_json.exit_code, json.loads(as_json.stdout)["state"]) == (3, "UNKNOWN")
 
 
+def test_unknown_when_the_database_password_is_not_where_the_check_runs(tmp_path,
+                                                                        write_config, run):
+    """`sudo -u helpdesk helpdesk-fetch check` clears the environment that cron's fetch has:
+    the check cannot look (UNKNOWN), which is not every run failing (CRITICAL)."""
+    config = write_config([local_box(tmp_path)], settings={
+        "database": "postgresql://helpdesk@127.0.0.1:1/helpdesk",
+        "database_password_env": "HELPDESK_TEST_UNSET_DB_PASSWORD"})
+
+    state, summary, _ = plugin(run("check", config=config))
+
+    assert state == "UNKNOWN" and "HELPDESK_TEST_UNSET_DB_PASSWORD" in summary
+
+
 def test_a_bug_of_ours_is_unknown_in_words(tmp_path, write_config, run, monkeypatch):
     from helpdesk_fetch.health import check
 

@@ -129,10 +129,16 @@ def test_after_db_copy_the_sqlite_file_is_refused_until_reopened(populated, post
                                                                  run, monkeypatch):
     """Ingest enabled again before [settings] database names the copy: the mail would be
     stored in the SQLite file, deleted from its server, and never reach PostgreSQL."""
-    target = postgres.create_database()
+    first, target = postgres.create_database(), postgres.create_database()
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     (tmp_path / "box" / "new" / "1800000000.M1P2.late").write_bytes(message("After the copy"))
+    assert run("db", "copy", "--to", first, config=populated).exit_code == 0
+    # A copy abandoned (its server turned out wrong): the file is copied again, elsewhere
     assert run("db", "copy", "--to", target, config=populated).exit_code == 0
+    copied = db.connect(target, password=PASSWORD)
+    assert copied.execute_sql("SELECT count(*) FROM setting WHERE key = 'moved_to'"
+                              ).fetchone() == (0,)  # the first copy's mark stays behind
+    copied.close()
     assert run("ingest", "enable", config=populated).exit_code == 0  # the config not switched
 
     fetched = run("fetch", config=populated)

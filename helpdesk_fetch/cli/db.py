@@ -93,7 +93,7 @@ def reopen(app: App) -> None:
     from helpdesk_fetch.store import db
     from helpdesk_fetch.store.models import Setting
 
-    database = app.database(moved=True)
+    database = app.database(moved=True, create=False)
     mark = db.moved_to(database)
     if mark is None:
         return note("The database is not marked as copied; nothing to do.")

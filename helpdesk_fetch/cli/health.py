@@ -69,7 +69,13 @@ def check(app: App, ctx: click.Context, max_age: int, as_json: bool) -> None:
 
 def _judge(app: App, core, max_age: int):
     """The check's result; whatever stops it from looking is UNKNOWN, never a traceback."""
-    from helpdesk_fetch.errors import ConfigError, ConfigUnreadable, HelpdeskError, unexpected
+    from helpdesk_fetch.errors import (
+        ConfigError,
+        ConfigUnreadable,
+        DatabaseMoved,
+        HelpdeskError,
+        unexpected,
+    )
     from helpdesk_fetch.secrets.redact import redact
 
     try:
@@ -90,7 +96,7 @@ def _judge(app: App, core, max_age: int):
             result.problems.append(core.Problem(core.State.WARNING,
                                                 missing_database_text(missing)))
         return result
-    except ConfigError as exc:  # the database it names was moved by db copy: every run fails
+    except DatabaseMoved as exc:  # the file every run reads names a database left behind
         return core.critical(f"every run fails: {redact(str(exc))}")
     except HelpdeskError as exc:
         return core.unknown(redact(str(exc)))

@@ -149,12 +149,19 @@ def _copy_table(model: type[Model], source: Database, target: Database) -> None:
         model.insert_many(rows, fields=fields).as_rowcount().execute(target)
 
 
+def _rows(model: type[Model]) -> Any:
+    """The rows of *model* that are copied: all but the mark of an earlier copy (a source copied
+    twice must not tell the second copy that it was moved to the first)."""
+    query = model.select()
+    return query.where(Setting.key != db.MOVED) if model is Setting else query
+
+
 def _pages(model: type[Model], source: Database) -> Iterator[list[tuple[Any, ...]]]:
     """All rows of *model* in *source*, in pages, in primary-key order; a page of a table with
     blobs holds about PAGE_BYTES of them (one row when a row holds more), so that memory stays
     flat whatever the messages weigh (the driver expands bytea to hex on the way)."""
     if not _ordered_by_id(model):
-        yield list(model.select().tuples().execute(source))
+        yield list(_rows(model).tuples().execute(source))
         return
     pk = model._meta.primary_key
     assert pk, "every table has a primary key"

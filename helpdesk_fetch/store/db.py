@@ -111,7 +111,7 @@ def refuse_moved(database: Database) -> None:
             f"this SQLite database was copied to {mark['url']} by `db copy` ({mark['at']}); "
             f'set database = "{mark["url"]}" (and its password source) to use the copy, or '
             "run `helpdesk-fetch db reopen` to go on with this file after all",
-            table="[settings]", key="database")
+            key="settings.database")
 
 
 def open_database(url: str, *, password: str | None = None, read_only: bool = False,
