@@ -157,16 +157,17 @@ def _rows(model: type[Model]) -> Any:
 
 
 def _pages(model: type[Model], source: Database) -> Iterator[list[tuple[Any, ...]]]:
-    """All rows of *model* in *source*, in pages, in primary-key order; a page of a table with
-    blobs holds about PAGE_BYTES of them (one row when a row holds more), so that memory stays
-    flat whatever the messages weigh (the driver expands bytea to hex on the way)."""
+    """All rows of *model* in *source*, in pages, in primary-key order; a page of a table of
+    messages, raw messages or attachments weighs about PAGE_BYTES (``_weight``; one row alone
+    when it weighs more), so that memory stays flat whatever the messages weigh (the driver
+    expands bytea to hex on the way)."""
     if not _ordered_by_id(model):
         yield list(_rows(model).tuples().execute(source))
         return
     pk = model._meta.primary_key
     assert pk, "every table has a primary key"
-    blobs = [f for f in model._meta.sorted_fields if isinstance(f, BlobField)]
-    spans = _spans(model, source, blobs) if blobs else _row_spans(model, source)
+    weight = _weight(model)
+    spans = _spans(model, source, weight) if weight is not None else _row_spans(model, source)
     for first, last in spans:
         query = model.select().where(pk.between(first, last)).order_by(pk)
         yield list(query.tuples().execute(source))
@@ -180,12 +181,21 @@ def _row_spans(model: type[Model], source: Database) -> Iterator[tuple[Any, Any]
             yield page[0][0], page[-1][0]
 
 
-def _spans(model: type[Model], source: Database,
-           blobs: list[BlobField]) -> Iterator[tuple[Any, Any]]:
-    """(first, last) primary keys of pages of about PAGE_BYTES of blobs, and at most PAGE
-    rows; the sizes come from the database, without reading the blobs."""
-    size = sum((fn.COALESCE(fn.LENGTH(f), 0) for f in blobs[1:]),
-               fn.COALESCE(fn.LENGTH(blobs[0]), 0))
+def _weight(model: type[Model]) -> Any:
+    """What a row of *model* weighs, as the database tells without reading it: the length of
+    its blobs (raw messages, attachments), and the size of the message it holds the text of
+    (a message's text and HTML are each at most about as long as its raw bytes); None for a
+    table of small rows."""
+    parts: list[Any] = [fn.COALESCE(fn.LENGTH(f), 0) for f in model._meta.sorted_fields
+             if isinstance(f, BlobField)]
+    if "size" in model._meta.fields:
+        parts.append(2 * fn.COALESCE(model._meta.fields["size"], 0))
+    return sum(parts[1:], parts[0]) if parts else None
+
+
+def _spans(model: type[Model], source: Database, size: Any) -> Iterator[tuple[Any, Any]]:
+    """(first, last) primary keys of pages of rows weighing about PAGE_BYTES in all (*size*:
+    a row's weight), and at most PAGE rows."""
     first = last = None
     rows = weight = 0
     for keys in _keys(model, source, size):
