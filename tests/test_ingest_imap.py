@@ -352,7 +352,7 @@ def test_an_error_folder_the_server_refuses_blocks_nothing(imap_server, mail_use
         waiting = run.json("errors", "list", config=config)
         assert [f["subject"] for f in waiting] == ["Huge", "boom"]
         assert all(f["location"].startswith("left in the mailbox: the server refused to move")
-                   for f in waiting), waiting
+                   and f["place"] == "mailbox" for f in waiting), waiting
 
     # The bug fixed, "boom" is stored from where it was left, and waits no more.
     monkeypatch.setattr(decide, "find_ticket", real)
@@ -360,6 +360,14 @@ def test_an_error_folder_the_server_refuses_blocks_nothing(imap_server, mail_use
     assert imap_server.messages(mail_user) == [big]
     assert [f["subject"] for f in run.json("errors", "list", config=config)] == ["Huge"]
     assert run.json("status", config=config)["error_messages"] == 1
+    # The limit raised, errors retry finds the huge one where it was left, by its key.
+    write_config([imap_server.account("helpdesk", mail_user)],
+                 settings={"max_message_bytes": 50000, "error_folder": "HD/Err~\x7f"})
+    retried = run("errors", "retry", "--all", config=config)
+    assert retried.exit_code == 0, retried.output + retried.stderr
+    assert imap_server.messages(mail_user) == []
+    assert run.json("errors", "list", config=config) == []
+    assert "Huge" in [t["subject"] for t in run.json("tickets", "list", config=config)]
 
 
 def test_ingest_disable_reads_nothing(dovecot, mail_user, write_config, run):

@@ -87,7 +87,8 @@ def _each_place(config: Config, ids: list[int] | None, *, dismiss: bool) -> list
         rows, results = _select(pipeline, ids)
         groups: dict[tuple[str, str], list[FailedMessage]] = {}
         for row in rows:
-            groups.setdefault((row.account, failures.place_of(row.source_key)), []).append(row)
+            place = failures.place_of(row.source_key, row.location)
+            groups.setdefault((row.account, place), []).append(row)
         for (account, place), group in groups.items():
             results += PlaceWork(config, pipeline, account, place).run(group, dismiss=dismiss)
     finally:

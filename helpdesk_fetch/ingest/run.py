@@ -376,17 +376,20 @@ class MailboxRun:
         aside.update({ref.key: f"{ref.size} bytes is over max_message_bytes ({limit}); not "
                                "downloaded" for ref in refs if ref.size > limit
                       and ref.key not in aside})
-        for ref in (r for r in refs if r.key in aside):
-            self._set_aside(ref, Outcome(FAILED, ref.key, reason=aside[ref.key],
-                                         parsed=self._headers(ref)), raw=None)
         todo = [r for r in refs if r.key not in aside]
-        self.run.progress.account_started(self.account.name, len(todo),
-                                          sum(r.size for r in todo), len(aside))
         try:
+            for ref in (r for r in refs if r.key in aside):
+                self._set_aside(ref, Outcome(FAILED, ref.key, reason=aside[ref.key],
+                                             parsed=self._headers(ref)), raw=None)
+            self.run.progress.account_started(self.account.name, len(todo),
+                                              sum(r.size for r in todo), len(aside))
             if todo:
                 self._overlapped(todo)
-        finally:
-            self._relocate_refused()
+        except BaseException:
+            with contextlib.suppress(Exception):  # what stopped the run is what it reports
+                self._relocate_refused()
+            raise
+        self._relocate_refused()
 
     def _relocate_refused(self) -> None:
         """The failures whose messages the mailbox refused to set aside say where they stay
@@ -550,7 +553,7 @@ class MailboxRun:
             level = logging.INFO if self.run.dry_run else logging.WARNING
             return log.log(level, "%s: %s", account_named(self.account.name), line)
         line = f"{what}; {refused.detail}; it stays in the mailbox, and the next run tries again"
-        self._refused.append((ref.key, f"left in the mailbox: {refused.detail}"))
+        self._refused.append((ref.key, f"{failures.LEFT}{refused.detail}"))
         self.report.failures.append(line)
         error = redact(str(refused))
         log.error("%s: %s", account_named(self.account.name), line,

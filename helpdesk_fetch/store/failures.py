@@ -3,7 +3,9 @@ what ``errors list``, ``errors show`` and ``status`` see of them.
 
 A failed message's source key says where it waits (its *place*): ``imap:`` in the account's IMAP
 error folder, ``pop3:`` on the POP3 server (``fetch`` skips its UIDL), ``maildir:`` in the
-Maildir's error folder, ``deliver:`` in the quarantine Maildir of ``deliver``. ``retry.py``
+Maildir's error folder, ``deliver:`` in the quarantine Maildir of ``deliver``; unless its
+location says that the mailbox refused to set it aside (``LEFT``): then it is still where it
+came from, and the next ``fetch`` tries it again. ``retry.py``
 brings them back; the dictionaries here are the stable JSON of ``errors list --json``.
 """
 
@@ -24,8 +26,9 @@ if TYPE_CHECKING:
 
 DELIVER_PREFIX = "deliver:"
 PLACES = {"imap": "IMAP error folder", "pop3": "POP3 server", "maildir": "Maildir error folder",
-          "quarantine": "quarantine"}
+          "quarantine": "quarantine", "mailbox": "mailbox it came from"}
 QUARANTINE_DIR = "quarantine"
+LEFT = "left in the mailbox: "  # a location: the mailbox refused to set the message aside
 
 
 def quarantine_dir(state_dir: str | Path) -> Path:
@@ -33,8 +36,12 @@ def quarantine_dir(state_dir: str | Path) -> Path:
     return Path(state_dir) / QUARANTINE_DIR
 
 
-def place_of(source_key: str) -> str:
-    """Where a message with this source key waits: imap, pop3, maildir or quarantine."""
+def place_of(source_key: str, location: str | None = None) -> str:
+    """Where a message with this source key (recorded with this *location*) waits: imap, pop3,
+    maildir, quarantine, or mailbox (the IMAP folder or Maildir it came from, which refused to
+    set it aside: its key still finds it there)."""
+    if location is not None and location.startswith(LEFT):
+        return "mailbox"
     prefix = source_key.split(":", 1)[0]
     return "quarantine" if prefix == "deliver" else prefix
 
@@ -43,7 +50,7 @@ def failure_dict(row: FailedMessage, *, has_copy: bool) -> dict[str, Any]:
     return {
         "id": row.id,
         "account": row.account,
-        "place": place_of(row.source_key),
+        "place": place_of(row.source_key, row.location),
         "location": row.location,
         "reason": row.reason,
         "message_id": row.message_id,
@@ -97,12 +104,12 @@ def waiting() -> dict[str, Any]:
     places = dict.fromkeys(PLACES, 0)
     latest: dict[str, dict[str, Any]] = {}
     query = (FailedMessage.select(FailedMessage.id, FailedMessage.account,
-                                  FailedMessage.source_key, FailedMessage.reason,
-                                  FailedMessage.updated_at)
+                                  FailedMessage.source_key, FailedMessage.location,
+                                  FailedMessage.reason, FailedMessage.updated_at)
              .where(FailedMessage.state == FailureState.PENDING).order_by(FailedMessage.updated_at))
     for row in query:
         counts[row.account] = counts.get(row.account, 0) + 1
-        places[place_of(row.source_key)] += 1
+        places[place_of(row.source_key, row.location)] += 1
         latest[row.account] = {"id": row.id, "reason": row.reason,
                                "at": isoformat(row.updated_at)}
     return {"by_account": counts, "by_place": places, "latest": latest}
