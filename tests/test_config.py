@@ -93,6 +93,8 @@ MAILDIR = '[[accounts]]\nname = "m"\nprotocol = "maildir"\npath = "x"\n'
                                            "did you mean 'reactivation_days'?"),
     ('[settings]\ntimeout_seconds = "60"\n', "key 'settings.timeout_seconds': expected an "
                                              "integer, got a string"),
+    ('[settings]\nmax_message_bytes = 3221225472\n', "key 'settings.max_message_bytes': must "
+                                                      "be at most 1073741824 (1 GiB)"),
     ('[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\nusername = "u"\n'
      'password_env = "X"\nfolderr = "INBOX"\n', "account 'a': key 'folderr': unknown key"),
     ('[[accounts]]\nname = "a"\nprotocol = "imap"\nusername = "u"\npassword_env = "X"\n',

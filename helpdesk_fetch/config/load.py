@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     Table = TypeVar("Table", bound=DataclassInstance)  # one of schema's dataclasses
 
 ENV_VAR = "HELPDESK_FETCH_CONFIG"
+MAX_MESSAGE_BYTES = 2**30  # a message is held in memory whole, parsed, stored (INTEGER sizes)
 
 
 def config_path(option: str | os.PathLike[str] | None = None) -> Path:
@@ -209,6 +210,9 @@ def _settings(data: dict[str, Any], path: Path) -> Settings:
                 "parse_seconds", "automail_per_sender_per_hour", "canary_max_minutes"):
         if getattr(settings, key) <= 0:
             raise ConfigError("must be greater than 0", path=path, key=f"settings.{key}")
+    if settings.max_message_bytes > MAX_MESSAGE_BYTES:  # a message is held in memory whole
+        raise ConfigError(f"must be at most {MAX_MESSAGE_BYTES} (1 GiB)", path=path,
+                          key="settings.max_message_bytes")
     for key in ("reactivation_days", "history_days", "bounce_hold_days", "ignored_days"):
         if getattr(settings, key) < 0:
             raise ConfigError("must be 0 or more", path=path, key=f"settings.{key}")

@@ -91,7 +91,7 @@ class Message(BaseModel):
     text = TextField(default="")
     html = TextField(null=True)
     auto_submitted = BooleanField(default=False)  # an auto-reply, list or bulk mail (RFC 3834)
-    size = BigIntegerField(default=0)  # a server may report any size (bigint: spec §4.4)
+    size = IntegerField(default=0)  # of what was stored: up to max_message_bytes (< 2 GiB)
     sha256 = CharField(null=True)
     received_at = DateTimeField(index=True)  # check counts the last hour's deliveries
     kind = CharField(default=MessageKind.MESSAGE)  # MessageKind (spec §9)
@@ -116,7 +116,7 @@ class Attachment(BaseModel):
     message_id: int
     filename = TextField()
     content_type = TextField()  # as the sender wrote it: no length limit
-    size = BigIntegerField()
+    size = IntegerField()
     sha256 = CharField()
     content = BlobField()
 
@@ -147,7 +147,7 @@ class FailedMessage(BaseModel):
     from_addr = TextField(default="")
     subject = TextField(default="")
     date = DateTimeField(null=True)
-    size = BigIntegerField(default=0)  # a server may report any size (bigint: spec §4.4)
+    size = BigIntegerField(default=0)  # as the server lists it: any size (bigint: spec §4.4)
     sha256 = CharField(null=True)
     # A column named raw hides Model.raw() (raw SQL), which no one calls on this table.
     raw = BlobField(null=True)  # type: ignore[assignment]  # zlib copy when it was downloaded
@@ -190,7 +190,7 @@ class IgnoredMessage(BaseModel):
     date = DateTimeField(null=True)
     kind = CharField(default=MessageKind.MESSAGE)
     reason = TextField()  # bounce | auto_reply | the deciding rule's name
-    size = BigIntegerField(default=0)  # a server may report any size (bigint: spec §4.4)
+    size = IntegerField(default=0)
     sha256 = CharField(null=True)
     raw = BlobField()  # type: ignore[assignment]  # zlib; hides Model.raw() as above
     received_at = DateTimeField(index=True)

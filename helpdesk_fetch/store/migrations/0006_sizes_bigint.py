@@ -1,19 +1,17 @@
-"""Sizes in 64 bits: a server may report any size for a message too large to take (spec §4.4),
-and PostgreSQL's integer stops at 2 GiB ("integer out of range" failed the account on every
-run). SQLite's INTEGER holds 64 bits already, and rewriting its message table would copy every
-stored message: nothing to do there. Written by hand; never edit once released."""
+"""Sizes in 64 bits where a server's word is recorded: a message too large to take is set aside
+with the size the server lists (spec §4.4), which may be any, and PostgreSQL's integer stops at
+2 GiB ("integer out of range" failed the account on every run). The other size columns hold
+what was stored, at most max_message_bytes (under 1 GiB): widening them would rewrite the
+message and attachment tables under an exclusive lock. SQLite's INTEGER holds 64 bits already.
+Written by hand; never edit once released."""
 from peewee import *
-
-SIZES = ("message", "attachment", "failed_message", "ignored_message")
 
 
 def up(migrator, db):
     if isinstance(db, PostgresqlDatabase):
-        for table in SIZES:
-            migrator.migrate(migrator.alter_column_type(table, "size", BigIntegerField()))
+        migrator.migrate(migrator.alter_column_type("failed_message", "size", BigIntegerField()))
 
 
 def down(migrator, db):
     if isinstance(db, PostgresqlDatabase):
-        for table in SIZES:
-            migrator.migrate(migrator.alter_column_type(table, "size", IntegerField()))
+        migrator.migrate(migrator.alter_column_type("failed_message", "size", IntegerField()))
