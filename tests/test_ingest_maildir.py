@@ -157,6 +157,30 @@ def test_an_error_maildir_that_cannot_be_made_blocks_nothing(tmp_path, write_con
     assert "cannot move" in result.stderr and "stays in the mailbox" in result.stderr
     assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Fine"]
     assert len(list((box / "new").iterdir())) == 1
+    [failed] = run.json("errors", "list", config=config)
+    assert failed["place"] == "mailbox" and failed["location"].startswith("left in the mailbox")
+
+
+def test_a_failure_whose_message_is_stored_after_all_waits_no_more(tmp_path, write_config, run,
+                                                                   open_db):
+    """A message left in the mailbox whose key is stored (an older version stored it and kept
+    the failure pending, or a run died between storing and deleting): the run that deletes
+    it as stored resolves its failure."""
+    from helpdesk_fetch.store import write
+
+    box = make_maildir(tmp_path / "Maildir", [message("Huge", body="x" * 8000)])
+    (box / ".HD Error Messages").write_text("a file where the folder should be")
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
+                          settings={"max_message_bytes": 5000})
+    assert run("fetch", config=config).exit_code == 1
+    [failed] = run.json("errors", "list", config=config)
+    open_db()
+    write.remember_key("local", failed["source_key"], None)
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert list((box / "new").iterdir()) == []
+    assert run.json("errors", "list", config=config) == []
 
 
 def test_ingest_disabled_during_a_run_stops_it_at_the_next_account(tmp_path, write_config,

@@ -472,6 +472,9 @@ class MailboxRun:
         """Delete what an earlier run stored but died before deleting (spec §4.1); the rest."""
         stored = self.pipeline.call_db(write.stored_keys, self.account.name, [r.key for r in refs])
         again = [r for r in refs if r.key in stored]
+        for ref in (r for r in again if r.key in self._waiting and not self.run.dry_run):
+            # stored by errors retry from its copy, or by an older version that kept no record
+            self.pipeline.call_db(failures.resolve_stored, self.account.name, ref.key)
         if again:
             log.info("%s: %d messages were stored by an earlier run; deleting them",
                      account_named(self.account.name), len(again))

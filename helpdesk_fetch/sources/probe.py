@@ -60,4 +60,6 @@ def probe(config: Config, account: Account) -> ProbeResult:
         result.error = redact(exc.detail)
     except ConfigError as exc:  # e.g. a password source: name the file too
         result.error = redact(str(exc.in_file(config.path)))
+    if result.error is not None:  # a count taken before a later step failed says nothing
+        result.count = None
     return result
