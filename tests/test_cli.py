@@ -396,7 +396,8 @@ def test_tickets_by_number_or_tag(maildir_config, run):
                  ["show", number, "--id", "1"]):
         result = run("tickets", *argv, config=maildir_config)
         assert result.exit_code == 2, argv
-        assert "Usage:" in result.stderr or "not both" in result.stderr, argv
+        assert "Usage:" in result.stderr or "not both" in result.stderr \
+            or "which ticket? give its number (or its tag), or --id N" in result.stderr, argv
     forged = run("tickets", "show", f"{number}AAAA", config=maildir_config)
     assert forged.exit_code == 2
     assert f"'{number}AAAA' is neither a ticket number nor a valid ticket tag" in forged.stderr

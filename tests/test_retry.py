@@ -51,6 +51,8 @@ def test_imap_error_folder_retry_after_raising_the_limit(imap_server, mail_user,
     assert f"{listed[0]['id']} (helpdesk): ingested -> ticket" in result.output
     assert (f"{listed[1]['id']} (helpdesk): still fails: cannot be parsed: the message is "
             "empty") in result.output
+    assert f"(what no fix will make ingestible: helpdesk-fetch errors dismiss " \
+           f"{listed[1]['id']})" in result.output
     assert imap_server.messages(mail_user, errors) == [BLANK]
     tickets = run.json("tickets", "list", config=config)
     assert [t["subject"] for t in tickets] == ["Small", "Huge log file"]

@@ -207,4 +207,5 @@ def _print_waiting(total: int, by_place: dict) -> None:
     where = ", ".join(f"{n} on the {PLACES[p]}" if p == "pop3" else f"{n} in the {PLACES[p]}"
                       for p, n in by_place.items() if n)
     note(f"Failed messages waiting: {total} ({where}); see `helpdesk-fetch errors list`, "
-         "fix the cause, then `helpdesk-fetch errors retry --all`.", style="bold yellow")
+         "fix the cause, then `helpdesk-fetch errors retry --all` (or `errors dismiss ID` "
+         "for what no fix will make ingestible).", style="bold yellow")

@@ -94,7 +94,9 @@ def show(app: App, ident: str, raw: bool, as_json: bool) -> None:
     for label, key in labels:  # sender, subject, reason: from the message, untrusted
         echo(f"  {label + ':':12} {'' if data[key] is None else data[key]}", lines=False)
     if data["state"] == "pending":
-        echo(f"Fix the cause, then: helpdesk-fetch errors retry {data['id']}")
+        echo(f"Fix the cause, then: helpdesk-fetch errors retry {data['id']}; or, when no fix "
+             f"will make it ingestible (an empty message, spam): helpdesk-fetch errors dismiss "
+             f"{data['id']}")
 
 
 @errors.command()
@@ -159,3 +161,7 @@ def _print_results(results) -> None:
         target = f" -> ticket {r.ticket_number}" if r.ticket_number else ""
         note(f"{r.id} ({r.account}): {r.outcome}{target}" + (f": {r.detail}" if r.detail else ""),
              style="green" if r.ok else "bold red")
+    failing = [str(r.id) for r in results if r.outcome == "still fails"]
+    if failing:
+        note(f"(what no fix will make ingestible: helpdesk-fetch errors dismiss "
+             f"{' '.join(failing)})")

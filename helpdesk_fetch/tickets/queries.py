@@ -127,7 +127,9 @@ def find_ticket(text: str | None, tagger: Tagger, *, ticket_id: int | None = Non
     """The ticket a user names (spec §3): *text* is its number or its tag ("1042",
     "1042QKXP", "[TicketID 1042QKXP]"); *ticket_id* instead selects by the internal id that
     ``--json`` shows. Exactly one of them; UsageError when there is no such ticket."""
-    if (text is None) == (ticket_id is None):
+    if text is None and ticket_id is None:
+        raise UsageError("which ticket? give its number (or its tag), or --id N")
+    if text is not None and ticket_id is not None:
         raise UsageError("give the ticket's number (or its tag), or --id N; not both")
     if text is None:
         ticket = Ticket.get_or_none(Ticket.id == ticket_id)
