@@ -137,14 +137,20 @@ def test_accounts_add_warns_of_a_password_file_fetch_would_refuse(tmp_path, writ
     missing = run("accounts", "add", "missing", *server, "--password-file", "nowhere",
                   config=config)
     fine = run("accounts", "add", "fine", *server, "--password-file", "pw", config=config)
+    no_ca = run("accounts", "add", "no-ca", *server, "--password-file", "pw", "--ca-file",
+                "mail-ca.pem", config=config)
 
-    assert (shown.exit_code, missing.exit_code, fine.exit_code) == (0, 0, 0)
+    assert (shown.exit_code, missing.exit_code, fine.exit_code, no_ca.exit_code) == (0,) * 4
     assert (f"shown: warning: {tmp_path / 'open-pw'}: holds a secret but can be read by its "
             "group and others (mode 644); fix: chmod 600") in shown.stderr
     assert f"the password file {tmp_path / 'nowhere'} does not exist (yet)" in missing.stderr
     assert "warning" not in fine.stderr
+    assert f"no-ca: warning: the CA file {tmp_path / 'mail-ca.pem'} does not exist" in \
+        no_ca.stderr
+    assert "(not tested: `helpdesk-fetch accounts test fine` connects and logs in)" in \
+        fine.output  # no terminal: nobody to offer the test to
     assert [a["name"] for a in run.json("accounts", "list", config=config)] == [
-        "shown", "missing", "fine"]
+        "shown", "missing", "fine", "no-ca"]
 
 
 def test_accounts_add_warns_of_a_maildir_that_does_not_exist_and_adds_it(tmp_path,

@@ -204,13 +204,20 @@ def add(app: App, ctx: click.Context, /, name: str, **values) -> None:
         _warn_missing_maildir(name, here / Path(values["path"]).expanduser())
     if values.get("password_file"):
         _warn_unusable_password_file(name, here / Path(values["password_file"]).expanduser())
+    if values.get("ca_file") and not os.path.isfile(ca := here / Path(values["ca_file"])
+                                                   .expanduser()):
+        note(f"{name}: warning: the CA file {ca} does not exist (yet); fetch and accounts test "
+             "fail for this account until it does", style="yellow", err=True)
     try:
         add_account(path, {"name": name, **values},
                     check=_offer_test(name) if interactive else None)
     except _NotKept:
         note(f"Account {name!r} was not added; {path} is unchanged.", style="yellow")
         ctx.exit(1)
-    note(f"Added {account_named(name)} to {path}.")
+    if interactive:
+        return note(f"Added {account_named(name)} to {path}.")
+    note(f"Added {account_named(name)} to {path} (not tested: `helpdesk-fetch accounts test "
+         f"{name}` connects and logs in).")
 
 
 def _from_here(values: dict) -> None:
@@ -326,11 +333,18 @@ def _ask_missing(values: dict, path: Path) -> None:
     if values["ca_file"] is None and values["security"] != "none":
         values["ca_file"] = click.prompt(
             "Private CA (PEM file; empty: the system's CAs)", default="",
-            show_default=False) or None
+            show_default=False, value_proc=_existing_file) or None
     if values["auth"] != "oauth2" and not any(values.get(k) is not None for k in PASSWORD_KEYS):
         values["password"] = click.prompt("Password", hide_input=True)  # kept in the file
     if values["resource"] is None:
         values["resource"] = _ask_resource(path)
+
+
+def _existing_file(answer: str) -> str:
+    """A file name typed at a prompt, asked again while no such file exists."""
+    if answer and not os.path.isfile(os.path.expanduser(answer)):
+        raise click.BadParameter(f"no file {os.path.abspath(os.path.expanduser(answer))}")
+    return answer
 
 
 def _ask_resource(path: Path) -> str | None:
