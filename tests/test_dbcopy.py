@@ -214,7 +214,19 @@ def test_db_copy_needs_a_sqlite_source_and_a_postgresql_target(populated, postgr
                                            "database_password_env": DB_PASSWORD_ENV},
                              path=tmp_path / "pg.toml")
     from_pg = run("db", "copy", "--to", postgres.create_database(), config=pg_config)
-    assert from_pg.exit_code == 2 and "moves a SQLite database" in from_pg.stderr
+    assert from_pg.exit_code == 2
+    assert "names PostgreSQL already" in from_pg.stderr
+    (tmp_path / "new").mkdir()
+    not_yet = write_config([], path=tmp_path / "new" / "accounts.toml",
+                           settings={"database": f"sqlite:///{tmp_path}/new/helpdesk.db"})
+    nothing = run("db", "copy", "--to", postgres.create_database(), config=not_yet)
+    assert nothing.exit_code == 2
+    assert f"there is no database at {tmp_path / 'new' / 'helpdesk.db'} yet" in nothing.stderr
+    unset = run("db", "copy", "--to", postgres.create_database(), "--password-env",
+                "HELPDESK_TEST_UNSET", config=populated)
+    assert unset.exit_code == 2 and "Traceback" not in unset.stderr
+    assert "--password-env: environment variable HELPDESK_TEST_UNSET is not set" in \
+        unset.stderr  # the option, not a key of the accounts file
 
 
 def test_db_copy_refuses_while_ingest_is_enabled(populated, postgres, run, monkeypatch):

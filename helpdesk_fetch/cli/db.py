@@ -47,16 +47,22 @@ def copy(app: App, target: str, password_env: str | None, password_file: str | N
       helpdesk-fetch db copy --to postgresql://helpdesk@db.example.com/helpdesk \\
           --password-env HELPDESK_DB_PASSWORD
     """
+    from helpdesk_fetch.errors import ConfigError
     from helpdesk_fetch.secrets.passwords import password_from
     from helpdesk_fetch.store.copy import copy_database
 
     config = app.config()
     settings = config.settings
-    password = password_from(env=password_env, file=password_file,
-                                  command=password_command, key_prefix="",
-                                  timeout=settings.timeout_seconds)
-    report = copy_database(config, app.database(read_only=True, moved=True), target,
-                           password=password, timeout=settings.timeout_seconds)
+    try:
+        password = password_from(env=password_env, file=password_file,
+                                 command=password_command, key_prefix="",
+                                 timeout=settings.timeout_seconds)
+    except ConfigError as exc:  # an option's, not the accounts file's: named as given
+        option = f"--{(exc.key or 'password').replace('_', '-')}"
+        raise click.UsageError(f"{option}: {exc.message}") from None
+    source = app.database(read_only=True, moved=True, say_missing=False)
+    report = copy_database(config, source, target, password=password,
+                           timeout=settings.timeout_seconds)
     if report.mark_error is not None:
         note(f"helpdesk-fetch: warning: cannot mark {report.source} as copied "
              f"({report.mark_error}): commands go on using it until [settings] database "

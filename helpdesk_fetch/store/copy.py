@@ -64,13 +64,21 @@ def copy_database(config: Config, source: Database, target_url: str, *,
                   password: str | None = None, timeout: float = 60) -> CopyReport:
     """Copy *config*'s SQLite database *source* into the empty PostgreSQL database at
     *target_url*, with every writer shut out."""
+    from helpdesk_fetch.store.peewee_adapter import postgresql_driver
+
+    missing = db.missing_sqlite_file(config.settings.database)
+    if missing is not None:
+        raise UsageError(f"there is no database at {missing} yet: nothing to copy (the first "
+                         "fetch or deliver creates it)")
     path = db.sqlite_path(source)
-    if path is None or not path.exists():
-        raise UsageError("db copy moves a SQLite database, and the configured database is "
-                         "not one, or does not exist yet")
+    if path is None:
+        raise UsageError("db copy moves a SQLite database to PostgreSQL, and [settings] "
+                         "database names PostgreSQL already")
     if not target_url.startswith(("postgresql:", "postgres:")):
         raise UsageError(f"the target must be a postgresql:// URL, not "
                          f"{dburl.redact(target_url)!r}")
+    if not postgresql_driver():
+        raise UsageError(f"--to names a PostgreSQL database, and {db.NO_DRIVER}")
     with shut_out(config, source):
         report = _copy(source, path, target_url, password=password, timeout=timeout)
         report.mark_error = _mark_moved(path, report.target)

@@ -58,6 +58,8 @@ from helpdesk_fetch.store import access, models
 MIGRATIONS = Path(__file__).with_name("migrations")
 HISTORY_TABLE = "schema_migration"
 MOVED = "moved_to"  # the setting ``db copy`` leaves in a SQLite database it copied
+NO_DRIVER = ("the psycopg2 driver is not installed: pip install 'helpdesk-fetch[postgres]' "
+             "(from a source directory: pip install '.[postgres]')")
 BUSY_SECONDS = 30
 SQLITE_PRAGMAS = {  # in this order: waiting for a lock must already apply to switching to WAL
     "busy_timeout": BUSY_SECONDS * 1000,
@@ -177,8 +179,8 @@ def _postgresql(url: str, password: str | None, timeout: float) -> PostgresqlDat
     from helpdesk_fetch.store.peewee_adapter import postgresql_driver
 
     if not postgresql_driver():
-        raise ConfigError("a PostgreSQL database needs the psycopg2 driver: "
-                          "pip install 'helpdesk-fetch[postgres]'", key="settings.database")
+        raise ConfigError(f"names a PostgreSQL database, and {NO_DRIVER}",
+                          key="settings.database")
     from helpdesk_fetch.secrets.redact import remember_secret
 
     params: dict[str, Any] = dburl.parameters(url)  # libpq's keywords, for the driver
