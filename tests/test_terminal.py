@@ -66,6 +66,19 @@ def test_fetch_of_an_empty_mailbox_at_a_terminal_says_so(tmp_path, write_config)
     assert re.match(r"local\s+ok\s+0\s+0\s+0\s+0\s+0\s+0\s+\d", lines[-1]), lines
 
 
+def test_fetch_q_at_a_terminal_shows_only_errors(tmp_path, write_config):
+    """-q is "only errors" at a terminal too: no progress, no summary, no "no new mail"."""
+    make_maildir(tmp_path / "box", [message("One"), b""])
+    make_maildir(tmp_path / "empty", [])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"},
+                           {"name": "other", "protocol": "maildir", "path": "empty"}])
+
+    lines = at_80_columns("-q", "fetch", config=config)
+
+    assert [line for line in lines if line.strip()] == [], lines  # set aside: a warning
+    assert at_80_columns("-q", "fetch", config=config) == []
+
+
 def test_a_mailbox_of_mail_too_large_alone_is_not_said_to_have_none(tmp_path, write_config):
     make_maildir(tmp_path / "box", [message("Huge", body="x" * 8000)])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],

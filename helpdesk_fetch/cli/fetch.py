@@ -62,11 +62,12 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
             note(f"Ingest is disabled on this machine ({_switch_text(switch)}); nothing read. "
                  "`helpdesk-fetch ingest enable` turns it back on.", style="bold yellow")
         ctx.exit(0)
+    quiet = app.verbosity < 0  # -q: only errors, at a terminal too
     with _Signals() as signals:
-        report = _run(config, names=list(names) or None, dry_run=dry_run)
+        report = _run(config, names=list(names) or None, dry_run=dry_run, quiet=quiet)
     if dry_run:
         _print_plan(report, automail=config.smtp is not None)
-    elif is_tty():
+    elif is_tty() and not quiet:
         _print_summary(report)
     if report.interrupted:
         signals.die(f"{signals.name}: " + ("nothing was changed (dry run)" if dry_run else
@@ -77,15 +78,16 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
     ctx.exit(report.exit_code)
 
 
-def _run(config, *, names: list[str] | None, dry_run: bool):
-    """The run, with a progress display at a terminal; Ctrl-C (or SIGTERM) at any moment ends
-    it with what was stored kept (an interrupted report)."""
+def _run(config, *, names: list[str] | None, dry_run: bool, quiet: bool = False):
+    """The run, with a progress display at a terminal (not with *quiet*); Ctrl-C (or SIGTERM)
+    at any moment ends it with what was stored kept (an interrupted report)."""
     from helpdesk_fetch.errors import ConfigError
     from helpdesk_fetch.ingest import ahead
 
     progress = None
     try:
-        progress = _TerminalProgress() if is_tty(sys.stderr) and not dry_run else None
+        shown = is_tty(sys.stderr) and not (dry_run or quiet)
+        progress = _TerminalProgress() if shown else None
         return ahead.fetch(config, names=names, dry_run=dry_run, progress=progress)
     except ConfigError as exc:  # e.g. the database setting: name the accounts file too
         raise exc.in_file(config.path) from None
