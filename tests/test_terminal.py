@@ -79,6 +79,24 @@ def test_fetch_q_at_a_terminal_shows_only_errors(tmp_path, write_config):
     assert at_80_columns("-q", "fetch", config=config) == []
 
 
+def test_a_styled_line_at_80_columns_keeps_its_commands_whole(tmp_path, write_config):
+    """What the administrator copies from the screen is a command that works: status's advice
+    (in colour, through rich) is folded between the commands, not inside one."""
+    make_maildir(tmp_path / "box", [b""])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    at_80_columns("fetch", config=config)
+
+    lines = at_80_columns("status", config=config)
+
+    advice = " ".join(line.strip() for line in lines[next(i for i, line in enumerate(lines)
+                                                          if "Failed messages" in line):])
+    for command in ("`helpdesk-fetch errors list`", "`helpdesk-fetch errors retry --all`"):
+        assert command in advice, lines  # found whole once the lines are joined...
+        assert any(command in line for line in lines), lines  # ...and on one line
+    assert [line for line in lines if len(line) > 80 and " " in line.strip()  # a long path:
+            or line != line.rstrip()] == [], lines  # alone on its line, as wide as it is
+
+
 def test_a_mailbox_of_mail_too_large_alone_is_not_said_to_have_none(tmp_path, write_config):
     make_maildir(tmp_path / "box", [message("Huge", body="x" * 8000)])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],

@@ -198,8 +198,9 @@ def note(text: str, *, style: str = "", err: bool = False) -> None:
     """A line for people; styled at a terminal."""
     text = scrub(text)
     stream = sys.stderr if err else sys.stdout
-    if is_tty(stream) and style:
-        console(stderr=err).print(text, style=style, markup=False)  # rich folds it
+    if is_tty(stream) and style:  # folded here: rich would break `a command` in two
+        console(stderr=err).print(fold(text, stream), style=style, markup=False,
+                                  soft_wrap=True)
     else:
         click.echo(fold(text, stream), err=err)
 
