@@ -310,6 +310,8 @@ def test_dismiss_from_the_imap_error_folder(imap_server, mail_user, write_config
     assert imap_server.messages(mail_user, errors) == []
     [dismissed] = run.json("errors", "list", "--all", config=config)
     assert dismissed["copy_in_database"] is True
+    [row] = run("errors", "list", "--all", config=config).stdout.splitlines()[1:]
+    assert "dismissed" in row and "imap" not in row  # it waits nowhere now
     assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == big
 
 

@@ -51,7 +51,8 @@ def list_(app: App, include_resolved: bool, account: str | None, as_json: bool) 
         return note("No failed messages are waiting.", style="green")
     columns = ["id", "account", "failed", "waits in", "from", "subject"]
     rows = [[f["id"], f["account"], ago(f["failed_at"]) if is_tty() else f["failed_at"],
-             f["place"], f["from"], f["subject"]] for f in data]
+             f["place"] if f["state"] == "pending" else "", f["from"], f["subject"]]
+            for f in data]  # what was re-processed or dismissed waits nowhere
     if include_resolved:
         columns.insert(4, "state")
         rows = [row[:4] + [f["state"]] + row[4:] for row, f in zip(rows, data, strict=True)]
