@@ -47,6 +47,7 @@ class Verdict:
     classification: Classification | None = None
     kind: MessageKind = MessageKind.MESSAGE
     copy_of: tuple[str, int] | None = None  # ("out", id): our own auto-mail; ("in", id): a copy
+    copy_ticket: str | None = None  # the number of the ticket that holds what it is a copy of
     ticket: Ticket | None = None  # the ticket it belongs to; None: it opens one (or none)
     found_by: str | None = None  # tag | reply | bounce | correlation; None: no ticket found
     decision: rules.Decision | None = None  # None: it opens no ticket (ignored or a copy)
@@ -110,7 +111,7 @@ class Decider:
         other = None if copy is None or raw is None or copy[0] != "in" else \
             write.body_differs(copy[1], raw)
         if copy is not None and other is None:
-            return Verdict(copy_of=copy)
+            return Verdict(copy_of=copy, copy_ticket=write.ticket_number_of(copy[1]))
         if other is not None and not restore:  # its bytes are not dropped (never neither)
             return Verdict(ignored=f"copy of a message on ticket {other}, with another body")
         restore = restore or diverted

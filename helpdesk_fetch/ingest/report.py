@@ -103,6 +103,12 @@ def mails(outcome: Outcome) -> str:
                                       for p in outcome.automails)
 
 
+def copy_text(ticket_number: str | None) -> str:
+    """What a copy of a stored mail is called (spec §4.1): by the ticket that holds it."""
+    return (f"a copy of a message on ticket {ticket_number or '?'}, stored before through "
+            "this or another account (the same Message-ID, From, Date and Subject)")
+
+
 def _in(resource: str | None) -> str:
     return f" in {resource}" if resource else ""
 
@@ -110,11 +116,9 @@ def _in(resource: str | None) -> str:
 def _duplicate(outcome: Outcome) -> str:
     verdict = outcome.verdict
     if verdict is not None and verdict.copy_of is not None:
-        direction, row = verdict.copy_of
-        if direction == "out":
+        if verdict.copy_of[0] == "out":
             return "one of our own auto-mails, already stored: only deleted from the mailbox"
-        return (f"a copy of message {row}, stored before through this or another account (the "
-                "same Message-ID, From, Date and Subject): only recorded and deleted from the "
+        return (f"{copy_text(verdict.copy_ticket)}: only recorded and deleted from the "
                 "mailbox")
     return (f"already stored ({outcome.reason or 'the same source key or bytes'}): only deleted "
             "from the mailbox")

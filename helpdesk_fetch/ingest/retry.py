@@ -320,11 +320,13 @@ class PlaceWork:
             return RetryResult(row.id, row.account, IGNORED_,
                                f"opened no ticket ({outcome.ignored}); see `helpdesk-fetch "
                                f"ignored list`{found}")
-        copy = outcome.verdict.copy_of if outcome.verdict is not None else None
+        from helpdesk_fetch.ingest.report import copy_text
+
+        verdict = outcome.verdict
+        copy = verdict.copy_of if verdict is not None else None
         why = ("it was stored before" if copy is None else
                "one of our own auto-mails, already stored" if copy[0] == "out" else
-               f"a copy of message {copy[1]}, stored before through this or another account "
-               "(the same Message-ID, From, Date and Subject)")
+               copy_text(verdict.copy_ticket if verdict is not None else None))
         return RetryResult(row.id, row.account, ALREADY, why + found)
 
     def _still_fails(self, source: Source, row: FailedMessage, outcome: Outcome, *,

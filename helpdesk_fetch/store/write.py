@@ -215,6 +215,13 @@ def find_copy(parsed: ParsedMessage, now: dt.datetime, *,
     return None if row is None else (row[0], row[1])
 
 
+def ticket_number_of(message_id: int) -> str | None:
+    """The number of the ticket that holds the message *message_id* (what users see of it)."""
+    number: str | None = (models.Message.select(Ticket.number).join(Ticket)
+                          .where(models.Message.id == message_id).scalar())
+    return number
+
+
 def body_differs(message_id: int, raw: bytes) -> str | None:
     """The number of the ticket holding the stored message *message_id* when the body of *raw*
     is not that message's (line ends aside), else None: a copy by its headers (``find_copy``)
