@@ -112,6 +112,9 @@ def test_an_auto_reply_to_no_ticket_opens_none_and_is_kept_as_ignored(desk):
     assert desk.run("ignored", "show", str(kept["id"]), "--raw",
                     config=desk.config).stdout_bytes == raw.replace(b"\n", b"\r\n")  # APPEND
     assert desk.json("status")["ignored_messages"] == 1
+    assert desk.json("ignored", "show", str(kept["id"]))["why"] == "an auto-reply to no ticket"
+    shown = desk.run("ignored", "show", str(kept["id"]), config=desk.config).stdout
+    assert "  why:         an auto-reply to no ticket\n" in shown
 
 
 # -- bounces (§9.2) --------------------------------------------------------------------------------

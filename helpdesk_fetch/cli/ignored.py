@@ -74,12 +74,16 @@ def show(app: App, ident: str, raw: bool, as_json: bool) -> None:
         sys.stdout.buffer.write(core.raw_of(row))
         sys.stdout.buffer.flush()
         return
+    from helpdesk_fetch.ingest.report import ignored_why
+
     data = core.ignored_dict(row)
     data["restored_to"] = core.restored_to(row)
+    data["why"] = ignored_why(data["reason"], data["kind"])
     if as_json:
         return echo_json(data)
     labels = [("account", "account"), ("received", "received_at"), ("reason", "reason"),
-              ("kind", "kind"), ("from", "from"), ("subject", "subject"), ("date", "date"),
+              ("why", "why"), ("kind", "kind"), ("from", "from"), ("subject", "subject"),
+              ("date", "date"),
               ("message id", "message_id"), ("size", "size"), ("sha256", "sha256"),
               ("restored", "restored_at"), ("to ticket", "restored_to")]
     note(f"Ignored message {data['id']}", style="bold")

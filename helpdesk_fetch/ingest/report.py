@@ -77,14 +77,8 @@ def _verdict(outcome: Outcome) -> str:
         return _duplicate(outcome)
     kind = f" [{verdict.kind}" + (f", rule {verdict.rule}" if verdict.rule else "") + "]"
     if verdict.ignored:
-        if verdict.ignored == verdict.kind:
-            why = _IGNORED.get(verdict.kind, "")
-        elif verdict.kind == MessageKind.ALERT:
-            why = f"rule {verdict.ignored}: a recovery, and no ticket of its key is open"
-        else:
-            why = f'rule {verdict.ignored}: action = "ignore"'
-
-        return f"ignored ({verdict.ignored}){kind}: {why}; opens no ticket"
+        return (f"ignored ({verdict.ignored}){kind}: {ignored_why(verdict.ignored, verdict.kind)}"
+                "; opens no ticket")
     if outcome.ticket_number is None:  # planned
         target = "a new ticket" + _in(verdict.resource)
     elif outcome.found_by is None:  # stored: the ticket it opened
@@ -93,6 +87,17 @@ def _verdict(outcome: Outcome) -> str:
         target = f"ticket {outcome.ticket_number} (by {outcome.found_by})"
     assert outcome.decision is not None, "a message that is not ignored has a decision"
     return f"{target}{kind}: {outcome.decision.why}"
+
+
+def ignored_why(reason: str, kind: str) -> str:
+    """Why mail kept as ignored opened no ticket (spec §9.4), from its reason and kind."""
+    if reason == kind:
+        return _IGNORED.get(MessageKind(kind), reason)
+    if reason.startswith("copy of a message on ticket"):
+        return reason
+    if kind == MessageKind.ALERT:
+        return f"rule {reason}: a recovery, and no ticket of its key is open"
+    return f'rule {reason}: action = "ignore"'
 
 
 def mails(outcome: Outcome) -> str:
