@@ -46,6 +46,19 @@ def test_accounts_list_never_shows_a_secret(dovecot, mail_user, write_config, ru
     assert run_info["outcome"] == "ok" and run_info["fetched"] == 0
 
 
+def test_a_missing_accounts_file_says_how_to_make_one_and_accounts_add_does(tmp_path, run):
+    path = tmp_path / "accounts.toml"
+    missing = run("fetch", config=path)
+    assert missing.exit_code == 2
+    assert f"{path}: accounts file not found; `helpdesk-fetch accounts add NAME` creates it" \
+        in missing.stderr
+    (tmp_path / "box").mkdir()
+    assert run("accounts", "add", "local", "--protocol", "maildir", "--path",
+               str(tmp_path / "box"), config=path).exit_code == 0
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [a["name"] for a in run.json("accounts", "list", config=path)] == ["local"]
+
+
 def test_accounts_add_remove_enable_disable(tmp_path, write_config, run):
     config = write_config([])
     added = run("accounts", "add", "pop", "--protocol", "pop3", "--host", "pop.example.com",

@@ -87,8 +87,9 @@ def load(path: Path) -> Config:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigUnreadable(
-            "accounts file not found; create one from sample-accounts.toml, or point --config "
-            f"or ${ENV_VAR} at it", path=path) from None
+            "accounts file not found; `helpdesk-fetch accounts add NAME` creates it (or "
+            "copy sample-accounts.toml from the source directory), or point --config or "
+            f"${ENV_VAR} at the file", path=path) from None
     except PermissionError as exc:
         raise ConfigUnreadable(f"cannot read the accounts file: {exc.strerror}"
                                f"{_whose(path)}", path=path) from None
