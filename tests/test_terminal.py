@@ -66,6 +66,35 @@ def test_fetch_of_an_empty_mailbox_at_a_terminal_says_so(tmp_path, write_config)
     assert re.match(r"local\s+ok\s+0\s+0\s+0\s+0\s+0\s+0\s+\d", lines[-1]), lines
 
 
+def screen_of(*args: str, config, columns: int = 80) -> list[str]:
+    """What stays on an 80-column terminal's screen after the command: its output played
+    through a terminal emulator (a progress display redraws itself in place)."""
+    import pyte
+
+    child = pexpect.spawn(sys.executable, ["-m", "helpdesk_fetch", "--config", str(config),
+                                          *args],
+                          env=environment(COLUMNS=str(columns)), cwd=str(ROOT),
+                          dimensions=(50, columns), timeout=60, encoding="utf-8")
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = pyte.Screen(columns, 50)
+    pyte.Stream(screen).feed(child.before.replace("\n", "\r\n").replace("\r\r\n", "\r\n"))
+    return [line.rstrip() for line in screen.display if line.strip()]
+
+
+def test_a_problem_said_during_fetch_leaves_no_stale_progress_bar(tmp_path, write_config):
+    """A message set aside mid-run: its line is printed above the progress display, which
+    goes on below it; no bar of an earlier moment ("0/3 messages") stays on the screen."""
+    make_maildir(tmp_path / "box", [message("One"), b"", message("Two")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+
+    lines = screen_of("fetch", config=config)
+
+    assert "cannot be parsed: the message is empty" in " ".join(lines), lines
+    bars = [line for line in lines if "messages" in line and "━" in line]
+    assert len(bars) == 1 and "3/3 messages" in bars[0], lines
+
+
 def test_fetch_q_at_a_terminal_shows_only_errors(tmp_path, write_config):
     """-q is "only errors" at a terminal too: no progress, no summary, no "no new mail"."""
     make_maildir(tmp_path / "box", [message("One"), b""])

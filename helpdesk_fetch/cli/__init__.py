@@ -332,7 +332,7 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
     from helpdesk_fetch.health import RECOVERED, REPEATED
 
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    stderr = logging.StreamHandler(sys.stderr)
+    stderr = _CurrentStderr()
     fmt = "helpdesk-fetch: %(message)s" if verbosity < 2 else "%(asctime)s %(name)s: %(message)s"
     handlers = [_handler(stderr, min(level, logging.WARNING), fmt, terminal=sys.stderr)]
     if level > logging.WARNING:  # -q: errors, and the end of a failure whose start was one
@@ -356,6 +356,23 @@ def setup_logging(verbosity: int, *, log_file: str | None = None, syslog: bool =
         logging.NOTSET if verbosity >= 3 else max(level, logging.INFO))
     logging.getLogger("imapclient").setLevel(
         logging.NOTSET if verbosity >= 3 else max(level, logging.WARNING))
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when each record comes: while fetch's progress display
+    runs, rich has put a proxy there that prints the line above the display (a handler that
+    kept the stream it was made with would draw over it, and leave a stale bar behind)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # set by StreamHandler.__init__: sys.stderr
+        pass
 
 
 def _handler(handler: logging.Handler, level: int, fmt: str, *,
