@@ -169,6 +169,10 @@ def test_tickets_show_prints_the_text_without_carriage_returns(tmp_path, write_c
     assert "Line one\nLine two" in shown and "\u240d" not in shown
     assert re.search(r"^opened \d{4}-\d\d-\d\d \d\d:\d\d, escalation due \d{4}-", shown,
                      re.MULTILINE)  # local time, on a line of its own
+    assert run("tickets", "close", "1001", config=config).exit_code == 0
+    closed = run("tickets", "show", "1001", config=config).output
+    assert re.search(r"^opened \S+ \S+, closed \d{4}-\d\d-\d\d \d\d:\d\d$", closed,
+                     re.MULTILINE)  # no deadline of a ticket nobody works on
 
 
 def test_a_message_without_date_sender_or_subject_shows_no_none(tmp_path, write_config, run):

@@ -100,8 +100,9 @@ def _print_thread(t: ShownTicket) -> None:
     note(f"{t['tag']} {t['subject']}", style="bold")
     note(f"status {t['status']}, resource {t['resource'] or '-'}, requester "
          f"{t['requester'] or '(no sender)'}")
-    note(f"opened {local(t['created_at'])}, escalation due {local(t['escalation_due_at']) or '-'}"
-         + (f", closed {local(t['closed_at'])}" if t["closed_at"] else ""))
+    due = f"escalation due {local(t['escalation_due_at']) or '-'}"  # of an open ticket only
+    note(f"opened {local(t['created_at'])}, "
+         + (f"closed {local(t['closed_at']) or '-'}" if t["status"] == "closed" else due))
     if t["bounced_addresses"]:
         note(f"bounced: {', '.join(t['bounced_addresses'])} (sent no auto-mail for "
              "bounce_hold_days)", style="yellow")
