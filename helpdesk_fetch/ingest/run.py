@@ -367,7 +367,9 @@ class MailboxRun:
 
     def process(self) -> None:
         refs = self.box.list()
-        self._waiting = self.pipeline.call_db(failures.pending_failure_keys, self.account.name)
+        if refs:  # a mailbox without mail (most cron runs) needs no query for it
+            self._waiting = self.pipeline.call_db(failures.pending_failure_keys,
+                                                  self.account.name)
         if self.account.protocol == "pop3":  # left on the server: skipped (spec §4.4)
             refs = [r for r in refs if r.key not in self._waiting]
         refs = self._delete_already_stored(refs)
