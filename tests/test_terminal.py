@@ -303,6 +303,20 @@ def test_accounts_add_offers_not_to_keep_an_account_whose_test_failed(dovecot, m
     assert [a["name"] for a in run.json("accounts", "list", config=config)] == ["desk"]
 
 
+def test_a_disabled_account_is_said_in_its_last_run_not_in_its_name(tmp_path, write_config):
+    """The name column stays as narrow as the names: the server and user keep their width."""
+    make_maildir(tmp_path / "box", [])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"},
+                           {"name": "old", "protocol": "maildir", "path": "box",
+                            "enabled": False}])
+
+    shown = at_80_columns("accounts", "list", config=config)
+    lines = shown[next(i for i, line in enumerate(shown) if line.startswith("name ")):]
+
+    assert lines[1].split()[0] == "local" and lines[2].split()[0] == "old"
+    assert lines[2].endswith("disabled; never") and "(disabled)" not in " ".join(lines)
+
+
 def test_tables_read_well_at_80_columns(dovecot, tmp_path, mail_user, write_config):
     """fetch's summary with a failing account (and ignored mail), status, tickets list,
     accounts list, errors list and ignored list: each row one line of at most 80 columns, names

@@ -55,8 +55,8 @@ def list_(app: App, as_json: bool) -> None:
     if as_json:
         return echo_json(data)
     table(["name", "protocol", "server", "user", "resource", "last run"],
-          [[a["name"] + ("" if a["enabled"] else " (disabled)"), a["protocol"], _server(a),
-            a["username"] or "", a["resource"] or "", _last_run(a["last_run"])] for a in data],
+          [[a["name"], a["protocol"], _server(a), a["username"] or "", a["resource"] or "",
+            ("" if a["enabled"] else "disabled; ") + _last_run(a["last_run"])] for a in data],
           notes=[problem_of(a["name"], (a["last_run"] or {}).get("error")) for a in data],
           shrink=("user", "server"))
     if is_tty():  # a pipe gets the table's lines only (--json has "rule_counts")
