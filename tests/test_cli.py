@@ -440,8 +440,9 @@ def test_dry_run_reports_a_failing_account_and_goes_on(tmp_path, write_config, r
 
 
 def test_a_dry_run_names_each_message_then_its_verdict(tmp_path, write_config):
-    """At 80 columns: "would file" and the Message-ID (else the subject), then "-> " where it
-    would go on a line of its own; that no auto-mail would go out is said once, at the end."""
+    """At 80 columns: "would file" and the Message-ID (else the subject) with the sender (and
+    the subject), then "-> " where it would go on a line of its own; that no auto-mail would
+    go out is said once, at the end."""
     from tests.test_terminal import at_80_columns
 
     make_maildir(tmp_path / "box", [message("Printer jams", message_id="<p1@example.org>"),
@@ -452,8 +453,9 @@ def test_a_dry_run_names_each_message_then_its_verdict(tmp_path, write_config):
     lines = at_80_columns("fetch", "--dry-run", config=config)
 
     new = "    -> a new ticket in it-support [message]: no matching ticket: a new one"
-    assert lines == ["local: dry-run", "  would file <p1@example.org>", new,
-                     "  would file 'VPN drops every 10 minutes'", new,
+    assert lines == ["local: dry-run",
+                     "  would file <p1@example.org> from carol@example.org: 'Printer jams'", new,
+                     "  would file 'VPN drops every 10 minutes' from carol@example.org", new,
                      "(dry run: nothing was changed)",
                      "(no auto-mail: the accounts file has no [smtp] section)"]
     for name in ("new", "cur"):  # without mail there is no message to remark on

@@ -115,7 +115,7 @@ def _print_plan(report, *, automail: bool) -> None:
              + (f": {account.error}" if account.error else ""), lines=False)
         for plan in account.actions:  # Message-IDs and subjects: untrusted
             which, where = plan.lines("    ")
-            echo(f"  would file {which}", lines=False)
+            echo(hanging(scrub(f"  would file {which}", lines=False), 4))
             echo(hanging(scrub(where, lines=False), 7))  # control characters shown first
         for line in account.failures:
             echo(f"  would set aside {line}", lines=False)

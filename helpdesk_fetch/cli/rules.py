@@ -58,7 +58,7 @@ def test(app: App, ctx: click.Context, files: tuple[str, ...], account: str | No
                 click.echo(printable(f"{t.name}: would be set aside: {t.outcome.reason}"))
                 continue
             which, where = Plan.of(t.outcome, unnamed="(no Message-ID, no subject)").lines()
-            click.echo(printable(f"{t.name}: {which}"))
+            click.echo(hanging(printable(f"{t.name}: {which}"), 2))
             click.echo(hanging(printable(where), 5))
         note(f"(as mail of {account_named(source.name)}; nothing was stored or sent)")
         note(automail_remark(config.smtp is not None))

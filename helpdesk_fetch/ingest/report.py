@@ -31,22 +31,29 @@ class Plan:
     message: str  # its Message-ID, else its subject, else its source key
     verdict: str
     automails: str | None  # "auto-mails: new_ticket to ..." or why none; None: none called for
+    about: str = ""  # its sender and subject, as people find it in the mailbox
 
     @classmethod
     def of(cls, outcome: Outcome, *, unnamed: str | None = None) -> Plan:
         """*unnamed*: what names a message with neither Message-ID nor subject (default: its
         source key)."""
         parsed = outcome.parsed
+        about = ""
         if parsed is not None and not parsed.message_id:
             message = repr(parsed.subject) if parsed.subject else (unnamed or outcome.key)
         else:
             message = outcome.label
+            if parsed is not None and parsed.subject:
+                about = repr(parsed.subject)
+        if parsed is not None:
+            about = ": ".join(filter(None, (f"from {parsed.from_addr or '(no sender)'}", about)))
         said = (mails(outcome) if outcome.automails else
                 f"no auto-mail: {outcome.held_back}" if outcome.held_back else None)
-        return cls(message, verdict(outcome), said)
+        return cls(message, verdict(outcome), said, about)
 
     def lines(self, indent: str = "  ") -> list[str]:
-        return [self.message, f"{indent}-> {self.verdict}"
+        """The message (with its sender and subject), then where it goes."""
+        return [f"{self.message} {self.about}".rstrip(), f"{indent}-> {self.verdict}"
                 + (f"; {self.automails}" if self.automails else "")]
 
 
