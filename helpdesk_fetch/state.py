@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TypedDict
+from typing import IO, TYPE_CHECKING, Any, TypedDict
 
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.errors import AccountBusy, ConfigError, HelpdeskError, account_named
@@ -114,6 +114,39 @@ def _who() -> str:
     except Exception:
         user = str(os.geteuid())
     return f"{user}@{socket.gethostname()}"
+
+
+DELIVER_FAILING_FILE = "deliver-failing"
+
+
+def deliver_failed(state_dir: str | Path, reason: str) -> None:
+    """Remember that ``deliver`` could not take a message (the MTA keeps it, and retries): since
+    when, how often, the latest reason; ``check`` reads it. Best effort: a state_dir that cannot
+    be written changes nothing of what the MTA is told."""
+    path = Path(state_dir) / DELIVER_FAILING_FILE
+    now = isoformat(utcnow())
+    known = deliver_failing(state_dir)
+    record = {"since": known["since"] if known else now, "last": now, "reason": reason,
+              "count": (known["count"] if known else 0) + 1}
+    with contextlib.suppress(OSError):
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(record), encoding="utf-8")
+        temporary.replace(path)
+
+
+def deliver_worked(state_dir: str | Path) -> None:
+    """``deliver`` took a message: whatever failed before is over."""
+    with contextlib.suppress(OSError):
+        (Path(state_dir) / DELIVER_FAILING_FILE).unlink(missing_ok=True)
+
+
+def deliver_failing(state_dir: str | Path) -> dict[str, Any] | None:
+    """Since when ``deliver`` has been failing ({"since", "last", "count", "reason"}), or None."""
+    try:
+        record = json.loads((Path(state_dir) / DELIVER_FAILING_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "since" in record else None
 
 
 def quarantine_lock() -> str:

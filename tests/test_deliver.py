@@ -14,6 +14,7 @@ import pytest
 
 from tests.mails import message
 from tests.proc import environment, helpdesk_fetch
+from tests.test_automail import at
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
@@ -154,6 +155,26 @@ def test_usage_and_configuration_errors_keep_the_message_queued(write_config, br
     assert result.returncode == EX_TEMPFAIL, result.stderr
 
 
+def test_a_deliver_that_keeps_failing_is_news_to_check(tmp_path, write_config, run):
+    """A typo in master.cf keeps every message in the MTA's queue, which bounces them days
+    later: check says so (WARNING at once, CRITICAL after --max-age), until deliver works."""
+    config = write_config([])
+    for _ in range(2):
+        assert helpdesk_fetch("deliver", "--resource", "it-suport", config=config,
+                              input=message("Queued")).returncode == EX_TEMPFAIL
+
+    fresh = run("check", config=config)
+    late = at("+16m", config, "check")  # past --max-age (15)
+
+    assert fresh.exit_code == 1 and fresh.stdout.startswith("HELPDESK-FETCH WARNING - ")
+    assert "deliver failed 2 times since " in fresh.stdout
+    assert "the MTA keeps the mail: " in fresh.stdout and "no resource 'it-suport'" in fresh.stdout
+    assert late.returncode == 2 and late.stdout.startswith("HELPDESK-FETCH CRITICAL - ")
+    assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                          input=message("Queued")).returncode == 0  # master.cf fixed
+    assert "deliver failed" not in at("+16m", config, "check").stdout
+
+
 def test_ingest_disabled_keeps_the_message_queued(tmp_path, write_config, run):
     config = write_config([])
     run("ingest", "disable", "--reason", "clone", config=config)
@@ -163,6 +184,7 @@ def test_ingest_disabled_keeps_the_message_queued(tmp_path, write_config, run):
 
     assert result.returncode == EX_TEMPFAIL and b"ingest is disabled" in result.stderr
     assert run.json("tickets", "list", config=config) == []
+    assert "deliver failed" not in run("check", config=config).stdout  # a switch, no failure
 
 
 # Root writes any file; without these capabilities it obeys file modes like the MTA's user.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -9,7 +10,13 @@ import click
 
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo
-from helpdesk_fetch.errors import EXIT_DATAERR, EXIT_OK, EXIT_TEMPFAIL, account_named
+from helpdesk_fetch.errors import (
+    EXIT_DATAERR,
+    EXIT_OK,
+    EXIT_TEMPFAIL,
+    account_named,
+    unexpected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,7 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
     """
     if (resource is None) == (account is None):
         echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME", err=True)
+        _failed(app, "deliver was run without --resource NAME or --account NAME")
         ctx.exit(EXIT_TEMPFAIL)
     raw = sys.stdin.buffer.read()
     ctx.exit(_deliver(app, raw, resource=resource, account=account))
@@ -67,10 +75,14 @@ def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None)
         delivery = core.deliver(app.config(), raw, resource=resource, account=account)
     except HelpdeskError as exc:
         log.error("temporary failure, the MTA keeps the message: %s", exc)
+        if not isinstance(exc, core.IngestDisabled):  # switched off on purpose: check says so
+            _failed(app, str(exc))
         return EXIT_TEMPFAIL
-    except Exception:  # anything unexpected: never bounce, never lose
+    except Exception as exc:  # anything unexpected: never bounce, never lose
         log.exception("temporary failure, the MTA keeps the message: unexpected error")
+        _failed(app, unexpected(exc))
         return EXIT_TEMPFAIL
+    _worked(app)
     outcome = delivery.outcome
     if delivery.quarantined is not None:
         log.error("%s: %s: %s; kept in quarantine as %s (see `helpdesk-fetch errors "
@@ -78,3 +90,21 @@ def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None)
                   delivery.quarantined)
         return EXIT_DATAERR
     return EXIT_OK
+
+
+def _failed(app: App, reason: str) -> None:
+    """Tell ``check`` that mail waits in the MTA's queue (a typo in master.cf, a dead database
+    would otherwise go unseen until the MTA bounces the mail days later); nothing when even the
+    accounts file cannot be read (``check`` says that itself)."""
+    from helpdesk_fetch import state
+    from helpdesk_fetch.secrets.redact import redact
+
+    with contextlib.suppress(Exception):
+        state.deliver_failed(app.config().settings.state_dir, redact(reason))
+
+
+def _worked(app: App) -> None:
+    from helpdesk_fetch import state
+
+    with contextlib.suppress(Exception):
+        state.deliver_worked(app.config().settings.state_dir)

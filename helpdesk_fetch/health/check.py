@@ -157,6 +157,7 @@ def check(config: Config, *, max_age: int, now: dt.datetime | None = None) -> Re
                                         & (Message.received_at > hour_ago)).count())
     result.metrics += [Metric("fetched_1h", fetched), Metric("delivered_1h", delivered)]
     _waiting(config, result, now=now)
+    _deliver_failing(config, result, max_age=max_age, now=now)
     result.summary_when_ok = _summary(config, accounts, max_age=max_age, fetched=fetched,
                                       delivered=delivered)
     return result
@@ -196,6 +197,23 @@ def _no_accounts(config: Config, result: Result, *, now: dt.datetime) -> None:
             State.CRITICAL, "the accounts file defines no [[accounts]] and no [[resources]]: "
                             "no mail can be fetched or delivered; is it empty, cut short, or "
                             "the wrong file?"))
+
+
+def _deliver_failing(config: Config, result: Result, *, max_age: int,
+                     now: dt.datetime) -> None:
+    """``deliver`` failing since its last success: the MTA keeps the mail and bounces it after
+    its queue lifetime (days), so it is CRITICAL once it has lasted --max-age minutes (an MTA
+    retries a deferred message within minutes: a passing failure clears itself)."""
+    failing = state.deliver_failing(config.settings.state_dir)
+    if failing is None:
+        return
+    since = dt.datetime.fromisoformat(failing["since"]).replace(tzinfo=None)
+    minutes = (now - since).total_seconds() / 60
+    times = f"{failing['count']} time{'' if failing['count'] == 1 else 's'}"
+    result.problems.append(Problem(
+        State.CRITICAL if minutes >= max_age else State.WARNING,
+        f"deliver failed {times} since {failing['since']}, the MTA keeps the mail: "
+        f"{_shorter(failing['reason'])}"))
 
 
 def _ingest(config: Config, result: Result) -> bool:
