@@ -170,6 +170,8 @@ def test_a_deliver_that_keeps_failing_is_news_to_check(tmp_path, write_config, r
     assert "deliver failed 2 times since " in fresh.stdout
     assert "the MTA keeps the mail: " in fresh.stdout and "no resource 'it-suport'" in fresh.stdout
     assert late.returncode == 2 and late.stdout.startswith("HELPDESK-FETCH CRITICAL - ")
+    assert run.json("status", config=config)["deliver_failing"]["count"] == 2
+    assert "deliver has failed 2 times since " in run("status", config=config).output
     assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
                           input=message("Queued")).returncode == 0  # master.cf fixed
     assert "deliver failed" not in at("+16m", config, "check").stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from helpdesk_fetch.cli import App, cli, pass_app
-from helpdesk_fetch.cli.render import ago, echo_json, note, problem_of, rule_counts, table
+from helpdesk_fetch.cli.render import ago, echo_json, local, note, problem_of, rule_counts, table
 
 
 @cli.group()
@@ -121,6 +121,11 @@ def _print_status(data: dict) -> None:
     rule_counts([(a["name"], a["last_run"]) for a in data["accounts"]])
     _print_canaries(data["accounts"])
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
+    if data["deliver_failing"]:
+        failing = data["deliver_failing"]
+        times = f"{failing['count']} time{'' if failing['count'] == 1 else 's'}"
+        note(f"deliver has failed {times} since {local(failing['since'])}; "
+             f"the MTA keeps the mail: {failing['reason']}", style="bold red")
     if data["automail"]:
         queue = data["outbox"]
         failing = f", {queue['failing']} of them failed to send so far" if queue["failing"] else ""
