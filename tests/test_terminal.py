@@ -95,6 +95,17 @@ def test_a_problem_said_during_fetch_leaves_no_stale_progress_bar(tmp_path, writ
     assert len(bars) == 1 and "3/3 messages" in bars[0], lines
 
 
+def test_a_dry_run_at_a_terminal_says_an_account_error_once(tmp_path, write_config):
+    make_maildir(tmp_path / "box", [])
+    config = write_config([{"name": "gone", "protocol": "maildir", "path": "nowhere"},
+                           {"name": "local", "protocol": "maildir", "path": "box"}])
+
+    text = " ".join(at_80_columns("fetch", "--dry-run", config=config))
+
+    assert text.count("does not exist") == 1, text  # on stderr, in full
+    assert "gone: failed: (said above)" in text
+
+
 def test_fetch_q_at_a_terminal_shows_only_errors(tmp_path, write_config):
     """-q is "only errors" at a terminal too: no progress, no summary, no "no new mail"."""
     make_maildir(tmp_path / "box", [message("One"), b""])

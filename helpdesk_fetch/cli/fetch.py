@@ -110,9 +110,11 @@ def _switch_text(switch: IngestSwitch) -> str:
 def _print_plan(report, *, automail: bool) -> None:
     """Each message on two lines: which, then where it goes (report.Plan); that the messages
     without auto-mails cause none is said once, at the end."""
+    said = is_tty() and is_tty(sys.stderr)  # the error is on the screen already, in full
     for account in report.accounts:
-        echo(f"{account.account}: {account.outcome}"
-             + (f": {account.error}" if account.error else ""), lines=False)
+        error = "(said above)" if said else account.error
+        echo(f"{account.account}: {account.outcome}" + (f": {error}" if account.error else ""),
+             lines=False)
         for plan in account.actions:  # Message-IDs and subjects: untrusted
             which, where = plan.lines("    ")
             echo(hanging(scrub(f"  would file {which}", lines=False), 4))
