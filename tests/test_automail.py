@@ -336,6 +336,59 @@ def test_smtp_down_queues_and_a_later_run_delivers(dovecot, mail_user, write_con
         sink.stop()
 
 
+def test_an_outage_deliver_meets_first_is_still_news_to_cron(dovecot, mail_user, write_config,
+                                                             run):
+    """deliver's stderr goes to the MTA, which drops it: it says the outage every time and
+    records nothing, so that the next fetch (cron's mail) still reports it."""
+    from tests.proc import helpdesk_fetch
+
+    sink = SmtpSink()  # not started: nothing listens on its port
+    config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                          smtp=sink.config(), resources=[{"name": "it-support",
+                                                          "members": STAFF}])
+    piped = helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                           input=message("Piped in"))
+    assert piped.returncode == 0 and b"auto-mails not sent" in piped.stderr
+    dovecot.append(mail_user, [message("Fetched")])
+
+    fetched = run("fetch", config=config)
+
+    assert fetched.exit_code == 0 and "auto-mails not sent" in fetched.stderr
+
+
+class _RefusingEveryone(dict):
+    """SmtpSink.refuse for every recipient: 451, try again later."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> str:
+        return "451 4.3.0 try again later"
+
+
+def test_a_server_that_defers_every_mail_has_not_come_back(tmp_path, write_config, run):
+    """A session that opens but takes no mail (4xx for each) ends no outage: saying "works
+    again, 0 auto-mails sent" and then nothing while nothing goes out would mislead."""
+    from tests.test_ingest_maildir import make_maildir
+
+    sink = SmtpSink()  # not started: down
+    make_maildir(tmp_path / "box", [message("One")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box",
+                            "resource": "it-support"}], smtp=sink.config(),
+                          resources=[{"name": "it-support", "members": STAFF}])
+    assert "auto-mails not sent" in run("fetch", config=config).stderr
+    sink.refuse = _RefusingEveryone()
+    sink.start()
+    try:
+        later = at("+10m", config, "fetch")
+        assert later.returncode == 0 and "works again" not in later.stderr, later.stderr
+        sink.refuse = {}
+        after = at("+30m", config, "fetch")
+        assert "works again" in after.stderr and "2 auto-mails sent" in after.stderr
+    finally:
+        sink.stop()
+
+
 def test_a_dry_run_sends_no_queued_automail_and_changes_no_byte(dovecot, mail_user, write_config,
                                                                 run, database_state):
     """Auto-mails queued while SMTP was down, due now and the server back: a dry run sends

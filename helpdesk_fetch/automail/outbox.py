@@ -19,6 +19,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Any
 
 from helpdesk_fetch.clock import isoformat, retry_delay, utcnow
 from helpdesk_fetch.config import Config, Smtp
@@ -32,7 +33,7 @@ from helpdesk_fetch.tls import tls_context
 log = logging.getLogger(__name__)
 
 BATCH = 200
-OUTAGE = "smtp_outage"  # the setting that says since when, and why, [smtp] cannot be used
+OUTAGE = "smtp_outage"  # the settings that say since when, and why, [smtp] cannot be used
 CLAIM_LEASE = dt.timedelta(minutes=10)
 
 
@@ -54,8 +55,11 @@ def due(now: dt.datetime) -> list[Outbox]:
                 .order_by(Outbox.id).limit(BATCH))
 
 
-def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
-    """Send every queued auto-mail that is due; never raises for SMTP trouble."""
+def send_due(config: Config, *, deadline: float | None = None, news: bool = True) -> SendReport:
+    """Send every queued auto-mail that is due; never raises for SMTP trouble. *news*: this
+    process's stderr is read (cron's fetch), so an outage is said there when it starts and when
+    it ends, not on every run between; ``deliver`` (whose stderr an MTA drops) says every one
+    and records nothing, so that the next fetch still tells the administrator."""
     report = SendReport()
     if config.smtp is None:
         return report
@@ -70,7 +74,7 @@ def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
             exc = exc.in_file(config.path)
         report.error = str(exc)
         log.warning("auto-mails not sent, %d wait for the next run: %s", len(rows), exc,
-                    extra={REPEATED: _outage(report.error)})
+                    extra={REPEATED: news and _outage(report.error)})
         for row in rows:
             _defer(row, str(exc))
         report.deferred = len(rows)
@@ -81,7 +85,8 @@ def send_due(config: Config, *, deadline: float | None = None) -> SendReport:
                 break
             if _claim(row):
                 _send_one(connection, config.smtp, row, report)
-    _outage_over(report)
+    if news and (report.sent or report.failed):  # the server took (or refused) a mail
+        _outage_over(report)
     return report
 
 
@@ -91,28 +96,45 @@ def _outage(error: str) -> bool:
     from helpdesk_fetch.sources.imapserver import without_timings  # as alerts.cause does
     from helpdesk_fetch.store import db
 
-    known = db.setting(OUTAGE)
-    if known is not None and without_timings(json.loads(known)["error"]).strip() == \
+    key = _outage_key()
+    known = _record(db.setting(key))
+    if known and without_timings(str(known.get("error"))).strip() == \
             without_timings(error).strip():
         return True
-    since = json.loads(known)["since"] if known is not None else isoformat(utcnow())
-    value = json.dumps({"error": error, "since": since})
-    Setting.insert(key=OUTAGE, value=value).on_conflict(
+    value = json.dumps({"error": error, "since": known.get("since") or isoformat(utcnow())})
+    Setting.insert(key=key, value=value).on_conflict(
         conflict_target=[Setting.key], update={Setting.value: value}).execute()
     return False
+
+
+def _outage_key() -> str:
+    """The setting of this machine's outage: what one machine cannot reach (its firewall, its
+    CA file), another of a PostgreSQL installation may, and its end is not theirs to say."""
+    import socket
+
+    return f"{OUTAGE}:{socket.gethostname()}"
+
+
+def _record(value: str | None) -> dict[str, Any]:
+    try:
+        record = json.loads(value) if value else {}
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _outage_over(report: SendReport) -> None:
     """The SMTP server took a session again: the end of an outage is news (spec §11.2)."""
     from helpdesk_fetch.store import db
 
-    known = db.setting(OUTAGE)
-    if known is None or Setting.delete().where(Setting.key == OUTAGE).execute() == 0:
+    key = _outage_key()
+    known = db.setting(key)
+    if known is None or Setting.delete().where(Setting.key == key).execute() == 0:
         return  # none, or another process has said so
     sent = f"{report.sent} auto-mail{'' if report.sent == 1 else 's'} sent"
     # A warning like the outage's start: -q keeps both off stderr (an account's are errors)
     log.warning("auto-mails: the SMTP server works again (failing since %s); %s",
-                json.loads(known)["since"], sent)
+                _record(known).get("since", "?"), sent)
 
 
 def _claim(row: Outbox) -> bool:

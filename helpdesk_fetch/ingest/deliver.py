@@ -108,7 +108,7 @@ def send_automails_after_commit(config: Config) -> None:
 
     deadline = time.monotonic() + config.settings.run_budget_seconds
     try:
-        send_automails(config, deadline=deadline)
+        send_automails(config, deadline=deadline, news=False)  # said here, recorded nowhere
         run_hooks(config, deadline=deadline)
     except DatabaseError as exc:
         log.warning("auto-mails and hook events stay queued for the next run: %s", exc)

@@ -185,15 +185,16 @@ def _fetch(config: Config, *, names: list[str] | None, dry_run: bool,
     return report
 
 
-def send_automails(config: Config, *, deadline: float | None = None) -> SendReport | None:
+def send_automails(config: Config, *, deadline: float | None = None,
+                   news: bool = True) -> SendReport | None:
     """Send the queued auto-mails that are due (after the ticket changes have committed);
-    None without an [smtp] section."""
+    None without an [smtp] section. *news*: see ``outbox.send_due``."""
     if config.smtp is None:  # nothing is ever queued: not even smtplib is imported
         return None
     from helpdesk_fetch.automail import outbox
 
     with db.errors("cannot send auto-mails"):
-        return outbox.send_due(config, deadline=deadline)
+        return outbox.send_due(config, deadline=deadline, news=news)
 
 
 def run_hooks(config: Config, *, deadline: float | None = None) -> HookReport | None:
