@@ -116,37 +116,70 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-DELIVER_FAILING_FILE = "deliver-failing"
+DELIVER_FAILING_FILE = "deliver-failing"  # one per target: deliver-failing.resource.NAME
 
 
-def deliver_failed(state_dir: str | Path, reason: str) -> None:
-    """Remember that ``deliver`` could not take a message (the MTA keeps it, and retries): since
-    when, how often, the latest reason; ``check`` reads it. Best effort: a state_dir that cannot
-    be written changes nothing of what the MTA is told."""
-    path = Path(state_dir) / DELIVER_FAILING_FILE
+def deliver_failed(state_dir: str | Path, target: str, reason: str) -> str | None:
+    """Remember that ``deliver`` could not take a message for *target* (``--resource NAME``,
+    ``--account NAME``): the MTA keeps it and retries. Since when, how often, the latest
+    reason; ``check`` and ``status`` read it. Why it could not be written, else None (what the
+    MTA is told does not change)."""
+    path = _deliver_file(state_dir, target)
     now = isoformat(utcnow())
-    known = deliver_failing(state_dir)
-    record = {"since": known["since"] if known else now, "last": now, "reason": reason,
-              "count": (known["count"] if known else 0) + 1}
-    with contextlib.suppress(OSError):
+    try:
+        known = _deliver_record(path) or {}
+        record = {"target": target, "since": known.get("since") or now, "last": now,
+                  "reason": reason, "count": int(known.get("count") or 0) + 1}
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(json.dumps(record), encoding="utf-8")
         temporary.replace(path)
+    except (OSError, ValueError, TypeError) as exc:  # a state_dir that is not one, a bad count
+        return f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}"
+    return None
 
 
-def deliver_worked(state_dir: str | Path) -> None:
-    """``deliver`` took a message: whatever failed before is over."""
+def deliver_worked(state_dir: str | Path, target: str) -> None:
+    """``deliver`` took a message for *target*: whatever failed for it before is over."""
     with contextlib.suppress(OSError):
-        (Path(state_dir) / DELIVER_FAILING_FILE).unlink(missing_ok=True)
+        _deliver_file(state_dir, target).unlink(missing_ok=True)
 
 
-def deliver_failing(state_dir: str | Path) -> dict[str, Any] | None:
-    """Since when ``deliver`` has been failing ({"since", "last", "count", "reason"}), or None."""
+def deliver_failing(state_dir: str | Path) -> list[dict[str, Any]]:
+    """The targets ``deliver`` has been failing for ({"target", "since", "last", "count",
+    "reason"}); a record that cannot be read is one too ("since" None), so that a failure is
+    never taken for none."""
+    records = []
     try:
-        record = json.loads((Path(state_dir) / DELIVER_FAILING_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        paths = sorted(Path(state_dir).glob(f"{DELIVER_FAILING_FILE}.*"))
+    except OSError:  # state_dir itself unreadable: the ingest switch says so
+        return []
+    for path in paths:
+        try:
+            record = _deliver_record(path)
+        except OSError as exc:
+            record = {"target": path.name, "since": None, "count": 0,
+                      "reason": f"cannot read {path}: {exc.strerror or exc}"}
+        if record:
+            records.append(record)
+    return records
+
+
+def _deliver_file(state_dir: str | Path, target: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in target)
+    return Path(state_dir) / f"{DELIVER_FAILING_FILE}.{safe}"
+
+
+def _deliver_record(path: Path) -> dict[str, Any] | None:
+    """The record at *path*; None when there is none; OSError when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
-    return record if isinstance(record, dict) and "since" in record else None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {"target": path.name, "since": None, "count": 0, "reason": "an unreadable record"}
+    return record if isinstance(record, dict) else None
 
 
 def quarantine_lock() -> str:

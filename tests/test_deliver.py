@@ -157,24 +157,47 @@ def test_usage_and_configuration_errors_keep_the_message_queued(write_config, br
 
 def test_a_deliver_that_keeps_failing_is_news_to_check(tmp_path, write_config, run):
     """A typo in master.cf keeps every message in the MTA's queue, which bounces them days
-    later: check says so (WARNING at once, CRITICAL after --max-age), until deliver works."""
+    later: check says so (WARNING at once, CRITICAL after --max-age), until that transport
+    works; a second transport that works hides nothing."""
     config = write_config([])
     for _ in range(2):
         assert helpdesk_fetch("deliver", "--resource", "it-suport", config=config,
                               input=message("Queued")).returncode == EX_TEMPFAIL
+    assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                          input=message("Other")).returncode == 0  # another pipe: fine
 
     fresh = run("check", config=config)
     late = at("+16m", config, "check")  # past --max-age (15)
 
     assert fresh.exit_code == 1 and fresh.stdout.startswith("HELPDESK-FETCH WARNING - ")
-    assert "deliver failed 2 times since " in fresh.stdout
+    assert "deliver (resource it-suport) failed 2 times since " in fresh.stdout
     assert "the MTA keeps the mail: " in fresh.stdout and "no resource 'it-suport'" in fresh.stdout
     assert late.returncode == 2 and late.stdout.startswith("HELPDESK-FETCH CRITICAL - ")
-    assert run.json("status", config=config)["deliver_failing"]["count"] == 2
-    assert "deliver has failed 2 times since " in run("status", config=config).output
-    assert helpdesk_fetch("deliver", "--resource", "it-support", config=config,
-                          input=message("Queued")).returncode == 0  # master.cf fixed
-    assert "deliver failed" not in at("+16m", config, "check").stdout
+    [failing] = run.json("status", config=config)["deliver_failing"]
+    assert (failing["target"], failing["count"]) == ("resource.it-suport", 2)
+    assert "deliver (resource it-suport) has failed 2 times since " in \
+        run("status", config=config).output
+    write_config([], resources=[{"name": "it-suport", "members": ["alice@example.com"]}])
+    assert helpdesk_fetch("deliver", "--resource", "it-suport", config=config,
+                          input=message("Queued")).returncode == 0  # the resource made
+    assert "deliver (" not in at("+16m", config, "check").stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file another user's")
+def test_a_deliver_record_check_cannot_read_is_critical_not_none(tmp_path, write_config, run):
+    config = write_config([])
+    assert helpdesk_fetch("deliver", "--resource", "nope", config=config,
+                          input=message("Queued")).returncode == EX_TEMPFAIL
+    [record] = tmp_path.glob("deliver-failing.*")
+    nobody = pwd.getpwnam("nobody")
+    os.chown(record, nobody.pw_uid, nobody.pw_gid)  # another user's, mode 600 (pipe's umask)
+    record.chmod(0o600)
+
+    checked = helpdesk_fetch("check", config=config, wrapper=AS_ORDINARY_USER)
+
+    assert checked.returncode == 2, checked
+    assert checked.stdout.startswith(b"HELPDESK-FETCH CRITICAL - ") and b"cannot read" in \
+        checked.stdout  # not taken for "deliver works"
 
 
 def test_ingest_disabled_keeps_the_message_queued(tmp_path, write_config, run):

@@ -121,11 +121,13 @@ def _print_status(data: dict) -> None:
     rule_counts([(a["name"], a["last_run"]) for a in data["accounts"]])
     _print_canaries(data["accounts"])
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
-    if data["deliver_failing"]:
-        failing = data["deliver_failing"]
-        times = f"{failing['count']} time{'' if failing['count'] == 1 else 's'}"
-        note(f"deliver has failed {times} since {local(failing['since'])}; "
-             f"the MTA keeps the mail: {failing['reason']}", style="bold red")
+    for failing in data["deliver_failing"]:
+        count = int(failing.get("count") or 0)
+        since = f" {count} time{'' if count == 1 else 's'} since {local(failing['since'])}" \
+            if failing.get("since") else ""
+        target = str(failing.get("target", "?")).replace(".", " ", 1)
+        note(f"deliver ({target}) has failed{since}; the MTA keeps the mail: "
+             f"{failing.get('reason')}", style="bold red")
     if data["automail"]:
         queue = data["outbox"]
         failing = f", {queue['failing']} of them failed to send so far" if queue["failing"] else ""

@@ -59,7 +59,7 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
     """
     if (resource is None) == (account is None):
         echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME", err=True)
-        _failed(app, "deliver was run without --resource NAME or --account NAME")
+        _failed(app, "", "deliver was run without --resource NAME or --account NAME")
         ctx.exit(EXIT_TEMPFAIL)
     raw = sys.stdin.buffer.read()
     ctx.exit(_deliver(app, raw, resource=resource, account=account))
@@ -69,6 +69,7 @@ def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None)
     """Every failure but "never ingestible" is temporary: the MTA keeps the message."""
     from helpdesk_fetch.errors import HelpdeskError
 
+    target = f"resource.{resource}" if resource is not None else f"account.{account}"
     try:
         from helpdesk_fetch.ingest import deliver as core
 
@@ -76,13 +77,13 @@ def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None)
     except HelpdeskError as exc:
         log.error("temporary failure, the MTA keeps the message: %s", exc)
         if not isinstance(exc, core.IngestDisabled):  # switched off on purpose: check says so
-            _failed(app, str(exc))
+            _failed(app, target, str(exc))
         return EXIT_TEMPFAIL
     except Exception as exc:  # anything unexpected: never bounce, never lose
         log.exception("temporary failure, the MTA keeps the message: unexpected error")
-        _failed(app, unexpected(exc))
+        _failed(app, target, unexpected(exc))
         return EXIT_TEMPFAIL
-    _worked(app)
+    _worked(app, target)
     outcome = delivery.outcome
     if delivery.quarantined is not None:
         log.error("%s: %s: %s; kept in quarantine as %s (see `helpdesk-fetch errors "
@@ -92,19 +93,27 @@ def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None)
     return EXIT_OK
 
 
-def _failed(app: App, reason: str) -> None:
-    """Tell ``check`` that mail waits in the MTA's queue (a typo in master.cf, a dead database
-    would otherwise go unseen until the MTA bounces the mail days later); nothing when even the
-    accounts file cannot be read (``check`` says that itself)."""
+def _failed(app: App, target: str, reason: str) -> None:
+    """Tell ``check`` that mail for *target* waits in the MTA's queue (a typo in master.cf, a
+    dead database would otherwise go unseen until the MTA bounces the mail days later); the
+    MTA's log hears when even that cannot be written down."""
     from helpdesk_fetch import state
     from helpdesk_fetch.secrets.redact import redact
 
-    with contextlib.suppress(Exception):
-        state.deliver_failed(app.config().settings.state_dir, redact(reason))
+    try:
+        state_dir = app.config().settings.state_dir
+    except Exception:  # the accounts file itself: said above, and check sees it too
+        return
+    try:
+        problem = state.deliver_failed(state_dir, target or "none", redact(reason))
+    except Exception as exc:  # never the reason for an exit status the MTA misreads
+        problem = unexpected(exc)
+    if problem is not None:
+        log.error("cannot note this failure for check: %s", problem)
 
 
-def _worked(app: App) -> None:
+def _worked(app: App, target: str) -> None:
     from helpdesk_fetch import state
 
     with contextlib.suppress(Exception):
-        state.deliver_worked(app.config().settings.state_dir)
+        state.deliver_worked(app.config().settings.state_dir, target)

@@ -201,19 +201,22 @@ def _no_accounts(config: Config, result: Result, *, now: dt.datetime) -> None:
 
 def _deliver_failing(config: Config, result: Result, *, max_age: int,
                      now: dt.datetime) -> None:
-    """``deliver`` failing since its last success: the MTA keeps the mail and bounces it after
-    its queue lifetime (days), so it is CRITICAL once it has lasted --max-age minutes (an MTA
-    retries a deferred message within minutes: a passing failure clears itself)."""
-    failing = state.deliver_failing(config.settings.state_dir)
-    if failing is None:
-        return
-    since = dt.datetime.fromisoformat(failing["since"]).replace(tzinfo=None)
-    minutes = (now - since).total_seconds() / 60
-    times = f"{failing['count']} time{'' if failing['count'] == 1 else 's'}"
-    result.problems.append(Problem(
-        State.CRITICAL if minutes >= max_age else State.WARNING,
-        f"deliver failed {times} since {failing['since']}, the MTA keeps the mail: "
-        f"{_shorter(failing['reason'])}"))
+    """``deliver`` failing for a target since its last success there: the MTA keeps the mail
+    and bounces it after its queue lifetime (days), so it is CRITICAL once it has lasted
+    --max-age minutes (an MTA retries a deferred message within minutes: a passing failure
+    clears itself); a record that cannot be read is CRITICAL too."""
+    for failing in state.deliver_failing(config.settings.state_dir):
+        since, count = failing.get("since"), int(failing.get("count") or 0)
+        target = str(failing.get("target", "?")).replace(".", " ", 1)
+        what = f"deliver ({target})"
+        critical = True
+        if since:
+            began = dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)
+            critical = (now - began).total_seconds() / 60 >= max_age
+            what += f" failed {count} time{'' if count == 1 else 's'} since {since}"
+        result.problems.append(Problem(
+            State.CRITICAL if critical else State.WARNING,
+            f"{what}, the MTA keeps the mail: {_shorter(str(failing.get('reason')))}"))
 
 
 def _ingest(config: Config, result: Result) -> bool:
