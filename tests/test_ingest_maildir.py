@@ -161,6 +161,28 @@ def test_an_error_maildir_that_cannot_be_made_blocks_nothing(tmp_path, write_con
     assert failed["place"] == "mailbox" and failed["location"].startswith("left in the mailbox")
 
 
+def test_a_failure_left_in_the_mailbox_is_acted_on_only_if_it_is_the_message(tmp_path,
+                                                                            write_config, run):
+    """errors dismiss/retry/show of a message the mailbox refused to set aside find it by its
+    key where it came from, and make sure it is that message (its size, or its hash): another
+    under the same key is left alone."""
+    box = make_maildir(tmp_path / "Maildir", [message("Huge", body="x" * 8000)])
+    (box / ".HD Error Messages").write_text("a file where the folder should be")
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
+                          settings={"max_message_bytes": 5000})
+    assert run("fetch", config=config).exit_code == 1
+    [failed] = run.json("errors", "list", config=config)
+    [path] = (box / "new").iterdir()
+    assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == \
+        path.read_bytes()  # read where it was left
+    path.write_bytes(message("Someone else's"))  # not the message any more
+
+    dismissed = run("errors", "dismiss", str(failed["id"]), config=config)
+
+    assert path.exists() and b"Someone else's" in path.read_bytes()
+    assert "no longer in the mailbox it came from" in dismissed.output, dismissed.output
+
+
 def test_a_failure_whose_message_is_stored_after_all_waits_no_more(tmp_path, write_config, run,
                                                                    open_db):
     """A message left in the mailbox whose key is stored (an older version stored it and kept

@@ -159,7 +159,8 @@ def open_place(config: Config, view: Account, place: str, *,
             if place != "imap":  # the account's own folder: the configuration is wrong
                 raise
             box = None  # an error folder deleted by hand: its messages are gone from it
-        yield Place(box, box.list() if box is not None else [], limit, search=search)
+        yield Place(box, box.list() if box is not None else [], limit, search=search,
+                    verify=place == "mailbox")  # a key of the folder the account reads now
 
 
 class Place:
@@ -168,8 +169,9 @@ class Place:
     *search*: keys change on the way here (an IMAP MOVE, the quarantine), so look by content."""
 
     def __init__(self, box: Mailbox | None, refs: list[MessageRef], limit: int, *,
-                 search: bool) -> None:
+                 search: bool, verify: bool = False) -> None:
         self.box, self.refs, self.limit, self.search = box, refs, limit, search
+        self.verify = verify  # a key found is checked to be the message (``_same``)
         self.by_key = {r.key: r for r in refs}
         self.hashes: dict[str, str] = {}  # key -> SHA-256 of what was read, read at most once
         self.taken: set[str] = set()
@@ -181,6 +183,8 @@ class Place:
         # Searching, a key is never compared: the row's key was made in another folder, whose
         # UIDVALIDITY a server may give this folder too (RFC 3501 allows it).
         ref = None if self.search else self.by_key.get(row.source_key)
+        if ref is not None and self.verify and not self._same(ref, row):
+            ref = None  # another message under that key (another folder, the same UIDVALIDITY)
         if ref is None and self.search and row.sha256 is None:
             # Never downloaded (it was too large): its size is all that is known of it.
             ref = next((r for r in self._free() if r.size == row.size), None)
@@ -195,6 +199,14 @@ class Place:
         """The open mailbox; a place without one holds no message to act on."""
         assert self.box is not None, "no message is found in a place without a mailbox"
         return self.box
+
+    def _same(self, ref: MessageRef, row: FailedMessage) -> bool:
+        """Whether *ref* is *row*'s message: its bytes' hash where the row has one, else the
+        size the server listed for it then."""
+        if row.sha256 is None:
+            return ref.size == row.size
+        self._hash([ref])
+        return self.hashes.get(ref.key) == row.sha256
 
     def _free(self) -> list[MessageRef]:
         return [r for r in self.refs if r.key not in self.taken]
@@ -250,7 +262,10 @@ class PlaceWork:
             with state.account_lock(lock, state_dir=self.config.settings.state_dir,
                                     database=self.pipeline.database), \
                     open_place(self.config, view, self.place_name) as place:
-                for row in rows:
+                for row in self._as_now(rows):  # read again under the account's lock
+                    if isinstance(row, RetryResult):
+                        results.append(row)
+                        continue
                     results.append(action(source, place, row))
         except AccountBusy:
             return results + self._skipped(rows, results, "another run is processing this "
@@ -261,6 +276,24 @@ class PlaceWork:
             log.error("%s", exc)
             return results + self._skipped(rows, results, str(exc))
         return results
+
+    def _as_now(self, rows: list[FailedMessage]) -> list[FailedMessage | RetryResult]:
+        """*rows* as the database has them now: a run that held the account meanwhile may
+        have stored a message, or set it aside elsewhere (then it is skipped, to be asked for
+        again)."""
+        ids = [r.id for r in rows]
+        now = {r.id: r for r in self.pipeline.call_db(
+            lambda: list(FailedMessage.select().where(FailedMessage.id.in_(ids))))}
+        fresh: list[FailedMessage | RetryResult] = []
+        for row in rows:
+            current = now.get(row.id)
+            if current is not None and current.state == row.state and self.place_name == \
+                    failures.place_of(current.source_key, current.location):
+                fresh.append(current)
+            else:
+                fresh.append(RetryResult(row.id, row.account, SKIPPED, "it changed while this "
+                                         "waited for the account; run the command again"))
+        return fresh
 
     def _skipped(self, rows: list[FailedMessage], done: list[RetryResult],
                  why: str) -> list[RetryResult]:
@@ -351,7 +384,7 @@ def fetch_raw(config: Config, row: FailedMessage) -> bytes:
     raw = failures.stored_copy(row)
     if raw is not None:
         return raw
-    where = failures.place_of(row.source_key)
+    where = failures.place_of(row.source_key, row.location)
     _, view = source_and_place(config, row.account, where)
     with open_place(config, view, where, read_only=True) as place:
         ref = place.find(row)
