@@ -552,6 +552,23 @@ def assert_scrubbed(output: str) -> None:
     assert "boom *** \u241b]0;pwned\u2407 \u241b[2J" in output
 
 
+def test_a_sender_cannot_reorder_a_line_with_bidirectional_controls(tmp_path, write_config,
+                                                                     run):
+    """A subject (or an RFC 6532 address) may hold any character: U+202E (right-to-left
+    override) would make "gpj.exe" read "exe.jpg" on the administrator's screen."""
+    make_maildir(tmp_path / "box", [message("Invoice \u202egpj.exe \u2067x\u2069")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("fetch", config=config).exit_code == 0
+
+    shown = run("tickets", "show", "1001", config=config).output
+
+    assert "\u202e" not in shown and "\u2067" not in shown and "\u2069" not in shown
+    assert "Invoice \ufffdgpj.exe \ufffdx\ufffd" in shown
+    listed = run("tickets", "list", "--json", config=config).stdout
+    assert "\u202e" not in listed and "\\u202e" in listed  # escaped: the same data
+    assert json.loads(listed)[0]["subject"] == "Invoice \u202egpj.exe \u2067x\u2069"
+
+
 def test_a_traceback_goes_through_the_output_filter(secret_config, run, monkeypatch):
     from helpdesk_fetch.health import status
 

@@ -10,12 +10,16 @@ import click
 
 # Control characters shown as their Unicode pictures (ESC -> U+241B): mail is untrusted, and an
 # escape sequence in a subject must not retitle, recolour or rewrite the administrator's terminal.
+# The bidirectional overrides and isolates too: in a sender or subject they would reorder what
+# the line around them says (U+202E shows "exe.pdf" for "fdp.exe").
 _PICTURES = {code: chr(0x2400 + code) for code in range(32)} | {0x7F: "\u2421"} | {
-    code: "\ufffd" for code in range(0x80, 0xA0)}
+    code: "\ufffd" for code in (*range(0x80, 0xA0), *range(0x202A, 0x202F),
+                                 *range(0x2066, 0x206A))}
 _PICTURES_KEEPING_LINES = {k: v for k, v in _PICTURES.items() if chr(k) not in "\n\t"}
 
 
-_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}  # JSON escapes C0 itself
+_JSON_ESCAPES = {code: f"\\u{code:04x}"  # JSON escapes C0 itself; these are escaped too
+                 for code in (*range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 
 def printable(text: str, *, lines: bool = False) -> str:
