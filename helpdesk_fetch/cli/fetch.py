@@ -58,7 +58,7 @@ def fetch(app: App, ctx: click.Context, names: tuple[str, ...], dry_run: bool) -
     except ConfigError as exc:  # unreadable: no mailbox is read, and cron hears why (exit 2)
         raise exc.in_file(config.path) from None
     if switch is not None:
-        if is_tty() or app.verbosity > 0:
+        if (is_tty() and app.verbosity >= 0) or app.verbosity > 0:  # -q: only errors
             note(f"Ingest is disabled on this machine ({_switch_text(switch)}); nothing read. "
                  "`helpdesk-fetch ingest enable` turns it back on.", style="bold yellow")
         ctx.exit(0)

@@ -189,30 +189,32 @@ def _row_spans(model: type[Model], source: Database) -> Iterator[tuple[Any, Any]
             yield page[0][0], page[-1][0]
 
 
-def _weight(model: type[Model]) -> Any:
-    """What a row of *model* weighs, as the database tells without reading it: the length of
-    its blobs (raw messages, attachments), and the size of the message it holds the text of
-    (a message's text and HTML are each at most about as long as its raw bytes); None for a
-    table of small rows."""
+def _weight(model: type[Model]) -> list[Any] | None:
+    """What tells a row of *model*'s weight without reading it: the lengths of its blobs (raw
+    messages, attachments), and the size of the message it holds the text of (a message's text
+    and HTML are each at most about as long as its raw bytes); None for a table of small rows.
+    Added up in Python: on PostgreSQL their sum could pass the 32 bits of a length."""
     parts: list[Any] = [fn.COALESCE(fn.LENGTH(f), 0) for f in model._meta.sorted_fields
-             if isinstance(f, BlobField)]
+                        if isinstance(f, BlobField)]
     if "size" in model._meta.fields:
-        parts.append(2 * fn.COALESCE(model._meta.fields["size"], 0))
-    return sum(parts[1:], parts[0]) if parts else None
+        parts.append(fn.COALESCE(model._meta.fields["size"], 0))
+    return parts or None
 
 
-def _spans(model: type[Model], source: Database, size: Any) -> Iterator[tuple[Any, Any]]:
-    """(first, last) primary keys of pages of rows weighing about PAGE_BYTES in all (*size*:
-    a row's weight), and at most PAGE rows."""
+def _spans(model: type[Model], source: Database, parts: list[Any]) -> Iterator[tuple[Any, Any]]:
+    """(first, last) primary keys of pages of rows weighing about PAGE_BYTES in all, and at
+    most PAGE rows (*parts*: ``_weight``'s; a message's size counts twice, text and HTML)."""
+    sized = "size" in model._meta.fields
     first = last = None
     rows = weight = 0
-    for keys in _keys(model, source, size):
-        for key, bytes_ in keys:
-            if first is not None and (rows == PAGE or weight + bytes_ > PAGE_BYTES):
+    for keys in _keys(model, source, *parts):
+        for key, *lengths in keys:
+            heft = sum(lengths) + (min(lengths[-1], PAGE_BYTES) if sized else 0)
+            if first is not None and (rows == PAGE or weight + heft > PAGE_BYTES):
                 yield first, last
                 first, rows, weight = None, 0, 0
             first = key if first is None else first
-            last, rows, weight = key, rows + 1, weight + bytes_
+            last, rows, weight = key, rows + 1, weight + heft
     if first is not None:
         yield first, last
 
