@@ -314,6 +314,8 @@ def test_smtp_down_queues_and_a_later_run_delivers(dovecot, mail_user, write_con
     first = run("fetch", config=config)
 
     assert first.exit_code == 0 and "auto-mails not sent" in first.stderr
+    assert "connection refused; is the server running, and are [smtp] host and port right?" \
+        in first.stderr
     assert len(run.json("tickets", "list", config=config)) == 1
     assert run.json("status", config=config)["outbox_pending"] == 2
     # The outage goes on: under cron, news when it starts and when it ends (spec §11.2)

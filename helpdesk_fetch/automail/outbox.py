@@ -238,8 +238,15 @@ def connect(smtp: Smtp, *, timeout: float, state_dir: str) -> smtplib.SMTP:
         raise SmtpUnavailable(f"{where}: {exc.detail}") from None
     except TimeoutError:
         raise SmtpUnavailable(f"{where}: no answer within {timeout:g} s") from None
+    except ConnectionRefusedError:
+        raise SmtpUnavailable(f"{where}: connection refused; is the server running, and are "
+                              "[smtp] host and port right?") from None
+    except ssl.SSLError as exc:
+        raise SmtpUnavailable(f"{where}: TLS failed ({exc.reason or exc}); does [smtp] "
+                              "security match the port (ssl: usually 465, starttls: 587)?"
+                              ) from None
     except (smtplib.SMTPException, OSError) as exc:
-        raise SmtpUnavailable(f"{where}: {exc}") from None
+        raise SmtpUnavailable(f"{where}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _login(connection: smtplib.SMTP, smtp: Smtp, username: str, *, timeout: float,

@@ -169,7 +169,8 @@ def _summary(config: Config, accounts: list[Account], *, max_age: int, fetched: 
     piped = f", {delivered} piped in by deliver" if delivered else ""
     if accounts:
         return (f"{len(accounts)} enabled account{'' if len(accounts) == 1 else 's'} fetched "
-                f"within {max_age} min, {fetched} messages in the last hour{piped}")
+                f"within {max_age} min, {fetched} message{'' if fetched == 1 else 's'} in the "
+                f"last hour{piped}")
     disabled = len(config.accounts)
     what = (f"no enabled account ({disabled} disabled): no mailbox is read" if disabled
             else "no [[accounts]]: mail comes by deliver only")
