@@ -170,6 +170,10 @@ def test_tickets_show_prints_the_text_without_carriage_returns(tmp_path, write_c
     assert re.search(r"^opened \d{4}-\d\d-\d\d \d\d:\d\d, escalation due \d{4}-", shown,
                      re.MULTILINE)  # local time, on a line of its own
     assert run("tickets", "close", "1001", config=config).exit_code == 0
+    again = run("tickets", "close", "1001", config=config)
+    assert again.exit_code == 0
+    assert re.match(r"Ticket 1001 was closed already \(closed \S+ \S+\); nothing changed",
+                    again.output), again.output
     closed = run("tickets", "show", "1001", config=config).output
     assert re.search(r"^opened \S+ \S+, closed \d{4}-\d\d-\d\d \d\d:\d\d$", closed,
                      re.MULTILINE)  # no deadline of a ticket nobody works on

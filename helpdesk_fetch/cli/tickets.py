@@ -168,6 +168,7 @@ def set_status(app: App, ticket: str | None, number: str | None, ticket_id: int 
 
 def _set_status(app: App, ticket: str | None, number: str | None, ticket_id: int | None,
                 status: str) -> None:
+    from helpdesk_fetch.clock import isoformat
     from helpdesk_fetch.errors import NoDatabase
     from helpdesk_fetch.tickets import queries as core
 
@@ -175,5 +176,8 @@ def _set_status(app: App, ticket: str | None, number: str | None, ticket_id: int
         app.database(create=False)  # a database that is not there holds no ticket
     except NoDatabase as exc:
         raise NoDatabase(f"no such ticket: {exc}") from None
-    changed = core.set_status(_ticket(app, ticket, number, ticket_id), status)
+    changed, was = core.set_status(_ticket(app, ticket, number, ticket_id), status)
+    if was == changed.status:  # said so: a script or a typo closing the wrong one shows
+        closed = f" (closed {local(isoformat(changed.closed_at))})" if changed.closed_at else ""
+        return note(f"Ticket {changed.number} was {was} already{closed}; nothing changed.")
     note(f"Ticket {changed.number} is now {changed.status}.")

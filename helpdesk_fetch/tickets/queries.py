@@ -236,8 +236,9 @@ def check_status(status: str) -> str:
     return status
 
 
-def set_status(ticket: Ticket, status: str) -> Ticket:
-    """What an agent does: move *ticket* to *status* (closing records the closing time).
+def set_status(ticket: Ticket, status: str) -> tuple[Ticket, str]:
+    """What an agent does: move *ticket* to *status* (closing records the closing time); the
+    ticket as it is now, and the status it had.
 
     Only the id of *ticket* is used: the row is read again under a lock in the transaction that
     writes it, so that a reply stored since it was read (a re-armed escalation deadline, a
@@ -248,7 +249,10 @@ def set_status(ticket: Ticket, status: str) -> Ticket:
         current = write.lock_ticket(ticket.id)
         if current is None:
             raise UsageError(f"ticket number {ticket.number} no longer exists")
-        closed_at = current.closed_at if current.status == TicketStatus.CLOSED else now
+        was = current.status
+        if was == status:  # nothing to change, not even the time it was last changed
+            return current, was
+        closed_at = current.closed_at if was == TicketStatus.CLOSED else now
         write.update_ticket(current, status=status, updated_at=now,
                             closed_at=closed_at if status == TicketStatus.CLOSED else None)
-    return current
+    return current, was
