@@ -106,6 +106,13 @@ def test_a_dry_run_at_a_terminal_says_an_account_error_once(tmp_path, write_conf
     assert "gone: failed: (said above)" in text
 
 
+def test_deliver_at_a_terminal_says_what_it_reads_instead_of_waiting(tmp_path, write_config):
+    config = write_config([])
+    child = spawn("deliver", "--resource", "it-support", config=config)
+    child.expect("deliver reads one message on standard input")
+    assert finish(child) == 75
+
+
 def test_fetch_q_at_a_terminal_shows_only_errors(tmp_path, write_config):
     """-q is "only errors" at a terminal too: no progress, no summary, no "no new mail"."""
     make_maildir(tmp_path / "box", [message("One"), b""])

@@ -61,6 +61,10 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
         echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME", err=True)
         _failed(app, "", "deliver was run without --resource NAME or --account NAME")
         ctx.exit(EXIT_TEMPFAIL)
+    if sys.stdin.isatty():  # a person at a terminal, not an MTA: nothing would ever come
+        echo("helpdesk-fetch: error: deliver reads one message on standard input, from an MTA "
+             "pipe or a file: helpdesk-fetch deliver --resource NAME < message.eml", err=True)
+        ctx.exit(EXIT_TEMPFAIL)
     raw = sys.stdin.buffer.read()
     ctx.exit(_deliver(app, raw, resource=resource, account=account))
 
