@@ -572,13 +572,16 @@ def test_rules_test_says_why_a_message_gets_no_auto_mail(desk, tmp_path):
     old.write_bytes(message("Printer broken", date=dt.datetime(2020, 1, 6, tzinfo=dt.UTC)))
     robot = tmp_path / "robot.eml"
     robot.write_bytes(message("Your order", sender="no-reply-aws@amazon.example"))
-    desk.rules()  # no rule: the accounts file with [smtp]
+    quiet = tmp_path / "quiet.eml"
+    quiet.write_bytes(message("Quote for 20 laptops"))
+    desk.rules({"name": "quotes", "subject": "^quote", "automail": False})
 
-    said = desk.run("rules", "test", str(old), str(robot), config=desk.config)
+    said = desk.run("rules", "test", str(old), str(robot), str(quiet), config=desk.config)
     json_run = desk.run("rules", "test", "--json", str(old), config=desk.config)
     assert json_run.exit_code == 0, json_run.output + json_run.stderr
     shown = json.loads(json_run.stdout)
 
     assert "; no auto-mail: dated before the account's first run (backlog)\n" in said.stdout
     assert "; no auto-mail: a daemon sender (no-reply-aws@amazon.example)\n" in said.stdout
+    assert "; no auto-mail: automail = false in rule quotes\n" in said.stdout
     assert shown[0]["no_automail"] == "dated before the account's first run (backlog)"

@@ -413,8 +413,11 @@ class Pipeline:
                    now: dt.datetime) -> str | None:
         """Why the message is sent none of the auto-mails its event calls for (a dry run)."""
         assert verdict.decision is not None and verdict.classification is not None
-        if not (verdict.decision.automails and verdict.automail and self.config.smtp):
+        if not (verdict.decision.automails and self.config.smtp):
             return None
+        if not verdict.automail:  # the rule's word, or else the account's
+            return (f"automail = false in rule {verdict.rule}" if source.automail
+                    else f"automail = false on {account_named(source.name)}")
         from helpdesk_fetch.automail import plan as automail
 
         return automail.held_back(parsed, no_reply=verdict.classification.no_reply_reason,
