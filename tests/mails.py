@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -15,12 +16,15 @@ def message(subject: str = "Printer broken", sender: str = "Carol Customer <caro
             message_id: str | None = "auto", in_reply_to: str | None = None,
             references: list[str] | None = None, html: str | None = None,
             attachments: list[tuple[str, str, bytes]] = (), charset: str = "utf-8",
-            headers: dict[str, str] | None = None, date=None) -> bytes:
-    """A message as bytes; message_id=None leaves the header out."""
+            headers: dict[str, str] | None = None, date="now") -> bytes:
+    """A message as bytes, dated now as a mail program dates it; message_id=None and
+    date=None leave the header out."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject
+    if date == "now":
+        date = dt.datetime.now(dt.UTC)
     if date is not None:
         msg["Date"] = format_datetime(date)
     if message_id == "auto":

@@ -9,6 +9,7 @@ import datetime as dt
 import shutil
 import subprocess
 import sys
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,9 @@ def helpdesk(dovecot, mail_user, write_config, smtp):
         return config, send
 
     return make
+
+
+DATED = f"Date: {format_datetime(dt.datetime.now(dt.UTC))}\r\n".encode()  # mail is dated
 
 
 def at(offset: str, config: Path, *args: str) -> subprocess.CompletedProcess:
@@ -304,6 +308,22 @@ def test_backlog_of_an_old_mailbox_is_not_answered(helpdesk, smtp, run):
     assert any("Today" in s for s in subjects) and not any("Two years" in s for s in subjects)
 
 
+def test_mail_without_a_readable_date_gets_no_receipt_but_the_team_is_told(helpdesk, smtp,
+                                                                            run):
+    """A mail program always dates its mail (RFC 5322 requires it): undated or garbled-date
+    mail is old mail, a newsletter or a script's, and is not told "we have your request"."""
+    config, send = helpdesk()
+    send(message("No date at all", date=None),
+         message("Garbled", headers={"Date": "Wed, 15 Dec 2010    59:10 -0500"}, date=None))
+
+    run("fetch", config=config)
+
+    assert len(run.json("tickets", "list", config=config)) == 2
+    subjects = [m["Subject"] for _, m in smtp.mails()]
+    assert len(subjects) == 2 and all("New request from carol@example.org" in s
+                                      for s in subjects), subjects  # the team's, no receipt
+
+
 def test_smtp_down_queues_and_a_later_run_delivers(dovecot, mail_user, write_config, run):
     sink = SmtpSink()  # not started: nothing listens on its port yet
     config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
@@ -468,7 +488,7 @@ def test_german_texts_and_the_administrators_own_templates(helpdesk, smtp, run, 
 
 def test_subjects_cannot_inject_headers(helpdesk, smtp, run):
     config, send = helpdesk()
-    send(b"From: mallory@example.org\r\nTo: helpdesk@example.com\r\n"
+    send(b"From: mallory@example.org\r\nTo: helpdesk@example.com\r\n" + DATED +
          b"Subject: =?utf-8?q?Hi=0D=0ABcc:_victim@example.net?=\r\n"
          b"Message-ID: <inject@example.org>\r\n\r\nHello\r\n")
 
@@ -488,7 +508,8 @@ def test_automails_over_verified_starttls(dovecot, mail_user, write_config, run)
             smtp = sink.config(security="starttls", **({"ca_file": ca_file} if ca_file else {}))
             config = write_config([dovecot.account("helpdesk", mail_user,
                                                    resource="it-support")], smtp=smtp)
-            dovecot.append(mail_user, [message("Over TLS")])
+            tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # written then
+            dovecot.append(mail_user, [message("Over TLS", date=tomorrow)])
             result = at("+1d", config, "fetch")  # past any back-off of the first round
             assert result.returncode == 0
             if not delivered:
@@ -546,8 +567,9 @@ def test_line_breaks_of_any_kind_never_reach_our_headers(helpdesk, smtp, run):
     line break to Python; a Message-ID without brackets may hold a vertical tab."""
     config, send = helpdesk()
     send(b"From: carol@example.org\r\nSubject: =?iso-8859-1?Q?Drucker=85_geht_nicht?=\r\n"
-         b"Message-ID: odd\x0bid@example.org\r\n\r\nHilfe\r\n",
-         b"From: dave@example.org\r\nSubject: =?utf-8?q?Line=E2=80=A8Separator?=\r\n\r\nx\r\n")
+         + DATED + b"Message-ID: odd\x0bid@example.org\r\n\r\nHilfe\r\n",
+         b"From: dave@example.org\r\nSubject: =?utf-8?q?Line=E2=80=A8Separator?=\r\n"
+         + DATED + b"\r\nx\r\n")
 
     assert run("fetch", config=config).exit_code == 0
 

@@ -3,6 +3,9 @@ addresses, and refusals that are temporary or for good."""
 
 from __future__ import annotations
 
+import datetime as dt
+from email.utils import format_datetime
+
 import pytest
 
 from helpdesk_fetch.store import db, models
@@ -15,6 +18,7 @@ pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 def plain(sender: str, subject: str = "Drucker") -> bytes:
     """A message whose From is raw UTF-8 (RFC 6532), as international mail arrives."""
     return (f"From: {sender}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\n"
+            f"Date: {format_datetime(dt.datetime.now(dt.UTC))}\r\n"
             f"Message-ID: <{abs(hash((sender, subject)))}@example.org>\r\n\r\nHallo\r\n"
             ).encode()
 

@@ -73,6 +73,11 @@ def plan(decision: Decision, parsed: ParsedMessage, *, no_reply: str | None, con
     wanted = [Planned(kind, rcpts) for kind in decision.automails
               if getattr(config.automail, kind)
               and (rcpts := _recipients(kind, parsed, resource))]
+    if parsed.date is None and any(p.kind in TO_SENDER for p in wanted):
+        # No readable Date (RFC 5322 requires one): a mail program always writes it; old
+        # mail, a newsletter or a script's output is not told "we have your request"
+        log.info("%s: no auto-mail to the sender: no readable Date header", _label(parsed))
+        wanted = [p for p in wanted if p.kind not in TO_SENDER]
     wanted = _not_bouncing(wanted, parsed, config.settings.bounce_hold_days, now)
     return _within_rate(wanted, parsed, config.settings.automail_per_sender_per_hour, now)
 
