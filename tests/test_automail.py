@@ -338,6 +338,7 @@ def test_smtp_down_queues_and_a_later_run_delivers(dovecot, mail_user, write_con
         in first.stderr
     assert len(run.json("tickets", "list", config=config)) == 1
     assert run.json("status", config=config)["outbox_pending"] == 2
+    assert "  last error: SMTP server 127.0.0.1:" in run("status", config=config).output
     # The outage goes on: under cron, news when it starts and when it ends (spec §11.2)
     dovecot.append(mail_user, [message("Still down")])
     again = run("fetch", config=config)

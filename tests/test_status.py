@@ -32,7 +32,8 @@ def test_status_json_schema(tmp_path, write_config, run):
     assert data["error_messages_by_place"] == {"imap": 0, "pop3": 0, "maildir": 1,
                                                "quarantine": 1, "mailbox": 0}
     assert data["outbox_pending"] == 0
-    assert data["outbox"] == {"pending": 0, "failing": 0, "oldest": None, "refused": 0}
+    assert data["outbox"] == {"pending": 0, "failing": 0, "oldest": None, "refused": 0,
+                              "last_error": None}
     assert data["tickets_by_status"] == {"new": 2, "confirmed_unread": 0, "in_progress": 0,
                                          "closed": 0}
     assert data["history_days"] == 90

@@ -134,6 +134,8 @@ def _print_status(data: dict) -> None:
         refused = f"; {queue['refused']} refused for good" if queue["refused"] else ""
         note(f"Auto-mails waiting to be sent: {queue['pending']}{failing}{refused}",
              style="yellow" if queue["failing"] or queue["refused"] else "")
+        if queue["failing"] and queue["last_error"]:
+            note(f"  last error: {queue['last_error']}", style="yellow")
     else:
         note("Auto-mails: off (no [smtp] section)")
     hooks = data["hook_queue"]

@@ -82,10 +82,13 @@ def outbox() -> dict[str, Any]:
     a retry), the oldest waiting, and how many the server refused for good."""
     unsent = Outbox.select().where(Outbox.sent_at.is_null())
     waiting = unsent.where(Outbox.failed_at.is_null())
+    failing = waiting.where(Outbox.attempts > 0)
+    last = failing.select(Outbox.last_error).order_by(Outbox.id.desc()).limit(1).scalar()
     return {"pending": waiting.count(),
-            "failing": waiting.where(Outbox.attempts > 0).count(),
+            "failing": failing.count(),
             "oldest": isoformat(waiting.select(fn.MIN(Outbox.created_at)).scalar()),
-            "refused": unsent.where(Outbox.failed_at.is_null(False)).count()}
+            "refused": unsent.where(Outbox.failed_at.is_null(False)).count(),
+            "last_error": last}  # why the latest of those failing was not sent
 
 
 def hook_queue() -> dict[str, Any]:
