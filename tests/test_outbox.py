@@ -76,6 +76,8 @@ def test_a_non_ascii_mailbox_name_needs_smtputf8(desk, run, smtputf8):
     else:
         assert [row.kind for row in failed] == ["new_ticket"]
         assert "SMTPUTF8" in failed[0].last_error
+        assert "auto-mail new_ticket of ticket 1001 to jörg@example.org refused for good: " \
+            in result.stderr  # what and whom, in words the administrator can look up
 
 
 def test_a_temporary_refusal_is_retried_and_a_permanent_one_is_not(desk, run):

@@ -202,7 +202,11 @@ def _defer(row: Outbox, error: str) -> None:
 
 
 def _fail(row: Outbox, error: str, report: SendReport) -> None:
-    log.warning("auto-mail %s (%s) refused for good: %s", row.id, row.kind, error)
+    from helpdesk_fetch.store.write import ticket_number_of
+
+    log.warning("auto-mail %s of ticket %s to %s refused for good: %s", row.kind,
+                ticket_number_of(row.message_id) or "?",
+                ", ".join(json.loads(row.recipients)), error)
     row.attempts += 1
     row.last_error = error
     row.failed_at = utcnow()
