@@ -201,7 +201,8 @@ def test_a_hook_that_gives_up_says_so_and_no_longer_holds_its_ticket(tmp_path, w
     created = helpdesk_fetch("deliver", "--resource", "it-support", config=config, input=first)
 
     assert created.returncode == 0
-    assert b"hook: event 1 (ticket.created) given up after 1 attempt: exited with status 1" \
+    assert b"hook: event 1 (ticket.created of ticket 1001) given up after 1 attempt: exited " \
+           b"with status 1" \
         in created.stderr
     replied = helpdesk_fetch("deliver", "--resource", "it-support", config=config,
                              input=message("Re: P", in_reply_to=f"<{message_id_of(first)}>"))

@@ -125,8 +125,9 @@ def _failed(row: HookEvent, error: str, hooks: Hooks, report: HookReport) -> Non
         # An error: the event is lost to the command for good; every failed attempt before
         # was logged at info only (the trail), so that a command that is down for an hour does
         # not fill the cron mail.
-        log.error("hook: event %d (%s) given up after %d attempt%s: %s", row.id, row.event,
-                  row.attempts, "" if row.attempts == 1 else "s", error)
+        number = (json.loads(row.payload).get("ticket") or {}).get("number") or "?"
+        log.error("hook: event %d (%s of ticket %s) given up after %d attempt%s: %s", row.id,
+                  row.event, number, row.attempts, "" if row.attempts == 1 else "s", error)
     else:
         row.next_attempt_at = utcnow() + retry_delay(row.attempts)
         log.info("hook: event %d (%s) failed (attempt %d of %d), retried from %s: %s", row.id,
