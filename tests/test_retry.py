@@ -41,6 +41,9 @@ def test_imap_error_folder_retry_after_raising_the_limit(imap_server, mail_user,
     assert "over max_message_bytes (5000)" in listed[0]["reason"]
     assert "empty" in listed[1]["reason"] and listed[1]["copy_in_database"] is True
     assert run("errors", "show", str(listed[0]["id"]), "--raw", config=config).stdout_bytes == big
+    shown = run("errors", "show", str(listed[0]["id"]), config=config).output
+    assert "  sha256:      (not downloaded)\n" in shown  # too large: read by its header alone
+    assert all(line == line.rstrip() for line in shown.splitlines())
     text = run("errors", "list", config=config).output
     assert "helpdesk" in text and "max_message_bytes" in text
 

@@ -92,8 +92,11 @@ def show(app: App, ident: str, raw: bool, as_json: bool) -> None:
               ("from", "from"), ("subject", "subject"), ("date", "date"),
               ("message id", "message_id"), ("size", "size"), ("sha256", "sha256")]
     note(f"Failed message {data['id']}", style="bold")
+    if data["sha256"] is None:  # set aside unread (too large, or a link in a Maildir)
+        data = {**data, "sha256": "(not downloaded)"}
     for label, key in labels:  # sender, subject, reason: from the message, untrusted
-        echo(f"  {label + ':':12} {'' if data[key] is None else data[key]}", lines=False)
+        echo(f"  {label + ':':12} {'' if data[key] is None else data[key]}".rstrip(),
+             lines=False)
     if data["state"] == "pending":
         echo(f"Fix the cause, then: helpdesk-fetch errors retry {data['id']}; or, when no fix "
              f"will make it ingestible (an empty message, spam): helpdesk-fetch errors dismiss "
