@@ -1,4 +1,5 @@
-"""Machine-local state in ``state_dir``: the ingest switch and the per-account run locks.
+"""Machine-local state in ``state_dir``: the ingest switch, the per-account run locks, and the
+notes ``deliver`` leaves for ``check`` while it fails.
 
 The switch is a file on this machine, not a row in the database: it travels with a clone of the VM
 and survives reboots, and disabling ingest on a clone never disables the production machine that
