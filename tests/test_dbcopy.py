@@ -164,6 +164,9 @@ def test_after_db_copy_the_sqlite_file_is_refused_until_reopened(populated, post
         assert f'set database = "{target}"' in result.stderr and "db reopen" in result.stderr
     assert checked.exit_code == 2 and checked.stdout.startswith("HELPDESK-FETCH CRITICAL - ")
     assert len(list((tmp_path / "box" / "new").iterdir())) == 1  # still waiting for the copy
+    piped = run("deliver", "--resource", "it-support", config=populated,
+                input=message("Piped after the copy"))
+    assert piped.exit_code == 75 and "was copied to" in piped.stderr  # the MTA keeps it
     again = run("db", "copy", "--to", postgres.create_database(), config=populated)
     assert again.exit_code == 2 and "ingest is enabled" in again.stderr  # a copy is read alike
 

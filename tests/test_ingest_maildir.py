@@ -161,17 +161,24 @@ def test_an_error_maildir_that_cannot_be_made_blocks_nothing(tmp_path, write_con
     assert failed["place"] == "mailbox" and failed["location"].startswith("left in the mailbox")
 
 
-def test_a_failure_left_in_the_mailbox_is_acted_on_only_if_it_is_the_message(tmp_path,
-                                                                            write_config, run):
-    """errors dismiss/retry/show of a message the mailbox refused to set aside find it by its
-    key where it came from, and make sure it is that message (its size, or its hash): another
-    under the same key is left alone."""
+def left_in_the_mailbox(tmp_path, write_config, run) -> tuple[Path, Path, dict]:
+    """A Maildir whose error folder cannot be made, and a message too large that a run could
+    not set aside: the Maildir, the accounts file, and the failure as `errors list` has it."""
     box = make_maildir(tmp_path / "Maildir", [message("Huge", body="x" * 8000)])
     (box / ".HD Error Messages").write_text("a file where the folder should be")
     config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
                           settings={"max_message_bytes": 5000})
     assert run("fetch", config=config).exit_code == 1
     [failed] = run.json("errors", "list", config=config)
+    return box, config, failed
+
+
+def test_a_failure_left_in_the_mailbox_is_acted_on_only_if_it_is_the_message(tmp_path,
+                                                                            write_config, run):
+    """errors dismiss/retry/show of a message the mailbox refused to set aside find it by its
+    key where it came from, and make sure it is that message (its size, or its hash): another
+    under the same key is left alone."""
+    box, config, failed = left_in_the_mailbox(tmp_path, write_config, run)
     [path] = (box / "new").iterdir()
     assert run("errors", "show", str(failed["id"]), "--raw", config=config).stdout_bytes == \
         path.read_bytes()  # read where it was left
@@ -190,12 +197,7 @@ def test_a_failure_whose_message_is_stored_after_all_waits_no_more(tmp_path, wri
     it as stored resolves its failure."""
     from helpdesk_fetch.store import write
 
-    box = make_maildir(tmp_path / "Maildir", [message("Huge", body="x" * 8000)])
-    (box / ".HD Error Messages").write_text("a file where the folder should be")
-    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
-                          settings={"max_message_bytes": 5000})
-    assert run("fetch", config=config).exit_code == 1
-    [failed] = run.json("errors", "list", config=config)
+    box, config, failed = left_in_the_mailbox(tmp_path, write_config, run)
     open_db()
     write.remember_key("local", failed["source_key"], None)
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.enums import MessageKind
 from helpdesk_fetch.health import canary
+from helpdesk_fetch.ingest.report import OTHER_BODY
 from helpdesk_fetch.ingest.source import Source
 from helpdesk_fetch.message import authres
 from helpdesk_fetch.message.classify import MARKER, Classification, classify
@@ -110,10 +111,11 @@ class Decider:
         copy = None if diverted or not copies else write.find_copy(parsed, now, lock=lock)
         other = None if copy is None or raw is None or copy[0] != "in" else \
             write.body_differs(copy[1], raw)
-        if copy is not None and other is None:
-            return Verdict(copy_of=copy, copy_ticket=write.ticket_number_of(copy[1]))
+        if copy is not None and other is None:  # named by its ticket (our own: no need)
+            number = write.ticket_number_of(copy[1]) if copy[0] == "in" else None
+            return Verdict(copy_of=copy, copy_ticket=number)
         if other is not None and not restore:  # its bytes are not dropped (never neither)
-            return Verdict(ignored=f"copy of a message on ticket {other}, with another body")
+            return Verdict(ignored=OTHER_BODY.format(number=other))
         restore = restore or diverted
         classification = classify(parsed, own=self.own)
         verdict = Verdict(classification, classification.kind, automail=source.automail,

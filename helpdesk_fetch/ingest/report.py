@@ -19,6 +19,8 @@ from helpdesk_fetch.enums import MessageKind
 if TYPE_CHECKING:
     from helpdesk_fetch.ingest.pipeline import Outcome
 
+# The reason kept with a copy by its headers whose body is not the stored message's (spec §4.1)
+OTHER_BODY = "copy of a message on ticket {number}, with another body"
 _IGNORED = {MessageKind.BOUNCE: "a bounce of no mail stored here (backscatter)",
             MessageKind.AUTO_REPLY: "an auto-reply to no ticket"}
 
@@ -38,15 +40,14 @@ class Plan:
         """*unnamed*: what names a message with neither Message-ID nor subject (default: its
         source key)."""
         parsed = outcome.parsed
-        about = ""
-        if parsed is not None and not parsed.message_id:
+        if parsed is not None and not parsed.message_id:  # named by its subject
             message = repr(parsed.subject) if parsed.subject else (unnamed or outcome.key)
         else:
             message = outcome.label
-            if parsed is not None and parsed.subject:
-                about = repr(parsed.subject)
+        about = ""
         if parsed is not None:
-            about = ": ".join(filter(None, (f"from {parsed.from_addr or '(no sender)'}", about)))
+            subject = repr(parsed.subject) if parsed.message_id and parsed.subject else ""
+            about = ": ".join(filter(None, (f"from {parsed.from_addr or '(no sender)'}", subject)))
         said = (mails(outcome) if outcome.automails else
                 f"no auto-mail: {outcome.held_back}" if outcome.held_back else None)
         return cls(message, verdict(outcome), said, about)
@@ -100,7 +101,7 @@ def ignored_why(reason: str, kind: str) -> str:
     """Why mail kept as ignored opened no ticket (spec §9.4), from its reason and kind."""
     if reason == kind:
         return _IGNORED.get(MessageKind(kind), reason)
-    if reason.startswith("copy of a message on ticket"):
+    if reason.startswith(OTHER_BODY.split("{", 1)[0]):
         return reason
     if kind == MessageKind.ALERT:
         return f"rule {reason}: a recovery, and no ticket of its key is open"

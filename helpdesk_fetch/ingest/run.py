@@ -399,9 +399,8 @@ class MailboxRun:
         (recorded before the attempt, as moved). Here, in the writer's thread: the reader's
         told it."""
         refused, self._refused = self._refused, []
-        for key, where in refused:
-            if not self.run.dry_run:
-                self.pipeline.call_db(failures.relocate, self.account.name, [key], where)
+        for key, where in refused if not self.run.dry_run else ():
+            self.pipeline.call_db(failures.relocate, self.account.name, key, where)
 
     def _headers(self, ref: MessageRef) -> ParsedMessage | None:
         """The sender, subject and Message-ID of a message set aside unread, from its header

@@ -153,10 +153,10 @@ def resolve_stored(account: str, key: str) -> None:
         & (FailedMessage.state == FailureState.PENDING)).execute()
 
 
-def relocate(account: str, keys: list[str], location: str) -> None:
-    """Where these failed messages wait after all: the mailbox refused to set them aside."""
+def relocate(account: str, key: str, location: str) -> None:
+    """Where this failed message waits after all: the mailbox refused to set it aside."""
     FailedMessage.update(location=location).where(
-        (FailedMessage.account == account) & FailedMessage.source_key.in_(keys)
+        (FailedMessage.account == account) & (FailedMessage.source_key == key)
         & (FailedMessage.state == FailureState.PENDING)).execute()
 
 
