@@ -447,6 +447,7 @@ class SmtpSink:
             raise ServerMissing("aiosmtpd is not installed; run `make test`") from exc
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.refuse: dict[str, str] = {}
+        self._running = False
         self.port = free_port()
         context = None
         if tls is not None:
@@ -472,10 +473,14 @@ class SmtpSink:
 
     def start(self) -> SmtpSink:
         self._controller.start()
+        self._running = True
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        """Stop the server (a test may stop it early: then this does nothing)."""
+        if self._running:
+            self._controller.stop()
+            self._running = False
 
     def config(self, **extra) -> dict:
         """An [smtp] table for this server."""

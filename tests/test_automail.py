@@ -359,6 +359,34 @@ def test_smtp_down_queues_and_a_later_run_delivers(dovecot, mail_user, write_con
         sink.stop()
 
 
+def test_mail_held_back_by_an_outage_goes_out_with_the_first_session(dovecot, mail_user,
+                                                                     write_config, run):
+    """A receipt that waited only because the SMTP server was down does not wait out its
+    back-off once the server works again: it goes out in the run that finds the server back."""
+    sink = SmtpSink()  # not started: nothing listens on its port
+    config = write_config([dovecot.account("helpdesk", mail_user, resource="it-support")],
+                          smtp=sink.config(), resources=[{"name": "it-support",
+                                                          "members": STAFF}])
+    dovecot.append(mail_user, [message("During the outage")])
+    assert "auto-mails not sent" in run("fetch", config=config).stderr  # due again at +2m
+    for offset in ("+3m", "+8m"):  # tried and deferred again: due at +7m, then at +16m
+        assert at(offset, config, "fetch").returncode == 0
+    sink.start()
+    try:
+        dovecot.append(mail_user, [message("After it")])
+
+        back = at("+9m", config, "fetch")
+
+        assert back.returncode == 0, back.stderr
+        assert "the SMTP server works again" in back.stderr, back.stderr
+        assert back.stderr.rstrip().endswith("; 4 auto-mails sent")  # the two held back too
+        assert sorted(m["X-Helpdesk-Fetch"].split(";")[0] for _, m in sink.mails()) == [
+            "new_ticket", "new_ticket", "new_ticket_resource", "new_ticket_resource"]
+        assert run.json("status", config=config)["outbox_pending"] == 0
+    finally:
+        sink.stop()
+
+
 def test_an_outage_deliver_meets_first_is_still_news_to_cron(dovecot, mail_user, write_config,
                                                              run):
     """deliver's stderr goes to the MTA, which drops it: it says the outage every time and
@@ -505,13 +533,14 @@ def test_subjects_cannot_inject_headers(helpdesk, smtp, run):
 def test_automails_over_verified_starttls(dovecot, mail_user, write_config, run):
     sink = SmtpSink(tls=(dovecot.cert, dovecot.key)).start()
     try:
-        for ca_file, delivered in ((None, 0), (str(dovecot.cert), 2)):
+        # trusted: the second round's two, and the two the untrusted certificate held back
+        for ca_file, delivered in ((None, 0), (str(dovecot.cert), 4)):
             smtp = sink.config(security="starttls", **({"ca_file": ca_file} if ca_file else {}))
             config = write_config([dovecot.account("helpdesk", mail_user,
                                                    resource="it-support")], smtp=smtp)
             tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)  # written then
             dovecot.append(mail_user, [message("Over TLS", date=tomorrow)])
-            result = at("+1d", config, "fetch")  # past any back-off of the first round
+            result = at("+1d", config, "fetch")
             assert result.returncode == 0
             if not delivered:
                 assert "certificate is not trusted" in result.stderr

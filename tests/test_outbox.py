@@ -176,3 +176,34 @@ def test_a_line_that_breaks_while_sending_is_deferred_with_what_happened(
     assert rows and all(row.sent_at is None and row.failed_at is None for row in rows)
     assert {row.last_error for row in rows} == {
         "the SMTP server closed the connection while sending"}  # no Python class name
+
+
+def test_mail_that_waits_for_the_server_is_tried_at_least_every_quarter_hour(desk, run):
+    config, send, sink = desk()
+    sink.stop()  # down: no session opens
+    send(plain("carol@example.org"))
+    assert "auto-mails not sent" in run("fetch", config=config).stderr
+    models.Outbox.update(attempts=9, next_attempt_at=dt.datetime(2000, 1, 1)).execute()
+
+    assert run("fetch", config=config).exit_code == 0  # a tenth attempt: 17 hours of back-off
+
+    soon = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=15, seconds=5)
+    rows = outbox_rows(config)
+    assert rows and all(r.awaits_server and r.attempts == 10 and r.next_attempt_at <= soon
+                        for r in rows)
+
+
+def test_a_mail_deferred_for_its_own_reason_keeps_its_back_off(desk, run):
+    """A session that opens sends what waited for the server, not what the server itself
+    deferred (greylisting): that is tried when its back-off ends."""
+    config, send, sink = desk()
+    sink.refuse = {"grey@example.org": "451 4.7.1 Greylisted, try again later"}
+    send(plain("grey@example.org"))
+    assert run("fetch", config=config).exit_code == 0
+    assert not any(r.awaits_server for r in outbox_rows(config))
+    sink.refuse = {}
+    send(plain("erin@example.org", "Scanner"))
+
+    assert run("fetch", config=config).exit_code == 0  # a session opens, within the back-off
+
+    assert [r for r, _ in mails_of(sink, "new_ticket;")] == [["erin@example.org"]]

@@ -1,10 +1,13 @@
 """Sending queued auto-mails over ``[smtp]`` after the ticket change has committed (spec §6).
 
 A mail that cannot be sent stays queued and is retried by later runs with exponential back-off
-(2, 4, 8 ... minutes, at most 6 hours). A mail the server refuses for good (5xx for every
-recipient) is marked failed and not retried. Delivery is at least once: a crash between the
-server's "250 OK" and our commit sends that one mail again (after CLAIM_LEASE); two processes
-sending at the same time never send the same mail.
+(2, 4, 8 ... minutes, at most 6 hours). A mail that waits only because no session with the
+server could be opened is tried again at least every SERVER_PROBE, and goes out with the first
+session that opens, whatever its back-off: after an outage, the receipts it held back go out in
+the run that finds the server working, not hours later. A mail the server refuses for good (5xx
+for every recipient) is marked failed and not retried. Delivery is at least once: a crash
+between the server's "250 OK" and our commit sends that one mail again (after CLAIM_LEASE); two
+processes sending at the same time never send the same mail.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 BATCH = 200
 OUTAGE = "smtp_outage"  # the settings that say since when, and why, [smtp] cannot be used
 CLAIM_LEASE = dt.timedelta(minutes=10)
+SERVER_PROBE = dt.timedelta(minutes=15)  # the longest a mail waits for a server that was down
 
 
 class SmtpUnavailable(Exception):
@@ -49,9 +53,14 @@ class SendReport:
     error: str | None = None
 
 
-def due(now: dt.datetime) -> list[Outbox]:
+def due(now: dt.datetime, *, session: bool = False) -> list[Outbox]:
+    """The mails to send now, oldest first; with *session* (one is open) also those that wait
+    only for the server (``awaits_server``), whatever their back-off."""
+    when = Outbox.next_attempt_at <= now
+    if session:
+        when |= Outbox.awaits_server
     return list(Outbox.select().where(Outbox.sent_at.is_null() & Outbox.failed_at.is_null()
-                                      & (Outbox.next_attempt_at <= now))
+                                      & when)
                 .order_by(Outbox.id).limit(BATCH))
 
 
@@ -76,11 +85,11 @@ def send_due(config: Config, *, deadline: float | None = None, news: bool = True
         log.warning("auto-mails not sent, %d wait for the next run: %s", len(rows), exc,
                     extra={REPEATED: news and _outage(report.error)})
         for row in rows:
-            _defer(row, str(exc))
+            _defer(row, str(exc), server=True)
         report.deferred = len(rows)
         return report
     with contextlib.closing(connection):
-        for row in rows:
+        for row in due(utcnow(), session=True):
             if deadline is not None and time.monotonic() > deadline:
                 break
             if _claim(row):
@@ -140,12 +149,14 @@ def _outage_over(report: SendReport) -> None:
 def _claim(row: Outbox) -> bool:
     """Take *row* for this process, so that overlapping senders (two runs, a run and a
     ``deliver``) never send one mail twice. The claim is a lease: if this process dies before
-    recording the result, the mail is due again after CLAIM_LEASE."""
+    recording the result, the mail is due again after CLAIM_LEASE (and no longer waits for the
+    server: another sender's session does not take it meanwhile)."""
     now = utcnow()
-    taken: int = (Outbox.update(next_attempt_at=now + CLAIM_LEASE)
+    taken: int = (Outbox.update(next_attempt_at=now + CLAIM_LEASE, awaits_server=False)
              .where((Outbox.id == row.id) & Outbox.sent_at.is_null()
                     & (Outbox.next_attempt_at == row.next_attempt_at))
              .execute())
+    row.awaits_server = False  # as the update wrote it: what _send_one saves
     return taken == 1
 
 
@@ -194,10 +205,14 @@ def ascii_domain(address: str) -> str:
     return f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
-def _defer(row: Outbox, error: str) -> None:
+def _defer(row: Outbox, error: str, *, server: bool = False) -> None:
+    """*row* tried again later; *server*: because no session could be opened (not for a reason
+    of its own), so at least every SERVER_PROBE, and with the first session that opens."""
     row.attempts += 1
     row.last_error = error
-    row.next_attempt_at = utcnow() + retry_delay(row.attempts)
+    delay = retry_delay(row.attempts)
+    row.next_attempt_at = utcnow() + (min(delay, SERVER_PROBE) if server else delay)
+    row.awaits_server = server
     row.save()
 
 

@@ -175,6 +175,9 @@ class Outbox(BaseModel):
     last_error = TextField(null=True)
     sent_at = DateTimeField(null=True, index=True)
     failed_at = DateTimeField(null=True)  # refused for good (5xx): not retried
+    # Deferred because no session with the SMTP server could be opened, not for a reason of its
+    # own: sent by the first run that opens one, whatever its back-off (outbox.py).
+    awaits_server = BooleanField(default=False)
 
 
 class IgnoredMessage(BaseModel):
