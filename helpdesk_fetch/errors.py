@@ -6,6 +6,7 @@ the exit code it maps to, so the translation happens in exactly one place.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Required, TypedDict
 
@@ -21,6 +22,21 @@ def account_named(name: str) -> str:
     configuration errors, a busy lock, the alert mails (one form, so that a search of a log or a
     mailbox finds both ends of a failure)."""
     return f"account {name!r}"
+
+
+_TIMINGS = re.compile(r"\s*\(\d+(?:\.\d+)?(?: \+ \d+(?:\.\d+)?)* secs\)")
+
+
+def without_timings(text: str) -> str:
+    """*text* without the timings a server puts into its answers (Dovecot: "(0.001 + 0.000
+    secs)"): the same failure says the same thing on every run."""
+    return _TIMINGS.sub("", text)
+
+
+def failure_cause(error: str | None) -> str:
+    """What tells one failure from another (quiet repeats, spec §11.2: an account's failure,
+    an SMTP outage): its text without the server's timings."""
+    return without_timings(error or "").strip()
 
 
 def unexpected(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypedDict
 
@@ -163,6 +163,15 @@ def deliver_failing(state_dir: str | Path) -> list[dict[str, Any]]:
         if record:
             records.append(record)
     return records
+
+
+def deliver_failing_text(record: Mapping[str, Any], when: Callable[[str], str] = str) -> str:
+    """"deliver (resource X) has failed N times since WHEN" of a record of ``deliver_failing``
+    (``status`` and ``check``; *when* formats its "since"; an unreadable record has none)."""
+    count, since = int(record.get("count") or 0), record.get("since")
+    target = str(record.get("target", "?")).replace(".", " ", 1)
+    times = f" {count} time{'' if count == 1 else 's'} since {when(since)}" if since else ""
+    return f"deliver ({target}) has failed{times}"
 
 
 def _deliver_file(state_dir: str | Path, target: str) -> Path:

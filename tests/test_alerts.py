@@ -10,7 +10,7 @@ import sys
 import pexpect
 
 from helpdesk_fetch.cli import SYSLOG_ENV
-from helpdesk_fetch.sources.imapserver import without_timings
+from helpdesk_fetch.errors import without_timings
 from tests.mails import message
 from tests.proc import ROOT, environment, helpdesk_fetch
 from tests.servers import free_port

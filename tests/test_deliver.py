@@ -170,7 +170,7 @@ def test_a_deliver_that_keeps_failing_is_news_to_check(tmp_path, write_config, r
     late = at("+16m", config, "check")  # past --max-age (15)
 
     assert fresh.exit_code == 1 and fresh.stdout.startswith("HELPDESK-FETCH WARNING - ")
-    assert "deliver (resource it-suport) failed 2 times since " in fresh.stdout
+    assert "deliver (resource it-suport) has failed 2 times since " in fresh.stdout
     assert "the MTA keeps the mail: " in fresh.stdout and "no resource 'it-suport'" in fresh.stdout
     assert late.returncode == 2 and late.stdout.startswith("HELPDESK-FETCH CRITICAL - ")
     [failing] = run.json("status", config=config)["deliver_failing"]

@@ -26,7 +26,7 @@ from typing import Any
 
 from helpdesk_fetch.clock import isoformat, retry_delay, utcnow
 from helpdesk_fetch.config import Config, Smtp
-from helpdesk_fetch.errors import REPEATED, AuthError, ConfigError, MailboxError
+from helpdesk_fetch.errors import REPEATED, AuthError, ConfigError, MailboxError, failure_cause
 from helpdesk_fetch.secrets.login import login_secret
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.store import blobs
@@ -102,13 +102,11 @@ def send_due(config: Config, *, deadline: float | None = None, news: bool = True
 def _outage(error: str) -> bool:
     """Remember that the SMTP server cannot be used, and why; whether an earlier run said so
     already for the same cause (spec §11.2: under cron, news when it starts, not every run)."""
-    from helpdesk_fetch.sources.imapserver import without_timings  # as alerts.cause does
     from helpdesk_fetch.store import db
 
     key = _outage_key()
     known = _record(db.setting(key))
-    if known and without_timings(str(known.get("error"))).strip() == \
-            without_timings(error).strip():
+    if known and failure_cause(str(known.get("error"))) == failure_cause(error):
         return True
     value = json.dumps({"error": error, "since": known.get("since") or isoformat(utcnow())})
     Setting.insert(key=key, value=value).on_conflict(

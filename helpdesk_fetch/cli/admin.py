@@ -106,6 +106,8 @@ def _print_unreadable(problem: str) -> None:
 
 
 def _print_status(data: dict) -> None:
+    from helpdesk_fetch import state
+
     if data["ingest_switch_error"]:
         _print_unreadable(data["ingest_switch_error"])
     elif data["ingest_disabled"]:
@@ -122,11 +124,7 @@ def _print_status(data: dict) -> None:
     _print_canaries(data["accounts"])
     _print_waiting(data["error_messages"], data["error_messages_by_place"])
     for failing in data["deliver_failing"]:
-        count = int(failing.get("count") or 0)
-        since = f" {count} time{'' if count == 1 else 's'} since {local(failing['since'])}" \
-            if failing.get("since") else ""
-        target = str(failing.get("target", "?")).replace(".", " ", 1)
-        note(f"deliver ({target}) has failed{since}; the MTA keeps the mail: "
+        note(f"{state.deliver_failing_text(failing, local)}; the MTA keeps the mail: "
              f"{failing.get('reason')}", style="bold red")
     if data["automail"]:
         queue = data["outbox"]

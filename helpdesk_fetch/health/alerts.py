@@ -29,7 +29,7 @@ from helpdesk_fetch.config import Alerts, Config, Smtp
 if TYPE_CHECKING:
     import smtplib
 from helpdesk_fetch.enums import RunOutcome
-from helpdesk_fetch.errors import ConfigError, account_named
+from helpdesk_fetch.errors import ConfigError, account_named, failure_cause
 from helpdesk_fetch.health import RECOVERED as RECOVERED  # the run marks its log records
 from helpdesk_fetch.health import REPEATED as REPEATED
 
@@ -54,14 +54,7 @@ def repeated(streak: Streak | None, error: str | None) -> bool:
     or a folder not created yet would otherwise mail the administrator every minute."""
     if streak is None:
         return False
-    return cause(error) == cause(streak.error)
-
-
-def cause(error: str | None) -> str:
-    """What tells one failure from another: the text without the server's timings."""
-    from helpdesk_fetch.sources.imapserver import without_timings
-
-    return without_timings(error or "").strip()
+    return failure_cause(error) == failure_cause(streak.error)
 
 
 @dataclass(frozen=True)

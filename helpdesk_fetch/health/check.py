@@ -207,17 +207,14 @@ def _deliver_failing(config: Config, result: Result, *, max_age: int,
     --max-age minutes (an MTA retries a deferred message within minutes: a passing failure
     clears itself); a record that cannot be read is CRITICAL too."""
     for failing in state.deliver_failing(config.settings.state_dir):
-        since, count = failing.get("since"), int(failing.get("count") or 0)
-        target = str(failing.get("target", "?")).replace(".", " ", 1)
-        what = f"deliver ({target})"
         critical = True
-        if since:
+        if since := failing.get("since"):
             began = dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)
             critical = (now - began).total_seconds() / 60 >= max_age
-            what += f" failed {count} time{'' if count == 1 else 's'} since {since}"
         result.problems.append(Problem(
             State.CRITICAL if critical else State.WARNING,
-            f"{what}, the MTA keeps the mail: {_shorter(str(failing.get('reason')))}"))
+            f"{state.deliver_failing_text(failing)}, the MTA keeps the mail: "
+            f"{_shorter(str(failing.get('reason')))}"))
 
 
 def _ingest(config: Config, result: Result) -> bool:

@@ -18,11 +18,12 @@ from helpdesk_fetch.errors import (
     FolderMissing,
     SetAsideRefused,
     account_named,
+    without_timings,
 )
 from helpdesk_fetch.faults import crashpoint
 from helpdesk_fetch.sources import imapclient_adapter
 from helpdesk_fetch.sources.base import HEADER_BYTES, Mailbox, MessageRef, handle
-from helpdesk_fetch.sources.imapserver import ServerTraits, without_timings
+from helpdesk_fetch.sources.imapserver import ServerTraits
 from helpdesk_fetch.sources.net import network_errors
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.tls import tls_context

@@ -35,21 +35,17 @@ SEARCH LARGER/SMALLER   Courier compares the size it stores (LF line      sizes 
                         (``munge8bit``)                                   undo: README table
 Timings in answers      Dovecot ends a tagged answer with how long it     ``without_timings``:
                         took: "NO Mailbox doesn't exist: X (0.001 +       dropped from what is
-                        0.000 secs)."                                     reported (health/alerts)
+                        0.000 secs)."                                     reported (errors.py)
 ======================  ================================================  ========================
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 INBOX = "INBOX"
 # Dovecot's "(0.001 + 0.000 secs)" or "(0.001 + 0.000 + 0.002 secs)" at the end of an answer
-_TIMINGS = re.compile(r"\s*\(\d+(?:\.\d+)?(?: \+ \d+(?:\.\d+)?)* secs\)")
-
-
 @dataclass(frozen=True, slots=True)
 class Namespaces:
     """The server's namespaces (RFC 2342): the personal one's prefix and separator, and the
@@ -120,9 +116,3 @@ def _starts_with(name: str, prefix: str) -> bool:
     if prefix[:5].upper() == INBOX and name[:5].upper() == INBOX:
         return name[5:].startswith(prefix[5:])
     return name.startswith(prefix)
-
-
-def without_timings(text: str) -> str:
-    """*text* without the timings a server puts into its answers: the same failure says the
-    same thing on every run (quiet repeats, spec §11.2, compare what runs said)."""
-    return _TIMINGS.sub("", text)
