@@ -174,7 +174,7 @@ def _pages(model: type[Model], source: Database) -> Iterator[list[tuple[Any, ...
         return
     pk = model._meta.primary_key
     assert pk, "every table has a primary key"
-    weight = _weight(model)
+    weight = _Weight.of(model)
     spans = _spans(model, source, weight) if weight is not None else _row_spans(model, source)
     for first, last in spans:
         query = model.select().where(pk.between(first, last)).order_by(pk)
@@ -189,32 +189,49 @@ def _row_spans(model: type[Model], source: Database) -> Iterator[tuple[Any, Any]
             yield page[0][0], page[-1][0]
 
 
-def _weight(model: type[Model]) -> list[Any] | None:
-    """What tells a row of *model*'s weight without reading it: the lengths of its blobs (raw
-    messages, attachments), and the size of the message it holds the text of (a message's text
-    and HTML are each at most about as long as its raw bytes); None for a table of small rows.
-    Added up in Python: on PostgreSQL their sum could pass the 32 bits of a length."""
-    parts: list[Any] = [fn.COALESCE(fn.LENGTH(f), 0) for f in model._meta.sorted_fields
-                        if isinstance(f, BlobField)]
-    if "size" in model._meta.fields:
-        parts.append(fn.COALESCE(model._meta.fields["size"], 0))
-    return parts or None
+@dataclass(frozen=True)
+class _Weight:
+    """What tells a row's weight without reading it: the lengths of its blobs (raw messages,
+    attachments), and the size of the message it holds the text of (a message's text and HTML
+    are each at most about as long as its raw bytes). Added up in Python: on PostgreSQL their
+    sum could pass the 32 bits of a length."""
+
+    blobs: list[Any]  # an expression per blob column: its length
+    size: Any | None  # the size column's, or None
+
+    @classmethod
+    def of(cls, model: type[Model]) -> _Weight | None:
+        """*model*'s; None for a table of small rows."""
+        blobs = [fn.COALESCE(fn.LENGTH(f), 0) for f in model._meta.sorted_fields
+                 if isinstance(f, BlobField)]
+        size = model._meta.fields.get("size")
+        weight = cls(blobs, None if size is None else fn.COALESCE(size, 0))
+        return weight if weight.columns() else None
+
+    def columns(self) -> list[Any]:
+        return [*self.blobs, *([] if self.size is None else [self.size])]
+
+    def bytes(self, values: list[int]) -> int:
+        """The weight of a row whose ``columns()`` are *values*: its blobs, and its message's
+        size twice (text and HTML; the HTML's at most PAGE_BYTES)."""
+        blobs = sum(values[:len(self.blobs)])
+        size = values[len(self.blobs)] if self.size is not None else 0
+        return blobs + size + min(size, PAGE_BYTES)
 
 
-def _spans(model: type[Model], source: Database, parts: list[Any]) -> Iterator[tuple[Any, Any]]:
+def _spans(model: type[Model], source: Database, weight: _Weight) -> Iterator[tuple[Any, Any]]:
     """(first, last) primary keys of pages of rows weighing about PAGE_BYTES in all, and at
-    most PAGE rows (*parts*: ``_weight``'s; a message's size counts twice, text and HTML)."""
-    sized = "size" in model._meta.fields
+    most PAGE rows."""
     first = last = None
-    rows = weight = 0
-    for keys in _keys(model, source, *parts):
-        for key, *lengths in keys:
-            heft = sum(lengths) + (min(lengths[-1], PAGE_BYTES) if sized else 0)
-            if first is not None and (rows == PAGE or weight + heft > PAGE_BYTES):
+    rows = total = 0
+    for keys in _keys(model, source, *weight.columns()):
+        for key, *values in keys:
+            heft = weight.bytes(values)
+            if first is not None and (rows == PAGE or total + heft > PAGE_BYTES):
                 yield first, last
-                first, rows, weight = None, 0, 0
+                first, rows, total = None, 0, 0
             first = key if first is None else first
-            last, rows, weight = key, rows + 1, weight + heft
+            last, rows, total = key, rows + 1, total + heft
     if first is not None:
         yield first, last
 
