@@ -207,3 +207,16 @@ def test_a_mail_deferred_for_its_own_reason_keeps_its_back_off(desk, run):
     assert run("fetch", config=config).exit_code == 0  # a session opens, within the back-off
 
     assert [r for r, _ in mails_of(sink, "new_ticket;")] == [["erin@example.org"]]
+
+
+def test_a_queue_longer_than_a_batch_goes_out_in_one_run(desk, run, monkeypatch):
+    from helpdesk_fetch.automail import outbox
+
+    monkeypatch.setattr(outbox, "BATCH", 2)
+    config, send, sink = desk()
+    send(*[plain(f"user{i}@example.org", f"Request {i}") for i in range(3)])
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert len(sink.messages) == 6  # a receipt and the team's mail for each, in three batches
+    assert not [r for r in outbox_rows(config) if r.sent_at is None]

@@ -89,14 +89,26 @@ def send_due(config: Config, *, deadline: float | None = None, news: bool = True
         report.deferred = len(rows)
         return report
     with contextlib.closing(connection):
-        for row in due(utcnow(), session=True):
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            if _claim(row):
-                _send_one(connection, config.smtp, row, report)
+        _send_batches(connection, config.smtp, report, deadline)
     if news and (report.sent or report.failed):  # the server took (or refused) a mail
         _outage_over(report)
     return report
+
+
+def _send_batches(connection: smtplib.SMTP, smtp: Smtp, report: SendReport,
+                  deadline: float | None) -> None:
+    """The mails to send, BATCH at a time, while the server takes them and the run has time:
+    a queue that grew during an outage goes out in one run, not BATCH a run."""
+    while True:
+        rows = due(utcnow(), session=True)
+        answered = report.sent + report.failed
+        for row in rows:
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            if _claim(row):
+                _send_one(connection, smtp, row, report)
+        if len(rows) < BATCH or report.sent + report.failed == answered:
+            return  # all of them, or a server that takes nothing now (each deferred)
 
 
 def _outage(error: str) -> bool:
