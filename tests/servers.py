@@ -10,6 +10,7 @@ server is an error that says so, never a skipped test.
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import itertools
 import logging
@@ -24,6 +25,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PASSWORD = "dovecot-test-secret"
 _deliveries = itertools.count(1)
@@ -447,18 +449,18 @@ class SmtpSink:
             raise ServerMissing("aiosmtpd is not installed; run `make test`") from exc
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.refuse: dict[str, str] = {}
-        self._running = False
         self.port = free_port()
         context = None
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(tls[0]), str(tls[1]))
         starttls = context is not None and not implicit_tls
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
-                                      ssl_context=context if implicit_tls else None,
-                                      tls_context=context if starttls else None,
-                                      require_starttls=starttls, enable_SMTPUTF8=smtputf8,
-                                      **_auth(login))
+        self._controller = functools.partial(
+            Controller, self, hostname="127.0.0.1", port=self.port,
+            ssl_context=context if implicit_tls else None,
+            tls_context=context if starttls else None, require_starttls=starttls,
+            enable_SMTPUTF8=smtputf8, **_auth(login))
+        self._running: Any = None  # the controller while the server runs
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address in self.refuse:
@@ -472,15 +474,16 @@ class SmtpSink:
         return "250 OK"
 
     def start(self) -> SmtpSink:
-        self._controller.start()
-        self._running = True
+        """Start the server, on the same port again after a ``stop`` (an outage that ends)."""
+        self._running = self._controller()
+        self._running.start()
         return self
 
     def stop(self) -> None:
         """Stop the server (a test may stop it early: then this does nothing)."""
-        if self._running:
-            self._controller.stop()
-            self._running = False
+        if self._running is not None:
+            self._running.stop()
+            self._running = None
 
     def config(self, **extra) -> dict:
         """An [smtp] table for this server."""

@@ -172,25 +172,74 @@ def test_a_line_that_breaks_while_sending_is_deferred_with_what_happened(
     finally:
         sink.stop()
 
-    rows = outbox_rows(config)
-    assert rows and all(row.sent_at is None and row.failed_at is None for row in rows)
-    assert {row.last_error for row in rows} == {
-        "the SMTP server closed the connection while sending"}  # no Python class name
+    first, *rest = outbox_rows(config)
+    assert first.sent_at is None and first.failed_at is None and first.attempts == 1
+    assert first.last_error == "the SMTP server closed the connection while sending"  # no
+    # Python class name; the rest were not attempted on the broken session: as they were
+    assert rest and all(r.attempts == 0 and r.last_error is None for r in rest)
 
 
 def test_mail_that_waits_for_the_server_is_tried_at_least_every_quarter_hour(desk, run):
+    """Not attempted, so not counted as an attempt: it is tried again after as long as it has
+    waited, 15 minutes at most, and its own back-off starts when a server answers for it."""
     config, send, sink = desk()
     sink.stop()  # down: no session opens
     send(plain("carol@example.org"))
     assert "auto-mails not sent" in run("fetch", config=config).stderr
-    models.Outbox.update(attempts=9, next_attempt_at=dt.datetime(2000, 1, 1)).execute()
-
-    assert run("fetch", config=config).exit_code == 0  # a tenth attempt: 17 hours of back-off
-
-    soon = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=15, seconds=5)
     rows = outbox_rows(config)
-    assert rows and all(r.awaits_server and r.attempts == 10 and r.next_attempt_at <= soon
-                        for r in rows)
+    assert rows and all(r.awaits_server and r.attempts == 0 and r.last_error for r in rows)
+    models.Outbox.update(created_at=dt.datetime(2000, 1, 1),
+                         next_attempt_at=dt.datetime(2000, 1, 1)).execute()
+    assert run.json("status", config=config)["outbox"]["failing"] == len(rows)
+
+    assert run("fetch", config=config).exit_code == 0  # waiting since 2000
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for row in outbox_rows(config):
+        assert row.awaits_server and row.attempts == 0
+        assert now + dt.timedelta(minutes=14) < row.next_attempt_at \
+            < now + dt.timedelta(minutes=15, seconds=5)
+
+
+def test_a_sender_that_waited_to_connect_does_not_undo_another_senders_work(desk, run):
+    """Two senders, say cron's fetch and a deliver: one read the due mails and waits for its
+    connection to time out while the other sends them. What the first records afterwards must
+    not make them unsent (they would go out twice)."""
+    from helpdesk_fetch.automail import outbox
+
+    config, send, sink = desk()
+    sink.stop()
+    send(plain("carol@example.org"))
+    run("fetch", config=config)  # queued, waiting for the server
+    stale = outbox_rows(config)  # what the slow sender read
+    sink.start()
+    assert at("+3m", config, "fetch").returncode == 0  # the other sender
+    assert len(sink.messages) == len(stale)
+
+    assert outbox._wait_for_server(stale, "no answer within 30 s") == 0
+
+    assert all(row.sent_at is not None and not row.awaits_server for row in outbox_rows(config))
+    assert at("+30m", config, "fetch").returncode == 0
+    assert len(sink.messages) == len(stale)  # none twice
+
+
+def test_a_session_the_server_closes_leaves_the_rest_untouched(desk, run):
+    """421 (the server closes the session): the mail it answered waits for its back-off; the
+    others were not attempted and wait for the next run as they were, with no attempt
+    counted against them."""
+    config, send, sink = desk()
+    sink.refuse = {"first@example.org": "421 4.3.2 Service shutting down"}
+    send(plain("first@example.org", "One"), plain("second@example.org", "Two"))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert sink.messages == []
+    first, *rest = outbox_rows(config)
+    assert first.attempts == 1 and "421" in first.last_error
+    assert rest and all(r.attempts == 0 and r.last_error is None for r in rest)
+    sink.refuse = {}
+    assert run("fetch", config=config).exit_code == 0
+    assert len(sink.messages) == len(rest)  # at once; the first after its back-off
 
 
 def test_a_mail_deferred_for_its_own_reason_keeps_its_back_off(desk, run):

@@ -1,13 +1,16 @@
 """Sending queued auto-mails over ``[smtp]`` after the ticket change has committed (spec §6).
 
-A mail that cannot be sent stays queued and is retried by later runs with exponential back-off
-(2, 4, 8 ... minutes, at most 6 hours). A mail that waits only because no session with the
-server could be opened is tried again at least every SERVER_PROBE, and goes out with the first
-session that opens, whatever its back-off: after an outage, the receipts it held back go out in
-the run that finds the server working, not hours later. A mail the server refuses for good (5xx
-for every recipient) is marked failed and not retried. Delivery is at least once: a crash
-between the server's "250 OK" and our commit sends that one mail again (after CLAIM_LEASE); two
-processes sending at the same time never send the same mail.
+A mail the server does not take now (4xx, or the session breaks while it is sent) stays queued
+and is retried by later runs with exponential back-off over its own attempts (2, 4, 8 ...
+minutes, at most 6 hours). A mail that waits only because no session with the server could be
+opened was not attempted: it waits for the server (``awaits_server``), is tried again as often as
+it has waited (2 minutes at least, SERVER_PROBE at most), and goes out with the first session that
+opens: after an outage, the receipts it held back go out in the run that finds the server
+working, not hours later. A mail the server refuses for good (5xx for every recipient) is marked
+failed and not retried. Delivery is at least once: a crash between the server's "250 OK" and our
+commit sends that one mail again (after CLAIM_LEASE); two processes sending at the same time
+never send the same mail: a row is written only by the sender that claimed it, or with a
+condition that nobody has (``_untouched``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ BATCH = 200
 OUTAGE = "smtp_outage"  # the settings that say since when, and why, [smtp] cannot be used
 CLAIM_LEASE = dt.timedelta(minutes=10)
 SERVER_PROBE = dt.timedelta(minutes=15)  # the longest a mail waits for a server that was down
+CLOSING = 421  # the server closes the session (RFC 5321 3.8; smtplib closes it too)
 
 
 class SmtpUnavailable(Exception):
@@ -84,9 +88,7 @@ def send_due(config: Config, *, deadline: float | None = None, news: bool = True
         report.error = str(exc)
         log.warning("auto-mails not sent, %d wait for the next run: %s", len(rows), exc,
                     extra={REPEATED: news and _outage(report.error)})
-        for row in rows:
-            _defer(row, str(exc), server=True)
-        report.deferred = len(rows)
+        report.deferred = _wait_for_server(rows, str(exc))
         return report
     with contextlib.closing(connection):
         _send_batches(connection, config.smtp, report, deadline)
@@ -105,8 +107,8 @@ def _send_batches(connection: smtplib.SMTP, smtp: Smtp, report: SendReport,
         for row in rows:
             if deadline is not None and time.monotonic() > deadline:
                 return
-            if _claim(row):
-                _send_one(connection, smtp, row, report)
+            if _claim(row) and not _send_one(connection, smtp, row, report):
+                return  # the session broke: the rest waits, untouched, for the next run
         if len(rows) < BATCH or report.sent + report.failed == answered:
             return  # all of them, or a server that takes nothing now (each deferred)
 
@@ -161,49 +163,60 @@ def _claim(row: Outbox) -> bool:
     ``deliver``) never send one mail twice. The claim is a lease: if this process dies before
     recording the result, the mail is due again after CLAIM_LEASE (and no longer waits for the
     server: another sender's session does not take it meanwhile)."""
-    now = utcnow()
-    taken: int = (Outbox.update(next_attempt_at=now + CLAIM_LEASE, awaits_server=False)
-             .where((Outbox.id == row.id) & Outbox.sent_at.is_null()
-                    & (Outbox.next_attempt_at == row.next_attempt_at))
-             .execute())
-    row.awaits_server = False  # as the update wrote it: what _send_one saves
+    lease = utcnow() + CLAIM_LEASE
+    taken: int = (Outbox.update(next_attempt_at=lease, awaits_server=False)
+                  .where(_untouched(row)).execute())
+    row.next_attempt_at, row.awaits_server = lease, False  # as written: what a save() writes
     return taken == 1
 
 
-def _send_one(connection: smtplib.SMTP, smtp: Smtp, row: Outbox, report: SendReport) -> None:
+def _untouched(row: Outbox) -> Any:
+    """*row* as this process read it: neither sent, refused, claimed nor deferred since."""
+    return ((Outbox.id == row.id) & Outbox.sent_at.is_null() & Outbox.failed_at.is_null()
+            & (Outbox.next_attempt_at == row.next_attempt_at))
+
+
+def _send_one(connection: smtplib.SMTP, smtp: Smtp, row: Outbox, report: SendReport) -> bool:
+    """Send claimed *row* and record what became of it; whether the session can go on."""
     raw = blobs.decompress(RawMessage.get_by_id(row.message_id).data)
     try:
         addresses = [ascii_domain(a) for a in
                      (parseaddr(smtp.from_address)[1], *json.loads(row.recipients))]
     except UnicodeError:
-        return _fail(row, "an address whose domain is not a valid international domain name",
-                     report)
+        _fail(row, "an address whose domain is not a valid international domain name", report)
+        return True
     options = [] if all(a.isascii() for a in addresses) else ["SMTPUTF8"]
     try:
         if options:
             connection.ehlo_or_helo_if_needed()  # what the server offers is known after EHLO
             if not connection.has_extn("smtputf8"):
-                return _fail(row, "a non-ASCII address, and the SMTP server does not offer "
-                             "SMTPUTF8", report)
+                _fail(row, "a non-ASCII address, and the SMTP server does not offer SMTPUTF8",
+                      report)
+                return True
         refused = connection.sendmail(addresses[0], addresses[1:], raw, mail_options=options)
     except smtplib.SMTPRecipientsRefused as exc:
-        if all(code >= 500 for code, _ in exc.recipients.values()):
-            return _fail(row, _refusals(exc.recipients), report)
-        report.deferred += 1  # e.g. 451 greylisting: try again later
-        return _defer(row, _refusals(exc.recipients))
+        codes = [code for code, _ in exc.recipients.values()]
+        if all(code >= 500 for code in codes):
+            _fail(row, _refusals(exc.recipients), report)
+        else:  # e.g. 451 greylisting: try again later
+            _defer(row, _refusals(exc.recipients), report)
+        return CLOSING not in codes
     except smtplib.SMTPResponseException as exc:
+        said = f"{exc.smtp_code} {_text(exc.smtp_error)}"
         if exc.smtp_code >= 500:
-            return _fail(row, f"{exc.smtp_code} {_text(exc.smtp_error)}", report)
-        report.deferred += 1
-        return _defer(row, f"{exc.smtp_code} {_text(exc.smtp_error)}")
+            _fail(row, said, report)
+        else:
+            _defer(row, said, report)
+        return exc.smtp_code != CLOSING
     except (smtplib.SMTPException, OSError) as exc:
-        report.deferred += 1
-        return _defer(row, _broken(exc))
+        _defer(row, _broken(exc), report)
+        return False
     row.sent_at = utcnow()
     row.attempts += 1
     row.last_error = _refusals(refused) if refused else None
     row.save()
     report.sent += 1
+    return True
 
 
 def ascii_domain(address: str) -> str:
@@ -215,15 +228,28 @@ def ascii_domain(address: str) -> str:
     return f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
-def _defer(row: Outbox, error: str, *, server: bool = False) -> None:
-    """*row* tried again later; *server*: because no session could be opened (not for a reason
-    of its own), so at least every SERVER_PROBE, and with the first session that opens."""
+def _defer(row: Outbox, error: str, report: SendReport) -> None:
+    """Claimed *row*, attempted and not taken: tried again after its back-off."""
     row.attempts += 1
     row.last_error = error
-    delay = retry_delay(row.attempts)
-    row.next_attempt_at = utcnow() + (min(delay, SERVER_PROBE) if server else delay)
-    row.awaits_server = server
+    row.next_attempt_at = utcnow() + retry_delay(row.attempts)
     row.save()
+    report.deferred += 1
+
+
+def _wait_for_server(rows: list[Outbox], error: str) -> int:
+    """*rows*, not attempted since no session could be opened, wait for the server: tried again
+    after as long as they have waited (2 minutes at least, SERVER_PROBE at most), and with the
+    first session that opens. Each only if no other sender has touched it since it was read
+    (this process may have waited ``timeout_seconds`` to connect): a save would undo what
+    that sender recorded. How many wait."""
+    now = utcnow()
+    waiting = 0
+    for row in rows:
+        delay = min(max(now - row.created_at, retry_delay(1)), SERVER_PROBE)
+        waiting += (Outbox.update(last_error=error, next_attempt_at=now + delay,
+                                  awaits_server=True).where(_untouched(row)).execute())
+    return waiting
 
 
 def _fail(row: Outbox, error: str, report: SendReport) -> None:

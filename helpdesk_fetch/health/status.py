@@ -82,7 +82,7 @@ def outbox() -> dict[str, Any]:
     a retry), the oldest waiting, and how many the server refused for good."""
     unsent = Outbox.select().where(Outbox.sent_at.is_null())
     waiting = unsent.where(Outbox.failed_at.is_null())
-    failing = waiting.where(Outbox.attempts > 0)
+    failing = waiting.where(Outbox.last_error.is_null(False))
     last = failing.select(Outbox.last_error).order_by(Outbox.id.desc()).limit(1).scalar()
     return {"pending": waiting.count(),
             "failing": failing.count(),
