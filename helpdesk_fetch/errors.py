@@ -33,10 +33,17 @@ def without_timings(text: str) -> str:
     return _TIMINGS.sub("", text)
 
 
+# The time of day Dovecot stamps into an error it wants found in its log: "Internal error
+# occurred. Refer to server log for more information. [2026-12-06 05:20:01]", and a login
+# refused while its password backend is down: "Temporary authentication failure.
+# [mail.example.com:2026-12-06 05:20:01]". Shown (it finds the log line), never compared.
+_STAMP = re.compile(r"\s*\[(?:[^\]\s]+:)?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]")
+
+
 def failure_cause(error: str | None) -> str:
     """What tells one failure from another (quiet repeats, spec §11.2: an account's failure,
-    an SMTP outage): its text without the server's timings."""
-    return without_timings(error or "").strip()
+    an SMTP outage): its text without the server's timings and time stamps."""
+    return _STAMP.sub("", without_timings(error or "")).strip()
 
 
 def unexpected(exc: BaseException) -> str:

@@ -4,13 +4,16 @@ file and a terminal still show every failure; [alerts] mails the two events thro
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import sys
 
 import pexpect
+import pytest
 
 from helpdesk_fetch.cli import SYSLOG_ENV
 from helpdesk_fetch.errors import without_timings
+from helpdesk_fetch.health import alerts
 from tests.mails import message
 from tests.proc import ROOT, environment, helpdesk_fetch
 from tests.servers import free_port
@@ -226,3 +229,18 @@ def test_without_timings_keeps_the_rest_of_the_text():
     assert without_timings("Create completed (0.005 + 0.000 + 0.004 secs).") == (
         "Create completed.")
     assert without_timings("no timings (in here) 2 secs") == "no timings (in here) 2 secs"
+
+
+@pytest.mark.parametrize("said", [
+    "Internal error occurred. Refer to server log for more information. [{}]",
+    "[UNAVAILABLE] Temporary authentication failure. [mail.example.com:{}]"])
+def test_the_time_a_server_stamps_into_an_error_makes_no_new_failure(said):
+    """Dovecot stamps the time into an internal error and into a login its password backend
+    could not check: the same failure a minute later is the same cause (else cron mails on
+    every run); the stamp stays in what is shown, where it finds the server's log line."""
+    first, later = said.format("2026-12-06 05:20:01"), said.format("2026-12-06 05:21:01")
+    streak = alerts.Streak(runs=1, since=dt.datetime(2026, 12, 6), error=f"account 'a': {first}")
+
+    assert alerts.repeated(streak, f"account 'a': {later}")
+    assert not alerts.repeated(streak, "account 'a': Another failure. [2026-12-06 05:21:01]")
+    assert without_timings(later) == later
