@@ -71,6 +71,24 @@ def test_a_relative_sqlite_path_that_reads_like_an_existing_absolute_one_is_refu
     assert cfg.settings.database == f"sqlite:///{home / relative}"
 
 
+def test_a_relative_sqlite_path_under_a_root_folder_is_refused_before_its_directory_exists(
+        tmp_path):
+    """The spec's own example, sqlite:///var/lib/helpdesk-fetch/helpdesk.db, on a machine where
+    /var/lib/helpdesk-fetch is not made yet: not a var/lib/... beside the accounts file."""
+    missing = f"var/lib/helpdesk-fetch-{tmp_path.name}"
+    assert not (Path("/") / missing).exists()
+
+    with pytest.raises(ConfigError) as refused:
+        load_text(tmp_path, f'[settings]\ndatabase = "sqlite:///{missing}/helpdesk.db"\n\n'
+                            '[[accounts]]\nname = "a"\nprotocol = "maildir"\npath = "box"\n')
+
+    assert f"where {missing} does not exist, but it reads like a path under /var: write " \
+        f"sqlite:////{missing}/helpdesk.db for the absolute path /{missing}/helpdesk.db, or " \
+        f"sqlite:///./{missing}/helpdesk.db for {tmp_path / missing}/helpdesk.db" \
+        in str(refused.value)
+    assert not (tmp_path / "var").exists()
+
+
 def test_defaults(tmp_path):
     cfg = load_text(tmp_path, '[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\n'
                               'username = "u"\npassword_env = "X"\n')

@@ -248,14 +248,18 @@ def _check_sqlite_url(url: str, path: Path) -> None:
 def _check_not_meant_absolute(relative: str, directory: Path, path: Path) -> None:
     """``sqlite:///var/lib/helpdesk.db`` is relative (peewee's three slashes), yet reads like
     the absolute /var/lib/helpdesk.db. Where the relative reading's directory does not exist
-    and the absolute one's does, the database would be created where nobody looks: refused,
-    with both right forms (``./`` says relative for sure)."""
+    and the absolute one's does, or at least its first folder (/var: the directory may not be
+    made yet), the database would be created where nobody looks: refused, with both right
+    forms (``./`` says relative for sure). ``data/helpdesk.db`` (no /data) is a folder to make
+    beside the accounts file."""
     parent = Path(relative).parent
     if relative.startswith("./") or parent == Path(".") or os.path.isdir(directory / parent) \
-            or not os.path.isdir(Path("/") / parent):  # isdir: False where it may not look
-        return
+            or not os.path.isdir(Path("/") / parent.parts[0]):  # isdir: False where it may
+        return  # not look
+    there = f"/{parent} does" if os.path.isdir(Path("/") / parent) else \
+        f"it reads like a path under /{parent.parts[0]}"
     raise ConfigError(f"'sqlite:///{relative}' is relative to the accounts file's directory, "
-                      f"where {parent} does not exist, but /{parent} does: write "
+                      f"where {parent} does not exist, but {there}: write "
                       f"sqlite:////{relative} for the absolute path /{relative}, or "
                       f"sqlite:///./{relative} for {directory / relative}", path=path,
                       key="settings.database")
