@@ -6,7 +6,6 @@ with a forged signature, is ordinary mail."""
 
 from __future__ import annotations
 
-import json
 import tomllib
 
 import tomli_w
@@ -161,7 +160,9 @@ def test_probe_send_needs_smtp_and_an_address(tmp_path, write_config, run, smtp)
     assert smtp.messages == []
 
 
-def test_a_canary_that_cannot_be_sent_leaves_nothing_to_wait_for(tmp_path, write_config, run):
+def test_a_canary_that_cannot_be_sent_is_critical_once_overdue(tmp_path, write_config, run):
+    """A revoked grant on the sending side is what a canary is there to catch (spec §11.3),
+    and under cron the exit status of ``probe send`` reaches no one: ``check`` says it."""
     make_maildir(tmp_path / "box", [])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box",
                             "address": "local@example.com"}],
@@ -173,9 +174,15 @@ def test_a_canary_that_cannot_be_sent_leaves_nothing_to_wait_for(tmp_path, write
     assert result.returncode == 1
     assert result.stderr.startswith(b"helpdesk-fetch: account 'local': canary not sent: SMTP "
                                     b"server 127.0.0.1:1: ")
-    assert canaries(run, config)["local"]["sent_at"] is None
-    assert json.loads(helpdesk_fetch("check", "--json", config=config).stdout)["problems"][0][
-        "text"] == "local: no successful run recorded"  # and no canary is overdue
+    recorded = canaries(run, config)["local"]
+    assert recorded["sent_at"] and recorded["received_at"] is None
+    assert recorded["error"].startswith("SMTP server 127.0.0.1:1: connection refused")
+    shown = run("status", config=config).output
+    assert "  local: could not be sent " in shown and " ago): SMTP server 127.0.0.1:1: " in shown
+    assert "could not be sent" not in check(config)[1]  # not yet overdue
+    state, line = check(config, minutes=31)
+    assert state == 2 and "local: the canary tried 31 min ago (" in line
+    assert ") could not be sent: SMTP server 127.0.0.1:1: connection refused" in line
 
 
 def test_a_canary_piped_in_by_the_mta(tmp_path, write_config, run, smtp):

@@ -40,7 +40,8 @@ def test_status_json_schema(tmp_path, write_config, run):
     local, idle = data["accounts"]
     assert set(local) == {"name", "protocol", "server", "enabled", "last_run", "error_messages",
                           "last_failure", "canary"}
-    assert local["canary"] == {"sent_at": None, "received_at": None, "travel_seconds": None}
+    assert local["canary"] == {"sent_at": None, "received_at": None, "travel_seconds": None,
+                               "error": None}
     assert data["hooks"] is False
     assert data["hook_queue"] == {"pending": 0, "failing": 0, "oldest": None, "given_up": 0,
                                   "last_error": None}

@@ -196,7 +196,10 @@ def _print_canaries(accounts: list[dict]) -> None:
     lines = []
     for a in accounts:
         canary = a["canary"]
-        if canary["received_at"]:
+        if canary.get("error"):
+            lines.append(f"  {a['name']}: could not be sent {ago(canary['sent_at'])}: "
+                         f"{canary['error']}")
+        elif canary["received_at"]:
             lines.append(f"  {a['name']}: arrived after {canary['travel_seconds']:.1f} s "
                          f"(sent {ago(canary['sent_at'])})")
         elif canary["sent_at"]:

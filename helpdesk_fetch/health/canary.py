@@ -115,7 +115,7 @@ def last_by_account() -> dict[str, dict[str, Any]]:
     latest = Canary.select(fn.MAX(Canary.id)).group_by(Canary.account)
     return {row.account: {"sent_at": isoformat(row.sent_at),
                           "received_at": isoformat(row.received_at),
-                          "travel_seconds": row.travel_seconds}
+                          "travel_seconds": row.travel_seconds, "error": row.error}
             for row in Canary.select().where(Canary.id.in_(latest))}
 
 
@@ -175,6 +175,7 @@ def _send_all(config: Config, probes: list[Probe], tagger: Tagger) -> None:
     except outbox.SmtpUnavailable as exc:
         for probe in probes:
             probe.problem = str(exc)
+            _not_sent(probe.account, probe.problem)
         return
     with contextlib.closing(connection):
         for probe in probes:
@@ -186,6 +187,17 @@ def _send_all(config: Config, probes: list[Probe], tagger: Tagger) -> None:
                 probe.sent = True
             except (smtplib.SMTPException, OSError, UnicodeError) as exc:
                 probe.problem = f"the SMTP server did not take it: {exc}"
+                _not_sent(probe.account, probe.problem)
+
+
+def _not_sent(account: str, error: str) -> None:
+    """Record a canary that could not be sent: ``check`` finds it overdue like one lost on its
+    way, until a later one arrives (spec §11.3: a revoked grant on the sending side is what a
+    canary is there to catch, and under cron the exit status of ``probe send`` reaches no one)."""
+    import secrets
+
+    Canary.create(account=account, token=secrets.token_hex(8), message_id="", sent_at=utcnow(),
+                  error=error)
 
 
 def _send_one(connection: smtplib.SMTP, smtp: Smtp, account: Account, address: str,

@@ -283,12 +283,14 @@ def _canaries(accounts: list[Account], result: Result, *, max_minutes: int,
     last = canary.last_by_account()
     for account in accounts:
         if account.name in late:
-            sent = late[account.name].sent_at
+            sent, error = late[account.name].sent_at, late[account.name].error
             minutes = math.floor(_age(sent, now) or 0)  # a time: never None
+            what = (f"could not be sent: {_shorter(error)}" if error else
+                    f"has not arrived (canary_max_minutes {max_minutes})")
+            verb = "tried" if error else "sent"
             result.problems.append(Problem(
-                State.CRITICAL, f"{account.name}: the canary sent {minutes} "
-                                f"min ago ({isoformat(sent)}) has not arrived "
-                                f"(canary_max_minutes {max_minutes})", account.name))
+                State.CRITICAL, f"{account.name}: the canary {verb} {minutes} min ago "
+                                f"({isoformat(sent)}) {what}", account.name))
         if account.name in last:  # once canaries are sent, always in the label set:
             # U while the latest is on its way or lost, so that a graph shows the gap
             result.metrics.append(Metric("canary", last[account.name]["travel_seconds"],

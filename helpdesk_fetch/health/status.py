@@ -27,7 +27,7 @@ from helpdesk_fetch.store.models import (
 )
 from helpdesk_fetch.store.peewee_adapter import tuples
 
-NO_CANARY = {"sent_at": None, "received_at": None, "travel_seconds": None}
+NO_CANARY = {"sent_at": None, "received_at": None, "travel_seconds": None, "error": None}
 
 
 def run_dict(run: AccountRun, *, longest: float | None = None) -> dict[str, Any]:

@@ -244,6 +244,9 @@ class Canary(BaseModel):
     sent_at = DateTimeField(index=True)
     received_at = DateTimeField(null=True)
     travel_seconds = FloatField(null=True)
+    # Why it never left (the SMTP server refused the session or the mail): sent_at is when it
+    # was tried, and `check` finds it overdue like one lost on its way (spec §11.3).
+    error = TextField(null=True)
 
 
 class AccountRun(BaseModel):
