@@ -168,6 +168,19 @@ def test_a_reply_to_naming_a_daemon_or_us_is_not_answered_either():
         "one of our own addresses (helpdesk@example.com)")
 
 
+def test_our_own_mail_is_told_apart_from_a_robots():
+    """Our own (our marker, one of our addresses): nobody is told of it, not even the staff;
+    a robot's is never answered, and its ticket is still told to the staff."""
+    ours = message("Ticket 1001", headers={"X-Helpdesk-Fetch": "new_ticket; ticket=1001",
+                                           "Auto-Submitted": "auto-replied"})
+    from_us = message("Order", headers={"Reply-To": "Helpdesk <HELPDESK@example.com>"})
+    robot = message("Order", sender="noreply@shop.example")
+    assert classify(parse(ours), own=OWN).ours == "one of our own auto-mails"
+    assert classify(parse(from_us), own=OWN).ours == (
+        "one of our own addresses (helpdesk@example.com)")
+    assert classify(parse(robot), own=OWN).ours is None
+
+
 def test_a_bounce_counts_as_automatic_even_without_any_header_saying_so():
     """store.is_automatic missed these; the old no_reply_reason caught them by the sender."""
     raw = samples.qmail_failed().replace(b"Return-Path: <>\n", b"")

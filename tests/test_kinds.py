@@ -324,7 +324,8 @@ def test_ignored_restore_makes_a_request_once(desk):
     assert restored.output.count(ticket["number"]) == 1
     assert inbound(ticket) == [("auto_reply", "otto@customer.example")]
     assert ticket["messages"][0]["message_id"] == message_id_of(raw)
-    assert desk.smtp.messages == []  # an auto-reply is never answered, restored or not
+    # an auto-reply is never answered, restored or not; the staff hear of the new ticket
+    assert desk.mails("new_ticket") == [] and len(desk.mails("new_ticket_resource")) == 1
 
     again = desk.run("ignored", "restore", str(kept["id"]), config=desk.config)
 

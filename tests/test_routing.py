@@ -582,6 +582,7 @@ def test_rules_test_says_why_a_message_gets_no_auto_mail(desk, tmp_path):
     shown = json.loads(json_run.stdout)
 
     assert "; no auto-mail: dated before the account's first run (backlog)\n" in said.stdout
-    assert "; no auto-mail: a daemon sender (no-reply-aws@amazon.example)\n" in said.stdout
+    assert "new_ticket_resource to " in said.stdout  # the staff are told, the robot is not:
+    assert "; none to the sender: a daemon sender (no-reply-aws@amazon.example)\n" in said.stdout
     assert "; no auto-mail: automail = false in rule quotes\n" in said.stdout
     assert shown[0]["no_automail"] == "dated before the account's first run (backlog)"

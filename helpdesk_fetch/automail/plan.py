@@ -1,9 +1,12 @@
 """Auto-mails (spec §6): who gets which one, whether a message may be answered at all (RFC 3834),
 their texts, and queueing them in the same transaction as the ticket change. ``outbox`` sends them.
 
-A message that must not be answered (an auto-reply, a bounce, list or bulk mail, our own mail)
-causes no auto-mail at all, not even to the staff: that is what keeps two robots from talking to
-each other forever. It is still ingested and threaded like any other.
+A message that must not be answered (RFC 3834: a robot's, a list's or bulk mail) is sent nothing:
+that is what keeps two robots from talking to each other forever. The staff are still told of
+the ticket it opens or the reply it is (spec §5.1, §5.2: a web form's mail from a no-reply
+address is a request like any other), unless the mail is our own (answering it would answer
+ourselves) or backlog; an auto-reply or a bounce changes nothing and causes nothing (§9).
+It is ingested and threaded like any other.
 """
 
 from __future__ import annotations
@@ -59,35 +62,46 @@ class Planned:
     recipients: tuple[str, ...]
 
 
-def plan(decision: Decision, parsed: ParsedMessage, *, no_reply: str | None, config: Config,
-         automail: bool, resource: Resource | None, now: dt.datetime,
+def plan(decision: Decision, parsed: ParsedMessage, *, no_reply: str | None, ours: str | None,
+         config: Config, automail: bool, resource: Resource | None, now: dt.datetime,
          first_run: dt.datetime | None) -> list[Planned]:
     """The auto-mails the event calls for, after every rule that can cancel one. *no_reply*:
-    why the message must never be answered (``Classification.no_reply_reason``), or None."""
+    why the sender must never be answered (``Classification.no_reply_reason``), *ours*: why
+    the message is our own (``Classification.ours``), or None."""
     if config.smtp is None or not automail or not decision.automails:
         return []
-    reason = held_back(parsed, no_reply=no_reply, first_run=first_run)
-    if reason is not None:
-        log.info("%s: no auto-mail: %s", _label(parsed), reason)
+    silent = _silent(parsed, ours=ours, first_run=first_run)
+    if silent is not None:
+        log.info("%s: no auto-mail: %s", _label(parsed), silent)
         return []
     wanted = [Planned(kind, rcpts) for kind in decision.automails
               if getattr(config.automail, kind)
               and (rcpts := _recipients(kind, parsed, resource))]
-    if parsed.date is None and any(p.kind in TO_SENDER for p in wanted):
-        # No readable Date (RFC 5322 requires one): a mail program always writes it; old
-        # mail, a newsletter or a script's output is not told "we have your request"
-        log.info("%s: no auto-mail to the sender: no readable Date header", _label(parsed))
+    # No readable Date (RFC 5322 requires one): a mail program always writes it; old mail, a
+    # newsletter or a script's output is not told "we have your request"
+    unanswered = no_reply or (None if parsed.date else "no readable Date header")
+    if unanswered is not None and any(p.kind in TO_SENDER for p in wanted):
+        log.info("%s: no auto-mail to the sender: %s", _label(parsed), unanswered)
         wanted = [p for p in wanted if p.kind not in TO_SENDER]
     wanted = _not_bouncing(wanted, parsed, config.settings.bounce_hold_days, now)
     return _within_rate(wanted, parsed, config.settings.automail_per_sender_per_hour, now)
 
 
-def held_back(parsed: ParsedMessage, *, no_reply: str | None,
+def held_back(parsed: ParsedMessage, *, no_reply: str | None, ours: str | None,
               first_run: dt.datetime | None) -> str | None:
-    """Why a message whose event calls for auto-mails is sent none: it must never be answered
-    (*no_reply*), or it is older than the account's first run (backlog); None: it may be."""
-    if no_reply is not None:
-        return no_reply
+    """Why a message whose event calls for auto-mails and that causes none (a dry run's
+    question) is not answered: it is our own, backlog, or must never be answered (*no_reply*;
+    then its staff had none to tell); None: it may be."""
+    return _silent(parsed, ours=ours, first_run=first_run) or no_reply
+
+
+def _silent(parsed: ParsedMessage, *, ours: str | None,
+            first_run: dt.datetime | None) -> str | None:
+    """Why the message causes no auto-mail at all, not even to the staff: it is our own
+    (*ours*), or older than the account's first run (backlog: the first run on a mailbox with
+    two years of mail tells nobody of two years of tickets); None: it may cause some."""
+    if ours is not None:
+        return ours
     if first_run and parsed.date and parsed.date < first_run - BACKLOG_GRACE:
         return "dated before the account's first run (backlog)"
     return None

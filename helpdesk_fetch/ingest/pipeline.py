@@ -16,7 +16,7 @@ import datetime as dt
 import functools
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -116,6 +116,14 @@ def prepare(raw: bytes, *, compress: bool = True) -> Prepared:
     """Hash and (unless *compress* is false) compress *raw*."""
     return Prepared(hashlib.sha256(raw).hexdigest(),
                     blobs.compress_pieces(raw) if compress else None)
+
+
+def _unanswered(calls: Iterable[str], planned: list[Planned]) -> bool:
+    """Whether the event's auto-mails (*calls*) are all held back, or the one to the sender."""
+    from helpdesk_fetch.automail.plan import TO_SENDER
+
+    to_sender = any(kind in TO_SENDER for kind in calls)
+    return not planned or (to_sender and not any(p.kind in TO_SENDER for p in planned))
 
 
 def _unexpected(exc: Exception, key: str, sha256: str, parsed: ParsedMessage) -> Outcome:
@@ -268,7 +276,7 @@ class Pipeline:
             outcome = self._outcome(PLANNED, key, sha256, parsed, verdict)
             if verdict.decision is not None:
                 outcome.automails = self._automails(source, verdict, parsed, now, record=False)
-                if not outcome.automails:
+                if _unanswered(verdict.decision.automails, outcome.automails):
                     outcome.held_back = self._held_back(source, verdict, parsed, now)
         except peewee.PeeweeException as exc:
             raise db.as_database_error(exc) from None
@@ -405,13 +413,14 @@ class Pipeline:
 
         return automail.plan(
             verdict.decision, parsed, no_reply=verdict.classification.no_reply_reason,
-            config=self.config, automail=verdict.automail,
+            ours=verdict.classification.ours, config=self.config, automail=verdict.automail,
             resource=self.config.resource(verdict.resource), now=now,
             first_run=write.first_run(source.name, now, record=record))
 
     def _held_back(self, source: Source, verdict: Verdict, parsed: ParsedMessage,
                    now: dt.datetime) -> str | None:
-        """Why the message is sent none of the auto-mails its event calls for (a dry run)."""
+        """Why the message is sent none of the auto-mails its event calls for, or none of
+        those to its sender (a dry run)."""
         assert verdict.decision is not None and verdict.classification is not None
         if not (verdict.decision.automails and self.config.smtp):
             return None
@@ -421,6 +430,7 @@ class Pipeline:
         from helpdesk_fetch.automail import plan as automail
 
         return automail.held_back(parsed, no_reply=verdict.classification.no_reply_reason,
+                                  ours=verdict.classification.ours,
                                   first_run=write.first_run(source.name, now, record=False))
 
     def _queue_automails(self, source: Source, outcome: Outcome, now: dt.datetime) -> list[Planned]:

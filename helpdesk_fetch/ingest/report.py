@@ -48,8 +48,10 @@ class Plan:
         if parsed is not None:
             subject = repr(parsed.subject) if parsed.message_id and parsed.subject else ""
             about = ": ".join(filter(None, (f"from {parsed.from_addr or '(no sender)'}", subject)))
-        said = (mails(outcome) if outcome.automails else
-                f"no auto-mail: {outcome.held_back}" if outcome.held_back else None)
+        unanswered = f"no auto-mail: {outcome.held_back}" if outcome.held_back else None
+        if outcome.automails and unanswered:  # the staff are told; the sender is not answered
+            unanswered = f"{mails(outcome)}; none to the sender: {outcome.held_back}"
+        said = unanswered or (mails(outcome) if outcome.automails else None)
         return cls(message, verdict(outcome), said, about)
 
     def lines(self, indent: str = "  ") -> list[str]:

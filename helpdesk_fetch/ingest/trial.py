@@ -38,7 +38,7 @@ class Trial:
             "resource": verdict.resource if verdict and not o.ticket_number else None,
             "decision": o.decision.why if o.decision else None,
             "automails": [{"kind": p.kind, "to": list(p.recipients)} for p in o.automails],
-            "no_automail": o.held_back,  # why none of those its event calls for, or null
+            "no_automail": o.held_back,  # why none (or none to the sender), or null
             "stored_already": o.stored_before is not None,  # judged as if it were new
             "reason": o.reason if o.kind == FAILED else None,
             "line": o.describe() if o.kind != FAILED else None,

@@ -63,6 +63,10 @@ class Classification:
     failed_recipients: tuple[str, ...] = ()  # bounces only: the addresses that failed for good
     delay_only: bool = False  # bounces only: a warning that delivery is still being retried
     original_ids: tuple[str, ...] = ()  # bounces only: Message-IDs of the mail that bounced
+    # Why it is our own mail (our marker, or one of our addresses as its sender), or None: an
+    # auto-mail about it, even to the staff, would answer ourselves (§6 says never answered
+    # only of the sender: mail of robots and lists is still told to the staff)
+    ours: str | None = None
 
 
 def classify(parsed: ParsedMessage, *, own: frozenset[str] = frozenset()) -> Classification:
@@ -80,10 +84,12 @@ def classify(parsed: ParsedMessage, *, own: frozenset[str] = frozenset()) -> Cla
         kind, reason = MessageKind.MESSAGE, _message_reason(parsed)
     machine = _machine_reason(parsed, kind, reason)
     refusal = machine or _refusal_reason(parsed, own)
+    ours = _ours(parsed, own)
     if bounce is None:
-        return Classification(kind, reason, refusal, automatic=machine is not None)
+        return Classification(kind, reason, refusal, automatic=machine is not None, ours=ours)
     return Classification(kind, reason, refusal, automatic=True, failed_recipients=bounce.failed,
-                          delay_only=bounce.delay_only, original_ids=bounce.original_ids)
+                          delay_only=bounce.delay_only, original_ids=bounce.original_ids,
+                          ours=ours)
 
 
 # -- headers ---------------------------------------------------------------------------------------
@@ -201,10 +207,15 @@ def _refusal_reason(parsed: ParsedMessage, own: frozenset[str]) -> str | None:
         return "no sender address"
     if "@" not in parsed.from_addr:  # cron's root, list software's moderator: local robots
         return f"a sender without a domain ({parsed.from_addr})"
-    for address in _senders(parsed):
-        if address.lower() in own:
-            return f"one of our own addresses ({address})"
-    return None
+    return _ours(parsed, own)
+
+
+def _ours(parsed: ParsedMessage, own: frozenset[str]) -> str | None:
+    """Why *parsed* is our own mail (``Classification.ours``), or None."""
+    if parsed.header(MARKER) is not None:
+        return "one of our own auto-mails"
+    found = next((a for a in _senders(parsed) if a.lower() in own), None)
+    return None if found is None else f"one of our own addresses ({found})"
 
 
 def _senders(parsed: ParsedMessage) -> list[str]:
