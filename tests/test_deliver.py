@@ -42,6 +42,23 @@ def test_piped_message_becomes_a_ticket_once(tmp_path, write_config, run):
     assert shown["messages"][0]["account"] == "deliver:it-support"
 
 
+def test_an_installation_fed_only_by_deliver_keeps_ignored_mail_for_ignored_days(
+        write_config, run):
+    """No fetch ever runs there to prune (spec §9.4: kept for ignored_days): deliver does."""
+    config = write_config([])
+    auto = message("Out of office", sender="otto@example.org",
+                   headers={"Auto-Submitted": "auto-replied"})
+    kept = helpdesk_fetch("deliver", "--resource", "it-support", config=config, input=auto)
+    assert kept.returncode == 0 and len(run.json("ignored", "list", config=config)) == 1
+
+    later = helpdesk_fetch("deliver", "--resource", "it-support", config=config,
+                           input=message("Printer broken"), wrapper=("faketime", "-f", "+31d"))
+
+    assert later.returncode == 0, later.stderr
+    assert run.json("ignored", "list", config=config) == []
+    assert len(run.json("tickets", "list", config=config)) == 1
+
+
 def test_one_message_piped_twice_at_the_same_moment_is_stored_once(tmp_path, write_config, run):
     """Postfix delivering one message to two aliases that pipe to the same resource."""
     config = write_config([])

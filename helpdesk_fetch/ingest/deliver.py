@@ -22,7 +22,7 @@ from helpdesk_fetch import state
 from helpdesk_fetch.config import Config
 from helpdesk_fetch.errors import ConfigError, DatabaseError, HelpdeskError, QuarantineError
 from helpdesk_fetch.ingest.pipeline import FAILED, STORED, Outcome, Pipeline, Source
-from helpdesk_fetch.store import failures
+from helpdesk_fetch.store import db, failures
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ def _deliver(config: Config, source: Source, raw: bytes) -> Delivery:
     if outcome.kind == STORED:
         send_automails_after_commit(config)
     if outcome.kind != FAILED:
+        _prune(config)
         return Delivery(source.name, outcome)
     path = keep_in_quarantine(config.settings.state_dir, raw, sha256)
     try:
@@ -96,6 +97,20 @@ def _deliver(config: Config, source: Source, raw: bytes) -> Delivery:
         path.unlink(missing_ok=True)  # the MTA keeps it: exit 75, not 65
         raise
     return Delivery(source.name, outcome, path)
+
+
+def _prune(config: Config) -> None:
+    """Keep the run history and ignored mail to their days, as every fetch does: an
+    installation that only pipes mail in has no fetch to do it. A failure is only logged: the
+    message is stored, and the next delivery prunes."""
+    from helpdesk_fetch.store import write
+
+    try:
+        with db.errors("cannot prune the history and ignored mail"):
+            write.prune_history(config.settings.history_days)
+            write.prune_ignored(config.settings.ignored_days)
+    except DatabaseError as exc:
+        log.warning("%s", exc)
 
 
 def send_automails_after_commit(config: Config) -> None:
