@@ -113,7 +113,7 @@ def test_a_password_file_others_can_write_fails_its_account(tmp_path, write_conf
 
     result = run("accounts", "test", config=config)
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the accounts file's fault, as for fetch (spec §2)
     assert (f"{tmp_path / 'pw'}: holds a secret but can be written by others "
             f"(mode 602); fix: chmod 600 {tmp_path / 'pw'}") in result.output
 

@@ -187,6 +187,23 @@ def test_maildir_error_folder_retry(tmp_path, write_config, run):
     assert sorted(e["state"] for e in history) == ["pending", "resolved"]
 
 
+def test_retry_with_an_accounts_file_that_lost_its_accounts_is_a_configuration_error(
+        tmp_path, write_config, run):
+    """Spec §2: a file that defines no account (cut short, the wrong file) is exit 2 for every
+    command that reads mail; retry reads the error folders, and says so, not "no such account"."""
+    box = make_maildir(tmp_path / "Maildir", [message("Big", body="b" * 7000)])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": str(box)}],
+                          settings={"max_message_bytes": 4000})
+    run("fetch", config=config)
+    write_config([], settings={"max_message_bytes": 40000})
+
+    result = run("errors", "retry", "--all", config=config)
+
+    assert result.exit_code == 2, result.output
+    assert "defines no [[accounts]] table" in result.stderr
+    assert len(run.json("errors", "list", config=config)) == 1
+
+
 def test_a_retried_copy_of_a_stored_mail_is_named_as_one(tmp_path, write_config, run):
     """The same mail through a second account (spec §4.1), too large there for the first run
     (a relay's long header): retried, it is said to be a copy of the message stored, not just

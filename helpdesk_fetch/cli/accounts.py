@@ -305,7 +305,8 @@ def _offer_test(name: str):
     def check(config) -> None:
         if not click.confirm("Test it now?", default=True):
             return
-        if not _test_accounts(config, [name]) and not click.confirm(
+        failed = any(r.error is not None for r in _test_accounts(config, [name]))
+        if failed and not click.confirm(
                 f"The test failed. Save the {account_named(name)} anyway?", default=False):
             raise _NotKept
 
@@ -447,17 +448,20 @@ def test(app: App, ctx: click.Context, names: tuple[str, ...], as_json: bool) ->
     """Connect and log in, and report how many messages wait and where messages that fail to
     ingest go (IMAP: the error folder's full name inside the server's namespace); changes
     nothing. Without NAME, every account; a disabled one is listed as "(disabled, not
-    tested)" and not connected to, unless named. Exit status 1 when any account fails.
+    tested)" and not connected to, unless named. Exit status 1 when any account fails, 2 when
+    the accounts file is at fault for one (e.g. a password file others can read), as for fetch.
 
     \b
     Example:
       helpdesk-fetch accounts test helpdesk
     """
-    ok = _test_accounts(app.config(reads_mail=True), list(names) or None, as_json=as_json)
-    ctx.exit(0 if ok else 1)
+    results = _test_accounts(app.config(reads_mail=True), list(names) or None, as_json=as_json)
+    ctx.exit(2 if any(r.config_error for r in results) else
+             1 if any(r.error is not None for r in results) else 0)
 
 
-def _test_accounts(config, names: list[str] | None, *, as_json: bool = False) -> bool:
+def _test_accounts(config, names: list[str] | None, *, as_json: bool = False) -> list:
+    """Test the accounts, showing each as it is known; the results."""
     from helpdesk_fetch.sources import probe
 
     results = []
@@ -469,7 +473,7 @@ def _test_accounts(config, names: list[str] | None, *, as_json: bool = False) ->
             _show_probe(result)
     if as_json:
         echo_json([r.as_dict() for r in results])
-    return all(r.error is None for r in results)
+    return results
 
 
 def _show_probe(result) -> None:

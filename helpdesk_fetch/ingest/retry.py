@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpdesk_fetch import state
-from helpdesk_fetch.config import Account, Config
+from helpdesk_fetch.config import Account, Config, require_accounts
 from helpdesk_fetch.enums import FailureState
 from helpdesk_fetch.errors import (
     AccountBusy,
@@ -85,6 +85,8 @@ def _each_place(config: Config, ids: list[int] | None, *, dismiss: bool) -> list
     pipeline = Pipeline(config)
     try:
         rows, results = _select(pipeline, ids)
+        if any(not r.account.startswith(failures.DELIVER_PREFIX) for r in rows):
+            require_accounts(config)  # mailboxes are read: an empty file is no "unknown account"
         groups: dict[tuple[str, str], list[FailedMessage]] = {}
         for row in rows:
             place = failures.place_of(row.source_key, row.location)

@@ -22,6 +22,7 @@ class ProbeResult:
     namespace: dict[str, str] | None = None  # IMAP: the personal namespace (prefix, separator)
     error_folder: str | None = None  # the full name of the error folder; None for POP3
     tested: bool = True  # False: a disabled account, left alone
+    config_error: bool = False  # the error is the accounts file's (exit 2), not the server's
 
     def as_dict(self) -> dict[str, object]:
         """The stable JSON of ``accounts test --json``: ``ok`` is null for an account that was
@@ -60,6 +61,7 @@ def probe(config: Config, account: Account) -> ProbeResult:
         result.error = redact(exc.detail)
     except ConfigError as exc:  # e.g. a password source: name the file too
         result.error = redact(str(exc.in_file(config.path)))
+        result.config_error = True
     if result.error is not None:  # a count taken before a later step failed says nothing
         result.count = None
     return result
