@@ -89,6 +89,21 @@ def test_a_relative_sqlite_path_under_a_root_folder_is_refused_before_its_direct
     assert not (tmp_path / "var").exists()
 
 
+def test_the_accounts_file_is_found_where_the_readme_says(tmp_path, monkeypatch):
+    """--config, else $HELPDESK_FETCH_CONFIG, else ~/.config/helpdesk-fetch/accounts.toml, or
+    the same under $XDG_CONFIG_HOME where that is set (README, Configure)."""
+    from helpdesk_fetch.config import config_path
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HELPDESK_FETCH_CONFIG", str(tmp_path / "env.toml"))
+    assert config_path(tmp_path / "option.toml") == tmp_path / "option.toml"
+    assert config_path() == tmp_path / "env.toml"
+    monkeypatch.delenv("HELPDESK_FETCH_CONFIG")
+    assert config_path() == tmp_path / "xdg" / "helpdesk-fetch" / "accounts.toml"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    assert config_path() == tmp_path / "home" / ".config" / "helpdesk-fetch" / "accounts.toml"
+
+
 def test_defaults(tmp_path):
     cfg = load_text(tmp_path, '[[accounts]]\nname = "a"\nprotocol = "imap"\nhost = "h"\n'
                               'username = "u"\npassword_env = "X"\n')

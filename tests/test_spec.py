@@ -19,6 +19,7 @@ SPEC: dict[str, list[str]] = {
     # §2 The accounts file
     "§2 found by --config, else $HELPDESK_FETCH_CONFIG, else a documented default": [
         "test_config::test_missing_file_says_how_to_start",
+        "test_config::test_the_accounts_file_is_found_where_the_readme_says",
         "test_cli::test_version_and_help",
     ],
     "§2 every key of the shape, with its default": [

@@ -416,7 +416,8 @@ def _syslog_handler() -> logging.Handler | None:
              no_args_is_help=True)  # `helpdesk-fetch` alone: the help, not "Missing command"
 @click.option("--config", "config_option", metavar="PATH", envvar=None,
               help="The accounts file (default: $HELPDESK_FETCH_CONFIG, else "
-                   "~/.config/helpdesk-fetch/accounts.toml).")
+                   "~/.config/helpdesk-fetch/accounts.toml, or under $XDG_CONFIG_HOME "
+                   "where that is set).")
 @click.option("-v", "--verbose", count=True,
               help="Say more: -v each message filed, -vv debugging (with the SQL), -vvv also "
                    "the IMAP and POP3 protocol (passwords masked).")
