@@ -155,6 +155,22 @@ def test_ignore_keeps_the_mail_out_of_the_tickets(desk):
     assert desk.json("status")["accounts"][0]["last_run"]["rule_counts"] == {"spam": 2}
 
 
+def test_mail_restored_past_an_ignore_rule_names_no_rule(desk):
+    """`ignored restore` overrides the rule that ignored it: `tickets show` must not name that
+    rule as the one that decided the message (spec §10.1)."""
+    desk.rules({"name": "spam", "headers": {"X-Spam-Flag": "^yes$"}, "action": "ignore"})
+    desk.send(message("Not spam at all", headers={"X-Spam-Flag": "YES"}))
+    desk.fetch()
+    [kept] = desk.json("ignored", "list")
+
+    assert desk.run("ignored", "restore", str(kept["id"]), config=desk.config).exit_code == 0
+
+    [ticket] = desk.json("tickets", "list")
+    [restored] = [m for m in desk.json("tickets", "show", ticket["number"])["messages"]
+                  if m["direction"] == "in"]
+    assert restored["rule"] is None and ticket["resource"] == "it-support"
+
+
 def test_automail_off_for_a_sender_and_on_for_a_quiet_account(desk):
     desk.rules({"name": "partner", "from": ["*@desk.partner.example"], "automail": False},
                {"name": "vip", "from": ["boss@example.org"], "automail": True},

@@ -121,9 +121,11 @@ class Decider:
         verdict = Verdict(classification, classification.kind, automail=source.automail,
                           resource=source.resource)
         match = self.routing.first(source.name, parsed)
+        if match is not None and match.rule.action == "ignore" and restore:
+            match = None  # restored past the rule that ignored it: that rule decided nothing
         if match is not None:
             _apply(match, verdict)
-            if match.rule.action == "ignore" and not restore:
+            if match.rule.action == "ignore":
                 verdict.ignored = match.rule.name
                 return verdict
         self._thread(verdict, parsed, lock=lock)
