@@ -276,6 +276,34 @@ def test_a_web_form_from_a_no_reply_address_is_told_to_the_staff(helpdesk, smtp,
     assert sorted(rcpts) == STAFF and "Order 4711 damaged" in told["Subject"]
 
 
+def test_a_robots_reply_to_a_ticket_tells_nobody(helpdesk, smtp, run):
+    """A robot among the staff (a moderated list, another ticket system) answering our
+    notification must not be told of its own answer again and again: replies that are never
+    answered cause no customer_reply either."""
+    config, send = helpdesk()
+    send(message("Printer broken"))
+    run("fetch", config=config)
+    tag = only_ticket(run, config)["tag"]
+    sent = len(smtp.messages)
+    send(*[message(f"Re: {tag} Printer broken", sender="list-owner@lists.example.org",
+                   headers={"Precedence": "bulk"}) for _ in range(3)])
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert only_ticket(run, config)["message_count"] == 4 and len(smtp.messages) == sent
+
+
+def test_mail_without_a_sender_counts_against_the_cap(helpdesk, smtp, run):
+    config, send = helpdesk(automail_per_sender_per_hour=2)
+    send(*[b"To: helpdesk@example.com\r\nSubject: Anon %d\r\n" % i + DATED + b"\r\nhi\r\n"
+           for i in range(4)])
+
+    assert run("fetch", config=config).exit_code == 0
+
+    assert len(run.json("tickets", "list", config=config)) == 4
+    assert len(mails_of(smtp, "new_ticket_resource")) == 2
+
+
 @pytest.mark.parametrize("sender", [b"Moderator-Address <moderator>", b"root (Cron Daemon)"])
 def test_a_sender_without_a_domain_is_kept_and_never_mailed(helpdesk, smtp, run, sender):
     """The ticket names the sender by its local part; the sender is sent nothing (no domain to

@@ -49,7 +49,7 @@ def test_a_maildir_that_does_not_exist_is_a_configuration_error_of_its_account(
     assert not gone.exists()  # nothing is created for it
     assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Disk full"]
     tested = run("accounts", "test", "typo", config=config)
-    assert tested.exit_code == 1 and "key 'path': the Maildir" in tested.stdout
+    assert tested.exit_code == 2 and "key 'path': the Maildir" in tested.stdout  # as fetch
 
 
 def test_relative_maildir_path_is_relative_to_the_accounts_file(tmp_path, write_config, run):

@@ -250,7 +250,7 @@ def test_client_credentials_with_a_certificate(oauth_dovecot, idp, mail_user, wr
     both.chmod(0o644)
     token_file(config, "app").unlink()
     exposed = run("accounts", "test", "app", config=config)
-    assert exposed.exit_code == 1 and f"chmod 600 {both}" in exposed.output
+    assert exposed.exit_code == 2 and f"chmod 600 {both}" in exposed.output  # spec §2
 
 
 def test_pop3_xoauth2_is_sent_in_two_steps(oauth_dovecot, idp, mail_user, write_config, run,

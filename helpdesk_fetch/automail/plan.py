@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MARKER = "X-Helpdesk-Fetch"  # on every auto-mail we send; mail carrying it is never answered
 KINDS = ("new_ticket", "new_ticket_resource", "customer_reply", "ticket_closed")
 TO_SENDER = ("new_ticket", "ticket_closed")
+NEW_TICKET = ("new_ticket", "new_ticket_resource")
 BACKLOG_GRACE = dt.timedelta(hours=1)
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
@@ -83,6 +84,11 @@ def plan(decision: Decision, parsed: ParsedMessage, *, no_reply: str | None, our
     if unanswered is not None and any(p.kind in TO_SENDER for p in wanted):
         log.info("%s: no auto-mail to the sender: %s", _label(parsed), unanswered)
         wanted = [p for p in wanted if p.kind not in TO_SENDER]
+    if no_reply is not None and any(p.kind not in NEW_TICKET for p in wanted):
+        # A robot's reply to a ticket tells nobody: a robot among the staff (a moderated list,
+        # another ticket system) answering our notification would otherwise be told again
+        log.info("%s: no auto-mail about a reply: %s", _label(parsed), no_reply)
+        wanted = [p for p in wanted if p.kind in NEW_TICKET]
     wanted = _not_bouncing(wanted, parsed, config.settings.bounce_hold_days, now)
     return _within_rate(wanted, parsed, config.settings.automail_per_sender_per_hour, now)
 
@@ -137,7 +143,7 @@ def _within_rate(wanted: list[Planned], parsed: ParsedMessage, cap: int,
     """At most *cap* auto-mails an hour caused by one sender, and at most *cap* an hour to one
     address of a sender (a Reply-To naming someone else must not multiply them)."""
     hour_ago = now - dt.timedelta(hours=1)
-    sent = (Outbox.select().where((Outbox.rate_key == parsed.from_addr)
+    sent = (Outbox.select().where((Outbox.rate_key == (parsed.from_addr or None))  # as queued
                                   & (Outbox.created_at > hour_ago)).count())
     allowed = max(0, cap - sent)
     if len(wanted) > allowed:

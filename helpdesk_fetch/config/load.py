@@ -253,7 +253,8 @@ def _check_not_meant_absolute(relative: str, directory: Path, path: Path) -> Non
     forms (``./`` says relative for sure). ``data/helpdesk.db`` (no /data) is a folder to make
     beside the accounts file."""
     parent = Path(relative).parent
-    if relative.startswith("./") or parent == Path(".") or os.path.isdir(directory / parent) \
+    if relative.startswith(("./", "../")) or parent == Path(".") \
+            or os.path.isdir(directory / parent) \
             or not os.path.isdir(Path("/") / parent.parts[0]):  # isdir: False where it may
         return  # not look
     there = f"/{parent} does" if os.path.isdir(Path("/") / parent) else \

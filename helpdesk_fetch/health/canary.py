@@ -23,7 +23,7 @@ from peewee import fn
 from helpdesk_fetch import state
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Account, Config, Smtp
-from helpdesk_fetch.errors import UsageError, account_named
+from helpdesk_fetch.errors import ConfigError, UsageError, account_named
 from helpdesk_fetch.store.models import Canary
 from helpdesk_fetch.store.peewee_adapter import tuples
 from helpdesk_fetch.tickets.tags import Tagger
@@ -172,10 +172,13 @@ def _send_all(config: Config, probes: list[Probe], tagger: Tagger) -> None:
     try:
         connection = outbox.connect(smtp, timeout=config.timeout_for(smtp),
                                     state_dir=config.settings.state_dir)
-    except outbox.SmtpUnavailable as exc:
+    except (outbox.SmtpUnavailable, ConfigError) as exc:  # ConfigError: [smtp]'s password
+        for probe in probes:  # source; recorded for check, then said as it was before
+            _not_sent(probe.account, str(exc))
+        if isinstance(exc, ConfigError):
+            raise
         for probe in probes:
             probe.problem = str(exc)
-            _not_sent(probe.account, probe.problem)
         return
     with contextlib.closing(connection):
         for probe in probes:

@@ -99,12 +99,27 @@ def _deliver(config: Config, source: Source, raw: bytes) -> Delivery:
     return Delivery(source.name, outcome, path)
 
 
+PRUNED_FILE = "deliver-pruned"
+PRUNE_EVERY = 3600  # seconds
+
+
 def _prune(config: Config) -> None:
     """Keep the run history and ignored mail to their days, as every fetch does: an
-    installation that only pipes mail in has no fetch to do it. A failure is only logged: the
-    message is stored, and the next delivery prunes."""
+    installation that only pipes mail in has no fetch to do it. At most once an hour (a stamp
+    file in state_dir): the deletes take the write lock, and a flood of mail must not pay for
+    them each time. A failure is only logged: the message is stored, and a later one prunes."""
     from helpdesk_fetch.store import write
 
+    stamp = Path(config.settings.state_dir) / PRUNED_FILE
+    try:
+        if time.time() - stamp.stat().st_mtime < PRUNE_EVERY:
+            return
+    except OSError:
+        pass  # never pruned here (or unreadable: prune, and say why below if it fails)
+    try:
+        stamp.touch()
+    except OSError as exc:
+        log.warning("cannot write %s (%s); pruning at every delivery", stamp, exc.strerror)
     try:
         with db.errors("cannot prune the history and ignored mail"):
             write.prune_history(config.settings.history_days)

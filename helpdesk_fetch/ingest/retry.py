@@ -85,8 +85,6 @@ def _each_place(config: Config, ids: list[int] | None, *, dismiss: bool) -> list
     pipeline = Pipeline(config)
     try:
         rows, results = _select(pipeline, ids)
-        if any(not r.account.startswith(failures.DELIVER_PREFIX) for r in rows):
-            require_accounts(config)  # mailboxes are read: an empty file is no "unknown account"
         groups: dict[tuple[str, str], list[FailedMessage]] = {}
         for row in rows:
             place = failures.place_of(row.source_key, row.location)
@@ -127,7 +125,9 @@ def source_and_place(config: Config, account_name: str, place: str) -> tuple[Sou
     if account_name.startswith(failures.DELIVER_PREFIX):  # `deliver --resource R`
         source, account = Source(account_name, account_name.split(":", 1)[1]), None
     else:
-        account = config.account(account_name)
+        # a file that lost its accounts says so, not "no such account" (what deliver set
+        # aside is retried all the same)
+        account = require_accounts(config).account(account_name)
         source = Source(account.name, account.resource, account.automail)
     if place == "quarantine":
         path = failures.quarantine_dir(settings.state_dir)
