@@ -3,8 +3,9 @@ their texts, and queueing them in the same transaction as the ticket change. ``o
 
 A message that must not be answered (RFC 3834: a robot's, a list's or bulk mail) is sent nothing:
 that is what keeps two robots from talking to each other forever. The staff are still told of
-the ticket it opens or the reply it is (spec §5.1, §5.2: a web form's mail from a no-reply
-address is a request like any other), unless the mail is our own (answering it would answer
+a new ticket it opens (spec §5.1: a web form's mail from a no-reply address is a request like
+any other), never of its replies to a ticket (a robot among the staff would be told of its own
+answers again and again), and of nothing when the mail is our own (answering it would answer
 ourselves) or backlog; an auto-reply or a bounce changes nothing and causes nothing (§9).
 It is ingested and threaded like any other.
 """

@@ -65,7 +65,7 @@ class Classification:
     original_ids: tuple[str, ...] = ()  # bounces only: Message-IDs of the mail that bounced
     # Why it is our own mail (our marker, or one of our addresses as its sender), or None: an
     # auto-mail about it, even to the staff, would answer ourselves (§6 says never answered
-    # only of the sender: mail of robots and lists is still told to the staff)
+    # only of the sender: a new ticket from a robot or a list is still told to the staff)
     ours: str | None = None
 
 
