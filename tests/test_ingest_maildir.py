@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def test_a_maildir_that_does_not_exist_is_a_configuration_error_of_its_account(
     assert [t["subject"] for t in run.json("tickets", "list", config=config)] == ["Disk full"]
     tested = run("accounts", "test", "typo", config=config)
     assert tested.exit_code == 2 and "key 'path': the Maildir" in tested.stdout  # as fetch
+    as_json = run("accounts", "test", "--json", config=config)
+    assert as_json.exit_code == 2
+    assert [(a["account"], a["ok"], a["config_error"]) for a in json.loads(as_json.stdout)] == [
+        ("typo", False, True), ("local", True, False)]
 
 
 def test_relative_maildir_path_is_relative_to_the_accounts_file(tmp_path, write_config, run):
