@@ -268,8 +268,8 @@ def test_warning_for_hook_events_given_up_in_the_last_day(tmp_path, write_config
 
     assert (state, summary) == ("WARNING", f"2 hook events were given up after max_attempts "
                                            f"in the last 24 h, never delivered to the hook "
-                                           f"{hook} (2 ticket.created; status shows the last "
-                                           f"error)")
+                                           f"{hook} (2 ticket.created; hooks list shows why, "
+                                           f"hooks retry --all runs them again)")
     assert perfdata["hook_events"] == "0;;;0"  # none waits: they are lost
     assert run.json("status", config=config)["hook_queue"]["given_up"] == 2
     a_day_later = helpdesk_fetch("check", "--max-age", "2000", config=config,

@@ -213,6 +213,98 @@ def test_a_hook_that_gives_up_says_so_and_no_longer_holds_its_ticket(tmp_path, w
     assert "1 given up after max_attempts" in run("status", config=config).output
 
 
+@pytest.mark.both_backends
+def test_hooks_retry_runs_given_up_events_again_once_the_command_works(tmp_path, write_config,
+                                                                        run):
+    """A hook down for longer than its max_attempts (a chat server down over a weekend) loses
+    its events only until the administrator runs them again."""
+    hook = script(tmp_path / "hook", FAILS_FOR_PRINTERS)
+    (tmp_path / "fail").touch()
+    config = write_config([empty_box(tmp_path)], hooks={"command": [str(hook)],
+                                                        "max_attempts": 1})
+    assert run("deliver", "--resource", "it-support", config=config,
+               input=message("Printer broken")).exit_code == 0
+    given_up = run.json("hooks", "list", config=config)
+    assert [{k: e[k] for k in ("id", "event", "ticket", "state", "attempts", "next_attempt_at",
+                               "delivered_at", "last_error")} for e in given_up] == [
+        {"id": 1, "event": "ticket.created", "ticket": "1001", "state": "given_up",
+         "attempts": 1, "next_attempt_at": None, "delivered_at": None,
+         "last_error": "exited with status 3: the chat server says no"}]
+    assert given_up[0]["given_up_at"] is not None
+
+    still = run("hooks", "retry", "1", config=config)  # not fixed yet
+
+    assert still.exit_code == 1
+    assert still.stdout == ("event 1 (ticket.created of ticket 1001): given up: 1 attempt "
+                            "failed: exited with status 3: the chat server says no\n")
+    (tmp_path / "fail").unlink()
+
+    fixed = run("hooks", "retry", "--all", config=config)
+
+    assert (fixed.exit_code, fixed.output) == (0, "event 1 (ticket.created of ticket 1001): "
+                                                  "delivered\n")
+    assert calls(tmp_path) == ["1", "1", "1"]
+    assert [e["ticket"]["number"] for e in events(tmp_path)] == ["1001"]
+    assert run.json("hooks", "list", config=config) == []
+    assert [e["state"] for e in run.json("hooks", "list", "--all", config=config)] == [
+        "delivered"]
+    assert run.json("status", config=config)["hook_queue"]["given_up"] == 0
+    again = run("hooks", "retry", "1", "7", "--json", config=config)
+    assert again.exit_code == 1 and calls(tmp_path) == ["1", "1", "1"]  # not run again
+    assert [(r["id"], r["outcome"], r["ok"]) for r in json.loads(again.stdout)] == [
+        (1, "delivered_already", False), (7, "unknown", False)]
+
+
+def test_hooks_retry_runs_a_failing_event_without_its_back_off_in_its_tickets_order(
+        tmp_path, write_config, run):
+    hook = script(tmp_path / "hook", FAILS_FOR_PRINTERS)
+    (tmp_path / "fail").touch()
+    config = write_config([empty_box(tmp_path)], hooks={"command": [str(hook)]})
+    printer = message("Printer broken")
+    for raw in (printer, message("Re: Printer", in_reply_to=f"<{message_id_of(printer)}>")):
+        assert run("deliver", "--resource", "it-support", config=config,
+                   input=raw).exit_code == 0
+    assert calls(tmp_path) == ["1"]  # event 2 waits behind event 1, which waits 2 minutes
+
+    behind = run("hooks", "retry", "2", config=config)
+
+    assert behind.exit_code == 1 and calls(tmp_path) == ["1"]  # its ticket's order holds
+    assert behind.output == ("event 2 (ticket.replied of ticket 1001): waiting: not run now: "
+                             "event 1 of its ticket waits before it (hooks retry 1 runs "
+                             "both)\n")
+    still = run("hooks", "retry", "1", config=config)
+    assert still.exit_code == 1 and calls(tmp_path) == ["1", "1"]  # now, not in 2 minutes
+    assert "event 1 (ticket.created of ticket 1001): failed: attempt 2 of 10 failed: exited " \
+           "with status 3: the chat server says no; tried again from " in still.output
+    assert [(e["id"], e["state"], e["attempts"]) for e in run.json(
+        "hooks", "list", config=config)] == [(1, "failing", 2), (2, "waiting", 0)]
+    listed = run("hooks", "list", config=config).output.splitlines()
+    assert listed[0].split("\t") == ["id", "event", "ticket", "queued", "attempts", "state",
+                                      "last error"]
+    assert listed[1].split("\t")[4:] == ["2", "failing",
+                                         "exited with status 3: the chat server says no"]
+    (tmp_path / "fail").unlink()
+
+    done = run("hooks", "retry", "1", config=config)
+
+    assert (done.exit_code, done.output) == (0, "event 1 (ticket.created of ticket 1001): "
+                                                "delivered\n")
+    assert calls(tmp_path) == ["1", "1", "1", "2"]  # the queue ran: event 2 after event 1
+    assert [e["event"] for e in events(tmp_path)] == ["ticket.created", "ticket.replied"]
+
+
+def test_hooks_retry_needs_the_hooks_command_and_an_event(tmp_path, write_config, run):
+    config = write_config([empty_box(tmp_path)])
+
+    missing = run("hooks", "retry", "--all", config=config)
+    neither = run("hooks", "retry", config=config)
+
+    assert missing.exit_code == 2
+    assert f"{config}: key 'hooks': there is no [hooks] command" in missing.stderr
+    assert neither.exit_code == 2 and "give the ids of the events to retry, or --all" in \
+        neither.stderr
+
+
 def test_a_hanging_hook_is_killed_with_everything_it_started(tmp_path, write_config, run):
     hook = script(tmp_path / "hook", "sleep 300 &\necho $! > child.pid\nsleep 300\n")
     config = write_config([empty_box(tmp_path)], hooks={"command": [str(hook)],

@@ -110,8 +110,9 @@ def complete_account(ctx: click.Context, param, incomplete: str) -> list[str]:
 # Each command's module, imported only when that command runs (or help lists them all): a cron
 # run of `fetch` does not pay for the other commands' modules.
 SUBCOMMANDS = {"accounts": "accounts", "check": "health", "db": "db", "deliver": "deliver",
-               "errors": "errors", "fetch": "fetch", "ignored": "ignored", "ingest": "admin",
-               "probe": "health", "rules": "rules", "status": "admin", "tickets": "tickets"}
+               "errors": "errors", "fetch": "fetch", "hooks": "hooks", "ignored": "ignored",
+               "ingest": "admin", "probe": "health", "rules": "rules", "status": "admin",
+               "tickets": "tickets"}
 
 
 class Group(click.Group):

@@ -139,8 +139,8 @@ def _print_status(data: dict) -> None:
     hooks = data["hook_queue"]
     if data["hooks"] or hooks["pending"]:
         failing = f", {hooks['failing']} of them failed so far" if hooks["failing"] else ""
-        given_up = (f"; {hooks['given_up']} given up after max_attempts" if hooks["given_up"]
-                    else "")
+        given_up = (f"; {hooks['given_up']} given up after max_attempts (hooks retry --all "
+                    f"runs them again)" if hooks["given_up"] else "")
         note(f"Hook events waiting: {hooks['pending']}{failing}{given_up}",
              style="yellow" if hooks["failing"] or hooks["given_up"] else "")
         if hooks["last_error"]:

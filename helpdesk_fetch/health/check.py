@@ -332,7 +332,8 @@ def _given_up(result: Result, command: str, *, since: dt.datetime) -> None:
         result.problems.append(Problem(
             State.WARNING, f"{total} hook event{' was' if total == 1 else 's were'} given up "
                            f"after max_attempts in the last 24 h, never delivered to the hook "
-                           f"{command} ({kinds}; status shows the last error)"))
+                           f"{command} ({kinds}; hooks list shows why, hooks retry --all runs them "
+                           f"again)"))
 
 
 def _queued_too_long(result: Result, query: ModelSelect[Any], what: str) -> None:

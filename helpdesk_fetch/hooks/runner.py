@@ -126,8 +126,10 @@ def _failed(row: HookEvent, error: str, hooks: Hooks, report: HookReport) -> Non
         # was logged at info only (the trail), so that a command that is down for an hour does
         # not fill the cron mail.
         number = (json.loads(row.payload).get("ticket") or {}).get("number") or "?"
-        log.error("hook: event %d (%s of ticket %s) given up after %d attempt%s: %s", row.id,
-                  row.event, number, row.attempts, "" if row.attempts == 1 else "s", error)
+        log.error("hook: event %d (%s of ticket %s) given up after %d attempt%s: %s; once the "
+                  "command works, run it again: helpdesk-fetch hooks retry %d", row.id,
+                  row.event, number, row.attempts, "" if row.attempts == 1 else "s", error,
+                  row.id)
     else:
         row.next_attempt_at = utcnow() + retry_delay(row.attempts)
         log.info("hook: event %d (%s) failed (attempt %d of %d), retried from %s: %s", row.id,
