@@ -195,6 +195,82 @@ def test_reply_after_the_window_is_rejected_and_answered(helpdesk, smtp, run):
     assert mails_of(smtp, "customer_reply") == []
 
 
+def stamped(days_ago: float) -> dict[str, str]:
+    """The Received field the helpdesk's mail server writes on top as a message arrives."""
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
+    return {"Received": f"from mx.example.org by mail.example.com (Postfix) with ESMTPS id "
+                        f"4QxY; {format_datetime(when)}"}
+
+
+@pytest.fixture
+def local_helpdesk(tmp_path, write_config, smtp):
+    """A Maildir helpdesk with auto-mails on, reactivation_days = 14 (no TLS: its runs may be
+    dated weeks back); returns (config path, send function)."""
+    box = tmp_path / "box"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    config = write_config([{"name": "helpdesk", "protocol": "maildir", "path": str(box),
+                            "resource": "it-support"}], smtp=smtp.config(),
+                          settings={"reactivation_days": 14},
+                          resources=[{"name": "it-support", "members": STAFF}])
+    names = iter(range(1_000_000))
+
+    def send(raw: bytes) -> None:
+        (box / "new" / f"1764300000.M{next(names)}P1.test").write_bytes(raw)
+
+    return config, send
+
+
+def test_a_reply_that_arrived_in_the_window_while_nothing_read_the_mailbox_reopens(
+        local_helpdesk, smtp, run):
+    """Spec §5.4 counts from when a reply was received: one that reached the mailbox 10 days
+    after the closing, while ingest was off, reopens the ticket when a run reads it 20 days
+    after (the mailbox's last read, 25 days ago, is older than the stamp)."""
+    config, send = local_helpdesk
+    send(message("Keyboard"))
+    assert at("-25d", config, "fetch").returncode == 0
+    ticket = only_ticket(run, config)
+    assert at("-20d", config, "tickets", "close", ticket["number"]).returncode == 0
+    send(message(f"Re: {ticket['tag']} Keyboard", sender="dave@example.org",
+                 headers=stamped(10)))
+
+    planned = run("fetch", "--dry-run", config=config)
+    done = run("fetch", config=config)
+
+    assert "reply within 14 days of closing (it reached the mailbox " in planned.output
+    assert done.exit_code == 0
+    after = only_ticket(run, config)
+    assert after["status"] == "confirmed_unread" and after["closed_at"] is None
+    assert mails_of(smtp, "ticket_closed") == []
+
+
+def test_a_received_stamp_older_than_the_mailboxs_last_read_counts_from_that_read(
+        local_helpdesk, smtp, run):
+    """A stamp from before the account's last successful run is wrong (that run would have
+    read the mail) or forged: it counts from that run, 17 days after the closing, too late.
+    Without a stamp, a reply counts from now, as mail delivered by deliver always does."""
+    config, send = local_helpdesk
+    send(message("Keyboard"))
+    assert at("-25d", config, "fetch").returncode == 0
+    ticket = only_ticket(run, config)
+    assert at("-20d", config, "tickets", "close", ticket["number"]).returncode == 0
+    assert at("-3d", config, "fetch").returncode == 0  # the mailbox read, empty
+    send(message(f"Re: {ticket['tag']} Keyboard", sender="dave@example.org",
+                 headers=stamped(10)))
+    send(message(f"Re: {ticket['tag']} Keyboard", sender="erin@example.org"))
+
+    planned = run("fetch", "--dry-run", config=config)
+    assert run("fetch", config=config).exit_code == 0
+
+    three_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).strftime("%Y-%m-%d")
+    assert (f"reply after the reactivation window (it reached the mailbox {three_days_ago} "
+            in planned.output)
+    assert "reply after the reactivation window: kept as rejected" in planned.output
+    assert only_ticket(run, config)["status"] == "closed"
+    assert sorted(rcpts for rcpts, _ in mails_of(smtp, "ticket_closed")) == [
+        ["dave@example.org"], ["erin@example.org"]]
+
+
 @pytest.mark.parametrize("headers", [{"Auto-Submitted": "auto-generated"},
                                      {"List-Id": "<users.lists.example.org>"},
                                      {"Precedence": "bulk"},

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from helpdesk_fetch.config import Config
-from helpdesk_fetch.enums import MessageKind
+from helpdesk_fetch.enums import MessageKind, TicketStatus
 from helpdesk_fetch.health import canary
 from helpdesk_fetch.ingest.report import OTHER_BODY
 from helpdesk_fetch.ingest.source import Source
@@ -131,7 +131,7 @@ class Decider:
         self._thread(verdict, parsed, lock=lock)
         if verdict.ticket is not None:  # a reply follows its ticket, whatever a rule says
             verdict.resource = verdict.ticket.resource
-        self._settle(verdict, match, parsed, now, restore=restore)
+        self._settle(verdict, match, parsed, now, source=source, restore=restore)
         return verdict
 
     def _thread(self, verdict: Verdict, parsed: ParsedMessage, *, lock: bool) -> None:
@@ -149,7 +149,7 @@ class Decider:
             verdict.ticket, verdict.found_by = find_ticket(parsed, self.tagger, lock=lock)
 
     def _settle(self, verdict: Verdict, match: Match | None, parsed: ParsedMessage,
-                now: dt.datetime, *, restore: bool) -> None:
+                now: dt.datetime, *, source: Source, restore: bool) -> None:
         """The decision, or why the message opens no ticket: an alert's recovery of no open
         problem, an auto-reply or bounce that found no ticket (unless it is being restored)."""
         if verdict.kind == MessageKind.ALERT:
@@ -161,10 +161,10 @@ class Decider:
         elif verdict.kind in MACHINE_KINDS and verdict.ticket is None and not restore:
             verdict.ignored = str(verdict.kind)
         else:
-            verdict.decision = self._decide(verdict, parsed, now)
+            verdict.decision = self._decide(verdict, parsed, now, source)
 
-    def _decide(self, verdict: Verdict, parsed: ParsedMessage, now: dt.datetime
-                ) -> rules.Decision:
+    def _decide(self, verdict: Verdict, parsed: ParsedMessage, now: dt.datetime,
+                source: Source) -> rules.Decision:
         """The decision of spec §5 or §9. A copy of one of our auto-mails (our marker, a
         Message-ID we did not send: rewritten on its way back) changes nothing on its ticket."""
         ticket = verdict.ticket
@@ -177,8 +177,30 @@ class Decider:
         settings = self.config.settings
         verified = authres.sender_trusted(parsed.headers.get("authentication-results", []),
                                           parsed.from_addr, authserv_id=settings.authserv_id)
+        received = arrived(source, parsed, now) if ticket is not None and \
+            ticket.status == TicketStatus.CLOSED else now
         return rules.decide(ticket, parsed.from_addr, resource=self.config.resource(
-            verdict.resource), settings=settings, now=now, sender_verified=verified)
+            verdict.resource), settings=settings, now=now, received=received,
+            sender_verified=verified)
+
+
+def arrived(source: Source, parsed: ParsedMessage, now: dt.datetime) -> dt.datetime:
+    """When *parsed* reached its mailbox, as far as can be told: spec §5.4 counts a reply to a
+    closed ticket from when it was received, and mail waits in a mailbox while ingest is
+    disabled, the account fails, or the database is down.
+
+    The date its last mail server stamped into it (its topmost Received field), but never
+    before the start of its account's latest successful run (what was in the mailbox then,
+    that run read: a stamp older than that is wrong or forged, and counts from there) and
+    never after *now*. Now for mail handed over as it arrives (``deliver``) and for mail
+    without a stamp that reads."""
+    from helpdesk_fetch.message.parse import stamped_at  # imported with the mail it reads
+
+    stamped = stamped_at(parsed) if source.waited else None
+    since = write.last_read(source.name) if stamped is not None and stamped < now else None
+    if stamped is None or since is None:
+        return now
+    return max(stamped, since)
 
 
 def _apply(match: Match, verdict: Verdict) -> None:

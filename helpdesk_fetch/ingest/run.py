@@ -361,7 +361,7 @@ class MailboxRun:
         self.run, self.account, self.box, self.report = run, account, box, report
         self.actions: MessageActions = box  # the prefetch reader while it owns the connection
         self.pipeline = run.pipeline
-        self.source = Source(account.name, account.resource, account.automail)
+        self.source = Source(account.name, account.resource, account.automail, waited=True)
         self._asides: dict[str, str] = {}  # key -> "label: reason" until the mailbox answers
         self._refused: list[tuple[str, str]] = []  # (key, where it stays): set aside refused
         self._waiting: set[str] = set()  # keys of this account's failures that wait

@@ -13,3 +13,7 @@ class Source:
     name: str  # the account (or "deliver"): source keys and duplicates are per source
     resource: str | None
     automail: bool = True
+    # Mail that may have waited in a mailbox since its account was last read (fetch), not mail
+    # handed over as it arrives (deliver): a reply to a closed ticket counts from when it
+    # arrived, as far as can be told (spec §5.4, ``Decider.arrived``)
+    waited: bool = False

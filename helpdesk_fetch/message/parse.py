@@ -498,6 +498,13 @@ def _local_sender(value: str | None) -> list[tuple[str, str]]:
     return [(name.strip().strip('"').strip(), local.lower())]
 
 
+def stamped_at(parsed: ParsedMessage) -> dt.datetime | None:
+    """When the last mail server on its way stamped the message (the date of its topmost
+    Received field, after the last ";"), naive UTC; None when it has none that reads."""
+    received = parsed.header_values("received")
+    return parse_date(received[0].rpartition(";")[2]) if received else None
+
+
 def parse_date(value: str | None) -> dt.datetime | None:
     if not value:
         return None

@@ -287,6 +287,16 @@ def bouncing(addresses: set[str], since: dt.datetime) -> set[str]:
     return {row[0] for row in peewee_adapter.tuples(query)}
 
 
+def last_read(account: str) -> dt.datetime | None:
+    """When the latest run of *account* that succeeded started: mail in its mailbox then was
+    read by it (or by the runs after it), so what waits there now arrived after that."""
+    started: dt.datetime | None = (
+        AccountRun.select(AccountRun.started_at)
+        .where((AccountRun.account == account) & (AccountRun.outcome == RunOutcome.OK))
+        .order_by(AccountRun.id.desc()).limit(1).scalar())
+    return started
+
+
 def died(account: str, started_at: dt.datetime) -> str:
     """What is known of a run of *account* that died without recording its end: the messages
     stored for the account since it started, on tickets or as ignored mail (the account was

@@ -28,8 +28,10 @@ class Decision:
 
 
 def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, settings: Settings,
-           now: dt.datetime, sender_verified: bool = True) -> Decision:
-    """Apply §5.1-§5.4 to a message from *sender* that belongs to *ticket* (None: no ticket).
+           now: dt.datetime, received: dt.datetime | None = None,
+           sender_verified: bool = True) -> Decision:
+    """Apply §5.1-§5.4 to a message from *sender* that belongs to *ticket* (None: no ticket),
+    *received* (reached its mailbox; default *now*).
 
     *sender_verified* False (the organisation's mail server did not vouch for the From address,
     see ``authres``) makes a member's message count as a customer's."""
@@ -42,14 +44,17 @@ def decide(ticket: Ticket | None, sender: str, *, resource: Resource | None, set
                         (*receipt, AutomailKind.NEW_TICKET_RESOURCE),
                         "no matching ticket: a new one", EventKind.TICKET_CREATED)
     if ticket.status == TicketStatus.CLOSED:
-        if within_reactivation(ticket, settings, now):
+        received = now if received is None else min(received, now)
+        when = "" if received == now else \
+            f" (it reached the mailbox {received.isoformat(sep=' ', timespec='minutes')} UTC)"
+        if within_reactivation(ticket, settings, received):
             return Decision(Action.REOPEN, TicketStatus.CONFIRMED_UNREAD, True,
                             (AutomailKind.CUSTOMER_REPLY,),
-                            f"reply within {settings.reactivation_days} days of closing: reopened",
-                            EventKind.TICKET_REOPENED)
+                            f"reply within {settings.reactivation_days} days of closing{when}: "
+                            "reopened", EventKind.TICKET_REOPENED)
         return Decision(Action.REJECT, None, False, (AutomailKind.TICKET_CLOSED,),
-                        "reply after the reactivation window: kept as rejected, ticket stays "
-                        "closed", EventKind.TICKET_REJECTED)
+                        f"reply after the reactivation window{when}: kept as rejected, ticket "
+                        "stays closed", EventKind.TICKET_REJECTED)
     if settings.no_status_change_from_members and sender_verified and is_member(sender, resource):
         return Decision(Action.APPEND, None, False, (AutomailKind.CUSTOMER_REPLY,),
                         "reply from a member of the resource: appended, status unchanged",
@@ -106,7 +111,8 @@ def alert(ticket: Ticket | None, *, resolves: bool) -> Decision:
 
 
 def within_reactivation(ticket: Ticket, settings: Settings, now: dt.datetime) -> bool:
-    """True when a reply now may still reopen the closed *ticket* (§5.4; 0 days: never)."""
+    """True when a reply received *now* may still reopen the closed *ticket* (§5.4; 0 days:
+    never). A reply received before the ticket was closed may."""
     if settings.reactivation_days <= 0 or ticket.closed_at is None:
         return False
     return now - ticket.closed_at <= dt.timedelta(days=settings.reactivation_days)
