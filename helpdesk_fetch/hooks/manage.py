@@ -13,7 +13,6 @@ can run twice.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +34,7 @@ def state_of(row: HookEvent) -> str:
 
 def event_dict(row: HookEvent) -> dict[str, Any]:
     """The stable JSON of ``hooks list --json``; ``ticket`` is the ticket's number."""
-    ticket = json.loads(row.payload).get("ticket") or {}
-    return {"id": row.id, "event": row.event, "ticket": ticket.get("number"),
+    return {"id": row.id, "event": row.event, "ticket": runner.ticket_number(row),
             "state": state_of(row), "attempts": row.attempts,
             "created_at": isoformat(row.created_at),
             "next_attempt_at": None if row.delivered_at or row.failed_at
@@ -134,5 +132,4 @@ def _after(result: Retried, before: int, max_attempts: int) -> Retried:
 
 
 def _result(row: HookEvent, outcome: str, detail: str) -> Retried:
-    ticket = (json.loads(row.payload).get("ticket") or {}).get("number")
-    return Retried(row.id, outcome, row.event, ticket, detail)
+    return Retried(row.id, outcome, row.event, runner.ticket_number(row), detail)

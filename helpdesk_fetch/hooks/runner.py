@@ -56,6 +56,12 @@ class HookReport:
     waiting: int = 0  # not run now: not due yet, or behind an earlier event of their ticket
 
 
+def ticket_number(row: HookEvent) -> str | None:
+    """The number of the event's ticket, as its payload gives it to the command."""
+    number: str | None = (json.loads(row.payload).get("ticket") or {}).get("number")
+    return number
+
+
 def pending() -> ModelSelect[HookEvent]:
     """Events neither delivered nor given up."""
     return HookEvent.select().where(HookEvent.delivered_at.is_null()
@@ -125,7 +131,7 @@ def _failed(row: HookEvent, error: str, hooks: Hooks, report: HookReport) -> Non
         # An error: the event is lost to the command for good; every failed attempt before
         # was logged at info only (the trail), so that a command that is down for an hour does
         # not fill the cron mail.
-        number = (json.loads(row.payload).get("ticket") or {}).get("number") or "?"
+        number = ticket_number(row) or "?"
         log.error("hook: event %d (%s of ticket %s) given up after %d attempt%s: %s; once the "
                   "command works, run it again: helpdesk-fetch hooks retry %d", row.id,
                   row.event, number, row.attempts, "" if row.attempts == 1 else "s", error,
