@@ -11,6 +11,7 @@ import subprocess
 import sys
 from email.utils import format_datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -205,20 +206,28 @@ def stamped(days_ago: float) -> dict[str, str]:
 @pytest.fixture
 def local_helpdesk(tmp_path, write_config, smtp):
     """A Maildir helpdesk with auto-mails on, reactivation_days = 14 (no TLS: its runs may be
-    dated weeks back); returns (config path, send function)."""
+    dated weeks back): its ``config`` path, ``send(raw)``, and ``configure(**settings)`` to
+    write the file again with these settings too."""
     box = tmp_path / "box"
     for sub in ("new", "cur", "tmp"):
         (box / sub).mkdir(parents=True)
-    config = write_config([{"name": "helpdesk", "protocol": "maildir", "path": str(box),
-                            "resource": "it-support"}], smtp=smtp.config(),
-                          settings={"reactivation_days": 14},
-                          resources=[{"name": "it-support", "members": STAFF}])
+
+    def configure(**settings) -> Path:
+        return write_config([{"name": "helpdesk", "protocol": "maildir", "path": str(box),
+                              "resource": "it-support"}], smtp=smtp.config(),
+                            settings={"reactivation_days": 14, **settings},
+                            resources=[{"name": "it-support", "members": STAFF}])
+
     names = iter(range(1_000_000))
 
     def send(raw: bytes) -> None:
         (box / "new" / f"1764300000.M{next(names)}P1.test").write_bytes(raw)
 
-    return config, send
+    return SimpleNamespace(config=configure(), send=send, configure=configure)
+
+
+def days_ago(days: int) -> str:
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).strftime("%Y-%m-%d")
 
 
 def test_a_reply_that_arrived_in_the_window_while_nothing_read_the_mailbox_reopens(
@@ -226,7 +235,7 @@ def test_a_reply_that_arrived_in_the_window_while_nothing_read_the_mailbox_reope
     """Spec §5.4 counts from when a reply was received: one that reached the mailbox 10 days
     after the closing, while ingest was off, reopens the ticket when a run reads it 20 days
     after (the mailbox's last read, 25 days ago, is older than the stamp)."""
-    config, send = local_helpdesk
+    config, send = local_helpdesk.config, local_helpdesk.send
     send(message("Keyboard"))
     assert at("-25d", config, "fetch").returncode == 0
     ticket = only_ticket(run, config)
@@ -249,7 +258,7 @@ def test_a_received_stamp_older_than_the_mailboxs_last_read_counts_from_that_rea
     """A stamp from before the account's last successful run is wrong (that run would have
     read the mail) or forged: it counts from that run, 17 days after the closing, too late.
     Without a stamp, a reply counts from now, as mail delivered by deliver always does."""
-    config, send = local_helpdesk
+    config, send = local_helpdesk.config, local_helpdesk.send
     send(message("Keyboard"))
     assert at("-25d", config, "fetch").returncode == 0
     ticket = only_ticket(run, config)
@@ -262,13 +271,40 @@ def test_a_received_stamp_older_than_the_mailboxs_last_read_counts_from_that_rea
     planned = run("fetch", "--dry-run", config=config)
     assert run("fetch", config=config).exit_code == 0
 
-    three_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).strftime("%Y-%m-%d")
-    assert (f"reply after the reactivation window (it reached the mailbox {three_days_ago} "
+    assert (f"reply after the reactivation window (it reached the mailbox {days_ago(3)} "
             in planned.output)
     assert "reply after the reactivation window: kept as rejected" in planned.output
     assert only_ticket(run, config)["status"] == "closed"
     assert sorted(rcpts for rcpts, _ in mails_of(smtp, "ticket_closed")) == [
         ["dave@example.org"], ["erin@example.org"]]
+
+
+def test_a_reply_retried_after_the_window_counts_from_when_it_arrived(local_helpdesk, smtp,
+                                                                      run):
+    """errors retry judges a reply to a closed ticket by when it arrived (spec §5.4), not by
+    how long the fix took: stamped 12 days after the closing and set aside 10 days after it
+    (over max_message_bytes), it reopens the ticket when retried 20 days after. The stamp is
+    bounded by the mailbox's last read before the failure, not by the run that set it aside."""
+    config, send = local_helpdesk.config, local_helpdesk.send
+    local_helpdesk.configure(max_message_bytes=4000)
+    send(message("Keyboard"))
+    assert at("-25d", config, "fetch").returncode == 0
+    ticket = only_ticket(run, config)
+    assert at("-20d", config, "tickets", "close", ticket["number"]).returncode == 0
+    send(message(f"Re: {ticket['tag']} Keyboard", sender="dave@example.org",
+                 body="It still sticks.\n" * 300, headers=stamped(12)))
+    assert at("-10d", config, "fetch").returncode == 0
+    assert run.json("errors", "list", config=config)[0]["failed_at"].startswith(days_ago(10))
+
+    local_helpdesk.configure(max_message_bytes=40000)  # the fix
+    retried = run("errors", "retry", "--all", config=config)
+
+    assert retried.exit_code == 0, retried.output
+    assert f"reply within 14 days of closing (it reached the mailbox {days_ago(12)} " in \
+        retried.output
+    after = only_ticket(run, config)
+    assert after["status"] == "confirmed_unread" and after["closed_at"] is None
+    assert mails_of(smtp, "ticket_closed") == []
 
 
 @pytest.mark.parametrize("headers", [{"Auto-Submitted": "auto-generated"},

@@ -190,16 +190,19 @@ def arrived(source: Source, parsed: ParsedMessage, now: dt.datetime) -> dt.datet
     disabled, the account fails, or the database is down.
 
     The date its last mail server stamped into it (its topmost Received field), but never
-    before the start of its account's latest successful run (what was in the mailbox then,
-    that run read: a stamp older than that is wrong or forged, and counts from there) and
-    never after *now*. Now for mail handed over as it arrives (``deliver``) and for mail
-    without a stamp that reads."""
+    before the start of its account's latest successful run that ended by then (what was in the
+    mailbox then, that run read: a stamp older than that is wrong or forged, and counts from
+    there) and never after *now*, or after the source saw it (``errors retry``: when it first
+    failed). Without a stamp that reads, that latest time: mail handed over as it arrives
+    (``deliver``), or mail without a stamp."""
     from helpdesk_fetch.message.parse import stamped_at  # imported with the mail it reads
 
+    latest = now if source.seen_by is None else min(source.seen_by, now)
     stamped = stamped_at(parsed) if source.waited else None
-    since = write.last_read(source.name) if stamped is not None and stamped < now else None
+    since = write.last_read(source.name, by=latest) \
+        if stamped is not None and stamped < latest else None
     if stamped is None or since is None:
-        return now
+        return latest
     return max(stamped, since)
 
 

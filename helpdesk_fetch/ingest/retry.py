@@ -128,7 +128,7 @@ def source_and_place(config: Config, account_name: str, place: str) -> tuple[Sou
         # a file that lost its accounts says so, not "no such account" (what deliver set
         # aside is retried all the same)
         account = require_accounts(config).account(account_name)
-        source = Source(account.name, account.resource, account.automail)
+        source = Source(account.name, account.resource, account.automail, waited=True)
     if place == "quarantine":
         path = failures.quarantine_dir(settings.state_dir)
         return source, Account(name=account_name, protocol="maildir", path=str(path))
@@ -337,7 +337,9 @@ class PlaceWork:
                                      raw=None, size=ref.size)
         if raw is None:
             return self._not_found(row)
-        outcome = self.pipeline.ingest(source, raw, row.source_key)
+        # it arrived by its first failure, however long the fix took (spec §5.4)
+        outcome = self.pipeline.ingest(dataclasses.replace(source, seen_by=row.created_at), raw,
+                                       row.source_key)
         if outcome.kind == FAILED:
             return self._still_fails(source, row, outcome, raw=raw, size=len(raw))
         if ref is not None:

@@ -3,6 +3,7 @@ own so that a run that finds no mail need not import what decides about messages
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 
@@ -17,3 +18,6 @@ class Source:
     # handed over as it arrives (deliver): a reply to a closed ticket counts from when it
     # arrived, as far as can be told (spec §5.4, ``Decider.arrived``)
     waited: bool = False
+    # When it was read from its mailbox already, if it was (``errors retry``: when it first
+    # failed): it arrived by then, however late it is stored
+    seen_by: dt.datetime | None = None

@@ -287,13 +287,15 @@ def bouncing(addresses: set[str], since: dt.datetime) -> set[str]:
     return {row[0] for row in peewee_adapter.tuples(query)}
 
 
-def last_read(account: str) -> dt.datetime | None:
-    """When the latest run of *account* that succeeded started: mail in its mailbox then was
-    read by it (or by the runs after it), so what waits there now arrived after that."""
-    started: dt.datetime | None = (
-        AccountRun.select(AccountRun.started_at)
-        .where((AccountRun.account == account) & (AccountRun.outcome == RunOutcome.OK))
-        .order_by(AccountRun.id.desc()).limit(1).scalar())
+def last_read(account: str, *, by: dt.datetime | None = None) -> dt.datetime | None:
+    """When the latest run of *account* that succeeded started (of those that ended *by* then):
+    mail in its mailbox then was read by it (or by the runs after it), so what waits there now
+    (or waited then) arrived after that."""
+    query = AccountRun.select(AccountRun.started_at).where(
+        (AccountRun.account == account) & (AccountRun.outcome == RunOutcome.OK))
+    if by is not None:
+        query = query.where(AccountRun.finished_at <= by)
+    started: dt.datetime | None = query.order_by(AccountRun.id.desc()).limit(1).scalar()
     return started
 
 
