@@ -155,20 +155,27 @@ def test_ignore_keeps_the_mail_out_of_the_tickets(desk):
     assert desk.json("status")["accounts"][0]["last_run"]["rule_counts"] == {"spam": 2}
 
 
-def test_mail_restored_past_an_ignore_rule_names_no_rule(desk):
-    """`ignored restore` overrides the rule that ignored it: `tickets show` must not name that
-    rule as the one that decided the message (spec §10.1)."""
-    desk.rules({"name": "spam", "headers": {"X-Spam-Flag": "^yes$"}, "action": "ignore"})
-    desk.send(message("Not spam at all", headers={"X-Spam-Flag": "YES"}))
+def test_mail_restored_past_an_ignore_rule_is_decided_by_the_next_rule_that_makes_requests(desk):
+    """`ignored restore` overrides the rule that ignored it: the message goes through the rules
+    as if that rule (and any other that ignores) were not there. `tickets show` names the rule
+    that decided it, or none (spec §10.1), never the ignoring one."""
+    desk.rules({"name": "spam", "headers": {"X-Spam-Flag": "^yes$"}, "action": "ignore"},
+               {"name": "junk", "subject": "quote", "action": "ignore"},
+               {"name": "sales", "subject": "quote", "resource": "sales"})
+    desk.send(message("Not spam at all", headers={"X-Spam-Flag": "YES"}),
+              message("A quote for 20 laptops", headers={"X-Spam-Flag": "YES"}))
     desk.fetch()
-    [kept] = desk.json("ignored", "list")
+    kept = desk.json("ignored", "list")
+    assert [m["reason"] for m in kept] == ["spam", "spam"]
 
-    assert desk.run("ignored", "restore", str(kept["id"]), config=desk.config).exit_code == 0
+    for row in kept:
+        assert desk.run("ignored", "restore", str(row["id"]), config=desk.config).exit_code == 0
 
-    [ticket] = desk.json("tickets", "list")
-    [restored] = [m for m in desk.json("tickets", "show", ticket["number"])["messages"]
-                  if m["direction"] == "in"]
-    assert restored["rule"] is None and ticket["resource"] == "it-support"
+    tickets = desk.tickets()
+    assert {subject: (t["resource"], [m["rule"] for m in t["messages"] if m["direction"] == "in"])
+            for subject, t in tickets.items()} == {
+        "Not spam at all": ("it-support", [None]),
+        "A quote for 20 laptops": ("sales", ["sales"])}
 
 
 def test_automail_off_for_a_sender_and_on_for_a_quiet_account(desk):

@@ -120,9 +120,8 @@ class Decider:
         classification = classify(parsed, own=self.own)
         verdict = Verdict(classification, classification.kind, automail=source.automail,
                           resource=source.resource)
-        match = self.routing.first(source.name, parsed)
-        if match is not None and match.rule.action == "ignore" and restore:
-            match = None  # restored past the rule that ignored it: that rule decided nothing
+        # restored past a rule that ignored it: the first rule that makes requests decides
+        match = self.routing.first(source.name, parsed, requests_only=restore)
         if match is not None:
             _apply(match, verdict)
             if match.rule.action == "ignore":

@@ -93,8 +93,10 @@ class Rules:
         self.compiled = [CompiledRule(rule) for rule in rules]
         self.by_name = {c.rule.name: c for c in self.compiled}
 
-    def first(self, account: str, parsed: ParsedMessage) -> Match | None:
-        """The first rule whose conditions all hold for *parsed* from *account*, or None."""
+    def first(self, account: str, parsed: ParsedMessage, *,
+              requests_only: bool = False) -> Match | None:
+        """The first rule whose conditions all hold for *parsed* from *account*, or None;
+        *requests_only*: of the rules that do not ignore mail (it is a request whatever it is)."""
         cache: list[list[str]] = []
 
         def recipients() -> list[str]:
@@ -103,6 +105,8 @@ class Rules:
             return cache[0]
 
         for rule in self.compiled:
+            if requests_only and rule.rule.action == "ignore":
+                continue
             found = rule.match(account, parsed, recipients)
             if found is not None:
                 return found
