@@ -24,6 +24,28 @@ def tls_context(account: str, ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
+# OpenSSL's verify codes (X509_V_ERR_*) whose fix is not a CA
+_NOT_YET_VALID, _EXPIRED, _HOSTNAME_MISMATCH, _IP_MISMATCH = 9, 10, 62, 64
+
+
+def untrusted(exc: ssl.SSLCertVerificationError, *, ca_file: str | None, what: str =
+              "the server's TLS certificate", ca_key: str = "ca_file",
+              host_key: str = "host") -> str:
+    """Why *what* was refused, and the fix that fits: the name the host is set to (*host_key*)
+    where the certificate is for another, a renewal where it expired, else the CA (*ca_key*,
+    set to *ca_file* or not)."""
+    said = (exc.verify_message or str(exc)).rstrip(".")
+    if exc.verify_code in (_HOSTNAME_MISMATCH, _IP_MISMATCH):
+        return (f"{what} is issued to another name ({said}); set {host_key} to a name (or "
+                "address) it is issued to")
+    if exc.verify_code in (_NOT_YET_VALID, _EXPIRED):
+        return (f"{what} is not valid now ({said}); it must be renewed on the server, or this "
+                "machine's clock is wrong")
+    if ca_file:
+        return f"{what} is not trusted ({said}); is {ca_key} ({ca_file}) the CA that issued it?"
+    return f"{what} is not trusted ({said}); for a private CA set {ca_key}"
+
+
 _HASHED_NAME = re.compile(r"[0-9a-f]{8}\.\d+")
 
 

@@ -60,7 +60,21 @@ def test_the_host_name_is_verified(misnamed_dovecot, mail_user, write_config, ru
     result = run("accounts", "test", config=config)
 
     assert result.exit_code == 1
-    assert "certificate is not valid for '127.0.0.1'" in result.output
+    assert ("the server's TLS certificate is issued to another name (IP address mismatch, "
+            "certificate is not valid for '127.0.0.1'); set host to a name (or address) it is "
+            "issued to") in result.output  # ca_file is right: the fix is the name
+    assert "set ca_file" not in result.output
+
+
+def test_a_ca_file_of_another_ca_is_named(dovecot, misnamed_dovecot, mail_user, write_config,
+                                          run):
+    account = dovecot.account("box", mail_user, ca_file=str(misnamed_dovecot.cert))
+
+    result = run("fetch", config=write_config([account]))
+
+    assert result.exit_code == 1
+    assert (f"not trusted (self-signed certificate); is ca_file ({misnamed_dovecot.cert}) the "
+            "CA that issued it?") in result.stderr.replace("self signed", "self-signed")
 
 
 @pytest.mark.parametrize("protocol, capability", [("imap", "STARTTLS"), ("pop3", "STLS")])

@@ -34,7 +34,7 @@ from helpdesk_fetch.secrets.login import login_secret
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.store import blobs
 from helpdesk_fetch.store.models import Outbox, RawMessage, Setting
-from helpdesk_fetch.tls import tls_context
+from helpdesk_fetch.tls import tls_context, untrusted
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +283,9 @@ def connect(smtp: Smtp, *, timeout: float, state_dir: str) -> smtplib.SMTP:
             _login(connection, smtp, smtp.username, timeout=timeout, state_dir=state_dir)
         return connection
     except ssl.SSLCertVerificationError as exc:
-        raise SmtpUnavailable(f"{where}: the TLS certificate is not trusted "
-                              f"({exc.verify_message}); for a private CA set smtp.ca_file"
-                              ) from None
+        raise SmtpUnavailable(f"{where}: " + untrusted(
+            exc, ca_file=smtp.ca_file, what="the TLS certificate", ca_key="smtp.ca_file",
+            host_key="[smtp] host")) from None
     except smtplib.SMTPAuthenticationError as exc:
         raise SmtpUnavailable(f"{where}: login as {smtp.username!r} refused: "
                               f"{exc.smtp_code} {_text(exc.smtp_error)}") from None

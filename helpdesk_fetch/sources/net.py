@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from helpdesk_fetch.config import DEFAULT_PORTS, Account
 from helpdesk_fetch.errors import ConnectError, MailboxError, ProtocolError
 from helpdesk_fetch.sources.base import Cutoff
+from helpdesk_fetch.tls import untrusted
 
 # What OpenSSL says when the bytes it reads are no TLS record: the port speaks plain text.
 _PLAINTEXT_REASONS = {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST",
@@ -59,8 +60,8 @@ def _network_errors(account: Account, doing: str, timeout: float, *,
     except MailboxError:
         raise
     except ssl.SSLCertVerificationError as exc:
-        raise ConnectError(account.name, f"{where}: the server's TLS certificate is not trusted "
-                           f"({exc.verify_message}); for a private CA set ca_file") from None
+        raise ConnectError(account.name, f"{where}: {untrusted(exc, ca_file=account.ca_file)}"
+                           ) from None
     except ssl.SSLError as exc:
         raise ConnectError(account.name, f"{where}: {_tls_failed(account, exc)}") from None
     except BadGreeting as exc:

@@ -20,7 +20,7 @@ from helpdesk_fetch import __version__
 from helpdesk_fetch.config.oauth2 import is_loopback
 from helpdesk_fetch.errors import ConnectError
 from helpdesk_fetch.secrets.redact import redact
-from helpdesk_fetch.tls import tls_context
+from helpdesk_fetch.tls import tls_context, untrusted
 
 MAX_ANSWER = 1024 * 1024
 
@@ -65,7 +65,7 @@ def post_form(url: str, fields: Mapping[str, str | None], *, account: str, timeo
             raise Refused(answer["error"], str(answer.get("error_description") or "")) from None
         raise ConnectError(account, f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise ConnectError(account, f"{url}: {_reason(exc.reason, timeout)}") from None
+        raise ConnectError(account, f"{url}: {_reason(exc.reason, timeout, ca_file)}") from None
     except http.client.HTTPException:  # something answered, but not in HTTP
         raise ConnectError(account, f"{url}: not an HTTP answer; is this the token "
                            "endpoint's address?") from None
@@ -75,10 +75,10 @@ def post_form(url: str, fields: Mapping[str, str | None], *, account: str, timeo
         raise ConnectError(account, f"{url}: {exc.strerror or exc}") from None
 
 
-def _reason(reason: str | BaseException, timeout: float) -> str:
+def _reason(reason: str | BaseException, timeout: float, ca_file: str | None) -> str:
     if isinstance(reason, ssl.SSLCertVerificationError):
-        return (f"the TLS certificate is not trusted ({reason.verify_message}); for a private "
-                "CA set ca_file")
+        return untrusted(reason, ca_file=ca_file, what="the TLS certificate",
+                         host_key="the endpoint's address")
     if isinstance(reason, TimeoutError):
         return f"no answer within {timeout:g} s"
     if isinstance(reason, OSError):
