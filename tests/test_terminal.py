@@ -291,6 +291,23 @@ def test_accounts_add_dialog_at_a_terminal(dovecot, mail_user, write_config, run
     assert oct(config.stat().st_mode & 0o777) == "0o600"
 
 
+def test_accounts_add_dialog_of_a_maildir_asks_for_its_resource(tmp_path, write_config, run):
+    """A Maildir account is asked what an IMAP one is after its server: its resource."""
+    config = write_config([])
+    make_maildir(tmp_path / "box", [])
+
+    child = spawn("accounts", "add", "local", config=config)
+    for prompt, answer in (("Protocol", "maildir"), ("Maildir path", str(tmp_path / "box")),
+                           ("Resource", "it-support"), ("Test it now?", "y")):
+        child.expect(prompt)
+        child.sendline(answer)
+    child.expect("local: ok, 0 messages waiting")
+
+    assert finish(child) == 0
+    [account] = run.json("accounts", "list", config=config)
+    assert (account["protocol"], account["resource"]) == ("maildir", "it-support")
+
+
 def test_accounts_add_offers_not_to_keep_an_account_whose_test_failed(dovecot, mail_user,
                                                                       write_config, run):
     config = write_config([])

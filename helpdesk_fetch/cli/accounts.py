@@ -321,7 +321,14 @@ def _ask_missing(values: dict, path: Path) -> None:
     if values["protocol"] == "maildir":
         if values["path"] is None:
             values["path"] = click.prompt("Maildir path")
-        return
+    else:
+        _ask_server(values)
+    if values["resource"] is None:
+        values["resource"] = _ask_resource(path)
+
+
+def _ask_server(values: dict) -> None:
+    """The questions of an IMAP or POP3 account: where, how, and its password."""
     for key, label in (("host", "Server"), ("username", "User name")):
         if values[key] is None:
             values[key] = click.prompt(label)
@@ -337,8 +344,6 @@ def _ask_missing(values: dict, path: Path) -> None:
             show_default=False, value_proc=_existing_file) or None
     if values["auth"] != "oauth2" and not any(values.get(k) is not None for k in PASSWORD_KEYS):
         values["password"] = click.prompt("Password", hide_input=True)  # kept in the file
-    if values["resource"] is None:
-        values["resource"] = _ask_resource(path)
 
 
 def _existing_file(answer: str) -> str:
