@@ -63,16 +63,26 @@ def ingest_switch(state_dir: str | Path) -> IngestSwitch | None:
     return switch
 
 
-def disable_ingest(state_dir: str | Path, reason: str | None) -> IngestSwitch:
-    """Switch ingest off on this machine (atomically; survives reboots and VM clones)."""
-    info: IngestSwitch = {"disabled_at": isoformat(utcnow()), "by": _who(), "reason": reason or ""}
+def disable_ingest(state_dir: str | Path, reason: str | None) -> tuple[IngestSwitch, bool]:
+    """Switch ingest off on this machine (atomically; survives reboots and VM clones); the
+    switch, and True when ingest was on. A switch that was off already keeps since when and by
+    whom; a *reason* given replaces its reason."""
+    try:
+        before = ingest_switch(state_dir)
+    except ConfigError:  # unreadable: written anew, or the write says why it cannot be
+        before = None
+    if before is not None and not reason:
+        return before, False
+    reason = reason or ""
+    info: IngestSwitch = {"disabled_at": isoformat(utcnow()), "by": _who(), "reason": reason} \
+        if before is None else {**before, "reason": reason}
     directory = Path(state_dir)
     temp = directory / f".{SWITCH_FILE}.{os.getpid()}"
     with _switch_errors(directory, "write"):
         directory.mkdir(parents=True, exist_ok=True)
         temp.write_text(json.dumps(info) + "\n", encoding="utf-8")
         os.replace(temp, directory / SWITCH_FILE)
-    return info
+    return info, before is None
 
 
 def enable_ingest(state_dir: str | Path) -> bool:

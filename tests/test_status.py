@@ -72,6 +72,28 @@ def test_status_for_people(tmp_path, write_config, run):
     assert "cloning the VM" in run("status", config=config).output
 
 
+def test_disabling_ingest_twice_keeps_since_when_and_by_whom(tmp_path, write_config, run):
+    """A second `ingest disable` (a colleague, a script) must not pass for the first: the
+    switch keeps its time and author, says so, and takes a new --reason only when given one."""
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}])
+    assert run("ingest", "disable", "--reason", "cloning the VM", config=config).exit_code == 0
+    first = run.json("ingest", "status", config=config)["ingest_switch"]
+
+    again = run("ingest", "disable", config=config)
+    assert again.exit_code == 0
+    assert (f"Ingest was already disabled, since {first['disabled_at']} by {first['by']} "
+            "(cloning the VM).") in again.output.replace("\n", " ")
+    assert run.json("ingest", "status", config=config)["ingest_switch"] == first
+
+    renamed = run("ingest", "disable", "--reason", "clone for the upgrade test", config=config)
+    assert "its reason is now: clone for the upgrade test" in renamed.output.replace("\n", " ")
+    assert run.json("ingest", "status", config=config)["ingest_switch"] == dict(
+        first, reason="clone for the upgrade test")
+
+    assert run("ingest", "enable", config=config).output == "Ingest enabled.\n"
+    assert run("ingest", "enable", config=config).output == "Ingest was already enabled.\n"
+
+
 def test_an_unwritable_state_dir_is_a_configuration_error(tmp_path, write_config, run):
     (tmp_path / "not-a-dir").write_text("")  # even root cannot put the switch in here
     config = write_config(settings={"state_dir": "not-a-dir"})

@@ -33,9 +33,15 @@ def ingest_disable(app: App, reason: str | None) -> None:
     """
     from helpdesk_fetch import state
 
-    state.disable_ingest(app.config().settings.state_dir, reason)
-    note("Ingest disabled: `fetch` reads no mailbox on this machine until "
-         "`helpdesk-fetch ingest enable`.", style="bold yellow")
+    switch, was_on = state.disable_ingest(app.config().settings.state_dir, reason)
+    if was_on:
+        note("Ingest disabled: `fetch` reads no mailbox on this machine until "
+             "`helpdesk-fetch ingest enable`.", style="bold yellow")
+        return
+    why = f"; its reason is now: {reason}" if reason else \
+        f" ({switch['reason']})" if switch["reason"] else ""
+    note(f"Ingest was already disabled, since {switch['disabled_at'] or 'an unknown time'} by "
+         f"{switch['by'] or 'an unknown user'}{why}.", style="yellow")
 
 
 @ingest.command("enable")
