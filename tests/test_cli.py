@@ -247,6 +247,10 @@ def test_a_password_on_the_command_line_is_refused(write_config, run, old):
     (["accounts", "list", "--verbose"], "--verbose accounts list"),
     (["status", "--config", "x.toml", "--json"], "--config x.toml status --json"),
     (["tickets", "list", "--log-file=/tmp/l"], "--log-file=/tmp/l tickets list"),
+    # given before the command too: the one after it counts, once
+    (["--config", "x.toml", "fetch", "--config", "x.toml"], "--config x.toml fetch"),
+    (["--config=a.toml", "-q", "fetch", "--config", "b.toml"], "-q --config b.toml fetch"),
+    (["-v", "fetch", "-v"], "-v -v fetch"),
 ])
 def test_an_option_of_the_tool_after_the_command_gets_the_line_that_works(run, args, fixed):
     """As cron lines are often written: `helpdesk-fetch fetch -q`."""

@@ -178,9 +178,23 @@ def _misplaced(ctx: click.Context, exc: click.exceptions.NoSuchOption) -> click.
     takes_value = own[exc.option_name] and "=" not in argv[found]
     moved = argv[found:found + (2 if takes_value else 1)]
     rest = argv[:found] + argv[found + len(moved):]
-    fixed = [*ctx.command_path.split(), *rest[:at], *moved, *rest[at:]]
+    before = _without(rest[:at], exc.option_name) if own[exc.option_name] else rest[:at]
+    fixed = [*ctx.command_path.split(), *before, *moved, *rest[at:]]
     return click.UsageError(f"{exc.option_name} goes before the command:\n  "
                             f"{shlex.join(fixed)}", exc.ctx)
+
+
+def _without(words: list[str], option: str) -> list[str]:
+    """*words* without *option* and its value: given again after the command, that one counts
+    (``--config A fetch --config A`` is one --config, not two)."""
+    kept, index = [], 0
+    while index < len(words):
+        if _names(words[index], option):
+            index += 1 if "=" in words[index] else 2
+        else:
+            kept.append(words[index])
+            index += 1
+    return kept
 
 
 def _command_at(argv: list[str], command: str, own: dict[str, bool]) -> int:
