@@ -79,7 +79,7 @@ def disable_ingest(state_dir: str | Path, reason: str | None) -> tuple[IngestSwi
     directory = Path(state_dir)
     temp = directory / f".{SWITCH_FILE}.{os.getpid()}"
     with _switch_errors(directory, "write"):
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         temp.write_text(json.dumps(info) + "\n", encoding="utf-8")
         os.replace(temp, directory / SWITCH_FILE)
     return info, before is None
@@ -244,7 +244,7 @@ def account_lock(account: str, *, state_dir: str | Path,
 
 def _lock_file(directory: Path, name: str, what: str) -> IO[str]:
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return open(directory / f"{name}.lock", "a")
     except OSError as exc:
         raise HelpdeskError(f"cannot create the lock for {what} in {directory.absolute()}: "

@@ -33,6 +33,7 @@ def test_a_new_sqlite_database_is_private_whatever_the_umask(tmp_path):
                  for f in (tmp_path / "new").iterdir() if not f.name.endswith("migrate-lock")}
         assert modes == {"helpdesk.db": 0o600, "helpdesk.db-wal": 0o600,
                          "helpdesk.db-shm": 0o600}
+        assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700  # the one it made
     finally:
         database.close()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import socket
+import stat
 
 from tests.mails import message
 from tests.proc import helpdesk_fetch
@@ -92,6 +94,18 @@ def test_disabling_ingest_twice_keeps_since_when_and_by_whom(tmp_path, write_con
 
     assert run("ingest", "enable", config=config).output == "Ingest enabled.\n"
     assert run("ingest", "enable", config=config).output == "Ingest was already enabled.\n"
+
+
+def test_a_state_dir_it_makes_is_private(tmp_path, write_config, run):
+    """Locks, the ingest switch and the quarantine live there: not for other users to list."""
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                          settings={"state_dir": "state"})
+    old = os.umask(0o022)
+    try:
+        assert run("ingest", "disable", config=config).exit_code == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
 
 
 def test_an_unwritable_state_dir_is_a_configuration_error(tmp_path, write_config, run):

@@ -152,7 +152,7 @@ def write_atomically(path: Path, text: str) -> None:
     path = Path(os.path.realpath(path))
     if path.exists() and not path.is_file():  # renaming over /dev/null would replace it
         raise OSError(errno.EINVAL, "not a regular file", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

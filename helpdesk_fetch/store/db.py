@@ -243,7 +243,7 @@ def _create_private(path: Path) -> None:
     if os.path.lexists(path):
         return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the file: private
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError as exc:
         raise DatabaseError(f"cannot create the database file {path}: {exc.strerror}") from None
