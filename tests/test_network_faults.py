@@ -153,3 +153,15 @@ def test_nothing_listening(dovecot, mail_user, write_config):
     assert "account 'gone'" in result.stderr and "connection refused" in result.stderr
     assert "is the server running" in result.stderr
     assert dovecot.messages(mail_user) == []
+
+
+def test_a_host_name_nobody_knows(dovecot, mail_user, write_config):
+    """A typo in host (.invalid never resolves, RFC 2606): named, with what to check."""
+    config = write_config([dict(dovecot.account("typo", mail_user), host="mail.example.invalid")])
+
+    result = fetch(config)
+
+    assert result.returncode == 1
+    assert ("account 'typo': connecting to mail.example.invalid:" in result.stderr
+            and ": cannot find the address of 'mail.example.invalid' (" in result.stderr
+            and "); is host spelt right, and does this machine's DNS answer?" in result.stderr)

@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import smtplib
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from helpdesk_fetch.clock import isoformat, retry_delay, utcnow
 from helpdesk_fetch.config import Config, Smtp
 from helpdesk_fetch.errors import REPEATED, AuthError, ConfigError, MailboxError, failure_cause
 from helpdesk_fetch.secrets.login import login_secret
+from helpdesk_fetch.sources.net import unresolved
 from helpdesk_fetch.sources.sasl import XOAuth2
 from helpdesk_fetch.store import blobs
 from helpdesk_fetch.store.models import Outbox, RawMessage, Setting
@@ -300,6 +302,8 @@ def connect(smtp: Smtp, *, timeout: float, state_dir: str) -> smtplib.SMTP:
         raise SmtpUnavailable(f"{where}: TLS failed ({exc.reason or exc}); does [smtp] "
                               "security match the port (ssl: usually 465, starttls: 587)?"
                               ) from None
+    except socket.gaierror as exc:
+        raise SmtpUnavailable(f"{where}: {unresolved(smtp.host, exc, '[smtp] host')}") from None
     except (smtplib.SMTPException, OSError) as exc:
         raise SmtpUnavailable(f"{where}: {getattr(exc, 'strerror', None) or exc}") from None
 

@@ -4,6 +4,7 @@ the server and what to do about it. Translated here once for every source."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 
@@ -77,10 +78,18 @@ def _network_errors(account: Account, doing: str, timeout: float, *,
     except ((ConnectionError, EOFError) + lost) as exc:
         raise ProtocolError(account.name, f"{where}: connection lost ({exc}); the next run "
                            "tries again") from None
+    except socket.gaierror as exc:
+        raise ConnectError(account.name, f"{where}: {unresolved(account.host, exc)}") from None
     except OSError as exc:
         raise ConnectError(account.name, f"{where}: {exc.strerror or exc}") from None
     except protocol as exc:
         raise ProtocolError(account.name, f"{where}: {text(exc)}") from None
+
+
+def unresolved(host: str | None, exc: socket.gaierror, key: str = "host") -> str:
+    """A host name that DNS does not know (or DNS that does not answer), and what to check."""
+    return (f"cannot find the address of {host!r} ({exc.strerror or exc}); is {key} spelt "
+            "right, and does this machine's DNS answer?")
 
 
 def _tls_failed(account: Account, exc: ssl.SSLError) -> str:
