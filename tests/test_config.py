@@ -426,7 +426,8 @@ def test_password_sources(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("keys, needle", [
     ({"password_env": "HD_NOT_SET"}, "environment variable HD_NOT_SET is not set"),
-    ({"password_command": "echo secret-out; exit 3"}, "exited with status 3"),
+    ({"password_command": "echo secret-out; exit 3"}, "exited with status 3 (what it printed "
+     "is not shown: it may hold the secret); run it by hand as the user cron runs this as"),
     ({"password_command": "TOKEN=s3cret no-such-vault get helpdesk"},
      "key 'password_command': the command was not found (exit status 127): is 'no-such-vault' "
      "installed, and in the PATH of the user and cron running this? Give its full path"),

@@ -126,4 +126,6 @@ def _failure(command: str, status: int) -> str:
     if status == 126:
         return (f"the command is not executable (exit status 126): {program!r} cannot be run; "
                 f"fix: chmod +x {program}")
-    return f"the command exited with status {status}"
+    return (f"the command exited with status {status} (what it printed is not shown: it may "
+            "hold the secret); run it by hand as the user cron runs this as, with cron's "
+            "environment, to see why")
