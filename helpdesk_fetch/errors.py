@@ -24,6 +24,14 @@ def account_named(name: str) -> str:
     return f"account {name!r}"
 
 
+def did_you_mean(word: str, names: list[str]) -> str:
+    """``; did you mean 'helpdesk'?`` when one of *names* is close to the mistyped *word*."""
+    import difflib  # only for a mistake: not in every run's start-up (issue 18)
+
+    close = difflib.get_close_matches(word, names, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 _TIMINGS = re.compile(r"\s*\(\d+(?:\.\d+)?(?: \+ \d+(?:\.\d+)?)* secs\)")
 
 

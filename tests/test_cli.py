@@ -262,9 +262,22 @@ def test_an_option_of_the_tool_after_the_command_gets_the_line_that_works(run, a
     assert other.exit_code == 2 and "No such option '--bogus'" in other.stderr
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["ticket", "list"], "No such command 'ticket'. Did you mean 'tickets'?"),
+    (["tickets", "lst"], "No such command 'lst'. Did you mean 'list'?"),
+    (["zzz"], "No such command 'zzz'.\n"),
+])
+def test_a_mistyped_command_is_named_with_the_one_it_is_close_to(run, args, said):
+    result = run(*args)
+    assert result.exit_code == 2 and said in result.stderr
+
+
 def test_unknown_account_is_a_usage_error(maildir_config, run):
     result = run("accounts", "disable", "nope", config=maildir_config)
     assert result.exit_code == 2 and "no such account (known: local)" in result.stderr
+    typo = run("fetch", "--account", "locl", config=maildir_config)
+    assert typo.exit_code == 2
+    assert "account 'locl': no such account; did you mean 'local'? (known: local)" in typo.stderr
 
 
 def test_accounts_test(dovecot, mail_user, write_config, run):

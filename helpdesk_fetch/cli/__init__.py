@@ -129,6 +129,20 @@ class Group(click.Group):
             importlib.import_module(f"{__name__}.{SUBCOMMANDS[name]}")
         return self.commands.get(name)
 
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, naming the command a mistyped one is close to (``ticket list``), as click
+        does for the subcommands; it cannot here, where commands are loaded when they run."""
+        name = args[0] if args else ""
+        if name and name[0] != "-" and name not in SUBCOMMANDS and name not in self.commands \
+                and not ctx.resilient_parsing:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            ctx.fail(f"No such command {name!r}." + (f" Did you mean {close[0]!r}?" if close
+                                                     else ""))
+        return super().resolve_command(ctx, args)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta.setdefault(_ARGV, list(args))  # the whole command line, for _misplaced
         return super().parse_args(ctx, args)

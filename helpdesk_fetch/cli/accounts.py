@@ -22,7 +22,7 @@ from helpdesk_fetch.cli.render import (
 )
 from helpdesk_fetch.config import DEFAULT_PORTS, PASSWORD_KEYS, PROTOCOLS, SECURITIES, Account
 from helpdesk_fetch.config.oauth2 import AUTHS, FLOWS, PROVIDERS, oauth2_keys
-from helpdesk_fetch.errors import UsageError, account_named
+from helpdesk_fetch.errors import UsageError, account_named, did_you_mean
 
 
 @cli.group()
@@ -360,10 +360,7 @@ def _ask_resource(path: Path) -> str | None:
 
     def known(answer: str) -> str:
         if answer and names is not None and answer not in names:
-            import difflib
-
-            close = difflib.get_close_matches(answer, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(answer, names)
             raise click.BadParameter(f"no resource {answer!r}{hint} (resources: "
                                      f"{', '.join(names) or 'none defined'})")
         return answer

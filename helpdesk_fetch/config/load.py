@@ -42,7 +42,7 @@ from helpdesk_fetch.config.schema import (
     Smtp,
 )
 from helpdesk_fetch.enums import EventKind
-from helpdesk_fetch.errors import ConfigError, ConfigPlace, ConfigUnreadable
+from helpdesk_fetch.errors import ConfigError, ConfigPlace, ConfigUnreadable, did_you_mean
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -540,11 +540,8 @@ def _reject_unknown(data: dict[str, Any], known: set[str], where: ConfigPlace,
                     prefix: str) -> None:
     for key in data:
         if key not in known:
-            import difflib  # only for a mistake: not in every run's start-up (issue 18)
-
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown key{hint}", key=prefix + key, **where)
+            raise ConfigError(f"unknown key{did_you_mean(key, sorted(known))}",
+                              key=prefix + key, **where)
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}

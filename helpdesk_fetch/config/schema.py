@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from helpdesk_fetch.enums import EventKind
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.errors import ConfigError, did_you_mean
 
 PROTOCOLS = ("imap", "pop3", "maildir")
 SECURITIES = ("ssl", "starttls", "none")
@@ -217,8 +217,9 @@ class Config:
         for account in self.accounts:
             if account.name == name:
                 return account
-        known = ", ".join(a.name for a in self.accounts) or "none"
-        raise ConfigError(f"no such account (known: {known})", path=self.path, account=name)
+        names = [a.name for a in self.accounts]
+        raise ConfigError(f"no such account{did_you_mean(name, names)} (known: "
+                          f"{', '.join(names) or 'none'})", path=self.path, account=name)
 
     def selected_accounts(self, names: list[str] | None) -> list[Account]:
         """The named accounts (even disabled ones: naming them is asking), else the enabled
