@@ -264,7 +264,6 @@ def test_an_option_of_the_tool_after_the_command_gets_the_line_that_works(run, a
 
 @pytest.mark.parametrize(("args", "said"), [
     (["ticket", "list"], "No such command 'ticket'. Did you mean 'tickets'?"),
-    (["tickets", "lst"], "No such command 'lst'. Did you mean 'list'?"),
     (["zzz"], "No such command 'zzz'.\n"),
 ])
 def test_a_mistyped_command_is_named_with_the_one_it_is_close_to(run, args, said):
