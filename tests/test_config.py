@@ -338,6 +338,22 @@ def test_a_file_without_accounts_stops_every_command_that_reads_mail(tmp_path, r
     assert list(tmp_path.iterdir()) == [path]  # no database beside a file that is wrong
 
 
+@pytest.mark.parametrize("command", [["status"], ["accounts", "list"], ["accounts", "list",
+                                                                        "--json"]])
+def test_a_file_without_accounts_is_named_by_the_commands_that_show_them(tmp_path, run,
+                                                                         command):
+    """They read no mail, so the file is no error for them; but an empty table would look
+    like a quiet system, where fetch refuses the file (the wrong file given, say)."""
+    path = tmp_path / "accounts.toml"
+    path.write_text(TRUNCATED)
+
+    result = run(*command, config=path)
+
+    assert result.exit_code == 0, result.output
+    assert (f"note: {path} defines no account, and `fetch` refuses it: is it empty, cut short, "
+            "or the wrong file?") in result.stderr
+
+
 def test_a_file_whose_accounts_are_all_disabled_is_not_an_error(tmp_path, run):
     path = tmp_path / "accounts.toml"
     path.write_text(MAILDIR + "enabled = false\n")

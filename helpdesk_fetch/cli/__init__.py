@@ -78,6 +78,17 @@ class App:
                 note(f"helpdesk-fetch: note: {missing_database_text(missing)}", err=True)
         return self._database
 
+    def say_if_no_accounts(self) -> None:
+        """A note on stderr when the accounts file defines no account: `status` and `accounts
+        list` would show an empty system as if all were well, where `fetch` refuses the file."""
+        config = self.config()
+        if not config.accounts:
+            from helpdesk_fetch.cli.render import note
+
+            note(f"helpdesk-fetch: note: {config.path} defines no account, and `fetch` refuses "
+                 "it: is it empty, cut short, or the wrong file? Add one with `helpdesk-fetch "
+                 "accounts add NAME`", err=True)
+
     def tagger(self):
         if self._tagger is None:
             from helpdesk_fetch.tickets.tags import installation_tagger

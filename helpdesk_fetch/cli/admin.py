@@ -99,6 +99,7 @@ def status(app: App, as_json: bool) -> None:
     from helpdesk_fetch.health import status as core
 
     config = app.config()
+    app.say_if_no_accounts()
     app.database(read_only=True)
     data = core.status(config)
     if as_json:
