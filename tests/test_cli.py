@@ -68,8 +68,13 @@ def test_accounts_add_remove_enable_disable(tmp_path, write_config, run):
     account = run.json("accounts", "list", config=config)[0]
     assert (account["port"], account["automail"], account["security"]) == (110, False,
                                                                            "starttls")
-    assert run("accounts", "disable", "pop", config=config).exit_code == 0
+    assert run("accounts", "disable", "pop", config=config).output == \
+        "Account 'pop' disabled.\n"
     assert run.json("accounts", "list", config=config)[0]["enabled"] is False
+    before = config.read_bytes()
+    assert run("accounts", "disable", "pop", config=config).output == \
+        "Account 'pop' was already disabled.\n"
+    assert config.read_bytes() == before
     assert run("accounts", "enable", "pop", config=config).exit_code == 0
     assert run.json("accounts", "list", config=config)[0]["enabled"] is True
     assert run("accounts", "remove", "pop", config=config).exit_code == 0

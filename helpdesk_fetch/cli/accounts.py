@@ -435,9 +435,12 @@ def _set_enabled(app: App, name: str, enabled: bool) -> None:
     from helpdesk_fetch.config.edit import set_account_key
 
     config = app.config()
-    config.account(name)
+    word = "enabled" if enabled else "disabled"
+    if config.account(name).enabled == enabled:  # the file stays as it is
+        note(f"Account {name!r} was already {word}.")
+        return
     set_account_key(config.path, name, "enabled", enabled)
-    note(f"Account {name!r} {'enabled' if enabled else 'disabled'}.")
+    note(f"Account {name!r} {word}.")
 
 
 # -- test -------------------------------------------------------------------------------------
