@@ -14,6 +14,7 @@ from tests import kinds_samples as samples
 from tests.mails import message, message_id_of
 from tests.proc import ROOT, environment, helpdesk_fetch
 from tests.servers import PASSWORD
+from tests.test_cli import held
 from tests.test_ingest_maildir import make_maildir
 
 
@@ -153,6 +154,18 @@ def test_a_mailbox_of_mail_too_large_alone_is_not_said_to_have_none(tmp_path, wr
 
     assert not any("no new mail" in line for line in lines), lines
     assert "over max_message_bytes" in " ".join(lines), lines  # folded at 80 columns
+
+
+def test_an_account_another_run_holds_is_explained_below_its_row(tmp_path, write_config):
+    make_maildir(tmp_path / "box", [message("One")])
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"},
+                           {"name": "held", "protocol": "maildir", "path": "box"}])
+
+    with held("held", config):
+        text = " ".join(at_80_columns("fetch", config=config))
+
+    assert "held busy" in " ".join(text.split()), text
+    assert "skipped: another run is processing this account" in " ".join(text.split()), text
 
 
 def test_a_run_the_database_stopped_at_once_shows_its_error_and_no_empty_table(tmp_path,
