@@ -66,6 +66,13 @@ def test_remove_takes_the_block_and_its_comment_only(commented):
     assert [a["name"] for a in tomllib.loads(text)["accounts"]] == ["monitoring"]
 
 
+def test_add_then_remove_gives_back_the_file_as_it_was(commented):
+    add_account(commented, {"name": "pop", "protocol": "pop3", "host": "pop.example.com",
+                            "username": "u", "password_env": "POP_PW", "port": None})
+    remove_account(commented, "pop")
+    assert commented.read_text() == COMMENTED  # no blank line left at its end
+
+
 def test_disable_changes_one_value_in_place(commented):
     set_account_key(commented, "helpdesk", "enabled", False)
     set_account_key(commented, "monitoring", "enabled", False)
