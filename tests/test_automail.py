@@ -307,6 +307,31 @@ def test_a_reply_retried_after_the_window_counts_from_when_it_arrived(local_help
     assert mails_of(smtp, "ticket_closed") == []
 
 
+def test_a_reply_restored_after_the_window_counts_from_when_it_was_kept(local_helpdesk, smtp,
+                                                                       run):
+    """ignored restore judges a reply to a closed ticket by when it came in and was kept as
+    ignored mail (spec §5.4), not by when a rule's misfire was noticed."""
+    config, send = local_helpdesk.config, local_helpdesk.send
+    with config.open("a") as file:
+        file.write('\n[[rules]]\nname = "spam"\nheaders = { "X-Spam-Flag" = "^yes$" }\n'
+                   'action = "ignore"\n')
+    send(message("Keyboard"))
+    assert at("-25d", config, "fetch").returncode == 0
+    ticket = only_ticket(run, config)
+    assert at("-20d", config, "tickets", "close", ticket["number"]).returncode == 0
+    send(message(f"Re: {ticket['tag']} Keyboard", sender="dave@example.org",
+                 headers={"X-Spam-Flag": "YES"}))
+    assert at("-10d", config, "fetch").returncode == 0
+    [kept] = run.json("ignored", "list", config=config)
+
+    restored = run("ignored", "restore", str(kept["id"]), config=config)
+
+    assert restored.exit_code == 0, restored.output
+    after = only_ticket(run, config)
+    assert after["status"] == "confirmed_unread" and after["closed_at"] is None, restored.output
+    assert mails_of(smtp, "ticket_closed") == []
+
+
 @pytest.mark.parametrize("headers", [{"Auto-Submitted": "auto-generated"},
                                      {"List-Id": "<users.lists.example.org>"},
                                      {"Precedence": "bulk"},

@@ -10,6 +10,7 @@ rules, the threading and the auto-mail rules do). It is stored under the source 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from helpdesk_fetch import state
@@ -43,8 +44,9 @@ def restore(config: Config, ident: str) -> Restored:
         pipeline = Pipeline(config)
         row = pipeline.call_db(ignored.get_ignored, ident)
         raw = ignored.raw_of(row)
-        outcome = pipeline.ingest(source_named(config, row.account), raw,
-                                  ignored.restored_key(row), restore=True)
+        # it arrived by the time it was kept, however late it is restored (spec §5.4)
+        source = dataclasses.replace(source_named(config, row.account), seen_by=row.received_at)
+        outcome = pipeline.ingest(source, raw, ignored.restored_key(row), restore=True)
         if outcome.kind not in (STORED, DUPLICATE):
             raise HelpdeskError(f"ignored message {row.id} could not be restored: "
                                 f"{outcome.reason}")

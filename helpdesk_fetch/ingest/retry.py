@@ -128,7 +128,9 @@ def source_and_place(config: Config, account_name: str, place: str) -> tuple[Sou
         # a file that lost its accounts says so, not "no such account" (what deliver set
         # aside is retried all the same)
         account = require_accounts(config).account(account_name)
-        source = Source(account.name, account.resource, account.automail, waited=True)
+        # mail of a mailbox waited there; what deliver --account set aside came as it arrived
+        source = Source(account.name, account.resource, account.automail,
+                        waited=place != "quarantine")
     if place == "quarantine":
         path = failures.quarantine_dir(settings.state_dir)
         return source, Account(name=account_name, protocol="maildir", path=str(path))

@@ -130,6 +130,8 @@ def record_failure(account: str, key: str, *, reason: str, location: str, size: 
                                     & (FailedMessage.source_key == key))
     if row is None:
         return FailedMessage.create(account=account, source_key=key, created_at=now, **fields)
+    if row.state != FailureState.PENDING:  # resolved or dismissed before: a failure anew
+        row.created_at, row.attempts = now, 0
     for name, value in fields.items():
         setattr(row, name, value)
     row.attempts += 1
