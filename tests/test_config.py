@@ -343,15 +343,26 @@ def test_a_file_without_accounts_stops_every_command_that_reads_mail(tmp_path, r
 def test_a_file_without_accounts_is_named_by_the_commands_that_show_them(tmp_path, run,
                                                                          command):
     """They read no mail, so the file is no error for them; but an empty table would look
-    like a quiet system, where fetch refuses the file (the wrong file given, say)."""
+    like a quiet system, where fetch refuses the file (the wrong file given, say). As `check`
+    says: when nothing can come in, or fetch read an account here lately; a file of resources
+    only serves `deliver`, and is no news."""
     path = tmp_path / "accounts.toml"
+    path.write_text("")
+    nothing = run(*command, config=path)
     path.write_text(TRUNCATED)
+    deliver_only = run(*command, config=path)
+    path.write_text(MAILDIR)
+    run("fetch", config=path)  # its Maildir is missing: a failed run is a run all the same
+    path.write_text(TRUNCATED)
+    cut_short = run(*command, config=path)
 
-    result = run(*command, config=path)
-
-    assert result.exit_code == 0, result.output
-    assert (f"note: {path} defines no account, and `fetch` refuses it: is it empty, cut short, "
-            "or the wrong file?") in result.stderr
+    assert nothing.exit_code == deliver_only.exit_code == cut_short.exit_code == 0
+    assert (f"note: {path}: the accounts file defines no [[accounts]] and no [[resources]]: no "
+            "mail can be fetched or delivered; is it empty, cut short, or the wrong file?"
+            ) in nothing.stderr
+    assert "defines no" not in deliver_only.stderr
+    assert (f"note: {path}: the accounts file defines no [[accounts]] table, yet fetch read m "
+            "here in the last 24 h: every fetch now fails (exit 2)") in cut_short.stderr
 
 
 def test_a_file_whose_accounts_are_all_disabled_is_not_an_error(tmp_path, run):

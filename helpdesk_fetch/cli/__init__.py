@@ -79,15 +79,20 @@ class App:
         return self._database
 
     def say_if_no_accounts(self) -> None:
-        """A note on stderr when the accounts file defines no account: `status` and `accounts
-        list` would show an empty system as if all were well, where `fetch` refuses the file."""
+        """A note on stderr when the accounts file defines no account and that is news (``check``
+        says when): `status` and `accounts list` would show an empty system as if all were
+        well, where `fetch` refuses the file. After ``database()``."""
         config = self.config()
-        if not config.accounts:
+        if config.accounts:
+            return
+        from helpdesk_fetch.clock import utcnow
+        from helpdesk_fetch.health.check import no_accounts_problem
+
+        problem = no_accounts_problem(config, now=utcnow())
+        if problem is not None:
             from helpdesk_fetch.cli.render import note
 
-            note(f"helpdesk-fetch: note: {config.path} defines no account, and `fetch` refuses "
-                 "it: is it empty, cut short, or the wrong file? Add one with `helpdesk-fetch "
-                 "accounts add NAME`", err=True)
+            note(f"helpdesk-fetch: note: {config.path}: {problem}", err=True)
 
     def tagger(self):
         if self._tagger is None:

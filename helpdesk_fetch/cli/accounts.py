@@ -49,8 +49,8 @@ def list_(app: App, as_json: bool) -> None:
     from helpdesk_fetch.health import status
 
     config = app.config()
-    app.say_if_no_accounts()
     app.database(read_only=True)
+    app.say_if_no_accounts()
     last = status.last_runs(config)
     data = [dict(a.public_dict(), last_run=last.get(a.name)) for a in config.accounts]
     if as_json:

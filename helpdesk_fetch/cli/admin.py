@@ -99,8 +99,8 @@ def status(app: App, as_json: bool) -> None:
     from helpdesk_fetch.health import status as core
 
     config = app.config()
-    app.say_if_no_accounts()
     app.database(read_only=True)
+    app.say_if_no_accounts()
     data = core.status(config)
     if as_json:
         return echo_json(data)

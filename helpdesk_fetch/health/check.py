@@ -179,25 +179,31 @@ def _summary(config: Config, accounts: list[Account], *, max_age: int, fetched: 
 
 
 def _no_accounts(config: Config, result: Result, *, now: dt.datetime) -> None:
+    problem = no_accounts_problem(config, now=now)
+    if problem is not None:
+        result.problems.append(Problem(State.CRITICAL, problem))
+
+
+def no_accounts_problem(config: Config, *, now: dt.datetime) -> str | None:
     """Spec §2: a file without any account stops every fetch (exit 2). That is news when fetch
     ran on this machine lately (the file was cut short, or --config names the wrong one; a
     machine that only pipes mail into a PostgreSQL database other machines fetch into is
     fine), and when nothing could come in at all: no account, and no resource for deliver
-    either."""
+    either. None when the file defines an account, or that is no news."""
+    if config.accounts:
+        return None
     ran = [name for name, in tuples(AccountRun.select(AccountRun.account).distinct()
                                      .where((AccountRun.started_at > now - RECENT)
                                             & (AccountRun.host == socket.gethostname()))
                                      .order_by(AccountRun.account))]
     if ran:
-        result.problems.append(Problem(
-            State.CRITICAL, f"the accounts file defines no [[accounts]] table, yet fetch read "
-                            f"{', '.join(ran)} here in the last 24 h: every fetch now fails "
-                            "(exit 2); is the file cut short, or the wrong one?"))
-    elif not config.resources:
-        result.problems.append(Problem(
-            State.CRITICAL, "the accounts file defines no [[accounts]] and no [[resources]]: "
-                            "no mail can be fetched or delivered; is it empty, cut short, or "
-                            "the wrong file?"))
+        return (f"the accounts file defines no [[accounts]] table, yet fetch read "
+                f"{', '.join(ran)} here in the last 24 h: every fetch now fails (exit 2); is "
+                "the file cut short, or the wrong one?")
+    if not config.resources:
+        return ("the accounts file defines no [[accounts]] and no [[resources]]: no mail can "
+                "be fetched or delivered; is it empty, cut short, or the wrong file?")
+    return None
 
 
 def _deliver_failing(config: Config, result: Result, *, max_age: int,
