@@ -63,6 +63,21 @@ def ingest_switch(state_dir: str | Path) -> IngestSwitch | None:
     return switch
 
 
+def private_directory(path: str | Path) -> None:
+    """Make the directory *path* and each missing one above it mode 0700, whatever the umask
+    (``mkdir -p`` gives the ones above the umask's mode); those that exist stay as they are.
+    They hold the mail, the locks and the tokens. OSError as ``mkdir`` raises it."""
+    missing, path = [], Path(path)
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it meanwhile
+            pass
+
+
 def disable_ingest(state_dir: str | Path, reason: str | None) -> tuple[IngestSwitch, bool]:
     """Switch ingest off on this machine (atomically; survives reboots and VM clones); the
     switch, and True when ingest was on. A switch that was off already keeps since when and by
@@ -79,7 +94,7 @@ def disable_ingest(state_dir: str | Path, reason: str | None) -> tuple[IngestSwi
     directory = Path(state_dir)
     temp = directory / f".{SWITCH_FILE}.{os.getpid()}"
     with _switch_errors(directory, "write"):
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(directory)
         temp.write_text(json.dumps(info) + "\n", encoding="utf-8")
         os.replace(temp, directory / SWITCH_FILE)
     return info, before is None
@@ -244,7 +259,7 @@ def account_lock(account: str, *, state_dir: str | Path,
 
 def _lock_file(directory: Path, name: str, what: str) -> IO[str]:
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(directory)
         return open(directory / f"{name}.lock", "a")
     except OSError as exc:
         raise HelpdeskError(f"cannot create the lock for {what} in {directory.absolute()}: "

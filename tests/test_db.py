@@ -4,6 +4,7 @@ are never shown."""
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import os
 import stat
@@ -25,15 +26,39 @@ ROOT = Path(__file__).parent.parent
 def test_a_new_sqlite_database_is_private_whatever_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
-        database = db.open_database(f"sqlite:///{tmp_path}/new/helpdesk.db")
+        database = db.open_database(f"sqlite:///{tmp_path}/new/db/helpdesk.db")
     finally:
         os.umask(old)
     try:
         modes = {f.name: stat.S_IMODE(f.stat().st_mode)
-                 for f in (tmp_path / "new").iterdir() if not f.name.endswith("migrate-lock")}
+                 for f in (tmp_path / "new/db").iterdir() if not f.name.endswith("migrate-lock")}
         assert modes == {"helpdesk.db": 0o600, "helpdesk.db-wal": 0o600,
                          "helpdesk.db-shm": 0o600}
-        assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700  # the one it made
+        assert [stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "new", tmp_path / "new/db")
+                ] == [0o700, 0o700]  # the directories it made
+    finally:
+        database.close()
+
+
+def test_a_message_that_fails_again_after_it_was_resolved_is_a_new_failure(tmp_path,
+                                                                            monkeypatch):
+    """Its first failure is the new one (errors retry counts a reply's arrival from it), and
+    its attempts start again; while it waits, a failure again is one more attempt."""
+    from helpdesk_fetch.store import failures
+
+    database = db.open_database(f"sqlite:///{tmp_path}/helpdesk.db")
+    try:
+        def fail_at(day: int) -> failures.FailedMessage:
+            monkeypatch.setattr(failures, "utcnow", lambda: dt.datetime(2026, 11, day, 12))
+            return failures.record_failure("box", "key:1", reason="too big", location="",
+                                           size=10)
+
+        first = fail_at(1)
+        assert (fail_at(2).created_at, fail_at(3).attempts) == (first.created_at, 3)
+        failures.resolve_failure(first.id)
+        again = fail_at(20)
+        assert (again.id, again.created_at, again.attempts, again.state) == (
+            first.id, dt.datetime(2026, 11, 20, 12), 1, "pending")
     finally:
         database.close()
 

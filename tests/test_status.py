@@ -98,14 +98,16 @@ def test_disabling_ingest_twice_keeps_since_when_and_by_whom(tmp_path, write_con
 
 def test_a_state_dir_it_makes_is_private(tmp_path, write_config, run):
     """Locks, the ingest switch and the quarantine live there: not for other users to list."""
+    make_maildir(tmp_path / "box", [])
     config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
-                          settings={"state_dir": "state"})
+                          settings={"state_dir": "var/state"})
     old = os.umask(0o022)
     try:
-        assert run("ingest", "disable", config=config).exit_code == 0
+        assert run("fetch", config=config).exit_code == 0  # its lock is made there
     finally:
         os.umask(old)
-    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "var", tmp_path / "var/state")
+            ] == [0o700, 0o700]  # the ones above it too
 
 
 def test_an_unwritable_state_dir_is_a_configuration_error(tmp_path, write_config, run):

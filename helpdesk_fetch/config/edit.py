@@ -23,6 +23,7 @@ import tomli_w
 
 from helpdesk_fetch import config as cfg
 from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.state import private_directory
 
 _HEADER = re.compile(r"^\s*\[")
 _ACCOUNTS_HEADER = re.compile(r"^\s*\[\[\s*accounts\s*\]\]\s*(#.*)?$")
@@ -154,7 +155,7 @@ def write_atomically(path: Path, text: str) -> None:
     path = Path(os.path.realpath(path))
     if path.exists() and not path.is_file():  # renaming over /dev/null would replace it
         raise OSError(errno.EINVAL, "not a regular file", str(path))
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_directory(path.parent)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -157,7 +157,7 @@ def keep_in_quarantine(state_dir: str | Path, raw: bytes, sha256: str) -> Path:
 def _write_durably(root: Path, raw: bytes, name: str) -> Path:
     """Maildir delivery: write into tmp, fsync, rename into new; no half file stays behind."""
     for sub in ("tmp", "new", "cur"):
-        (root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        state.private_directory(root / sub)
     temp = root / "tmp" / f"{name}.{os.getpid()}.{time.time_ns()}"
     final = root / "new" / name
     try:

@@ -243,7 +243,9 @@ def _create_private(path: Path) -> None:
     if os.path.lexists(path):
         return
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the file: private
+        from helpdesk_fetch.state import private_directory
+
+        private_directory(path.parent)  # as the file: private
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError as exc:
         raise DatabaseError(f"cannot create the database file {path}: {exc.strerror}") from None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from helpdesk_fetch.config import Account, Smtp, check_private
 from helpdesk_fetch.config.edit import write_atomically
 from helpdesk_fetch.errors import ConfigError, MailboxError
+from helpdesk_fetch.state import private_directory
 
 
 def token_path(source: Account | Smtp, *, label: str, state_dir: str) -> Path:
@@ -39,7 +39,7 @@ def token_path(source: Account | Smtp, *, label: str, state_dir: str) -> Path:
 def locked(path: Path, *, account: str | None) -> Iterator[None]:
     """Hold the token file *path* for one read-refresh-write."""
     try:
-        _private_directory(path.parent)
+        private_directory(path.parent)
         check_private(path.parent, holds_secret=False)  # or others could swap the tokens
         handle = open(path.with_name(path.name + ".lock"), "a")
     except ConfigError as exc:
@@ -79,7 +79,7 @@ def save(path: Path, data: Mapping[str, object], *, label: str) -> None:
     """Replace the token file atomically, mode 0600. A file that cannot be written (a full disk)
     fails the account with what it means: a rotated refresh token may now be lost."""
     try:
-        _private_directory(path.parent)
+        private_directory(path.parent)
         write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     except OSError as exc:
         raise MailboxError(label, f"cannot save the OAuth2 tokens to {path}: "
@@ -88,7 +88,3 @@ def save(path: Path, data: Mapping[str, object], *, label: str) -> None:
                            f"authorize {label}`") from None
 
 
-def _private_directory(directory: Path) -> None:
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
