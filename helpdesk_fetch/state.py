@@ -57,10 +57,17 @@ def ingest_switch(state_dir: str | Path) -> IngestSwitch | None:
         except FileNotFoundError:
             return None
     try:
-        switch: IngestSwitch = json.loads(text)  # the file disable_ingest wrote
+        found = json.loads(text)  # the file disable_ingest wrote
     except ValueError:
+        found = None
+    if not isinstance(found, dict):  # made by hand (`touch`, `echo reason >`): off all the same
         return {"disabled_at": None, "by": None, "reason": text.strip()}
-    return switch
+    return {"disabled_at": _text(found.get("disabled_at")), "by": _text(found.get("by")),
+            "reason": _text(found.get("reason")) or ""}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def private_directory(path: str | Path) -> None:

@@ -8,6 +8,8 @@ import shutil
 import socket
 import stat
 
+import pytest
+
 from tests.mails import message
 from tests.proc import helpdesk_fetch
 from tests.test_cli import held
@@ -94,6 +96,19 @@ def test_disabling_ingest_twice_keeps_since_when_and_by_whom(tmp_path, write_con
 
     assert run("ingest", "enable", config=config).output == "Ingest enabled.\n"
     assert run("ingest", "enable", config=config).output == "Ingest was already enabled.\n"
+
+
+@pytest.mark.parametrize("text", ["", "{}", '"maintenance"', "[1]", '{"by": 7}', "down\n"])
+def test_a_switch_made_by_hand_is_off_and_shown(tmp_path, write_config, run, text):
+    config = write_config([{"name": "local", "protocol": "maildir", "path": "box"}],
+                          settings={"state_dir": "state"})
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "ingest-disabled").write_text(text)
+
+    for command in (["ingest", "disable"], ["ingest", "status"], ["status"], ["fetch"]):
+        result = run(*command, config=config)
+        assert result.exit_code == 0, (command, result.output)
+    assert run.json("status", config=config)["ingest_disabled"] is True
 
 
 def test_a_state_dir_it_makes_is_private(tmp_path, write_config, run):
