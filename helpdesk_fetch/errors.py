@@ -24,12 +24,18 @@ def account_named(name: str) -> str:
     return f"account {name!r}"
 
 
-def did_you_mean(word: str, names: list[str]) -> str:
-    """``; did you mean 'helpdesk'?`` when one of *names* is close to the mistyped *word*."""
+def close_match(word: str, names: list[str]) -> str | None:
+    """The one of *names* that the mistyped *word* is closest to, if any is close."""
     import difflib  # only for a mistake: not in every run's start-up (issue 18)
 
     close = difflib.get_close_matches(word, names, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, names: list[str]) -> str:
+    """``; did you mean 'helpdesk'?`` when one of *names* is close to the mistyped *word*."""
+    close = close_match(word, names)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 _TIMINGS = re.compile(r"\s*\(\d+(?:\.\d+)?(?: \+ \d+(?:\.\d+)?)* secs\)")

@@ -38,8 +38,9 @@ def untrusted(exc: ssl.SSLCertVerificationError, *, ca_file: str | None, what: s
     if exc.verify_code in (_HOSTNAME_MISMATCH, _IP_MISMATCH):
         return (f"{what} is issued to another name ({said}); set {host_key} to a name (or "
                 "address) it is issued to")
-    if exc.verify_code in (_NOT_YET_VALID, _EXPIRED):
-        return (f"{what} is not valid now ({said}); it must be renewed on the server, or this "
+    if exc.verify_code in (_NOT_YET_VALID, _EXPIRED):  # it, or a CA certificate above it
+        where = f"on the server, or the CA in {ca_key}," if ca_file else "on the server"
+        return (f"{what} is not valid now ({said}); it must be renewed {where} or this "
                 "machine's clock is wrong")
     if ca_file:
         return f"{what} is not trusted ({said}); is {ca_key} ({ca_file}) the CA that issued it?"

@@ -4,8 +4,11 @@ login happens only with security = "none", and `accounts test` warns about it.""
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
+from helpdesk_fetch.tls import untrusted
 from tests.mails import message
 from tests.oauth_server import OAuthServer
 from tests.proxy import CapturingProxy
@@ -157,3 +160,20 @@ def test_the_token_endpoint_certificate_is_verified(oauth_dovecot, idp, mail_use
         assert oauth_dovecot.messages(mail_user) == []
     finally:
         https_idp.stop()
+
+
+@pytest.mark.parametrize(("code", "said", "ca_file", "fix"), [
+    (10, "certificate has expired", None,
+     "is not valid now (certificate has expired); it must be renewed on the server or this "
+     "machine's clock is wrong"),
+    (10, "certificate has expired", "/etc/ca.pem",
+     "must be renewed on the server, or the CA in ca_file, or this machine's clock is wrong"),
+    (9, "certificate is not yet valid", None, "is not valid now (certificate is not yet valid)"),
+    (20, "unable to get local issuer certificate", None, "for a private CA set ca_file"),
+])
+def test_each_refusal_gets_the_fix_that_fits(code, said, ca_file, fix):
+    """Expired or early certificates (no server here has one) are said as such, not as a CA."""
+    exc = ssl.SSLCertVerificationError(1, f"certificate verify failed: {said}")
+    exc.verify_code, exc.verify_message = code, said
+
+    assert fix in untrusted(exc, ca_file=ca_file)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 import click
 
 from helpdesk_fetch import __version__
-from helpdesk_fetch.errors import HelpdeskError
+from helpdesk_fetch.errors import HelpdeskError, close_match
 
 if TYPE_CHECKING:
     from helpdesk_fetch.config import Config
@@ -152,10 +152,8 @@ class Group(click.Group):
         name = args[0] if args else ""
         if name and name[0] != "-" and name not in SUBCOMMANDS and name not in self.commands \
                 and not ctx.resilient_parsing:
-            import difflib
-
-            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
-            ctx.fail(f"No such command {name!r}." + (f" Did you mean {close[0]!r}?" if close
+            close = close_match(name, self.list_commands(ctx))
+            ctx.fail(f"No such command {name!r}." + (f" Did you mean {close!r}?" if close
                                                      else ""))
         return super().resolve_command(ctx, args)
 

@@ -59,8 +59,8 @@ def remove_account(path: Path, name: str) -> None:
         start -= 1
     end = _keep_leading_comments_of_next(lines, start, end)
     new_text = "".join(lines[:start] + lines[end:])
-    if end == len(lines) and new_text.endswith("\n\n"):  # the blank line before the last block
-        new_text = new_text.rstrip("\n") + "\n"
+    if end == len(lines) and new_text.endswith("\n\n"):  # the blank line add_account wrote
+        new_text = new_text[:-1]
     expected = tomllib.loads(text)
     expected["accounts"] = [a for a in expected["accounts"] if a.get("name") != name]
     if not expected["accounts"]:
