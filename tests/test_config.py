@@ -314,6 +314,17 @@ def test_password_source_errors_name_the_accounts_file(tmp_path, run, command, m
             in result.output)
 
 
+def test_accounts_list_shows_a_problem_without_the_file_it_lists(tmp_path, run, monkeypatch):
+    monkeypatch.delenv("X", raising=False)
+    path = tmp_path / "accounts.toml"
+    path.write_text(IMAP)
+    assert run("fetch", config=path).exit_code == 2
+
+    [row] = run("accounts", "list", config=path).stdout.splitlines()[1:]
+
+    assert row.split("\t")[-1] == "key 'password_env': environment variable X is not set"
+
+
 def test_missing_file_says_how_to_start(tmp_path, run):
     result = run("fetch", config=tmp_path / "none.toml")
     assert result.exit_code == 2 and "sample-accounts.toml" in result.stderr

@@ -58,7 +58,8 @@ def list_(app: App, as_json: bool) -> None:
     table(["name", "protocol", "server", "user", "resource", "last run"],
           [[a["name"], a["protocol"], _server(a), a["username"] or "", a["resource"] or "",
             ("" if a["enabled"] else "disabled; ") + _last_run(a["last_run"])] for a in data],
-          notes=[problem_of(a["name"], (a["last_run"] or {}).get("error")) for a in data],
+          notes=[problem_of(a["name"], (a["last_run"] or {}).get("error"), config.path)
+                 for a in data],
           shrink=("user", "server"))
     if is_tty():  # a pipe gets the table's lines only (--json has "rule_counts")
         rule_counts([(a["name"], a["last_run"]) for a in data])

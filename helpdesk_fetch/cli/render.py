@@ -272,10 +272,12 @@ def rule_counts(last_runs: list[tuple[str, dict | None]]) -> None:
         note("Messages each rule decided in the last run:\n" + "\n".join(decided))
 
 
-def problem_of(account: str, text: str | None) -> str | None:
-    """An account's stored problem as shown below its row: without the "account 'NAME': " the
-    row already says."""
+def problem_of(account: str, text: str | None, path: object = None) -> str | None:
+    """An account's stored problem as shown below its row: without the accounts file (*path*,
+    the one the table lists) and the "account 'NAME': " the row already says."""
     from helpdesk_fetch.errors import account_named
 
-    prefix = f"{account_named(account)}: "
-    return text[len(prefix):] if text and text.startswith(prefix) else text
+    for prefix in (f"{path}: " if path is not None else None, f"{account_named(account)}: "):
+        if text and prefix and text.startswith(prefix):
+            text = text[len(prefix):]
+    return text
