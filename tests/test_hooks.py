@@ -249,10 +249,13 @@ def test_hooks_retry_runs_given_up_events_again_once_the_command_works(tmp_path,
     assert [e["state"] for e in run.json("hooks", "list", "--all", config=config)] == [
         "delivered"]
     assert run.json("status", config=config)["hook_queue"]["given_up"] == 0
-    again = run("hooks", "retry", "1", "7", "--json", config=config)
-    assert again.exit_code == 1 and calls(tmp_path) == ["1", "1", "1"]  # not run again
+    again = run("hooks", "retry", "1", "--json", config=config)
+    assert again.exit_code == 0 and calls(tmp_path) == ["1", "1", "1"]  # not run again
     assert [(r["id"], r["outcome"], r["ok"]) for r in json.loads(again.stdout)] == [
-        (1, "delivered_already", False), (7, "unknown", False)]
+        (1, "delivered_already", True)]
+    unknown = run("hooks", "retry", "1", "7", config=config)  # a typo runs nothing
+    assert unknown.exit_code == 2 and "no hook event with id 7 (see `helpdesk-fetch hooks " \
+        "list --all`)" in unknown.stderr
 
 
 def test_hooks_retry_runs_a_failing_event_without_its_back_off_in_its_tickets_order(

@@ -63,7 +63,8 @@ def retry(app: App, ctx: click.Context, ids: tuple[int, ...], retry_all: bool,
     gets max_attempts new attempts, one still failing is run without waiting for its
     back-off. Events of one ticket still run in order; delivery is at least once, as always.
 
-    Exit status 0 when every event was delivered, 1 when any was not.
+    Exit status 0 when every event was delivered (now or before), 1 when any was not, 2
+    for an id that is no event.
 
     \b
     Examples:

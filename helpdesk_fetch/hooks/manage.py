@@ -18,7 +18,7 @@ from typing import Any
 
 from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Config
-from helpdesk_fetch.errors import ConfigError
+from helpdesk_fetch.errors import ConfigError, UsageError
 from helpdesk_fetch.hooks import runner
 from helpdesk_fetch.store.models import HookEvent
 
@@ -56,7 +56,7 @@ def list_events(*, include_delivered: bool = False) -> list[dict[str, Any]]:
 class Retried:
     """What ``hooks retry`` did with one event; ``outcome``: delivered | failed | given_up |
     waiting (behind an earlier event of its ticket, or run by another process right now) |
-    delivered_already | unknown."""
+    delivered_already."""
 
     id: int
     outcome: str
@@ -66,7 +66,7 @@ class Retried:
 
     @property
     def ok(self) -> bool:
-        return self.outcome == "delivered"
+        return self.outcome in ("delivered", "delivered_already")
 
 
 def retry(config: Config, ids: list[int] | None) -> list[Retried]:
@@ -81,12 +81,15 @@ def retry(config: Config, ids: list[int] | None) -> list[Retried]:
         .order_by(HookEvent.id)] if ids is None else [  # each id once, in the order given
         (event_id, HookEvent.get_or_none(HookEvent.id == event_id))
         for event_id in dict.fromkeys(ids)]
+    missing = [str(event_id) for event_id, row in found if row is None]
+    if missing:  # as errors retry: nothing is run for a mistyped id
+        raise UsageError(f"no hook event with id {', '.join(missing)} (see `helpdesk-fetch "
+                         "hooks list --all`)")
     results: list[Retried] = []
     attempts: dict[int, int] = {}  # each event taken back: its attempts before the queue ran
-    for event_id, row in found:
-        if row is None:
-            results.append(Retried(event_id, "unknown", detail="no such hook event"))
-        elif row.delivered_at is not None:
+    for _, row in found:
+        assert row is not None, "every id was found"
+        if row.delivered_at is not None:
             results.append(_result(row, "delivered_already",
                                    f"delivered {isoformat(row.delivered_at)}; not run again"))
         else:
