@@ -11,10 +11,11 @@ a session advisory lock instead, which covers every machine using the database (
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypedDict
 
@@ -177,10 +178,27 @@ def deliver_worked(state_dir: str | Path, target: str) -> None:
         _deliver_file(state_dir, target).unlink(missing_ok=True)
 
 
-def deliver_failing(state_dir: str | Path) -> list[dict[str, Any]]:
+# A transport that still fails is tried again within this (Postfix retries deferred mail at
+# least every maximal_backoff_time, 4,000 s by default)
+DELIVER_FORGOTTEN_AFTER_HOURS = 2
+
+
+def deliver_targets(resources: Iterable[str], accounts: Iterable[str]) -> set[str]:
+    """The targets of ``deliver`` that the accounts file defines: ``resource.NAME``,
+    ``account.NAME``."""
+    return {f"resource.{name}" for name in resources} | {f"account.{name}" for name in accounts}
+
+
+def deliver_failing(state_dir: str | Path,
+                    known: Collection[str] | None = None) -> list[dict[str, Any]]:
     """The targets ``deliver`` has been failing for ({"target", "since", "last", "count",
     "reason"}); a record that cannot be read is one too ("since" None), so that a failure is
-    never taken for none."""
+    never taken for none.
+
+    With *known* (``deliver_targets``): a target it does not hold (a typo in the MTA's
+    transport) is marked ``"undefined": True``, and forgotten once nothing has tried it for
+    DELIVER_FORGOTTEN_AFTER_HOURS: the transport was fixed, and no later success for that
+    name would ever clear it."""
     records = []
     try:
         paths = sorted(Path(state_dir).glob(f"{DELIVER_FAILING_FILE}.*"))
@@ -192,9 +210,25 @@ def deliver_failing(state_dir: str | Path) -> list[dict[str, Any]]:
         except OSError as exc:
             record = {"target": path.name, "since": None, "count": 0,
                       "reason": f"cannot read {path}: {exc.strerror or exc}"}
+        if record and known is not None and record.get("since") and \
+                record.get("target") not in known:
+            if _hours_since(record.get("last")) >= DELIVER_FORGOTTEN_AFTER_HOURS:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            record["undefined"] = True
         if record:
             records.append(record)
     return records
+
+
+def _hours_since(stamp: object) -> float:
+    """Hours from *stamp* (an ISO time written by deliver_failed) to now; 0 if it is none."""
+    try:
+        then = dt.datetime.fromisoformat(str(stamp)).astimezone(dt.UTC).replace(tzinfo=None)
+    except ValueError:
+        return 0.0
+    return (utcnow() - then).total_seconds() / 3600
 
 
 def deliver_failing_text(record: Mapping[str, Any], when: Callable[[str], str] = str) -> str:
@@ -202,6 +236,8 @@ def deliver_failing_text(record: Mapping[str, Any], when: Callable[[str], str] =
     (``status`` and ``check``; *when* formats its "since"; an unreadable record has none)."""
     count, since = int(record.get("count") or 0), record.get("since")
     target = str(record.get("target", "?")).replace(".", " ", 1)
+    if record.get("undefined"):
+        target += ", which the accounts file does not define"
     times = f" {count} time{'' if count == 1 else 's'} since {when(since)}" if since else ""
     return f"deliver ({target}) has failed{times}"
 

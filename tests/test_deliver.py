@@ -187,17 +187,35 @@ def test_a_deliver_that_keeps_failing_is_news_to_check(tmp_path, write_config, r
     late = at("+16m", config, "check")  # past --max-age (15)
 
     assert fresh.exit_code == 1 and fresh.stdout.startswith("HELPDESK-FETCH WARNING - ")
-    assert "deliver (resource it-suport) has failed 2 times since " in fresh.stdout
+    assert ("deliver (resource it-suport, which the accounts file does not define) has failed "
+            "2 times since ") in fresh.stdout
     assert "the MTA keeps the mail: " in fresh.stdout and "no resource 'it-suport'" in fresh.stdout
     assert late.returncode == 2 and late.stdout.startswith("HELPDESK-FETCH CRITICAL - ")
     [failing] = run.json("status", config=config)["deliver_failing"]
     assert (failing["target"], failing["count"]) == ("resource.it-suport", 2)
-    assert "deliver (resource it-suport) has failed 2 times since " in \
-        run("status", config=config).output
+    assert "deliver (resource it-suport, which the accounts file does not define) has " \
+        "failed 2 times since " in " ".join(run("status", config=config).output.split())
     write_config([], resources=[{"name": "it-suport", "members": ["alice@example.com"]}])
     assert helpdesk_fetch("deliver", "--resource", "it-suport", config=config,
                           input=message("Queued")).returncode == 0  # the resource made
     assert "deliver (" not in at("+16m", config, "check").stdout
+
+
+def test_a_mistyped_deliver_target_is_forgotten_once_nothing_tries_it(tmp_path, write_config,
+                                                                      run):
+    """Fixed in master.cf, a target the accounts file does not define never works to clear its
+    failures: they are forgotten two hours after its last attempt (a transport still broken
+    is tried again within that: Postfix's maximal_backoff_time is 4,000 s)."""
+    config = write_config([])
+    assert helpdesk_fetch("deliver", "--resource", "it-suport", config=config,
+                          input=message("Queued")).returncode == EX_TEMPFAIL
+
+    hour = at("+1h", config, "check")
+    assert hour.returncode == 2 and ("deliver (resource it-suport, which the accounts file "
+                                     "does not define) has failed 1 time since ") in hour.stdout
+    assert "deliver (" not in at("+2h", config, "check").stdout
+    assert run.json("status", config=config)["deliver_failing"] == []
+    assert list(tmp_path.glob("deliver-failing.*")) == []
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file another user's")

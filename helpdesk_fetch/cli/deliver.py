@@ -58,7 +58,8 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
         --config /etc/helpdesk-fetch/accounts.toml deliver --resource it-support
     """
     if (resource is None) == (account is None):
-        echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME", err=True)
+        echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME"
+             + (", not both" if resource is not None else ""), err=True)
         _failed(app, "", "deliver was run without --resource NAME or --account NAME")
         ctx.exit(EXIT_TEMPFAIL)
     if sys.stdin.isatty():  # a person at a terminal, not an MTA: nothing would ever come

@@ -212,7 +212,9 @@ def _deliver_failing(config: Config, result: Result, *, max_age: int,
     and bounces it after its queue lifetime (days), so it is CRITICAL once it has lasted
     --max-age minutes (an MTA retries a deferred message within minutes: a passing failure
     clears itself); a record that cannot be read is CRITICAL too."""
-    for failing in state.deliver_failing(config.settings.state_dir):
+    known = state.deliver_targets([r.name for r in config.resources],
+                                  [a.name for a in config.accounts])
+    for failing in state.deliver_failing(config.settings.state_dir, known):
         critical = True
         if since := failing.get("since"):
             began = dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)

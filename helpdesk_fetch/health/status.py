@@ -168,5 +168,6 @@ def status(config: Config) -> dict[str, Any]:
         "ignored_days": config.settings.ignored_days,
         "bouncing_addresses": bouncing_addresses(config.settings.bounce_hold_days, utcnow()),
         "bounce_hold_days": config.settings.bounce_hold_days,
-        "deliver_failing": state.deliver_failing(config.settings.state_dir),
+        "deliver_failing": state.deliver_failing(config.settings.state_dir, state.deliver_targets(
+            [r.name for r in config.resources], [a.name for a in config.accounts])),
     }

@@ -72,8 +72,8 @@ def deliver(config: Config, raw: bytes, *, resource: str | None = None,
         switch = state.ingest_switch(config.settings.state_dir)
         if switch is not None:
             raise IngestDisabled("ingest is disabled on this machine "
-                                 f"({switch.get('reason') or 'no reason given'}); the MTA "
-                                 "keeps the message and tries again")
+                                 f"({switch.get('reason') or 'no reason given'}); it tries "
+                                 "again later")
         return _deliver(config, source, strip_envelope(raw))
 
 
