@@ -435,8 +435,11 @@ def test_mail_without_a_sender_counts_against_the_cap(helpdesk, smtp, run):
     send(*[b"To: helpdesk@example.com\r\nSubject: Anon %d\r\n" % i + DATED + b"\r\nhi\r\n"
            for i in range(4)])
 
-    assert run("fetch", config=config).exit_code == 0
+    result = run("fetch", config=config)
 
+    assert result.exit_code == 0
+    assert "1 auto-mail not sent: mail without a sender caused 2 in the last hour (cap 2)" in \
+        result.stderr
     assert len(run.json("tickets", "list", config=config)) == 4
     assert len(mails_of(smtp, "new_ticket_resource")) == 2
 
@@ -467,7 +470,9 @@ def test_at_most_the_cap_of_automails_per_sender_and_hour(helpdesk, smtp, run):
 
     result = run("fetch", config=config)
 
-    assert result.exit_code == 0 and "cap 10" in result.stderr
+    assert result.exit_code == 0
+    assert "2 auto-mails not sent: robot@example.org caused 10 in the last hour (cap 10)" in \
+        result.stderr
     assert len(run.json("tickets", "list", config=config)) == 50
     assert len(smtp.messages) == 10
 

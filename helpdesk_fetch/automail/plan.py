@@ -148,8 +148,10 @@ def _within_rate(wanted: list[Planned], parsed: ParsedMessage, cap: int,
                                   & (Outbox.created_at > hour_ago)).count())
     allowed = max(0, cap - sent)
     if len(wanted) > allowed:
-        log.warning("%s: %d auto-mails not sent: %s caused %d in the last hour (cap %d)",
-                    _label(parsed), len(wanted) - allowed, parsed.from_addr, sent, cap)
+        held = len(wanted) - allowed
+        log.warning("%s: %d auto-mail%s not sent: %s caused %d in the last hour (cap %d)",
+                    _label(parsed), held, "" if held == 1 else "s",
+                    parsed.from_addr or "mail without a sender", sent, cap)
     return [p for p in wanted[:allowed]
             if p.kind not in TO_SENDER or not _recipient_capped(p, parsed, cap, hour_ago)]
 
