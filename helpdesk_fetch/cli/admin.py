@@ -135,7 +135,8 @@ def _print_status(data: dict) -> None:
              f"{failing.get('reason')}", style="bold red")
     if data["automail"]:
         queue = data["outbox"]
-        failing = f", {queue['failing']} of them failed to send so far" if queue["failing"] else ""
+        failing = (f", {queue['failing']} of them not sent so far (the last error below)"
+                   if queue["failing"] else "")
         refused = f"; {queue['refused']} refused for good" if queue["refused"] else ""
         note(f"Auto-mails waiting to be sent: {queue['pending']}{failing}{refused}",
              style="yellow" if queue["failing"] or queue["refused"] else "")
