@@ -46,6 +46,8 @@ def test_a_canary_travels_and_is_recorded_without_a_ticket(dovecot, mail_user, s
     assert (result.exit_code, result.output) == (0, "")  # under cron: silent
     assert sorted(rcpts for rcpts, _ in sent(smtp)) == [["helpdesk@example.com"],
                                                          ["support@example.com"]]
+    body = sent(smtp)[0][1].split(b"\r\n\r\n", 1)[1]
+    assert b"=\r\n" not in body and b"it never becomes a ticket" in body  # no soft breaks
     waiting = canaries(run, config)
     assert waiting["helpdesk"]["sent_at"] and waiting["helpdesk"]["received_at"] is None
     for rcpts, raw in sent(smtp):  # the mail system delivers them

@@ -245,8 +245,10 @@ def _build(smtp: Smtp, account: Account, address: str, marker: str) -> EmailMess
     mail["X-Auto-Response-Suppress"] = "All"
     mail[MARKER] = marker
     mail.set_content(
-        f"A test message from `helpdesk-fetch probe send` to the account {account.name}.\n\n"
-        "helpdesk-fetch reads it, records how long it took to arrive and deletes it; it never\n"
-        "becomes a ticket. If you see it anywhere else (as a ticket, in another mailbox, in a\n"
-        "quarantine), mail to this address does not reach that account as it should.\n")
+        # lines under 78 characters: no quoted-printable soft breaks in what a person reads
+        f"A test message from `helpdesk-fetch probe send` to the account\n{account.name}.\n\n"
+        "helpdesk-fetch reads it, records how long it took to arrive and deletes\n"
+        "it; it never becomes a ticket. If you see it anywhere else (as a ticket,\n"
+        "in another mailbox, in a quarantine), mail to this address does not\n"
+        "reach that account as it should.\n")
     return mail
