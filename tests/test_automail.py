@@ -6,6 +6,7 @@ Time is shifted with libfaketime (`faketime`), the standard tool: the program ha
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
 import sys
@@ -155,6 +156,20 @@ def test_forged_tag_is_not_threaded(helpdesk, run):
     run("fetch", config=config)
 
     assert len(run.json("tickets", "list", config=config)) == 2
+
+
+@pytest.mark.parametrize("subject", ["Printer on floor 3 jams", "Printer on floor 3 jams again",
+                                     "Printer on floor 3 jams again and again"])
+def test_an_automails_subject_starts_on_its_subject_line(helpdesk, smtp, run, subject):
+    """A Subject of 70 to 78 characters is not folded whole onto the next line (legal, but it
+    breaks filters on ^Subject:.*TicketID, and some programs show a leading space)."""
+    config, send = helpdesk()
+    send(message(subject))
+
+    assert run("fetch", config=config).exit_code == 0
+
+    [receipt] = [raw for _, rcpts, raw in smtp.messages if rcpts == ["carol@example.org"]]
+    assert re.search(rb"\r\nSubject: \[TicketID \d+[A-Z]{4}\] We have received", receipt)
 
 
 def test_reply_within_the_reactivation_window_reopens(helpdesk, smtp, run):

@@ -173,7 +173,7 @@ def queue(planned: Planned, *, ticket: Ticket, parsed: ParsedMessage, config: Co
     subject, body = render(planned.kind, _values(ticket, parsed, config, tagger), config)
     mail = _build(planned, subject=tagger.subject_with_tag(subject, ticket.number), body=body,
                   inbound=parsed, config=config, now=now, ticket=ticket)
-    raw = mail.as_bytes(policy=SMTP)
+    raw = wire_bytes(mail)
     message = Message.create(
         ticket=ticket, direction=Direction.OUT, message_id=mail["Message-ID"].strip("<>"),
         in_reply_to=parsed.message_id, references=" ".join(_references(parsed)),
@@ -256,6 +256,16 @@ def _build(planned: Planned, *, subject: str, body: str, inbound: ParsedMessage,
     mail[MARKER] = f"{planned.kind}; ticket={ticket.number}"
     mail.set_content(body)
     return mail
+
+
+def wire_bytes(mail: EmailMessage) -> bytes:
+    """*mail* as it is sent (CRLF, folded at 78), its Subject starting on the Subject line:
+    CPython folds a value of 70 to 78 characters whole onto the next line ("Subject:", then
+    " [TicketID ..."), which is legal, but breaks filters on ``^Subject:.*TicketID`` and shows
+    a leading space in some programs."""
+    head, blank, body = mail.as_bytes(policy=SMTP).partition(b"\r\n\r\n")
+    head = re.sub(rb"(?m)^Subject:\r\n ", b"Subject: ", head, count=1)
+    return head + blank + body
 
 
 def _references(parsed: ParsedMessage) -> list[str]:

@@ -126,11 +126,10 @@ def mail(config: Config, news: list[News]) -> None:
 
 def _send(connection: smtplib.SMTP, smtp: Smtp, alerts: Alerts, news: News) -> None:
     from email.message import EmailMessage
-    from email.policy import SMTP
     from email.utils import format_datetime, make_msgid, parseaddr
 
     from helpdesk_fetch.automail.outbox import ascii_domain
-    from helpdesk_fetch.automail.plan import MARKER
+    from helpdesk_fetch.automail.plan import MARKER, wire_bytes
 
     host = socket.gethostname()
     if news.streak is None:
@@ -138,8 +137,8 @@ def _send(connection: smtplib.SMTP, smtp: Smtp, alerts: Alerts, news: News) -> N
         body = (f"helpdesk-fetch on {host} cannot process the {account_named(news.account)}:"
                 "\n\n"
                 f"  {news.error}\n\n`fetch` says so once; while the account fails, every run "
-                "exits 1 and the log file and syslog\nrecord each failure. You will get a "
-                "mail when it recovers. `helpdesk-fetch status` shows\nits runs.\n")
+                "exits 1,\nand the log file and syslog record each failure. You will get a "
+                "mail\nwhen it recovers. `helpdesk-fetch status` shows its runs.\n")
     else:
         subject = f"helpdesk-fetch: {account_named(news.account)} recovered"
         body = f"helpdesk-fetch on {host}: {recovered_text(news)}.\n"
@@ -155,4 +154,4 @@ def _send(connection: smtplib.SMTP, smtp: Smtp, alerts: Alerts, news: News) -> N
     message[MARKER] = f"alert; account={news.account}"
     message.set_content(body)
     connection.sendmail(ascii_domain(sender), [ascii_domain(a) for a in alerts.to],
-                        message.as_bytes(policy=SMTP))
+                        wire_bytes(message))

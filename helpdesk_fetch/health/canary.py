@@ -208,10 +208,10 @@ def _send_one(connection: smtplib.SMTP, smtp: Smtp, account: Account, address: s
     """Record the canary, then send it: it may arrive before sendmail returns (an MTA piping
     into ``deliver``), and must be known by then. A send that fails takes the record back."""
     import secrets
-    from email.policy import SMTP
     from email.utils import parseaddr
 
     from helpdesk_fetch.automail.outbox import ascii_domain
+    from helpdesk_fetch.automail.plan import wire_bytes
 
     token = secrets.token_hex(8)
     signature = tagger.signature(KIND, f"{account.name}:{token}")
@@ -221,7 +221,7 @@ def _send_one(connection: smtplib.SMTP, smtp: Smtp, account: Account, address: s
                         message_id=mail["Message-ID"].strip("<>"), sent_at=utcnow())
     try:
         connection.sendmail(ascii_domain(parseaddr(smtp.from_address)[1]),
-                            [ascii_domain(address)], mail.as_bytes(policy=SMTP))
+                            [ascii_domain(address)], wire_bytes(mail))
     except BaseException:
         row.delete_instance()
         raise
