@@ -237,6 +237,7 @@ def test_hooks_retry_runs_given_up_events_again_once_the_command_works(tmp_path,
     assert still.exit_code == 1
     assert still.stdout == ("event 1 (ticket.created of ticket 1001): given up: 1 attempt "
                             "failed: exited with status 3: the chat server says no\n")
+    assert still.stderr == ""  # not also told to run the command it ran
     (tmp_path / "fail").unlink()
 
     fixed = run("hooks", "retry", "--all", config=config)

@@ -96,7 +96,7 @@ def retry(config: Config, ids: list[int] | None) -> list[Retried]:
             attempts[row.id] = _requeue(row, utcnow())
             results.append(Retried(row.id, "waiting"))
     if attempts:
-        runner.run_due(config)
+        runner.run_due(config, asked=True)
     return [_after(r, attempts[r.id], hooks.max_attempts) if r.id in attempts else r
             for r in results]
 

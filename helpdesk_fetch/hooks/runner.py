@@ -68,9 +68,11 @@ def pending() -> ModelSelect[HookEvent]:
                                     & HookEvent.failed_at.is_null())
 
 
-def run_due(config: Config, *, deadline: float | None = None) -> HookReport:
+def run_due(config: Config, *, deadline: float | None = None, asked: bool = False) -> HookReport:
     """Run every due event whose ticket has no earlier event waiting, oldest first; stop
-    starting new ones after *deadline* (``time.monotonic()``). Never raises for the command."""
+    starting new ones after *deadline* (``time.monotonic()``). Never raises for the command.
+    *asked*: by ``hooks retry``, which says itself what became of each event (an event given
+    up is then logged at info, not as the error that points to ``hooks retry``)."""
     report = HookReport()
     hooks = config.hooks
     if hooks is None:
@@ -83,7 +85,7 @@ def run_due(config: Config, *, deadline: float | None = None) -> HookReport:
             break
         if ticket_id in blocked or due_at > utcnow() or not _claim(event_id, due_at, hooks):
             report.waiting += 1
-        elif _attempt(config, hooks, event_id, report):
+        elif _attempt(config, hooks, event_id, report, asked=asked):
             continue
         if ticket_id is not None:  # an event of no ticket holds nothing up
             blocked.add(ticket_id)
@@ -101,7 +103,8 @@ def _claim(event_id: int, due_at: dt.datetime, hooks: Hooks) -> bool:
     return taken == 1
 
 
-def _attempt(config: Config, hooks: Hooks, event_id: int, report: HookReport) -> bool:
+def _attempt(config: Config, hooks: Hooks, event_id: int, report: HookReport, *,
+             asked: bool = False) -> bool:
     """Run the claimed event once and record the result; True when it was delivered."""
     row = HookEvent.get_by_id(event_id)
     stdin = json.dumps({"event": row.event, "id": row.id, **json.loads(row.payload)},
@@ -117,11 +120,12 @@ def _attempt(config: Config, hooks: Hooks, event_id: int, report: HookReport) ->
         report.delivered += 1
         log.info("hook: event %d (%s) delivered", row.id, row.event)
         return True
-    _failed(row, error, hooks, report)
+    _failed(row, error, hooks, report, asked=asked)
     return False
 
 
-def _failed(row: HookEvent, error: str, hooks: Hooks, report: HookReport) -> None:
+def _failed(row: HookEvent, error: str, hooks: Hooks, report: HookReport, *,
+            asked: bool = False) -> None:
     row.attempts += 1
     row.last_error = error
     report.failed += 1
@@ -130,12 +134,12 @@ def _failed(row: HookEvent, error: str, hooks: Hooks, report: HookReport) -> Non
         report.given_up += 1
         # An error: the event is lost to the command for good; every failed attempt before
         # was logged at info only (the trail), so that a command that is down for an hour does
-        # not fill the cron mail.
+        # not fill the cron mail. `hooks retry` says it itself.
         number = ticket_number(row) or "?"
-        log.error("hook: event %d (%s of ticket %s) given up after %d attempt%s: %s; once the "
-                  "command works, run it again: helpdesk-fetch hooks retry %d", row.id,
-                  row.event, number, row.attempts, "" if row.attempts == 1 else "s", error,
-                  row.id)
+        log.log(logging.INFO if asked else logging.ERROR,
+                "hook: event %d (%s of ticket %s) given up after %d attempt%s: %s; once the "
+                "command works, run it again: helpdesk-fetch hooks retry %d", row.id, row.event,
+                number, row.attempts, "" if row.attempts == 1 else "s", error, row.id)
     else:
         row.next_attempt_at = utcnow() + retry_delay(row.attempts)
         log.info("hook: event %d (%s) failed (attempt %d of %d), retried from %s: %s", row.id,
