@@ -183,10 +183,17 @@ def deliver_worked(state_dir: str | Path, target: str) -> None:
 DELIVER_FORGOTTEN_AFTER_HOURS = 2
 
 
+def deliver_target(*, resource: str | None, account: str | None) -> str:
+    """How ``deliver --resource NAME`` (``resource.NAME``) or ``--account NAME``
+    (``account.NAME``) is named in its failure records."""
+    return f"resource.{resource}" if resource is not None else f"account.{account}"
+
+
 def deliver_targets(resources: Iterable[str], accounts: Iterable[str]) -> set[str]:
-    """The targets of ``deliver`` that the accounts file defines: ``resource.NAME``,
-    ``account.NAME``."""
-    return {f"resource.{name}" for name in resources} | {f"account.{name}" for name in accounts}
+    """The targets of ``deliver`` that an accounts file with these resources and accounts
+    defines (``health.status.deliver_targets`` gives them of a Config)."""
+    return {deliver_target(resource=name, account=None) for name in resources} | {
+        deliver_target(resource=None, account=name) for name in accounts}
 
 
 def deliver_failing(state_dir: str | Path,

@@ -161,6 +161,7 @@ def test_unreachable_database_is_a_temporary_failure(tmp_path, write_config):
 
 @pytest.mark.parametrize("broken", [
     ["deliver"],  # neither --resource nor --account
+    ["deliver", "--resource", "it-support", "--account", "box"],  # both
     ["deliver", "--resource", "no-such-resource"],
     ["deliver", "--no-such-option"],
 ])
@@ -170,6 +171,8 @@ def test_usage_and_configuration_errors_keep_the_message_queued(write_config, br
     result = helpdesk_fetch(*broken, config=config, input=message("Keep me"))
 
     assert result.returncode == EX_TEMPFAIL, result.stderr
+    if "--account" in broken:
+        assert b"deliver needs --resource NAME or --account NAME, not both" in result.stderr
 
 
 def test_a_deliver_that_keeps_failing_is_news_to_check(tmp_path, write_config, run):

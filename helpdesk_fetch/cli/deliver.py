@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from helpdesk_fetch import state
 from helpdesk_fetch.cli import App, cli, complete_account, pass_app
 from helpdesk_fetch.cli.render import echo
 from helpdesk_fetch.errors import (
@@ -60,7 +61,8 @@ def deliver(app: App, ctx: click.Context, resource: str | None, account: str | N
     if (resource is None) == (account is None):
         echo("helpdesk-fetch: error: deliver needs --resource NAME or --account NAME"
              + (", not both" if resource is not None else ""), err=True)
-        _failed(app, "", "deliver was run without --resource NAME or --account NAME")
+        _failed(app, "", "deliver was run without --resource NAME or --account NAME, or with "
+                "both")
         ctx.exit(EXIT_TEMPFAIL)
     if sys.stdin.isatty():  # a person at a terminal, not an MTA: nothing would ever come
         echo("helpdesk-fetch: error: deliver reads one message on standard input, from an MTA "
@@ -74,7 +76,7 @@ def _deliver(app: App, raw: bytes, *, resource: str | None, account: str | None)
     """Every failure but "never ingestible" is temporary: the MTA keeps the message."""
     from helpdesk_fetch.errors import HelpdeskError
 
-    target = f"resource.{resource}" if resource is not None else f"account.{account}"
+    target = state.deliver_target(resource=resource, account=account)
     try:
         from helpdesk_fetch.ingest import deliver as core
 
@@ -102,7 +104,6 @@ def _failed(app: App, target: str, reason: str) -> None:
     """Tell ``check`` that mail for *target* waits in the MTA's queue (a typo in master.cf, a
     dead database would otherwise go unseen until the MTA bounces the mail days later); the
     MTA's log hears when even that cannot be written down."""
-    from helpdesk_fetch import state
     from helpdesk_fetch.secrets.redact import redact
 
     try:
@@ -118,7 +119,5 @@ def _failed(app: App, target: str, reason: str) -> None:
 
 
 def _worked(app: App, target: str) -> None:
-    from helpdesk_fetch import state
-
     with contextlib.suppress(Exception):
         state.deliver_worked(app.config().settings.state_dir, target)

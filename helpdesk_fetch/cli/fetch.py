@@ -139,12 +139,13 @@ def _print_summary(report) -> None:
             for a in report.accounts]
     table(["account", "outcome", "read", "new", "replies", "rejected", "dupes",
            *(["ignored"] if ignored else []), "errors", "time"], rows, title="fetch",
-          notes=[problem_of(a.account, a.error or _BUSY.get(a.outcome)) for a in report.accounts])
+          notes=[problem_of(a.account, a.error or (BUSY if a.outcome == "busy" else None))
+                 for a in report.accounts])
 
 
-# What the table says of an outcome that is no failure but needs a word (the log says it too)
-_BUSY = {"busy": "skipped: another run is processing this account (or ingest was switched off "
-                 "meanwhile); the next run reads it"}
+# What the table says of an account skipped as busy: no failure, but news (the log says it too)
+BUSY = ("skipped: another run is processing this account (or ingest was switched off "
+        "meanwhile); the next run reads it")
 
 
 class _Signals:

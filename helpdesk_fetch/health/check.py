@@ -40,7 +40,7 @@ from helpdesk_fetch.clock import isoformat, utcnow
 from helpdesk_fetch.config import Account, Config
 from helpdesk_fetch.enums import Direction, FailureState, RunOutcome
 from helpdesk_fetch.errors import account_named
-from helpdesk_fetch.health import alerts, canary
+from helpdesk_fetch.health import alerts, canary, status
 from helpdesk_fetch.store.failures import DELIVER_PREFIX
 from helpdesk_fetch.store.models import AccountRun, FailedMessage, HookEvent, Message, Outbox
 from helpdesk_fetch.store.peewee_adapter import tuples
@@ -145,8 +145,7 @@ def check(config: Config, *, max_age: int, now: dt.datetime | None = None) -> Re
                        for name, age in ages.items()]
     if reading:
         _accounts(ages, result, max_age=max_age)
-    if not config.accounts:
-        _no_accounts(config, result, now=now)
+    _no_accounts(config, result, now=now)
     _canaries(accounts, result, max_minutes=config.settings.canary_max_minutes, now=now,
               judge=reading)
     hour_ago = now - dt.timedelta(hours=1)
@@ -212,9 +211,8 @@ def _deliver_failing(config: Config, result: Result, *, max_age: int,
     and bounces it after its queue lifetime (days), so it is CRITICAL once it has lasted
     --max-age minutes (an MTA retries a deferred message within minutes: a passing failure
     clears itself); a record that cannot be read is CRITICAL too."""
-    known = state.deliver_targets([r.name for r in config.resources],
-                                  [a.name for a in config.accounts])
-    for failing in state.deliver_failing(config.settings.state_dir, known):
+    for failing in state.deliver_failing(config.settings.state_dir,
+                                         status.deliver_targets(config)):
         critical = True
         if since := failing.get("since"):
             began = dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)

@@ -77,6 +77,12 @@ def _longest_run(config: Config | None, name: str) -> float | None:
             + 2 * db.BUSY_SECONDS)
 
 
+def deliver_targets(config: Config) -> set[str]:
+    """The targets of ``deliver`` that *config* defines (``state.deliver_failing``'s known)."""
+    return state.deliver_targets([r.name for r in config.resources],
+                                 [a.name for a in config.accounts])
+
+
 def outbox() -> dict[str, Any]:
     """The auto-mail queue: how many wait, how many of those failed to send so far (and wait for
     a retry), the oldest waiting, and how many the server refused for good."""
@@ -168,6 +174,6 @@ def status(config: Config) -> dict[str, Any]:
         "ignored_days": config.settings.ignored_days,
         "bouncing_addresses": bouncing_addresses(config.settings.bounce_hold_days, utcnow()),
         "bounce_hold_days": config.settings.bounce_hold_days,
-        "deliver_failing": state.deliver_failing(config.settings.state_dir, state.deliver_targets(
-            [r.name for r in config.resources], [a.name for a in config.accounts])),
+        "deliver_failing": state.deliver_failing(config.settings.state_dir,
+                                                 deliver_targets(config)),
     }

@@ -87,8 +87,7 @@ def retry(config: Config, ids: list[int] | None) -> list[Retried]:
                          "hooks list --all`)")
     results: list[Retried] = []
     attempts: dict[int, int] = {}  # each event taken back: its attempts before the queue ran
-    for _, row in found:
-        assert row is not None, "every id was found"
+    for row in (row for _, row in found if row is not None):
         if row.delivered_at is not None:
             results.append(_result(row, "delivered_already",
                                    f"delivered {isoformat(row.delivered_at)}; not run again"))
